@@ -1,0 +1,1289 @@
+#!/usr/bin/env python3
+"""pyNetConnMon: watch an Internet (or network) connection and mail a report of every interruption.
+
+Every `interval` seconds it tries a TCP connect to each target at once; the network is UP while at
+least one target answers. Interruptions are logged, kept in a state file until a report about them
+has been accepted by the mail server (or a notify command), and sent with a backoff so that a bad
+line does not flood the inbox.
+
+Copyright (C) the pyNetConnMon authors. License: GNU GPL v3 or later (see LICENSE).
+Python 3.9+, standard library only. Mail goes through the pySendMail submodule.
+"""
+
+import argparse
+import errno
+import ipaddress
+import json
+import math
+import os
+import re
+import selectors
+import signal
+import socket
+import sys
+import threading
+import time
+from datetime import datetime
+
+# ---------------------------------------------------------------------------------------------
+# Version and defaults (the seed program's options keep their names, defaults and meaning)
+# ---------------------------------------------------------------------------------------------
+
+VERSION = "2.0.0"
+
+DEFAULT_ADDRESS = "8.8.8.8"
+DEFAULT_PORT = 53
+DEFAULT_INTERVAL = 2.0
+DEFAULT_TIMEOUT = 2.0
+DEFAULT_MIN_INTERRUPTION = 5.0
+DEFAULT_BACKOFF_MIN = 60.0
+DEFAULT_BACKOFF_MAX = 3600.0
+DEFAULT_BACKOFF_STEP = 300.0
+DEFAULT_HEARTBEAT = 60.0
+
+NOTIFY_COMMAND_TIMEOUT = 60.0
+REPORT_LIST_LIMIT = 100          # beyond this many interruptions a report lists the first and last half
+PYSENDMAIL_CONFIG = "sendMailConfig.json"
+PYSENDMAIL_KEYS = ("mail.from", "mail.to", "mail.smtp.server", "mail.smtp.port", "mail.smtp.user",
+                   "mail.smtp.password", "mail.smtp.tls", "mail.smtp.timeout")
+STATE_FORMAT = 1
+
+# ---------------------------------------------------------------------------------------------
+# Exceptions: library code raises these; only main() turns them into messages and exit codes
+# ---------------------------------------------------------------------------------------------
+
+
+class UsageError(Exception):
+    """Bad command-line input: exit status 2."""
+
+
+class MonitorError(Exception):
+    """The monitor cannot run (state file locked, unwritable, ...): exit status 1."""
+
+
+class DeliveryError(Exception):
+    """A report was not accepted; the message says why in one line."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure decision logic: no sockets, no clocks; every instant is handed in
+# ---------------------------------------------------------------------------------------------
+
+
+class RoundSchedule:
+    """Fixed-rate rounds on the monotonic clock.
+
+    A round that overruns lets the next one start at once, but the grid is kept: rounds missed
+    entirely are skipped, not made up in a burst.
+    """
+
+    def __init__(self, interval, first_round):
+        self.interval = interval
+        self.next_due = first_round
+
+    def seconds_until_due(self, now):
+        return max(0.0, self.next_due - now)
+
+    def round_started(self, now):
+        self.next_due += self.interval
+        missed = math.floor((now - self.next_due) / self.interval)
+        if missed >= 1:
+            self.next_due += missed * self.interval
+
+
+class Interruption:
+    """One stretch of downtime: wall-clock start for people, a monotonic-clock duration."""
+
+    __slots__ = ("id", "start", "end", "duration", "reason", "kind", "cut_short")
+
+    def __init__(self, id, start, end, duration, reason, kind="outage", cut_short=False):
+        self.id = id
+        self.start = start          # wall-clock epoch seconds of the first failed round
+        self.end = end              # wall-clock epoch seconds of the first good round
+        self.duration = duration    # seconds, from the monotonic clock
+        self.reason = reason
+        self.kind = kind            # "outage" or "gap" (the monitor itself was not running)
+        self.cut_short = cut_short  # the monitor stopped while the network was still down
+
+    def to_dict(self):
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(**{name: data[name] for name in cls.__slots__ if name in data})
+
+
+class OngoingOutage:
+    __slots__ = ("start_mono", "start_wall", "reason", "targets")
+
+    def __init__(self, start_mono, start_wall, reason, targets):
+        self.start_mono = start_mono
+        self.start_wall = start_wall
+        self.reason = reason
+        self.targets = targets
+
+
+class InterruptionTracker:
+    """Turns round results into DOWN and UP transitions.
+
+    An interruption starts at the first failed round and ends at the first successful one.
+    """
+
+    def __init__(self, min_interruption):
+        self.min_interruption = min_interruption
+        self.outage = None
+
+    @property
+    def is_down(self):
+        return self.outage is not None
+
+    def observe(self, network_up, mono, wall, reason=None, target_reasons=None):
+        """Returns ("down", OngoingOutage), ("up", (OngoingOutage, duration, ignored)) or None."""
+        if not network_up and self.outage is None:
+            self.outage = OngoingOutage(mono, wall, reason, dict(target_reasons or {}))
+            return ("down", self.outage)
+        if network_up and self.outage is not None:
+            outage, self.outage = self.outage, None
+            duration = max(0.0, mono - outage.start_mono)
+            return ("up", (outage, duration, duration < self.min_interruption))
+        return None
+
+
+class ReportBackoff:
+    """When may the next report go out? The seed program's rule, plus retries after a failure.
+
+    The first report goes out at once. After a successful report the wait is `minimum`, and each
+    further report adds `step`, never above `maximum`. Once `maximum` seconds pass without a report
+    the wait resets, so the next report again goes out at once. A failed delivery does not advance
+    the wait; it is retried `minimum` seconds later.
+    """
+
+    def __init__(self, minimum, maximum, step):
+        self.minimum = minimum
+        self.maximum = maximum
+        self.step = step
+        self.wait = None          # None: no recent report, the next one goes out at once
+        self.last_sent = None
+        self.last_failed = None
+
+    def _forget_if_quiet(self, now):
+        if self.wait is not None and now - self.last_sent >= self.maximum:
+            self.wait = None
+
+    def next_allowed(self, now):
+        """The earliest instant a report may go out, as seen at `now`."""
+        self._forget_if_quiet(now)
+        allowed = self.last_sent + self.wait if self.wait is not None else -math.inf
+        if self.last_failed is not None:
+            allowed = max(allowed, self.last_failed + self.minimum)
+        return allowed
+
+    def may_send(self, now):
+        return now >= self.next_allowed(now)
+
+    def record_success(self, now):
+        self._forget_if_quiet(now)
+        self.wait = self.minimum if self.wait is None else min(self.wait + self.step, self.maximum)
+        self.last_sent = now
+        self.last_failed = None
+
+    def record_failure(self, now):
+        self.last_failed = now
+
+    # The state file keeps instants as wall-clock time; the monotonic clock restarts at boot.
+    def to_dict(self, mono_now, wall_now):
+        def wall(instant):
+            return None if instant is None else wall_now - (mono_now - instant)
+        return {"wait": self.wait, "last_sent": wall(self.last_sent),
+                "last_failed": wall(self.last_failed)}
+
+    def restore(self, data, mono_now, wall_now):
+        def mono(instant):
+            # a clock that went backwards would put the instant in the future: clamp it to now
+            return None if instant is None else mono_now - max(0.0, wall_now - instant)
+        self.wait = data.get("wait")
+        self.last_sent = mono(data.get("last_sent"))
+        self.last_failed = mono(data.get("last_failed"))
+        if self.wait is not None and self.last_sent is None:
+            self.wait = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting for people
+# ---------------------------------------------------------------------------------------------
+
+
+def local_time(wall):
+    return datetime.fromtimestamp(wall).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso_time(wall):
+    return datetime.fromtimestamp(wall).astimezone().isoformat(timespec="milliseconds")
+
+
+def human_duration(seconds):
+    """3 min 12 s, 2 h 5 min 3 s, 4.2 s."""
+    if seconds < 60:
+        return "%.1f s" % seconds
+    whole = int(round(seconds))
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "min"), (secs, "s")]
+    shown = [("%d %s" % (value, unit)) for value, unit in parts if value]
+    return " ".join(shown)
+
+
+def plural(count, word):
+    return "%d %s%s" % (count, word, "" if count == 1 else "s")
+
+
+def describe_interruption(item):
+    reason = item.reason
+    if item.kind == "gap":
+        reason = "gap: the monitor was not running (no clean stop)"
+    elif item.cut_short:
+        reason += " (the monitor stopped while still down)"
+    return "%s  %s  %12s  %s" % (local_time(item.start), local_time(item.end),
+                                  human_duration(item.duration), reason)
+
+
+def format_report(interruptions, hostname, targets):
+    """Subject and body of one report about `interruptions` (all of them count in the totals)."""
+    total = sum(item.duration for item in interruptions)
+    subject = "pyNetConnMon on %s: %s, %s of downtime" % (
+        hostname, plural(len(interruptions), "interruption"), human_duration(total))
+    lines = [
+        "pyNetConnMon on %s saw %s (%s of downtime in total)." % (
+            hostname, plural(len(interruptions), "interruption"), human_duration(total)),
+        "",
+        "Host:    %s" % hostname,
+        "Targets: %s" % ", ".join(targets),
+        "",
+        "%-19s  %-19s  %12s  %s" % ("start", "end", "duration", "reason"),
+    ]
+    if len(interruptions) > REPORT_LIST_LIMIT:
+        half = REPORT_LIST_LIMIT // 2
+        left_out = len(interruptions) - 2 * half
+        lines += [describe_interruption(item) for item in interruptions[:half]]
+        lines.append("... %s left out here; the event log has all of them ..."
+                     % plural(left_out, "interruption"))
+        lines += [describe_interruption(item) for item in interruptions[-half:]]
+    else:
+        lines += [describe_interruption(item) for item in interruptions]
+    gaps = [item for item in interruptions if item.kind == "gap"]
+    lines += ["", "Total: %s, %s of downtime." % (plural(len(interruptions), "interruption"),
+                                                   human_duration(total))]
+    if gaps:
+        lines.append("Of these, %s (%s) were times the monitor itself was not running, e.g. a "
+                     "power cut: the connection may or may not have been up then."
+                     % (plural(len(gaps), "gap"), human_duration(sum(g.duration for g in gaps))))
+    return subject, "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets: parsing and validation
+# ---------------------------------------------------------------------------------------------
+
+_HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+
+
+class Target:
+    __slots__ = ("host", "port", "is_literal")
+
+    def __init__(self, host, port):
+        self.host = host
+        self.port = port
+        self.is_literal = _ip_literal(host) is not None
+
+    @property
+    def label(self):
+        return "[%s]:%d" % (self.host, self.port) if ":" in self.host else "%s:%d" % (self.host, self.port)
+
+
+def _ip_literal(host):
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def parse_port(text, option="-p/--port"):
+    try:
+        port = int(text)
+    except (TypeError, ValueError):
+        raise UsageError("%s: %r is not a port number (1-65535)" % (option, text))
+    if not 1 <= port <= 65535:
+        raise UsageError("%s: %d is outside 1-65535" % (option, port))
+    return port
+
+
+def _check_hostname(host, value):
+    if len(host.rstrip(".")) > 253:
+        raise UsageError("-a/--address: %r is longer than 253 characters" % value)
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    if not all(_HOSTNAME_LABEL.match(label) for label in labels):
+        raise UsageError("-a/--address: %r is not a valid host name or IP address" % value)
+
+
+def parse_target(value, default_port):
+    """HOST, HOST:PORT, [IPV6]:PORT, [IPV6] or a bare IPv6 address."""
+    if not value.strip():
+        raise UsageError("-a/--address: empty address")
+    if value.startswith("[") or value.endswith("]"):
+        match = re.match(r"^\[([^\[\]]+)\](?::([^:]*))?$", value)
+        if not match or not isinstance(_ip_literal(match.group(1)), ipaddress.IPv6Address):
+            raise UsageError("-a/--address: %r is not a valid [IPv6]:PORT" % value)
+        port = default_port if match.group(2) is None else parse_port(match.group(2), "-a/--address")
+        return Target(match.group(1), port)
+    if value.count(":") > 1:
+        if not isinstance(_ip_literal(value), ipaddress.IPv6Address):
+            raise UsageError("-a/--address: %r is not a valid IPv6 address" % value)
+        return Target(value, default_port)
+    host, _, port_text = value.partition(":")
+    port = parse_port(port_text, "-a/--address") if _ else default_port
+    if _ip_literal(host) is None:
+        _check_hostname(host, value)
+    return Target(host, port)
+
+
+# ---------------------------------------------------------------------------------------------
+# Probing: one round connects to every target at once (non-blocking sockets, one selector)
+# ---------------------------------------------------------------------------------------------
+
+_REASONS = {errno.ECONNREFUSED: "refused", errno.ETIMEDOUT: "timeout",
+            errno.ENETUNREACH: "unreachable", errno.EHOSTUNREACH: "unreachable"}
+MAX_ADDRESSES_PER_TARGET = 4
+
+
+def reason_for_errno(number):
+    return _REASONS.get(number) or errno.errorcode.get(number, "error %d" % number)
+
+
+class ProbeResult:
+    __slots__ = ("target", "up", "reason", "connect_time")
+
+    def __init__(self, target, up, reason=None, connect_time=None):
+        self.target = target
+        self.up = up
+        self.reason = reason
+        self.connect_time = connect_time
+
+
+def resolve_all(targets, deadline, clock=time.monotonic):
+    """Look up every host name (again, each round) in parallel, each at most until `deadline`.
+
+    Returns {target: [sockaddr tuples] or a failure reason string}. IP literals need no lookup.
+    """
+    results = {}
+    threads = []
+
+    def lookup(target):
+        try:
+            infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+            seen = []
+            for family, _, _, _, sockaddr in infos:
+                if (family, sockaddr) not in seen:
+                    seen.append((family, sockaddr))
+            results[target] = seen[:MAX_ADDRESSES_PER_TARGET] or "dns"
+        except (OSError, UnicodeError):
+            results[target] = "dns"
+
+    for target in targets:
+        if target.is_literal:
+            family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
+            results[target] = [(family, (target.host, target.port))]
+        else:
+            thread = threading.Thread(target=lookup, args=(target,), daemon=True)
+            thread.start()
+            threads.append(thread)
+    for thread in threads:
+        thread.join(max(0.0, deadline - clock()))
+    for target in targets:
+        results.setdefault(target, "dns")   # the lookup outlived the deadline
+    return results
+
+
+class Prober:
+    """Connects to all targets concurrently; a round lasts at most about `timeout`."""
+
+    def __init__(self, timeout, wake_fd=None, clock=time.monotonic):
+        self.timeout = timeout
+        self.wake_fd = wake_fd
+        self.clock = clock
+
+    def probe_round(self, targets, interrupted=lambda: False):
+        started = self.clock()
+        resolved = resolve_all(targets, started + self.timeout, self.clock)
+        results = {}
+        pending = {}            # socket -> (target, connect started)
+        selector = selectors.DefaultSelector()
+        try:
+            if self.wake_fd is not None:
+                selector.register(self.wake_fd, selectors.EVENT_READ, "wake")
+            for target in targets:
+                addresses = resolved[target]
+                if isinstance(addresses, str):
+                    results[target] = ProbeResult(target, False, addresses)
+                    continue
+                for family, sockaddr in addresses:
+                    self._start_connect(target, family, sockaddr, selector, pending, results)
+            deadline = self.clock() + self.timeout
+            while pending and not interrupted():
+                remaining = deadline - self.clock()
+                if remaining <= 0:
+                    break
+                for key, _ in selector.select(remaining):
+                    if key.data == "wake":
+                        _drain(self.wake_fd)
+                        continue
+                    sock = key.fileobj
+                    target, began = pending.pop(sock)
+                    selector.unregister(sock)
+                    error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    sock.close()
+                    self._record(results, target, error, self.clock() - began)
+        finally:
+            for sock in pending:
+                sock.close()
+            selector.close()
+        for target in targets:
+            results.setdefault(target, ProbeResult(target, False, "timeout"))
+        return [results[target] for target in targets]
+
+    def _start_connect(self, target, family, sockaddr, selector, pending, results):
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as error:
+            self._record(results, target, error.errno or errno.EIO, None)
+            return
+        try:
+            sock.setblocking(False)
+            began = self.clock()
+            error = sock.connect_ex(sockaddr)
+        except OSError as exc:       # e.g. an IPv6 scope that does not exist
+            sock.close()
+            self._record(results, target, exc.errno or errno.EINVAL, None)
+            return
+        if error in (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
+            selector.register(sock, selectors.EVENT_WRITE)
+            pending[sock] = (target, began)
+        else:
+            sock.close()
+            self._record(results, target, error, self.clock() - began)
+
+    @staticmethod
+    def _record(results, target, error, elapsed):
+        previous = results.get(target)
+        if previous is not None and previous.up:
+            return       # another address of this target already answered
+        if error == 0:
+            results[target] = ProbeResult(target, True, None, elapsed)
+        elif previous is None:
+            results[target] = ProbeResult(target, False, reason_for_errno(error))
+
+
+def _drain(fd):
+    try:
+        while os.read(fd, 512):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Delivery: pySendMail (the submodule) or a notify command
+# ---------------------------------------------------------------------------------------------
+
+
+def check_mail_setup(pysendmail_dir):
+    """Returns None when pySendMail can send, else a one-line problem that names the fix."""
+    if not os.path.isfile(os.path.join(pysendmail_dir, "sendMail.py")):
+        return ("the pySendMail submodule in %s is empty or missing: run "
+                "`git submodule update --init` in the program's folder" % pysendmail_dir)
+    config_path = os.path.join(pysendmail_dir, PYSENDMAIL_CONFIG)
+    if not os.path.isfile(config_path):
+        return ("%s does not exist: copy sendMailConfig.json.example to sendMailConfig.json there "
+                "and fill in your mail server" % config_path)
+    try:
+        with open(config_path, encoding="utf-8") as stream:
+            config = json.load(stream)
+    except (OSError, ValueError) as error:
+        return "%s cannot be read: %s" % (config_path, _one_line(error))
+    for key in PYSENDMAIL_KEYS:
+        node = config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            return "%s lacks the setting %s" % (config_path, key)
+    return None
+
+
+def config_permission_warning(pysendmail_dir):
+    config_path = os.path.join(pysendmail_dir, PYSENDMAIL_CONFIG)
+    try:
+        mode = os.stat(config_path).st_mode
+    except OSError:
+        return None
+    if mode & 0o077:
+        return ("%s is accessible by group or others (mode %04o) and holds your SMTP password: "
+                "run chmod 600 %s" % (config_path, mode & 0o7777, config_path))
+    return None
+
+
+def _one_line(error):
+    text = str(error).strip() or type(error).__name__
+    return " ".join(text.split())
+
+
+def describe_send_error(error):
+    code = getattr(error, "smtp_code", None)
+    if code is not None:
+        message = getattr(error, "smtp_error", b"")
+        if isinstance(message, bytes):
+            message = message.decode("utf-8", "replace")
+        return "SMTP server answered %s %s" % (code, " ".join(str(message).split()))
+    if isinstance(error, socket.timeout):
+        return "mail server timed out"
+    if isinstance(error, ConnectionRefusedError):
+        return "mail server refused the connection"
+    return "%s: %s" % (type(error).__name__, _one_line(error))
+
+
+class MailDeliverer:
+    """Sends through pySendMail's sendInternal(), which raises instead of swallowing errors."""
+
+    name = "mail"
+
+    def __init__(self, pysendmail_dir):
+        self.pysendmail_dir = pysendmail_dir
+        self._module = None
+
+    def problem(self):
+        return check_mail_setup(self.pysendmail_dir)
+
+    def _load(self):
+        if self._module is None:
+            import importlib.util
+            path = os.path.join(self.pysendmail_dir, "sendMail.py")
+            spec = importlib.util.spec_from_file_location("pySendMail_sendMail", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            self._module = module
+        return self._module
+
+    def deliver(self, subject, body):
+        problem = self.problem()      # the config is checked again at every attempt
+        if problem:
+            raise DeliveryError("mail is not set up: " + problem)
+        import contextlib
+        import io
+        captured = io.StringIO()      # pySendMail prints its errors; keep them off the console
+        try:
+            with contextlib.redirect_stdout(captured):
+                mail = self._load().pySendMail()
+                mail.subject = subject
+                mail.content = body
+                mail.sendInternal()
+        except SystemExit:
+            raise DeliveryError("pySendMail gave up: %s" % (_one_line(captured.getvalue()) or "exit"))
+        except Exception as error:  # noqa: BLE001 - any failure of the helper is a failed delivery
+            raise DeliveryError(describe_send_error(error))
+
+
+class CommandDeliverer:
+    """Pipes the report into a command (ntfy, Apprise, msmtp, ...); exit status 0 means delivered."""
+
+    name = "notify command"
+
+    def __init__(self, command, timeout=NOTIFY_COMMAND_TIMEOUT):
+        self.command = command
+        self.timeout = timeout
+
+    def problem(self):
+        return None
+
+    def deliver(self, subject, body):
+        import subprocess
+        env = dict(os.environ, PYNETCONNMON_SUBJECT=subject)
+        try:
+            process = subprocess.Popen(self.command, shell=True, env=env, stdin=subprocess.PIPE,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                       start_new_session=True)
+        except OSError as error:
+            raise DeliveryError("notify command could not start: %s" % _one_line(error))
+        try:
+            _, stderr = process.communicate(body.encode("utf-8"), timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            process.communicate()
+            raise DeliveryError("notify command ran longer than %g s" % self.timeout)
+        if process.returncode != 0:
+            last = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+            raise DeliveryError("notify command exited with status %d%s" % (
+                process.returncode, (": " + last[0]) if last[0] else ""))
+
+
+def _kill_group(process):
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except OSError:
+        process.kill()
+
+
+class DeliveryWorker:
+    """Runs one delivery at a time in a thread, so a slow mail server never stalls the rounds."""
+
+    def __init__(self, deliverer, on_done):
+        self.deliverer = deliverer
+        self.on_done = on_done           # called in the worker thread; must only hand over
+        self.busy = False
+        self.results = []
+        self._lock = threading.Lock()
+
+    def submit(self, ids, subject, body):
+        self.busy = True
+
+        def run():
+            try:
+                self.deliverer.deliver(subject, body)
+                outcome = None
+            except DeliveryError as error:
+                outcome = str(error)
+            except Exception as error:  # noqa: BLE001 - never let delivery kill the monitor
+                outcome = describe_send_error(error)
+            with self._lock:
+                self.results.append((ids, outcome))
+            self.on_done()
+
+        threading.Thread(target=run, name="delivery", daemon=True).start()
+
+    def take_results(self):
+        with self._lock:
+            results, self.results = self.results, []
+        if results:
+            self.busy = False
+        return results
+
+
+# ---------------------------------------------------------------------------------------------
+# The state file: pending interruptions, backoff and heartbeat survive restarts and power cuts
+# ---------------------------------------------------------------------------------------------
+
+
+def default_state_path():
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "pyNetConnMon", "state.json")
+
+
+class StateFile:
+    def __init__(self, path):
+        self.path = path
+        self._lock_stream = None
+
+    def lock(self):
+        """One state file, one monitor: hold an exclusive lock while running."""
+        import fcntl
+        directory = os.path.dirname(os.path.abspath(self.path))
+        try:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            stream = open(self.path + ".lock", "a")
+        except OSError as error:
+            raise MonitorError("cannot use state file %s: %s" % (self.path, _one_line(error)))
+        try:
+            fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            stream.close()
+            raise MonitorError("another pyNetConnMon is already running with state file %s; "
+                               "give this one its own --state-file" % self.path)
+        self._lock_stream = stream
+
+    def unlock(self):
+        if self._lock_stream is not None:
+            self._lock_stream.close()
+            self._lock_stream = None
+
+    def load(self):
+        """Returns (state dict or None, warning or None). A bad file is moved aside, never fatal."""
+        try:
+            with open(self.path, encoding="utf-8") as stream:
+                data = json.load(stream)
+            if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+                raise ValueError("not a pyNetConnMon state file of format %d" % STATE_FORMAT)
+            for item in data.get("pending", []):
+                Interruption.from_dict(item)
+            return data, None
+        except FileNotFoundError:
+            return None, None
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+            aside = "%s.corrupt-%s" % (self.path, datetime.now().strftime("%Y%m%d-%H%M%S"))
+            try:
+                os.replace(self.path, aside)
+                where = "moved it to %s" % aside
+            except OSError as move_error:
+                where = "could not move it aside (%s)" % _one_line(move_error)
+            return None, "state file %s was unreadable (%s); %s and started afresh" % (
+                self.path, _one_line(error), where)
+
+    def save(self, data):
+        """Atomically: a temporary file, fsync, rename, fsync of the folder."""
+        temporary = "%s.tmp-%d" % (self.path, os.getpid())
+        with open(temporary, "w", encoding="utf-8") as stream:
+            json.dump(data, stream, indent=1, sort_keys=True)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, self.path)
+        directory = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+# ---------------------------------------------------------------------------------------------
+# Event log (JSON Lines) and console
+# ---------------------------------------------------------------------------------------------
+
+
+class EventLog:
+    """One JSON object per line, appended and flushed per event. reopen() serves logrotate."""
+
+    def __init__(self, path):
+        self.path = path
+        self.stream = None
+        if path:
+            self.reopen()
+
+    def reopen(self):
+        if not self.path:
+            return
+        if self.stream is not None:
+            self.stream.close()
+        try:
+            self.stream = open(self.path, "a", encoding="utf-8")
+        except OSError as error:
+            raise MonitorError("cannot open event log %s: %s" % (self.path, _one_line(error)))
+
+    def write(self, event, wall, **fields):
+        if self.stream is None:
+            return
+        record = {"time": iso_time(wall), "event": event}
+        record.update(fields)
+        self.stream.write(json.dumps(record, sort_keys=False) + "\n")
+        self.stream.flush()
+
+    def close(self):
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+
+
+class Console:
+    """Timestamped lines, flushed at once so nohup, tmux and journald show them immediately."""
+
+    def __init__(self, quiet=False, out=None, err=None):
+        self.quiet = quiet
+        self.out = out or sys.stdout     # kept: redirect_stdout elsewhere must not swallow these
+        self.err = err or sys.stderr
+
+    def _write(self, stream, text, wall):
+        try:
+            stream.write("%s %s\n" % (local_time(wall if wall is not None else time.time()), text))
+            stream.flush()
+        except (OSError, ValueError):
+            pass     # a closed terminal must not stop the monitor
+
+    def info(self, text, wall=None):
+        if not self.quiet:
+            self._write(self.out, text, wall)
+
+    def warning(self, text, wall=None):
+        self._write(self.err, "WARNING " + text, wall)
+
+    def error(self, text, wall=None):
+        self._write(self.err, "ERROR " + text, wall)
+
+
+# ---------------------------------------------------------------------------------------------
+# Signals: a stop flag that also wakes any wait at once
+# ---------------------------------------------------------------------------------------------
+
+
+class Waker:
+    """A self-pipe: signals and the delivery thread write to it, waits and rounds select on it."""
+
+    def __init__(self):
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        os.set_blocking(self.write_fd, False)
+        self.stop_signal = None
+        self.reopen_requested = False
+        self._previous = {}
+
+    def install(self):
+        signal.set_wakeup_fd(self.write_fd)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._previous[signum] = signal.signal(signum, self._on_stop)
+        self._previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hangup)
+
+    def uninstall(self):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        signal.set_wakeup_fd(-1)
+
+    def _on_stop(self, signum, frame):
+        if self.stop_signal is None:
+            self.stop_signal = signal.Signals(signum).name
+
+    def _on_hangup(self, signum, frame):
+        self.reopen_requested = True
+
+    def wake(self):
+        try:
+            os.write(self.write_fd, b"\0")
+        except (BlockingIOError, OSError):
+            pass
+
+    def wait(self, seconds):
+        """Sleep up to `seconds`, returning early when woken."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.read_fd, selectors.EVENT_READ)
+            if selector.select(max(0.0, seconds)):
+                _drain(self.read_fd)
+
+    def close(self):
+        os.close(self.read_fd)
+        os.close(self.write_fd)
+
+
+# ---------------------------------------------------------------------------------------------
+# The monitor: rounds, transitions, reports, state
+# ---------------------------------------------------------------------------------------------
+
+
+class Monitor:
+    def __init__(self, settings, targets, console, event_log, state, deliverer, waker,
+                 prober=None, clock=time.monotonic, wall_clock=time.time, hostname=None):
+        self.settings = settings
+        self.targets = targets
+        self.console = console
+        self.log = event_log
+        self.state = state
+        self.deliverer = deliverer
+        self.waker = waker
+        self.prober = prober or Prober(settings.timeout, waker.read_fd, clock)
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.hostname = hostname or socket.gethostname()
+        self.tracker = InterruptionTracker(settings.min_interruption)
+        self.backoff = ReportBackoff(settings.backoff_min, settings.backoff_max, settings.backoff_step)
+        self.pending = []            # Interruption objects not yet in an accepted report
+        self.next_id = 1
+        self.worker = DeliveryWorker(deliverer, waker.wake) if deliverer else None
+        self.last_heartbeat = None
+        self.mail_problem_shown = False
+
+    # -- events ------------------------------------------------------------------------------
+    def _event(self, name, wall, **fields):
+        self.log.write(name, wall, **fields)
+
+    def _target_labels(self):
+        return [target.label for target in self.targets]
+
+    # -- state -------------------------------------------------------------------------------
+    def _save_state(self, clean_stop=False):
+        if self.state is None:
+            return
+        mono, wall = self.clock(), self.wall_clock()
+        outage = self.tracker.outage
+        data = {
+            "format": STATE_FORMAT,
+            "pending": [item.to_dict() for item in self.pending],
+            "next_id": self.next_id,
+            "backoff": self.backoff.to_dict(mono, wall),
+            "heartbeat": wall,
+            "clean_stop": clean_stop,
+            "down": None if outage is None else {
+                "start": outage.start_wall, "reason": outage.reason,
+                "duration": mono - outage.start_mono},
+        }
+        try:
+            self.state.save(data)
+            self.last_heartbeat = mono
+        except OSError as error:
+            self.console.error("cannot write state file %s: %s" % (self.state.path, _one_line(error)))
+
+    def _restore_state(self, data):
+        """Takes over what the previous run left: pending reports, backoff, and any gap."""
+        mono, wall = self.clock(), self.wall_clock()
+        self.pending = [Interruption.from_dict(item) for item in data.get("pending", [])]
+        self.next_id = max([data.get("next_id", 1)] + [item.id + 1 for item in self.pending])
+        self.backoff.restore(data.get("backoff") or {}, mono, wall)
+        if self.pending:
+            self.console.info("%s from the previous run still to report"
+                              % plural(len(self.pending), "interruption"), wall)
+        if data.get("clean_stop") or data.get("heartbeat") is None:
+            return
+        heartbeat = data["heartbeat"]
+        down = data.get("down")
+        if down:
+            # the network was down when the monitor last showed a sign of life
+            self._add_interruption(down["start"], heartbeat, max(0.0, heartbeat - down["start"]),
+                                   down.get("reason") or "down", cut_short=True)
+        duration = wall - heartbeat
+        if duration <= 0:
+            return       # the clock went backwards: no honest gap to report
+        ignored = duration < self.settings.min_interruption
+        self._event("gap", wall, start=iso_time(heartbeat), end=iso_time(wall),
+                    duration=round(duration, 3), ignored=ignored)
+        if ignored:
+            self.console.info("the previous run did not stop cleanly; gap of %s ignored"
+                              % human_duration(duration), wall)
+        else:
+            self.console.info("GAP: the previous run did not stop cleanly; the monitor was not "
+                              "running for %s since %s" % (human_duration(duration),
+                                                           local_time(heartbeat)), wall)
+            self._add_interruption(heartbeat, wall, duration, "monitor not running", kind="gap")
+
+    def _add_interruption(self, start, end, duration, reason, kind="outage", cut_short=False):
+        if self.deliverer is None:
+            return       # --no-mail: the event log is the only record, nothing waits for a report
+        self.pending.append(Interruption(self.next_id, start, end, duration, reason, kind, cut_short))
+        self.next_id += 1
+
+    # -- rounds ------------------------------------------------------------------------------
+    def _handle_round(self, results, mono, wall):
+        network_up = any(result.up for result in results)
+        target_reasons = {result.target.label: result.reason for result in results if not result.up}
+        first_reason = next((result.reason for result in results if not result.up), None)
+        transition = self.tracker.observe(network_up, mono, wall, first_reason, target_reasons)
+        if transition is None:
+            return
+        kind, detail = transition
+        if kind == "down":
+            self._event("down", wall, start=iso_time(wall), reason=first_reason,
+                        targets=target_reasons)
+            self.console.info("DOWN " + ", ".join("%s %s" % item for item in target_reasons.items()),
+                              wall)
+            self._save_state()
+            return
+        outage, duration, ignored = detail
+        self._event("up", wall, start=iso_time(outage.start_wall), end=iso_time(wall),
+                    duration=round(duration, 3), ignored=ignored)
+        if ignored:
+            self.console.info("UP after %s: shorter than %g s, ignored"
+                              % (human_duration(duration), self.settings.min_interruption), wall)
+        else:
+            self.console.info("UP after %s (down since %s, %s)" % (
+                human_duration(duration), local_time(outage.start_wall), outage.reason), wall)
+            self._add_interruption(outage.start_wall, wall, duration, outage.reason)
+        self._save_state()
+
+    # -- reports -----------------------------------------------------------------------------
+    def _maybe_send_report(self, mono):
+        if not self.pending or self.worker is None or self.worker.busy or self.tracker.is_down:
+            return
+        if not self.backoff.may_send(mono):
+            return
+        problem = self.deliverer.problem()
+        if problem:
+            # not set up (yet): keep the report, look again after a while without spamming
+            if not self.mail_problem_shown:
+                self.console.warning("report pending, but %s" % problem)
+                self.mail_problem_shown = True
+            self.backoff.record_failure(mono)
+            return
+        self.mail_problem_shown = False
+        batch = list(self.pending)
+        subject, body = format_report(batch, self.hostname, self._target_labels())
+        self.worker.submit([item.id for item in batch], subject, body)
+
+    def _collect_deliveries(self):
+        if self.worker is None:
+            return
+        for ids, failure in self.worker.take_results():
+            mono, wall = self.clock(), self.wall_clock()
+            if failure is None:
+                self.backoff.record_success(mono)
+                sent = set(ids)
+                self.pending = [item for item in self.pending if item.id not in sent]
+                wait = self.backoff.wait
+                self._event("mail_sent", wall, interruptions=len(ids), via=self.deliverer.name,
+                            next_wait=wait)
+                self.console.info("report sent (%s) by %s; next report no sooner than in %s"
+                                  % (plural(len(ids), "interruption"), self.deliverer.name,
+                                     human_duration(wait)), wall)
+            else:
+                self.backoff.record_failure(mono)
+                self._event("mail_failed", wall, interruptions=len(ids), via=self.deliverer.name,
+                            reason=failure, retry_in=self.settings.backoff_min)
+                self.console.warning("report not delivered: %s; retrying in %s"
+                                     % (failure, human_duration(self.settings.backoff_min)), wall)
+            self._save_state()
+
+    # -- the loop ----------------------------------------------------------------------------
+    def start(self):
+        wall = self.wall_clock()
+        settings = self.settings
+        self._event("start", wall, version=VERSION, targets=self._target_labels(),
+                    interval=settings.interval, timeout=settings.timeout,
+                    min_interruption=settings.min_interruption,
+                    backoff_min=settings.backoff_min, backoff_max=settings.backoff_max,
+                    backoff_step=settings.backoff_step, pid=os.getpid())
+        self.console.info("started pyNetConnMon %s (pid %d): watching %s every %g s, timeout %g s, "
+                          "interruptions under %g s ignored" % (
+                              VERSION, os.getpid(), ", ".join(self._target_labels()),
+                              settings.interval, settings.timeout, settings.min_interruption), wall)
+        if self.state is not None:
+            data, warning = self.state.load()
+            if warning:
+                self.console.warning(warning, wall)
+            if data:
+                self._restore_state(data)
+            self._save_state()
+
+    def run(self):
+        """Runs until SIGTERM or SIGINT; returns the name of the signal."""
+        self.start()
+        schedule = RoundSchedule(self.settings.interval, self.clock())
+        heartbeat_every = self.settings.heartbeat
+        while self.waker.stop_signal is None:
+            if self.waker.reopen_requested:
+                self.waker.reopen_requested = False
+                self.log.reopen()
+                self.console.info("event log reopened")
+            self._collect_deliveries()
+            now = self.clock()
+            wait = schedule.seconds_until_due(now)
+            if wait > 0:
+                if self.last_heartbeat is not None and self.state is not None:
+                    wait = min(wait, max(0.0, self.last_heartbeat + heartbeat_every - now))
+                    if wait == 0:
+                        self._save_state()
+                        continue
+                self.waker.wait(wait)
+                continue
+            schedule.round_started(now)
+            wall = self.wall_clock()
+            results = self.prober.probe_round(self.targets, lambda: self.waker.stop_signal is not None)
+            if self.waker.stop_signal is not None:
+                break
+            self._handle_round(results, now, wall)
+            self._maybe_send_report(self.clock())
+        return self.stop()
+
+    def stop(self):
+        mono, wall = self.clock(), self.wall_clock()
+        outage = self.tracker.outage
+        fields = {"signal": self.waker.stop_signal}
+        if outage is not None:
+            duration = mono - outage.start_mono
+            fields["down_since"] = iso_time(outage.start_wall)
+            if duration >= self.settings.min_interruption:
+                self._add_interruption(outage.start_wall, wall, duration, outage.reason,
+                                       cut_short=True)
+            self.tracker.outage = None
+        self._save_state(clean_stop=True)
+        self._event("stop", wall, **fields)
+        self.console.info("stopped (%s)%s" % (self.waker.stop_signal, (
+            "; %s still to report" % plural(len(self.pending), "interruption")) if self.pending else ""),
+            wall)
+        return self.waker.stop_signal
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def _finite(option, minimum, strict):
+    def convert(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("%r is not a number" % text)
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError("%r is not a finite number" % text)
+        if (strict and value <= minimum) or (not strict and value < minimum):
+            raise argparse.ArgumentTypeError("%g must be %s %g" % (value, ">" if strict else ">=", minimum))
+        return value
+    convert.__name__ = option
+    return convert
+
+
+def build_parser():
+    parser = _Parser(
+        prog="pyNetConnMon.py",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Monitor Internet or network connectivity and report interruptions via mail.\n\n"
+                    "All time-based arguments are specified in seconds.")
+    positive = _finite("seconds", 0.0, strict=True)
+    non_negative = _finite("seconds", 0.0, strict=False)
+    parser.add_argument("-a", "--address", action="append", metavar="ADDRESS",
+                        help="target to connect to: HOST, HOST:PORT, [IPV6]:PORT or IPV6; "
+                             "give several times for several targets (default: %s)" % DEFAULT_ADDRESS)
+    parser.add_argument("-p", "--port", default=str(DEFAULT_PORT),
+                        help="port for targets given without one (default: %d)" % DEFAULT_PORT)
+    parser.add_argument("-i", "--interval", type=positive, default=DEFAULT_INTERVAL,
+                        help="check interval (default: %.1f)" % DEFAULT_INTERVAL)
+    parser.add_argument("-t", "--timeout", type=positive, default=DEFAULT_TIMEOUT,
+                        help="connection timeout (default: %.1f)" % DEFAULT_TIMEOUT)
+    parser.add_argument("-m", "--min-interruption", type=non_negative, default=DEFAULT_MIN_INTERRUPTION,
+                        help="ignore interruptions shorter than this (default: %.1f)"
+                             % DEFAULT_MIN_INTERRUPTION)
+    parser.add_argument("-bmin", "--backoff-min", type=non_negative, default=DEFAULT_BACKOFF_MIN,
+                        help="minimum time between mail reports, and the retry time after a "
+                             "failed one (default: %.1f)" % DEFAULT_BACKOFF_MIN)
+    parser.add_argument("-bmax", "--backoff-max", type=non_negative, default=DEFAULT_BACKOFF_MAX,
+                        help="maximum time between mail reports; after this long without a report "
+                             "the backoff resets (default: %.1f)" % DEFAULT_BACKOFF_MAX)
+    parser.add_argument("-bstep", "--backoff-step", type=non_negative, default=DEFAULT_BACKOFF_STEP,
+                        help="backoff increment for each further report (default: %.1f)"
+                             % DEFAULT_BACKOFF_STEP)
+    parser.add_argument("--log-file", metavar="PATH",
+                        help="append every event to PATH as JSON Lines (SIGHUP reopens it)")
+    parser.add_argument("--state-file", metavar="PATH",
+                        help="pending reports, backoff and heartbeat (default: "
+                             "$XDG_STATE_HOME/pyNetConnMon/state.json or "
+                             "~/.local/state/pyNetConnMon/state.json)")
+    parser.add_argument("--heartbeat", type=positive, default=DEFAULT_HEARTBEAT, metavar="SECONDS",
+                        help="how often the state file records that the monitor is alive, which "
+                             "bounds how exactly a power cut is reported (default: %.1f)"
+                             % DEFAULT_HEARTBEAT)
+    parser.add_argument("--pysendmail", metavar="DIR",
+                        help="the pySendMail folder (default: pySendMail/ beside this script)")
+    parser.add_argument("--notify-command", metavar="CMD",
+                        help="deliver reports by running CMD (report on stdin, subject in "
+                             "$PYNETCONNMON_SUBJECT; exit status 0 means delivered) instead of mail")
+    parser.add_argument("--no-mail", action="store_true", help="do not send reports at all")
+    parser.add_argument("--test-mail", action="store_true",
+                        help="send one test report now; exit 0 if it was accepted, else 1")
+    parser.add_argument("--once", action="store_true",
+                        help="probe every target once, print the results; exit 0 if up, 1 if down")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="print only warnings and errors")
+    parser.add_argument("--version", action="version", version="pyNetConnMon " + VERSION)
+    return parser
+
+
+def parse_arguments(argv):
+    """Parses and checks everything before anything runs; raises UsageError."""
+    args = build_parser().parse_args(argv)
+    args.port = parse_port(args.port)
+    if args.backoff_max < args.backoff_min:
+        raise UsageError("-bmax/--backoff-max: %g is below -bmin/--backoff-min %g"
+                         % (args.backoff_max, args.backoff_min))
+    if args.no_mail and (args.test_mail or args.notify_command):
+        raise UsageError("--no-mail cannot be combined with --test-mail or --notify-command")
+    if args.notify_command is not None and not args.notify_command.strip():
+        raise UsageError("--notify-command: empty command")
+    args.targets = [parse_target(value, args.port) for value in (args.address or [DEFAULT_ADDRESS])]
+    if args.pysendmail is None:
+        args.pysendmail = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pySendMail")
+    args.state_file = args.state_file or default_state_path()
+    return args
+
+
+def make_deliverer(args):
+    if args.no_mail:
+        return None
+    if args.notify_command:
+        return CommandDeliverer(args.notify_command)
+    return MailDeliverer(args.pysendmail)
+
+
+def run_once(args, console_out):
+    results = Prober(args.timeout).probe_round(args.targets)
+    for result in results:
+        if result.up:
+            detail = "up %.1f ms" % (result.connect_time * 1000)
+        else:
+            detail = "down %s" % result.reason
+        console_out.write("%s %s\n" % (result.target.label, detail))
+    console_out.flush()
+    return 0 if any(result.up for result in results) else 1
+
+
+def run_test_mail(args, console):
+    deliverer = make_deliverer(args)
+    hostname = socket.gethostname()
+    subject = "pyNetConnMon on %s: test report" % hostname
+    body = ("This is a test report from pyNetConnMon %s on %s.\n"
+            "Reports about interruptions of %s will arrive the same way.\n"
+            % (VERSION, hostname, ", ".join(target.label for target in args.targets)))
+    try:
+        deliverer.deliver(subject, body)
+    except DeliveryError as error:
+        console.error("test report not delivered: %s" % error)
+        return 1
+    console.info("test report accepted by %s" % deliverer.name)
+    return 0
+
+
+def _raise_file_limit():
+    """Many targets need many sockets at once; use the hard limit that is already allowed."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def run_monitor(args, console):
+    deliverer = make_deliverer(args)
+    if deliverer is not None:
+        problem = deliverer.problem()
+        if problem:
+            console.warning("mail cannot work yet: %s. Monitoring anyway; reports wait until it "
+                            "works (or use --no-mail)." % problem)
+        if isinstance(deliverer, MailDeliverer):
+            warning = config_permission_warning(args.pysendmail)
+            if warning:
+                console.warning(warning)
+    if len(args.targets) > 200:
+        _raise_file_limit()
+    state = StateFile(args.state_file)
+    state.lock()
+    event_log = EventLog(args.log_file)
+    waker = Waker()
+    waker.install()
+    try:
+        monitor = Monitor(args, args.targets, console, event_log, state, deliverer, waker)
+        stop_signal = monitor.run()
+    finally:
+        waker.uninstall()
+        waker.close()
+        event_log.close()
+        state.unlock()
+    return 130 if stop_signal == "SIGINT" else 0
+
+
+def main(argv=None):
+    console = Console()
+    try:
+        args = parse_arguments(argv)
+        console.quiet = args.quiet
+        if args.once:
+            return run_once(args, sys.stdout)
+        if args.test_mail:
+            return run_test_mail(args, console)
+        return run_monitor(args, console)
+    except UsageError as error:
+        sys.stderr.write("pyNetConnMon.py: error: %s\n" % error)
+        return 2
+    except MonitorError as error:
+        console.error(str(error))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
