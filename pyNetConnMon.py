@@ -86,9 +86,8 @@ class RoundSchedule:
 
     def round_started(self, now):
         self.next_due += self.interval
-        missed = math.floor((now - self.next_due) / self.interval)
-        if missed >= 1:
-            self.next_due += missed * self.interval
+        if self.next_due <= now:
+            self.next_due += (math.floor((now - self.next_due) / self.interval) + 1) * self.interval
 
 
 class Interruption:
@@ -153,9 +152,10 @@ class ReportBackoff:
     """When may the next report go out? The seed program's rule, plus retries after a failure.
 
     The first report goes out at once. After a successful report the wait is `minimum`, and each
-    further report adds `step`, never above `maximum`. Once `maximum` seconds pass without a report
-    the wait resets, so the next report again goes out at once. A failed delivery does not advance
-    the wait; it is retried `minimum` seconds later.
+    further report adds `step`, never above `maximum`. Once more than `maximum` seconds pass with
+    no report and nothing to report (or the network down), the wait resets, so the next report
+    again goes out at once. A failed delivery does not advance the wait; it is retried `minimum`
+    seconds later.
     """
 
     def __init__(self, minimum, maximum, step):
@@ -166,23 +166,21 @@ class ReportBackoff:
         self.last_sent = None
         self.last_failed = None
 
-    def _forget_if_quiet(self, now):
-        if self.wait is not None and now - self.last_sent >= self.maximum:
+    def quiet(self, now):
+        """Nothing can be reported at `now`: after `maximum` such seconds, start afresh."""
+        if self.wait is not None and now - self.last_sent > self.maximum:
             self.wait = None
 
-    def next_allowed(self, now):
-        """The earliest instant a report may go out, as seen at `now`."""
-        self._forget_if_quiet(now)
+    def next_allowed(self):
         allowed = self.last_sent + self.wait if self.wait is not None else -math.inf
         if self.last_failed is not None:
             allowed = max(allowed, self.last_failed + self.minimum)
         return allowed
 
     def may_send(self, now):
-        return now >= self.next_allowed(now)
+        return now >= self.next_allowed()
 
     def record_success(self, now):
-        self._forget_if_quiet(now)
         self.wait = self.minimum if self.wait is None else min(self.wait + self.step, self.maximum)
         self.last_sent = now
         self.last_failed = None
@@ -206,6 +204,7 @@ class ReportBackoff:
         self.last_failed = mono(data.get("last_failed"))
         if self.wait is not None and self.last_sent is None:
             self.wait = None
+        self.quiet(mono_now)    # nothing was reported while the monitor was not running
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,7 +329,7 @@ def parse_target(value, default_port):
     """HOST, HOST:PORT, [IPV6]:PORT, [IPV6] or a bare IPv6 address."""
     if not value.strip():
         raise UsageError("-a/--address: empty address")
-    if value.startswith("[") or value.endswith("]"):
+    if "[" in value or "]" in value:
         match = re.match(r"^\[([^\[\]]+)\](?::([^:]*))?$", value)
         if not match or not isinstance(_ip_literal(match.group(1)), ipaddress.IPv6Address):
             raise UsageError("-a/--address: %r is not a valid [IPv6]:PORT" % value)
@@ -981,7 +980,10 @@ class Monitor:
 
     # -- reports -----------------------------------------------------------------------------
     def _maybe_send_report(self, mono):
-        if not self.pending or self.worker is None or self.worker.busy or self.tracker.is_down:
+        if not self.pending or self.tracker.is_down:
+            self.backoff.quiet(mono)
+            return
+        if self.worker is None or self.worker.busy:
             return
         if not self.backoff.may_send(mono):
             return

@@ -1,3 +1,26 @@
 """Shared fixtures: each concern keeps its fixtures in its own module, gathered here."""
-from smtp_lab import smtp_server, smtp_certificate, program_dir  # noqa: F401
-from netlab import netlab  # noqa: F401
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)   # tests import the program itself: `import pyNetConnMon`
+
+from smtp_lab import smtp_server, smtp_certificate, program_dir  # noqa: E402,F401
+from netlab import netlab  # noqa: E402,F401
+
+
+@pytest.fixture
+def utc():
+    """Local time is UTC for the test, so that formatted timestamps are exact."""
+    import time
+    previous = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    yield
+    if previous is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = previous
+    time.tzset()

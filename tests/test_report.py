@@ -1,0 +1,70 @@
+"""The report a person reads: subject, one line per interruption, gaps marked, totals."""
+import calendar
+
+from pyNetConnMon import Interruption, format_report, human_duration
+
+
+def at(text):
+    """Epoch seconds of a UTC 'YYYY-MM-DD HH:MM:SS' (tests run with TZ=UTC)."""
+    import time
+    return calendar.timegm(time.strptime(text, "%Y-%m-%d %H:%M:%S"))
+
+
+def test_human_durations():
+    assert human_duration(4.24) == "4.2 s"
+    assert human_duration(59.94) == "59.9 s"
+    assert human_duration(192) == "3 min 12 s"
+    assert human_duration(3600) == "1 h"
+    assert human_duration(7503) == "2 h 5 min 3 s"
+    assert human_duration(90061) == "1 d 1 h 1 min 1 s"
+
+
+def test_report_lists_each_interruption_with_gaps_marked(utc):
+    items = [
+        Interruption(1, at("2026-11-24 01:02:03") + 0.468, at("2026-11-24 01:05:15") + 0.5,
+                     192.03, "timeout"),
+        Interruption(2, at("2026-11-24 03:00:00"), at("2026-11-24 03:20:00"), 1200.0,
+                     "monitor not running", kind="gap"),
+        Interruption(3, at("2026-11-24 04:00:00"), at("2026-11-24 04:00:09"), 9.0, "refused",
+                     cut_short=True),
+    ]
+    subject, body = format_report(items, "pi", ["198.18.0.2:53", "[::1]:53"])
+    assert subject == "pyNetConnMon on pi: 3 interruptions, 23 min 21 s of downtime"
+    assert body == (
+        "pyNetConnMon on pi saw 3 interruptions (23 min 21 s of downtime in total).\n"
+        "\n"
+        "Host:    pi\n"
+        "Targets: 198.18.0.2:53, [::1]:53\n"
+        "\n"
+        "start                end                      duration  reason\n"
+        "2026-11-24 01:02:03  2026-11-24 01:05:15    3 min 12 s  timeout\n"
+        "2026-11-24 03:00:00  2026-11-24 03:20:00        20 min  gap: the monitor was not running "
+        "(no clean stop)\n"
+        "2026-11-24 04:00:00  2026-11-24 04:00:09         9.0 s  refused (the monitor stopped "
+        "while still down)\n"
+        "\n"
+        "Total: 3 interruptions, 23 min 21 s of downtime.\n"
+        "Of these, 1 gap (20 min) were times the monitor itself was not running, e.g. a power "
+        "cut: the connection may or may not have been up then.\n")
+
+
+def test_one_interruption_is_singular(utc):
+    items = [Interruption(1, at("2026-11-24 01:00:00"), at("2026-11-24 01:00:07"), 7.0, "dns")]
+    subject, body = format_report(items, "pi", ["router.lan:53"])
+    assert subject == "pyNetConnMon on pi: 1 interruption, 7.0 s of downtime"
+    assert "Total: 1 interruption, 7.0 s of downtime.\n" in body
+    assert "gap" not in body
+
+
+def test_beyond_100_interruptions_the_first_and_last_50_are_listed(utc):
+    start = at("2026-11-01 00:00:00")
+    items = [Interruption(n, start + 3600 * n, start + 3600 * n + 10, 10.0, "timeout")
+             for n in range(130)]
+    _, body = format_report(items, "pi", ["198.18.0.2:53"])
+    rows = [line for line in body.splitlines() if line.startswith("2026-")]
+    assert len(rows) == 100
+    assert rows[0].startswith("2026-11-01 00:00:00")
+    assert rows[49].startswith("2026-11-03 01:00:00")     # hour 49
+    assert rows[50].startswith("2026-11-04 08:00:00")     # hour 80 = 130 - 50
+    assert "... 30 interruptions left out here; the event log has all of them ...\n" in body
+    assert "Total: 130 interruptions, 21 min 40 s of downtime.\n" in body   # totals cover all
