@@ -1,0 +1,244 @@
+"""Run the program as a subprocess and watch what it does: output lines, event log, sockets.
+
+Generic on purpose: nothing here knows pyNetConnMon's options or output format. Every wait has a
+deadline and polls in small steps; every failure raises AssertionError showing what was seen.
+"""
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PROGRAM = REPO / 'pyNetConnMon.py'
+POLL = 0.05
+
+
+def child_env(env=None, state_home=None):
+    """os.environ + PYTHONUNBUFFERED=1 + `env` (a value of None removes the variable);
+    XDG_STATE_HOME points at `state_home` when one is given."""
+    out = dict(os.environ)
+    out['PYTHONUNBUFFERED'] = '1'
+    if state_home is not None:
+        out['XDG_STATE_HOME'] = os.fspath(state_home)
+    for key, value in (env or {}).items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = os.fspath(value)
+    return out
+
+
+class MonitorProcess:
+    """The program (or any Python script) as a child: [*prefix, python, -u, script, *args].
+
+    stdout and stderr are read by two threads into `lines` (arrival order, newline stripped) and
+    `stdout_lines` / `stderr_lines`. Used as a context manager it is always killed at exit.
+    `script` defaults to cwd/pyNetConnMon.py when cwd is given, else the repository's copy.
+    """
+
+    def __init__(self, args=(), cwd=None, env=None, prefix=None, script=None, state_home=None):
+        if script is None:
+            script = Path(cwd) / PROGRAM.name if cwd is not None else PROGRAM
+        self.argv = [*(prefix or []), sys.executable, '-u', os.fspath(script),
+                     *(os.fspath(a) for a in args)]
+        self.lines = []
+        self.stdout_lines = []
+        self.stderr_lines = []
+        self._cond = threading.Condition()
+        self.proc = subprocess.Popen(
+            self.argv, cwd=cwd, env=child_env(env, state_home),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, errors='replace', bufsize=1, start_new_session=True)
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout_lines),
+                             daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr_lines),
+                             daemon=True),
+        ]
+        for t in self._readers:
+            t.start()
+
+    def _read(self, stream, own):
+        for line in iter(stream.readline, ''):     # ends at EOF, when the child is gone
+            line = line.rstrip('\n')
+            with self._cond:
+                own.append(line)
+                self.lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    # -- looking ---------------------------------------------------------------------------
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    @property
+    def returncode(self):
+        return self.proc.poll()
+
+    def output(self):
+        with self._cond:
+            return '\n'.join(self.lines)
+
+    def _report(self, what):
+        return '%s\n--- command: %s\n--- exit: %s\n--- output (%d lines):\n%s' % (
+            what, ' '.join(self.argv), self.proc.poll(), len(self.lines), self.output())
+
+    def wait_for_line(self, regex, timeout=10.0, since=0):
+        """The re.Match of the first line (from index `since` of `lines`) that `regex` searches
+        successfully; AssertionError with all output if none within `timeout` s or the child
+        ended without one."""
+        pattern = re.compile(regex)
+        deadline = time.monotonic() + timeout
+        checked = since
+        with self._cond:
+            while True:
+                for i in range(checked, len(self.lines)):
+                    m = pattern.search(self.lines[i])
+                    if m:
+                        return m
+                checked = max(checked, len(self.lines))
+                left = deadline - time.monotonic()
+                done = not any(t.is_alive() for t in self._readers)
+                if left <= 0 or done:
+                    raise AssertionError(self._report('no line matching %r %s' % (
+                        regex, 'before the output ended' if done else 'within %s s' % timeout)))
+                self._cond.wait(min(left, 0.5))
+
+    # -- ending ----------------------------------------------------------------------------
+    def _finish(self, timeout=2.0):
+        for t in self._readers:
+            t.join(timeout)
+
+    def wait(self, timeout=10.0):
+        """Exit code once the child ended by itself; AssertionError (and kill) if it did not."""
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(self._report('still running after %s s (killed)' % timeout))
+        self._finish()
+        return code
+
+    def terminate(self, sig=signal.SIGTERM, timeout=5.0):
+        """Send `sig` and return the exit code (negative: died by a signal). A child that does
+        not end within `timeout` s is killed and AssertionError raised."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(self._report('did not end within %s s of signal %s (killed)'
+                                              % (timeout, signal.Signals(sig).name)))
+        self._finish()
+        return code
+
+    def kill(self):
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+        self._finish()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            with contextlib.suppress(OSError):
+                stream.close()
+        return False
+
+
+# -- event log (JSON Lines) -----------------------------------------------------------------
+def read_events(log_path):
+    """Events of a JSON Lines file as dicts; [] if it does not exist yet. A last line without its
+    newline is still being written and is skipped; a bad complete line raises ValueError."""
+    try:
+        text = Path(log_path).read_text(encoding='utf-8')
+    except FileNotFoundError:
+        return []
+    lines = text.split('\n')
+    lines.pop()     # '' after the final newline, or a partial line
+    events = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            events.append(json.loads(line))
+        except ValueError as e:
+            raise ValueError('%s line %d is not JSON (%s): %r' % (log_path, number, e, line))
+    return events
+
+
+def _matches(event, predicate):
+    if callable(predicate):
+        return predicate(event)
+    return all(event.get(k) == v for k, v in predicate.items())
+
+
+def wait_for_event(log_path, predicate, timeout=10.0):
+    """The first event for which predicate(event) is true (or, given a dict, whose items are all
+    in the event); AssertionError listing every event seen if none within `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        events = read_events(log_path)
+        for event in events:
+            if _matches(event, predicate):
+                return event
+        if time.monotonic() >= deadline:
+            raise AssertionError('no event matching %r within %s s in %s; %d events:\n%s' % (
+                predicate, timeout, log_path, len(events),
+                '\n'.join(json.dumps(e, sort_keys=True) for e in events)))
+        time.sleep(POLL)
+
+
+# -- sockets on loopback ---------------------------------------------------------------------
+@contextlib.contextmanager
+def listening_socket(host='127.0.0.1'):
+    """A TCP listener on host:0 that accepts and at once closes every connection (in a daemon
+    thread). Yields the port; closed and joined at exit."""
+    family = socket.AF_INET6 if ':' in host else socket.AF_INET
+    stop = threading.Event()
+    with socket.socket(family, socket.SOCK_STREAM) as listener:
+        listener.bind((host, 0))
+        listener.listen(64)
+        listener.settimeout(0.1)
+
+        def serve():
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                conn.close()
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        try:
+            yield listener.getsockname()[1]
+        finally:
+            stop.set()
+            thread.join(2.0)
+
+
+def closed_port(host='127.0.0.1'):
+    """A port on host that nothing listens on right now (bound to port 0, then closed)."""
+    family = socket.AF_INET6 if ':' in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]

@@ -1,0 +1,239 @@
+"""Mail lab for the tests: a real SMTP server (tests/smtp_server.py) in a subprocess, a self-signed
+certificate for it, and an app folder holding the program with the pySendMail stand-in and a
+config that points at the server.
+
+Fixtures (gathered by conftest.py): smtp_certificate, smtp_server, program_dir.
+"""
+import collections
+import email.policy
+import importlib.util
+import json
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from email.parser import BytesParser
+from pathlib import Path
+
+import pytest
+
+from harness import POLL, closed_port
+from smtp_server import PASSWORD, USER
+
+TESTS = Path(__file__).resolve().parent
+SERVER_SCRIPT = TESTS / 'smtp_server.py'
+STANDIN = TESTS / 'pysendmail_standin' / 'sendMail.py'
+PROGRAM = TESTS.parent / 'pyNetConnMon.py'
+MAIL_FROM = 'monitor@test.invalid'
+MAIL_TO = 'owner@test.invalid'
+
+
+# -- certificate -----------------------------------------------------------------------------
+def make_certificate(folder):
+    """A self-signed certificate and key (CN=localhost, 2 days) in folder; returns (cert, key)."""
+    folder = Path(folder)
+    cert, key = folder / 'cert.pem', folder / 'key.pem'
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+                    '-subj', '/CN=localhost', '-days', '2', '-keyout', str(key), '-out', str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+@pytest.fixture(scope='session')
+def smtp_certificate(tmp_path_factory):
+    """(cert, key) paths of one self-signed certificate for the whole run."""
+    return make_certificate(tmp_path_factory.mktemp('smtp-cert'))
+
+
+# -- server ------------------------------------------------------------------------------------
+class SmtpServer:
+    """tests/smtp_server.py as a subprocess, with its maildir and fail switch.
+
+    `prefix` (e.g. ['ip', 'netns', 'exec', 'pm-x']) is put before the command; `host` is where it
+    listens in that namespace. The port is picked once (free on 127.0.0.1 here) and kept across
+    stop()/start(). Its own files live in a fresh folder under `workdir`.
+    """
+
+    def __init__(self, workdir, cert, key, prefix=None, host='127.0.0.1', port=None):
+        self.dir = Path(tempfile.mkdtemp(prefix='smtp-', dir=workdir))
+        self.maildir = self.dir / 'maildir'
+        self.maildir.mkdir()
+        self.fail_file = self.dir / 'fail-451'
+        self.stderr_path = self.dir / 'server.stderr'
+        self.cert, self.key = cert, key
+        self.prefix = list(prefix or [])
+        self.host = host
+        self.port = port or closed_port()
+        self.proc = None
+
+    def __repr__(self):
+        return '<SmtpServer %s:%s %s>' % (self.host, self.port,
+                                          'running' if self.running else 'stopped')
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stderr(self):
+        try:
+            return self.stderr_path.read_text(errors='replace')
+        except FileNotFoundError:
+            return ''
+
+    def start(self, timeout=10.0):
+        """Launch the server and return once it printed READY; RuntimeError (server killed,
+        its stderr shown) if it did not within `timeout` s."""
+        assert not self.running, 'SMTP server already running'
+        argv = [*self.prefix, sys.executable, '-u', str(SERVER_SCRIPT),
+                '--host', self.host, '--port', str(self.port),
+                '--cert', str(self.cert), '--key', str(self.key),
+                '--maildir', str(self.maildir), '--fail-file', str(self.fail_file)]
+        with open(self.stderr_path, 'ab') as err:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=err, start_new_session=True)
+        got = b''
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            while b'\n' not in got:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                if sel.select(min(left, 0.5)):
+                    chunk = os.read(self.proc.stdout.fileno(), 4096)
+                    if not chunk:
+                        break       # the server ended
+                    got += chunk
+        if got.split(b'\n', 1)[0] != b'READY %d' % self.port:
+            self.stop()
+            raise RuntimeError('SMTP server did not get ready within %s s: stdout %r\n%s'
+                               % (timeout, got, self.stderr()))
+        return self
+
+    def stop(self, timeout=5.0):
+        """SIGTERM and wait (SIGKILL after `timeout` s). Safe to call when not running."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout)
+        proc.stdout.close()
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def fail_451(self, on=True):
+        """While on, every message is answered 451 4.3.0 and not stored."""
+        if on:
+            self.fail_file.touch()
+        else:
+            self.fail_file.unlink(missing_ok=True)
+
+    def message_files(self):
+        """Stored message files in arrival order."""
+        def order(path):
+            ns, seq = path.stem.split('-')
+            return int(ns), int(seq)
+        return sorted((p for p in self.maildir.glob('*.eml') if not p.name.startswith('.')),
+                      key=order)
+
+    def messages(self):
+        """Stored messages (email.message.EmailMessage) in arrival order."""
+        parser = BytesParser(policy=email.policy.default)
+        return [parser.parsebytes(p.read_bytes()) for p in self.message_files()]
+
+    def wait_for_messages(self, n, timeout=10.0):
+        """All stored messages once there are at least n; AssertionError showing what did
+        arrive if not within `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msgs = self.messages()
+            if len(msgs) >= n:
+                return msgs
+            if time.monotonic() >= deadline:
+                raise AssertionError('%d of %d messages arrived within %s s: %r\n%s' % (
+                    len(msgs), n, timeout, [m['Subject'] for m in msgs], self.stderr()))
+            time.sleep(POLL)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+@pytest.fixture
+def smtp_server(tmp_path, smtp_certificate):
+    """A running SmtpServer on 127.0.0.1; stopped at teardown."""
+    cert, key = smtp_certificate
+    server = SmtpServer(tmp_path, cert, key)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+# -- app folder --------------------------------------------------------------------------------
+ProgramDir = collections.namedtuple('ProgramDir', 'root script config')
+
+
+def mail_config(port, host='127.0.0.1', **smtp):
+    """A pySendMail config dict for the lab server; keyword arguments override mail.smtp keys."""
+    settings = dict(server=host, port=port, user=USER, password=PASSWORD, tls=False, timeout=5)
+    settings.update(smtp)
+    return {'mail': {'from': MAIL_FROM, 'to': MAIL_TO, 'smtp': settings}}
+
+
+def write_config(path, config):
+    """Write a config (dict, or raw text) with mode 0600."""
+    text = config if isinstance(config, str) else json.dumps(config, indent=4) + '\n'
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with open(fd, 'w', encoding='utf-8') as f:
+        f.write(text)
+    return Path(path)
+
+
+def make_program_dir(dest, smtp_port=None, with_pysendmail=True, with_config=True):
+    """An app folder: dest/pyNetConnMon.py (copied when the repository has it) and, unless told
+    otherwise, dest/pySendMail/sendMail.py (the stand-in, no __init__.py, like the submodule) and
+    dest/pySendMail/sendMailConfig.json (0600) pointing at 127.0.0.1:smtp_port (a closed port
+    when None). `config` is the config path even when the file was not written."""
+    root = Path(dest)
+    root.mkdir(parents=True, exist_ok=True)
+    script = root / PROGRAM.name
+    if PROGRAM.exists():
+        shutil.copyfile(PROGRAM, script)
+    config = root / 'pySendMail' / 'sendMailConfig.json'
+    if with_pysendmail:
+        config.parent.mkdir(exist_ok=True)
+        shutil.copyfile(STANDIN, config.parent / 'sendMail.py')
+        if with_config:
+            write_config(config, mail_config(smtp_port if smtp_port else closed_port()))
+    return ProgramDir(root, script, config)
+
+
+@pytest.fixture
+def program_dir(tmp_path, smtp_server):
+    """tmp_path/app set up to mail through the running smtp_server."""
+    return make_program_dir(tmp_path / 'app', smtp_port=smtp_server.port)
+
+
+def load_standin(root):
+    """Import root/pySendMail/sendMail.py by path (so it reads that folder's config)."""
+    path = Path(root) / 'pySendMail' / 'sendMail.py'
+    spec = importlib.util.spec_from_file_location('sendMail_%x' % id(path), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,0 +1,64 @@
+"""The subprocess and event-log helpers, driven by a tiny fake program."""
+import json
+import signal
+import socket
+import textwrap
+
+import pytest
+
+from harness import (MonitorProcess, closed_port, listening_socket, read_events,
+                     wait_for_event)
+
+FAKE = textwrap.dedent('''\
+    import os, signal, sys, threading
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    print("started", *sys.argv[1:])
+    print("state", os.environ.get("XDG_STATE_HOME"), os.environ.get("PYTHONUNBUFFERED"))
+    print("to stderr", file=sys.stderr)
+    stop.wait(30)
+    print("stopping")
+    sys.exit(3)
+    ''')
+
+
+@pytest.fixture
+def fake(tmp_path):
+    path = tmp_path / 'fake.py'
+    path.write_text(FAKE)
+    return path
+
+
+def test_lines_signal_and_exit_code(fake, tmp_path):
+    with MonitorProcess(['-a', 'x'], script=fake, state_home=tmp_path / 'state') as p:
+        assert p.wait_for_line(r'^started (.*)$', timeout=5).group(1) == '-a x'
+        p.wait_for_line('to stderr', timeout=5)
+        assert p.wait_for_line(r'^state (\S+) 1$', timeout=5).group(1) == str(tmp_path / 'state')
+        assert p.terminate(timeout=5) == 3
+        assert p.lines[-1] == 'stopping'
+        assert p.stderr_lines == ['to stderr']
+
+
+def test_wait_for_line_shows_output_on_failure(fake):
+    with MonitorProcess(script=fake) as p:
+        p.wait_for_line('started', timeout=5)
+        with pytest.raises(AssertionError, match='(?s)never.*started'):
+            p.wait_for_line('never', timeout=0.2)
+    assert p.returncode == -signal.SIGKILL
+
+
+def test_read_events_skips_partial_last_line(tmp_path):
+    log = tmp_path / 'events.jsonl'
+    assert read_events(log) == []
+    log.write_text(json.dumps({'event': 'down'}) + '\n' + '{"event": "u')
+    assert read_events(log) == [{'event': 'down'}]
+    assert wait_for_event(log, {'event': 'down'}, timeout=1) == {'event': 'down'}
+    with pytest.raises(AssertionError, match='1 events'):
+        wait_for_event(log, lambda e: e['event'] == 'up', timeout=0.2)
+
+
+def test_listening_socket_and_closed_port():
+    with listening_socket() as port:
+        socket.create_connection(('127.0.0.1', port), timeout=2).close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(('127.0.0.1', closed_port()), timeout=2)
