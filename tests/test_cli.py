@@ -1,0 +1,177 @@
+"""The command line as a user meets it: bad input refused up front, --once, signals."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness import PROGRAM, MonitorProcess, closed_port, listening_socket, read_events
+from names import private_names_prefix
+
+
+def run(*args, prefix=(), timeout=15):
+    return subprocess.run([*prefix, sys.executable, str(PROGRAM), *args], capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+# -- bad input: exit 2, one line naming the option and why, nothing started ----------------------
+
+BAD_INPUT = [
+    (["-p", "0"], "-p/--port: 0 is outside 1-65535"),
+    (["-p", "65536"], "-p/--port: 65536 is outside 1-65535"),
+    (["-p", "dns"], "-p/--port: 'dns' is not a port number (1-65535)"),
+    (["-i", "0"], "argument -i/--interval: 0 must be > 0"),
+    (["-i", "-1"], "argument -i/--interval: -1 must be > 0"),
+    (["-i", "inf"], "argument -i/--interval: 'inf' is not a finite number"),
+    (["-i", "soon"], "argument -i/--interval: 'soon' is not a number"),
+    (["-t", "0"], "argument -t/--timeout: 0 must be > 0"),
+    (["-t", "nan"], "argument -t/--timeout: 'nan' is not a finite number"),
+    (["-m", "-5"], "argument -m/--min-interruption: -5 must be >= 0"),
+    (["-bmin", "-1"], "argument -bmin/--backoff-min: -1 must be >= 0"),
+    (["-bstep", "nan"], "argument -bstep/--backoff-step: 'nan' is not a finite number"),
+    (["-bmin", "100", "-bmax", "50"], "-bmax/--backoff-max: 50 is below -bmin/--backoff-min 100"),
+    (["-a", ""], "-a/--address: empty address"),
+    (["-a", "[::1:53"], "-a/--address: '[::1:53' is not a valid [IPv6]:PORT"),
+    (["-a", "no_such..host"], "-a/--address: 'no_such..host' is not a valid host name or IP address"),
+    (["-a", "x" * 254], "-a/--address: '%s' is longer than 253 characters" % ("x" * 254)),
+    (["-a", "127.0.0.1:0"], "-a/--address: 0 is outside 1-65535"),
+    (["--heartbeat", "0"], "argument --heartbeat: 0 must be > 0"),
+    (["--no-mail", "--test-mail"], "--no-mail cannot be combined with --test-mail or --notify-command"),
+    (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_INPUT, ids=[" ".join(a)[:40] for a, _ in BAD_INPUT])
+def test_bad_input_is_refused_with_one_line_and_status_2(args, message):
+    result = run(*args, "--once")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == "pyNetConnMon.py: error: %s\n" % message
+
+
+def test_version():
+    result = run("--version")
+    assert (result.returncode, result.stdout) == (0, "pyNetConnMon 2.0.0\n")
+
+
+def test_help_lists_every_seed_option_with_its_default():
+    result = run("--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for needle in ["-a ADDRESS, --address ADDRESS", "(default: 8.8.8.8)", "-p PORT, --port PORT",
+                   "(default: 53)", "-i INTERVAL, --interval INTERVAL", "check interval (default: 2.0)",
+                   "-t TIMEOUT, --timeout TIMEOUT", "connection timeout (default: 2.0)",
+                   "-m MIN_INTERRUPTION, --min-interruption MIN_INTERRUPTION", "(default: 5.0)",
+                   "-bmin BACKOFF_MIN, --backoff-min BACKOFF_MIN", "(default: 60.0)",
+                   "-bmax BACKOFF_MAX, --backoff-max BACKOFF_MAX", "(default: 3600.0)",
+                   "-bstep BACKOFF_STEP, --backoff-step BACKOFF_STEP", "(default: 300.0)"]:
+        assert needle in text
+
+
+# -- --once: one line per target, exit 0 when the network is up ---------------------------------
+
+def test_once_up():
+    with listening_socket() as port:
+        result = run("-a", "127.0.0.1:%d" % port, "--once")
+    assert result.returncode == 0
+    assert result.stdout.startswith("127.0.0.1:%d up " % port)
+    assert result.stdout.endswith(" ms\n")
+
+
+def test_once_refused_is_down():
+    port = closed_port()
+    result = run("-a", "127.0.0.1:%d" % port, "--once")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1, "127.0.0.1:%d down refused\n" % port, "")
+
+
+def test_once_port_option_applies_to_targets_without_one():
+    port = closed_port()
+    result = run("-a", "127.0.0.1", "-a", "::1", "-p", str(port), "--once")
+    assert result.returncode == 1
+    assert result.stdout == "127.0.0.1:%d down refused\n[::1]:%d down refused\n" % (port, port)
+
+
+def test_once_one_target_down_one_up_is_up():
+    refused = closed_port()
+    with listening_socket() as port:
+        result = run("-a", "127.0.0.1:%d" % refused, "-a", "127.0.0.1:%d" % port, "--once")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == "127.0.0.1:%d down refused" % refused
+    assert lines[1].startswith("127.0.0.1:%d up " % port)
+
+
+def test_once_names_resolve_from_the_hosts_file_and_a_missing_name_is_dns(tmp_path):
+    prefix = private_names_prefix(tmp_path, {"target.test": "127.0.0.1"})
+    with listening_socket() as port:
+        result = run("-a", "target.test:%d" % port, "-a", "gone.test:%d" % port, "--once",
+                     prefix=prefix)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("target.test:%d up " % port)
+    assert lines[1] == "gone.test:%d down dns" % port
+
+
+def test_defaults_probe_8_8_8_8_port_53_and_fail_at_once_without_a_route():
+    """The default target, seen only from a network namespace with no route: nothing leaves."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("a private network namespace needs root and unshare (CI runs as root)")
+    started = time.monotonic()
+    result = run("--once", prefix=["unshare", "--net", "--"])
+    assert time.monotonic() - started < 5
+    assert (result.returncode, result.stdout) == (1, "8.8.8.8:53 down unreachable\n")
+
+
+def wait_until(condition, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met within %s s" % timeout
+        time.sleep(0.02)
+
+
+# -- the running monitor: signals end it promptly, with a last line and a stop event --------------
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_signal_stops_promptly_in_the_middle_of_a_long_interval(tmp_path, sig, status):
+    log = tmp_path / "events.jsonl"
+    with listening_socket() as port:
+        with MonitorProcess(["-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
+                             "--log-file", log, "--state-file", tmp_path / "state.json"]) as monitor:
+            monitor.wait_for_line(r"started pyNetConnMon 2\.0\.0")
+            wait_until(lambda: (tmp_path / "state.json").exists())   # written after the start
+            started = time.monotonic()
+            code = monitor.terminate(sig, timeout=5)
+            elapsed = time.monotonic() - started
+    assert code == status
+    assert elapsed < 1.0
+    assert monitor.stdout_lines[-1].endswith("stopped (%s)" % sig.name)
+    assert "Traceback" not in monitor.output()
+    events = read_events(log)
+    assert [e["event"] for e in events] == ["start", "stop"]
+    assert events[-1]["signal"] == sig.name
+
+
+def test_console_lines_are_timestamped_and_reach_a_pipe_at_once(tmp_path):
+    with listening_socket() as port:
+        with MonitorProcess(["-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
+                             "--state-file", tmp_path / "state.json"]) as monitor:
+            # not `python -u`'s doing alone: the program flushes each line itself
+            match = monitor.wait_for_line(
+                r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) started pyNetConnMon 2\.0\.0 \(pid \d+\): "
+                r"watching 127\.0\.0\.1:%d every 60 s, timeout 2 s, interruptions under 5 s "
+                r"ignored$" % port, timeout=5)
+            assert match
+            assert monitor.terminate() == 0
+
+
+def test_quiet_prints_only_warnings(tmp_path):
+    with listening_socket() as port:
+        with MonitorProcess(["-q", "-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
+                             "--state-file", tmp_path / "state.json"]) as monitor:
+            wait_until(lambda: (tmp_path / "state.json").exists())
+            assert monitor.terminate() == 0
+    assert monitor.lines == []
