@@ -1,0 +1,96 @@
+"""A tiny TCP target for the network lab: accept every connection and close it at once.
+
+    python3 listener.py HOST PORT [PORT ...] [--lifetime SECONDS]
+
+Listens on every PORT of the IPv4 address HOST, prints ``READY`` (flushed) once all of them
+listen, and exits on SIGTERM or SIGINT. As a safety net for a test run that dies without cleaning
+up, it also exits by itself after --lifetime seconds (default 900). Standard library only, one
+thread, one selector.
+"""
+import argparse
+import selectors
+import signal
+import socket
+import sys
+import time
+
+DEFAULT_LIFETIME = 900.0
+TICK = 0.5  # longest single select(): how late the lifetime deadline may be noticed
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description="Accept TCP connections and close them at once.")
+    parser.add_argument("host", help="IPv4 address to listen on")
+    parser.add_argument("ports", nargs="+", type=int, metavar="PORT", help="port(s) to listen on")
+    parser.add_argument("--lifetime", type=float, default=DEFAULT_LIFETIME,
+                        help="exit after this many seconds (default %(default)s)")
+    return parser.parse_args(argv)
+
+
+def open_listeners(host, ports):
+    listeners = []
+    try:
+        for port in ports:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listeners.append(sock)
+            # Closing first leaves TIME_WAIT on our side: a restarted listener must still bind.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(64)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in listeners:
+            sock.close()
+        raise
+    return listeners
+
+
+def accept_and_close(sock):
+    """Accept every pending connection on the non-blocking *sock* and close each at once."""
+    for _ in range(1000):  # bounded: the rest waits for the next select()
+        try:
+            conn, _addr = sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # e.g. ECONNABORTED: the client gave up already
+            return
+        conn.close()
+
+
+class Stop(Exception):
+    """Raised by the signal handler so that SIGTERM ends select() at once."""
+
+
+def _raise_stop(_signum, _frame):
+    raise Stop()
+
+
+def serve(listeners, lifetime):
+    deadline = time.monotonic() + lifetime
+    with selectors.DefaultSelector() as selector:
+        for sock in listeners:
+            selector.register(sock, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            for key, _events in selector.select(TICK):
+                accept_and_close(key.fileobj)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    listeners = []
+    try:
+        listeners = open_listeners(args.host, args.ports)
+        print("READY", flush=True)
+        serve(listeners, args.lifetime)
+    except Stop:
+        pass
+    finally:
+        for sock in listeners:
+            sock.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
