@@ -410,16 +410,21 @@ class Prober:
         self.timeout = timeout
         self.wake_fd = wake_fd
         self.clock = clock
+        # one selector for the whole run: a new epoll per round would cost CPU on a small Pi
+        self.selector = selectors.DefaultSelector()
+        if wake_fd is not None:
+            self.selector.register(wake_fd, selectors.EVENT_READ, "wake")
+
+    def close(self):
+        self.selector.close()
 
     def probe_round(self, targets, interrupted=lambda: False):
         started = self.clock()
         resolved = resolve_all(targets, started + self.timeout, self.clock)
         results = {}
         pending = {}            # socket -> (target, connect started)
-        selector = selectors.DefaultSelector()
+        selector = self.selector
         try:
-            if self.wake_fd is not None:
-                selector.register(self.wake_fd, selectors.EVENT_READ, "wake")
             for target in targets:
                 addresses = resolved[target]
                 if isinstance(addresses, str):
@@ -444,8 +449,8 @@ class Prober:
                     self._record(results, target, error, self.clock() - began)
         finally:
             for sock in pending:
+                selector.unregister(sock)
                 sock.close()
-            selector.close()
         for target in targets:
             results.setdefault(target, ProbeResult(target, False, "timeout"))
         return [results[target] for target in targets]
@@ -818,6 +823,8 @@ class Waker:
         self.stop_signal = None
         self.reopen_requested = False
         self._previous = {}
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self.read_fd, selectors.EVENT_READ)
 
     def install(self):
         signal.set_wakeup_fd(self.write_fd)
@@ -845,12 +852,11 @@ class Waker:
 
     def wait(self, seconds):
         """Sleep up to `seconds`, returning early when woken."""
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.read_fd, selectors.EVENT_READ)
-            if selector.select(max(0.0, seconds)):
-                _drain(self.read_fd)
+        if self._selector.select(max(0.0, seconds)):
+            _drain(self.read_fd)
 
     def close(self):
+        self._selector.close()
         os.close(self.read_fd)
         os.close(self.write_fd)
 
@@ -1085,6 +1091,7 @@ class Monitor:
                 self._add_interruption(outage.start_wall, wall, duration, outage.reason,
                                        cut_short=True)
             self.tracker.outage = None
+        self.prober.close()
         self._save_state(clean_stop=True)
         self._event("stop", wall, **fields)
         self.console.info("stopped (%s)%s" % (self.waker.stop_signal, (
@@ -1200,7 +1207,9 @@ def make_deliverer(args):
 
 
 def run_once(args, console_out):
-    results = Prober(args.timeout).probe_round(args.targets)
+    prober = Prober(args.timeout)
+    results = prober.probe_round(args.targets)
+    prober.close()
     for result in results:
         if result.up:
             detail = "up %.1f ms" % (result.connect_time * 1000)
