@@ -912,9 +912,9 @@ class Monitor:
                 "start": outage.start_wall, "reason": outage.reason,
                 "duration": mono - outage.start_mono},
         }
+        self.last_heartbeat = mono      # also after a failure: try again at the next heartbeat
         try:
             self.state.save(data)
-            self.last_heartbeat = mono
         except OSError as error:
             self.console.error("cannot write state file %s: %s" % (self.state.path, _one_line(error)))
 
@@ -931,7 +931,7 @@ class Monitor:
             return
         heartbeat = data["heartbeat"]
         down = data.get("down")
-        if down:
+        if down and heartbeat - down["start"] >= self.settings.min_interruption:
             # the network was down when the monitor last showed a sign of life
             self._add_interruption(down["start"], heartbeat, max(0.0, heartbeat - down["start"]),
                                    down.get("reason") or "down", cut_short=True)
@@ -1062,13 +1062,12 @@ class Monitor:
                 self.console.info("event log reopened")
             self._collect_deliveries()
             now = self.clock()
-            wait = schedule.seconds_until_due(now)
+            heartbeat_due = self.last_heartbeat + heartbeat_every if self.state is not None else math.inf
+            if now >= heartbeat_due:
+                self._save_state()
+                continue
+            wait = min(schedule.seconds_until_due(now), heartbeat_due - now)
             if wait > 0:
-                if self.last_heartbeat is not None and self.state is not None:
-                    wait = min(wait, max(0.0, self.last_heartbeat + heartbeat_every - now))
-                    if wait == 0:
-                        self._save_state()
-                        continue
                 self.waker.wait(wait)
                 continue
             schedule.round_started(now)
@@ -1080,7 +1079,15 @@ class Monitor:
             self._maybe_send_report(self.clock())
         return self.stop()
 
+    def _wait_for_delivery_in_flight(self, limit=0.5):
+        """A report the server accepted just now must not stay pending and go out twice."""
+        deadline = self.clock() + limit
+        while self.worker is not None and self.worker.busy and self.clock() < deadline:
+            self.waker.wait(0.05)
+            self._collect_deliveries()
+
     def stop(self):
+        self._wait_for_delivery_in_flight()
         mono, wall = self.clock(), self.wall_clock()
         outage = self.tracker.outage
         fields = {"signal": self.waker.stop_signal}
@@ -1248,6 +1255,8 @@ def _raise_file_limit():
 
 
 def run_monitor(args, console):
+    state = StateFile(args.state_file)
+    state.lock()       # first: a refused second copy should say only that
     deliverer = make_deliverer(args)
     if deliverer is not None:
         problem = deliverer.problem()
@@ -1260,8 +1269,6 @@ def run_monitor(args, console):
                 console.warning(warning)
     if len(args.targets) > 200:
         _raise_file_limit()
-    state = StateFile(args.state_file)
-    state.lock()
     event_log = EventLog(args.log_file)
     waker = Waker()
     waker.install()
