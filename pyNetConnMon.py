@@ -603,9 +603,16 @@ class CommandDeliverer:
     def __init__(self, command, timeout=NOTIFY_COMMAND_TIMEOUT):
         self.command = command
         self.timeout = timeout
+        self.process = None          # the command while it runs, for cancel()
 
     def problem(self):
         return None
+
+    def cancel(self):
+        """Kills a running command (at a stop), so it cannot deliver after its report was kept."""
+        process = self.process
+        if process is not None:
+            _kill_group(process)
 
     def deliver(self, subject, body):
         import subprocess
@@ -616,12 +623,15 @@ class CommandDeliverer:
                                        start_new_session=True)
         except OSError as error:
             raise DeliveryError("notify command could not start: %s" % _one_line(error))
+        self.process = process
         try:
             _, stderr = process.communicate(body.encode("utf-8"), timeout=self.timeout)
         except subprocess.TimeoutExpired:
             _kill_group(process)
             process.communicate()
             raise DeliveryError("notify command ran longer than %g s" % self.timeout)
+        finally:
+            self.process = None
         if process.returncode != 0:
             last = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
             raise DeliveryError("notify command exited with status %d%s" % (
@@ -635,12 +645,17 @@ def _kill_group(process):
         process.kill()
 
 
+def _spawn_daemon_thread(function):
+    threading.Thread(target=function, name="delivery", daemon=True).start()
+
+
 class DeliveryWorker:
     """Runs one delivery at a time in a thread, so a slow mail server never stalls the rounds."""
 
-    def __init__(self, deliverer, on_done):
+    def __init__(self, deliverer, on_done, spawn=None):
         self.deliverer = deliverer
         self.on_done = on_done           # called in the worker thread; must only hand over
+        self.spawn = spawn or _spawn_daemon_thread     # tests run deliveries in line
         self.busy = False
         self.results = []
         self._lock = threading.Lock()
@@ -660,7 +675,7 @@ class DeliveryWorker:
                 self.results.append((ids, outcome))
             self.on_done()
 
-        threading.Thread(target=run, name="delivery", daemon=True).start()
+        self.spawn(run)
 
     def take_results(self):
         with self._lock:
@@ -868,7 +883,8 @@ class Waker:
 
 class Monitor:
     def __init__(self, settings, targets, console, event_log, state, deliverer, waker,
-                 prober=None, clock=time.monotonic, wall_clock=time.time, hostname=None):
+                 prober=None, clock=time.monotonic, wall_clock=time.time, hostname=None,
+                 spawn=None):
         self.settings = settings
         self.targets = targets
         self.console = console
@@ -884,7 +900,7 @@ class Monitor:
         self.backoff = ReportBackoff(settings.backoff_min, settings.backoff_max, settings.backoff_step)
         self.pending = []            # Interruption objects not yet in an accepted report
         self.next_id = 1
-        self.worker = DeliveryWorker(deliverer, waker.wake) if deliverer else None
+        self.worker = DeliveryWorker(deliverer, waker.wake, spawn) if deliverer else None
         self.last_heartbeat = None
         self.mail_problem_shown = False
 
@@ -1082,7 +1098,15 @@ class Monitor:
     def _wait_for_delivery_in_flight(self, limit=0.5):
         """A report the server accepted just now must not stay pending and go out twice."""
         deadline = self.clock() + limit
-        while self.worker is not None and self.worker.busy and self.clock() < deadline:
+        cancel = getattr(self.deliverer, "cancel", None)
+        while self.worker is not None and self.worker.busy:
+            if self.clock() >= deadline:
+                if cancel is None:
+                    break
+                # a notify command runs in its own session and would still deliver after the
+                # stop, behind the state file's back: kill it, so its report stays pending
+                cancel()
+                cancel, deadline = None, self.clock() + limit
             self.waker.wait(0.05)
             self._collect_deliveries()
 
