@@ -1645,6 +1645,17 @@ def build_parser():
                         help="probe every target once, print the results; exit 0 if up, 1 if down")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="print only warnings and errors")
+    summary = parser.add_argument_group(
+        "availability summary", "Reads the event log back; needs no network.\n"
+        "DATE is local time: YYYY-MM-DD or 'YYYY-MM-DD HH:MM[:SS]'.")
+    summary.add_argument("--summary", action="store_true",
+                         help="print the availability of the event log given by --log-file: "
+                              "overall, then one row per day with a bar of its 24 hours; then exit")
+    summary.add_argument("--since", metavar="DATE",
+                         help="summarize from DATE on; a bare date means 00:00 of that day")
+    summary.add_argument("--until", metavar="DATE",
+                         help="summarize up to DATE; a bare date includes all of that day, so "
+                              "--since 2026-11-24 --until 2026-11-24 is that one day")
     parser.add_argument("--version", action="version", version="pyNetConnMon " + VERSION)
     return parser
 
@@ -1661,6 +1672,19 @@ def parse_arguments(argv):
     if args.notify_command is not None and not args.notify_command.strip():
         raise UsageError("--notify-command: empty command")
     args.targets = [parse_target(value, args.port) for value in (args.address or [DEFAULT_ADDRESS])]
+    if args.summary:
+        if not args.log_file:
+            raise UsageError("--summary needs --log-file PATH, the event log to read")
+        if args.once or args.test_mail:
+            raise UsageError("--summary cannot be combined with --once or --test-mail")
+    elif args.since is not None or args.until is not None:
+        raise UsageError("--since and --until only go with --summary")
+    if args.since is not None:
+        args.since = parse_summary_date(args.since, "--since")
+    if args.until is not None:
+        args.until = parse_summary_date(args.until, "--until", end_of_day=True)
+    if args.since is not None and args.until is not None and args.since >= args.until:
+        raise UsageError("--since must be before --until")
     if args.pysendmail is None:
         args.pysendmail = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pySendMail")
     args.state_file = args.state_file or default_state_path()
@@ -1748,6 +1772,8 @@ def main(argv=None):
     try:
         args = parse_arguments(argv)
         console.quiet = args.quiet
+        if args.summary:
+            return run_summary(args, sys.stdout, console)
         if args.once:
             return run_once(args, sys.stdout)
         if args.test_mail:
