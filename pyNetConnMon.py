@@ -1137,9 +1137,14 @@ def parse_summary_date(text, option, end_of_day=False):
 
 
 def _number(value, default=None):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    """A finite float from a JSON number, else `default`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return default
-    return float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        return default
+    return value if math.isfinite(value) else default
 
 
 def _hour_pieces(start, end):
@@ -1390,8 +1395,10 @@ def summarize_events(events, since=None, until=None):
                 began = parse_log_time(began_text)
             if began is None:
                 began = down_since
+            if began is None and run_start is not None:
+                began = max(run_start, moment - max(0.0, _number(event.get("duration"), 0.0)))
             if began is None:
-                began = moment - _number(event.get("duration"), 0.0)
+                began = moment
             began = min(began, moment)
         if run_start is None:         # a log that begins while the monitor runs (rotated)
             run_start = last_seen = began
