@@ -1132,6 +1132,491 @@ class Monitor:
 
 
 # ---------------------------------------------------------------------------------------------
+# Availability summary (--summary): reads the event log back; pure apart from run_summary()
+# ---------------------------------------------------------------------------------------------
+
+SUMMARY_EVENTS = frozenset(("start", "stop", "down", "up", "gap"))
+SUMMARY_QUIET_EVENTS = frozenset(("mail_sent", "mail_failed"))   # known; no effect on availability
+HOUR_SHADES = "\u00b7\u2591\u2592\u2593\u2588"   # ·░▒▓█: no downtime, down <25 %, <50 %, <75 %, more
+HOUR_SHADES_ASCII = ".-+*#"                      # the same, for a terminal without those characters
+_SUMMARY_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?$")
+
+
+def parse_log_time(value):
+    """Epoch seconds of an ISO 8601 time from the event log (without an offset: local time).
+
+    Returns None for anything else, so one bad field never stops a summary.
+    """
+    if not isinstance(value, str):
+        return None
+    if value[-1:] in ("Z", "z"):
+        value = value[:-1] + "+00:00"     # fromisoformat() learnt "Z" only in Python 3.11
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def parse_summary_date(text, option, end_of_day=False):
+    """--since/--until: YYYY-MM-DD or YYYY-MM-DD HH:MM[:SS], local time, as epoch seconds.
+
+    With `end_of_day`, a bare date means the end of that day (the next midnight), so that
+    --until 2026-11-24 includes all of the 24th.
+    """
+    match = _SUMMARY_DATE.match(text.strip())
+    if not match:
+        raise UsageError("%s: %r is not a date: use YYYY-MM-DD or 'YYYY-MM-DD HH:MM[:SS]' "
+                         "(local time)" % (option, text))
+    try:
+        moment = datetime(*[int(part) for part in match.groups() if part is not None])
+        if end_of_day and match.group(4) is None:
+            moment = datetime.fromordinal(moment.toordinal() + 1)
+        return moment.timestamp()
+    except (ValueError, OverflowError, OSError) as error:
+        raise UsageError("%s: %r is not a valid date (%s)" % (option, text, _one_line(error)))
+
+
+def _number(value, default=None):
+    """A finite float from a JSON number, else `default`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return default
+    try:
+        value = float(value)
+    except OverflowError:
+        return default
+    return value if math.isfinite(value) else default
+
+
+def _hour_pieces(start, end):
+    """Cuts [start, end) at local hour boundaries: yields ((year, month, day), hour, seconds)."""
+    moment = start
+    while moment < end:
+        local = time.localtime(moment)
+        # whole seconds: the boundary is exact and always later than `moment`
+        boundary = math.floor(moment) - local.tm_min * 60 - local.tm_sec + 3600
+        piece_end = min(end, boundary)
+        yield (local.tm_year, local.tm_mon, local.tm_mday), local.tm_hour, piece_end - moment
+        moment = piece_end
+
+
+def _availability(monitored, downtime):
+    if monitored <= 0:
+        return None
+    return min(100.0, max(0.0, 100.0 * (monitored - downtime) / monitored))
+
+
+class DaySummary:
+    """One local calendar day: seconds monitored and down, in all and per hour."""
+
+    __slots__ = ("date", "monitored", "downtime", "interruptions", "hour_monitored", "hour_down")
+
+    def __init__(self, date):
+        self.date = date                   # "YYYY-MM-DD"
+        self.monitored = 0.0
+        self.downtime = 0.0
+        self.interruptions = 0             # those that began on this day
+        self.hour_monitored = [0.0] * 24
+        self.hour_down = [0.0] * 24
+
+    @property
+    def availability(self):
+        """Percent, or None when the day was not monitored at all."""
+        return _availability(self.monitored, self.downtime)
+
+
+class Summary:
+    """What summarize_events() found. Instants are epoch seconds, durations seconds."""
+
+    def __init__(self, since=None, until=None):
+        self.since = since
+        self.until = until
+        self.start = None           # the period covered: the log's first monitored instant to
+        self.end = None             # its last event, clipped to since/until (None: nothing)
+        self.monitored = 0.0        # the monitor running, up or down, plus gaps (counted as down)
+        self.downtime = 0.0         # interruptions and gaps
+        self.gap_downtime = 0.0
+        self.gaps = 0
+        self.interruptions = 0      # gaps included, blips not
+        self.longest = 0.0
+        self.blips = 0              # shorter than min-interruption: ignored, not downtime
+        self.still_running = False  # the log ends with the monitor running: counted to its last event
+        self.still_down = False     # ... and with the network down
+        self.days = []              # a DaySummary for every local day of the period, in order
+        self.invalid = 0            # records without a valid "time" and "event"
+        self.unknown = {}           # unknown event name -> how many were skipped
+
+    @property
+    def period(self):
+        return 0.0 if self.start is None else self.end - self.start
+
+    @property
+    def not_running(self):
+        """Stopped (or an ignored gap): neither up nor down."""
+        return max(0.0, self.period - self.monitored)
+
+    @property
+    def availability(self):
+        return _availability(self.monitored, self.downtime)
+
+
+class _Timeline:
+    """Adds up monitored time and downtime clipped to [since, until), per day and per hour.
+
+    A span that overlaps one already counted is cut to the part after it, so an odd log (clock
+    set back, a line written twice) never counts a second twice. Work is linear in the number
+    of spans plus the hours they cover.
+    """
+
+    def __init__(self, summary):
+        self.summary = summary
+        self.since = -math.inf if summary.since is None else summary.since
+        self.until = math.inf if summary.until is None else summary.until
+        self.monitored_to = -math.inf
+        self.down_to = -math.inf
+        self.days = {}               # (year, month, day) -> DaySummary
+
+    def _day(self, key):
+        day = self.days.get(key)
+        if day is None:
+            day = self.days[key] = DaySummary("%04d-%02d-%02d" % key)
+        return day
+
+    def monitored(self, start, end):
+        start, end = max(start, self.since, self.monitored_to), min(end, self.until)
+        if end <= start:
+            return
+        self.monitored_to = end
+        self.summary.monitored += end - start
+        for key, hour, seconds in _hour_pieces(start, end):
+            day = self._day(key)
+            day.monitored += seconds
+            day.hour_monitored[hour] += seconds
+
+    def down(self, start, end, gap=False):
+        start, end = max(start, self.since, self.down_to), min(end, self.until)
+        if end <= start:
+            return
+        self.down_to = end
+        summary = self.summary
+        summary.downtime += end - start
+        summary.interruptions += 1
+        summary.longest = max(summary.longest, end - start)
+        if gap:
+            summary.gaps += 1
+            summary.gap_downtime += end - start
+        first_piece = True
+        for key, hour, seconds in _hour_pieces(start, end):
+            day = self._day(key)
+            if first_piece:
+                day.interruptions += 1
+                first_piece = False
+            day.downtime += seconds
+            day.hour_down[hour] += seconds
+
+    def blip(self, instant):
+        if self.since <= instant < self.until:
+            self.summary.blips += 1
+
+    def day_list(self, start, end):
+        """Every day from the period's first to its last, monitored or not."""
+        keys = list(self.days)
+        if start is not None:
+            keys.append(time.localtime(start)[:3])
+            keys.append(time.localtime(max(start, end - 0.001))[:3])   # an end at midnight
+        if not keys:
+            return []
+        first = datetime(*min(keys)).toordinal()
+        last = datetime(*max(keys)).toordinal()
+        days = []
+        for ordinal in range(first, last + 1):
+            moment = datetime.fromordinal(ordinal)
+            key = (moment.year, moment.month, moment.day)
+            days.append(self.days.get(key) or DaySummary("%04d-%02d-%02d" % key))
+        return days
+
+
+def summarize_events(events, since=None, until=None):
+    """Availability from event-log records (parsed JSON, in file order), clipped to [since, until).
+
+    The rules, in short: the monitor runs from a `start` to the next `stop`; `down`..`up` is an
+    interruption unless the `up` says it was ignored (a blip); a `stop` while down ends the
+    interruption then (if at least the run's min_interruption long); a `gap` that was not
+    ignored is downtime that also counts as monitored time. Between a `stop` and the next
+    `start` the monitor was not running: neither up nor down. A `start` with no `stop` before it
+    ends the previous run at its last sign of life: the start of the `gap` logged right after
+    (the last heartbeat), else its last event. A log that ends while running is counted to its
+    last event. Records without a valid time and event, and unknown events, are counted in the
+    summary and otherwise skipped.
+    """
+    summary = Summary(since, until)
+    timeline = _Timeline(summary)
+    min_interruption = DEFAULT_MIN_INTERRUPTION
+    run_start = None         # the current run began here (None: the monitor is not running)
+    last_seen = None         # the current run's latest sign of life
+    down_since = None        # the current run's network has been down since then
+    crashed = None           # a run that ended without a stop, until we see whether a gap follows
+    first = None             # the first instant known to be monitored
+    last = None              # the latest event
+    down_text = None         # the `down` event's time as written: an `up` repeats it as its start
+
+    def close_run(start, end, down, threshold, at_end=False):
+        end = max(start, end)
+        if down is not None:
+            down = max(start, down)
+            if end - down >= threshold:
+                timeline.down(down, end)
+            elif not at_end:          # at the end of the log it may not be over yet
+                timeline.blip(down)
+        timeline.monitored(start, end)
+
+    for event in events:
+        name = event.get("event") if isinstance(event, dict) else None
+        moment = parse_log_time(event.get("time")) if isinstance(name, str) else None
+        if moment is None:
+            summary.invalid += 1
+            continue
+        quiet = name in SUMMARY_QUIET_EVENTS
+        if not quiet and name not in SUMMARY_EVENTS:
+            summary.unknown[name] = summary.unknown.get(name, 0) + 1
+            continue
+        last = moment if last is None else max(last, moment)
+        if crashed is not None and not quiet and name != "gap":
+            close_run(*crashed)
+            crashed = None
+
+        if name == "start":
+            if run_start is not None:
+                crashed = (run_start, last_seen, down_since, min_interruption)
+            run_start = last_seen = moment
+            down_since = None
+            min_interruption = _number(event.get("min_interruption"), DEFAULT_MIN_INTERRUPTION)
+            first = moment if first is None else min(first, moment)
+            continue
+
+        if name == "gap":
+            gap_start = parse_log_time(event.get("start"))
+            gap_end = parse_log_time(event.get("end"))
+            if crashed is not None:
+                previous_start, previous_seen, previous_down, previous_threshold = crashed
+                end = previous_seen
+                if gap_start is not None:
+                    end = min(max(previous_seen, gap_start), run_start)
+                close_run(previous_start, end, previous_down, previous_threshold)
+                crashed = None
+            if gap_start is not None and gap_end is not None and gap_end > gap_start:
+                ignored = event.get("ignored")
+                if not isinstance(ignored, bool):
+                    ignored = gap_end - gap_start < min_interruption
+                if not ignored:
+                    timeline.monitored(gap_start, gap_end)
+                    timeline.down(gap_start, gap_end, gap=True)
+                    first = gap_start if first is None else min(first, gap_start)
+            if run_start is not None:
+                last_seen = max(last_seen, moment)
+            continue
+
+        if name == "stop":
+            down = down_since
+            if down is None:
+                down = parse_log_time(event.get("down_since"))
+            if run_start is None:     # a log that begins with a stop (rotated)
+                run_start = moment if down is None else min(moment, down)
+                first = run_start if first is None else min(first, run_start)
+            close_run(run_start, moment, down, min_interruption)
+            run_start = last_seen = down_since = None
+            continue
+
+        began = moment
+        if name == "up":
+            began_text = event.get("start")
+            if down_since is not None and began_text == down_text:
+                began = down_since
+            else:
+                began = parse_log_time(began_text)
+            if began is None:
+                began = down_since
+            if began is None and run_start is not None:
+                began = max(run_start, moment - max(0.0, _number(event.get("duration"), 0.0)))
+            if began is None:
+                began = moment
+            began = min(began, moment)
+        if run_start is None:         # a log that begins while the monitor runs (rotated)
+            run_start = last_seen = began
+            first = began if first is None else min(first, began)
+        last_seen = max(last_seen, moment)
+        if name == "down":
+            if down_since is None:
+                down_since = moment
+                down_text = event.get("time")
+        elif name == "up":
+            began = max(began, run_start)
+            ignored = event.get("ignored")
+            if not isinstance(ignored, bool):
+                ignored = moment - began < min_interruption
+            if ignored:
+                timeline.blip(began)
+            else:
+                timeline.down(began, moment)
+            down_since = None
+
+    if crashed is not None:
+        close_run(*crashed)
+    if run_start is not None:
+        close_run(run_start, last_seen, down_since, min_interruption, at_end=True)
+        summary.still_running = last_seen <= timeline.until
+        summary.still_down = summary.still_running and down_since is not None
+    if first is not None:
+        start, end = max(first, timeline.since), min(last, timeline.until)
+        if end > start:
+            summary.start, summary.end = start, end
+    summary.days = timeline.day_list(summary.start, summary.end)
+    return summary
+
+
+class EventLines:
+    """Iterates the JSON values of an event log's lines; counts the lines that are not JSON."""
+
+    def __init__(self, lines):
+        self.lines = lines
+        self.not_json = 0
+
+    def __iter__(self):
+        decode = json.JSONDecoder().decode
+        for line in self.lines:
+            if not line.strip():
+                continue
+            try:
+                yield decode(line)
+            except (ValueError, RecursionError):
+                self.not_json += 1
+
+
+def describe_skipped(not_json, summary, source):
+    """The one warning about skipped lines, or None when nothing was skipped."""
+    unknown = sum(summary.unknown.values())
+    total = not_json + summary.invalid + unknown
+    if not total:
+        return None
+    parts = []
+    if not_json:
+        parts.append("%d not JSON" % not_json)
+    if summary.invalid:
+        parts.append("%d without a valid time and event" % summary.invalid)
+    if unknown:
+        names = sorted(summary.unknown, key=lambda name: (-summary.unknown[name], name))
+        shown = ", ".join(_one_line(name)[:30] or "''" for name in names[:5])
+        parts.append("%s (%s%s)" % (plural(unknown, "unknown event"), shown,
+                                    ", ..." if len(names) > 5 else ""))
+    return "skipped %s of %s: %s" % (plural(total, "line"), source, ", ".join(parts))
+
+
+def hour_bar(day, shades=HOUR_SHADES):
+    """24 cells, one per hour: blank when not monitored, darker for more downtime."""
+    cells = []
+    for monitored, down in zip(day.hour_monitored, day.hour_down):
+        if down > 0:
+            cells.append(shades[min(4, 1 + int(4 * down / 3600.0))])
+        elif monitored > 0:
+            cells.append(shades[0])
+        else:
+            cells.append(" ")
+    return "".join(cells)
+
+
+def _percent(value, decimals):
+    """Rounded, except that anything short of 100 % never reads as 100."""
+    if value is None:
+        return "-"
+    text = "%.*f" % (decimals, value)
+    if value < 100.0 and float(text) >= 100.0:
+        text = "%.*f" % (decimals, 100.0 - 10.0 ** -decimals)
+    return text
+
+
+def format_summary(summary, source, ascii=False):
+    """The text --summary prints (local time throughout)."""
+    shades = HOUR_SHADES_ASCII if ascii else HOUR_SHADES
+    lines = ["pyNetConnMon summary of %s" % source]
+    if summary.since is not None or summary.until is not None:
+        lines.append("Selected:      %s to %s" % (
+            "the beginning" if summary.since is None else local_time(summary.since),
+            "the end" if summary.until is None else local_time(summary.until)))
+    if summary.start is None:
+        lines.append("Nothing to summarize: no monitored time %s."
+                     % ("in the log" if summary.since is None and summary.until is None
+                        else "in the selected time"))
+        return "\n".join(lines) + "\n"
+    lines.append("Period:        %s to %s (%s)" % (
+        local_time(summary.start), local_time(summary.end), human_duration(summary.period)))
+    if summary.still_running:
+        lines.append("               (the log ends while the monitor runs%s: counted until its "
+                     "last event)" % (" and the network is down" if summary.still_down else ""))
+    interruptions = "%d" % summary.interruptions
+    if summary.interruptions:
+        interruptions += " (longest %s)" % human_duration(summary.longest)
+    downtime = human_duration(summary.downtime)
+    if summary.gaps:
+        downtime += " (of which %s in %s)" % (human_duration(summary.gap_downtime),
+                                              plural(summary.gaps, "gap"))
+    lines += [
+        "Monitored:     %s" % human_duration(summary.monitored),
+        "Not running:   %s (neither up nor down)" % human_duration(summary.not_running),
+        "Availability:  %s %%" % _percent(summary.availability, 3),
+        "Interruptions: %s, %s ignored" % (interruptions, plural(summary.blips, "blip")),
+        "Downtime:      %s" % downtime,
+        "",
+        "%-10s  %7s  %4s  %16s   %s" % ("day", "avail", "int", "downtime",
+                                        "00    06    12    18"),
+    ]
+    for day in summary.days:
+        if day.monitored > 0:
+            lines.append("%-10s  %7s  %4d  %16s  |%s|" % (
+                day.date, _percent(day.availability, 2) + "%", day.interruptions,
+                human_duration(day.downtime), hour_bar(day, shades)))
+        else:
+            lines.append("%-10s  %7s  %4s  %16s  |%s|" % (day.date, "-", "-", "-", " " * 24))
+    lines += [
+        "",
+        "int: interruptions that began that day. One cell per hour of local time:",
+        "%s no downtime, %s down under 25 %% of the hour, %s under 50 %%, %s under 75 %%, "
+        "%s 75 %% or more; blank: not monitored." % tuple(shades),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run_summary(args, out, console):
+    """--summary: the I/O around summarize_events() and format_summary()."""
+    try:
+        with open(args.log_file, encoding="utf-8", errors="replace") as stream:
+            lines = EventLines(stream)
+            summary = summarize_events(lines, args.since, args.until)
+    except OSError as error:
+        raise MonitorError("cannot read event log %s: %s"
+                           % (args.log_file, error.strerror or _one_line(error)))
+    try:
+        HOUR_SHADES.encode(getattr(out, "encoding", None) or "ascii")
+        plain = False
+    except (LookupError, UnicodeError):
+        plain = True
+    text = format_summary(summary, args.log_file, ascii=plain)
+    try:
+        try:
+            out.write(text)
+        except UnicodeEncodeError:      # e.g. a file name the terminal cannot show
+            encoding = getattr(out, "encoding", None) or "ascii"
+            out.write(text.encode(encoding, "replace").decode(encoding))
+        out.flush()
+    except BrokenPipeError:             # `--summary | head`: the reader has seen enough
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        os.close(devnull)
+    warning = describe_skipped(lines.not_json, summary, args.log_file)
+    if warning:
+        console.warning(warning)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------------
 
@@ -1207,6 +1692,17 @@ def build_parser():
                         help="probe every target once, print the results; exit 0 if up, 1 if down")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="print only warnings and errors")
+    summary = parser.add_argument_group(
+        "availability summary", "Reads the event log back; needs no network.\n"
+        "DATE is local time: YYYY-MM-DD or 'YYYY-MM-DD HH:MM[:SS]'.")
+    summary.add_argument("--summary", action="store_true",
+                         help="print the availability of the event log given by --log-file: "
+                              "overall, then one row per day with a bar of its 24 hours; then exit")
+    summary.add_argument("--since", metavar="DATE",
+                         help="summarize from DATE on; a bare date means 00:00 of that day")
+    summary.add_argument("--until", metavar="DATE",
+                         help="summarize up to DATE; a bare date includes all of that day, so "
+                              "--since 2026-11-24 --until 2026-11-24 is that one day")
     parser.add_argument("--version", action="version", version="pyNetConnMon " + VERSION)
     return parser
 
@@ -1223,6 +1719,19 @@ def parse_arguments(argv):
     if args.notify_command is not None and not args.notify_command.strip():
         raise UsageError("--notify-command: empty command")
     args.targets = [parse_target(value, args.port) for value in (args.address or [DEFAULT_ADDRESS])]
+    if args.summary:
+        if not args.log_file:
+            raise UsageError("--summary needs --log-file PATH, the event log to read")
+        if args.once or args.test_mail:
+            raise UsageError("--summary cannot be combined with --once or --test-mail")
+    elif args.since is not None or args.until is not None:
+        raise UsageError("--since and --until only go with --summary")
+    if args.since is not None:
+        args.since = parse_summary_date(args.since, "--since")
+    if args.until is not None:
+        args.until = parse_summary_date(args.until, "--until", end_of_day=True)
+    if args.since is not None and args.until is not None and args.since >= args.until:
+        raise UsageError("--since must be before --until")
     if args.pysendmail is None:
         args.pysendmail = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pySendMail")
     args.state_file = args.state_file or default_state_path()
@@ -1312,6 +1821,8 @@ def main(argv=None):
     try:
         args = parse_arguments(argv)
         console.quiet = args.quiet
+        if args.summary:
+            return run_summary(args, sys.stdout, console)
         if args.once:
             return run_once(args, sys.stdout)
         if args.test_mail:
