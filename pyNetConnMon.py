@@ -755,14 +755,18 @@ class EventLog:
             self.reopen()
 
     def reopen(self):
+        """Opens the path afresh (logrotate renamed the file away). Every event is flushed when
+        written, so all events up to now are in the old file and all after it in the new one.
+        If the path cannot be opened, MonitorError says why and the old file stays in use."""
         if not self.path:
             return
-        if self.stream is not None:
-            self.stream.close()
         try:
-            self.stream = open(self.path, "a", encoding="utf-8")
+            stream = open(self.path, "a", encoding="utf-8")
         except OSError as error:
             raise MonitorError("cannot open event log %s: %s" % (self.path, _one_line(error)))
+        if self.stream is not None:
+            self.stream.close()
+        self.stream = stream
 
     def write(self, event, wall, **fields):
         if self.stream is None:
@@ -1021,6 +1025,19 @@ class Monitor:
                                      % (failure, human_duration(self.settings.backoff_min)), wall)
             self._save_state()
 
+    # -- event log rotation ------------------------------------------------------------------
+    def _reopen_event_log(self):
+        if not self.log.path:
+            return
+        wall = self.wall_clock()
+        try:
+            self.log.reopen()
+        except MonitorError as error:
+            self.console.warning("%s; still writing to the old file" % error, wall)
+            return
+        self._event("log_reopened", wall)
+        self.console.info("event log reopened", wall)
+
     # -- the loop ----------------------------------------------------------------------------
     def start(self):
         wall = self.wall_clock()
@@ -1050,8 +1067,7 @@ class Monitor:
         while self.waker.stop_signal is None:
             if self.waker.reopen_requested:
                 self.waker.reopen_requested = False
-                self.log.reopen()
-                self.console.info("event log reopened")
+                self._reopen_event_log()
             self._collect_deliveries()
             now = self.clock()
             wait = schedule.seconds_until_due(now)
