@@ -48,6 +48,10 @@ PYSENDMAIL_KEYS = ("mail.from", "mail.to", "mail.smtp.server", "mail.smtp.port",
                    "mail.smtp.password", "mail.smtp.tls", "mail.smtp.timeout")
 STATE_FORMAT = 1
 
+# Prometheus metrics
+DEFAULT_METRICS_ADDRESS = "127.0.0.1"
+METRICS_REQUEST_TIMEOUT = 10.0   # seconds a metrics client may take to send its request or read
+
 # ---------------------------------------------------------------------------------------------
 # Exceptions: library code raises these; only main() turns them into messages and exit codes
 # ---------------------------------------------------------------------------------------------
@@ -279,6 +283,97 @@ def format_report(interruptions, hostname, targets):
                      "power cut: the connection may or may not have been up then."
                      % (plural(len(gaps), "gap"), human_duration(sum(g.duration for g in gaps))))
     return subject, "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Prometheus metrics: a snapshot of the monitor rendered in the text exposition format 0.0.4
+# ---------------------------------------------------------------------------------------------
+#
+# The monitor loop builds a new snapshot (a plain dict, never changed once published) after every
+# round; the HTTP thread only renders the latest one. The keys:
+#   version                    program version, for pynetconnmon_build_info
+#   network_up                 True/False after the last round; None before the first round
+#   targets                    ((label, up, connect_seconds or None), ...) from the last round
+#   interruptions              interruptions that lasted at least --min-interruption; an ongoing
+#                              one counts as soon as it has lasted that long
+#   ignored_interruptions      interruptions shorter than --min-interruption (blips), at their end
+#   downtime_seconds           downtime of the counted interruptions, an ongoing one included
+#   unreported_interruptions   interruptions waiting for an accepted report
+#   reports_sent, report_failures    deliveries accepted / not accepted
+#   last_round                 Unix time the last round completed; None before the first round
+
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def empty_metrics_snapshot():
+    """The snapshot before the first round: counters at zero, nothing known about the network."""
+    return {"version": VERSION, "network_up": None, "targets": (), "interruptions": 0,
+            "ignored_interruptions": 0, "downtime_seconds": 0.0, "unreported_interruptions": 0,
+            "reports_sent": 0, "report_failures": 0, "last_round": None}
+
+
+def _metric_value(value):
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+def _label_value(text):
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render_metrics(snapshot):
+    """The text a Prometheus scrape of /metrics gets for `snapshot`."""
+    lines = []
+
+    def family(name, kind, help_text, samples):
+        lines.append("# HELP pynetconnmon_%s %s" % (name, help_text))
+        lines.append("# TYPE pynetconnmon_%s %s" % (name, kind))
+        for labels, value in samples:
+            label_text = ",".join('%s="%s"' % (key, _label_value(text)) for key, text in labels)
+            lines.append("pynetconnmon_%s%s %s" % (name, "{%s}" % label_text if labels else "",
+                                                    _metric_value(value)))
+
+    def single(value):
+        return [((), value)] if value is not None else []
+
+    targets = snapshot["targets"]
+    family("build_info", "gauge", "Always 1; the version label says which pyNetConnMon runs.",
+           [((("version", snapshot["version"]),), 1)])
+    family("network_up", "gauge", "1 if at least one target answered in the last round, else 0.",
+           single(snapshot["network_up"]))
+    family("target_up", "gauge", "1 if the target answered in the last round, else 0.",
+           [((("target", label),), up) for label, up, _ in targets])
+    family("target_connect_seconds", "gauge",
+           "Time the target's TCP connect took in the last round; absent while the target is down.",
+           [((("target", label),), seconds) for label, up, seconds in targets
+            if up and seconds is not None])
+    family("interruptions_total", "counter",
+           "Interruptions of at least --min-interruption; an ongoing one counts once it is that long.",
+           single(snapshot["interruptions"]))
+    family("ignored_interruptions_total", "counter",
+           "Interruptions shorter than --min-interruption (blips), counted when they end.",
+           single(snapshot["ignored_interruptions"]))
+    family("downtime_seconds_total", "counter",
+           "Seconds of downtime in counted interruptions, an ongoing one included.",
+           single(snapshot["downtime_seconds"]))
+    family("unreported_interruptions", "gauge",
+           "Interruptions waiting for a report to be accepted (always 0 with --no-mail).",
+           single(snapshot["unreported_interruptions"]))
+    family("reports_sent_total", "counter", "Reports accepted by the mail server or notify command.",
+           single(snapshot["reports_sent"]))
+    family("report_failures_total", "counter", "Report deliveries that failed (each is retried).",
+           single(snapshot["report_failures"]))
+    family("last_round_timestamp_seconds", "gauge",
+           "Unix time the last round of probes completed: the monitor's heartbeat.",
+           single(snapshot["last_round"]))
+    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -809,6 +904,88 @@ class Console:
 
 
 # ---------------------------------------------------------------------------------------------
+# Metrics endpoint: GET /metrics renders the latest snapshot; the monitor loop never waits for it
+# ---------------------------------------------------------------------------------------------
+
+
+class MetricsBoard:
+    """Holds the latest snapshot. The loop replaces it whole; the HTTP threads only read it."""
+
+    def __init__(self, snapshot):
+        self._lock = threading.Lock()
+        self._snapshot = snapshot
+
+    def publish(self, snapshot):
+        with self._lock:
+            self._snapshot = snapshot
+
+    def latest(self):
+        with self._lock:
+            return self._snapshot
+
+
+def start_metrics_server(address, port, board, request_timeout=METRICS_REQUEST_TIMEOUT):
+    """Serves the board at http://ADDRESS:PORT/metrics from a daemon thread; returns the server.
+
+    Raises MonitorError when the port cannot be bound. Call shutdown() and server_close() to stop.
+    """
+    import http.server         # only when metrics are asked for: it pulls in a lot of modules
+    import socketserver
+
+    class MetricsHandler(http.server.BaseHTTPRequestHandler):
+        timeout = request_timeout        # a client that sends nothing is dropped after this long
+        server_version = "pyNetConnMon/" + VERSION
+        sys_version = ""
+
+        def do_GET(self):
+            self._answer(with_body=True)
+
+        def do_HEAD(self):
+            self._answer(with_body=False)
+
+        def _not_found(self):
+            self.send_error(404)
+
+        do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_found
+
+        def _answer(self, with_body):
+            if self.path.split("?", 1)[0] != "/metrics":
+                self.send_error(404)
+                return
+            body = render_metrics(board.latest()).encode("utf-8")
+            self.send_response(200)
+            self.send_header("Content-Type", METRICS_CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if with_body:
+                self.wfile.write(body)
+
+        def log_message(self, format, *args):
+            pass         # no line per request on stderr
+
+    class MetricsServer(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+        block_on_close = False       # stopping must not wait for a stuck client
+        address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
+
+        def server_bind(self):
+            # HTTPServer.server_bind would look the address up in DNS (getfqdn); not needed here
+            socketserver.TCPServer.server_bind(self)
+            self.server_name, self.server_port = self.server_address[:2]
+
+        def handle_error(self, request, client_address):
+            pass         # a client that went away mid-answer is not worth a traceback
+
+    try:
+        server = MetricsServer((address, port), MetricsHandler)
+    except OSError as error:
+        raise MonitorError("cannot serve metrics on %s: %s"
+                           % (Target(address, port).label, _one_line(error.strerror or error)))
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server
+
+
+# ---------------------------------------------------------------------------------------------
 # Signals: a stop flag that also wakes any wait at once
 # ---------------------------------------------------------------------------------------------
 
@@ -867,7 +1044,8 @@ class Waker:
 
 class Monitor:
     def __init__(self, settings, targets, console, event_log, state, deliverer, waker,
-                 prober=None, clock=time.monotonic, wall_clock=time.time, hostname=None):
+                 prober=None, clock=time.monotonic, wall_clock=time.time, hostname=None,
+                 metrics_board=None):
         self.settings = settings
         self.targets = targets
         self.console = console
@@ -886,6 +1064,16 @@ class Monitor:
         self.worker = DeliveryWorker(deliverer, waker.wake) if deliverer else None
         self.last_heartbeat = None
         self.mail_problem_shown = False
+        # metrics, published only with a board
+        self.metrics_board = metrics_board
+        self.last_results = ()
+        self.last_round_mono = None
+        self.last_round_completed = None     # wall clock
+        self.interruptions_ended = 0         # counted, i.e. not ignored
+        self.ignored_interruptions = 0
+        self.downtime_ended = 0.0
+        self.reports_sent = 0
+        self.report_failures = 0
 
     # -- events ------------------------------------------------------------------------------
     def _event(self, name, wall, **fields):
@@ -957,6 +1145,8 @@ class Monitor:
 
     # -- rounds ------------------------------------------------------------------------------
     def _handle_round(self, results, mono, wall):
+        self.last_results = results
+        self.last_round_mono, self.last_round_completed = mono, self.wall_clock()
         network_up = any(result.up for result in results)
         target_reasons = {result.target.label: result.reason for result in results if not result.up}
         first_reason = next((result.reason for result in results if not result.up), None)
@@ -972,6 +1162,7 @@ class Monitor:
             self._save_state()
             return
         outage, duration, ignored = detail
+        self._count_interruption(duration, ignored)
         self._event("up", wall, start=iso_time(outage.start_wall), end=iso_time(wall),
                     duration=round(duration, 3), ignored=ignored)
         if ignored:
@@ -1008,6 +1199,7 @@ class Monitor:
         for ids, failure in self.worker.take_results():
             mono, wall = self.clock(), self.wall_clock()
             if failure is None:
+                self.reports_sent += 1
                 self.backoff.record_success(mono)
                 sent = set(ids)
                 self.pending = [item for item in self.pending if item.id not in sent]
@@ -1018,12 +1210,52 @@ class Monitor:
                                   % (plural(len(ids), "interruption"), self.deliverer.name,
                                      human_duration(wait)), wall)
             else:
+                self.report_failures += 1
                 self.backoff.record_failure(mono)
                 self._event("mail_failed", wall, interruptions=len(ids), via=self.deliverer.name,
                             reason=failure, retry_in=self.settings.backoff_min)
                 self.console.warning("report not delivered: %s; retrying in %s"
                                      % (failure, human_duration(self.settings.backoff_min)), wall)
             self._save_state()
+            self._publish_metrics()
+
+    # -- metrics -----------------------------------------------------------------------------
+    def _count_interruption(self, duration, ignored):
+        if ignored:
+            self.ignored_interruptions += 1
+        else:
+            self.interruptions_ended += 1
+            self.downtime_ended += duration
+
+    def _metrics_snapshot(self):
+        """The numbers as of the last round; counters never go down (see render_metrics)."""
+        interruptions, downtime = self.interruptions_ended, self.downtime_ended
+        outage = self.tracker.outage
+        if outage is not None and self.last_round_mono is not None:
+            ongoing = self.last_round_mono - outage.start_mono
+            if ongoing >= self.settings.min_interruption:     # it can no longer end up ignored
+                interruptions += 1
+                downtime += ongoing
+        results = self.last_results
+        return {
+            "version": VERSION,
+            "network_up": any(result.up for result in results) if results else None,
+            "targets": tuple((result.target.label, result.up,
+                              round(result.connect_time, 6) if result.connect_time is not None
+                              else None) for result in results),
+            "interruptions": interruptions,
+            "ignored_interruptions": self.ignored_interruptions,
+            "downtime_seconds": round(downtime, 3),
+            "unreported_interruptions": len(self.pending),
+            "reports_sent": self.reports_sent,
+            "report_failures": self.report_failures,
+            "last_round": (None if self.last_round_completed is None
+                           else round(self.last_round_completed, 3)),
+        }
+
+    def _publish_metrics(self):
+        if self.metrics_board is not None:
+            self.metrics_board.publish(self._metrics_snapshot())
 
     # -- event log rotation ------------------------------------------------------------------
     def _reopen_event_log(self):
@@ -1058,6 +1290,7 @@ class Monitor:
             if data:
                 self._restore_state(data)
             self._save_state()
+        self._publish_metrics()
 
     def run(self):
         """Runs until SIGTERM or SIGINT; returns the name of the signal."""
@@ -1086,6 +1319,7 @@ class Monitor:
                 break
             self._handle_round(results, now, wall)
             self._maybe_send_report(self.clock())
+            self._publish_metrics()
         return self.stop()
 
     def stop(self):
@@ -1171,6 +1405,12 @@ def build_parser():
                         help="how often the state file records that the monitor is alive, which "
                              "bounds how exactly a power cut is reported (default: %.1f)"
                              % DEFAULT_HEARTBEAT)
+    parser.add_argument("--metrics-port", metavar="PORT",
+                        help="serve Prometheus metrics at http://ADDRESS:PORT/metrics "
+                             "(default: no metrics)")
+    parser.add_argument("--metrics-address", metavar="ADDRESS",
+                        help="IP address the metrics are served on; 0.0.0.0 or :: for all "
+                             "(default: %s)" % DEFAULT_METRICS_ADDRESS)
     parser.add_argument("--pysendmail", metavar="DIR",
                         help="the pySendMail folder (default: pySendMail/ beside this script)")
     parser.add_argument("--notify-command", metavar="CMD",
@@ -1198,11 +1438,34 @@ def parse_arguments(argv):
         raise UsageError("--no-mail cannot be combined with --test-mail or --notify-command")
     if args.notify_command is not None and not args.notify_command.strip():
         raise UsageError("--notify-command: empty command")
+    _check_metrics(args)
     args.targets = [parse_target(value, args.port) for value in (args.address or [DEFAULT_ADDRESS])]
     if args.pysendmail is None:
         args.pysendmail = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pySendMail")
     args.state_file = args.state_file or default_state_path()
     return args
+
+
+def _check_metrics(args):
+    if args.metrics_port is not None:
+        args.metrics_port = parse_port(args.metrics_port, "--metrics-port")
+    elif args.metrics_address is not None:
+        raise UsageError("--metrics-address needs --metrics-port")
+    if args.metrics_address is None:
+        args.metrics_address = DEFAULT_METRICS_ADDRESS
+    elif _ip_literal(args.metrics_address) is None or "%" in args.metrics_address:
+        raise UsageError("--metrics-address: %r is not an IP address" % args.metrics_address)
+
+
+def start_metrics(args, console):
+    """(board, server) serving --metrics-port, or (None, None) without it."""
+    if args.metrics_port is None:
+        return None, None
+    board = MetricsBoard(empty_metrics_snapshot())
+    server = start_metrics_server(args.metrics_address, args.metrics_port, board)
+    console.info("serving metrics at http://%s/metrics"
+                 % Target(args.metrics_address, args.metrics_port).label)
+    return board, server
 
 
 def make_deliverer(args):
@@ -1270,10 +1533,16 @@ def run_monitor(args, console):
     event_log = EventLog(args.log_file)
     waker = Waker()
     waker.install()
+    metrics_server = None
     try:
-        monitor = Monitor(args, args.targets, console, event_log, state, deliverer, waker)
+        metrics_board, metrics_server = start_metrics(args, console)
+        monitor = Monitor(args, args.targets, console, event_log, state, deliverer, waker,
+                          metrics_board=metrics_board)
         stop_signal = monitor.run()
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
         waker.uninstall()
         waker.close()
         event_log.close()
