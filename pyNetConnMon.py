@@ -48,9 +48,11 @@ PYSENDMAIL_KEYS = ("mail.from", "mail.to", "mail.smtp.server", "mail.smtp.port",
                    "mail.smtp.password", "mail.smtp.tls", "mail.smtp.timeout")
 STATE_FORMAT = 1
 
-# Prometheus metrics
+# Prometheus metrics and the ping URL (dead man's switch)
 DEFAULT_METRICS_ADDRESS = "127.0.0.1"
 METRICS_REQUEST_TIMEOUT = 10.0   # seconds a metrics client may take to send its request or read
+DEFAULT_PING_INTERVAL = 60.0
+PING_RESPONSE_LIMIT = 4096       # bytes of the ping answer read before closing (it is not used)
 
 # ---------------------------------------------------------------------------------------------
 # Exceptions: library code raises these; only main() turns them into messages and exit codes
@@ -210,6 +212,43 @@ class ReportBackoff:
         self.last_failed = mono(data.get("last_failed"))
         if self.wait is not None and self.last_sent is None:
             self.wait = None
+
+
+class PingSchedule:
+    """When is the ping URL due? At most once every `interval` seconds, and only while UP.
+
+    `due` is asked after each round; `started` records a request that went out. A ping is never
+    due while the network is down, and is due at once when it comes back, if `interval` has passed.
+    """
+
+    def __init__(self, interval):
+        self.interval = interval
+        self.last_started = None
+
+    def due(self, now, network_up):
+        if not network_up:
+            return False
+        return self.last_started is None or now - self.last_started >= self.interval
+
+    def started(self, now):
+        self.last_started = now
+
+
+class PingHealth:
+    """Which ping outcomes are worth telling: the first failure of a stretch, and the recovery."""
+
+    def __init__(self):
+        self.failing = False
+
+    def record(self, ok):
+        """Returns "failed" (first failure since the last success), "recovered", or None."""
+        if ok:
+            recovered, self.failing = self.failing, False
+            return "recovered" if recovered else None
+        if self.failing:
+            return None
+        self.failing = True
+        return "failed"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -986,6 +1025,88 @@ def start_metrics_server(address, port, board, request_timeout=METRICS_REQUEST_T
 
 
 # ---------------------------------------------------------------------------------------------
+# Ping URL (dead man's switch for Healthchecks, Uptime Kuma push, ...): one request at a time
+# ---------------------------------------------------------------------------------------------
+
+
+def ping_url_problem(url):
+    """None if `url` can be pinged, else why not (for a usage error)."""
+    from urllib.parse import urlsplit
+    if any(character.isspace() or ord(character) < 32 for character in url):
+        return "%r contains spaces or control characters" % url
+    try:
+        parts = urlsplit(url)
+        parts.port          # raises ValueError for a bad port
+    except ValueError as error:
+        return "%r is not a valid URL (%s)" % (url, _one_line(error))
+    if parts.scheme.lower() not in ("http", "https"):
+        return "%r is not an http:// or https:// URL" % url
+    if not parts.hostname:
+        return "%r has no host" % url
+    return None
+
+
+def ping_url_for_people(url):
+    """scheme://host:port/... without the path: ping URLs carry secrets, keep them out of logs."""
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]     # drop user:password@
+    return "%s://%s/..." % (parts.scheme.lower(), host)
+
+
+def describe_ping_error(error):
+    import urllib.error
+    if isinstance(error, urllib.error.HTTPError):
+        return "HTTP %d %s" % (error.code, _one_line(error.reason or ""))
+    if isinstance(error, urllib.error.URLError) and not isinstance(error.reason, str):
+        error = error.reason
+    if isinstance(error, socket.timeout):
+        return "timeout"
+    if isinstance(error, ConnectionRefusedError):
+        return "refused"
+    if isinstance(error, urllib.error.URLError):
+        return _one_line(error.reason)
+    return "%s: %s" % (type(error).__name__, _one_line(error))
+
+
+class PingSender:
+    """Requests the ping URL in a thread, so a slow endpoint never stalls the rounds."""
+
+    def __init__(self, url, timeout, on_done):
+        self.url = url
+        self.timeout = timeout
+        self.on_done = on_done           # called in the ping thread; must only hand over
+        self.busy = False
+        self.results = []                # None for a success, else the reason it failed
+        self._lock = threading.Lock()
+
+    def submit(self):
+        self.busy = True
+
+        def run():
+            import urllib.request
+            request = urllib.request.Request(self.url, headers={"User-Agent": "pyNetConnMon/" + VERSION})
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    response.read(PING_RESPONSE_LIMIT)
+                outcome = None
+            except Exception as error:  # noqa: BLE001 - a failed ping must never stop the monitor
+                outcome = describe_ping_error(error)
+            with self._lock:
+                self.results.append(outcome)
+            self.on_done()
+
+        threading.Thread(target=run, name="ping", daemon=True).start()
+
+    def take_results(self):
+        with self._lock:
+            results, self.results = self.results, []
+        if results:
+            self.busy = False
+        return results
+
+
+# ---------------------------------------------------------------------------------------------
 # Signals: a stop flag that also wakes any wait at once
 # ---------------------------------------------------------------------------------------------
 
@@ -1045,7 +1166,7 @@ class Waker:
 class Monitor:
     def __init__(self, settings, targets, console, event_log, state, deliverer, waker,
                  prober=None, clock=time.monotonic, wall_clock=time.time, hostname=None,
-                 metrics_board=None):
+                 metrics_board=None, ping_sender=None, ping_schedule=None):
         self.settings = settings
         self.targets = targets
         self.console = console
@@ -1064,7 +1185,7 @@ class Monitor:
         self.worker = DeliveryWorker(deliverer, waker.wake) if deliverer else None
         self.last_heartbeat = None
         self.mail_problem_shown = False
-        # metrics, published only with a board
+        # metrics (published only with a board) and the ping URL (only with a sender)
         self.metrics_board = metrics_board
         self.last_results = ()
         self.last_round_mono = None
@@ -1074,6 +1195,9 @@ class Monitor:
         self.downtime_ended = 0.0
         self.reports_sent = 0
         self.report_failures = 0
+        self.ping_sender = ping_sender
+        self.ping_schedule = ping_schedule
+        self.ping_health = PingHealth()
 
     # -- events ------------------------------------------------------------------------------
     def _event(self, name, wall, **fields):
@@ -1257,6 +1381,32 @@ class Monitor:
         if self.metrics_board is not None:
             self.metrics_board.publish(self._metrics_snapshot())
 
+    # -- ping URL ----------------------------------------------------------------------------
+    def _maybe_ping(self, mono):
+        if self.ping_sender is None or self.ping_sender.busy:
+            return
+        if self.ping_schedule.due(mono, network_up=not self.tracker.is_down):
+            self.ping_schedule.started(mono)
+            self.ping_sender.submit()
+
+    def _collect_pings(self):
+        if self.ping_sender is None:
+            return
+        for failure in self.ping_sender.take_results():
+            if failure is not None and self.tracker.is_down:
+                continue     # the network went down during the request: not the endpoint's fault
+            news = self.ping_health.record(ok=failure is None)
+            wall = self.wall_clock()
+            where = ping_url_for_people(self.ping_sender.url)
+            if news == "failed":
+                self._event("ping_failed", wall, url=where, reason=failure)
+                self.console.warning("ping to %s failed: %s; trying again every %s, quietly until "
+                                     "it works" % (where, failure,
+                                                   human_duration(self.ping_schedule.interval)), wall)
+            elif news == "recovered":
+                self._event("ping_ok", wall, url=where)
+                self.console.info("ping ok again (%s)" % where, wall)
+
     # -- event log rotation ------------------------------------------------------------------
     def _reopen_event_log(self):
         if not self.log.path:
@@ -1302,6 +1452,7 @@ class Monitor:
                 self.waker.reopen_requested = False
                 self._reopen_event_log()
             self._collect_deliveries()
+            self._collect_pings()
             now = self.clock()
             wait = schedule.seconds_until_due(now)
             if wait > 0:
@@ -1319,6 +1470,7 @@ class Monitor:
                 break
             self._handle_round(results, now, wall)
             self._maybe_send_report(self.clock())
+            self._maybe_ping(self.clock())
             self._publish_metrics()
         return self.stop()
 
@@ -1411,6 +1563,13 @@ def build_parser():
     parser.add_argument("--metrics-address", metavar="ADDRESS",
                         help="IP address the metrics are served on; 0.0.0.0 or :: for all "
                              "(default: %s)" % DEFAULT_METRICS_ADDRESS)
+    parser.add_argument("--ping-url", metavar="URL",
+                        help="while the network is up, request this http(s) URL every "
+                             "--ping-interval seconds: a dead man's switch for Healthchecks, "
+                             "Uptime Kuma push monitors and the like")
+    parser.add_argument("--ping-interval", type=positive, metavar="SECONDS",
+                        help="at most one ping per this many seconds (default: %.1f)"
+                             % DEFAULT_PING_INTERVAL)
     parser.add_argument("--pysendmail", metavar="DIR",
                         help="the pySendMail folder (default: pySendMail/ beside this script)")
     parser.add_argument("--notify-command", metavar="CMD",
@@ -1438,7 +1597,7 @@ def parse_arguments(argv):
         raise UsageError("--no-mail cannot be combined with --test-mail or --notify-command")
     if args.notify_command is not None and not args.notify_command.strip():
         raise UsageError("--notify-command: empty command")
-    _check_metrics(args)
+    _check_metrics_and_ping(args)
     args.targets = [parse_target(value, args.port) for value in (args.address or [DEFAULT_ADDRESS])]
     if args.pysendmail is None:
         args.pysendmail = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pySendMail")
@@ -1446,7 +1605,7 @@ def parse_arguments(argv):
     return args
 
 
-def _check_metrics(args):
+def _check_metrics_and_ping(args):
     if args.metrics_port is not None:
         args.metrics_port = parse_port(args.metrics_port, "--metrics-port")
     elif args.metrics_address is not None:
@@ -1455,6 +1614,14 @@ def _check_metrics(args):
         args.metrics_address = DEFAULT_METRICS_ADDRESS
     elif _ip_literal(args.metrics_address) is None or "%" in args.metrics_address:
         raise UsageError("--metrics-address: %r is not an IP address" % args.metrics_address)
+    if args.ping_url is not None:
+        problem = ping_url_problem(args.ping_url)
+        if problem:
+            raise UsageError("--ping-url: " + problem)
+    elif args.ping_interval is not None:
+        raise UsageError("--ping-interval needs --ping-url")
+    if args.ping_interval is None:
+        args.ping_interval = DEFAULT_PING_INTERVAL
 
 
 def start_metrics(args, console):
@@ -1466,6 +1633,13 @@ def start_metrics(args, console):
     console.info("serving metrics at http://%s/metrics"
                  % Target(args.metrics_address, args.metrics_port).label)
     return board, server
+
+
+def make_pinger(args, waker):
+    """(sender, schedule) for --ping-url, or (None, None) without it."""
+    if args.ping_url is None:
+        return None, None
+    return PingSender(args.ping_url, args.timeout, waker.wake), PingSchedule(args.ping_interval)
 
 
 def make_deliverer(args):
@@ -1536,8 +1710,10 @@ def run_monitor(args, console):
     metrics_server = None
     try:
         metrics_board, metrics_server = start_metrics(args, console)
+        ping_sender, ping_schedule = make_pinger(args, waker)
         monitor = Monitor(args, args.targets, console, event_log, state, deliverer, waker,
-                          metrics_board=metrics_board)
+                          metrics_board=metrics_board, ping_sender=ping_sender,
+                          ping_schedule=ping_schedule)
         stop_signal = monitor.run()
     finally:
         if metrics_server is not None:
