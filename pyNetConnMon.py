@@ -1073,6 +1073,8 @@ class PingSender:
     """Requests the ping URL in a thread, so a slow endpoint never stalls the rounds."""
 
     def __init__(self, url, timeout, on_done):
+        import urllib.request      # here, not in the thread: the first ping must not wait for it
+        self._urllib = urllib.request
         self.url = url
         self.timeout = timeout
         self.on_done = on_done           # called in the ping thread; must only hand over
@@ -1084,10 +1086,9 @@ class PingSender:
         self.busy = True
 
         def run():
-            import urllib.request
-            request = urllib.request.Request(self.url, headers={"User-Agent": "pyNetConnMon/" + VERSION})
+            request = self._urllib.Request(self.url, headers={"User-Agent": "pyNetConnMon/" + VERSION})
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                with self._urllib.urlopen(request, timeout=self.timeout) as response:
                     response.read(PING_RESPONSE_LIMIT)
                 outcome = None
             except Exception as error:  # noqa: BLE001 - a failed ping must never stop the monitor

@@ -147,21 +147,22 @@ def endpoint():
     server.close()
 
 
-def start_monitor(tmp_path, target, url, *extra, interval="0.3"):
-    return MonitorProcess(tmp_path, "-a", target.address, "-i", "0.2", "-t", "0.2", "-m", "0.5",
-                          "--no-mail", "--ping-url", url, "--ping-interval", interval, *extra)
+def start_monitor(tmp_path, target, url, *extra, interval="0.2", ping_interval="0.3"):
+    return MonitorProcess(tmp_path, "-a", target.address, "-i", interval, "-t", "0.2", "-m", "0.5",
+                          "--no-mail", "--ping-url", url, "--ping-interval", ping_interval, *extra)
 
 
 def test_pings_come_at_most_once_per_interval_while_up(tmp_path, target, endpoint):
-    with start_monitor(tmp_path, target, endpoint.url) as monitor:
+    # rounds every 0.1 s, a ping due every 0.5 s: it goes out with the first round at or after
+    # that, so 0.5-0.6 s apart, 5 or 6 in 2.5 s. A ping every round would come 0.1 s apart.
+    with start_monitor(tmp_path, target, endpoint.url, interval="0.1", ping_interval="0.5") as monitor:
         first = wait_until(endpoint.hit_times, 5, "the first ping")[0]
-        wait_until(lambda: time.time() > first + 2.0, 3, "two seconds of pings")
-        window = [hit for hit in endpoint.hit_times() if hit <= first + 2.0]
+        wait_until(lambda: time.time() > first + 2.5, 4, "2.5 seconds of pings")
+        window = [hit for hit in endpoint.hit_times() if hit <= first + 2.5]
         assert monitor.stop() == 0
-    # due every 0.3 s, looked at after each 0.2 s round: one ping every 0.4 s, about 5 in 2 s
-    assert 3 <= len(window) <= 7, window
+    assert 4 <= len(window) <= 6, window
     gaps = [later - earlier for earlier, later in zip(window, window[1:])]
-    assert min(gaps) > 0.25, gaps
+    assert min(gaps) > 0.35, gaps
     assert {(path, agent) for _, path, agent in endpoint.hits} == {
         ("/ping/0000-secret", "pyNetConnMon/" + program.VERSION)}
     assert "WARNING" not in monitor.stderr()
