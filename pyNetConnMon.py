@@ -1636,10 +1636,12 @@ def start_metrics(args, console):
     return board, server
 
 
-def make_pinger(args, waker):
+def make_pinger(args, waker, console):
     """(sender, schedule) for --ping-url, or (None, None) without it."""
     if args.ping_url is None:
         return None, None
+    console.info("pinging %s every %s while the network is up"
+                 % (ping_url_for_people(args.ping_url), human_duration(args.ping_interval)))
     return PingSender(args.ping_url, args.timeout, waker.wake), PingSchedule(args.ping_interval)
 
 
@@ -1711,7 +1713,7 @@ def run_monitor(args, console):
     metrics_server = None
     try:
         metrics_board, metrics_server = start_metrics(args, console)
-        ping_sender, ping_schedule = make_pinger(args, waker)
+        ping_sender, ping_schedule = make_pinger(args, waker, console)
         monitor = Monitor(args, args.targets, console, event_log, state, deliverer, waker,
                           metrics_board=metrics_board, ping_sender=ping_sender,
                           ping_schedule=ping_schedule)
