@@ -1013,7 +1013,9 @@ def start_metrics_server(address, port, board, request_timeout=METRICS_REQUEST_T
             self.server_name, self.server_port = self.server_address[:2]
 
         def handle_error(self, request, client_address):
-            pass         # a client that went away mid-answer is not worth a traceback
+            if not isinstance(sys.exc_info()[1], OSError):     # a bug: show the traceback
+                super().handle_error(request, client_address)
+            # a client that went away mid-answer is not worth one
 
     try:
         server = MetricsServer((address, port), MetricsHandler)
@@ -1057,7 +1059,7 @@ def ping_url_for_people(url):
 def describe_ping_error(error):
     import urllib.error
     if isinstance(error, urllib.error.HTTPError):
-        return "HTTP %d %s" % (error.code, _one_line(error.reason or ""))
+        return ("HTTP %d %s" % (error.code, " ".join(str(error.reason or "").split()))).strip()
     if isinstance(error, urllib.error.URLError) and not isinstance(error.reason, str):
         error = error.reason
     if isinstance(error, socket.timeout):

@@ -316,6 +316,18 @@ def test_the_server_drops_a_client_that_sends_nothing_after_the_request_timeout(
         server.server_close()
 
 
+def test_a_broken_snapshot_leaves_a_traceback_but_no_answer(capsys):
+    board = program.MetricsBoard({"version": "x"})       # render_metrics raises KeyError
+    server = program.start_metrics_server(LOOPBACK, free_port(), board)
+    try:
+        with pytest.raises(OSError):                     # closed without an answer
+            http_request("http://%s:%d/metrics" % (LOOPBACK, server.server_port))
+        wait_until(lambda: "KeyError" in capsys.readouterr().err, 3, "the traceback")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_the_board_renders_what_the_loop_published_last():
     board = program.MetricsBoard(program.empty_metrics_snapshot())
     server = program.start_metrics_server(LOOPBACK, free_port(), board)

@@ -69,6 +69,16 @@ def test_logs_show_the_ping_url_without_its_secret_path_or_password():
             == "https://hc-ping.com:443/...")
 
 
+def test_ping_errors_read_as_short_reasons():
+    import urllib.error
+    assert program.describe_ping_error(urllib.error.HTTPError("u", 503, "", {}, None)) == "HTTP 503"
+    assert (program.describe_ping_error(urllib.error.HTTPError("u", 404, "Not  Found", {}, None))
+            == "HTTP 404 Not Found")
+    assert program.describe_ping_error(urllib.error.URLError(ConnectionRefusedError(111, "x"))) == "refused"
+    assert program.describe_ping_error(urllib.error.URLError(program.socket.timeout("t"))) == "timeout"
+    assert program.describe_ping_error(program.socket.timeout("read")) == "timeout"
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["--ping-url", "ftp://127.0.0.1/x"], "--ping-url: 'ftp://127.0.0.1/x' is not an http:// or "
                                            "https:// URL"),
