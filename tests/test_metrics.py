@@ -10,7 +10,7 @@ import types
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from loopback_harness import (LOOPBACK, MonitorProcess, TcpListener, free_port, http_request,
+from loopback_harness import (LOOPBACK, PROGRAM, MonitorProcess, TcpListener, free_port, http_request,
                               load_program, run_program, wait_until)
 
 program = load_program()
@@ -338,6 +338,19 @@ def test_the_board_renders_what_the_loop_published_last():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_http_server_and_urllib_are_imported_only_when_asked_for():
+    import subprocess
+    import sys
+    check = ("import importlib.util, sys; "
+             "spec = importlib.util.spec_from_file_location('m', %r); "
+             "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+             "m.parse_arguments(['-a', '127.0.0.1:9', '--no-mail']); "
+             "print(sorted(n for n in ('http.server', 'socketserver', 'urllib.request') "
+             "if n in sys.modules))" % PROGRAM)
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=30)
+    assert (result.returncode, result.stdout) == (0, "[]\n"), result.stderr
 
 
 # -- the command line ----------------------------------------------------------------------------
