@@ -48,6 +48,12 @@ PYSENDMAIL_KEYS = ("mail.from", "mail.to", "mail.smtp.server", "mail.smtp.port",
                    "mail.smtp.password", "mail.smtp.tls", "mail.smtp.timeout")
 STATE_FORMAT = 1
 
+# Prometheus metrics and the ping URL (dead man's switch)
+DEFAULT_METRICS_ADDRESS = "127.0.0.1"
+METRICS_REQUEST_TIMEOUT = 10.0   # seconds a metrics client may take to send its request or read
+DEFAULT_PING_INTERVAL = 60.0
+PING_RESPONSE_LIMIT = 4096       # bytes of the ping answer read before closing (it is not used)
+
 # ---------------------------------------------------------------------------------------------
 # Exceptions: library code raises these; only main() turns them into messages and exit codes
 # ---------------------------------------------------------------------------------------------
@@ -207,6 +213,43 @@ class ReportBackoff:
         self.quiet(mono_now)    # nothing was reported while the monitor was not running
 
 
+class PingSchedule:
+    """When is the ping URL due? At most once every `interval` seconds, and only while UP.
+
+    `due` is asked after each round; `started` records a request that went out. A ping is never
+    due while the network is down, and is due at once when it comes back, if `interval` has passed.
+    """
+
+    def __init__(self, interval):
+        self.interval = interval
+        self.last_started = None
+
+    def due(self, now, network_up):
+        if not network_up:
+            return False
+        return self.last_started is None or now - self.last_started >= self.interval
+
+    def started(self, now):
+        self.last_started = now
+
+
+class PingHealth:
+    """Which ping outcomes are worth telling: the first failure of a stretch, and the recovery."""
+
+    def __init__(self):
+        self.failing = False
+
+    def record(self, ok):
+        """Returns "failed" (first failure since the last success), "recovered", or None."""
+        if ok:
+            recovered, self.failing = self.failing, False
+            return "recovered" if recovered else None
+        if self.failing:
+            return None
+        self.failing = True
+        return "failed"
+
+
 # ---------------------------------------------------------------------------------------------
 # Formatting for people
 # ---------------------------------------------------------------------------------------------
@@ -278,6 +321,97 @@ def format_report(interruptions, hostname, targets):
                      "power cut: the connection may or may not have been up then."
                      % (plural(len(gaps), "gap"), human_duration(sum(g.duration for g in gaps))))
     return subject, "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Prometheus metrics: a snapshot of the monitor rendered in the text exposition format 0.0.4
+# ---------------------------------------------------------------------------------------------
+#
+# The monitor loop builds a new snapshot (a plain dict, never changed once published) after every
+# round; the HTTP thread only renders the latest one. The keys:
+#   version                    program version, for pynetconnmon_build_info
+#   network_up                 True/False after the last round; None before the first round
+#   targets                    ((label, up, connect_seconds or None), ...) from the last round
+#   interruptions              interruptions that lasted at least --min-interruption; an ongoing
+#                              one counts as soon as it has lasted that long
+#   ignored_interruptions      interruptions shorter than --min-interruption (blips), at their end
+#   downtime_seconds           downtime of the counted interruptions, an ongoing one included
+#   unreported_interruptions   interruptions waiting for an accepted report
+#   reports_sent, report_failures    deliveries accepted / not accepted
+#   last_round                 Unix time the last round completed; None before the first round
+
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def empty_metrics_snapshot():
+    """The snapshot before the first round: counters at zero, nothing known about the network."""
+    return {"version": VERSION, "network_up": None, "targets": (), "interruptions": 0,
+            "ignored_interruptions": 0, "downtime_seconds": 0.0, "unreported_interruptions": 0,
+            "reports_sent": 0, "report_failures": 0, "last_round": None}
+
+
+def _metric_value(value):
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+def _label_value(text):
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render_metrics(snapshot):
+    """The text a Prometheus scrape of /metrics gets for `snapshot`."""
+    lines = []
+
+    def family(name, kind, help_text, samples):
+        lines.append("# HELP pynetconnmon_%s %s" % (name, help_text))
+        lines.append("# TYPE pynetconnmon_%s %s" % (name, kind))
+        for labels, value in samples:
+            label_text = ",".join('%s="%s"' % (key, _label_value(text)) for key, text in labels)
+            lines.append("pynetconnmon_%s%s %s" % (name, "{%s}" % label_text if labels else "",
+                                                    _metric_value(value)))
+
+    def single(value):
+        return [((), value)] if value is not None else []
+
+    targets = snapshot["targets"]
+    family("build_info", "gauge", "Always 1; the version label says which pyNetConnMon runs.",
+           [((("version", snapshot["version"]),), 1)])
+    family("network_up", "gauge", "1 if at least one target answered in the last round, else 0.",
+           single(snapshot["network_up"]))
+    family("target_up", "gauge", "1 if the target answered in the last round, else 0.",
+           [((("target", label),), up) for label, up, _ in targets])
+    family("target_connect_seconds", "gauge",
+           "Time the target's TCP connect took in the last round; absent while the target is down.",
+           [((("target", label),), seconds) for label, up, seconds in targets
+            if up and seconds is not None])
+    family("interruptions_total", "counter",
+           "Interruptions of at least --min-interruption; an ongoing one counts once it is that long.",
+           single(snapshot["interruptions"]))
+    family("ignored_interruptions_total", "counter",
+           "Interruptions shorter than --min-interruption (blips), counted when they end.",
+           single(snapshot["ignored_interruptions"]))
+    family("downtime_seconds_total", "counter",
+           "Seconds of downtime in counted interruptions, an ongoing one included.",
+           single(snapshot["downtime_seconds"]))
+    family("unreported_interruptions", "gauge",
+           "Interruptions waiting for a report to be accepted (always 0 with --no-mail).",
+           single(snapshot["unreported_interruptions"]))
+    family("reports_sent_total", "counter", "Reports accepted by the mail server or notify command.",
+           single(snapshot["reports_sent"]))
+    family("report_failures_total", "counter", "Report deliveries that failed (each is retried).",
+           single(snapshot["report_failures"]))
+    family("last_round_timestamp_seconds", "gauge",
+           "Unix time the last round of probes completed: the monitor's heartbeat.",
+           single(snapshot["last_round"]))
+    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -774,14 +908,18 @@ class EventLog:
             self.reopen()
 
     def reopen(self):
+        """Opens the path afresh (logrotate renamed the file away). Every event is flushed when
+        written, so all events up to now are in the old file and all after it in the new one.
+        If the path cannot be opened, MonitorError says why and the old file stays in use."""
         if not self.path:
             return
-        if self.stream is not None:
-            self.stream.close()
         try:
-            self.stream = open(self.path, "a", encoding="utf-8")
+            stream = open(self.path, "a", encoding="utf-8")
         except OSError as error:
             raise MonitorError("cannot open event log %s: %s" % (self.path, _one_line(error)))
+        if self.stream is not None:
+            self.stream.close()
+        self.stream = stream
 
     def write(self, event, wall, **fields):
         if self.stream is None:
@@ -821,6 +959,173 @@ class Console:
 
     def error(self, text, wall=None):
         self._write(self.err, "ERROR " + text, wall)
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics endpoint: GET /metrics renders the latest snapshot; the monitor loop never waits for it
+# ---------------------------------------------------------------------------------------------
+
+
+class MetricsBoard:
+    """Holds the latest snapshot. The loop replaces it whole; the HTTP threads only read it."""
+
+    def __init__(self, snapshot):
+        self._lock = threading.Lock()
+        self._snapshot = snapshot
+
+    def publish(self, snapshot):
+        with self._lock:
+            self._snapshot = snapshot
+
+    def latest(self):
+        with self._lock:
+            return self._snapshot
+
+
+def start_metrics_server(address, port, board, request_timeout=METRICS_REQUEST_TIMEOUT):
+    """Serves the board at http://ADDRESS:PORT/metrics from a daemon thread; returns the server.
+
+    Raises MonitorError when the port cannot be bound. Call shutdown() and server_close() to stop.
+    """
+    import http.server         # only when metrics are asked for: it pulls in a lot of modules
+    import socketserver
+
+    class MetricsHandler(http.server.BaseHTTPRequestHandler):
+        timeout = request_timeout        # a client that sends nothing is dropped after this long
+        server_version = "pyNetConnMon/" + VERSION
+        sys_version = ""
+
+        def do_GET(self):
+            self._answer(with_body=True)
+
+        def do_HEAD(self):
+            self._answer(with_body=False)
+
+        def _not_found(self):
+            self.send_error(404)
+
+        do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_found
+
+        def _answer(self, with_body):
+            if self.path.split("?", 1)[0] != "/metrics":
+                self.send_error(404)
+                return
+            body = render_metrics(board.latest()).encode("utf-8")
+            self.send_response(200)
+            self.send_header("Content-Type", METRICS_CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if with_body:
+                self.wfile.write(body)
+
+        def log_message(self, format, *args):
+            pass         # no line per request on stderr
+
+    class MetricsServer(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+        block_on_close = False       # stopping must not wait for a stuck client
+        address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
+
+        def server_bind(self):
+            # HTTPServer.server_bind would look the address up in DNS (getfqdn); not needed here
+            socketserver.TCPServer.server_bind(self)
+            self.server_name, self.server_port = self.server_address[:2]
+
+        def handle_error(self, request, client_address):
+            if not isinstance(sys.exc_info()[1], OSError):     # a bug: show the traceback
+                super().handle_error(request, client_address)
+            # a client that went away mid-answer is not worth one
+
+    try:
+        server = MetricsServer((address, port), MetricsHandler)
+    except OSError as error:
+        raise MonitorError("cannot serve metrics on %s: %s"
+                           % (Target(address, port).label, _one_line(error.strerror or error)))
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server
+
+
+# ---------------------------------------------------------------------------------------------
+# Ping URL (dead man's switch for Healthchecks, Uptime Kuma push, ...): one request at a time
+# ---------------------------------------------------------------------------------------------
+
+
+def ping_url_problem(url):
+    """None if `url` can be pinged, else why not (for a usage error)."""
+    from urllib.parse import urlsplit
+    if any(character.isspace() or ord(character) < 32 for character in url):
+        return "%r contains spaces or control characters" % url
+    try:
+        parts = urlsplit(url)
+        parts.port          # raises ValueError for a bad port
+    except ValueError as error:
+        return "%r is not a valid URL (%s)" % (url, _one_line(error))
+    if parts.scheme.lower() not in ("http", "https"):
+        return "%r is not an http:// or https:// URL" % url
+    if not parts.hostname:
+        return "%r has no host" % url
+    return None
+
+
+def ping_url_for_people(url):
+    """scheme://host:port/... without the path: ping URLs carry secrets, keep them out of logs."""
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]     # drop user:password@
+    return "%s://%s/..." % (parts.scheme.lower(), host)
+
+
+def describe_ping_error(error):
+    import urllib.error
+    if isinstance(error, urllib.error.HTTPError):
+        return ("HTTP %d %s" % (error.code, " ".join(str(error.reason or "").split()))).strip()
+    if isinstance(error, urllib.error.URLError) and not isinstance(error.reason, str):
+        error = error.reason
+    if isinstance(error, socket.timeout):
+        return "timeout"
+    if isinstance(error, ConnectionRefusedError):
+        return "refused"
+    if isinstance(error, urllib.error.URLError):
+        return _one_line(error.reason)
+    return "%s: %s" % (type(error).__name__, _one_line(error))
+
+
+class PingSender:
+    """Requests the ping URL in a thread, so a slow endpoint never stalls the rounds."""
+
+    def __init__(self, url, timeout, on_done):
+        import urllib.request      # here, not in the thread: the first ping must not wait for it
+        self._urllib = urllib.request
+        self.url = url
+        self.timeout = timeout
+        self.on_done = on_done           # called in the ping thread; must only hand over
+        self.busy = False
+        self.results = []                # None for a success, else the reason it failed
+        self._lock = threading.Lock()
+
+    def submit(self):
+        self.busy = True
+
+        def run():
+            request = self._urllib.Request(self.url, headers={"User-Agent": "pyNetConnMon/" + VERSION})
+            try:
+                with self._urllib.urlopen(request, timeout=self.timeout) as response:
+                    response.read(PING_RESPONSE_LIMIT)
+                outcome = None
+            except Exception as error:  # noqa: BLE001 - a failed ping must never stop the monitor
+                outcome = describe_ping_error(error)
+            with self._lock:
+                self.results.append(outcome)
+            self.on_done()
+
+        threading.Thread(target=run, name="ping", daemon=True).start()
+
+    def take_results(self):
+        with self._lock:
+            results, self.results = self.results, []
+        if results:
+            self.busy = False
+        return results
 
 
 # ---------------------------------------------------------------------------------------------
@@ -884,7 +1189,7 @@ class Waker:
 class Monitor:
     def __init__(self, settings, targets, console, event_log, state, deliverer, waker,
                  prober=None, clock=time.monotonic, wall_clock=time.time, hostname=None,
-                 spawn=None):
+                 spawn=None, metrics_board=None, ping_sender=None, ping_schedule=None):
         self.settings = settings
         self.targets = targets
         self.console = console
@@ -903,6 +1208,19 @@ class Monitor:
         self.worker = DeliveryWorker(deliverer, waker.wake, spawn) if deliverer else None
         self.last_heartbeat = None
         self.mail_problem_shown = False
+        # metrics (published only with a board) and the ping URL (only with a sender)
+        self.metrics_board = metrics_board
+        self.last_results = ()
+        self.last_round_mono = None
+        self.last_round_completed = None     # wall clock
+        self.interruptions_ended = 0         # counted, i.e. not ignored
+        self.ignored_interruptions = 0
+        self.downtime_ended = 0.0
+        self.reports_sent = 0
+        self.report_failures = 0
+        self.ping_sender = ping_sender
+        self.ping_schedule = ping_schedule
+        self.ping_health = PingHealth()
 
     # -- events ------------------------------------------------------------------------------
     def _event(self, name, wall, **fields):
@@ -974,6 +1292,8 @@ class Monitor:
 
     # -- rounds ------------------------------------------------------------------------------
     def _handle_round(self, results, mono, wall):
+        self.last_results = results
+        self.last_round_mono, self.last_round_completed = mono, self.wall_clock()
         network_up = any(result.up for result in results)
         target_reasons = {result.target.label: result.reason for result in results if not result.up}
         first_reason = next((result.reason for result in results if not result.up), None)
@@ -989,6 +1309,7 @@ class Monitor:
             self._save_state()
             return
         outage, duration, ignored = detail
+        self._count_interruption(duration, ignored)
         self._event("up", wall, start=iso_time(outage.start_wall), end=iso_time(wall),
                     duration=round(duration, 3), ignored=ignored)
         if ignored:
@@ -1028,6 +1349,7 @@ class Monitor:
         for ids, failure in self.worker.take_results():
             mono, wall = self.clock(), self.wall_clock()
             if failure is None:
+                self.reports_sent += 1
                 self.backoff.record_success(mono)
                 sent = set(ids)
                 self.pending = [item for item in self.pending if item.id not in sent]
@@ -1038,12 +1360,91 @@ class Monitor:
                                   % (plural(len(ids), "interruption"), self.deliverer.name,
                                      human_duration(wait)), wall)
             else:
+                self.report_failures += 1
                 self.backoff.record_failure(mono)
                 self._event("mail_failed", wall, interruptions=len(ids), via=self.deliverer.name,
                             reason=failure, retry_in=self.settings.backoff_min)
                 self.console.warning("report not delivered: %s; retrying in %s"
                                      % (failure, human_duration(self.settings.backoff_min)), wall)
             self._save_state()
+            self._publish_metrics()
+
+    # -- metrics -----------------------------------------------------------------------------
+    def _count_interruption(self, duration, ignored):
+        if ignored:
+            self.ignored_interruptions += 1
+        else:
+            self.interruptions_ended += 1
+            self.downtime_ended += duration
+
+    def _metrics_snapshot(self):
+        """The numbers as of the last round; counters never go down (see render_metrics)."""
+        interruptions, downtime = self.interruptions_ended, self.downtime_ended
+        outage = self.tracker.outage
+        if outage is not None and self.last_round_mono is not None:
+            ongoing = self.last_round_mono - outage.start_mono
+            if ongoing >= self.settings.min_interruption:     # it can no longer end up ignored
+                interruptions += 1
+                downtime += ongoing
+        results = self.last_results
+        return {
+            "version": VERSION,
+            "network_up": any(result.up for result in results) if results else None,
+            "targets": tuple((result.target.label, result.up,
+                              round(result.connect_time, 6) if result.connect_time is not None
+                              else None) for result in results),
+            "interruptions": interruptions,
+            "ignored_interruptions": self.ignored_interruptions,
+            "downtime_seconds": round(downtime, 3),
+            "unreported_interruptions": len(self.pending),
+            "reports_sent": self.reports_sent,
+            "report_failures": self.report_failures,
+            "last_round": (None if self.last_round_completed is None
+                           else round(self.last_round_completed, 3)),
+        }
+
+    def _publish_metrics(self):
+        if self.metrics_board is not None:
+            self.metrics_board.publish(self._metrics_snapshot())
+
+    # -- ping URL ----------------------------------------------------------------------------
+    def _maybe_ping(self, mono):
+        if self.ping_sender is None or self.ping_sender.busy:
+            return
+        if self.ping_schedule.due(mono, network_up=not self.tracker.is_down):
+            self.ping_schedule.started(mono)
+            self.ping_sender.submit()
+
+    def _collect_pings(self):
+        if self.ping_sender is None:
+            return
+        for failure in self.ping_sender.take_results():
+            if failure is not None and self.tracker.is_down:
+                continue     # the network went down during the request: not the endpoint's fault
+            news = self.ping_health.record(ok=failure is None)
+            wall = self.wall_clock()
+            where = ping_url_for_people(self.ping_sender.url)
+            if news == "failed":
+                self._event("ping_failed", wall, url=where, reason=failure)
+                self.console.warning("ping to %s failed: %s; trying again every %s, quietly until "
+                                     "it works" % (where, failure,
+                                                   human_duration(self.ping_schedule.interval)), wall)
+            elif news == "recovered":
+                self._event("ping_ok", wall, url=where)
+                self.console.info("ping ok again (%s)" % where, wall)
+
+    # -- event log rotation ------------------------------------------------------------------
+    def _reopen_event_log(self):
+        if not self.log.path:
+            return
+        wall = self.wall_clock()
+        try:
+            self.log.reopen()
+        except MonitorError as error:
+            self.console.warning("%s; still writing to the old file" % error, wall)
+            return
+        self._event("log_reopened", wall)
+        self.console.info("event log reopened", wall)
 
     # -- the loop ----------------------------------------------------------------------------
     def start(self):
@@ -1065,6 +1466,7 @@ class Monitor:
             if data:
                 self._restore_state(data)
             self._save_state()
+        self._publish_metrics()
 
     def run(self):
         """Runs until SIGTERM or SIGINT; returns the name of the signal."""
@@ -1074,9 +1476,9 @@ class Monitor:
         while self.waker.stop_signal is None:
             if self.waker.reopen_requested:
                 self.waker.reopen_requested = False
-                self.log.reopen()
-                self.console.info("event log reopened")
+                self._reopen_event_log()
             self._collect_deliveries()
+            self._collect_pings()
             now = self.clock()
             heartbeat_due = self.last_heartbeat + heartbeat_every if self.state is not None else math.inf
             if now >= heartbeat_due:
@@ -1093,6 +1495,8 @@ class Monitor:
                 break
             self._handle_round(results, now, wall)
             self._maybe_send_report(self.clock())
+            self._maybe_ping(self.clock())
+            self._publish_metrics()
         return self.stop()
 
     def _wait_for_delivery_in_flight(self, limit=0.5):
@@ -1680,6 +2084,19 @@ def build_parser():
                         help="how often the state file records that the monitor is alive, which "
                              "bounds how exactly a power cut is reported (default: %.1f)"
                              % DEFAULT_HEARTBEAT)
+    parser.add_argument("--metrics-port", metavar="PORT",
+                        help="serve Prometheus metrics at http://ADDRESS:PORT/metrics "
+                             "(default: no metrics)")
+    parser.add_argument("--metrics-address", metavar="ADDRESS",
+                        help="IP address the metrics are served on; 0.0.0.0 or :: for all "
+                             "(default: %s)" % DEFAULT_METRICS_ADDRESS)
+    parser.add_argument("--ping-url", metavar="URL",
+                        help="while the network is up, request this http(s) URL every "
+                             "--ping-interval seconds: a dead man's switch for Healthchecks, "
+                             "Uptime Kuma push monitors and the like")
+    parser.add_argument("--ping-interval", type=positive, metavar="SECONDS",
+                        help="at most one ping per this many seconds (default: %.1f)"
+                             % DEFAULT_PING_INTERVAL)
     parser.add_argument("--pysendmail", metavar="DIR",
                         help="the pySendMail folder (default: pySendMail/ beside this script)")
     parser.add_argument("--notify-command", metavar="CMD",
@@ -1718,6 +2135,7 @@ def parse_arguments(argv):
         raise UsageError("--no-mail cannot be combined with --test-mail or --notify-command")
     if args.notify_command is not None and not args.notify_command.strip():
         raise UsageError("--notify-command: empty command")
+    _check_metrics_and_ping(args)
     args.targets = [parse_target(value, args.port) for value in (args.address or [DEFAULT_ADDRESS])]
     if args.summary:
         if not args.log_file:
@@ -1736,6 +2154,45 @@ def parse_arguments(argv):
         args.pysendmail = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pySendMail")
     args.state_file = args.state_file or default_state_path()
     return args
+
+
+def _check_metrics_and_ping(args):
+    if args.metrics_port is not None:
+        args.metrics_port = parse_port(args.metrics_port, "--metrics-port")
+    elif args.metrics_address is not None:
+        raise UsageError("--metrics-address needs --metrics-port")
+    if args.metrics_address is None:
+        args.metrics_address = DEFAULT_METRICS_ADDRESS
+    elif _ip_literal(args.metrics_address) is None or "%" in args.metrics_address:
+        raise UsageError("--metrics-address: %r is not an IP address" % args.metrics_address)
+    if args.ping_url is not None:
+        problem = ping_url_problem(args.ping_url)
+        if problem:
+            raise UsageError("--ping-url: " + problem)
+    elif args.ping_interval is not None:
+        raise UsageError("--ping-interval needs --ping-url")
+    if args.ping_interval is None:
+        args.ping_interval = DEFAULT_PING_INTERVAL
+
+
+def start_metrics(args, console):
+    """(board, server) serving --metrics-port, or (None, None) without it."""
+    if args.metrics_port is None:
+        return None, None
+    board = MetricsBoard(empty_metrics_snapshot())
+    server = start_metrics_server(args.metrics_address, args.metrics_port, board)
+    console.info("serving metrics at http://%s/metrics"
+                 % Target(args.metrics_address, args.metrics_port).label)
+    return board, server
+
+
+def make_pinger(args, waker, console):
+    """(sender, schedule) for --ping-url, or (None, None) without it."""
+    if args.ping_url is None:
+        return None, None
+    console.info("pinging %s every %s while the network is up"
+                 % (ping_url_for_people(args.ping_url), human_duration(args.ping_interval)))
+    return PingSender(args.ping_url, args.timeout, waker.wake), PingSchedule(args.ping_interval)
 
 
 def make_deliverer(args):
@@ -1805,10 +2262,18 @@ def run_monitor(args, console):
     event_log = EventLog(args.log_file)
     waker = Waker()
     waker.install()
+    metrics_server = None
     try:
-        monitor = Monitor(args, args.targets, console, event_log, state, deliverer, waker)
+        metrics_board, metrics_server = start_metrics(args, console)
+        ping_sender, ping_schedule = make_pinger(args, waker, console)
+        monitor = Monitor(args, args.targets, console, event_log, state, deliverer, waker,
+                          metrics_board=metrics_board, ping_sender=ping_sender,
+                          ping_schedule=ping_schedule)
         stop_signal = monitor.run()
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
         waker.uninstall()
         waker.close()
         event_log.close()

@@ -1,0 +1,383 @@
+"""Prometheus metrics: the pure renderer, the counters, and /metrics scraped from a running monitor.
+
+Loopback only: the monitor watches a local listener that the tests stop to cause an outage.
+"""
+import io
+import socket
+import time
+import types
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from loopback_harness import (LOOPBACK, PROGRAM, MonitorProcess, TcpListener, free_port, http_request,
+                              load_program, run_program, wait_until)
+
+program = load_program()
+
+FIXED_SNAPSHOT = {
+    "version": "9.8.7",
+    "network_up": True,
+    "targets": (("127.0.0.1:53", True, 0.0125), ("[::1]:853", False, None)),
+    "interruptions": 3,
+    "ignored_interruptions": 2,
+    "downtime_seconds": 95.25,
+    "unreported_interruptions": 1,
+    "reports_sent": 4,
+    "report_failures": 5,
+    "last_round": 1700000000.5,
+}
+
+FIXED_EXPOSITION = """\
+# HELP pynetconnmon_build_info Always 1; the version label says which pyNetConnMon runs.
+# TYPE pynetconnmon_build_info gauge
+pynetconnmon_build_info{version="9.8.7"} 1
+# HELP pynetconnmon_network_up 1 if at least one target answered in the last round, else 0.
+# TYPE pynetconnmon_network_up gauge
+pynetconnmon_network_up 1
+# HELP pynetconnmon_target_up 1 if the target answered in the last round, else 0.
+# TYPE pynetconnmon_target_up gauge
+pynetconnmon_target_up{target="127.0.0.1:53"} 1
+pynetconnmon_target_up{target="[::1]:853"} 0
+# HELP pynetconnmon_target_connect_seconds Time the target's TCP connect took in the last round; \
+absent while the target is down.
+# TYPE pynetconnmon_target_connect_seconds gauge
+pynetconnmon_target_connect_seconds{target="127.0.0.1:53"} 0.0125
+# HELP pynetconnmon_interruptions_total Interruptions of at least --min-interruption; an ongoing one \
+counts once it is that long.
+# TYPE pynetconnmon_interruptions_total counter
+pynetconnmon_interruptions_total 3
+# HELP pynetconnmon_ignored_interruptions_total Interruptions shorter than --min-interruption \
+(blips), counted when they end.
+# TYPE pynetconnmon_ignored_interruptions_total counter
+pynetconnmon_ignored_interruptions_total 2
+# HELP pynetconnmon_downtime_seconds_total Seconds of downtime in counted interruptions, an ongoing \
+one included.
+# TYPE pynetconnmon_downtime_seconds_total counter
+pynetconnmon_downtime_seconds_total 95.25
+# HELP pynetconnmon_unreported_interruptions Interruptions waiting for a report to be accepted \
+(always 0 with --no-mail).
+# TYPE pynetconnmon_unreported_interruptions gauge
+pynetconnmon_unreported_interruptions 1
+# HELP pynetconnmon_reports_sent_total Reports accepted by the mail server or notify command.
+# TYPE pynetconnmon_reports_sent_total counter
+pynetconnmon_reports_sent_total 4
+# HELP pynetconnmon_report_failures_total Report deliveries that failed (each is retried).
+# TYPE pynetconnmon_report_failures_total counter
+pynetconnmon_report_failures_total 5
+# HELP pynetconnmon_last_round_timestamp_seconds Unix time the last round of probes completed: \
+the monitor's heartbeat.
+# TYPE pynetconnmon_last_round_timestamp_seconds gauge
+pynetconnmon_last_round_timestamp_seconds 1700000000.5
+"""
+
+EXPECTED_TYPES = {
+    "pynetconnmon_build_info": "gauge",
+    "pynetconnmon_network_up": "gauge",
+    "pynetconnmon_target_up": "gauge",
+    "pynetconnmon_target_connect_seconds": "gauge",
+    "pynetconnmon_interruptions": "counter",          # the parser drops a counter's _total
+    "pynetconnmon_ignored_interruptions": "counter",
+    "pynetconnmon_downtime_seconds": "counter",
+    "pynetconnmon_unreported_interruptions": "gauge",
+    "pynetconnmon_reports_sent": "counter",
+    "pynetconnmon_report_failures": "counter",
+    "pynetconnmon_last_round_timestamp_seconds": "gauge",
+}
+
+
+def parse(text):
+    """{family name: family} through Prometheus' own parser, which must accept the text."""
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def value(families, name, **labels):
+    """The one sample of `name` with `labels`, or None when the sample is absent."""
+    for family in families.values():
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return None
+
+
+# -- the pure renderer ---------------------------------------------------------------------------
+
+def test_render_metrics_gives_exact_text_for_a_fixed_snapshot():
+    assert program.render_metrics(FIXED_SNAPSHOT) == FIXED_EXPOSITION
+
+
+def test_rendered_text_parses_with_the_right_types():
+    families = parse(program.render_metrics(FIXED_SNAPSHOT))
+    assert {name: family.type for name, family in families.items()} == EXPECTED_TYPES
+    assert value(families, "pynetconnmon_target_connect_seconds", target="[::1]:853") is None
+
+
+def test_before_the_first_round_only_counters_and_build_info_have_samples():
+    families = parse(program.render_metrics(program.empty_metrics_snapshot()))
+    assert {name: family.type for name, family in families.items()} == EXPECTED_TYPES
+    assert families["pynetconnmon_network_up"].samples == []
+    assert families["pynetconnmon_last_round_timestamp_seconds"].samples == []
+    assert value(families, "pynetconnmon_interruptions_total") == 0
+    assert value(families, "pynetconnmon_build_info", version=program.VERSION) == 1
+
+
+def test_label_values_are_escaped():
+    snapshot = dict(FIXED_SNAPSHOT, version='a"b\\c\nd')
+    text = program.render_metrics(snapshot)
+    assert 'pynetconnmon_build_info{version="a\\"b\\\\c\\nd"} 1\n' in text
+    assert value(parse(text), "pynetconnmon_build_info", version='a"b\\c\nd') == 1
+
+
+def test_special_float_values_use_prometheus_spelling():
+    assert program._metric_value(float("nan")) == "NaN"
+    assert program._metric_value(float("inf")) == "+Inf"
+    assert program._metric_value(True) == "1"
+    assert program._metric_value(0.25) == "0.25"
+
+
+# -- the counters, driven round by round with a fake clock ---------------------------------------
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def make_monitor(min_interruption=0.5):
+    settings = types.SimpleNamespace(min_interruption=min_interruption, backoff_min=60.0,
+                                     backoff_max=3600.0, backoff_step=300.0, interval=0.2,
+                                     timeout=0.2, heartbeat=60.0)
+    target = program.Target(LOOPBACK, 9)
+    clock = FakeClock()
+    board = program.MetricsBoard(program.empty_metrics_snapshot())
+    monitor = program.Monitor(settings, [target], program.Console(quiet=True, err=io.StringIO()),
+                              program.EventLog(None), None, None, types.SimpleNamespace(),
+                              prober=object(), clock=clock, wall_clock=lambda: 1e9 + clock.now,
+                              hostname="test", metrics_board=board)
+    return monitor, target, clock, board
+
+
+def round_at(monitor, target, clock, when, up):
+    clock.now = when
+    result = program.ProbeResult(target, up, None if up else "refused", 0.001 if up else None)
+    monitor._handle_round([result], when, 1e9 + when)
+    monitor._publish_metrics()
+    return monitor.metrics_board.latest()
+
+
+def test_an_ongoing_interruption_counts_once_it_lasts_min_interruption():
+    monitor, target, clock, board = make_monitor(min_interruption=0.5)
+    snapshot = round_at(monitor, target, clock, 0.0, up=True)
+    assert (snapshot["network_up"], snapshot["interruptions"], snapshot["downtime_seconds"]) == (True, 0, 0.0)
+    snapshot = round_at(monitor, target, clock, 1.0, up=False)          # down since 1.0
+    assert (snapshot["network_up"], snapshot["interruptions"], snapshot["downtime_seconds"]) == (False, 0, 0.0)
+    snapshot = round_at(monitor, target, clock, 1.4, up=False)          # 0.4 s: may still be a blip
+    assert (snapshot["interruptions"], snapshot["downtime_seconds"]) == (0, 0.0)
+    snapshot = round_at(monitor, target, clock, 1.6, up=False)          # 0.6 s: counts now
+    assert (snapshot["interruptions"], snapshot["downtime_seconds"]) == (1, 0.6)
+    snapshot = round_at(monitor, target, clock, 2.0, up=True)           # ended after 1.0 s
+    assert (snapshot["interruptions"], snapshot["downtime_seconds"]) == (1, 1.0)
+    assert snapshot["ignored_interruptions"] == 0
+    assert snapshot["targets"] == (("127.0.0.1:9", True, 0.001),)
+    assert snapshot["last_round"] == 1e9 + 2.0
+
+
+def test_a_blip_counts_as_ignored_and_never_as_downtime():
+    monitor, target, clock, board = make_monitor(min_interruption=0.5)
+    round_at(monitor, target, clock, 0.0, up=True)
+    snapshot = round_at(monitor, target, clock, 0.2, up=False)
+    assert snapshot["targets"] == (("127.0.0.1:9", False, None),)
+    snapshot = round_at(monitor, target, clock, 0.4, up=True)
+    assert (snapshot["interruptions"], snapshot["ignored_interruptions"],
+            snapshot["downtime_seconds"]) == (0, 1, 0.0)
+
+
+# -- /metrics from a running monitor --------------------------------------------------------------
+
+def start_monitor(tmp_path, listener, metrics_port, *extra):
+    return MonitorProcess(tmp_path, "-a", listener.address, "-i", "0.2", "-t", "0.2", "-m", "0.5",
+                          "--no-mail", "--metrics-port", str(metrics_port), *extra)
+
+
+def scrape(port):
+    status, headers, body = http_request("http://%s:%d/metrics" % (LOOPBACK, port))
+    assert status == 200
+    assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    return parse(body.decode("utf-8"))
+
+
+def scrape_until(port, condition, timeout, what):
+    def attempt():
+        try:
+            families = scrape(port)
+        except OSError:          # not listening yet
+            return None
+        return families if condition(families) else None
+    return wait_until(attempt, timeout, what, step=0.05)
+
+
+def test_scrapes_follow_an_outage_from_start_to_end(tmp_path):
+    listener = TcpListener().start()
+    port = free_port()
+    target = listener.address
+    try:
+        with start_monitor(tmp_path, listener, port) as monitor:
+            before = scrape_until(port, lambda f: value(f, "pynetconnmon_network_up") == 1, 5,
+                                  "network_up 1")
+            assert {name: family.type for name, family in before.items()} == EXPECTED_TYPES
+            assert value(before, "pynetconnmon_target_up", target=target) == 1
+            assert 0 <= value(before, "pynetconnmon_target_connect_seconds", target=target) < 0.2
+            assert value(before, "pynetconnmon_interruptions_total") == 0
+            assert value(before, "pynetconnmon_downtime_seconds_total") == 0
+            assert value(before, "pynetconnmon_build_info", version=program.VERSION) == 1
+            first_heartbeat = value(before, "pynetconnmon_last_round_timestamp_seconds")
+            assert abs(first_heartbeat - time.time()) < 2
+
+            listener.stop()
+            monitor.wait_for_event("down")
+            during = scrape_until(port, lambda f: value(f, "pynetconnmon_interruptions_total") == 1,
+                                  3, "the ongoing outage to count")
+            assert value(during, "pynetconnmon_network_up") == 0
+            assert value(during, "pynetconnmon_target_up", target=target) == 0
+            assert value(during, "pynetconnmon_target_connect_seconds", target=target) is None
+            downtime_during = value(during, "pynetconnmon_downtime_seconds_total")
+            assert downtime_during >= 0.5
+
+            listener.start()
+            monitor.wait_for_event("up")
+            after = scrape_until(port, lambda f: value(f, "pynetconnmon_network_up") == 1, 3,
+                                 "network_up 1 again")
+            assert value(after, "pynetconnmon_target_up", target=target) == 1
+            assert value(after, "pynetconnmon_interruptions_total") == 1
+            assert value(after, "pynetconnmon_ignored_interruptions_total") == 0
+            assert value(after, "pynetconnmon_downtime_seconds_total") >= downtime_during
+            assert value(after, "pynetconnmon_last_round_timestamp_seconds") > first_heartbeat
+            assert value(after, "pynetconnmon_unreported_interruptions") == 0    # --no-mail
+            assert monitor.stop() == 0
+        assert "Traceback" not in monitor.stderr()
+        assert monitor.stderr() == ""           # no per-request lines from http.server
+    finally:
+        listener.stop()
+
+
+def test_anything_but_get_metrics_is_not_found(tmp_path):
+    listener = TcpListener().start()
+    port = free_port()
+    base = "http://%s:%d" % (LOOPBACK, port)
+    try:
+        with start_monitor(tmp_path, listener, port) as monitor:
+            scrape_until(port, lambda f: True, 5, "the metrics endpoint")
+            assert http_request(base + "/other")[0] == 404
+            assert http_request(base + "/")[0] == 404
+            assert http_request(base + "/metrics/x")[0] == 404
+            assert http_request(base + "/metrics", method="POST")[0] == 404
+            status, headers, body = http_request(base + "/metrics", method="HEAD")
+            assert (status, body) == (200, b"")
+            assert int(headers["Content-Length"]) > 0
+            assert monitor.stop() == 0
+        assert monitor.stderr() == ""
+    finally:
+        listener.stop()
+
+
+def test_a_silent_client_stalls_neither_the_rounds_nor_other_scrapes(tmp_path):
+    listener = TcpListener().start()
+    port = free_port()
+    silent = socket.socket()
+    try:
+        with start_monitor(tmp_path, listener, port) as monitor:
+            scrape_until(port, lambda f: value(f, "pynetconnmon_network_up") == 1, 5, "network up")
+            silent.connect((LOOPBACK, port))            # connects, then sends nothing
+            started = time.monotonic()
+            scrape(port)
+            assert time.monotonic() - started < 1.0, "another client had to wait"
+            listener.stop()
+            stopped = time.monotonic()
+            monitor.wait_for_event("down", timeout=3)
+            assert time.monotonic() - stopped < 1.5, "the outage was noticed late"
+            assert monitor.stop() == 0                  # and stopping does not wait for it
+    finally:
+        silent.close()
+        listener.stop()
+
+
+def test_the_server_drops_a_client_that_sends_nothing_after_the_request_timeout():
+    board = program.MetricsBoard(program.empty_metrics_snapshot())
+    server = program.start_metrics_server(LOOPBACK, free_port(), board, request_timeout=0.3)
+    try:
+        with socket.create_connection((LOOPBACK, server.server_port), timeout=3) as silent:
+            started = time.monotonic()
+            assert silent.recv(100) == b""          # the server closed the connection
+            assert 0.2 < time.monotonic() - started < 2.5
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_broken_snapshot_leaves_a_traceback_but_no_answer(capsys):
+    board = program.MetricsBoard({"version": "x"})       # render_metrics raises KeyError
+    server = program.start_metrics_server(LOOPBACK, free_port(), board)
+    try:
+        with pytest.raises(OSError):                     # closed without an answer
+            http_request("http://%s:%d/metrics" % (LOOPBACK, server.server_port))
+        wait_until(lambda: "KeyError" in capsys.readouterr().err, 3, "the traceback")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_board_renders_what_the_loop_published_last():
+    board = program.MetricsBoard(program.empty_metrics_snapshot())
+    server = program.start_metrics_server(LOOPBACK, free_port(), board)
+    try:
+        board.publish(FIXED_SNAPSHOT)
+        status, _, body = http_request("http://%s:%d/metrics" % (LOOPBACK, server.server_port))
+        assert (status, body.decode("utf-8")) == (200, FIXED_EXPOSITION)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_http_server_and_urllib_are_imported_only_when_asked_for():
+    import subprocess
+    import sys
+    check = ("import importlib.util, sys; "
+             "spec = importlib.util.spec_from_file_location('m', %r); "
+             "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+             "m.parse_arguments(['-a', '127.0.0.1:9', '--no-mail']); "
+             "print(sorted(n for n in ('http.server', 'socketserver', 'urllib.request') "
+             "if n in sys.modules))" % PROGRAM)
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=30)
+    assert (result.returncode, result.stdout) == (0, "[]\n"), result.stderr
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--metrics-port", "0"], "--metrics-port: 0 is outside 1-65535"),
+    (["--metrics-port", "65536"], "--metrics-port: 65536 is outside 1-65535"),
+    (["--metrics-port", "http"], "--metrics-port: 'http' is not a port number (1-65535)"),
+    (["--metrics-address", "127.0.0.1"], "--metrics-address needs --metrics-port"),
+    (["--metrics-port", "9400", "--metrics-address", "localhost"],
+     "--metrics-address: 'localhost' is not an IP address"),
+])
+def test_bad_metrics_options_are_usage_errors(tmp_path, arguments, message):
+    result = run_program(tmp_path, "-a", "127.0.0.1:9", "--no-mail", *arguments)
+    assert result.returncode == 2
+    assert result.stderr == "pyNetConnMon.py: error: %s\n" % message
+    assert result.stdout == ""
+
+
+def test_a_port_in_use_is_a_one_line_error(tmp_path):
+    with socket.socket() as taken:
+        taken.bind((LOOPBACK, 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = run_program(tmp_path, "-a", "127.0.0.1:9", "--no-mail", "--metrics-port", str(port))
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].endswith("ERROR cannot serve metrics on 127.0.0.1:%d: Address already in use"
+                             % port)

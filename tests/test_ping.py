@@ -1,0 +1,252 @@
+"""--ping-url: the pure schedule and health logic, and a running monitor pinging a loopback server."""
+import http.server
+import threading
+import time
+
+import pytest
+
+from loopback_harness import (LOOPBACK, MonitorProcess, TcpListener, event_time, free_port,
+                              load_program, run_program, wait_until)
+
+program = load_program()
+
+
+# -- PingSchedule and PingHealth: decisions with an injected clock ------------------------------
+
+def test_the_first_ping_is_due_at_the_first_up_round():
+    assert program.PingSchedule(60).due(5.0, network_up=True)
+
+
+def test_no_ping_is_due_while_the_network_is_down():
+    schedule = program.PingSchedule(60)
+    assert not schedule.due(5.0, network_up=False)
+    schedule.started(5.0)
+    assert not schedule.due(500.0, network_up=False)
+
+
+def test_the_next_ping_is_due_one_interval_after_the_last_one_started():
+    schedule = program.PingSchedule(60)
+    schedule.started(5.0)
+    assert not schedule.due(64.9, network_up=True)
+    assert schedule.due(65.0, network_up=True)
+
+
+def test_a_ping_is_due_at_once_when_the_network_comes_back_after_an_interval():
+    schedule = program.PingSchedule(60)
+    schedule.started(5.0)
+    assert not schedule.due(100.0, network_up=False)
+    assert schedule.due(100.2, network_up=True)
+
+
+def test_health_tells_the_first_failure_of_a_stretch_and_the_recovery_only():
+    health = program.PingHealth()
+    outcomes = [True, False, False, False, True, True, False, True]
+    assert [health.record(ok) for ok in outcomes] == [
+        None, "failed", None, None, "recovered", None, "failed", "recovered"]
+
+
+# -- URL checks ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/ping/abc", "https://hc-ping.com/uuid",
+                                 "HTTPS://example.org", "http://[::1]:3001/api/push/x?status=up"])
+def test_http_and_https_urls_are_accepted(url):
+    assert program.ping_url_problem(url) is None
+
+
+@pytest.mark.parametrize("url, problem", [
+    ("ftp://example.org/x", "is not an http:// or https:// URL"),
+    ("example.org/ping", "is not an http:// or https:// URL"),
+    ("http:///path", "has no host"),
+    ("http://example.org:99999/", "is not a valid URL"),
+    ("http://example.org/a b", "contains spaces or control characters"),
+])
+def test_other_urls_are_refused(url, problem):
+    assert problem in program.ping_url_problem(url)
+
+
+def test_logs_show_the_ping_url_without_its_secret_path_or_password():
+    assert (program.ping_url_for_people("https://user:pw@hc-ping.com:443/1234-secret?x=1")
+            == "https://hc-ping.com:443/...")
+
+
+def test_ping_errors_read_as_short_reasons():
+    import urllib.error
+    assert program.describe_ping_error(urllib.error.HTTPError("u", 503, "", {}, None)) == "HTTP 503"
+    assert (program.describe_ping_error(urllib.error.HTTPError("u", 404, "Not  Found", {}, None))
+            == "HTTP 404 Not Found")
+    assert program.describe_ping_error(urllib.error.URLError(ConnectionRefusedError(111, "x"))) == "refused"
+    assert program.describe_ping_error(urllib.error.URLError(program.socket.timeout("t"))) == "timeout"
+    assert program.describe_ping_error(program.socket.timeout("read")) == "timeout"
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--ping-url", "ftp://127.0.0.1/x"], "--ping-url: 'ftp://127.0.0.1/x' is not an http:// or "
+                                           "https:// URL"),
+    (["--ping-url", "http://127.0.0.1:9/", "--ping-interval", "0"], "argument --ping-interval: "
+                                                                     "0 must be > 0"),
+    (["--ping-url", "http://127.0.0.1:9/", "--ping-interval", "inf"], "argument --ping-interval: "
+                                                                       "'inf' is not a finite number"),
+    (["--ping-interval", "30"], "--ping-interval needs --ping-url"),
+])
+def test_bad_ping_options_are_usage_errors(tmp_path, arguments, message):
+    result = run_program(tmp_path, "-a", "127.0.0.1:9", "--no-mail", *arguments)
+    assert (result.returncode, result.stderr) == (2, "pyNetConnMon.py: error: %s\n" % message)
+
+
+# -- a running monitor and a loopback ping endpoint ---------------------------------------------
+
+class PingEndpoint:
+    """A loopback HTTP server that records the time of every request and answers `status`."""
+
+    def __init__(self, status=200, hold=0.0):
+        self.status = status
+        self.hold = hold             # seconds each answer is held back (a slow endpoint)
+        self.hits = []               # (time.time(), path, user agent)
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self._lock = threading.Lock()
+        endpoint = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                with endpoint._lock:
+                    endpoint.hits.append((time.time(), self.path, self.headers["User-Agent"]))
+                    endpoint.in_flight += 1
+                    endpoint.most_in_flight = max(endpoint.most_in_flight, endpoint.in_flight)
+                try:
+                    time.sleep(endpoint.hold)
+                    self.send_response(endpoint.status)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"OK")
+                finally:
+                    with endpoint._lock:
+                        endpoint.in_flight -= 1
+
+            def log_message(self, format, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass         # the monitor stopped while an answer was held back
+
+        self.server = Server((LOOPBACK, 0), Handler)
+        self.url = "http://%s:%d/ping/0000-secret" % (LOOPBACK, self.server.server_port)
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def hit_times(self):
+        with self._lock:
+            return [hit[0] for hit in self.hits]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def target():
+    listener = TcpListener().start()
+    yield listener
+    listener.stop()
+
+
+@pytest.fixture
+def endpoint():
+    server = PingEndpoint()
+    yield server
+    server.close()
+
+
+def start_monitor(tmp_path, target, url, *extra, interval="0.2", ping_interval="0.3"):
+    return MonitorProcess(tmp_path, "-a", target.address, "-i", interval, "-t", "0.2", "-m", "0.5",
+                          "--no-mail", "--ping-url", url, "--ping-interval", ping_interval, *extra)
+
+
+def test_pings_come_at_most_once_per_interval_while_up(tmp_path, target, endpoint):
+    # rounds every 0.1 s, a ping due every 0.5 s: it goes out with the first round at or after
+    # that, so 0.5-0.6 s apart, 5 or 6 in 2.5 s. A ping every round would come 0.1 s apart.
+    with start_monitor(tmp_path, target, endpoint.url, interval="0.1", ping_interval="0.5") as monitor:
+        first = wait_until(endpoint.hit_times, 5, "the first ping")[0]
+        wait_until(lambda: time.time() > first + 2.5, 4, "2.5 seconds of pings")
+        window = [hit for hit in endpoint.hit_times() if hit <= first + 2.5]
+        assert monitor.stop() == 0
+    assert 4 <= len(window) <= 6, window
+    gaps = [later - earlier for earlier, later in zip(window, window[1:])]
+    assert min(gaps) > 0.35, gaps
+    assert {(path, agent) for _, path, agent in endpoint.hits} == {
+        ("/ping/0000-secret", "pyNetConnMon/" + program.VERSION)}
+    assert "WARNING" not in monitor.stderr()
+    assert not [e for e in monitor.events() if e["event"].startswith("ping")]
+
+
+def test_no_ping_goes_out_while_the_network_is_down(tmp_path, target, endpoint):
+    with start_monitor(tmp_path, target, endpoint.url) as monitor:
+        wait_until(endpoint.hit_times, 5, "the first ping")
+        target.stop()
+        down = event_time(monitor.wait_for_event("down"))
+        wait_until(lambda: time.time() > down + 1.2, 3, "an outage of several ping intervals")
+        target.start()
+        up = event_time(monitor.wait_for_event("up"))
+        wait_until(lambda: [t for t in endpoint.hit_times() if t >= up], 2, "a ping after the outage")
+        assert monitor.stop() == 0
+    assert [t for t in endpoint.hit_times() if down + 0.1 < t < up] == []
+
+
+def test_a_failing_endpoint_warns_once_per_stretch_and_once_when_it_recovers(tmp_path, target,
+                                                                           endpoint):
+    endpoint.status = 503
+    with start_monitor(tmp_path, target, endpoint.url) as monitor:
+        failed = monitor.wait_for_event("ping_failed")
+        failing_since = len(endpoint.hit_times())
+        wait_until(lambda: len(endpoint.hit_times()) >= failing_since + 3, 5, "three more failures")
+        endpoint.status = 200
+        recovered = monitor.wait_for_event("ping_ok")
+        more = len(endpoint.hit_times())
+        wait_until(lambda: len(endpoint.hit_times()) >= more + 2, 5, "two more good pings")
+        assert monitor.stop() == 0
+    assert failed["reason"] == "HTTP 503 Service Unavailable"
+    assert failed["url"] == recovered["url"] == "http://%s:%d/..." % (
+        LOOPBACK, endpoint.server.server_port)
+    names = [event["event"] for event in monitor.events()]
+    assert (names.count("ping_failed"), names.count("ping_ok")) == (1, 1)
+    warnings = [line for line in monitor.stderr().splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "ping to http://127.0.0.1" in warnings[0], warnings
+    assert "0000-secret" not in monitor.stderr() + monitor.stdout()
+    assert monitor.stdout().count("ping ok again") == 1
+
+
+def test_an_endpoint_that_refuses_warns_once_and_the_monitor_carries_on(tmp_path, target):
+    url = "http://%s:%d/ping" % (LOOPBACK, free_port())        # nothing listens there
+    with start_monitor(tmp_path, target, url) as monitor:
+        failed = monitor.wait_for_event("ping_failed")
+        started = time.monotonic()
+        wait_until(lambda: time.monotonic() - started > 1.5, 3, "several more ping attempts")
+        target.stop()
+        monitor.wait_for_event("down")                 # rounds go on as before
+        assert monitor.stop() == 0
+    assert failed["reason"] == "refused"
+    names = [event["event"] for event in monitor.events()]
+    assert names.count("ping_failed") == 1 and "ping_ok" not in names
+    assert len([line for line in monitor.stderr().splitlines() if "WARNING" in line]) == 1
+
+
+def test_a_slow_endpoint_never_delays_a_round_and_gets_one_request_at_a_time(tmp_path, target):
+    slow = PingEndpoint(hold=0.8)           # answers within the monitor's 1.5 s timeout, slowly
+    try:
+        monitor = MonitorProcess(tmp_path, "-a", target.address, "-i", "0.2", "-t", "1.5",
+                                 "-m", "0.5", "--no-mail", "--ping-url", slow.url,
+                                 "--ping-interval", "0.1")
+        with monitor:
+            wait_until(lambda: len(slow.hit_times()) >= 1, 5, "the first ping")
+            target.stop()
+            stopped = time.monotonic()
+            monitor.wait_for_event("down", timeout=3)
+            assert time.monotonic() - stopped < 0.8 + 0.5, "a round waited for the ping"
+            target.start()
+            monitor.wait_for_event("up", timeout=5)
+            wait_until(lambda: len(slow.hit_times()) >= 3, 5, "three slow pings")
+            assert monitor.stop() == 0
+        assert slow.most_in_flight == 1
+        assert "ping_failed" not in [event["event"] for event in monitor.events()]
+    finally:
+        slow.close()
