@@ -901,9 +901,11 @@ class StateFile:
 class EventLog:
     """One JSON object per line, appended and flushed per event. reopen() serves logrotate."""
 
-    def __init__(self, path):
+    def __init__(self, path, warn=None):
         self.path = path
         self.stream = None
+        self.warn = warn or (lambda text: None)
+        self.failing = False        # warn once per stretch of failed writes (e.g. disk full)
         if path:
             self.reopen()
 
@@ -917,22 +919,40 @@ class EventLog:
             stream = open(self.path, "a", encoding="utf-8")
         except OSError as error:
             raise MonitorError("cannot open event log %s: %s" % (self.path, _one_line(error)))
-        if self.stream is not None:
-            self.stream.close()
+        self._drop_stream()
         self.stream = stream
 
     def write(self, event, wall, **fields):
-        if self.stream is None:
+        if not self.path:
             return
         record = {"time": iso_time(wall), "event": event}
         record.update(fields)
-        self.stream.write(json.dumps(record, sort_keys=False) + "\n")
-        self.stream.flush()
+        try:
+            if self.stream is None:
+                self.stream = open(self.path, "a", encoding="utf-8")
+            self.stream.write(json.dumps(record, sort_keys=False) + "\n")
+            self.stream.flush()
+        except OSError as error:
+            self._drop_stream()     # its buffer would only grow while the disk stays full
+            if not self.failing:
+                self.warn("cannot write event log %s: %s; monitoring goes on, events are lost "
+                          "until it works again" % (self.path, _one_line(error)))
+            self.failing = True
+            return
+        if self.failing:
+            self.failing = False
+            self.warn("event log %s is writable again" % self.path)
+
+    def _drop_stream(self):
+        if self.stream is not None:
+            try:
+                self.stream.close()
+            except OSError:
+                pass
+            self.stream = None
 
     def close(self):
-        if self.stream is not None:
-            self.stream.close()
-            self.stream = None
+        self._drop_stream()
 
 
 class Console:
@@ -2259,7 +2279,7 @@ def run_monitor(args, console):
                 console.warning(warning)
     if len(args.targets) > 200:
         _raise_file_limit()
-    event_log = EventLog(args.log_file)
+    event_log = EventLog(args.log_file, warn=console.warning)
     waker = Waker()
     waker.install()
     metrics_server = None

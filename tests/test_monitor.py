@@ -4,6 +4,7 @@ Everything the loop does with time goes through the clock and the waker it is ha
 evening of outages and reports runs here in milliseconds, with exact instants.
 """
 import argparse
+import os
 import json
 
 import pytest
@@ -238,3 +239,15 @@ def test_a_run_that_did_not_stop_cleanly_leaves_a_gap(tmp_path, stopped_cleanly)
     _, subject, body = run.deliverer.sent[0]
     assert subject == "pyNetConnMon on pi: 1 interruption, 10 min of downtime"
     assert "gap: the monitor was not running (no clean stop)" in body
+
+
+def test_a_full_disk_under_the_event_log_warns_once_and_monitoring_goes_on(tmp_path):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+    warnings = []
+    log = EventLog("/dev/full", warn=warnings.append)
+    for second in range(3):
+        log.write("down", WALL_OFFSET + second, start="x", reason="timeout", targets={})
+    log.close()
+    assert warnings == ["cannot write event log /dev/full: [Errno 28] No space left on device; "
+                        "monitoring goes on, events are lost until it works again"]
