@@ -6,6 +6,7 @@ deadline and polls in small steps; every failure raises AssertionError showing w
 import contextlib
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -242,3 +243,94 @@ def closed_port(host='127.0.0.1'):
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def _ephemeral_range():
+    try:
+        low, high = open('/proc/sys/net/ipv4/ip_local_port_range').read().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+class Listener:
+    """A loopback TCP target the test switches off (connects are refused at once) and on again
+    on the SAME port: it accepts every connection and closes it at once, in a daemon thread.
+
+    The port is picked below the ephemeral range when possible, so that a connect to the stopped
+    port can never be answered by itself (Linux's TCP self-connect, when the kernel happens to
+    pick the target port as the source port). start() returns self; stop() returns once the
+    socket is closed; safe to call either twice. A context manager that stops at exit.
+    """
+
+    def __init__(self, host='127.0.0.1', port=None):
+        self.host = host
+        self.family = socket.AF_INET6 if ':' in host else socket.AF_INET
+        self.port = port or self._pick_port()
+        self._sock = None
+        self._stop = None
+        self._thread = None
+
+    def _pick_port(self):
+        low, _ = _ephemeral_range()
+        rng = random.Random()
+        for _ in range(50):
+            if low <= 10001:
+                break
+            port = rng.randrange(10000, low)
+            with socket.socket(self.family, socket.SOCK_STREAM) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((self.host, port))
+                except OSError:
+                    continue
+                return port
+        return closed_port(self.host)
+
+    @property
+    def running(self):
+        return self._sock is not None
+
+    def start(self):
+        if self._sock is not None:
+            return self
+        sock = socket.socket(self.family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+            sock.listen(64)
+            sock.settimeout(0.05)
+        except BaseException:
+            sock.close()
+            raise
+        stop = threading.Event()
+
+        def serve():
+            while not stop.is_set():
+                try:
+                    conn, _ = sock.accept()
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                conn.close()
+
+        self._sock, self._stop = sock, stop
+        self._thread = threading.Thread(target=serve, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        self._stop.set()
+        self._thread.join(2.0)
+        sock.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
