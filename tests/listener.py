@@ -1,11 +1,15 @@
 """A tiny TCP target for the network lab: accept every connection and close it at once.
 
-    python3 listener.py HOST PORT [PORT ...] [--lifetime SECONDS]
+    python3 listener.py HOST PORT [PORT ...] [--also HOST] [--accept-log PATH]
+                        [--lifetime SECONDS]
 
-Listens on every PORT of the IPv4 address HOST, prints ``READY`` (flushed) once all of them
-listen, and exits on SIGTERM or SIGINT. As a safety net for a test run that dies without cleaning
-up, it also exits by itself after --lifetime seconds (default 900). Standard library only, one
-thread, one selector.
+Listens on every PORT of the IPv4 address HOST (and of each --also HOST), prints ``READY``
+(flushed) once all of them listen, and exits on SIGTERM or SIGINT. As a safety net for a test run
+that dies without cleaning up, it also exits by itself after --lifetime seconds (default 900).
+With --accept-log it appends one line per accepted connection, ``<time.monotonic()> <address>
+<port>`` (the address and port connected to), flushed at once: the monotonic clock is the
+system's, the one the tests read, so the lines show from outside when the monitor's connects
+arrive. Standard library only, one thread, one selector.
 """
 import argparse
 import selectors
@@ -22,6 +26,10 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description="Accept TCP connections and close them at once.")
     parser.add_argument("host", help="IPv4 address to listen on")
     parser.add_argument("ports", nargs="+", type=int, metavar="PORT", help="port(s) to listen on")
+    parser.add_argument("--also", action="append", default=[], metavar="HOST",
+                        help="another IPv4 address to listen on (the same ports)")
+    parser.add_argument("--accept-log", metavar="PATH",
+                        help="append '<monotonic time> <address> <port>' per accepted connection")
     parser.add_argument("--lifetime", type=float, default=DEFAULT_LIFETIME,
                         help="exit after this many seconds (default %(default)s)")
     return parser.parse_args(argv)
@@ -45,8 +53,9 @@ def open_listeners(host, ports):
     return listeners
 
 
-def accept_and_close(sock):
-    """Accept every pending connection on the non-blocking *sock* and close each at once."""
+def accept_and_close(sock, accept_log=None):
+    """Accept every pending connection on the non-blocking *sock* and close each at once;
+    note each in *accept_log* (a text stream) when one is given."""
     for _ in range(1000):  # bounded: the rest waits for the next select()
         try:
             conn, _addr = sock.accept()
@@ -54,6 +63,10 @@ def accept_and_close(sock):
             return
         except OSError:  # e.g. ECONNABORTED: the client gave up already
             return
+        if accept_log is not None:
+            address, port = conn.getsockname()[:2]
+            accept_log.write("%.6f %s %d\n" % (time.monotonic(), address, port))
+            accept_log.flush()
         conn.close()
 
 
@@ -65,14 +78,14 @@ def _raise_stop(_signum, _frame):
     raise Stop()
 
 
-def serve(listeners, lifetime):
+def serve(listeners, lifetime, accept_log=None):
     deadline = time.monotonic() + lifetime
     with selectors.DefaultSelector() as selector:
         for sock in listeners:
             selector.register(sock, selectors.EVENT_READ)
         while time.monotonic() < deadline:
             for key, _events in selector.select(TICK):
-                accept_and_close(key.fileobj)
+                accept_and_close(key.fileobj, accept_log)
 
 
 def main(argv=None):
@@ -80,15 +93,21 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     listeners = []
+    accept_log = None
     try:
-        listeners = open_listeners(args.host, args.ports)
+        for host in [args.host, *args.also]:
+            listeners.extend(open_listeners(host, args.ports))
+        if args.accept_log:
+            accept_log = open(args.accept_log, "a")
         print("READY", flush=True)
-        serve(listeners, args.lifetime)
+        serve(listeners, args.lifetime, accept_log)
     except Stop:
         pass
     finally:
         for sock in listeners:
             sock.close()
+        if accept_log is not None:
+            accept_log.close()
     return 0
 
 

@@ -23,6 +23,12 @@ What a connect from the monitor namespace to the target sees (measured, see test
 ``name_gone()`` / ``name_back``  socket.gaierror EAI_NONAME, at once
 ===============================  ================================================================
 
+A second address of the target host (``add_target_address()``, TARGET_IP2) is served by the
+listener as well but keeps its own neighbour entry, so ``vanish()`` leaves it reachable: a target
+that stays up beside one that times out. With ``start_listener(accept_log=PATH)`` the listener
+notes each accepted connection with its arrival time (``read_accepts``), which shows from outside
+when the monitor's connects arrive.
+
 Processes: ``popen``/``run`` start commands in the monitor namespace (``prefix`` is the argv
 prefix for anyone else); the pid of the Popen is the program's own, but it enters the namespace a
 moment after Popen returns. ``destroy()`` kills whatever runs in either namespace.
@@ -47,6 +53,7 @@ import pytest
 
 MONITOR_IP = "198.18.0.1"
 TARGET_IP = "198.18.0.2"
+TARGET_IP2 = "198.18.0.3"    # another address of the target host, see add_target_address()
 PREFIX_LEN = 24
 TARGET_PORT = 5353           # default listener port (any port is free in a fresh namespace)
 BOGUS_MAC = "02:00:00:00:00:01"  # locally administered, owned by nobody: frames to it are dropped
@@ -174,7 +181,8 @@ class NetLab:
 
     Attributes: ``sfx``, ``monitor_ns``, ``target_ns``, ``monitor_if``, ``target_if``,
     ``prefix`` (argv prefix that runs a command in the monitor namespace), ``target_prefix``,
-    ``hosts_path``, ``log`` (list of (name, monotonic time)).
+    ``hosts_path``, ``log`` (list of (name, monotonic time)), ``target_ips`` (the target
+    host's addresses, all served by the listener).
     """
 
     MONITOR_IP = MONITOR_IP
@@ -198,6 +206,8 @@ class NetLab:
         self.log = []
         self.listener = None
         self.listener_ports = (TARGET_PORT,)
+        self.accept_log = None          # where the listener notes accepted connections
+        self.target_ips = [TARGET_IP]
         self._gone = {}                 # name -> address removed by name_gone()
         self._procs = []                # every Popen we started, for destroy()
         self._destroyed = False
@@ -321,17 +331,26 @@ class NetLab:
 
     # ---- the target service ----------------------------------------------------------------
 
-    def start_listener(self, *ports, lifetime=900):
-        """Run listener.py on TARGET_IP:ports in the target namespace; wait for READY.
+    def start_listener(self, *ports, lifetime=900, accept_log=None):
+        """Run listener.py on every target address and port in the target namespace; wait
+        for READY.
 
-        Without ports: the ports of the previous listener (first time: TARGET_PORT).
+        Without ports: the ports of the previous listener (first time: TARGET_PORT). With
+        *accept_log* (a path) each accepted connection is appended there (see read_accepts);
+        a restarted listener keeps using the previous one.
         """
         if self.listener is not None and self.listener.poll() is None:
             raise NetLabError("listener already running")
         if ports:
             self.listener_ports = tuple(int(p) for p in ports)
-        cmd = [sys.executable, LISTENER, TARGET_IP, *map(str, self.listener_ports),
+        if accept_log is not None:
+            self.accept_log = os.fspath(accept_log)
+        cmd = [sys.executable, LISTENER, self.target_ips[0], *map(str, self.listener_ports),
                "--lifetime", str(lifetime)]
+        for address in self.target_ips[1:]:
+            cmd += ["--also", address]
+        if self.accept_log is not None:
+            cmd += ["--accept-log", self.accept_log]
         proc = self.popen_target(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
         self.listener = proc
@@ -343,6 +362,14 @@ class NetLab:
             raise NetLabError("listener did not get ready: %s" % err.strip()[-2000:])
         self._record("start_listener")
         return proc
+
+    def add_target_address(self, address=TARGET_IP2):
+        """Give the target host another address on its link; the listener serves it from its
+        next start. It has its own neighbour entry on the monitor's side, so vanish() (which
+        concerns TARGET_IP only) leaves it reachable."""
+        _ip("-n", self.target_ns, "addr", "add", "%s/%d" % (address, PREFIX_LEN),
+            "dev", self.target_if)
+        self.target_ips.append(address)
 
     def stop_listener(self):
         """Kill the listener: connects are refused."""
@@ -519,6 +546,21 @@ def sweep_stale_labs():
     return removed
 
 
+def read_accepts(path):
+    """The accept log of a listener: [(monotonic time, address, port)] in arrival order; [] if
+    it does not exist yet. A last line still being written is skipped."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return []
+    accepts = []
+    for line in text.split("\n")[:-1]:
+        when, address, port = line.split()
+        accepts.append((float(when), address, int(port)))
+    return accepts
+
+
 def _wait_for_line(stream, expected, timeout):
     """Read lines from *stream* until one equals *expected*; False on EOF or after *timeout*."""
     deadline = time.monotonic() + timeout
@@ -626,4 +668,4 @@ def netlab():
 
 
 __all__ = ["NetLab", "NetLabError", "Prober", "netlab", "lab_support", "sweep_stale_labs",
-           "MONITOR_IP", "TARGET_IP", "TARGET_PORT"]
+           "read_accepts", "MONITOR_IP", "TARGET_IP", "TARGET_IP2", "TARGET_PORT"]

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from netlab import NetLab, NetLabError, MONITOR_IP, TARGET_IP, lab_support, sweep_stale_labs
+from netlab import (NetLab, NetLabError, MONITOR_IP, TARGET_IP, TARGET_IP2, TARGET_PORT,
+                    lab_support, read_accepts, sweep_stale_labs)
 
 TIMEOUT_NAMES = {"TimeoutError", "timeout"}   # socket.timeout is named "timeout" before 3.10
 NAME = "target.lab.test"                      # .test: reserved, never a public name
@@ -67,6 +68,28 @@ def test_vanish_times_out_until_unvanish(netlab):
     assert 0.9 < took < 2.0
     netlab.unvanish()
     assert netlab.probe()[0] == "ok"
+
+
+def test_second_address_stays_reachable_while_the_first_vanishes(netlab, tmp_path):
+    netlab.add_target_address()
+    log = tmp_path / "accepts"
+    netlab.start_listener(accept_log=log)
+    before = time.monotonic()
+    assert netlab.probe()[0] == "ok"
+    assert netlab.probe(TARGET_IP2)[0] == "ok"
+    netlab.vanish()
+    assert netlab.probe(timeout=0.5)[0] in TIMEOUT_NAMES
+    assert netlab.probe(TARGET_IP2)[0] == "ok"
+    netlab.unvanish()
+    # A connect returns before the listener gets round to accept() it: poll, bounded.
+    deadline = time.monotonic() + 5
+    while len(read_accepts(log)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    accepts = read_accepts(log)
+    assert [(address, port) for _when, address, port in accepts] == [
+        (TARGET_IP, TARGET_PORT), (TARGET_IP2, TARGET_PORT), (TARGET_IP2, TARGET_PORT)]
+    [(_, vanished), (_, back)] = netlab.log[-2:]
+    assert before < accepts[0][0] < accepts[1][0] < vanished < accepts[2][0] < back
 
 
 def test_far_end_down_times_out_then_no_route_once_arp_fails(netlab):

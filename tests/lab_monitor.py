@@ -1,0 +1,99 @@
+"""The program running inside the fault lab's monitor namespace, and what to read back from it.
+
+Shared by test_faults.py and test_soak.py. The monitor always runs under ``netlab.prefix`` (a
+namespace with no default route), with its event log and state file in the test's tmp_path and
+TZ=UTC, so the times in a report can be compared with the lab's timeline. Every wait here has a
+deadline and polls in small steps.
+"""
+import os
+import re
+import time
+from datetime import datetime, timezone
+
+from harness import POLL, MonitorProcess, read_events
+from netlab import read_accepts
+
+ROW = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)  (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)  "
+                 r" *(\S.*?)  (\S.*)$")
+
+
+def start_monitor(netlab, tmp_path, *args, cwd=None):
+    """The program in the monitor namespace with ARGS, an event log and a state file in
+    tmp_path, and TZ=UTC. Returns the MonitorProcess; its event log is `.log`."""
+    log = tmp_path / "events.jsonl"
+    argv = [*args, "--log-file", log, "--state-file", tmp_path / "state" / "state.json"]
+    monitor = MonitorProcess(argv, cwd=cwd, env={"TZ": "UTC"}, prefix=netlab.prefix)
+    monitor.log = log
+    return monitor
+
+
+def wait_until(condition, timeout, what):
+    """Poll `condition()` until it returns something true, which is returned; AssertionError
+    naming `what` if not within `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError("not within %s s: %s" % (timeout, what))
+        time.sleep(POLL)
+
+
+def events(log, name):
+    return [event for event in read_events(log) if event["event"] == name]
+
+
+def wait_for_events(log, name, count, timeout):
+    """All `name` events once there are at least `count`; AssertionError showing the log if not
+    within `timeout` s."""
+    try:
+        return wait_until(lambda: len(events(log, name)) >= count and events(log, name),
+                          timeout, "%d %r events" % (count, name))
+    except AssertionError as error:
+        raise AssertionError("%s; log:\n%s" % (error, "\n".join(map(str, read_events(log)))))
+
+
+def wait_for_accepts(path, count, timeout, since=0.0, address=None):
+    """The listener's accepts after monotonic time `since` (to `address` if given) once there
+    are at least `count` of them."""
+    def found():
+        return [item for item in read_accepts(path)
+                if item[0] > since and (address is None or item[1] == address)]
+    return wait_until(lambda: len(found()) >= count and found(), timeout,
+                      "%d accepted connections%s" % (count, " to %s" % address if address else ""))
+
+
+def wall_time(iso):
+    """An event-log time (ISO 8601 with offset) as epoch seconds."""
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def report_time(text):
+    """A report's "YYYY-MM-DD HH:MM:SS" (local time, UTC under TZ=UTC) as epoch seconds."""
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+
+
+def report_rows(body):
+    """The interruption rows of a report body as (start, end, duration text, reason), the times
+    in epoch seconds (whole seconds: the report shows no fractions)."""
+    rows = []
+    for line in body.splitlines():
+        match = ROW.match(line)
+        if match:
+            start, end, duration, reason = match.groups()
+            rows.append((report_time(start), report_time(end), duration, reason))
+    return rows
+
+
+def process_figures(pid):
+    """(open file descriptors, VmRSS in kB, threads) of the running process `pid`."""
+    fds = len(os.listdir("/proc/%d/fd" % pid))
+    rss = threads = None
+    with open("/proc/%d/status" % pid) as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Threads:"):
+                threads = int(line.split()[1])
+    return fds, rss, threads

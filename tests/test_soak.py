@@ -1,0 +1,237 @@
+"""Soak: random network faults and mail server outages for a bounded time, then check everything.
+
+The program runs in the lab's monitor namespace and mails through the pySendMail stand-in to a
+real SMTP server on the namespace's own loopback. A seeded plan (seed printed; set
+PYNETCONNMON_SOAK_SEED to replay one) injects faults of random kinds, each either a blip, clearly
+shorter than -m, or an outage, clearly longer (by at least two intervals either way, so what must
+be reported does not depend on where the rounds fall), with random quiet times between; the SMTP
+server is stopped and started at random times meanwhile. At the end the last report is let out and
+the monitor is stopped with SIGTERM.
+
+Checked: every outage is in exactly one mail (its row's start within one interval of the fault),
+no blip is reported, the process ran all along and stopped with status 0, and its open file
+descriptors and memory did not grow between the end of the warm-up and the end.
+
+PYNETCONNMON_SOAK_SECONDS (default 50) is how long the random faults go on; warm-up and the final
+report add about 10 s.
+"""
+import os
+import random
+import re
+import threading
+import time
+
+from lab_monitor import (events, process_figures, report_rows, start_monitor, wait_for_accepts,
+                         wait_for_events, wait_until)
+from netlab import TARGET_IP, TARGET_PORT
+from smtp_lab import SmtpServer, make_program_dir
+
+SECONDS = float(os.environ.get("PYNETCONNMON_SOAK_SECONDS") or 50)
+INTERVAL = 0.5
+MIN_INTERRUPTION = 2.0
+ARGS = ("-i", "0.5", "-t", "0.5", "-m", "2", "-bmin", "2", "-bstep", "1", "-bmax", "6")
+# Held fault durations (s). A blip's interruption is seen as at most one interval longer than the
+# fault, an outage's as at most one interval shorter: two intervals of margin either side of -m.
+BLIP = (0.2, MIN_INTERRUPTION - 2 * INTERVAL - 0.4)     # a listener takes up to ~0.4 s to restart
+OUTAGE = (MIN_INTERRUPTION + 2 * INTERVAL + 0.2, MIN_INTERRUPTION + 2 * INTERVAL + 2.0)
+QUIET = (2.0, 3.0)      # > the width of a report's start (1 s) + an interval: rows match one fault
+BLIP_SHARE = 0.5
+SMTP_UP = (2.0, 8.0)
+SMTP_DOWN = (1.5, 6.0)
+SLACK = 0.1             # the lab notes a change once `ip` has exited; rounds start a few ms late
+FD_TOLERANCE = 2
+RSS_TOLERANCE_KB = 2048
+
+# kind: (fault, undo, undo record, the reason a report gives)
+KINDS = {
+    "vanish": (lambda lab: lab.vanish(), lambda lab: lab.unvanish(), "unvanish", "timeout"),
+    "link_down": (lambda lab: lab.link_down(), lambda lab: lab.link_up(), "link_up",
+                  "unreachable"),
+    "stop_listener": (lambda lab: lab.stop_listener(), lambda lab: lab.start_listener(),
+                      "start_listener", "refused"),
+}
+
+
+def soak_seed():
+    text = os.environ.get("PYNETCONNMON_SOAK_SEED")
+    return int(text) if text else random.SystemRandom().randrange(2 ** 32)
+
+
+def fault_plan(rng, seconds):
+    """[(quiet, kind, hold)]: faults one after another, each after a quiet time, planned to be
+    over within `seconds`."""
+    plan, at = [], 0.0
+    for _ in range(100000):
+        quiet = rng.uniform(*QUIET)
+        kind = rng.choice(sorted(KINDS))
+        hold = rng.uniform(*(BLIP if rng.random() < BLIP_SHARE else OUTAGE))
+        at += quiet + hold
+        if at > seconds:
+            break
+        plan.append((quiet, kind, hold))
+    return plan
+
+
+def smtp_plan(rng, seconds):
+    """[(stop, hold)]: mail server outages within `seconds` of the start of the phase."""
+    plan, at = [], 0.0
+    for _ in range(100000):
+        at += rng.uniform(*SMTP_UP)
+        hold = rng.uniform(*SMTP_DOWN)
+        if at + hold > seconds:
+            break
+        plan.append((at, hold))
+        at += hold
+    return plan
+
+
+class Injected:
+    """One fault as it happened: monotonic and wall-clock start, duration from the timeline."""
+
+    def __init__(self, kind, start, end, wall_offset):
+        self.kind = kind
+        self.start = start
+        self.duration = end - start
+        self.wall = start + wall_offset
+        if self.duration <= MIN_INTERRUPTION - 2 * INTERVAL:
+            self.klass = "blip"
+        elif self.duration >= MIN_INTERRUPTION + 2 * INTERVAL:
+            self.klass = "outage"
+        else:       # held much longer than planned (a very slow machine): at most one report
+            self.klass = "unclear"
+
+    def matches(self, row_start):
+        """Could a report row starting at `row_start` (whole seconds) be this fault? The first
+        failed round comes within one interval after the fault."""
+        return row_start < self.wall + INTERVAL + SLACK and row_start + 1 > self.wall - SLACK
+
+    def __repr__(self):
+        return "<%s %s %.2f s at %.3f>" % (self.klass, self.kind, self.duration, self.wall)
+
+
+def hold_until(deadline, monitor):
+    """Hold the current state until `deadline` (monotonic); the monitor must stay alive."""
+    assert monitor.returncode is None, "the monitor died:\n" + monitor.output()
+    time.sleep(max(0.0, deadline - time.monotonic()))
+
+
+def run_smtp_outages(server, plan, t0, stop, log, failures):
+    """The SMTP plan, in its own thread so that a slow server start never lengthens a fault."""
+    try:
+        for at, hold in plan:
+            if stop.wait(max(0.0, t0 + at - time.monotonic())):
+                return
+            server.stop()
+            log.append(("smtp_stop", time.monotonic()))
+            stop.wait(max(0.0, t0 + at + hold - time.monotonic()))
+            server.start()
+            log.append(("smtp_start", time.monotonic()))
+    except Exception as error:      # shown by the test once the thread is joined
+        failures.append(error)
+
+
+def quiet_figures(pid, samples=5):
+    """(fds, VmRSS kB, threads) of a few samples 0.1 s apart: the fewest fds and threads (a
+    round holds a socket for a moment, a delivery a thread), the last VmRSS."""
+    figures = []
+    for _ in range(samples):
+        figures.append(process_figures(pid))
+        time.sleep(0.1)
+    fds, _rss, threads = map(min, zip(*figures))
+    return fds, figures[-1][1], threads
+
+
+def test_soak(netlab, tmp_path, smtp_certificate):
+    seed = soak_seed()
+    print("soak seed %d (PYNETCONNMON_SOAK_SEED=%d replays it), %g s of faults"
+          % (seed, seed, SECONDS))
+    rng = random.Random(seed)
+    faults, outages_of_smtp = fault_plan(rng, SECONDS), smtp_plan(rng, SECONDS)
+    cert, key = smtp_certificate
+    server = SmtpServer(tmp_path, cert, key, prefix=netlab.prefix)    # on the monitor's loopback
+    accepts = tmp_path / "accepts"
+    netlab.start_listener(accept_log=accepts, lifetime=SECONDS + 600)
+    stop_smtp, smtp_log, smtp_failures = threading.Event(), [], []
+    smtp_thread = None
+    try:
+        server.start()
+        app = make_program_dir(tmp_path / "app", smtp_port=server.port)
+        with start_monitor(netlab, tmp_path, "-a", "%s:%d" % (TARGET_IP, TARGET_PORT), *ARGS,
+                           cwd=app.root) as monitor:
+            wall_offset = time.time() - time.monotonic()
+            wait_for_accepts(accepts, 2, timeout=10)
+
+            # warm-up: one outage and its report, so that mail is loaded before the baseline
+            netlab.vanish()
+            hold_until(time.monotonic() + OUTAGE[0] + 0.3, monitor)
+            netlab.unvanish()
+            wait_for_events(monitor.log, "mail_sent", 1, timeout=10)
+            before = quiet_figures(monitor.pid)
+
+            t0 = time.monotonic()
+            smtp_thread = threading.Thread(target=run_smtp_outages, daemon=True, args=(
+                server, outages_of_smtp, t0, stop_smtp, smtp_log, smtp_failures))
+            smtp_thread.start()
+            for quiet, kind, hold in faults:
+                fault, undo = KINDS[kind][:2]
+                hold_until(time.monotonic() + quiet, monitor)   # from the end of the last undo
+                fault(netlab)
+                hold_until(time.monotonic() + hold, monitor)
+                undo(netlab)
+            stop_smtp.set()
+            smtp_thread.join(30)
+            assert not smtp_thread.is_alive() and not smtp_failures, smtp_failures
+            if not server.running:
+                server.start()
+
+            # the end: the network is back, so every outage is reported once the backoff allows
+            wait_for_accepts(accepts, 2, timeout=5, since=netlab.log[-1][1])
+            counted = [up for up in events(monitor.log, "up") if not up["ignored"]]
+            wait_until(lambda: sum(sent["interruptions"] for sent in
+                                   events(monitor.log, "mail_sent")) >= len(counted),
+                       20, "every interruption reported")
+            assert monitor.returncode is None, monitor.output()
+            after = quiet_figures(monitor.pid)
+            assert monitor.terminate() == 0, monitor.output()
+    finally:
+        stop_smtp.set()
+        if smtp_thread is not None:
+            smtp_thread.join(30)
+        server.stop()
+
+    injected = []
+    for kind in KINDS:
+        undo_record = KINDS[kind][2]
+        starts = [when for name, when in netlab.log if name == kind]
+        spans = netlab.durations(kind, undo_record)
+        injected += [Injected(kind, start, start + span, wall_offset)
+                     for start, span in zip(starts, spans)]
+    injected.sort(key=lambda fault: fault.start)
+    messages = server.messages()
+    rows = [row for message in messages for row in report_rows(message.get_content())]
+    klasses = [fault.klass for fault in injected]
+    print("%d faults (%d outages, %d blips, %d unclear), %d mail server outages, %d mails with "
+          "%d rows, %d mail failures, %d interruptions ignored" % (
+              len(injected), klasses.count("outage"), klasses.count("blip"),
+              klasses.count("unclear"), [name for name, _ in smtp_log].count("smtp_stop"),
+              len(messages), len(rows), len(events(monitor.log, "mail_failed")),
+              len([up for up in events(monitor.log, "up") if up["ignored"]])))
+    print("fds %d -> %d, VmRSS %d -> %d kB (%+d kB), threads %d -> %d" % (
+        before[0], after[0], before[1], after[1], after[1] - before[1], before[2], after[2]))
+    seen = {id(fault): 0 for fault in injected}
+    for start, _end, duration, reason in rows:
+        candidates = [fault for fault in injected if fault.matches(start)]
+        assert len(candidates) == 1, (start, candidates, injected)
+        [fault] = candidates
+        assert fault.klass != "blip", "blip reported: %r" % fault
+        assert reason == KINDS[fault.kind][3], (reason, fault)
+        reported = float(re.match(r"^(\d+\.\d) s$", duration).group(1))
+        assert abs(reported - fault.duration) <= INTERVAL + SLACK + 0.05, (duration, fault)
+        seen[id(fault)] += 1
+    for fault in injected:
+        if fault.klass == "outage":
+            assert seen[id(fault)] == 1, "outage reported %d times: %r" % (seen[id(fault)], fault)
+        else:
+            assert seen[id(fault)] <= 1, fault
+    assert after[0] <= before[0] + FD_TOLERANCE
+    assert after[1] - before[1] < RSS_TOLERANCE_KB
