@@ -1317,6 +1317,11 @@ class Monitor:
         network_up = any(result.up for result in results)
         target_reasons = {result.target.label: result.reason for result in results if not result.up}
         first_reason = next((result.reason for result in results if not result.up), None)
+        if network_up and self.tracker.is_down:
+            # The connect that shows the network back may have got through only on a SYN the
+            # kernel resent (1 s, 3 s ... into the round): until it did, the network was down.
+            back = min(result.connect_time or 0.0 for result in results if result.up)
+            mono, wall = mono + back, wall + back
         transition = self.tracker.observe(network_up, mono, wall, first_reason, target_reasons)
         if transition is None:
             return
@@ -2224,6 +2229,8 @@ def make_deliverer(args):
 
 
 def run_once(args, console_out):
+    if len(args.targets) > 200:
+        _raise_file_limit()      # as the monitor does: else a low soft limit reads as EMFILE
     prober = Prober(args.timeout)
     results = prober.probe_round(args.targets)
     prober.close()

@@ -134,7 +134,8 @@ def test_an_outage_is_one_down_one_up_and_one_report(tmp_path):
     down, = run.events("down")
     up, = run.events("up")
     assert down["reason"] == "refused" and down["targets"] == {"198.18.0.2:53": "refused"}
-    assert up["duration"] == 10.0       # first failed round 11, first good round 21
+    # first failed round at 11; the round at 21 connected after 1 ms
+    assert up["duration"] == 10.001
     assert up["ignored"] is False
     assert up["start"] == down["start"]
     assert run.sent_at() == [21.01]     # right after the first good round
@@ -149,7 +150,7 @@ def test_a_blip_is_logged_ignored_and_never_reported(tmp_path):
     run = Run(tmp_path, outages=[(10.5, 13.5)], stop_at=30)
     run.run()
     up, = run.events("up")
-    assert (up["duration"], up["ignored"]) == (3.0, True)
+    assert (up["duration"], up["ignored"]) == (3.001, True)
     assert run.deliverer.attempts == []
 
 
@@ -251,3 +252,22 @@ def test_a_full_disk_under_the_event_log_warns_once_and_monitoring_goes_on(tmp_p
     log.close()
     assert warnings == ["cannot write event log /dev/full: [Errno 28] No space left on device; "
                         "monitoring goes on, events are lost until it works again"]
+
+
+def test_an_outage_ends_when_the_connect_got_through_not_when_its_round_began(tmp_path):
+    """A SYN lost in the outage is resent by the kernel 1 s into the round; it gets through,
+    but the network was down until then."""
+    run = Run(tmp_path, outages=[(10.5, 20.5)], stop_at=30)
+    original = run.prober.probe_round
+
+    def slow_recovery(targets, interrupted=lambda: False):
+        results = original(targets, interrupted)
+        if run.prober.rounds[-1] == 20.0:      # the round began during the outage ...
+            results = [ProbeResult(r.target, True, None, 0.9) for r in results]   # ... got through
+        return results
+
+    run.prober.probe_round = slow_recovery
+    run.run()
+    down, = run.events("down")
+    up, = run.events("up")
+    assert up["duration"] == 9.9        # from the round at 11 to 20 + 0.9
