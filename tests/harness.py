@@ -163,6 +163,19 @@ class MonitorProcess:
         return False
 
 
+def wait_until(condition, timeout, what, step=POLL):
+    """Poll `condition()` until it returns something true, which is returned; AssertionError
+    naming `what` if not within `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError("not within %s s: %s" % (timeout, what))
+        time.sleep(step)
+
+
 # -- event log (JSON Lines) -----------------------------------------------------------------
 def read_events(log_path):
     """Events of a JSON Lines file as dicts; [] if it does not exist yet. A last line without its
@@ -209,32 +222,13 @@ def wait_for_event(log_path, predicate, timeout=10.0):
 # -- sockets on loopback ---------------------------------------------------------------------
 @contextlib.contextmanager
 def listening_socket(host='127.0.0.1'):
-    """A TCP listener on host:0 that accepts and at once closes every connection (in a daemon
+    """A TCP listener on host that accepts and at once closes every connection (in a daemon
     thread). Yields the port; closed and joined at exit."""
-    family = socket.AF_INET6 if ':' in host else socket.AF_INET
-    stop = threading.Event()
-    with socket.socket(family, socket.SOCK_STREAM) as listener:
-        listener.bind((host, 0))
-        listener.listen(64)
-        listener.settimeout(0.1)
-
-        def serve():
-            while not stop.is_set():
-                try:
-                    conn, _ = listener.accept()
-                except socket.timeout:
-                    continue
-                except OSError:
-                    return
-                conn.close()
-
-        thread = threading.Thread(target=serve, daemon=True)
-        thread.start()
-        try:
-            yield listener.getsockname()[1]
-        finally:
-            stop.set()
-            thread.join(2.0)
+    listener = Listener(host, port=closed_port(host)).start()
+    try:
+        yield listener.port
+    finally:
+        listener.stop()
 
 
 def closed_port(host='127.0.0.1'):
@@ -290,6 +284,10 @@ class Listener:
     @property
     def running(self):
         return self._sock is not None
+
+    @property
+    def address(self):
+        return '[%s]:%d' % (self.host, self.port) if ':' in self.host else '%s:%d' % (self.host, self.port)
 
     def start(self):
         if self._sock is not None:

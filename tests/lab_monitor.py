@@ -7,10 +7,9 @@ deadline and polls in small steps.
 """
 import os
 import re
-import time
 from datetime import datetime, timezone
 
-from harness import POLL, MonitorProcess, read_events
+from harness import MonitorProcess, read_events, wait_until  # noqa: F401 (wait_until: for the tests)
 from netlab import read_accepts
 
 ROW = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)  (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)  "
@@ -25,19 +24,6 @@ def start_monitor(netlab, tmp_path, *args, cwd=None):
     monitor = MonitorProcess(argv, cwd=cwd, env={"TZ": "UTC"}, prefix=netlab.prefix)
     monitor.log = log
     return monitor
-
-
-def wait_until(condition, timeout, what):
-    """Poll `condition()` until it returns something true, which is returned; AssertionError
-    naming `what` if not within `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError("not within %s s: %s" % (timeout, what))
-        time.sleep(POLL)
 
 
 def events(log, name):

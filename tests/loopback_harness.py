@@ -3,18 +3,16 @@
 Everything here binds or connects to 127.0.0.1 only. Every wait has a deadline.
 """
 import importlib.util
-import json
 import os
-import selectors
 import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 import urllib.error
 import urllib.request
 from datetime import datetime
+
+from harness import Listener, read_events, wait_until  # noqa: F401 (wait_until: for the tests)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROGRAM = os.path.join(ROOT, "pyNetConnMon.py")
@@ -35,61 +33,11 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def wait_until(condition, timeout, what, step=0.02):
-    """Polls `condition` until it returns something true; fails the test after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError("gave up after %g s waiting for %s" % (timeout, what))
-        time.sleep(step)
-
-
-class TcpListener:
+class TcpListener(Listener):
     """A probe target on loopback: accepts and closes. stop() makes connects 'refused'."""
 
     def __init__(self):
-        self.port = None
-        self._sock = None
-        self._stop = None
-        self._thread = None
-
-    def start(self):
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((LOOPBACK, self.port or 0))     # the same port again after stop()
-        sock.listen(64)
-        sock.setblocking(False)
-        self.port = sock.getsockname()[1]
-        self._sock, self._stop = sock, threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(sock, self._stop), daemon=True)
-        self._thread.start()
-        return self
-
-    @staticmethod
-    def _serve(sock, stop):
-        with selectors.DefaultSelector() as selector:
-            selector.register(sock, selectors.EVENT_READ)
-            while not stop.is_set():
-                if selector.select(0.05):
-                    try:
-                        connection, _ = sock.accept()
-                        connection.close()
-                    except OSError:
-                        pass
-
-    def stop(self):
-        if self._sock is not None:
-            self._stop.set()
-            self._thread.join(2)
-            self._sock.close()
-            self._sock = None
-
-    @property
-    def address(self):
-        return "%s:%d" % (LOOPBACK, self.port)
+        super().__init__(LOOPBACK)
 
 
 def _clean_environment():
@@ -154,15 +102,6 @@ class MonitorProcess:
         """SIGTERM, and the exit status."""
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout)
-
-
-def read_events(path):
-    try:
-        with open(path, encoding="utf-8") as stream:
-            text = stream.read()
-    except FileNotFoundError:
-        return []
-    return [json.loads(line) for line in text.splitlines() if line.endswith("}")]
 
 
 def event_time(event):

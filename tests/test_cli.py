@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from harness import PROGRAM, MonitorProcess, closed_port, listening_socket, read_events
+from harness import (PROGRAM, MonitorProcess, closed_port, listening_socket, read_events,
+                     wait_until)
 from names import private_names_prefix
 
 
@@ -126,13 +127,6 @@ def test_defaults_probe_8_8_8_8_port_53_and_fail_at_once_without_a_route():
     assert (result.returncode, result.stdout) == (1, "8.8.8.8:53 down unreachable\n")
 
 
-def wait_until(condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met within %s s" % timeout
-        time.sleep(0.02)
-
-
 # -- the running monitor: signals end it promptly, with a last line and a stop event --------------
 
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
@@ -142,7 +136,7 @@ def test_signal_stops_promptly_in_the_middle_of_a_long_interval(tmp_path, sig, s
         with MonitorProcess(["-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
                              "--log-file", log, "--state-file", tmp_path / "state.json"]) as monitor:
             monitor.wait_for_line(r"started pyNetConnMon 2\.0\.0")
-            wait_until(lambda: (tmp_path / "state.json").exists())   # written after the start
+            wait_until(lambda: (tmp_path / "state.json").exists(), 5, "the state file")  # after the start
             started = time.monotonic()
             code = monitor.terminate(sig, timeout=5)
             elapsed = time.monotonic() - started
@@ -172,6 +166,6 @@ def test_quiet_prints_only_warnings(tmp_path):
     with listening_socket() as port:
         with MonitorProcess(["-q", "-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
                              "--state-file", tmp_path / "state.json"]) as monitor:
-            wait_until(lambda: (tmp_path / "state.json").exists())
+            wait_until(lambda: (tmp_path / "state.json").exists(), 5, "the state file")
             assert monitor.terminate() == 0
     assert monitor.lines == []
