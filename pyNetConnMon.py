@@ -766,6 +766,9 @@ class CommandDeliverer:
             raise DeliveryError("notify command ran longer than %g s" % self.timeout)
         finally:
             self.process = None
+        if process.returncode < 0:
+            raise DeliveryError("notify command was killed by %s"
+                                % signal.Signals(-process.returncode).name)
         if process.returncode != 0:
             last = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
             raise DeliveryError("notify command exited with status %d%s" % (
