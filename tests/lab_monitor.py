@@ -12,6 +12,16 @@ from datetime import datetime, timezone
 from harness import MonitorProcess, read_events, wait_until  # noqa: F401 (wait_until: for the tests)
 from netlab import read_accepts
 
+# fault kind (also its name on the lab's timeline): (fault, undo, the undo's name on the
+# timeline, the reason the monitor gives)
+FAULTS = {
+    "vanish": (lambda lab: lab.vanish(), lambda lab: lab.unvanish(), "unvanish", "timeout"),
+    "link_down": (lambda lab: lab.link_down(), lambda lab: lab.link_up(), "link_up",
+                  "unreachable"),
+    "stop_listener": (lambda lab: lab.stop_listener(), lambda lab: lab.start_listener(),
+                      "start_listener", "refused"),
+}
+
 ROW = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)  (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)  "
                  r" *(\S.*?)  (\S.*)$")
 

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+import lab_monitor
 from harness import read_events
 from lab_monitor import (events, report_rows, start_monitor, wait_for_accepts, wait_for_events,
                          wait_until, wall_time)
@@ -22,16 +23,9 @@ HOLD = 2.3          # seconds each fault is held: well above -m 1, not a whole n
 SLACK = 0.1         # the lab notes a change once `ip` has exited; a round may start a few ms late
 NAME = "target.lab.test"    # .test: reserved, never a public name; only in the lab's hosts file
 
-# kind (also its name on the lab's timeline): (fault, undo, the undo's name, the monitor's reason)
-FAULTS = {
-    "vanish": (lambda lab: lab.vanish(), lambda lab: lab.unvanish(), "unvanish", "timeout"),
-    "link_down": (lambda lab: lab.link_down(), lambda lab: lab.link_up(), "link_up",
-                  "unreachable"),
-    "stop_listener": (lambda lab: lab.stop_listener(), lambda lab: lab.start_listener(),
-                      "start_listener", "refused"),
-    "name_gone": (lambda lab: lab.name_gone(NAME), lambda lab: lab.name_back(NAME), "name_back",
-                  "dns"),
-}
+# the lab's faults, plus a name that stops resolving (the target is given by name here)
+FAULTS = dict(lab_monitor.FAULTS, name_gone=(
+    lambda lab: lab.name_gone(NAME), lambda lab: lab.name_back(NAME), "name_back", "dns"))
 
 
 def last_record(netlab, name):

@@ -21,6 +21,7 @@ import re
 import threading
 import time
 
+import lab_monitor
 from lab_monitor import (events, process_figures, report_rows, start_monitor, wait_for_accepts,
                          wait_for_events, wait_until)
 from netlab import TARGET_IP, TARGET_PORT
@@ -42,14 +43,7 @@ SLACK = 0.1             # the lab notes a change once `ip` has exited; rounds st
 FD_TOLERANCE = 2
 RSS_TOLERANCE_KB = 2048
 
-# kind: (fault, undo, undo record, the reason a report gives)
-KINDS = {
-    "vanish": (lambda lab: lab.vanish(), lambda lab: lab.unvanish(), "unvanish", "timeout"),
-    "link_down": (lambda lab: lab.link_down(), lambda lab: lab.link_up(), "link_up",
-                  "unreachable"),
-    "stop_listener": (lambda lab: lab.stop_listener(), lambda lab: lab.start_listener(),
-                      "start_listener", "refused"),
-}
+KINDS = lab_monitor.FAULTS   # name lookups stay out: the soak's target is an address
 
 
 def soak_seed():
