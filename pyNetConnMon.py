@@ -675,6 +675,8 @@ def _one_line(error):
 
 
 def describe_send_error(error):
+    if isinstance(error, DeliveryError):
+        return str(error)
     code = getattr(error, "smtp_code", None)
     if code is not None:
         message = getattr(error, "smtp_error", b"")
@@ -782,34 +784,33 @@ def _kill_group(process):
         process.kill()
 
 
-def _spawn_daemon_thread(function):
-    threading.Thread(target=function, name="delivery", daemon=True).start()
+class OneJobAtATime:
+    """Runs one job at a time in a daemon thread, so slow I/O (a mail server, a ping endpoint)
+    never stalls the rounds. The loop collects each job's (tag, failure or None)."""
 
-
-class DeliveryWorker:
-    """Runs one delivery at a time in a thread, so a slow mail server never stalls the rounds."""
-
-    def __init__(self, deliverer, on_done, spawn=None):
-        self.deliverer = deliverer
-        self.on_done = on_done           # called in the worker thread; must only hand over
-        self.spawn = spawn or _spawn_daemon_thread     # tests run deliveries in line
+    def __init__(self, name, on_done, describe_error, spawn=None):
+        self.name = name
+        self.on_done = on_done           # called in the job's thread; must only hand over
+        self.describe_error = describe_error
+        self.spawn = spawn or self._spawn_daemon_thread     # tests run jobs in line
         self.busy = False
         self.results = []
         self._lock = threading.Lock()
 
-    def submit(self, ids, subject, body):
+    def _spawn_daemon_thread(self, function):
+        threading.Thread(target=function, name=self.name, daemon=True).start()
+
+    def submit(self, job, tag=None):
         self.busy = True
 
         def run():
             try:
-                self.deliverer.deliver(subject, body)
-                outcome = None
-            except DeliveryError as error:
-                outcome = str(error)
-            except Exception as error:  # noqa: BLE001 - never let delivery kill the monitor
-                outcome = describe_send_error(error)
+                job()
+                failure = None
+            except Exception as error:  # noqa: BLE001 - a failed job must never stop the monitor
+                failure = self.describe_error(error)
             with self._lock:
-                self.results.append((ids, outcome))
+                self.results.append((tag, failure))
             self.on_done()
 
         self.spawn(run)
@@ -1121,34 +1122,23 @@ class PingSender:
         self._urllib = urllib.request
         self.url = url
         self.timeout = timeout
-        self.on_done = on_done           # called in the ping thread; must only hand over
-        self.busy = False
-        self.results = []                # None for a success, else the reason it failed
-        self._lock = threading.Lock()
+        self.jobs = OneJobAtATime("ping", on_done, describe_ping_error)
+
+    @property
+    def busy(self):
+        return self.jobs.busy
 
     def submit(self):
-        self.busy = True
+        self.jobs.submit(self._request)
 
-        def run():
-            request = self._urllib.Request(self.url, headers={"User-Agent": "pyNetConnMon/" + VERSION})
-            try:
-                with self._urllib.urlopen(request, timeout=self.timeout) as response:
-                    response.read(PING_RESPONSE_LIMIT)
-                outcome = None
-            except Exception as error:  # noqa: BLE001 - a failed ping must never stop the monitor
-                outcome = describe_ping_error(error)
-            with self._lock:
-                self.results.append(outcome)
-            self.on_done()
-
-        threading.Thread(target=run, name="ping", daemon=True).start()
+    def _request(self):
+        request = self._urllib.Request(self.url, headers={"User-Agent": "pyNetConnMon/" + VERSION})
+        with self._urllib.urlopen(request, timeout=self.timeout) as response:
+            response.read(PING_RESPONSE_LIMIT)
 
     def take_results(self):
-        with self._lock:
-            results, self.results = self.results, []
-        if results:
-            self.busy = False
-        return results
+        """None for each ping that worked, else the reason it failed."""
+        return [failure for _, failure in self.jobs.take_results()]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1228,7 +1218,8 @@ class Monitor:
         self.backoff = ReportBackoff(settings.backoff_min, settings.backoff_max, settings.backoff_step)
         self.pending = []            # Interruption objects not yet in an accepted report
         self.next_id = 1
-        self.worker = DeliveryWorker(deliverer, waker.wake, spawn) if deliverer else None
+        self.worker = (OneJobAtATime("delivery", waker.wake, describe_send_error, spawn)
+                       if deliverer else None)
         self.last_heartbeat = None
         self.mail_problem_shown = False
         # metrics (published only with a board) and the ping URL (only with a sender)
@@ -1369,7 +1360,8 @@ class Monitor:
         self.mail_problem_shown = False
         batch = list(self.pending)
         subject, body = format_report(batch, self.hostname, self._target_labels())
-        self.worker.submit([item.id for item in batch], subject, body)
+        self.worker.submit(lambda: self.deliverer.deliver(subject, body),
+                           tag=[item.id for item in batch])
 
     def _collect_deliveries(self):
         if self.worker is None:
