@@ -72,6 +72,73 @@ class DeliveryError(Exception):
 
 
 # ---------------------------------------------------------------------------------------------
+# Settings: everything the command line decides, checked once by parse_arguments()
+# ---------------------------------------------------------------------------------------------
+
+
+class Settings:
+    """The checked options. Tests build Settings(interval=1.0, ...) directly; every value not
+    given has the program's default."""
+
+    __slots__ = ("targets", "interval", "timeout", "min_interruption", "backoff_min",
+                 "backoff_max", "backoff_step", "heartbeat", "log_file", "state_file",
+                 "metrics_port", "metrics_address", "ping_url", "ping_interval", "pysendmail",
+                 "notify_command", "no_mail", "test_mail", "once", "quiet", "summary", "since",
+                 "until")
+
+    DEFAULTS = dict(targets=(), interval=DEFAULT_INTERVAL, timeout=DEFAULT_TIMEOUT,
+                    min_interruption=DEFAULT_MIN_INTERRUPTION, backoff_min=DEFAULT_BACKOFF_MIN,
+                    backoff_max=DEFAULT_BACKOFF_MAX, backoff_step=DEFAULT_BACKOFF_STEP,
+                    heartbeat=DEFAULT_HEARTBEAT, log_file=None, state_file=None,
+                    metrics_port=None, metrics_address=DEFAULT_METRICS_ADDRESS, ping_url=None,
+                    ping_interval=DEFAULT_PING_INTERVAL, pysendmail=None, notify_command=None,
+                    no_mail=False, test_mail=False, once=False, quiet=False, summary=False,
+                    since=None, until=None)
+
+    def __init__(self, **values):
+        unknown = set(values) - set(self.__slots__)
+        if unknown:
+            raise TypeError("unknown settings: %s" % ", ".join(sorted(unknown)))
+        for name in self.__slots__:
+            setattr(self, name, values.get(name, self.DEFAULTS[name]))
+
+    @property
+    def target_labels(self):
+        return [target.label for target in self.targets]
+
+
+# ---------------------------------------------------------------------------------------------
+# The event log's vocabulary: the one list of events that the monitor writes and --summary reads
+# ---------------------------------------------------------------------------------------------
+
+
+class EventKind:
+    __slots__ = ("fields", "availability")
+
+    def __init__(self, fields, availability=False):
+        self.fields = frozenset(fields)     # besides "time" and "event"
+        self.availability = availability    # does it change what --summary counts as up or down?
+
+
+EVENTS = {
+    "start": EventKind(("version", "targets", "interval", "timeout", "min_interruption",
+                        "backoff_min", "backoff_max", "backoff_step", "pid", "state_file"), True),
+    "stop": EventKind(("signal", "down_since"), True),
+    "down": EventKind(("start", "reason", "targets"), True),
+    "up": EventKind(("start", "end", "duration", "ignored", "reason", "targets"), True),
+    "gap": EventKind(("start", "end", "duration", "ignored"), True),
+    "log_reopened": EventKind((), True),      # a rotated log begins here, with the monitor running
+    "report_sent": EventKind(("interruptions", "via", "next_wait")),
+    "report_failed": EventKind(("interruptions", "via", "reason", "retry_in")),
+    "pending_discarded": EventKind(("interruptions",)),
+    "ping_failed": EventKind(("url", "reason")),
+    "ping_ok": EventKind(("url",)),
+}
+# names written by 2.0.0, still read by --summary
+RENAMED_EVENTS = {"mail_sent": "report_sent", "mail_failed": "report_failed"}
+
+
+# ---------------------------------------------------------------------------------------------
 # Pure decision logic: no sockets, no clocks; every instant is handed in
 # ---------------------------------------------------------------------------------------------
 
@@ -927,6 +994,9 @@ class EventLog:
         self.stream = stream
 
     def write(self, event, wall, **fields):
+        kind = EVENTS[event]                 # a KeyError here is a bug: add the event to EVENTS
+        if not kind.fields.issuperset(fields):
+            raise ValueError("event %s has no field(s) %s" % (event, sorted(set(fields) - kind.fields)))
         if not self.path:
             return
         record = {"time": iso_time(wall), "event": event}
@@ -1374,7 +1444,7 @@ class Monitor:
                 sent = set(ids)
                 self.pending = [item for item in self.pending if item.id not in sent]
                 wait = self.backoff.wait
-                self._event("mail_sent", wall, interruptions=len(ids), via=self.deliverer.name,
+                self._event("report_sent", wall, interruptions=len(ids), via=self.deliverer.name,
                             next_wait=wait)
                 self.console.info("report sent (%s) by %s; next report no sooner than in %s"
                                   % (plural(len(ids), "interruption"), self.deliverer.name,
@@ -1382,7 +1452,7 @@ class Monitor:
             else:
                 self.report_failures += 1
                 self.backoff.record_failure(mono)
-                self._event("mail_failed", wall, interruptions=len(ids), via=self.deliverer.name,
+                self._event("report_failed", wall, interruptions=len(ids), via=self.deliverer.name,
                             reason=failure, retry_in=self.settings.backoff_min)
                 self.console.warning("report not delivered: %s; retrying in %s"
                                      % (failure, human_duration(self.settings.backoff_min)), wall)
@@ -1559,8 +1629,6 @@ class Monitor:
 # Availability summary (--summary): reads the event log back; pure apart from run_summary()
 # ---------------------------------------------------------------------------------------------
 
-SUMMARY_EVENTS = frozenset(("start", "stop", "down", "up", "gap"))
-SUMMARY_QUIET_EVENTS = frozenset(("mail_sent", "mail_failed"))   # known; no effect on availability
 HOUR_SHADES = "\u00b7\u2591\u2592\u2593\u2588"   # ·░▒▓█: no downtime, down <25 %, <50 %, <75 %, more
 HOUR_SHADES_ASCII = ".-+*#"                      # the same, for a terminal without those characters
 _SUMMARY_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?$")
@@ -1799,10 +1867,12 @@ def summarize_events(events, since=None, until=None):
         if moment is None:
             summary.invalid += 1
             continue
-        quiet = name in SUMMARY_QUIET_EVENTS
-        if not quiet and name not in SUMMARY_EVENTS:
+        name = RENAMED_EVENTS.get(name, name)
+        kind = EVENTS.get(name)
+        if kind is None:
             summary.unknown[name] = summary.unknown.get(name, 0) + 1
             continue
+        quiet = not kind.availability
         last = moment if last is None else max(last, moment)
         if crashed is not None and not quiet and name != "gap":
             close_run(*crashed)
@@ -2173,7 +2243,7 @@ def parse_arguments(argv):
     if args.pysendmail is None:
         args.pysendmail = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pySendMail")
     args.state_file = args.state_file or default_state_path()
-    return args
+    return Settings(**{name: getattr(args, name) for name in Settings.__slots__})
 
 
 def _check_metrics_and_ping(args):

@@ -123,10 +123,10 @@ def test_mail_server_down_when_the_network_returns_gets_the_report_out_once(
             time.sleep(HOLD)    # holding the fault
             server.stop()
             netlab.link_up()
-            [failed] = wait_for_events(monitor.log, "mail_failed", 1, timeout=5)
+            [failed] = wait_for_events(monitor.log, "report_failed", 1, timeout=5)
             assert failed["reason"] == "mail server refused the connection"
             server.start()
-            wait_for_events(monitor.log, "mail_sent", 1, timeout=10)
+            wait_for_events(monitor.log, "report_sent", 1, timeout=10)
             time.sleep(2.0)     # twice -bmin: a second copy would have been sent by now
             assert monitor.terminate() == 0
         [message] = server.messages()
@@ -134,6 +134,6 @@ def test_mail_server_down_when_the_network_returns_gets_the_report_out_once(
         [(start, end, _duration, reason)] = report_rows(message.get_content())
         assert reason == "unreachable"
         assert start == int(wall_time(up["start"])) and end == int(wall_time(up["end"]))
-        assert len(events(monitor.log, "mail_sent")) == 1
+        assert len(events(monitor.log, "report_sent")) == 1
     finally:
         server.stop()

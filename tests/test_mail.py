@@ -190,10 +190,10 @@ def test_outage_gives_exactly_one_mail_naming_count_downtime_and_times(lab, prog
     assert report_rows(body) == [row(up, downtime)]
     assert 'Targets: 127.0.0.1:%d' % lab.target.port in body.splitlines()
     assert 'Total: 1 interruption, %s of downtime.' % downtime in body.splitlines()
-    (sent,) = wait_events(monitor.log, 'mail_sent', 1)
+    (sent,) = wait_events(monitor.log, 'report_sent', 1)
     assert (sent['interruptions'], sent['via'], sent['next_wait']) == (1, 'mail', BMIN)
     assert_mail_count_stays(smtp_server, 1)
-    assert [n for n in names(monitor.log) if n != 'start'] == ['down', 'up', 'mail_sent']
+    assert [n for n in names(monitor.log) if n != 'start'] == ['down', 'up', 'report_sent']
     assert read_state(monitor.state)['pending'] == []
     assert monitor.terminate() == 0
 
@@ -206,7 +206,7 @@ def test_blip_shorter_than_min_interruption_is_logged_and_not_mailed(lab, progra
     assert up['duration'] < 0.5
     monitor.wait_for_line(r'UP after \d+\.\d s: shorter than 0\.5 s, ignored')
     assert_mail_count_stays(smtp_server, 0, seconds=1.0)
-    assert not {'mail_sent', 'mail_failed'} & set(names(monitor.log))
+    assert not {'report_sent', 'report_failed'} & set(names(monitor.log))
     assert read_state(monitor.state)['pending'] == []
 
 
@@ -217,7 +217,7 @@ def test_outages_within_the_backoff_wait_are_batched_into_one_later_mail(lab, pr
     lab.outage(monitor)
     first = only_message(smtp_server)
     assert SUBJECT.match(first['Subject']).group(1) == '1'
-    (sent1,) = wait_events(monitor.log, 'mail_sent', 1)
+    (sent1,) = wait_events(monitor.log, 'report_sent', 1)
     assert sent1['next_wait'] == bmin
     up2 = lab.outage(monitor, 0.5)
     up3 = lab.outage(monitor, 0.5)
@@ -225,7 +225,7 @@ def test_outages_within_the_backoff_wait_are_batched_into_one_later_mail(lab, pr
     assert wall(up3['end']) < wall(sent1['time']) + bmin - 0.3, (up3, sent1)
     assert len(smtp_server.messages()) == 1
     msgs = smtp_server.wait_for_messages(2, timeout=bmin + 3)
-    sent = wait_events(monitor.log, 'mail_sent', 2)
+    sent = wait_events(monitor.log, 'report_sent', 2)
     assert bmin - 0.05 <= wall(sent[1]['time']) - wall(sent1['time']) <= bmin + 1.0
     assert (sent[1]['interruptions'], sent[1]['next_wait']) == (2, bmin + 1)
     count, downtime = SUBJECT.match(msgs[1]['Subject']).groups()
@@ -243,7 +243,7 @@ def test_smtp_down_when_the_network_returns_retries_and_delivers_once(lab, progr
     smtp_server.stop()
     monitor = lab.started(program_dir)
     up = lab.outage(monitor)
-    failed = wait_events(monitor.log, 'mail_failed', 1)[0]
+    failed = wait_events(monitor.log, 'report_failed', 1)[0]
     assert failed['reason'] == 'mail server refused the connection'
     assert (failed['interruptions'], failed['retry_in']) == (1, BMIN)
     monitor.wait_for_line(r'WARNING report not delivered: mail server refused the connection; '
@@ -253,9 +253,9 @@ def test_smtp_down_when_the_network_returns_retries_and_delivers_once(lab, progr
     msg = only_message(smtp_server, timeout=5)
     assert SUBJECT.match(msg['Subject']).group(1) == '1'
     assert report_rows(msg.get_content())[0].startswith(second(up['start']))
-    wait_events(monitor.log, 'mail_sent', 1)
+    wait_events(monitor.log, 'report_sent', 1)
     assert_mail_count_stays(smtp_server, 1)
-    assert len(events(monitor.log, 'mail_sent')) == 1
+    assert len(events(monitor.log, 'report_sent')) == 1
     assert read_state(monitor.state)['pending'] == []
 
 
@@ -263,15 +263,15 @@ def test_smtp_answering_451_is_a_failure_then_delivered_once(lab, program_dir, s
     smtp_server.fail_451(True)
     monitor = lab.started(program_dir)
     lab.outage(monitor)
-    failed = wait_events(monitor.log, 'mail_failed', 1)[0]
+    failed = wait_events(monitor.log, 'report_failed', 1)[0]
     assert failed['reason'] == 'SMTP server answered %s' % FAIL_REPLY
     assert '451' in failed['reason']
     assert smtp_server.messages() == []
     smtp_server.fail_451(False)
     only_message(smtp_server, timeout=5)
-    wait_events(monitor.log, 'mail_sent', 1)
+    wait_events(monitor.log, 'report_sent', 1)
     assert_mail_count_stays(smtp_server, 1)
-    assert len(events(monitor.log, 'mail_sent')) == 1
+    assert len(events(monitor.log, 'report_sent')) == 1
 
 
 # -- 6: set-up problems are warnings that name the fix; the monitor runs anyway ------------------
@@ -327,7 +327,7 @@ def test_report_pending_at_stop_is_delivered_once_after_restart(lab, program_dir
     smtp_server.stop()
     monitor = lab.started(program_dir)
     up = lab.outage(monitor)
-    wait_events(monitor.log, 'mail_failed', 1)
+    wait_events(monitor.log, 'report_failed', 1)
     assert monitor.terminate() == 0
     assert monitor.lines[-1].endswith('stopped (SIGTERM); 1 interruption still to report')
     state = read_state(monitor.state)
@@ -340,9 +340,9 @@ def test_report_pending_at_stop_is_delivered_once_after_restart(lab, program_dir
     count, downtime = SUBJECT.match(msg['Subject']).groups()
     assert count == '1'
     assert report_rows(msg.get_content()) == [row(up, downtime)]
-    wait_events(again.log, 'mail_sent', 1)
+    wait_events(again.log, 'report_sent', 1)
     assert_mail_count_stays(smtp_server, 1)
-    assert len(events(again.log, 'mail_sent')) == 1
+    assert len(events(again.log, 'report_sent')) == 1
     assert 'gap' not in names(again.log)
     assert read_state(again.state)['pending'] == []
     assert again.terminate() == 0
@@ -488,13 +488,13 @@ def test_notify_command_gets_the_report_and_subject(lab, tmp_path):
     out = tmp_path / 'notify'
     monitor = lab.started(app, '--notify-command', notify_command(out))
     up = lab.outage(monitor)
-    (sent,) = wait_events(monitor.log, 'mail_sent', 1)
+    (sent,) = wait_events(monitor.log, 'report_sent', 1)
     assert (sent['interruptions'], sent['via']) == (1, 'notify command')
     ((subject, report),) = notifications(out)
     count, downtime = SUBJECT.match(subject.rstrip('\n')).groups()
     assert subject.endswith('\n') and count == '1'
     assert report_rows(report) == [row(up, downtime)]
-    assert 'mail_failed' not in names(monitor.log)
+    assert 'report_failed' not in names(monitor.log)
     assert monitor.terminate() == 0
 
 
@@ -505,17 +505,17 @@ def test_failing_notify_command_keeps_the_report_and_retries(lab, tmp_path):
     (out / 'fail').touch()
     monitor = lab.started(app, '--notify-command', notify_command(out))
     lab.outage(monitor)
-    failed = wait_events(monitor.log, 'mail_failed', 2, timeout=5)
+    failed = wait_events(monitor.log, 'report_failed', 2, timeout=5)
     assert failed[0]['reason'] == 'notify command exited with status 3: ntfy server unreachable'
     assert 'status 3' in failed[1]['reason']
     assert BMIN - 0.1 <= wall(failed[1]['time']) - wall(failed[0]['time']) <= BMIN + 1.0
     assert len(read_state(monitor.state)['pending']) == 1
     assert notifications(out) == []
     (out / 'fail').unlink()
-    wait_events(monitor.log, 'mail_sent', 1)
+    wait_events(monitor.log, 'report_sent', 1)
     time.sleep(QUIET)
     assert len(notifications(out)) == 1
-    assert len(events(monitor.log, 'mail_sent')) == 1
+    assert len(events(monitor.log, 'report_sent')) == 1
     assert read_state(monitor.state)['pending'] == []
     assert monitor.terminate() == 0
 
@@ -548,7 +548,7 @@ def test_report_accepted_during_the_stop_is_not_kept_pending(lab, tmp_path):
     wait_until((out / 'running').exists, 5, 'the notify command started')
     assert monitor.terminate() == 0
     assert len(notifications(out)) == 1
-    assert len(events(monitor.log, 'mail_sent')) == 1
+    assert len(events(monitor.log, 'report_sent')) == 1
     assert monitor.lines[-1].endswith('stopped (SIGTERM)')
     assert read_state(monitor.state)['pending'] == []
 
@@ -570,7 +570,7 @@ def test_notify_command_still_running_at_stop_is_killed_and_retried_after_restar
     assert notifications(out) == []                # killed: it cannot deliver behind our back
     (out / 'slow').unlink()
     again = lab.start_monitor(app, '--notify-command', notify_command(out))
-    wait_events(again.log, 'mail_sent', 1)
+    wait_events(again.log, 'report_sent', 1)
     assert len(notifications(out)) == 1
     assert read_state(again.state)['pending'] == []
     assert again.terminate() == 0

@@ -3,14 +3,13 @@
 Everything the loop does with time goes through the clock and the waker it is handed, so a whole
 evening of outages and reports runs here in milliseconds, with exact instants.
 """
-import argparse
 import os
 import json
 
 import pytest
 
-from pyNetConnMon import (Console, DeliveryError, EventLog, Monitor, ProbeResult, StateFile,
-                          parse_target)
+from pyNetConnMon import (Console, DeliveryError, EventLog, Monitor, ProbeResult, Settings,
+                          StateFile, parse_target)
 
 TARGET = parse_target("198.18.0.2:53", 53)
 WALL_OFFSET = 1_795_000_000.0     # wall clock = monotonic + this
@@ -91,7 +90,7 @@ def settings(**overrides):
     values = dict(interval=1.0, timeout=1.0, min_interruption=5.0, backoff_min=60.0,
                   backoff_max=3600.0, backoff_step=300.0, heartbeat=60.0)
     values.update(overrides)
-    return argparse.Namespace(**values)
+    return Settings(targets=[TARGET], **values)
 
 
 class Run:
@@ -142,7 +141,7 @@ def test_an_outage_is_one_down_one_up_and_one_report(tmp_path):
     _, subject, body = run.deliverer.sent[0]
     assert subject == "pyNetConnMon on pi: 1 interruption, 10.0 s of downtime"
     assert "refused" in body
-    sent, = run.events("mail_sent")
+    sent, = run.events("report_sent")
     assert (sent["interruptions"], sent["next_wait"]) == (1, 60.0)
 
 
@@ -160,8 +159,8 @@ def test_outages_during_the_wait_are_batched_into_the_next_report(tmp_path):
     run.run()
     # 1st at once; the next may go 60 s later (81), with two outages; then 360 s later (441)
     assert run.sent_at() == [21.01, 81.01, 441.01]
-    assert [e["interruptions"] for e in run.events("mail_sent")] == [1, 2, 1]
-    assert [e["next_wait"] for e in run.events("mail_sent")] == [60.0, 360.0, 660.0]
+    assert [e["interruptions"] for e in run.events("report_sent")] == [1, 2, 1]
+    assert [e["next_wait"] for e in run.events("report_sent")] == [60.0, 360.0, 660.0]
 
 
 def test_no_report_goes_out_while_the_network_is_down(tmp_path):
@@ -169,7 +168,7 @@ def test_no_report_goes_out_while_the_network_is_down(tmp_path):
     run = Run(tmp_path, outages=[(10.5, 20.5), (30.5, 40.5), (70.5, 100.5)], stop_at=200)
     run.run()
     assert run.sent_at() == [21.01, 101.01]
-    assert [e["interruptions"] for e in run.events("mail_sent")] == [1, 2]
+    assert [e["interruptions"] for e in run.events("report_sent")] == [1, 2]
 
 
 def test_a_failed_delivery_is_retried_every_bmin_and_sent_once(tmp_path):
@@ -177,9 +176,9 @@ def test_a_failed_delivery_is_retried_every_bmin_and_sent_once(tmp_path):
     run.run()
     assert [round(t, 2) for t in run.deliverer.attempts] == [21.01, 81.01, 141.01, 201.01]
     assert run.sent_at() == [201.01]
-    assert len(run.events("mail_failed")) == 3
-    assert run.events("mail_failed")[0]["reason"] == "SMTP server answered 451 4.3.0 Try again later"
-    sent, = run.events("mail_sent")
+    assert len(run.events("report_failed")) == 3
+    assert run.events("report_failed")[0]["reason"] == "SMTP server answered 451 4.3.0 Try again later"
+    sent, = run.events("report_sent")
     assert sent["next_wait"] == 60.0     # the failures did not advance the backoff
 
 

@@ -159,7 +159,7 @@ def test_soak(netlab, tmp_path, smtp_certificate):
             netlab.vanish()
             hold_until(time.monotonic() + OUTAGE[0] + 0.3, monitor)
             netlab.unvanish()
-            wait_for_events(monitor.log, "mail_sent", 1, timeout=10)
+            wait_for_events(monitor.log, "report_sent", 1, timeout=10)
             before = quiet_figures(monitor.pid)
 
             t0 = time.monotonic()
@@ -182,7 +182,7 @@ def test_soak(netlab, tmp_path, smtp_certificate):
             wait_for_accepts(accepts, 2, timeout=5, since=netlab.log[-1][1])
             counted = [up for up in events(monitor.log, "up") if not up["ignored"]]
             wait_until(lambda: sum(sent["interruptions"] for sent in
-                                   events(monitor.log, "mail_sent")) >= len(counted),
+                                   events(monitor.log, "report_sent")) >= len(counted),
                        20, "every interruption reported")
             assert monitor.returncode is None, monitor.output()
             after = quiet_figures(monitor.pid)
@@ -208,7 +208,7 @@ def test_soak(netlab, tmp_path, smtp_certificate):
           "%d rows, %d mail failures, %d interruptions ignored" % (
               len(injected), klasses.count("outage"), klasses.count("blip"),
               klasses.count("unclear"), [name for name, _ in smtp_log].count("smtp_stop"),
-              len(messages), len(rows), len(events(monitor.log, "mail_failed")),
+              len(messages), len(rows), len(events(monitor.log, "report_failed")),
               len([up for up in events(monitor.log, "up") if up["ignored"]])))
     print("fds %d -> %d, VmRSS %d -> %d kB (%+d kB), threads %d -> %d" % (
         before[0], after[0], before[1], after[1], after[1] - before[1], before[2], after[2]))
