@@ -43,6 +43,7 @@ DEFAULT_HEARTBEAT = 60.0
 
 NOTIFY_COMMAND_TIMEOUT = 60.0
 REPORT_LIST_LIMIT = 100          # beyond this many interruptions a report lists the first and last half
+PENDING_LIMIT = 1000             # beyond this many pending interruptions the middle ones are folded
 PYSENDMAIL_CONFIG = "sendMailConfig.json"
 PYSENDMAIL_KEYS = ("mail.from", "mail.to", "mail.smtp.server", "mail.smtp.port", "mail.smtp.user",
                    "mail.smtp.password", "mail.smtp.tls", "mail.smtp.timeout")
@@ -163,19 +164,28 @@ class RoundSchedule:
             self.next_due += (math.floor((now - self.next_due) / self.interval) + 1) * self.interval
 
 
+def counts_as_interruption(duration, min_interruption):
+    """The one rule: downtime shorter than -m is a blip, logged and ignored."""
+    return duration >= min_interruption
+
+
 class Interruption:
     """One stretch of downtime: wall-clock start for people, a monotonic-clock duration."""
 
-    __slots__ = ("id", "start", "end", "duration", "reason", "kind", "cut_short")
+    __slots__ = ("id", "start", "end", "duration", "reason", "kind", "cut_short", "targets",
+                 "count")
 
-    def __init__(self, id, start, end, duration, reason, kind="outage", cut_short=False):
+    def __init__(self, id, start, end, duration, reason, kind="outage", cut_short=False,
+                 targets=(), count=1):
         self.id = id
         self.start = start          # wall-clock epoch seconds of the first failed round
         self.end = end              # wall-clock epoch seconds of the first good round
         self.duration = duration    # seconds, from the monotonic clock
         self.reason = reason
-        self.kind = kind            # "outage" or "gap" (the monitor itself was not running)
+        self.kind = kind            # "outage", "gap" (the monitor was not running) or "many"
         self.cut_short = cut_short  # the monitor stopped while the network was still down
+        self.targets = list(targets)    # labels of the targets it was measured on
+        self.count = count          # > 1 only for "many": interruptions folded into one entry
 
     def to_dict(self):
         return {name: getattr(self, name) for name in self.__slots__}
@@ -217,8 +227,13 @@ class InterruptionTracker:
         if network_up and self.outage is not None:
             outage, self.outage = self.outage, None
             duration = max(0.0, mono - outage.start_mono)
-            return ("up", (outage, duration, duration < self.min_interruption))
+            return ("up", (outage, duration,
+                           not counts_as_interruption(duration, self.min_interruption)))
         return None
+
+    def ongoing_duration(self, mono):
+        """How long the current outage has lasted at `mono` (0 while up)."""
+        return 0.0 if self.outage is None else max(0.0, mono - self.outage.start_mono)
 
 
 class ReportBackoff:
@@ -317,6 +332,137 @@ class PingHealth:
         return "failed"
 
 
+class PendingReports:
+    """Interruptions waiting for an accepted report, their ids, and when the next report may go
+    out (the backoff). No I/O: the state file and the deliverer are someone else's job.
+
+    The list is bounded: beyond PENDING_LIMIT interruptions the first and last half are kept in
+    full and the ones between are folded into one counted, timed entry (kind "many").
+    """
+
+    def __init__(self, backoff, limit=None):
+        self.backoff = backoff
+        self.limit = limit or PENDING_LIMIT
+        self.items = []
+        self.next_id = 1
+
+    def __len__(self):
+        return len(self.items)
+
+    @property
+    def count(self):
+        """How many interruptions wait, the folded ones included."""
+        return sum(item.count for item in self.items)
+
+    def add(self, start, end, duration, reason, targets, kind="outage", cut_short=False):
+        self.items.append(Interruption(self.next_id, start, end, duration, reason, kind,
+                                       cut_short, targets))
+        self.next_id += 1
+        if len(self.items) > self.limit:
+            self._fold(self.limit // 2)
+
+    def _fold(self, at):
+        """Folds the entry after `at` into the entry at `at` (which becomes a "many" entry)."""
+        into, item = self.items[at], self.items.pop(at + 1)
+        if into.kind != "many":
+            into = self.items[at] = Interruption(into.id, into.start, into.end, into.duration,
+                                                 "", "many", targets=into.targets, count=into.count)
+        into.end = max(into.end, item.end)
+        into.duration += item.duration
+        into.count += item.count
+        into.targets = into.targets + [label for label in item.targets
+                                       if label not in into.targets]
+
+    def due(self, now, network_down):
+        """The interruptions a report should carry now; [] when none is due."""
+        if not self.items or network_down:
+            self.backoff.quiet(now)
+            return []
+        return list(self.items) if self.backoff.may_send(now) else []
+
+    def accepted(self, ids, now):
+        self.backoff.record_success(now)
+        sent = set(ids)
+        self.items = [item for item in self.items if item.id not in sent]
+
+    def failed(self, now):
+        self.backoff.record_failure(now)
+
+    def discard(self):
+        """Forgets everything pending; returns how many interruptions that was."""
+        count, self.items = self.count, []
+        return count
+
+    def to_dict(self, mono, wall):
+        return {"pending": [item.to_dict() for item in self.items], "next_id": self.next_id,
+                "backoff": self.backoff.to_dict(mono, wall)}
+
+    def restore(self, state, mono, wall):
+        """Takes over a checked state (see check_state)."""
+        self.items = [Interruption.from_dict(item) for item in state["pending"]]
+        self.next_id = max([state["next_id"]] + [item.id + 1 for item in self.items])
+        while len(self.items) > self.limit:
+            self._fold(self.limit // 2)
+        self.backoff.restore(state["backoff"], mono, wall)
+
+
+def recover_previous_run(state, wall, min_interruption):
+    """What a run that did not stop cleanly leaves behind, from its last state and the time now.
+
+    Returns (cut_short, gap): the outage it was in at its last heartbeat, as keyword arguments
+    for PendingReports.add() when it counts, else None; and the time it was not running as
+    (start, end, duration, ignored), or None when it stopped cleanly or the clock went back.
+    """
+    heartbeat = state.get("heartbeat")
+    if state.get("clean_stop") or heartbeat is None:
+        return None, None
+    cut_short = None
+    down = state.get("down")
+    if down and counts_as_interruption(heartbeat - down["start"], min_interruption):
+        cut_short = dict(start=down["start"], end=heartbeat,
+                         duration=max(0.0, heartbeat - down["start"]),
+                         reason=down["reason"], targets=state["targets"], cut_short=True)
+    duration = wall - heartbeat
+    if duration <= 0:
+        return cut_short, None
+    return cut_short, (heartbeat, wall, duration,
+                       not counts_as_interruption(duration, min_interruption))
+
+
+class MetricsCounters:
+    """The counters behind /metrics (they never go down), and the snapshot of a round."""
+
+    def __init__(self):
+        self.interruptions = 0           # counted ones that ended
+        self.ignored = 0
+        self.downtime = 0.0
+        self.reports_sent = 0
+        self.report_failures = 0
+
+    def interruption_ended(self, duration, ignored):
+        if ignored:
+            self.ignored += 1
+        else:
+            self.interruptions += 1
+            self.downtime += duration
+
+    def snapshot(self, results, ongoing, min_interruption, unreported, last_round):
+        """`ongoing`: how long the current outage had lasted at the last round (0 while up)."""
+        interruptions, downtime = self.interruptions, self.downtime
+        if ongoing and counts_as_interruption(ongoing, min_interruption):
+            interruptions += 1           # it can no longer end up ignored
+            downtime += ongoing
+        return MetricsSnapshot(
+            network_up=any(result.up for result in results) if results else None,
+            targets=tuple((result.target.label, result.up,
+                           None if result.connect_time is None else round(result.connect_time, 6))
+                          for result in results),
+            interruptions=interruptions, ignored_interruptions=self.ignored,
+            downtime_seconds=round(downtime, 3), unreported_interruptions=unreported,
+            reports_sent=self.reports_sent, report_failures=self.report_failures,
+            last_round=None if last_round is None else round(last_round, 3))
+
+
 # ---------------------------------------------------------------------------------------------
 # Formatting for people
 # ---------------------------------------------------------------------------------------------
@@ -347,41 +493,60 @@ def plural(count, word):
     return "%d %s%s" % (count, word, "" if count == 1 else "s")
 
 
-def describe_interruption(item):
+def describe_interruption(item, with_targets=False):
     reason = item.reason
     if item.kind == "gap":
         reason = "gap: the monitor was not running (no clean stop)"
+    elif item.kind == "many":
+        reason = ("%s between these times, added up here (the event log has each)"
+                  % plural(item.count, "interruption"))
     elif item.cut_short:
         reason += " (the monitor stopped while still down)"
+    if with_targets and item.targets:
+        reason += "; targets " + ", ".join(item.targets)
     return "%s  %s  %12s  %s" % (local_time(item.start), local_time(item.end),
                                   human_duration(item.duration), reason)
 
 
-def format_report(interruptions, hostname, targets):
+def _targets_of(interruptions):
+    """Every target the interruptions were measured on, in order of appearance."""
+    labels = []
+    for item in interruptions:
+        labels += [label for label in item.targets if label not in labels]
+    return labels
+
+
+def format_report(interruptions, hostname):
     """Subject and body of one report about `interruptions` (all of them count in the totals)."""
+    count = sum(item.count for item in interruptions)
     total = sum(item.duration for item in interruptions)
+    targets = _targets_of(interruptions)
+    changed = len({tuple(item.targets) for item in interruptions}) > 1
     subject = "pyNetConnMon on %s: %s, %s of downtime" % (
-        hostname, plural(len(interruptions), "interruption"), human_duration(total))
+        hostname, plural(count, "interruption"), human_duration(total))
     lines = [
         "pyNetConnMon on %s saw %s (%s of downtime in total)." % (
-            hostname, plural(len(interruptions), "interruption"), human_duration(total)),
+            hostname, plural(count, "interruption"), human_duration(total)),
         "",
         "Host:    %s" % hostname,
-        "Targets: %s" % ", ".join(targets),
+        "Targets: %s%s" % (", ".join(targets) or "not recorded",
+                           " (they changed between runs: each line names its own)" if changed else ""),
         "",
         "%-19s  %-19s  %12s  %s" % ("start", "end", "duration", "reason"),
     ]
+    shown = interruptions
     if len(interruptions) > REPORT_LIST_LIMIT:
         half = REPORT_LIST_LIMIT // 2
-        left_out = len(interruptions) - 2 * half
-        lines += [describe_interruption(item) for item in interruptions[:half]]
-        lines.append("... %s left out here; the event log has all of them ..."
-                     % plural(left_out, "interruption"))
-        lines += [describe_interruption(item) for item in interruptions[-half:]]
-    else:
-        lines += [describe_interruption(item) for item in interruptions]
+        left_out = sum(item.count for item in interruptions[half:-half])
+        shown = interruptions[:half] + [None] + interruptions[-half:]
+    for item in shown:
+        if item is None:
+            lines.append("... %s left out here; the event log has all of them ..."
+                         % plural(left_out, "interruption"))
+        else:
+            lines.append(describe_interruption(item, with_targets=changed))
     gaps = [item for item in interruptions if item.kind == "gap"]
-    lines += ["", "Total: %s, %s of downtime." % (plural(len(interruptions), "interruption"),
+    lines += ["", "Total: %s, %s of downtime." % (plural(count, "interruption"),
                                                    human_duration(total))]
     if gaps:
         lines.append("Of these, %s (%s) were times the monitor itself was not running, e.g. a "
@@ -393,28 +558,30 @@ def format_report(interruptions, hostname, targets):
 # ---------------------------------------------------------------------------------------------
 # Prometheus metrics: a snapshot of the monitor rendered in the text exposition format 0.0.4
 # ---------------------------------------------------------------------------------------------
-#
-# The monitor loop builds a new snapshot (a plain dict, never changed once published) after every
-# round; the HTTP thread only renders the latest one. The keys:
-#   version                    program version, for pynetconnmon_build_info
-#   network_up                 True/False after the last round; None before the first round
-#   targets                    ((label, up, connect_seconds or None), ...) from the last round
-#   interruptions              interruptions that lasted at least --min-interruption; an ongoing
-#                              one counts as soon as it has lasted that long
-#   ignored_interruptions      interruptions shorter than --min-interruption (blips), at their end
-#   downtime_seconds           downtime of the counted interruptions, an ongoing one included
-#   unreported_interruptions   interruptions waiting for an accepted report
-#   reports_sent, report_failures    deliveries accepted / not accepted
-#   last_round                 Unix time the last round completed; None before the first round
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def empty_metrics_snapshot():
-    """The snapshot before the first round: counters at zero, nothing known about the network."""
-    return {"version": VERSION, "network_up": None, "targets": (), "interruptions": 0,
-            "ignored_interruptions": 0, "downtime_seconds": 0.0, "unreported_interruptions": 0,
-            "reports_sent": 0, "report_failures": 0, "last_round": None}
+class MetricsSnapshot:
+    """What /metrics shows, as of the last round. The loop builds a new one after every round
+    and never changes it once published; the HTTP side only renders the latest one."""
+
+    __slots__ = ("network_up", "targets", "interruptions", "ignored_interruptions",
+                 "downtime_seconds", "unreported_interruptions", "reports_sent",
+                 "report_failures", "last_round")
+
+    def __init__(self, network_up=None, targets=(), interruptions=0, ignored_interruptions=0,
+                 downtime_seconds=0.0, unreported_interruptions=0, reports_sent=0,
+                 report_failures=0, last_round=None):
+        self.network_up = network_up                # None before the first round
+        self.targets = targets                      # ((label, up, connect seconds or None), ...)
+        self.interruptions = interruptions          # counted ones, an ongoing one included
+        self.ignored_interruptions = ignored_interruptions    # blips, counted at their end
+        self.downtime_seconds = downtime_seconds    # of the counted ones, an ongoing one included
+        self.unreported_interruptions = unreported_interruptions
+        self.reports_sent = reports_sent
+        self.report_failures = report_failures
+        self.last_round = last_round                # Unix time; None before the first round
 
 
 def _metric_value(value):
@@ -433,7 +600,7 @@ def _label_value(text):
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render_metrics(snapshot):
+def render_metrics(snapshot, version=VERSION):
     """The text a Prometheus scrape of /metrics gets for `snapshot`."""
     lines = []
 
@@ -448,11 +615,11 @@ def render_metrics(snapshot):
     def single(value):
         return [((), value)] if value is not None else []
 
-    targets = snapshot["targets"]
+    targets = snapshot.targets
     family("build_info", "gauge", "Always 1; the version label says which pyNetConnMon runs.",
-           [((("version", snapshot["version"]),), 1)])
+           [((("version", version),), 1)])
     family("network_up", "gauge", "1 if at least one target answered in the last round, else 0.",
-           single(snapshot["network_up"]))
+           single(snapshot.network_up))
     family("target_up", "gauge", "1 if the target answered in the last round, else 0.",
            [((("target", label),), up) for label, up, _ in targets])
     family("target_connect_seconds", "gauge",
@@ -461,23 +628,23 @@ def render_metrics(snapshot):
             if up and seconds is not None])
     family("interruptions_total", "counter",
            "Interruptions of at least --min-interruption; an ongoing one counts once it is that long.",
-           single(snapshot["interruptions"]))
+           single(snapshot.interruptions))
     family("ignored_interruptions_total", "counter",
            "Interruptions shorter than --min-interruption (blips), counted when they end.",
-           single(snapshot["ignored_interruptions"]))
+           single(snapshot.ignored_interruptions))
     family("downtime_seconds_total", "counter",
            "Seconds of downtime in counted interruptions, an ongoing one included.",
-           single(snapshot["downtime_seconds"]))
+           single(snapshot.downtime_seconds))
     family("unreported_interruptions", "gauge",
            "Interruptions waiting for a report to be accepted (always 0 with --no-mail).",
-           single(snapshot["unreported_interruptions"]))
+           single(snapshot.unreported_interruptions))
     family("reports_sent_total", "counter", "Reports accepted by the mail server or notify command.",
-           single(snapshot["reports_sent"]))
+           single(snapshot.reports_sent))
     family("report_failures_total", "counter", "Report deliveries that failed (each is retried).",
-           single(snapshot["report_failures"]))
+           single(snapshot.report_failures))
     family("last_round_timestamp_seconds", "gauge",
            "Unix time the last round of probes completed: the monitor's heartbeat.",
-           single(snapshot["last_round"]))
+           single(snapshot.last_round))
     return "\n".join(lines) + "\n"
 
 
@@ -890,6 +1057,61 @@ class OneJobAtATime:
         return results
 
 
+class Reporter:
+    """Sends the reports PendingReports says are due through a deliverer, one at a time in the
+    background, and applies each outcome to the pending list."""
+
+    def __init__(self, pending, deliverer, hostname, on_done, spawn=None):
+        self.pending = pending
+        self.deliverer = deliverer
+        self.hostname = hostname
+        self.worker = OneJobAtATime("delivery", on_done, describe_send_error, spawn)
+        self.problem_shown = False
+
+    @property
+    def busy(self):
+        return self.worker.busy
+
+    def maybe_send(self, now, network_down):
+        """Starts a delivery when one is due. Returns a set-up problem the first time it stops
+        a report (to be shown once), else None."""
+        if self.worker.busy:
+            return None
+        batch = self.pending.due(now, network_down)
+        if not batch:
+            return None
+        problem = self.deliverer.problem()
+        if problem:
+            # not set up (yet): keep the report, look again after a while without spamming
+            self.pending.failed(now)
+            shown, self.problem_shown = self.problem_shown, True
+            return None if shown else problem
+        self.problem_shown = False
+        subject, body = format_report(batch, self.hostname)
+        self.worker.submit(lambda: self.deliverer.deliver(subject, body),
+                           tag=(len(batch), sum(item.count for item in batch),
+                                [item.id for item in batch]))
+        return None
+
+    def outcomes(self, now):
+        """[(interruptions in the report, None or why it failed)] for deliveries that ended."""
+        done = []
+        for (_, count, ids), failure in self.worker.take_results():
+            if failure is None:
+                self.pending.accepted(ids, now)
+            else:
+                self.pending.failed(now)
+            done.append((count, failure))
+        return done
+
+    def cancel(self):
+        """Kills a notify command still running (at a stop), so it cannot deliver a report that
+        stays pending."""
+        cancel = getattr(self.deliverer, "cancel", None)
+        if cancel is not None:
+            cancel()
+
+
 # ---------------------------------------------------------------------------------------------
 # The state file: pending interruptions, backoff and heartbeat survive restarts and power cuts
 # ---------------------------------------------------------------------------------------------
@@ -900,18 +1122,134 @@ def default_state_path():
     return os.path.join(base, "pyNetConnMon", "state.json")
 
 
+STATE_SIZE_LIMIT = 4 * 1024 * 1024   # bytes; a bounded pending list needs far less
+_LATEST_TIME = 253402300799.0        # 9999-12-31 23:59:59 UTC: later instants have no date
+_LONGEST = 100 * 366 * 86400.0       # seconds: no duration or wait in a state file is longer
+_STATE_KINDS = ("outage", "gap", "many")
+
+
+def _state_number(value, what, low, high, optional=False):
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("%s is not a number" % what)
+    if not low <= value <= high:        # NaN fails this too
+        raise ValueError("%s is out of range" % what)
+    return float(value) if isinstance(value, float) else value
+
+
+def _state_text(value, what, limit=1000):
+    if not isinstance(value, str) or len(value) > limit:
+        raise ValueError("%s is not a text of at most %d characters" % (what, limit))
+    return value
+
+
+def _state_flag(value, what):
+    if not isinstance(value, bool):
+        raise ValueError("%s is not true or false" % what)
+    return value
+
+
+def _state_list(value, what, limit):
+    if not isinstance(value, list) or len(value) > limit:
+        raise ValueError("%s is not a list of at most %d entries" % (what, limit))
+    return value
+
+
+def _state_object(value, what):
+    if not isinstance(value, dict):
+        raise ValueError("%s is not an object" % what)
+    return value
+
+
+def _state_labels(value, what):
+    return [_state_text(label, what, 300) for label in _state_list(value, what, 10000)]
+
+
+def _check_interruption(data, what):
+    data = _state_object(data, what)
+    kind = data.get("kind", "outage")
+    if kind not in _STATE_KINDS:
+        raise ValueError("%s has an unknown kind" % what)
+    return {
+        "id": _state_number(data.get("id"), what + " id", 0, 2 ** 53),
+        "start": _state_number(data.get("start"), what + " start", 0.0, _LATEST_TIME),
+        "end": _state_number(data.get("end"), what + " end", 0.0, _LATEST_TIME),
+        "duration": _state_number(data.get("duration"), what + " duration", 0.0, _LONGEST),
+        "reason": _state_text(data.get("reason"), what + " reason"),
+        "kind": kind,
+        "cut_short": _state_flag(data.get("cut_short", False), what + " cut_short"),
+        "targets": _state_labels(data.get("targets", []), what + " targets"),
+        "count": int(_state_number(data.get("count", 1), what + " count", 1, 2 ** 53)),
+    }
+
+
+def check_state(data):
+    """The previous run's state with every field checked and nothing else; ValueError says what
+    cannot be used. Missing optional fields (older files) get their defaults."""
+    if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+        raise ValueError("not a pyNetConnMon state file of format %d" % STATE_FORMAT)
+    backoff = _state_object(data.get("backoff") or {}, "backoff")
+    down = data.get("down")
+    if down is not None:
+        down = _state_object(down, "down")
+        down = {"start": _state_number(down.get("start"), "down start", 0.0, _LATEST_TIME),
+                "reason": _state_text(down.get("reason", "down"), "down reason")}
+    pending = _state_list(data.get("pending", []), "pending", 2 * PENDING_LIMIT)
+    return {
+        "format": STATE_FORMAT,
+        "heartbeat": _state_number(data.get("heartbeat"), "heartbeat", 0.0, _LATEST_TIME, True),
+        "clean_stop": _state_flag(data.get("clean_stop", False), "clean_stop"),
+        "targets": _state_labels(data.get("targets", []), "targets"),
+        "down": down,
+        "next_id": int(_state_number(data.get("next_id", 1), "next_id", 0, 2 ** 53)),
+        "pending": [_check_interruption(item, "pending entry %d" % number)
+                    for number, item in enumerate(pending, 1)],
+        "backoff": {
+            "wait": _state_number(backoff.get("wait"), "backoff wait", 0.0, _LONGEST, True),
+            "last_sent": _state_number(backoff.get("last_sent"), "backoff last_sent", 0.0,
+                                       _LATEST_TIME, True),
+            "last_failed": _state_number(backoff.get("last_failed"), "backoff last_failed", 0.0,
+                                         _LATEST_TIME, True)},
+    }
+
+
+def _no_constant(name):
+    raise ValueError("%s is not a number a state file holds" % name)
+
+
 class StateFile:
+    """The state file: one monitor at a time (a lock beside it), read once at start, replaced
+    atomically on every save. Only a regular file is ever opened or moved."""
+
     def __init__(self, path):
         self.path = path
         self._lock_stream = None
 
+    def _refuse_odd_file(self, path):
+        """MonitorError if `path` exists and is not a regular file (a FIFO would block)."""
+        import stat
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            raise MonitorError("cannot use state file %s: %s" % (path, error.strerror or error))
+        if not stat.S_ISREG(mode):
+            raise MonitorError("state file %s is not a regular file; give --state-file a file "
+                               "path" % path)
+
     def lock(self):
         """One state file, one monitor: hold an exclusive lock while running."""
         import fcntl
+        self._refuse_odd_file(self.path)
+        self._refuse_odd_file(self.path + ".lock")
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
-            stream = open(self.path + ".lock", "a")
+            descriptor = os.open(self.path + ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND
+                                 | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+            stream = os.fdopen(descriptor, "a")
         except OSError as error:
             raise MonitorError("cannot use state file %s: %s" % (self.path, _one_line(error)))
         try:
@@ -927,27 +1265,47 @@ class StateFile:
             self._lock_stream.close()
             self._lock_stream = None
 
-    def load(self):
-        """Returns (state dict or None, warning or None). A bad file is moved aside, never fatal."""
+    def read_bytes(self):
+        """The file's bytes (at most STATE_SIZE_LIMIT + 1), or None when there is none.
+        MonitorError when it cannot be read: that is not corruption, so nothing is moved."""
+        import stat
+        self._refuse_odd_file(self.path)
         try:
-            with open(self.path, encoding="utf-8") as stream:
-                data = json.load(stream)
-            if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
-                raise ValueError("not a pyNetConnMon state file of format %d" % STATE_FORMAT)
-            for item in data.get("pending", []):
-                Interruption.from_dict(item)
-            return data, None
+            descriptor = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
-            return None, None
-        except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
-            aside = "%s.corrupt-%s" % (self.path, datetime.now().strftime("%Y%m%d-%H%M%S"))
+            return None
+        except OSError as error:
+            raise MonitorError("cannot read state file %s: %s" % (self.path,
+                                                                   error.strerror or error))
+        with os.fdopen(descriptor, "rb") as stream:
             try:
-                os.replace(self.path, aside)
-                where = "moved it to %s" % aside
-            except OSError as move_error:
-                where = "could not move it aside (%s)" % _one_line(move_error)
-            return None, "state file %s was unreadable (%s); %s and started afresh" % (
-                self.path, _one_line(error), where)
+                if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                    raise MonitorError("state file %s is not a regular file" % self.path)
+                return stream.read(STATE_SIZE_LIMIT + 1)
+            except OSError as error:
+                raise MonitorError("cannot read state file %s: %s" % (self.path,
+                                                                       error.strerror or error))
+
+    def load(self):
+        """Returns (checked state or None, warning or None). Content that cannot be used is
+        moved aside with a warning and the monitor starts afresh."""
+        raw = self.read_bytes()
+        if raw is None:
+            return None, None
+        try:
+            if len(raw) > STATE_SIZE_LIMIT:
+                raise ValueError("larger than %d bytes" % STATE_SIZE_LIMIT)
+            return check_state(json.loads(raw.decode("utf-8"), parse_constant=_no_constant)), None
+        except (ValueError, RecursionError) as error:     # UnicodeDecodeError is a ValueError
+            reason = "too deeply nested" if isinstance(error, RecursionError) else _one_line(error)
+        aside = "%s.corrupt-%s" % (self.path, datetime.now().strftime("%Y%m%d-%H%M%S"))
+        try:
+            os.replace(self.path, aside)
+            where = "moved it to %s" % aside
+        except OSError as move_error:
+            where = "could not move it aside (%s)" % _one_line(move_error)
+        return None, "state file %s could not be used (%s); %s and started afresh" % (
+            self.path, reason[:200], where)
 
     def save(self, data):
         """Atomically: a temporary file, fsync, rename, fsync of the folder."""
@@ -1211,6 +1569,36 @@ class PingSender:
         return [failure for _, failure in self.jobs.take_results()]
 
 
+class Pinger:
+    """The ping URL: when a ping is due (PingSchedule), sending it (PingSender), and which
+    outcomes are news (PingHealth)."""
+
+    def __init__(self, sender, schedule):
+        self.sender = sender
+        self.schedule = schedule
+        self.health = PingHealth()
+
+    @property
+    def where(self):
+        return ping_url_for_people(self.sender.url)
+
+    def maybe_ping(self, now, network_up):
+        if not self.sender.busy and self.schedule.due(now, network_up):
+            self.schedule.started(now)
+            self.sender.submit()
+
+    def news(self, network_down):
+        """[("failed", reason) or ("recovered", None)] for the pings that finished."""
+        told = []
+        for failure in self.sender.take_results():
+            if failure is not None and network_down:
+                continue     # the network went down during the request: not the endpoint's fault
+            news = self.health.record(ok=failure is None)
+            if news:
+                told.append((news, failure))
+        return told
+
+
 # ---------------------------------------------------------------------------------------------
 # Signals: a stop flag that also wakes any wait at once
 # ---------------------------------------------------------------------------------------------
@@ -1269,115 +1657,167 @@ class Waker:
 # ---------------------------------------------------------------------------------------------
 
 
-class Monitor:
-    def __init__(self, settings, targets, console, event_log, state, deliverer, waker,
-                 prober=None, clock=time.monotonic, wall_clock=time.time, hostname=None,
-                 spawn=None, metrics_board=None, ping_sender=None, ping_schedule=None):
-        self.settings = settings
-        self.targets = targets
+class Announcer:
+    """Says what happened, twice: a line on the console for people, an event in the log for
+    programs (and --summary). Knows the wording; decides nothing."""
+
+    def __init__(self, console, log, settings):
         self.console = console
-        self.log = event_log
-        self.state = state
-        self.deliverer = deliverer
-        self.waker = waker
-        self.prober = prober or Prober(settings.timeout, waker.read_fd, clock)
-        self.clock = clock
-        self.wall_clock = wall_clock
-        self.hostname = hostname or socket.gethostname()
-        self.tracker = InterruptionTracker(settings.min_interruption)
-        self.backoff = ReportBackoff(settings.backoff_min, settings.backoff_max, settings.backoff_step)
-        self.pending = []            # Interruption objects not yet in an accepted report
-        self.next_id = 1
-        self.worker = (OneJobAtATime("delivery", waker.wake, describe_send_error, spawn)
-                       if deliverer else None)
-        self.last_heartbeat = None
-        self.mail_problem_shown = False
-        # metrics (published only with a board) and the ping URL (only with a sender)
-        self.metrics_board = metrics_board
-        self.last_results = ()
-        self.last_round_mono = None
-        self.last_round_completed = None     # wall clock
-        self.interruptions_ended = 0         # counted, i.e. not ignored
-        self.ignored_interruptions = 0
-        self.downtime_ended = 0.0
-        self.reports_sent = 0
-        self.report_failures = 0
-        self.ping_sender = ping_sender
-        self.ping_schedule = ping_schedule
-        self.ping_health = PingHealth()
+        self.log = log
+        self.settings = settings
 
-    # -- events ------------------------------------------------------------------------------
-    def _event(self, name, wall, **fields):
-        self.log.write(name, wall, **fields)
+    def started(self, wall, state_path):
+        settings = self.settings
+        self.log.write("start", wall, version=VERSION, targets=settings.target_labels,
+                       interval=settings.interval, timeout=settings.timeout,
+                       min_interruption=settings.min_interruption,
+                       backoff_min=settings.backoff_min, backoff_max=settings.backoff_max,
+                       backoff_step=settings.backoff_step, pid=os.getpid(), state_file=state_path)
+        self.console.info("started pyNetConnMon %s (pid %d): watching %s every %g s, timeout %g s, "
+                          "interruptions under %g s ignored%s" % (
+                              VERSION, os.getpid(), ", ".join(settings.target_labels),
+                              settings.interval, settings.timeout, settings.min_interruption,
+                              "; state file %s" % state_path if state_path else ""), wall)
 
-    def _target_labels(self):
-        return [target.label for target in self.targets]
+    def down(self, wall, reason, target_reasons):
+        self.log.write("down", wall, start=iso_time(wall), reason=reason, targets=target_reasons)
+        self.console.info("DOWN " + ", ".join("%s %s" % item for item in target_reasons.items()),
+                          wall)
 
-    # -- state -------------------------------------------------------------------------------
-    def _save_state(self, clean_stop=False):
-        if self.state is None:
-            return
-        mono, wall = self.clock(), self.wall_clock()
-        outage = self.tracker.outage
-        data = {
-            "format": STATE_FORMAT,
-            "pending": [item.to_dict() for item in self.pending],
-            "next_id": self.next_id,
-            "backoff": self.backoff.to_dict(mono, wall),
-            "heartbeat": wall,
-            "clean_stop": clean_stop,
-            "down": None if outage is None else {
-                "start": outage.start_wall, "reason": outage.reason,
-                "duration": mono - outage.start_mono},
-        }
-        self.last_heartbeat = mono      # also after a failure: try again at the next heartbeat
-        try:
-            self.state.save(data)
-        except OSError as error:
-            self.console.error("cannot write state file %s: %s" % (self.state.path, _one_line(error)))
+    def up(self, wall, outage, duration, ignored):
+        self.log.write("up", wall, start=iso_time(outage.start_wall), end=iso_time(wall),
+                       duration=round(duration, 3), ignored=ignored)
+        if ignored:
+            self.console.info("UP after %s: shorter than %g s, ignored"
+                              % (human_duration(duration), self.settings.min_interruption), wall)
+        else:
+            self.console.info("UP after %s (down since %s, %s)" % (
+                human_duration(duration), local_time(outage.start_wall), outage.reason), wall)
 
-    def _restore_state(self, data):
-        """Takes over what the previous run left: pending reports, backoff, and any gap."""
-        mono, wall = self.clock(), self.wall_clock()
-        self.pending = [Interruption.from_dict(item) for item in data.get("pending", [])]
-        self.next_id = max([data.get("next_id", 1)] + [item.id + 1 for item in self.pending])
-        self.backoff.restore(data.get("backoff") or {}, mono, wall)
-        if self.pending:
-            self.console.info("%s from the previous run still to report"
-                              % plural(len(self.pending), "interruption"), wall)
-        if data.get("clean_stop") or data.get("heartbeat") is None:
-            return
-        heartbeat = data["heartbeat"]
-        down = data.get("down")
-        if down and heartbeat - down["start"] >= self.settings.min_interruption:
-            # the network was down when the monitor last showed a sign of life
-            self._add_interruption(down["start"], heartbeat, max(0.0, heartbeat - down["start"]),
-                                   down.get("reason") or "down", cut_short=True)
-        duration = wall - heartbeat
-        if duration <= 0:
-            return       # the clock went backwards: no honest gap to report
-        ignored = duration < self.settings.min_interruption
-        self._event("gap", wall, start=iso_time(heartbeat), end=iso_time(wall),
-                    duration=round(duration, 3), ignored=ignored)
+    def gap(self, wall, start, end, duration, ignored):
+        self.log.write("gap", wall, start=iso_time(start), end=iso_time(end),
+                       duration=round(duration, 3), ignored=ignored)
         if ignored:
             self.console.info("the previous run did not stop cleanly; gap of %s ignored"
                               % human_duration(duration), wall)
         else:
             self.console.info("GAP: the previous run did not stop cleanly; the monitor was not "
                               "running for %s since %s" % (human_duration(duration),
-                                                           local_time(heartbeat)), wall)
-            self._add_interruption(heartbeat, wall, duration, "monitor not running", kind="gap")
+                                                           local_time(start)), wall)
 
-    def _add_interruption(self, start, end, duration, reason, kind="outage", cut_short=False):
-        if self.deliverer is None:
-            return       # --no-mail: the event log is the only record, nothing waits for a report
-        self.pending.append(Interruption(self.next_id, start, end, duration, reason, kind, cut_short))
-        self.next_id += 1
+    def still_to_report(self, wall, count):
+        self.console.info("%s from the previous run still to report"
+                          % plural(count, "interruption"), wall)
 
-    # -- rounds ------------------------------------------------------------------------------
+    def report_not_set_up(self, problem):
+        self.console.warning("report pending, but %s" % problem)
+
+    def report_sent(self, wall, count, via, next_wait):
+        self.log.write("report_sent", wall, interruptions=count, via=via, next_wait=next_wait)
+        self.console.info("report sent (%s) by %s; next report no sooner than in %s"
+                          % (plural(count, "interruption"), via, human_duration(next_wait)), wall)
+
+    def report_failed(self, wall, count, via, reason):
+        retry = self.settings.backoff_min
+        self.log.write("report_failed", wall, interruptions=count, via=via, reason=reason,
+                       retry_in=retry)
+        self.console.warning("report not delivered: %s; retrying in %s"
+                             % (reason, human_duration(retry)), wall)
+
+    def ping(self, wall, news, failure, where):
+        if news == "failed":
+            self.log.write("ping_failed", wall, url=where, reason=failure)
+            self.console.warning("ping to %s failed: %s; trying again every %s, quietly until it "
+                                 "works" % (where, failure,
+                                            human_duration(self.settings.ping_interval)), wall)
+        else:
+            self.log.write("ping_ok", wall, url=where)
+            self.console.info("ping ok again (%s)" % where, wall)
+
+    def log_reopened(self, wall, error=None):
+        if error is not None:
+            self.console.warning("%s; still writing to the old file" % error, wall)
+            return
+        self.log.write("log_reopened", wall)
+        self.console.info("event log reopened", wall)
+
+    def state_not_saved(self, path, error):
+        self.console.error("cannot write state file %s: %s" % (path, _one_line(error)))
+
+    def stopped(self, wall, signal_name, down_since, pending):
+        fields = {"signal": signal_name}
+        if down_since is not None:
+            fields["down_since"] = iso_time(down_since)
+        self.log.write("stop", wall, **fields)
+        self.console.info("stopped (%s)%s" % (signal_name, (
+            "; %s still to report" % plural(pending, "interruption")) if pending else ""), wall)
+
+
+class SystemClock:
+    """The clocks the monitor reads: monotonic for the grid and durations, wall for people."""
+
+    monotonic = staticmethod(time.monotonic)
+    wall = staticmethod(time.time)
+
+
+class Monitor:
+    """The loop: rounds on a fixed grid, what their results mean, and the parts that act on it.
+
+    Its parts come ready-made: the prober and the announcer; the reporter (None with --no-mail);
+    the state file, the pinger and the metrics board (None when not used).
+    """
+
+    def __init__(self, settings, announcer, waker, prober, clock=SystemClock, reporter=None,
+                 state=None, pinger=None, metrics_board=None):
+        self.settings = settings
+        self.say = announcer
+        self.waker = waker
+        self.prober = prober
+        self.clock = clock
+        self.reporter = reporter
+        self.state = state
+        self.pinger = pinger
+        self.metrics_board = metrics_board
+        self.tracker = InterruptionTracker(settings.min_interruption)
+        self.counters = MetricsCounters()
+        self.last_results = ()
+        self.last_round = None           # (monotonic start, wall clock at its end)
+        self.last_heartbeat = -math.inf
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self):
+        """Runs until SIGTERM or SIGINT; returns the name of the signal."""
+        self.start()
+        schedule = RoundSchedule(self.settings.interval, self.clock.monotonic())
+        while self.waker.stop_signal is None:
+            if self.waker.reopen_requested:
+                self.waker.reopen_requested = False
+                self._reopen_event_log()
+            self._collect_deliveries()
+            self._collect_pings()
+            if self.clock.monotonic() >= self._heartbeat_due():
+                self._save_state()      # then a round, if one is due: saves never starve them
+            now = self.clock.monotonic()
+            wait = min(schedule.seconds_until_due(now), self._heartbeat_due() - now)
+            if wait > 0:
+                self.waker.wait(wait)
+                continue
+            schedule.round_started(now)
+            wall = self.clock.wall()
+            results = self.prober.probe_round(self.settings.targets,
+                                              lambda: self.waker.stop_signal is not None)
+            if self.waker.stop_signal is not None:
+                break
+            self._handle_round(results, now, wall)
+            self._after_round()
+        return self.stop()
+
+    def _heartbeat_due(self):
+        return self.last_heartbeat + self.settings.heartbeat if self.state else math.inf
+
     def _handle_round(self, results, mono, wall):
         self.last_results = results
-        self.last_round_mono, self.last_round_completed = mono, self.wall_clock()
+        self.last_round = (mono, self.clock.wall())
         network_up = any(result.up for result in results)
         target_reasons = {result.target.label: result.reason for result in results if not result.up}
         first_reason = next((result.reason for result in results if not result.up), None)
@@ -1391,237 +1831,149 @@ class Monitor:
             return
         kind, detail = transition
         if kind == "down":
-            self._event("down", wall, start=iso_time(wall), reason=first_reason,
-                        targets=target_reasons)
-            self.console.info("DOWN " + ", ".join("%s %s" % item for item in target_reasons.items()),
-                              wall)
-            self._save_state()
-            return
-        outage, duration, ignored = detail
-        self._count_interruption(duration, ignored)
-        self._event("up", wall, start=iso_time(outage.start_wall), end=iso_time(wall),
-                    duration=round(duration, 3), ignored=ignored)
-        if ignored:
-            self.console.info("UP after %s: shorter than %g s, ignored"
-                              % (human_duration(duration), self.settings.min_interruption), wall)
+            self.say.down(wall, first_reason, target_reasons)
         else:
-            self.console.info("UP after %s (down since %s, %s)" % (
-                human_duration(duration), local_time(outage.start_wall), outage.reason), wall)
-            self._add_interruption(outage.start_wall, wall, duration, outage.reason)
+            outage, duration, ignored = detail
+            self.counters.interruption_ended(duration, ignored)
+            self.say.up(wall, outage, duration, ignored)
+            if not ignored:
+                self._add_interruption(start=outage.start_wall, end=wall, duration=duration,
+                                       reason=outage.reason, targets=self.settings.target_labels)
         self._save_state()
 
-    # -- reports -----------------------------------------------------------------------------
-    def _maybe_send_report(self, mono):
-        if not self.pending or self.tracker.is_down:
-            self.backoff.quiet(mono)
-            return
-        if self.worker is None or self.worker.busy:
-            return
-        if not self.backoff.may_send(mono):
-            return
-        problem = self.deliverer.problem()
-        if problem:
-            # not set up (yet): keep the report, look again after a while without spamming
-            if not self.mail_problem_shown:
-                self.console.warning("report pending, but %s" % problem)
-                self.mail_problem_shown = True
-            self.backoff.record_failure(mono)
-            return
-        self.mail_problem_shown = False
-        batch = list(self.pending)
-        subject, body = format_report(batch, self.hostname, self._target_labels())
-        self.worker.submit(lambda: self.deliverer.deliver(subject, body),
-                           tag=[item.id for item in batch])
+    def _after_round(self):
+        now = self.clock.monotonic()
+        if self.reporter is not None:
+            problem = self.reporter.maybe_send(now, self.tracker.is_down)
+            if problem:
+                self.say.report_not_set_up(problem)
+        if self.pinger is not None:
+            self.pinger.maybe_ping(now, network_up=not self.tracker.is_down)
+        self._publish_metrics()
 
+    def _add_interruption(self, **interruption):
+        if self.reporter is not None:   # --no-mail: the event log is the only record
+            self.reporter.pending.add(**interruption)
+
+    # -- what the background jobs did --------------------------------------------------------
     def _collect_deliveries(self):
-        if self.worker is None:
+        if self.reporter is None:
             return
-        for ids, failure in self.worker.take_results():
-            mono, wall = self.clock(), self.wall_clock()
+        outcomes = self.reporter.outcomes(self.clock.monotonic())
+        for count, failure in outcomes:
+            wall, via = self.clock.wall(), self.reporter.deliverer.name
             if failure is None:
-                self.reports_sent += 1
-                self.backoff.record_success(mono)
-                sent = set(ids)
-                self.pending = [item for item in self.pending if item.id not in sent]
-                wait = self.backoff.wait
-                self._event("report_sent", wall, interruptions=len(ids), via=self.deliverer.name,
-                            next_wait=wait)
-                self.console.info("report sent (%s) by %s; next report no sooner than in %s"
-                                  % (plural(len(ids), "interruption"), self.deliverer.name,
-                                     human_duration(wait)), wall)
+                self.counters.reports_sent += 1
+                self.say.report_sent(wall, count, via, self.reporter.pending.backoff.wait)
             else:
-                self.report_failures += 1
-                self.backoff.record_failure(mono)
-                self._event("report_failed", wall, interruptions=len(ids), via=self.deliverer.name,
-                            reason=failure, retry_in=self.settings.backoff_min)
-                self.console.warning("report not delivered: %s; retrying in %s"
-                                     % (failure, human_duration(self.settings.backoff_min)), wall)
+                self.counters.report_failures += 1
+                self.say.report_failed(wall, count, via, failure)
+        if outcomes:
             self._save_state()
             self._publish_metrics()
 
-    # -- metrics -----------------------------------------------------------------------------
-    def _count_interruption(self, duration, ignored):
-        if ignored:
-            self.ignored_interruptions += 1
-        else:
-            self.interruptions_ended += 1
-            self.downtime_ended += duration
-
-    def _metrics_snapshot(self):
-        """The numbers as of the last round; counters never go down (see render_metrics)."""
-        interruptions, downtime = self.interruptions_ended, self.downtime_ended
-        outage = self.tracker.outage
-        if outage is not None and self.last_round_mono is not None:
-            ongoing = self.last_round_mono - outage.start_mono
-            if ongoing >= self.settings.min_interruption:     # it can no longer end up ignored
-                interruptions += 1
-                downtime += ongoing
-        results = self.last_results
-        return {
-            "version": VERSION,
-            "network_up": any(result.up for result in results) if results else None,
-            "targets": tuple((result.target.label, result.up,
-                              round(result.connect_time, 6) if result.connect_time is not None
-                              else None) for result in results),
-            "interruptions": interruptions,
-            "ignored_interruptions": self.ignored_interruptions,
-            "downtime_seconds": round(downtime, 3),
-            "unreported_interruptions": len(self.pending),
-            "reports_sent": self.reports_sent,
-            "report_failures": self.report_failures,
-            "last_round": (None if self.last_round_completed is None
-                           else round(self.last_round_completed, 3)),
-        }
+    def _collect_pings(self):
+        if self.pinger is not None:
+            for news, failure in self.pinger.news(network_down=self.tracker.is_down):
+                self.say.ping(self.clock.wall(), news, failure, self.pinger.where)
 
     def _publish_metrics(self):
-        if self.metrics_board is not None:
-            self.metrics_board.publish(self._metrics_snapshot())
-
-    # -- ping URL ----------------------------------------------------------------------------
-    def _maybe_ping(self, mono):
-        if self.ping_sender is None or self.ping_sender.busy:
+        if self.metrics_board is None:
             return
-        if self.ping_schedule.due(mono, network_up=not self.tracker.is_down):
-            self.ping_schedule.started(mono)
-            self.ping_sender.submit()
+        mono, wall = self.last_round or (None, None)
+        ongoing = self.tracker.ongoing_duration(mono) if mono is not None else 0.0
+        self.metrics_board.publish(self.counters.snapshot(
+            self.last_results, ongoing, self.settings.min_interruption, self._pending_count(), wall))
 
-    def _collect_pings(self):
-        if self.ping_sender is None:
-            return
-        for failure in self.ping_sender.take_results():
-            if failure is not None and self.tracker.is_down:
-                continue     # the network went down during the request: not the endpoint's fault
-            news = self.ping_health.record(ok=failure is None)
-            wall = self.wall_clock()
-            where = ping_url_for_people(self.ping_sender.url)
-            if news == "failed":
-                self._event("ping_failed", wall, url=where, reason=failure)
-                self.console.warning("ping to %s failed: %s; trying again every %s, quietly until "
-                                     "it works" % (where, failure,
-                                                   human_duration(self.ping_schedule.interval)), wall)
-            elif news == "recovered":
-                self._event("ping_ok", wall, url=where)
-                self.console.info("ping ok again (%s)" % where, wall)
+    def _pending_count(self):
+        return self.reporter.pending.count if self.reporter is not None else 0
 
-    # -- event log rotation ------------------------------------------------------------------
-    def _reopen_event_log(self):
-        if not self.log.path:
+    # -- state file and event log ------------------------------------------------------------
+    def _save_state(self, clean_stop=False):
+        if self.state is None:
             return
-        wall = self.wall_clock()
+        mono, wall = self.clock.monotonic(), self.clock.wall()
+        outage = self.tracker.outage
+        data = {"format": STATE_FORMAT, "heartbeat": wall, "clean_stop": clean_stop,
+                "targets": self.settings.target_labels, "pending": [], "next_id": 1, "backoff": {},
+                "down": None if outage is None else {
+                    "start": outage.start_wall, "reason": outage.reason,
+                    "duration": self.tracker.ongoing_duration(mono)}}
+        if self.reporter is not None:
+            data.update(self.reporter.pending.to_dict(mono, wall))
+        self.last_heartbeat = mono      # also after a failure: try again at the next heartbeat
         try:
-            self.log.reopen()
-        except MonitorError as error:
-            self.console.warning("%s; still writing to the old file" % error, wall)
-            return
-        self._event("log_reopened", wall)
-        self.console.info("event log reopened", wall)
+            self.state.save(data)
+        except OSError as error:
+            self.say.state_not_saved(self.state.path, error)
 
-    # -- the loop ----------------------------------------------------------------------------
+    def _restore_state(self, state):
+        """Takes over what the previous run left: pending reports, backoff, and any gap."""
+        mono, wall = self.clock.monotonic(), self.clock.wall()
+        if self.reporter is not None:
+            self.reporter.pending.restore(state, mono, wall)
+            if self.reporter.pending:
+                self.say.still_to_report(wall, self._pending_count())
+        cut_short, gap = recover_previous_run(state, wall, self.settings.min_interruption)
+        if cut_short:
+            self._add_interruption(**cut_short)
+        if gap is not None:
+            start, end, duration, ignored = gap
+            self.say.gap(wall, start, end, duration, ignored)
+            if not ignored:
+                self._add_interruption(start=start, end=end, duration=duration, kind="gap",
+                                       reason="monitor not running", targets=state["targets"])
+
+    def _reopen_event_log(self):
+        if self.say.log.path:
+            try:
+                self.say.log.reopen()
+            except MonitorError as error:
+                self.say.log_reopened(self.clock.wall(), error)
+                return
+            self.say.log_reopened(self.clock.wall())
+
+    # -- start and stop ----------------------------------------------------------------------
     def start(self):
-        wall = self.wall_clock()
-        settings = self.settings
-        self._event("start", wall, version=VERSION, targets=self._target_labels(),
-                    interval=settings.interval, timeout=settings.timeout,
-                    min_interruption=settings.min_interruption,
-                    backoff_min=settings.backoff_min, backoff_max=settings.backoff_max,
-                    backoff_step=settings.backoff_step, pid=os.getpid())
-        self.console.info("started pyNetConnMon %s (pid %d): watching %s every %g s, timeout %g s, "
-                          "interruptions under %g s ignored" % (
-                              VERSION, os.getpid(), ", ".join(self._target_labels()),
-                              settings.interval, settings.timeout, settings.min_interruption), wall)
+        wall = self.clock.wall()
+        self.say.started(wall, self.state.path if self.state is not None else None)
         if self.state is not None:
-            data, warning = self.state.load()
+            state, warning = self.state.load()
             if warning:
-                self.console.warning(warning, wall)
-            if data:
-                self._restore_state(data)
+                self.say.console.warning(warning, wall)
+            if state:
+                self._restore_state(state)
             self._save_state()
         self._publish_metrics()
 
-    def run(self):
-        """Runs until SIGTERM or SIGINT; returns the name of the signal."""
-        self.start()
-        schedule = RoundSchedule(self.settings.interval, self.clock())
-        heartbeat_every = self.settings.heartbeat
-        while self.waker.stop_signal is None:
-            if self.waker.reopen_requested:
-                self.waker.reopen_requested = False
-                self._reopen_event_log()
-            self._collect_deliveries()
-            self._collect_pings()
-            now = self.clock()
-            heartbeat_due = self.last_heartbeat + heartbeat_every if self.state is not None else math.inf
-            if now >= heartbeat_due:
-                self._save_state()
-                continue
-            wait = min(schedule.seconds_until_due(now), heartbeat_due - now)
-            if wait > 0:
-                self.waker.wait(wait)
-                continue
-            schedule.round_started(now)
-            wall = self.wall_clock()
-            results = self.prober.probe_round(self.targets, lambda: self.waker.stop_signal is not None)
-            if self.waker.stop_signal is not None:
-                break
-            self._handle_round(results, now, wall)
-            self._maybe_send_report(self.clock())
-            self._maybe_ping(self.clock())
-            self._publish_metrics()
-        return self.stop()
-
     def _wait_for_delivery_in_flight(self, limit=0.5):
         """A report the server accepted just now must not stay pending and go out twice."""
-        deadline = self.clock() + limit
-        cancel = getattr(self.deliverer, "cancel", None)
-        while self.worker is not None and self.worker.busy:
-            if self.clock() >= deadline:
-                if cancel is None:
+        deadline, cancelled = self.clock.monotonic() + limit, False
+        while self.reporter is not None and self.reporter.busy:
+            if self.clock.monotonic() >= deadline:
+                if cancelled:
                     break
                 # a notify command runs in its own session and would still deliver after the
                 # stop, behind the state file's back: kill it, so its report stays pending
-                cancel()
-                cancel, deadline = None, self.clock() + limit
+                self.reporter.cancel()
+                cancelled, deadline = True, self.clock.monotonic() + limit
             self.waker.wait(0.05)
             self._collect_deliveries()
 
     def stop(self):
         self._wait_for_delivery_in_flight()
-        mono, wall = self.clock(), self.wall_clock()
-        outage = self.tracker.outage
-        fields = {"signal": self.waker.stop_signal}
+        mono, wall = self.clock.monotonic(), self.clock.wall()
+        outage, self.tracker.outage = self.tracker.outage, None
         if outage is not None:
-            duration = mono - outage.start_mono
-            fields["down_since"] = iso_time(outage.start_wall)
-            if duration >= self.settings.min_interruption:
-                self._add_interruption(outage.start_wall, wall, duration, outage.reason,
+            duration = max(0.0, mono - outage.start_mono)
+            if counts_as_interruption(duration, self.settings.min_interruption):
+                self._add_interruption(start=outage.start_wall, end=wall, duration=duration,
+                                       reason=outage.reason, targets=self.settings.target_labels,
                                        cut_short=True)
-            self.tracker.outage = None
         self.prober.close()
         self._save_state(clean_stop=True)
-        self._event("stop", wall, **fields)
-        self.console.info("stopped (%s)%s" % (self.waker.stop_signal, (
-            "; %s still to report" % plural(len(self.pending), "interruption")) if self.pending else ""),
-            wall)
+        self.say.stopped(wall, self.waker.stop_signal, outage and outage.start_wall,
+                         self._pending_count())
         return self.waker.stop_signal
 
 
@@ -2269,7 +2621,7 @@ def start_metrics(args, console):
     """(board, server) serving --metrics-port, or (None, None) without it."""
     if args.metrics_port is None:
         return None, None
-    board = MetricsBoard(empty_metrics_snapshot())
+    board = MetricsBoard(MetricsSnapshot())
     server = start_metrics_server(args.metrics_address, args.metrics_port, board)
     console.info("serving metrics at http://%s/metrics"
                  % Target(args.metrics_address, args.metrics_port).label)
@@ -2277,12 +2629,17 @@ def start_metrics(args, console):
 
 
 def make_pinger(args, waker, console):
-    """(sender, schedule) for --ping-url, or (None, None) without it."""
+    """The Pinger for --ping-url, or None without it."""
     if args.ping_url is None:
-        return None, None
+        return None
     console.info("pinging %s every %s while the network is up"
                  % (ping_url_for_people(args.ping_url), human_duration(args.ping_interval)))
-    return PingSender(args.ping_url, args.timeout, waker.wake), PingSchedule(args.ping_interval)
+    return Pinger(PingSender(args.ping_url, args.timeout, waker.wake),
+                  PingSchedule(args.ping_interval))
+
+
+def make_backoff(settings):
+    return ReportBackoff(settings.backoff_min, settings.backoff_max, settings.backoff_step)
 
 
 def make_deliverer(args):
@@ -2357,10 +2714,13 @@ def run_monitor(args, console):
     metrics_server = None
     try:
         metrics_board, metrics_server = start_metrics(args, console)
-        ping_sender, ping_schedule = make_pinger(args, waker, console)
-        monitor = Monitor(args, args.targets, console, event_log, state, deliverer, waker,
-                          metrics_board=metrics_board, ping_sender=ping_sender,
-                          ping_schedule=ping_schedule)
+        reporter = None
+        if deliverer is not None:
+            reporter = Reporter(PendingReports(make_backoff(args)), deliverer,
+                                socket.gethostname(), waker.wake)
+        monitor = Monitor(args, Announcer(console, event_log, args), waker,
+                          Prober(args.timeout, waker.read_fd), reporter=reporter, state=state,
+                          pinger=make_pinger(args, waker, console), metrics_board=metrics_board)
         stop_signal = monitor.run()
     finally:
         if metrics_server is not None:

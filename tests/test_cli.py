@@ -1,5 +1,6 @@
 """The command line as a user meets it: bad input refused up front, --once, signals."""
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 from harness import (PROGRAM, MonitorProcess, closed_port, listening_socket, read_events,
                      wait_until)
 from names import private_names_prefix
+from pyNetConnMon import VERSION
 
 
 def run(*args, prefix=(), timeout=15):
@@ -55,7 +57,7 @@ def test_bad_input_is_refused_with_one_line_and_status_2(args, message):
 
 def test_version():
     result = run("--version")
-    assert (result.returncode, result.stdout) == (0, "pyNetConnMon 2.0.0\n")
+    assert (result.returncode, result.stdout) == (0, "pyNetConnMon %s\n" % VERSION)
 
 
 def test_help_lists_every_seed_option_with_its_default():
@@ -155,9 +157,10 @@ def test_console_lines_are_timestamped_and_reach_a_pipe_at_once(tmp_path):
                              "--state-file", tmp_path / "state.json"]) as monitor:
             # not `python -u`'s doing alone: the program flushes each line itself
             match = monitor.wait_for_line(
-                r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) started pyNetConnMon 2\.0\.0 \(pid \d+\): "
+                r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) started pyNetConnMon %s \(pid \d+\): "
                 r"watching 127\.0\.0\.1:%d every 60 s, timeout 2 s, interruptions under 5 s "
-                r"ignored$" % port, timeout=5)
+                r"ignored; state file %s$" % (re.escape(VERSION), port,
+                                              re.escape(str(tmp_path / "state.json"))), timeout=5)
             assert match
             assert monitor.terminate() == 0
 

@@ -415,7 +415,7 @@ def test_corrupt_state_file_is_moved_aside_and_the_monitor_runs(lab, program_dir
     (aside,) = lab.state.parent.glob('state.json.corrupt-*')
     assert aside.read_bytes() == garbage
     assert warning.endswith('; moved it to %s and started afresh' % aside), warning
-    assert 'was unreadable (' in warning
+    assert 'could not be used (' in warning
 
     def fresh_state():
         try:

@@ -15,18 +15,18 @@ from loopback_harness import (LOOPBACK, PROGRAM, MonitorProcess, TcpListener, fr
 
 program = load_program()
 
-FIXED_SNAPSHOT = {
-    "version": "9.8.7",
-    "network_up": True,
-    "targets": (("127.0.0.1:53", True, 0.0125), ("[::1]:853", False, None)),
-    "interruptions": 3,
-    "ignored_interruptions": 2,
-    "downtime_seconds": 95.25,
-    "unreported_interruptions": 1,
-    "reports_sent": 4,
-    "report_failures": 5,
-    "last_round": 1700000000.5,
-}
+FIXED_VERSION = "9.8.7"
+FIXED_SNAPSHOT = program.MetricsSnapshot(
+    network_up=True,
+    targets=(("127.0.0.1:53", True, 0.0125), ("[::1]:853", False, None)),
+    interruptions=3,
+    ignored_interruptions=2,
+    downtime_seconds=95.25,
+    unreported_interruptions=1,
+    reports_sent=4,
+    report_failures=5,
+    last_round=1700000000.5,
+)
 
 FIXED_EXPOSITION = """\
 # HELP pynetconnmon_build_info Always 1; the version label says which pyNetConnMon runs.
@@ -103,17 +103,17 @@ def value(families, name, **labels):
 # -- the pure renderer ---------------------------------------------------------------------------
 
 def test_render_metrics_gives_exact_text_for_a_fixed_snapshot():
-    assert program.render_metrics(FIXED_SNAPSHOT) == FIXED_EXPOSITION
+    assert program.render_metrics(FIXED_SNAPSHOT, FIXED_VERSION) == FIXED_EXPOSITION
 
 
 def test_rendered_text_parses_with_the_right_types():
-    families = parse(program.render_metrics(FIXED_SNAPSHOT))
+    families = parse(program.render_metrics(FIXED_SNAPSHOT, FIXED_VERSION))
     assert {name: family.type for name, family in families.items()} == EXPECTED_TYPES
     assert value(families, "pynetconnmon_target_connect_seconds", target="[::1]:853") is None
 
 
 def test_before_the_first_round_only_counters_and_build_info_have_samples():
-    families = parse(program.render_metrics(program.empty_metrics_snapshot()))
+    families = parse(program.render_metrics(program.MetricsSnapshot()))
     assert {name: family.type for name, family in families.items()} == EXPECTED_TYPES
     assert families["pynetconnmon_network_up"].samples == []
     assert families["pynetconnmon_last_round_timestamp_seconds"].samples == []
@@ -122,8 +122,7 @@ def test_before_the_first_round_only_counters_and_build_info_have_samples():
 
 
 def test_label_values_are_escaped():
-    snapshot = dict(FIXED_SNAPSHOT, version='a"b\\c\nd')
-    text = program.render_metrics(snapshot)
+    text = program.render_metrics(FIXED_SNAPSHOT, version='a"b\\c\nd')
     assert 'pynetconnmon_build_info{version="a\\"b\\\\c\\nd"} 1\n' in text
     assert value(parse(text), "pynetconnmon_build_info", version='a"b\\c\nd') == 1
 
@@ -141,21 +140,23 @@ class FakeClock:
     def __init__(self):
         self.now = 0.0
 
-    def __call__(self):
+    def monotonic(self):
         return self.now
+
+    def wall(self):
+        return 1e9 + self.now
 
 
 def make_monitor(min_interruption=0.5):
-    settings = types.SimpleNamespace(min_interruption=min_interruption, backoff_min=60.0,
-                                     backoff_max=3600.0, backoff_step=300.0, interval=0.2,
-                                     timeout=0.2, heartbeat=60.0)
     target = program.Target(LOOPBACK, 9)
+    settings = program.Settings(targets=[target], min_interruption=min_interruption,
+                                interval=0.2, timeout=0.2)
     clock = FakeClock()
-    board = program.MetricsBoard(program.empty_metrics_snapshot())
-    monitor = program.Monitor(settings, [target], program.Console(quiet=True, err=io.StringIO()),
-                              program.EventLog(None), None, None, types.SimpleNamespace(),
-                              prober=object(), clock=clock, wall_clock=lambda: 1e9 + clock.now,
-                              hostname="test", metrics_board=board)
+    board = program.MetricsBoard(program.MetricsSnapshot())
+    announcer = program.Announcer(program.Console(quiet=True, err=io.StringIO()),
+                                  program.EventLog(None), settings)
+    monitor = program.Monitor(settings, announcer, types.SimpleNamespace(), prober=object(),
+                              clock=clock, metrics_board=board)
     return monitor, target, clock, board
 
 
@@ -170,28 +171,28 @@ def round_at(monitor, target, clock, when, up):
 def test_an_ongoing_interruption_counts_once_it_lasts_min_interruption():
     monitor, target, clock, board = make_monitor(min_interruption=0.5)
     snapshot = round_at(monitor, target, clock, 0.0, up=True)
-    assert (snapshot["network_up"], snapshot["interruptions"], snapshot["downtime_seconds"]) == (True, 0, 0.0)
+    assert (snapshot.network_up, snapshot.interruptions, snapshot.downtime_seconds) == (True, 0, 0.0)
     snapshot = round_at(monitor, target, clock, 1.0, up=False)          # down since 1.0
-    assert (snapshot["network_up"], snapshot["interruptions"], snapshot["downtime_seconds"]) == (False, 0, 0.0)
+    assert (snapshot.network_up, snapshot.interruptions, snapshot.downtime_seconds) == (False, 0, 0.0)
     snapshot = round_at(monitor, target, clock, 1.4, up=False)          # 0.4 s: may still be a blip
-    assert (snapshot["interruptions"], snapshot["downtime_seconds"]) == (0, 0.0)
+    assert (snapshot.interruptions, snapshot.downtime_seconds) == (0, 0.0)
     snapshot = round_at(monitor, target, clock, 1.6, up=False)          # 0.6 s: counts now
-    assert (snapshot["interruptions"], snapshot["downtime_seconds"]) == (1, 0.6)
+    assert (snapshot.interruptions, snapshot.downtime_seconds) == (1, 0.6)
     snapshot = round_at(monitor, target, clock, 2.0, up=True)   # its connect took 1 ms: 1.001 s
-    assert (snapshot["interruptions"], snapshot["downtime_seconds"]) == (1, pytest.approx(1.001))
-    assert snapshot["ignored_interruptions"] == 0
-    assert snapshot["targets"] == (("127.0.0.1:9", True, 0.001),)
-    assert snapshot["last_round"] == 1e9 + 2.0
+    assert (snapshot.interruptions, snapshot.downtime_seconds) == (1, pytest.approx(1.001))
+    assert snapshot.ignored_interruptions == 0
+    assert snapshot.targets == (("127.0.0.1:9", True, 0.001),)
+    assert snapshot.last_round == 1e9 + 2.0
 
 
 def test_a_blip_counts_as_ignored_and_never_as_downtime():
     monitor, target, clock, board = make_monitor(min_interruption=0.5)
     round_at(monitor, target, clock, 0.0, up=True)
     snapshot = round_at(monitor, target, clock, 0.2, up=False)
-    assert snapshot["targets"] == (("127.0.0.1:9", False, None),)
+    assert snapshot.targets == (("127.0.0.1:9", False, None),)
     snapshot = round_at(monitor, target, clock, 0.4, up=True)
-    assert (snapshot["interruptions"], snapshot["ignored_interruptions"],
-            snapshot["downtime_seconds"]) == (0, 1, 0.0)
+    assert (snapshot.interruptions, snapshot.ignored_interruptions,
+            snapshot.downtime_seconds) == (0, 1, 0.0)
 
 
 # -- /metrics from a running monitor --------------------------------------------------------------
@@ -304,7 +305,7 @@ def test_a_silent_client_stalls_neither_the_rounds_nor_other_scrapes(tmp_path):
 
 
 def test_the_server_drops_a_client_that_sends_nothing_after_the_request_timeout():
-    board = program.MetricsBoard(program.empty_metrics_snapshot())
+    board = program.MetricsBoard(program.MetricsSnapshot())
     server = program.start_metrics_server(LOOPBACK, free_port(), board, request_timeout=0.3)
     try:
         with socket.create_connection((LOOPBACK, server.server_port), timeout=3) as silent:
@@ -317,24 +318,26 @@ def test_the_server_drops_a_client_that_sends_nothing_after_the_request_timeout(
 
 
 def test_a_broken_snapshot_leaves_a_traceback_but_no_answer(capsys):
-    board = program.MetricsBoard({"version": "x"})       # render_metrics raises KeyError
+    board = program.MetricsBoard(object())       # render_metrics raises AttributeError
     server = program.start_metrics_server(LOOPBACK, free_port(), board)
     try:
         with pytest.raises(OSError):                     # closed without an answer
             http_request("http://%s:%d/metrics" % (LOOPBACK, server.server_port))
-        wait_until(lambda: "KeyError" in capsys.readouterr().err, 3, "the traceback")
+        wait_until(lambda: "AttributeError" in capsys.readouterr().err, 3, "the traceback")
     finally:
         server.shutdown()
         server.server_close()
 
 
 def test_the_board_renders_what_the_loop_published_last():
-    board = program.MetricsBoard(program.empty_metrics_snapshot())
+    board = program.MetricsBoard(program.MetricsSnapshot())
     server = program.start_metrics_server(LOOPBACK, free_port(), board)
     try:
         board.publish(FIXED_SNAPSHOT)
         status, _, body = http_request("http://%s:%d/metrics" % (LOOPBACK, server.server_port))
-        assert (status, body.decode("utf-8")) == (200, FIXED_EXPOSITION)
+        expected = FIXED_EXPOSITION.replace('version="%s"' % FIXED_VERSION,
+                                            'version="%s"' % program.VERSION)
+        assert (status, body.decode("utf-8")) == (200, expected)
     finally:
         server.shutdown()
         server.server_close()

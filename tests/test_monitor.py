@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from pyNetConnMon import (Console, DeliveryError, EventLog, Monitor, ProbeResult, Settings,
-                          StateFile, parse_target)
+from pyNetConnMon import (Announcer, Console, DeliveryError, EventLog, Monitor, PendingReports,
+                          ProbeResult, ReportBackoff, Reporter, Settings, StateFile, parse_target)
 
 TARGET = parse_target("198.18.0.2:53", 53)
 WALL_OFFSET = 1_795_000_000.0     # wall clock = monotonic + this
@@ -21,6 +21,9 @@ class FakeClock:
         self.wall_offset = wall_offset
 
     def __call__(self):
+        return self.now
+
+    def monotonic(self):
         return self.now
 
     def wall(self):
@@ -103,10 +106,13 @@ class Run:
         self.state = StateFile(str(tmp_path / "state.json")) if state else None
         self.waker = FakeWaker(self.clock, stop_at)
         self.log = EventLog(str(self.log_path))
-        self.monitor = Monitor(settings(**overrides), [TARGET], Console(quiet=True), self.log,
-                               self.state, self.deliverer, self.waker, prober=self.prober,
-                               clock=self.clock, wall_clock=self.clock.wall, hostname="pi",
-                               spawn=lambda function: function())
+        config = settings(**overrides)
+        backoff = ReportBackoff(config.backoff_min, config.backoff_max, config.backoff_step)
+        reporter = Reporter(PendingReports(backoff), self.deliverer, "pi", self.waker.wake,
+                            spawn=lambda function: function())
+        self.monitor = Monitor(config, Announcer(Console(quiet=True), self.log, config),
+                               self.waker, self.prober, clock=self.clock, reporter=reporter,
+                               state=self.state)
 
     def run(self):
         result = self.monitor.run()

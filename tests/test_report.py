@@ -4,6 +4,9 @@ import calendar
 from pyNetConnMon import Interruption, format_report, human_duration
 
 
+TARGETS = ["198.18.0.2:53", "[::1]:53"]
+
+
 def at(text):
     """Epoch seconds of a UTC 'YYYY-MM-DD HH:MM:SS' (tests run with TZ=UTC)."""
     import time
@@ -22,13 +25,13 @@ def test_human_durations():
 def test_report_lists_each_interruption_with_gaps_marked(utc):
     items = [
         Interruption(1, at("2026-11-24 01:02:03") + 0.468, at("2026-11-24 01:05:15") + 0.5,
-                     192.03, "timeout"),
+                     192.03, "timeout", targets=TARGETS),
         Interruption(2, at("2026-11-24 03:00:00"), at("2026-11-24 03:20:00"), 1200.0,
-                     "monitor not running", kind="gap"),
+                     "monitor not running", kind="gap", targets=TARGETS),
         Interruption(3, at("2026-11-24 04:00:00"), at("2026-11-24 04:00:09"), 9.0, "refused",
-                     cut_short=True),
+                     cut_short=True, targets=TARGETS),
     ]
-    subject, body = format_report(items, "pi", ["198.18.0.2:53", "[::1]:53"])
+    subject, body = format_report(items, "pi")
     assert subject == "pyNetConnMon on pi: 3 interruptions, 23 min 21 s of downtime"
     assert body == (
         "pyNetConnMon on pi saw 3 interruptions (23 min 21 s of downtime in total).\n"
@@ -49,8 +52,9 @@ def test_report_lists_each_interruption_with_gaps_marked(utc):
 
 
 def test_one_interruption_is_singular(utc):
-    items = [Interruption(1, at("2026-11-24 01:00:00"), at("2026-11-24 01:00:07"), 7.0, "dns")]
-    subject, body = format_report(items, "pi", ["router.lan:53"])
+    items = [Interruption(1, at("2026-11-24 01:00:00"), at("2026-11-24 01:00:07"), 7.0, "dns",
+                          targets=["router.lan:53"])]
+    subject, body = format_report(items, "pi")
     assert subject == "pyNetConnMon on pi: 1 interruption, 7.0 s of downtime"
     assert "Total: 1 interruption, 7.0 s of downtime.\n" in body
     assert "gap" not in body
@@ -58,9 +62,9 @@ def test_one_interruption_is_singular(utc):
 
 def test_beyond_100_interruptions_the_first_and_last_50_are_listed(utc):
     start = at("2026-11-01 00:00:00")
-    items = [Interruption(n, start + 3600 * n, start + 3600 * n + 10, 10.0, "timeout")
-             for n in range(130)]
-    _, body = format_report(items, "pi", ["198.18.0.2:53"])
+    items = [Interruption(n, start + 3600 * n, start + 3600 * n + 10, 10.0, "timeout",
+                          targets=["198.18.0.2:53"]) for n in range(130)]
+    _, body = format_report(items, "pi")
     rows = [line for line in body.splitlines() if line.startswith("2026-")]
     assert len(rows) == 100
     assert rows[0].startswith("2026-11-01 00:00:00")
@@ -68,3 +72,27 @@ def test_beyond_100_interruptions_the_first_and_last_50_are_listed(utc):
     assert rows[50].startswith("2026-11-04 08:00:00")     # hour 80 = 130 - 50
     assert "... 30 interruptions left out here; the event log has all of them ...\n" in body
     assert "Total: 130 interruptions, 21 min 40 s of downtime.\n" in body   # totals cover all
+
+
+def test_each_interruption_keeps_the_targets_it_was_measured_on(utc):
+    """A report pending from a run with other targets does not claim today's targets."""
+    items = [Interruption(1, at("2026-11-24 01:00:00"), at("2026-11-24 01:00:07"), 7.0, "timeout",
+                          targets=["198.18.0.2:53"]),
+             Interruption(2, at("2026-11-24 02:00:00"), at("2026-11-24 02:00:09"), 9.0, "refused",
+                          targets=["198.18.0.3:80"])]
+    _, body = format_report(items, "pi")
+    assert ("Targets: 198.18.0.2:53, 198.18.0.3:80 (they changed between runs: each line names "
+            "its own)\n") in body
+    assert "2026-11-24 01:00:07         7.0 s  timeout; targets 198.18.0.2:53\n" in body
+    assert "2026-11-24 02:00:09         9.0 s  refused; targets 198.18.0.3:80\n" in body
+
+
+def test_a_folded_entry_counts_every_interruption_it_holds(utc):
+    items = [Interruption(1, at("2026-11-24 01:00:00"), at("2026-11-24 01:00:07"), 7.0, "timeout",
+                          targets=["198.18.0.2:53"]),
+             Interruption(2, at("2026-11-24 02:00:00"), at("2026-11-24 05:00:00"), 600.0, "",
+                          kind="many", targets=["198.18.0.2:53"], count=40)]
+    subject, body = format_report(items, "pi")
+    assert subject == "pyNetConnMon on pi: 41 interruptions, 10 min 7 s of downtime"
+    assert ("2026-11-24 02:00:00  2026-11-24 05:00:00        10 min  40 interruptions between "
+            "these times, added up here (the event log has each)\n") in body
