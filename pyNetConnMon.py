@@ -42,6 +42,9 @@ DEFAULT_BACKOFF_STEP = 300.0
 DEFAULT_HEARTBEAT = 60.0
 
 NOTIFY_COMMAND_TIMEOUT = 60.0
+NOTIFY_ERROR_TAIL = 4096         # bytes: only the end of a notify command's stderr is kept
+NOTIFY_OUTPUT_GRACE = 0.2        # seconds to read a notify command's last output after it exited
+REASON_LIMIT = 200               # characters: a failure reason from outside text stays this short
 REPORT_LIST_LIMIT = 100          # beyond this many interruptions a report lists the first and last half
 PENDING_LIMIT = 1000             # beyond this many pending interruptions the middle ones are folded
 PYSENDMAIL_CONFIG = "sendMailConfig.json"
@@ -965,8 +968,46 @@ class MailDeliverer:
             raise DeliveryError(describe_send_error(error))
 
 
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def escape_controls(text):
+    """Text from outside with its control characters written as escapes (ESC as \\x1b, a
+    newline as \\n), so that it cannot break a line, forge a console line or drive the terminal."""
+    return _CONTROL_CHARACTERS.sub(lambda found: found.group().encode("unicode_escape").decode(),
+                                   text)
+
+
+def bounded_reason(text, limit=REASON_LIMIT):
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def describe_command_exit(status, stderr_tail):
+    """Why a notify command did not deliver, as one bounded line (None for status 0): the signal
+    that killed it (by name, or by number when Python has no name for it, like a real-time
+    signal), or its exit status and the last line it wrote to stderr."""
+    if status == 0:
+        return None
+    if status < 0:
+        try:
+            name = signal.Signals(-status).name
+        except ValueError:
+            name = "signal %d" % -status
+        return "notify command was killed by %s" % name
+    lines = [line.strip() for line in stderr_tail.decode("utf-8", "replace").splitlines()]
+    last = ([line for line in lines if line] or [""])[-1]
+    return bounded_reason("notify command exited with status %d%s" % (
+        status, (": " + escape_controls(last)) if last else ""))
+
+
 class CommandDeliverer:
-    """Pipes the report into a command (ntfy, Apprise, msmtp, ...); exit status 0 means delivered."""
+    """Pipes the report into a command (ntfy, Apprise, msmtp, ...); exit status 0 means delivered.
+
+    The command's own exit is the delivery: a background child it leaves holding its stderr
+    neither delays nor changes the result. It runs in its own process group, killed as a whole
+    at the time limit; no pipe, not even one held by a grandchild in another session, keeps the
+    delivery thread past the limit (plus NOTIFY_OUTPUT_GRACE). Only the last NOTIFY_ERROR_TAIL
+    bytes of its stderr are kept; stdout goes to /dev/null."""
 
     name = "notify command"
 
@@ -987,6 +1028,7 @@ class CommandDeliverer:
     def deliver(self, subject, body):
         import subprocess
         env = dict(os.environ, PYNETCONNMON_SUBJECT=subject)
+        deadline = time.monotonic() + self.timeout
         try:
             process = subprocess.Popen(self.command, shell=True, env=env, stdin=subprocess.PIPE,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -995,23 +1037,84 @@ class CommandDeliverer:
             raise DeliveryError("notify command could not start: %s" % _one_line(error))
         self.process = process
         try:
-            _, stderr = process.communicate(body.encode("utf-8"), timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(process)
-            process.communicate()
-            raise DeliveryError("notify command ran longer than %g s" % self.timeout)
+            exited, stderr_tail = self._feed_and_watch(process, body.encode("utf-8"), deadline)
+            if not exited:
+                _kill_group(process)
+                try:
+                    process.wait(NOTIFY_OUTPUT_GRACE)     # reaped, unless stuck in the kernel
+                except subprocess.TimeoutExpired:
+                    pass
         finally:
             self.process = None
-        if process.returncode < 0:
-            raise DeliveryError("notify command was killed by %s"
-                                % signal.Signals(-process.returncode).name)
-        if process.returncode != 0:
-            last = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-            raise DeliveryError("notify command exited with status %d%s" % (
-                process.returncode, (": " + last[0]) if last[0] else ""))
+            process.stdin.close()
+            process.stderr.close()
+        if not exited:
+            raise DeliveryError("notify command ran longer than %g s" % self.timeout)
+        problem = describe_command_exit(process.returncode, stderr_tail)
+        if problem:
+            raise DeliveryError(problem)
+
+    @staticmethod
+    def _feed_and_watch(process, data, deadline):
+        """Writes `data` to the command's stdin and keeps the end of its stderr until the command
+        exits (then at most NOTIFY_OUTPUT_GRACE more for output still in the pipe) or the
+        deadline passes. Returns (exited, stderr tail)."""
+        stdin, stderr = process.stdin.fileno(), process.stderr.fileno()
+        os.set_blocking(stdin, False)
+        os.set_blocking(stderr, False)
+        tail = bytearray()
+        exited_by = None          # the end of the grace once the command has exited
+        with selectors.DefaultSelector() as selector:
+            selector.register(stderr, selectors.EVENT_READ)
+            if data:
+                selector.register(stdin, selectors.EVENT_WRITE)
+            else:
+                process.stdin.close()
+            while True:
+                now = time.monotonic()
+                if exited_by is None and process.poll() is not None:
+                    exited_by = max(now, min(now + NOTIFY_OUTPUT_GRACE, deadline))
+                    if not process.stdin.closed:      # a child may hold stdin: stop feeding it
+                        selector.unregister(stdin)
+                        process.stdin.close()
+                if exited_by is None:
+                    if now >= deadline:
+                        return False, bytes(tail)
+                    wait = min(deadline - now, 0.05)  # also a tick to notice the exit
+                elif not selector.get_map():
+                    return True, bytes(tail)
+                else:
+                    wait = max(0.0, exited_by - now)
+                ready = selector.select(wait)
+                for key, _ in ready:
+                    if key.fd == stderr:
+                        try:
+                            chunk = os.read(stderr, 65536)
+                        except BlockingIOError:
+                            continue
+                        if not chunk:
+                            selector.unregister(stderr)
+                        tail += chunk
+                        del tail[:-NOTIFY_ERROR_TAIL]
+                    else:
+                        try:
+                            data = data[os.write(stdin, data[:65536]):]
+                        except BlockingIOError:
+                            continue
+                        except BrokenPipeError:       # it stopped reading: its exit tells
+                            data = b""
+                        if not data:
+                            selector.unregister(stdin)
+                            process.stdin.close()
+                if exited_by is not None and (not ready or time.monotonic() >= exited_by):
+                    return True, bytes(tail)
 
 
 def _kill_group(process):
+    """SIGKILL to the command's whole process group; nothing once the command has been reaped
+    (then its number may belong to another process)."""
+    if process.returncode is not None:
+        return
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except OSError:
