@@ -88,7 +88,7 @@ class Settings:
                  "backoff_max", "backoff_step", "heartbeat", "log_file", "state_file",
                  "metrics_port", "metrics_address", "ping_url", "ping_interval", "pysendmail",
                  "notify_command", "no_mail", "test_mail", "once", "quiet", "summary", "since",
-                 "until")
+                 "until", "discard_pending")
 
     DEFAULTS = dict(targets=(), interval=DEFAULT_INTERVAL, timeout=DEFAULT_TIMEOUT,
                     min_interruption=DEFAULT_MIN_INTERRUPTION, backoff_min=DEFAULT_BACKOFF_MIN,
@@ -97,7 +97,7 @@ class Settings:
                     metrics_port=None, metrics_address=DEFAULT_METRICS_ADDRESS, ping_url=None,
                     ping_interval=DEFAULT_PING_INTERVAL, pysendmail=None, notify_command=None,
                     no_mail=False, test_mail=False, once=False, quiet=False, summary=False,
-                    since=None, until=None)
+                    since=None, until=None, discard_pending=False)
 
     def __init__(self, **values):
         unknown = set(values) - set(self.__slots__)
@@ -1225,7 +1225,8 @@ def default_state_path():
     return os.path.join(base, "pyNetConnMon", "state.json")
 
 
-STATE_SIZE_LIMIT = 4 * 1024 * 1024   # bytes; a bounded pending list needs far less
+STATE_SIZE_LIMIT = 16 * 1024 * 1024  # bytes; a bounded pending list needs far less (older
+                                     # versions kept every interruption: those files are folded)
 _LATEST_TIME = 253402300799.0        # 9999-12-31 23:59:59 UTC: later instants have no date
 _LONGEST = 100 * 366 * 86400.0       # seconds: no duration or wait in a state file is longer
 _STATE_KINDS = ("outage", "gap", "many")
@@ -1298,7 +1299,7 @@ def check_state(data):
         down = _state_object(down, "down")
         down = {"start": _state_number(down.get("start"), "down start", 0.0, _LATEST_TIME),
                 "reason": _state_text(down.get("reason", "down"), "down reason")}
-    pending = _state_list(data.get("pending", []), "pending", 2 * PENDING_LIMIT)
+    pending = _state_list(data.get("pending", []), "pending", 100 * PENDING_LIMIT)
     return {
         "format": STATE_FORMAT,
         "heartbeat": _state_number(data.get("heartbeat"), "heartbeat", 0.0, _LATEST_TIME, True),
@@ -2650,6 +2651,9 @@ def build_parser():
     parser.add_argument("--no-mail", action="store_true", help="do not send reports at all")
     parser.add_argument("--test-mail", action="store_true",
                         help="send one test report now; exit 0 if it was accepted, else 1")
+    parser.add_argument("--discard-pending", action="store_true",
+                        help="forget the interruptions waiting for a report in the state file "
+                             "(e.g. after trial runs), say how many, and exit")
     parser.add_argument("--once", action="store_true",
                         help="probe every target once, print the results; exit 0 if up, 1 if down")
     parser.add_argument("-q", "--quiet", action="store_true",
@@ -2785,6 +2789,33 @@ def run_test_mail(args, console):
     return 0
 
 
+def run_discard_pending(settings, console):
+    """--discard-pending: empties the pending list; the previous run counts as stopped cleanly,
+    so no gap is reported for the time since."""
+    state = StateFile(settings.state_file)
+    state.lock()
+    try:
+        data, warning = state.load()
+        if warning:
+            console.warning(warning)
+        count = sum(item["count"] for item in data["pending"]) if data else 0
+        if data:
+            data.update(pending=[], clean_stop=True, down=None)
+            try:
+                state.save(data)
+            except OSError as error:
+                raise MonitorError("cannot write state file %s: %s"
+                                   % (state.path, _one_line(error)))
+        log = EventLog(settings.log_file, warn=console.warning)
+        log.write("pending_discarded", time.time(), interruptions=count)
+        log.close()
+    finally:
+        state.unlock()
+    console.info("discarded %s waiting for a report (state file %s)"
+                 % (plural(count, "interruption"), settings.state_file))
+    return 0
+
+
 def _raise_file_limit():
     """Many targets need many sockets at once; use the hard limit that is already allowed."""
     try:
@@ -2847,6 +2878,8 @@ def main(argv=None):
             return run_once(args, sys.stdout)
         if args.test_mail:
             return run_test_mail(args, console)
+        if args.discard_pending:
+            return run_discard_pending(args, console)
         return run_monitor(args, console)
     except UsageError as error:
         sys.stderr.write("pyNetConnMon.py: error: %s\n" % error)

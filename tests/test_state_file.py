@@ -1,0 +1,208 @@
+"""The state file as a hostile user or a broken disk leaves it: the monitor neither crashes nor
+hangs nor renames what is not its own, and a file it cannot read is an error, not corruption."""
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import pyNetConnMon
+from harness import PROGRAM, closed_port
+from pyNetConnMon import PendingReports, ReportBackoff, StateFile, check_state
+
+WALL = 1_795_000_000.0
+VALID = {"format": 1, "heartbeat": WALL, "clean_stop": False, "targets": ["198.18.0.2:53"],
+         "down": {"start": WALL - 30, "reason": "timeout", "duration": 30.0}, "next_id": 3,
+         "pending": [{"id": 1, "start": WALL - 900, "end": WALL - 880, "duration": 20.0,
+                      "reason": "refused", "kind": "outage", "cut_short": False,
+                      "targets": ["198.18.0.2:53"], "count": 1}],
+         "backoff": {"wait": 60.0, "last_sent": WALL - 100, "last_failed": None}}
+
+
+def runs_as_nobody(python, options):
+    try:
+        return subprocess.run([python, "-c", "open(%r).close()" % str(PROGRAM)],
+                              capture_output=True, timeout=10, **options).returncode == 0
+    except OSError:
+        return False
+
+
+def run(cwd, state_path, *extra, timeout=10, python=sys.executable, **options):
+    """The monitor with a closed loopback target, stopped by itself at once: exit status and
+    stderr. Every case here ends at start, so no round has to run."""
+    argv = [python, str(PROGRAM), "-a", "127.0.0.1:%d" % closed_port(), "--no-mail",
+            "--state-file", str(state_path), *extra]
+    options.setdefault("cwd", cwd)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **options)
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "device"])
+def test_a_state_file_that_is_not_a_regular_file_is_an_error_and_nothing_is_moved(tmp_path, kind):
+    path = tmp_path / "state.json"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/null")
+    result = run(tmp_path, path)
+    assert result.returncode == 1
+    assert result.stderr.endswith(" ERROR state file %s is not a regular file; give "
+                                  "--state-file a file path\n" % path), result.stderr
+    assert result.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+
+@pytest.fixture
+def open_folder(tmp_path):
+    """A folder anyone may enter (tmp_path's parents are private to root)."""
+    folder = tempfile.mkdtemp(prefix="pnm-state-", dir="/tmp")
+    os.chmod(folder, 0o777)
+    yield Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_an_unreadable_state_file_is_an_error_and_its_reports_are_kept(tmp_path, open_folder):
+    path = open_folder / "state.json"
+    path.write_text(json.dumps(VALID))
+    path.chmod(0o000)
+    options, python = {}, sys.executable
+    if os.geteuid() == 0:      # root reads anything: run as nobody, who cannot
+        options = dict(user=65534, group=65534, extra_groups=[],
+                       env={"PATH": os.environ["PATH"]})
+        python = next((candidate for candidate in (sys.executable, "/usr/bin/python3")
+                       if runs_as_nobody(candidate, options)), None)
+        if python is None:
+            pytest.skip("no Python here that nobody may run")
+    result = run("/", path, python=python, **options)
+    assert result.returncode == 1
+    assert result.stderr.endswith(" ERROR cannot read state file %s: Permission denied\n"
+                                  % path), result.stderr
+    assert sorted(p.name for p in open_folder.iterdir()) == ["state.json", "state.json.lock"]
+    path.chmod(0o600)
+    assert json.loads(path.read_text()) == VALID
+
+
+def test_a_fifo_as_lock_file_is_refused_at_once(tmp_path):
+    path = tmp_path / "state.json"
+    os.mkfifo(str(path) + ".lock")
+    result = run(tmp_path, path, timeout=10)
+    assert result.returncode == 1
+    assert "is not a regular file" in result.stderr
+
+
+# -- contents -------------------------------------------------------------------------------
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+                    | st.text(max_size=20), lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=12)
+
+
+def mutations():
+    """A valid state with one field (at any depth) replaced by any JSON value."""
+    paths = [("heartbeat",), ("clean_stop",), ("targets",), ("down",), ("down", "start"),
+             ("down", "reason"), ("next_id",), ("pending",), ("backoff",), ("backoff", "wait"),
+             ("backoff", "last_sent"), ("pending", 0), ("pending", 0, "id"),
+             ("pending", 0, "start"), ("pending", 0, "end"), ("pending", 0, "duration"),
+             ("pending", 0, "reason"), ("pending", 0, "kind"), ("pending", 0, "targets"),
+             ("pending", 0, "count"), ("pending", 0, "cut_short"), ("format",)]
+    return st.tuples(st.sampled_from(paths), JSON)
+
+
+def mutate(path, value):
+    data = json.loads(json.dumps(VALID))
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return data
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutations())
+def test_any_content_is_either_used_whole_or_refused_with_a_reason(mutation):
+    data = mutate(*mutation)
+    try:
+        state = check_state(data)
+    except ValueError as error:
+        assert str(error)
+        return
+    # what passed the check is safe to use: restore it and build a report from it
+    pending = PendingReports(ReportBackoff(60, 3600, 300))
+    pending.restore(state, 100.0, WALL)
+    pyNetConnMon.recover_previous_run(state, WALL + 60, 5.0)
+    pyNetConnMon.format_report(pending.items or [], "pi")
+
+
+@pytest.mark.parametrize("text, reason", [
+    ('{"format": 1, "heartbeat": NaN}', "NaN is not a number a state file holds"),
+    ('{"format": 1, "heartbeat": 1e999}', "heartbeat is out of range"),
+    ('{"format": 1, "heartbeat": -5}', "heartbeat is out of range"),
+    ('{"format": 1, "pending": {"id": 1}}', "pending is not a list of at most 100000 entries"),
+    ('{"format": 1, "pending": [{"id": "1"}]}', "pending entry 1 id is not a number"),
+    ('[' * 100000 + ']' * 100000, "too deeply nested"),
+    ('{"format": 2}', "not a pyNetConnMon state file of format 1"),
+])
+def test_unusable_content_is_moved_aside_with_one_warning_and_the_monitor_starts(tmp_path, text,
+                                                                                    reason):
+    path = tmp_path / "state.json"
+    path.write_text(text)
+    data, warning = StateFile(str(path)).load()
+    assert data is None
+    aside, = tmp_path.glob("state.json.corrupt-*")
+    assert aside.read_text() == text
+    assert warning == ("state file %s could not be used (%s); moved it to %s and started afresh"
+                       % (path, reason, aside))
+
+
+def test_an_old_file_with_thousands_of_pending_interruptions_is_folded_not_lost(tmp_path):
+    data = json.loads(json.dumps(VALID))
+    item = data["pending"][0]
+    data["pending"] = [dict(item, id=n, start=WALL - 10000 + n, end=WALL - 10000 + n + 5,
+                            duration=5.0) for n in range(1, 5001)]
+    data["next_id"] = 5001
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(data))
+    state, warning = StateFile(str(path)).load()
+    assert warning is None
+    pending = PendingReports(ReportBackoff(60, 3600, 300))
+    pending.restore(state, 100.0, WALL)
+    assert (len(pending), pending.count) == (pyNetConnMon.PENDING_LIMIT, 5000)
+    assert sum(item.duration for item in pending.items) == 5000 * 5.0
+    subject, body = pyNetConnMon.format_report(pending.items, "pi")
+    assert subject.startswith("pyNetConnMon on pi: 5000 interruptions, ")
+    assert "... 4900 interruptions left out here; the event log has all of them ...\n" in body
+
+
+def test_the_pending_list_stays_bounded_however_many_interruptions_come():
+    pending = PendingReports(ReportBackoff(60, 3600, 300), limit=10)
+    for n in range(1000):
+        pending.add(WALL + 100 * n, WALL + 100 * n + 7, 7.0, "timeout", ["198.18.0.2:53"])
+    assert (len(pending), pending.count) == (10, 1000)
+    kinds = [item.kind for item in pending.items]
+    assert kinds == ["outage"] * 5 + ["many"] + ["outage"] * 4
+    many = pending.items[5]
+    assert (many.count, many.start, many.end) == (991, WALL + 500, WALL + 100 * 995 + 7)
+    assert [item.start for item in pending.items[6:]] == [WALL + 100 * n for n in range(996, 1000)]
+
+
+# -- discarding ------------------------------------------------------------------------------
+def test_discard_pending_forgets_them_says_how_many_and_logs_it(tmp_path):
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(VALID))
+    log = tmp_path / "events.jsonl"
+    result = subprocess.run([sys.executable, str(PROGRAM), "-a", "127.0.0.1", "--discard-pending",
+                             "--state-file", str(path), "--log-file", str(log)],
+                            capture_output=True, text=True, timeout=10)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith(" discarded 1 interruption waiting for a report (state file "
+                                  "%s)\n" % path)
+    saved = json.loads(path.read_text())
+    assert (saved["pending"], saved["clean_stop"], saved["down"]) == ([], True, None)
+    event, = [json.loads(line) for line in log.read_text().splitlines()]
+    assert (event["event"], event["interruptions"]) == ("pending_discarded", 1)
