@@ -1,7 +1,9 @@
-"""What a fresh clone promises: the submodule pinned, CI running the README's test command."""
+"""What a fresh clone promises: the submodule pinned, CI running the README's test command, and a
+README whose options are the program's."""
 import re
 import subprocess
 
+import pyNetConnMon
 from harness import REPO
 
 PYSENDMAIL_COMMIT = "96729e66a3f4398480d651717935ec5c12102903"
@@ -62,3 +64,48 @@ def test_pysendmail_is_a_submodule_pinned_at_the_known_commit():
     assert "path = pySendMail" in gitmodules
     assert "url = https://github.com/scaidermern/pySendMail.git" in gitmodules
 
+
+# -- the options table is --help's -----------------------------------------------------------------
+def readme_option_rows():
+    """{option strings: (metavars, default column)} from the table under '## Options'."""
+    section = readme().split("\n## Options\n", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if not line.startswith("| `-"):
+            continue
+        chunks = re.findall(r"`([^`]+)`", cells[0])
+        names = frozenset(chunk.split()[0] for chunk in chunks)
+        metavars = {chunk.split(None, 1)[1] for chunk in chunks if " " in chunk}
+        rows[names] = (metavars, cells[1].replace("`", ""))
+    return rows
+
+
+def help_options():
+    """{option strings: (metavar or None, the '(default: ...)' of its help or '')}."""
+    options = {}
+    for action in pyNetConnMon.build_parser()._actions:
+        takes_value = action.nargs != 0
+        metavar = (action.metavar or action.dest.upper()) if takes_value else None
+        default = re.search(r"\(default: (.*)\)$", action.help or "", re.S)
+        options[frozenset(action.option_strings)] = (
+            metavar, " ".join(default.group(1).split()) if default else "")
+    return options
+
+
+def test_the_readme_options_table_lists_exactly_the_options_of_help():
+    readme_rows, help_rows = set(readme_option_rows()), set(help_options())
+    only_readme = sorted(map(sorted, readme_rows - help_rows))
+    only_help = sorted(map(sorted, help_rows - readme_rows))
+    assert (only_readme, only_help) == ([], []), "README only: %s; --help only: %s" % (
+        only_readme, only_help)
+
+
+def test_each_option_in_the_readme_has_the_metavar_and_default_of_help():
+    rows = readme_option_rows()
+    for names, (metavar, default) in help_options().items():
+        if names not in rows:
+            continue        # the test above names it
+        readme_metavars, readme_default = rows[names]
+        assert readme_metavars == ({metavar} if metavar else set()), sorted(names)
+        assert readme_default == default, sorted(names)
