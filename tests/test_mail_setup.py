@@ -123,6 +123,7 @@ def test_test_mail_warns_about_a_readable_config_with_the_monitors_words(tmp_pat
     with MonitorProcess(['-a', '127.0.0.1:%d' % closed_port(), '-i', '0.2', '-t', '0.2'],
                         cwd=app.root, state_home=tmp_path / 'state') as monitor:
         at_start = monitor.wait_for_line(r' WARNING .*is accessible by group or others').string
+        monitor.wait_for_line(r' started pyNetConnMon ')    # its signal handlers are in place
         assert monitor.terminate() == 0
     assert at_start.split(' ', 2)[2] == warning.split(' ', 2)[2]
 
@@ -140,6 +141,7 @@ def test_mail_cannot_work_yet_names_notify_command_and_no_mail(tmp_path):
     with MonitorProcess(['-a', '127.0.0.1:%d' % closed_port(), '-i', '0.2', '-t', '0.2'],
                         cwd=app.root, state_home=tmp_path / 'state') as monitor:
         warning = monitor.wait_for_line(r' WARNING mail cannot work yet: ').string
+        monitor.wait_for_line(r' started pyNetConnMon ')    # its signal handlers are in place
         assert monitor.terminate() == 0
     assert warning.endswith(
         'does not exist: copy sendMailConfig.json.example to sendMailConfig.json there and fill in '
