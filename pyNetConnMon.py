@@ -883,6 +883,9 @@ def check_mail_setup(pysendmail_dir):
     try:
         with open(config_path, encoding="utf-8") as stream:
             config = json.load(stream)
+    except json.JSONDecodeError as error:
+        return "%s is not valid JSON (line %d, column %d: %s)" % (
+            config_path, error.lineno, error.colno, error.msg)
     except (OSError, ValueError) as error:
         return "%s cannot be read: %s" % (config_path, _one_line(error))
     for key in PYSENDMAIL_KEYS:
@@ -895,6 +898,7 @@ def check_mail_setup(pysendmail_dir):
 
 
 def config_permission_warning(pysendmail_dir):
+    """Returns a warning when the config, which holds the SMTP password, is readable by others."""
     config_path = os.path.join(pysendmail_dir, PYSENDMAIL_CONFIG)
     try:
         mode = os.stat(config_path).st_mode
@@ -911,7 +915,20 @@ def _one_line(error):
     return " ".join(text.split())
 
 
-def describe_send_error(error):
+def mail_server_address(pysendmail_dir):
+    """host:port of the mail server in pySendMail's config (port 0: the protocol's default), or
+    None when the config does not say."""
+    try:
+        with open(os.path.join(pysendmail_dir, PYSENDMAIL_CONFIG), encoding="utf-8") as stream:
+            smtp = json.load(stream)["mail"]["smtp"]
+        host, port = str(smtp["server"]), int(smtp["port"]) or (465 if smtp["tls"] else 25)
+    except (OSError, ValueError, LookupError, TypeError):
+        return None
+    return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
+
+
+def describe_send_error(error, server=None):
+    """One line for a failed delivery; `server` (host:port) is named when the connection failed."""
     if isinstance(error, DeliveryError):
         return str(error)
     code = getattr(error, "smtp_code", None)
@@ -920,10 +937,11 @@ def describe_send_error(error):
         if isinstance(message, bytes):
             message = message.decode("utf-8", "replace")
         return "SMTP server answered %s %s" % (code, " ".join(str(message).split()))
+    where = "mail server %s" % server if server else "mail server"
     if isinstance(error, socket.timeout):
-        return "mail server timed out"
+        return where + " timed out"
     if isinstance(error, ConnectionRefusedError):
-        return "mail server refused the connection"
+        return where + " refused the connection"
     return "%s: %s" % (type(error).__name__, _one_line(error))
 
 
@@ -965,7 +983,8 @@ class MailDeliverer:
         except SystemExit:
             raise DeliveryError("pySendMail gave up: %s" % (_one_line(captured.getvalue()) or "exit"))
         except Exception as error:  # noqa: BLE001 - any failure of the helper is a failed delivery
-            raise DeliveryError(describe_send_error(error))
+            server = mail_server_address(self.pysendmail_dir)
+            raise DeliveryError(describe_send_error(error, server))
 
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
@@ -2775,6 +2794,9 @@ def run_once(args, console_out):
 
 def run_test_mail(args, console):
     deliverer = make_deliverer(args)
+    warning = isinstance(deliverer, MailDeliverer) and config_permission_warning(args.pysendmail)
+    if warning:
+        console.warning(warning)      # as the monitor warns at start
     hostname = socket.gethostname()
     subject = "pyNetConnMon on %s: test report" % hostname
     body = ("This is a test report from pyNetConnMon %s on %s.\n"
@@ -2835,7 +2857,8 @@ def run_monitor(args, console):
         problem = deliverer.problem()
         if problem:
             console.warning("mail cannot work yet: %s. Monitoring anyway; reports wait until it "
-                            "works (or use --no-mail)." % problem)
+                            "works (or deliver them with --notify-command CMD instead, or turn "
+                            "them off with --no-mail)." % problem)
         if isinstance(deliverer, MailDeliverer):
             warning = config_permission_warning(args.pysendmail)
             if warning:

@@ -244,10 +244,10 @@ def test_smtp_down_when_the_network_returns_retries_and_delivers_once(lab, progr
     monitor = lab.started(program_dir)
     up = lab.outage(monitor)
     failed = wait_events(monitor.log, 'report_failed', 1)[0]
-    assert failed['reason'] == 'mail server refused the connection'
+    assert failed['reason'] == 'mail server 127.0.0.1:%d refused the connection' % smtp_server.port
     assert (failed['interruptions'], failed['retry_in']) == (1, BMIN)
-    monitor.wait_for_line(r'WARNING report not delivered: mail server refused the connection; '
-                          r'retrying in 0\.5 s$')
+    monitor.wait_for_line(r'WARNING report not delivered: mail server 127\.0\.0\.1:%d refused the '
+                          r'connection; retrying in 0\.5 s$' % smtp_server.port)
     assert read_state(monitor.state)['pending'][0]['reason'] == 'refused'
     smtp_server.start()
     msg = only_message(smtp_server, timeout=5)
@@ -283,7 +283,8 @@ def test_no_config_warns_keeps_monitoring_and_delivers_once_configured(lab, tmp_
     assert re.fullmatch(
         r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d WARNING mail cannot work yet: %s does not exist: copy '
         r'sendMailConfig\.json\.example to sendMailConfig\.json there and fill in your mail '
-        r'server\. Monitoring anyway; reports wait until it works \(or use --no-mail\)\.'
+        r'server\. Monitoring anyway; reports wait until it works \(or deliver them with '
+        r'--notify-command CMD instead, or turn them off with --no-mail\)\.'
         % re.escape(str(app.config)), warning), warning
     up = lab.outage(monitor)
     assert up['ignored'] is False
@@ -447,7 +448,8 @@ def test_test_mail_with_smtp_stopped_exits_1_with_one_line(lab, program_dir, smt
     assert code == 1
     assert run.stdout_lines == []
     (line,) = run.stderr_lines
-    assert line.endswith(' ERROR test report not delivered: mail server refused the connection')
+    assert line.endswith(' ERROR test report not delivered: mail server 127.0.0.1:%d refused the '
+                         'connection' % smtp_server.port)
 
 
 def test_test_mail_without_config_exits_1_naming_the_fix(lab, tmp_path):
