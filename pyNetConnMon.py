@@ -54,7 +54,13 @@ STATE_FORMAT = 1
 
 # Prometheus metrics and the ping URL (dead man's switch)
 DEFAULT_METRICS_ADDRESS = "127.0.0.1"
-METRICS_REQUEST_TIMEOUT = 10.0   # seconds a metrics client may take to send its request or read
+METRICS_REQUEST_TIMEOUT = 5.0    # seconds a metrics client has for its whole request, and again
+                                 # to take the answer, however slowly the bytes trickle
+METRICS_MAX_CONNECTIONS = 8      # metrics clients served at once; more are answered 503 at once
+METRICS_REQUEST_LIMIT = 8192     # bytes of request line and headers read; beyond: 414 or 431
+METRICS_HEADER_LIMIT = 64        # header lines; beyond: 431
+METRICS_FD_RESERVE = 32          # free file descriptors the endpoint leaves to probes, state, reports
+METRICS_ACCEPT_PAUSE = 0.5       # seconds without accepting after accept() found no free descriptor
 DEFAULT_PING_INTERVAL = 60.0
 PING_RESPONSE_LIMIT = 4096       # bytes of the ping answer read before closing (it is not used)
 
@@ -1542,7 +1548,7 @@ class Console:
 
 
 class MetricsBoard:
-    """Holds the latest snapshot. The loop replaces it whole; the HTTP threads only read it."""
+    """Holds the latest snapshot. The loop replaces it whole; the HTTP thread only reads it."""
 
     def __init__(self, snapshot):
         self._lock = threading.Lock()
@@ -1557,67 +1563,269 @@ class MetricsBoard:
             return self._snapshot
 
 
-def start_metrics_server(address, port, board, request_timeout=METRICS_REQUEST_TIMEOUT):
-    """Serves the board at http://ADDRESS:PORT/metrics from a daemon thread; returns the server.
+HTTP_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 414: "URI Too Long",
+                431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+HTTP_BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
+             b"Retry-After: %d\r\n\r\n" % int(METRICS_REQUEST_TIMEOUT))
 
-    Raises MonitorError when the port cannot be bound. Call shutdown() and server_close() to stop.
-    """
-    import http.server         # only when metrics are asked for: it pulls in a lot of modules
-    import socketserver
 
-    class MetricsHandler(http.server.BaseHTTPRequestHandler):
-        timeout = request_timeout        # a client that sends nothing is dropped after this long
-        server_version = "pyNetConnMon/" + VERSION
-        sys_version = ""
-
-        def do_GET(self):
-            self._answer(with_body=True)
-
-        def do_HEAD(self):
-            self._answer(with_body=False)
-
-        def _not_found(self):
-            self.send_error(404)
-
-        do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_found
-
-        def _answer(self, with_body):
-            if self.path.split("?", 1)[0] != "/metrics":
-                self.send_error(404)
-                return
-            body = render_metrics(board.latest()).encode("utf-8")
-            self.send_response(200)
-            self.send_header("Content-Type", METRICS_CONTENT_TYPE)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if with_body:
-                self.wfile.write(body)
-
-        def log_message(self, format, *args):
-            pass         # no line per request on stderr
-
-    class MetricsServer(http.server.ThreadingHTTPServer):
-        daemon_threads = True
-        block_on_close = False       # stopping must not wait for a stuck client
-        address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
-
-        def server_bind(self):
-            # HTTPServer.server_bind would look the address up in DNS (getfqdn); not needed here
-            socketserver.TCPServer.server_bind(self)
-            self.server_name, self.server_port = self.server_address[:2]
-
-        def handle_error(self, request, client_address):
-            if not isinstance(sys.exc_info()[1], OSError):     # a bug: show the traceback
-                super().handle_error(request, client_address)
-            # a client that went away mid-answer is not worth one
-
+def http_request_head(received, limit=METRICS_REQUEST_LIMIT, max_headers=METRICS_HEADER_LIMIT):
+    """(method, path) once `received` holds a whole request head, None while it may still come,
+    or the status (int) that refuses it: 414 or 431 beyond `limit` bytes or `max_headers` header
+    lines, 400 when the request line is not "METHOD TARGET HTTP/1.x"."""
+    ends = [at for at in (received.find(b"\n\r\n"), received.find(b"\n\n")) if at >= 0]
+    end = min(ends) if ends else len(received)
+    if end >= limit:
+        return 431 if 0 <= received.find(b"\n", 0, limit) else 414
+    if not ends:
+        return None
+    lines = bytes(received[:end]).split(b"\n")
+    if len(lines) - 1 > max_headers:
+        return 431
+    words = lines[0].rstrip(b"\r").split(b" ")
+    if len(words) != 3 or re.fullmatch(rb"HTTP/1\.[0-9]", words[2]) is None:
+        return 400
     try:
-        server = MetricsServer((address, port), MetricsHandler)
+        method, target = words[0].decode("ascii"), words[1].decode("ascii")
+    except UnicodeDecodeError:
+        return 400
+    return method, target.split("?", 1)[0]
+
+
+class _HttpClient:
+    __slots__ = ("sock", "deadline", "received", "answer")
+
+    def __init__(self, sock, deadline):
+        self.sock = sock
+        self.deadline = deadline      # whole request, then again the whole answer, by this time
+        self.received = bytearray()   # the request head so far; None once it is answered
+        self.answer = None            # memoryview of what is still to be sent
+
+
+class HttpEndpoint:
+    """A small HTTP/1.0 server in ONE thread, for GET and HEAD of the paths in `routes`.
+
+    `routes` maps a path to a function returning (status, content type, body bytes). Bounded by
+    construction: at most `max_connections` clients at a time (one more is answered 503 and closed
+    at once), each has `timeout` seconds for its whole request head however slowly it trickles in
+    and as long again to take the answer, and no more than METRICS_REQUEST_LIMIT bytes of a
+    request are kept. So it holds at most max_connections + 5 file descriptors and no thread per
+    client. Call start(), and shutdown() then server_close() to stop.
+    """
+
+    def __init__(self, address, port, routes, timeout, max_connections=METRICS_MAX_CONNECTIONS,
+                 clock=time.monotonic):
+        self.routes = routes
+        self.timeout = timeout
+        self.max_connections = max_connections
+        self.clock = clock
+        self.clients = {}              # socket -> _HttpClient
+        self._paused_until = None      # accept() found no free descriptor: try again then
+        self._stopping = False
+        self._thread = None
+        self._selector = self._wake_fds = None
+        self._listener = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
+        try:
+            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._listener.bind((address, port))
+            self._listener.listen(2 * max_connections)
+            self._listener.setblocking(False)
+            self.server_address = self._listener.getsockname()
+            self.server_port = self.server_address[1]
+            self._wake_fds = os.pipe()
+            for fd in self._wake_fds:
+                os.set_blocking(fd, False)
+            self._selector = selectors.DefaultSelector()
+            self._selector.register(self._wake_fds[0], selectors.EVENT_READ, "wake")
+            self._selector.register(self._listener, selectors.EVENT_READ, "accept")
+        except BaseException:
+            self.server_close()
+            raise
+
+    def start(self):
+        self._thread = threading.Thread(target=self._serve, name="metrics", daemon=True)
+        self._thread.start()
+        return self
+
+    def shutdown(self):
+        self._stopping = True
+        if self._thread is not None:
+            os.write(self._wake_fds[1], b"\0")
+            self._thread.join(5.0)
+            self._thread = None
+
+    def server_close(self):
+        if self._thread is not None:
+            self.shutdown()
+        for client in list(self.clients.values()):
+            self._close(client)
+        if self._selector is not None:
+            self._selector.close()
+        self._listener.close()
+        for fd in self._wake_fds or ():
+            os.close(fd)
+        self._selector = self._wake_fds = None
+
+    # -- the loop: one select for every client, with the nearest deadline as its timeout -------
+    def _serve(self):
+        while not self._stopping:
+            for key, events in self._selector.select(self._wait_time(self.clock())):
+                if key.data == "accept":
+                    self._accept()
+                elif key.data == "wake":
+                    _drain(key.fd)
+                else:
+                    self._serve_client(key.data, events)
+            now = self.clock()
+            for client in [c for c in self.clients.values() if c.deadline <= now]:
+                # too slow, however many bytes it sent; an unsent answer is dropped with a reset
+                self._close(client, abort=client.answer is not None)
+            if self._paused_until is not None and now >= self._paused_until:
+                self._paused_until = None
+                self._selector.register(self._listener, selectors.EVENT_READ, "accept")
+
+    def _wait_time(self, now):
+        times = [client.deadline for client in self.clients.values()]
+        if self._paused_until is not None:
+            times.append(self._paused_until)
+        return max(0.0, min(times) - now) if times else None
+
+    def _accept(self):
+        try:
+            sock = self._listener.accept()[0]
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        except OSError:     # EMFILE, ENFILE, ENOBUFS: the listener stays readable; do not spin
+            self._selector.unregister(self._listener)
+            self._paused_until = self.clock() + METRICS_ACCEPT_PAUSE
+            return
+        sock.setblocking(False)
+        if len(self.clients) >= self.max_connections:
+            try:
+                sock.send(HTTP_BUSY)
+            except OSError:
+                pass
+            sock.close()
+            return
+        client = _HttpClient(sock, self.clock() + self.timeout)
+        self.clients[sock] = client
+        self._selector.register(sock, selectors.EVENT_READ, client)
+
+    def _close(self, client, abort=False):
+        self.clients.pop(client.sock, None)
+        try:
+            self._selector.unregister(client.sock)
+        except (KeyError, ValueError):
+            pass
+        if abort:       # linger on, for 0 s: the kernel resets instead of sending on for minutes
+            import struct
+            client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.sock.close()
+
+    def _serve_client(self, client, events):
+        try:
+            if events & selectors.EVENT_READ:
+                self._receive(client)
+            if client.answer is not None and client.sock.fileno() >= 0:
+                self._send(client)
+        except Exception:       # a bug or a broken route: show it, drop only this client
+            import traceback
+            try:
+                traceback.print_exc()
+            except (OSError, ValueError):
+                pass
+            self._close(client)
+
+    def _receive(self, client):
+        try:
+            data = client.sock.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close(client)
+        elif client.received is not None:     # after the answer, what comes is dropped
+            client.received += data
+            head = http_request_head(client.received)
+            if isinstance(head, int):
+                self._reply(client, head, "text/plain; charset=utf-8",
+                            b"%d %s\n" % (head, HTTP_REASONS[head].encode("ascii")))
+            elif head is not None:
+                self._route(client, *head)
+
+    def _route(self, client, method, path):
+        route = self.routes.get(path) if method in ("GET", "HEAD") else None
+        if route is None:
+            self._reply(client, 404, "text/plain; charset=utf-8", b"404 Not Found\n",
+                        head_only=method == "HEAD")
+        else:
+            self._reply(client, *route(), head_only=method == "HEAD")
+
+    def _reply(self, client, status, content_type, body, head_only=False):
+        head = ("HTTP/1.0 %d %s\r\nServer: pyNetConnMon/%s\r\nDate: %s\r\nContent-Type: %s\r\n"
+                "Content-Length: %d\r\nConnection: close\r\n\r\n"
+                % (status, HTTP_REASONS[status], VERSION,
+                   time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()), content_type,
+                   len(body))).encode("latin-1")
+        client.received = None
+        client.answer = memoryview(head if head_only else head + body)
+        client.deadline = self.clock() + self.timeout
+
+    def _send(self, client):
+        try:
+            sent = client.sock.send(client.answer)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._close(client)
+            return
+        client.answer = client.answer[sent:] or None
+        if client.answer is not None:
+            self._selector.modify(client.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, client)
+            return
+        try:        # all sent: say so, and read (and drop) until the client closes or its time is up
+            client.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close(client)
+            return
+        self._selector.modify(client.sock, selectors.EVENT_READ, client)
+
+
+def check_free_descriptors(needed, what):
+    """Raises MonitorError unless `needed` more files can be opened under RLIMIT_NOFILE; the soft
+    limit is raised to the hard one first when that is needed. No check where it cannot tell."""
+    try:
+        import resource
+        in_use = len(os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError):
+        return
+    if soft != resource.RLIM_INFINITY and soft - in_use < needed:
+        _raise_file_limit()
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft != resource.RLIM_INFINITY and soft - in_use < needed:
+        raise MonitorError("%s: the open-file limit (ulimit -n) is %d and %d files are open; %d "
+                           "more are needed" % (what, soft, in_use, needed))
+
+
+def start_metrics_server(address, port, board, request_timeout=METRICS_REQUEST_TIMEOUT):
+    """Serves the board at http://ADDRESS:PORT/metrics from one daemon thread; returns the server.
+
+    Raises MonitorError when the port cannot be bound, or when the open-file limit would not leave
+    METRICS_FD_RESERVE descriptors to the probes, the state file and the reports beside the ones
+    the endpoint may hold. Call shutdown() and server_close() to stop.
+    """
+    def metrics_page():
+        return 200, METRICS_CONTENT_TYPE, render_metrics(board.latest()).encode("utf-8")
+
+    where = "cannot serve metrics on %s" % Target(address, port).label
+    check_free_descriptors(METRICS_MAX_CONNECTIONS + 5 + METRICS_FD_RESERVE, where)
+    try:
+        server = HttpEndpoint(address, port, {"/metrics": metrics_page}, request_timeout)
     except OSError as error:
-        raise MonitorError("cannot serve metrics on %s: %s"
-                           % (Target(address, port).label, _one_line(error.strerror or error)))
-    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
-    return server
+        raise MonitorError("%s: %s" % (where, _one_line(error.strerror or error)))
+    return server.start()
 
 
 # ---------------------------------------------------------------------------------------------
