@@ -104,7 +104,7 @@ def endpoint():
     servers = []
 
     def start(request_timeout=program.METRICS_REQUEST_TIMEOUT):
-        board = program.MetricsBoard(program.empty_metrics_snapshot())
+        board = program.MetricsBoard(program.MetricsSnapshot())
         servers.append(program.start_metrics_server(LOOPBACK, closed_port(), board,
                                                     request_timeout=request_timeout))
         return servers[-1]
@@ -341,7 +341,7 @@ import os, signal, sys
 sys.path.insert(0, sys.argv[1])
 import pyNetConnMon as program
 server = program.start_metrics_server("127.0.0.1", int(sys.argv[2]),
-                                      program.MetricsBoard(program.empty_metrics_snapshot()))
+                                      program.MetricsBoard(program.MetricsSnapshot()))
 taken = []
 try:
     while len(taken) < 10000:
