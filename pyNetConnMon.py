@@ -26,7 +26,8 @@ import time
 from datetime import datetime
 
 # ---------------------------------------------------------------------------------------------
-# Version and defaults (the seed program's options keep their names, defaults and meaning)
+# Version and defaults (the options -a -p -i -t -m -bmin -bmax -bstep keep the names, defaults
+# and meaning they had in pyNetConnMon 1.x)
 # ---------------------------------------------------------------------------------------------
 
 VERSION = "2.0.0"
@@ -246,7 +247,7 @@ class InterruptionTracker:
 
 
 class ReportBackoff:
-    """When may the next report go out? The seed program's rule, plus retries after a failure.
+    """When may the next report go out? The 1.x rule (-bmin, -bstep, -bmax), plus retries.
 
     The first report goes out at once. After a successful report the wait is `minimum`, and each
     further report adds `step`, never above `maximum`. Once more than `maximum` seconds pass with

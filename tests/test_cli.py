@@ -60,7 +60,7 @@ def test_version():
     assert (result.returncode, result.stdout) == (0, "pyNetConnMon %s\n" % VERSION)
 
 
-def test_help_lists_every_seed_option_with_its_default():
+def test_help_lists_every_1x_option_with_its_default():
     result = run("--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
