@@ -98,7 +98,6 @@ import itertools
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -106,8 +105,8 @@ import time
 import pytest
 
 from netlab import (BOGUS_MAC, LOCALHOST_LINES, NETNS_ETC, READY_TIMEOUT, TARGET_PORT, NetLab,
-                    NetLabError, _close_pipes, _ip, _kill_pids_in, _netns_names, _nsswitch_text,
-                    _pid_alive, _stop_process, _wait_for_line, lab_support)
+                    NetLabError, _close_pipes, _ip, _netns_names, _nsswitch_text, _stop_process,
+                    _wait_for_line, lab_support, sweep_stale_labs)
 
 MONITOR_IP, MONITOR_IP6 = "198.18.0.10", "2001:db8:0:1::10"
 ROUTER_IP, ROUTER_IP6 = "198.18.0.1", "2001:db8:0:1::1"          # the router's LAN side
@@ -505,21 +504,8 @@ _HOMELAB_NAMESPACE = re.compile(r"^p[mri]-(\d+)h\d+$")
 
 
 def sweep_stale_homelabs():
-    """Remove the home labs of test processes that died without teardown (their pid is gone):
-    only namespaces named like ours (pm-/pr-/pi-<pid>h<k>). Returns the namespaces removed."""
-    removed = []
-    for ns in sorted(_netns_names()):
-        match = _HOMELAB_NAMESPACE.match(ns)
-        if not match or _pid_alive(int(match.group(1))):
-            continue
-        try:
-            _kill_pids_in([ns])
-        except NetLabError:
-            continue
-        if _ip("netns", "del", ns, check=False).returncode == 0:
-            removed.append(ns)
-        shutil.rmtree(os.path.join(NETNS_ETC, ns), ignore_errors=True)
-    return removed
+    """Remove the home labs of test processes that died without teardown (pm-/pr-/pi-<pid>h<k>)."""
+    return sweep_stale_labs(_HOMELAB_NAMESPACE)
 
 
 _swept = False
