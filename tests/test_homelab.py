@@ -16,7 +16,6 @@ import time
 
 import pytest
 
-from homelab import homelab  # noqa: F401 (the fixture)
 from homelab import (CLOSED_PORT, DNS_IP, DNS_NAMES, NAME, RESOLV_CONF, ROUTER_IP, ROUTER_IP6,
                      TARGET_IP, TARGET_IP2, TARGET_IP6, TARGET_IP6_2, TARGET_IPS, TARGET_PORT,
                      UPLINK_IP, HomeLab, homelab_support, sweep_stale_homelabs)
