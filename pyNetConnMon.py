@@ -1145,19 +1145,25 @@ def start_metrics_server(address, port, board, request_timeout=METRICS_REQUEST_T
 
 
 def ping_url_problem(url):
-    """None if `url` can be pinged, else why not (for a usage error)."""
+    """None if `url` can be pinged, else why not, for a usage error. The reason never quotes the
+    URL: its user:password@, path and query are secrets (a Healthchecks URL's path is its key)."""
     from urllib.parse import urlsplit
-    if any(character.isspace() or ord(character) < 32 for character in url):
-        return "%r contains spaces or control characters" % url
+    if any(character.isspace() or ord(character) < 32 or ord(character) == 127 for character in url):
+        return "the URL contains spaces or control characters"
+    if not url.isascii():
+        return "the URL contains characters that are not ASCII: percent-encode them"
     try:
         parts = urlsplit(url)
-        parts.port          # raises ValueError for a bad port
-    except ValueError as error:
-        return "%r is not a valid URL (%s)" % (url, _one_line(error))
+    except ValueError:
+        return "not a valid URL"
+    try:
+        parts.port
+    except ValueError:
+        return "the URL's port is not a number from 0 to 65535"
     if parts.scheme.lower() not in ("http", "https"):
-        return "%r is not an http:// or https:// URL" % url
+        return "not an http:// or https:// URL"
     if not parts.hostname:
-        return "%r has no host" % url
+        return "the URL has no host"
     return None
 
 
@@ -1167,6 +1173,22 @@ def ping_url_for_people(url):
     parts = urlsplit(url)
     host = parts.netloc.rpartition("@")[2]     # drop user:password@
     return "%s://%s/..." % (parts.scheme.lower(), host)
+
+
+def ping_request_parts(url):
+    """(the URL without user:password@, the Authorization header for them or None): urllib
+    would take user:password@ for part of the host name and never reach the server."""
+    from urllib.parse import unquote, urlsplit
+    netloc = urlsplit(url).netloc
+    userinfo, at, host = netloc.rpartition("@")
+    if not at:
+        return url, None
+    start = url.index("//") + 2                # the netloc follows scheme:// as it was written
+    user, _, password = userinfo.partition(":")
+    import base64
+    credentials = ("%s:%s" % (unquote(user), unquote(password))).encode("utf-8")
+    authorization = "Basic " + base64.b64encode(credentials).decode("ascii")
+    return url[:start] + host + url[start + len(netloc):], authorization
 
 
 def describe_ping_error(error):
@@ -1202,7 +1224,10 @@ class PingSender:
         self.jobs.submit(self._request)
 
     def _request(self):
-        request = self._urllib.Request(self.url, headers={"User-Agent": "pyNetConnMon/" + VERSION})
+        url, authorization = ping_request_parts(self.url)
+        request = self._urllib.Request(url, headers={"User-Agent": "pyNetConnMon/" + VERSION})
+        if authorization is not None:      # unredirected: a redirect to elsewhere gets no password
+            request.add_unredirected_header("Authorization", authorization)
         with self._urllib.urlopen(request, timeout=self.timeout) as response:
             response.read(PING_RESPONSE_LIMIT)
 
