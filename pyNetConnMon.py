@@ -1029,8 +1029,44 @@ class EventLog:
         self._drop_stream()
 
 
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape(match):
+    code = ord(match.group())
+    if 0xdc80 <= code <= 0xdcff:         # a byte that was not UTF-8 (surrogateescape, as in argv)
+        return "\\x%02x" % (code - 0xdc00)
+    return ("\\x%02x" if code < 0x100 else "\\u%04x") % code
+
+
+def printable(text):
+    """`text` with control characters written as \\xNN (\\uNNNN for Unicode's line and bidi
+    controls and lone surrogates), so that a target, a command's output or a log line cannot
+    forge a console line or drive the terminal. Ordinary Unicode stays as it is."""
+    return _CONTROLS.sub(_escape, text)
+
+
+def write_line(stream, line):
+    """Writes one printable line and flushes it; False if the stream is closed (None: it was
+    closed at the start), full or gone. An encoding the text does not fit gets \\ escapes."""
+    if stream is None:
+        return False
+    line = printable(line) + "\n"
+    try:
+        try:
+            stream.write(line)
+        except UnicodeEncodeError:
+            encoding = getattr(stream, "encoding", None) or "ascii"
+            stream.write(line.encode(encoding, "backslashreplace").decode(encoding))
+        stream.flush()
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 class Console:
-    """Timestamped lines, flushed at once so nohup, tmux and journald show them immediately."""
+    """Timestamped lines, flushed at once so nohup, tmux and journald show them immediately.
+    Every line goes through printable(); a closed or full terminal never stops the monitor."""
 
     def __init__(self, quiet=False, out=None, err=None):
         self.quiet = quiet
@@ -1038,11 +1074,7 @@ class Console:
         self.err = err or sys.stderr
 
     def _write(self, stream, text, wall):
-        try:
-            stream.write("%s %s\n" % (local_time(wall if wall is not None else time.time()), text))
-            stream.flush()
-        except (OSError, ValueError):
-            pass     # a closed terminal must not stop the monitor
+        write_line(stream, "%s %s" % (local_time(wall if wall is not None else time.time()), text))
 
     def info(self, text, wall=None):
         if not self.quiet:
@@ -1053,6 +1085,9 @@ class Console:
 
     def error(self, text, wall=None):
         self._write(self.err, "ERROR " + text, wall)
+
+    def usage_error(self, text):
+        write_line(self.err, "pyNetConnMon.py: error: " + text)
 
 
 # ---------------------------------------------------------------------------------------------
