@@ -82,7 +82,7 @@ def test_ping_errors_read_as_short_reasons():
 @pytest.mark.parametrize("arguments, message", [
     (["--ping-url", "ftp://127.0.0.1/x"], "--ping-url: not an http:// or https:// URL"),
     (["--ping-url", "http://127.0.0.1:9/", "--ping-interval", "0"], "argument --ping-interval: "
-                                                                     "0 must be > 0"),
+                                                                     "0 must be >= 0.1"),
     (["--ping-url", "http://127.0.0.1:9/", "--ping-interval", "inf"], "argument --ping-interval: "
                                                                        "'inf' is not a finite number"),
     (["--ping-interval", "30"], "--ping-interval needs --ping-url"),
