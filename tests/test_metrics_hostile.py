@@ -291,7 +291,7 @@ def state_heartbeat(path):
 def test_a_flood_under_a_low_file_limit_costs_no_round_no_state_write_and_no_spin(tmp_path):
     port = closed_port()
     state = tmp_path / "state.json"
-    with Listener() as target, start_monitor(tmp_path, target, port, "--heartbeat", "0.3",
+    with Listener() as target, start_monitor(tmp_path, target, port, "--heartbeat", "1",
                                              prefix=file_limit(64, 64)) as monitor:
         wait_until(lambda: scrape_works(port), 10, "the metrics endpoint")
         heartbeat = wait_until(lambda: state_heartbeat(state), 5, "a state file")
