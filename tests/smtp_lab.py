@@ -1,6 +1,10 @@
 """Mail lab for the tests: a real SMTP server (tests/smtp_server.py) in a subprocess, a self-signed
-certificate for it, and an app folder holding the program with the pySendMail stand-in and a
-config that points at the server.
+certificate for it, and an app folder holding the program with pySendMail and a config that
+points at the server.
+
+Which pySendMail is decided here and nowhere else (PYSENDMAIL): the real one, i.e. the files of
+the submodule's pinned commit kept beside the repository in ../shared/vendor/ (or, failing that,
+a checked-out submodule), and only where neither is at hand the stand-in in pysendmail_standin/.
 
 Fixtures (gathered by conftest.py): smtp_certificate, smtp_server, program_dir.
 """
@@ -26,8 +30,20 @@ from smtp_server import PASSWORD, USER
 
 TESTS = Path(__file__).resolve().parent
 SERVER_SCRIPT = TESTS / 'smtp_server.py'
-STANDIN = TESTS / 'pysendmail_standin' / 'sendMail.py'
 PROGRAM = TESTS.parent / 'pyNetConnMon.py'
+VENDORED = TESTS.parent.parent / 'shared' / 'vendor' / 'pySendMail-96729e6'
+SUBMODULE = TESTS.parent / 'pySendMail'
+STANDIN = TESTS / 'pysendmail_standin'
+
+
+def _pysendmail():
+    for folder in (VENDORED, SUBMODULE):
+        if (folder / 'sendMail.py').is_file():
+            return folder
+    return STANDIN
+
+
+PYSENDMAIL = _pysendmail()     # the folder whose files an app folder's pySendMail/ gets
 MAIL_FROM = 'monitor@test.invalid'
 MAIL_TO = 'owner@test.invalid'
 
@@ -207,8 +223,8 @@ def write_config(path, config):
 
 def make_program_dir(dest, smtp_port=None, with_pysendmail=True, with_config=True):
     """An app folder: dest/pyNetConnMon.py (copied when the repository has it) and, unless told
-    otherwise, dest/pySendMail/sendMail.py (the stand-in, no __init__.py, like the submodule) and
-    dest/pySendMail/sendMailConfig.json (0600) pointing at 127.0.0.1:smtp_port (a closed port
+    otherwise, dest/pySendMail/ with the files of PYSENDMAIL (sendMail.py, no __init__.py, like
+    the submodule) and sendMailConfig.json (0600) pointing at 127.0.0.1:smtp_port (a closed port
     when None). `config` is the config path even when the file was not written."""
     root = Path(dest)
     root.mkdir(parents=True, exist_ok=True)
@@ -218,7 +234,9 @@ def make_program_dir(dest, smtp_port=None, with_pysendmail=True, with_config=Tru
     config = root / 'pySendMail' / 'sendMailConfig.json'
     if with_pysendmail:
         config.parent.mkdir(exist_ok=True)
-        shutil.copyfile(STANDIN, config.parent / 'sendMail.py')
+        for source in PYSENDMAIL.iterdir():
+            if source.is_file():
+                shutil.copyfile(source, config.parent / source.name)   # not the read-only mode
         if with_config:
             write_config(config, mail_config(smtp_port if smtp_port else closed_port()))
     return ProgramDir(root, script, config)
@@ -230,7 +248,7 @@ def program_dir(tmp_path, smtp_server):
     return make_program_dir(tmp_path / 'app', smtp_port=smtp_server.port)
 
 
-def load_standin(root):
+def load_sendmail(root):
     """Import root/pySendMail/sendMail.py by path (so it reads that folder's config)."""
     path = Path(root) / 'pySendMail' / 'sendMail.py'
     spec = importlib.util.spec_from_file_location('sendMail_%x' % id(path), path)
