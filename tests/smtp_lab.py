@@ -6,7 +6,8 @@ Which pySendMail is decided here and nowhere else (PYSENDMAIL): the real one, i.
 the submodule's pinned commit kept beside the repository in ../shared/vendor/ (or, failing that,
 a checked-out submodule), and only where neither is at hand the stand-in in pysendmail_standin/.
 
-Fixtures (gathered by conftest.py): smtp_certificate, smtp_server, program_dir.
+Fixtures (gathered by conftest.py): smtp_certificate, session_smtp_server, smtp_server,
+program_dir.
 """
 import collections
 import email.policy
@@ -189,15 +190,27 @@ class SmtpServer:
         return False
 
 
-@pytest.fixture
-def smtp_server(tmp_path, smtp_certificate):
-    """A running SmtpServer on 127.0.0.1; stopped at teardown."""
+@pytest.fixture(scope='session')
+def session_smtp_server(tmp_path_factory, smtp_certificate):
+    """One SmtpServer on 127.0.0.1 for the whole run (starting one takes a good part of a
+    second); use smtp_server, which hands it over fresh."""
     cert, key = smtp_certificate
-    server = SmtpServer(tmp_path, cert, key)
+    server = SmtpServer(tmp_path_factory.mktemp('smtp'), cert, key)
     try:
-        yield server.start()
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def smtp_server(session_smtp_server):
+    """The SmtpServer on 127.0.0.1 as if new: running, accepting (no 451), no messages. A test
+    may stop it or switch on 451; the next test gets it back like this."""
+    server = session_smtp_server
+    server.fail_451(False)
+    for path in server.maildir.iterdir():
+        path.unlink()
+    return server if server.running else server.start()
 
 
 # -- app folder --------------------------------------------------------------------------------
