@@ -25,7 +25,7 @@ from smtp_lab import mail_config, make_program_dir, write_config
 from smtp_server import FAIL_REPLY, PASSWORD
 
 HOST = socket.gethostname()
-BMIN = 0.5      # -bmin: the wait after a first report, and the retry time after a failed one
+BMIN = 0.2      # -bmin: the wait after a first report, and the retry time after a failed one
 FAST = ('-i', '0.1', '-t', '0.2', '-m', '0.3', '-bmin', '%g' % BMIN, '-bstep', '1', '-bmax', '5')
 OUTAGE = 0.4    # seconds the target is off for an interruption that counts (-m is 0.3)
 SUBJECT = re.compile(r'^pyNetConnMon on %s: (\d+) interruptions?, (\d+\.\d s) of downtime$'
@@ -166,7 +166,7 @@ def test_smtp_answering_451_is_a_failure_then_delivered_once(lab, program_dir, s
     assert failed['reason'] == 'SMTP server answered %s' % FAIL_REPLY
     assert (failed['interruptions'], failed['retry_in']) == (1, BMIN)
     monitor.wait_for_line(r'WARNING report not delivered: SMTP server answered 451 4\.3\.0 Try '
-                          r'again later; retrying in 0\.5 s$')
+                          r'again later; retrying in 0\.2 s$')
     assert smtp_server.messages() == []
     smtp_server.fail_451(False)
     msg = delivered_once(monitor, smtp_server)

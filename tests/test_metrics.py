@@ -306,41 +306,41 @@ def test_a_silent_client_stalls_neither_the_rounds_nor_other_scrapes(tmp_path):
         listener.stop()
 
 
-def test_the_server_drops_a_client_that_sends_nothing_after_the_request_timeout():
+@pytest.fixture(scope="module")
+def board_server():
+    """(board, port) of one metrics server for the tests below, which publish the snapshot they
+    need (stopping a server takes up to 0.5 s: serve_forever's poll interval). A client that
+    sends nothing is dropped after 0.3 s."""
     board = program.MetricsBoard(program.empty_metrics_snapshot())
     server = program.start_metrics_server(LOOPBACK, closed_port(), board, request_timeout=0.3)
     try:
-        with socket.create_connection((LOOPBACK, server.server_port), timeout=3) as silent:
-            started = time.monotonic()
-            assert silent.recv(100) == b""          # the server closed the connection
-            assert 0.2 < time.monotonic() - started < 2.5
+        yield board, server.server_port
     finally:
         server.shutdown()
         server.server_close()
 
 
-def test_a_broken_snapshot_leaves_a_traceback_but_no_answer(capsys):
-    board = program.MetricsBoard({"version": "x"})       # render_metrics raises KeyError
-    server = program.start_metrics_server(LOOPBACK, closed_port(), board)
-    try:
-        with pytest.raises(OSError):                     # closed without an answer
-            http_request("http://%s:%d/metrics" % (LOOPBACK, server.server_port))
-        wait_until(lambda: "KeyError" in capsys.readouterr().err, 3, "the traceback")
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_the_server_drops_a_client_that_sends_nothing_after_the_request_timeout(board_server):
+    _, port = board_server
+    with socket.create_connection((LOOPBACK, port), timeout=3) as silent:
+        started = time.monotonic()
+        assert silent.recv(100) == b""          # the server closed the connection
+        assert 0.2 < time.monotonic() - started < 2.5
 
 
-def test_the_board_renders_what_the_loop_published_last():
-    board = program.MetricsBoard(program.empty_metrics_snapshot())
-    server = program.start_metrics_server(LOOPBACK, closed_port(), board)
-    try:
-        board.publish(FIXED_SNAPSHOT)
-        status, _, body = http_request("http://%s:%d/metrics" % (LOOPBACK, server.server_port))
-        assert (status, body.decode("utf-8")) == (200, FIXED_EXPOSITION)
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_a_broken_snapshot_leaves_a_traceback_but_no_answer(board_server, capsys):
+    board, port = board_server
+    board.publish({"version": "x"})                  # render_metrics raises KeyError
+    with pytest.raises(OSError):                     # closed without an answer
+        http_request("http://%s:%d/metrics" % (LOOPBACK, port))
+    wait_until(lambda: "KeyError" in capsys.readouterr().err, 3, "the traceback")
+
+
+def test_the_board_renders_what_the_loop_published_last(board_server):
+    board, port = board_server
+    board.publish(FIXED_SNAPSHOT)
+    status, _, body = http_request("http://%s:%d/metrics" % (LOOPBACK, port))
+    assert (status, body.decode("utf-8")) == (200, FIXED_EXPOSITION)
 
 
 def test_http_server_and_urllib_are_imported_only_when_asked_for():
