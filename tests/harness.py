@@ -276,8 +276,7 @@ def run_program(*args, prefix=(), cwd=None, env=None, timeout=15.0):
     subprocess.CompletedProcess, output as text (UTF-8)."""
     return subprocess.run([*prefix, sys.executable, os.fspath(PROGRAM), *map(os.fspath, args)],
                           capture_output=True, encoding='utf-8', errors='replace',
-                          timeout=timeout, cwd=cwd,
-                          env=child_env(env), stdin=subprocess.DEVNULL)
+                          timeout=timeout, cwd=cwd, env=child_env(env), stdin=subprocess.DEVNULL)
 
 
 # -- sockets on loopback ---------------------------------------------------------------------

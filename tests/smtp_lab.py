@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import POLL, closed_port
+from harness import closed_port, wait_until
 from smtp_server import PASSWORD, USER
 
 TESTS = Path(__file__).resolve().parent
@@ -172,15 +172,15 @@ class SmtpServer:
     def wait_for_messages(self, n, timeout=10.0):
         """All stored messages once there are at least n; AssertionError showing what did
         arrive if not within `timeout` s."""
-        deadline = time.monotonic() + timeout
-        while True:
+        def enough():
             msgs = self.messages()
-            if len(msgs) >= n:
-                return msgs
-            if time.monotonic() >= deadline:
-                raise AssertionError('%d of %d messages arrived within %s s: %r\n%s' % (
-                    len(msgs), n, timeout, [m['Subject'] for m in msgs], self.stderr()))
-            time.sleep(POLL)
+            return msgs if len(msgs) >= n else None
+        try:
+            return wait_until(enough, timeout, '%d messages' % n)
+        except AssertionError:
+            msgs = self.messages()
+            raise AssertionError('%d of %d messages arrived within %s s: %r\n%s' % (
+                len(msgs), n, timeout, [m['Subject'] for m in msgs], self.stderr())) from None
 
     def __enter__(self):
         return self

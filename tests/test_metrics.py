@@ -260,7 +260,7 @@ def test_scrapes_follow_an_outage_from_start_to_end(tmp_path):
             assert value(after, "pynetconnmon_last_round_timestamp_seconds") > first_heartbeat
             assert value(after, "pynetconnmon_unreported_interruptions") == 0    # --no-mail
             assert monitor.terminate() == 0
-        assert monitor.stderr_lines == []       # no traceback, no per-request lines from http.server
+        assert monitor.stderr_lines == []   # no traceback, no per-request lines from http.server
     finally:
         listener.stop()
 
@@ -348,7 +348,8 @@ def test_http_server_and_urllib_are_imported_only_when_asked_for():
              "pyNetConnMon.parse_arguments(['-a', '127.0.0.1:9', '--no-mail']); "
              "print(sorted(n for n in ('http.server', 'socketserver', 'urllib.request') "
              "if n in sys.modules))" % str(REPO))
-    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=30)
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                            timeout=30)
     assert (result.returncode, result.stdout) == (0, "[]\n"), result.stderr
 
 

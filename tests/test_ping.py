@@ -6,7 +6,8 @@ import time
 import pytest
 
 import pyNetConnMon as program
-from harness import LOOPBACK, Listener, closed_port, run_program, start_monitor, wait_until, wall_time
+from harness import (LOOPBACK, Listener, closed_port, run_program, start_monitor, wait_until,
+                     wall_time)
 
 
 # -- PingSchedule and PingHealth: decisions with an injected clock ------------------------------
