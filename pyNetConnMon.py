@@ -3135,7 +3135,8 @@ def _parse_targets(values, default_port):
     -p 53, ::1 and 0::1, Host.Test and host.test.) is refused rather than probed twice."""
     targets, seen = [], {}
     for value in values:
-        target = parse_target(value, default_port)
+        # argparse turns "-a=--" into an empty list: an empty address all the same
+        target = parse_target(value if isinstance(value, str) else "", default_port)
         address = _ip_literal(target.host)
         if address is None:
             key = (target.host.lower().rstrip("."), target.port)

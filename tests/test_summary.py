@@ -1,32 +1,17 @@
 """--summary: availability from the event log. Pure functions with hand-made events, then the CLI.
 
-Needs no fixture from conftest.py (run with --noconftest) and no network. Local time is pinned:
-in-process tests run under TZ=UTC (or a POSIX TZ string where a test is about local time), and
-subprocesses get TZ=UTC in their environment.
+Needs no network. Local time is pinned: in-process tests run under TZ=UTC (or a POSIX TZ string
+where a test is about local time), and subprocesses get TZ=UTC in their environment.
 """
-import importlib.util
 import json
 import os
-import subprocess
-import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-PROGRAM = ROOT / "pyNetConnMon.py"
-
-
-def load_program():
-    spec = importlib.util.spec_from_file_location("pyNetConnMon", PROGRAM)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-pnm = load_program()
+import pyNetConnMon as pnm
+from harness import run_program
 
 H = 3600.0
 D = 86400.0
@@ -68,7 +53,7 @@ class Log:
         return self
 
     def start(self, wall, min_interruption=5.0):
-        return self.add(wall, "start", version="2.0.0", targets=["192.0.2.1:53"], interval=2.0,
+        return self.add(wall, "start", version=pnm.VERSION, targets=["192.0.2.1:53"], interval=2.0,
                         timeout=2.0, min_interruption=min_interruption, backoff_min=60.0,
                         backoff_max=3600.0, backoff_step=300.0, pid=4242)
 
@@ -473,10 +458,7 @@ def test_a_year_at_one_interruption_an_hour():
 # ---- the command line --------------------------------------------------------------------------
 
 def run(*args):
-    env = dict(os.environ, TZ="UTC")
-    return subprocess.run([sys.executable, str(PROGRAM)] + list(args), env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
-                          universal_newlines=True, encoding="utf-8")
+    return run_program(*args, env={"TZ": "UTC"}, timeout=60)
 
 
 def test_cli_summary(tmp_path):
