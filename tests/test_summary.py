@@ -1,10 +1,9 @@
 """--summary: availability from the event log. Pure functions with hand-made events, then the CLI.
 
-Needs no fixture from conftest.py (run with --noconftest) and no network. Local time is pinned:
-in-process tests run under TZ=UTC (or a POSIX TZ string where a test is about local time), and
-subprocesses get TZ=UTC in their environment.
+Needs no network. Local time is pinned: in-process tests run under TZ=UTC (or a POSIX TZ string
+where a test is about local time), and subprocesses get TZ=UTC in their environment.
+Hostile input (huge spans, huge lines, odd files, fuzzing) is in test_summary_hostile.py.
 """
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,18 +14,10 @@ from pathlib import Path
 
 import pytest
 
+import pyNetConnMon as pnm
+
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = ROOT / "pyNetConnMon.py"
-
-
-def load_program():
-    spec = importlib.util.spec_from_file_location("pyNetConnMon", PROGRAM)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-pnm = load_program()
 
 H = 3600.0
 D = 86400.0
