@@ -1827,6 +1827,179 @@ class _Timeline:
         return days
 
 
+class _Run:
+    """A run of the monitor as the replay sees it: from its start to its latest sign of life."""
+
+    __slots__ = ("start", "seen", "down_since", "down_text", "min_interruption")
+
+    def __init__(self, start, min_interruption):
+        self.start = self.seen = start
+        self.down_since = None       # the network has been down since then (None: up)
+        self.down_text = None        # ... as the `down` line wrote it: its `up` repeats it as start
+        self.min_interruption = min_interruption
+
+
+class _Replay:
+    """Replays event-log records, in file order, onto a _Timeline.
+
+    Every event in EVENTS that counts for availability has a handler on_<event>(moment, record);
+    any other known event only shows that the monitor was running then. A handler reads the
+    fields it knows and ignores the rest. To count a new event: add it to EVENTS, give it a
+    handler here and a counter in Summary.
+    """
+
+    def __init__(self, summary):
+        self.summary = summary
+        self.timeline = _Timeline(summary)
+        self.min_interruption = DEFAULT_MIN_INTERRUPTION     # that of the latest start
+        self.run = None          # the run in progress (None: the monitor is not running)
+        self.crashed = None      # a run that ended without a stop, until we see whether a gap follows
+        self.first = None        # the first instant known to be monitored
+        self.last = None         # the latest event
+        self.handlers = {name: getattr(self, "on_" + name, self.on_sign_of_life)
+                         for name in EVENTS}
+
+    def feed(self, record):
+        name = record.get("event") if isinstance(record, dict) else None
+        moment = parse_log_time(record.get("time")) if isinstance(name, str) else None
+        if moment is None:
+            self.summary.invalid += 1
+            return
+        name = RENAMED_EVENTS.get(name, name)
+        if name not in EVENTS:
+            self.summary.unknown[name] = self.summary.unknown.get(name, 0) + 1
+            return
+        self.last = moment if self.last is None else max(self.last, moment)
+        if self.crashed is not None and EVENTS[name].availability and name != "gap":
+            self._end_crashed_run(None)
+        self.handlers[name](moment, record)
+
+    def finish(self):
+        summary, timeline, run = self.summary, self.timeline, self.run
+        if self.crashed is not None:
+            self._end_crashed_run(None)
+        if run is not None:
+            self._close(run, run.seen, run.down_since, at_end=True)
+            summary.still_running = run.seen <= timeline.until
+            summary.still_down = summary.still_running and run.down_since is not None
+        if self.first is not None:
+            start, end = max(self.first, timeline.since), min(self.last, timeline.until)
+            if end > start:
+                summary.start, summary.end = start, end
+        summary.days = timeline.day_list(summary.start, summary.end)
+        return summary
+
+    # -- one handler per event -----------------------------------------------------------------
+    def on_start(self, moment, record):
+        if self.run is not None:
+            self.crashed = self.run          # it ended without a stop; a gap may say when
+        self.min_interruption = _number(record.get("min_interruption"), DEFAULT_MIN_INTERRUPTION)
+        self.run = self._begin(moment)
+
+    def on_stop(self, moment, record):
+        run = self.run
+        down = None if run is None else run.down_since
+        if down is None:
+            down = parse_log_time(record.get("down_since"))
+        if run is None:                      # a log that begins with a stop (rotated)
+            run = self._begin(moment if down is None else min(moment, down))
+        self._close(run, moment, down)
+        self.run = None
+
+    def on_down(self, moment, record):
+        run = self._alive(moment)
+        if run.down_since is None:
+            run.down_since, run.down_text = moment, record.get("time")
+
+    def on_up(self, moment, record):
+        began = self._outage_start(moment, record)
+        run = self._alive(moment, began)
+        began = max(began, run.start)
+        ignored = record.get("ignored")
+        if not isinstance(ignored, bool):
+            ignored = moment - began < run.min_interruption
+        if ignored:
+            self.timeline.blip(began)
+        else:
+            self.timeline.down(began, moment)
+        run.down_since = None
+
+    def on_gap(self, moment, record):
+        start, end = parse_log_time(record.get("start")), parse_log_time(record.get("end"))
+        if self.crashed is not None:
+            self._end_crashed_run(start)
+        if start is not None and end is not None:
+            ignored = record.get("ignored")
+            if not isinstance(ignored, bool):
+                ignored = end - start < self.min_interruption
+            if end > start and not ignored:
+                self.timeline.monitored(start, end)
+                self.timeline.down(start, end, gap=True)
+                self._monitored_from(start)
+        if self.run is not None:
+            self.run.seen = max(self.run.seen, moment)
+
+    def on_log_reopened(self, moment, record):
+        """A rotated log begins here with the monitor running: it counts from here."""
+        self._alive(moment)
+
+    def on_sign_of_life(self, moment, record):
+        """Any other known event (a report, a ping, ...): the monitor was running then."""
+        self._alive(moment)
+
+    # -- runs ----------------------------------------------------------------------------------
+    def _monitored_from(self, moment):
+        self.first = moment if self.first is None else min(self.first, moment)
+
+    def _begin(self, moment):
+        self._monitored_from(moment)
+        return _Run(moment, self.min_interruption)
+
+    def _alive(self, moment, began=None):
+        """The run `moment` belongs to; a log that begins while the monitor runs (rotated)
+        counts from `began`, else from `moment`."""
+        if self.run is None:
+            self.run = self._begin(moment if began is None else began)
+        self.run.seen = max(self.run.seen, moment)
+        return self.run
+
+    def _outage_start(self, moment, record):
+        """When the outage that an `up` ends began: its `start`, else the `down` seen, else its
+        `duration` before it."""
+        run, text = self.run, record.get("start")
+        began = None
+        if run is not None and run.down_since is not None and text == run.down_text:
+            began = run.down_since
+        if began is None:
+            began = parse_log_time(text)
+        if began is None and run is not None:
+            began = run.down_since
+            if began is None:
+                duration = max(0.0, _number(record.get("duration"), 0.0))
+                began = max(run.start, moment - duration)
+        return moment if began is None else min(began, moment)
+
+    def _close(self, run, end, down, at_end=False):
+        """Counts a run that ended at `end`, the network down since `down` (None: up)."""
+        end = max(run.start, end)
+        if down is not None:
+            down = max(run.start, down)
+            if end - down >= run.min_interruption:
+                self.timeline.down(down, end)
+            elif not at_end:                 # at the end of the log it may not be over yet
+                self.timeline.blip(down)
+        self.timeline.monitored(run.start, end)
+
+    def _end_crashed_run(self, gap_start):
+        """The run before the latest start had no stop: it lasted until its last event, or until
+        the gap logged at the new start begins (its last heartbeat)."""
+        crashed, self.crashed = self.crashed, None
+        end = crashed.seen
+        if gap_start is not None and self.run is not None:
+            end = min(max(end, gap_start), self.run.start)
+        self._close(crashed, end, crashed.down_since)
+
+
 def summarize_events(events, since=None, until=None):
     """Availability from event-log records (parsed JSON, in file order), clipped to [since, until).
 
@@ -1836,135 +2009,15 @@ def summarize_events(events, since=None, until=None):
     ignored is downtime that also counts as monitored time. Between a `stop` and the next
     `start` the monitor was not running: neither up nor down. A `start` with no `stop` before it
     ends the previous run at its last sign of life: the start of the `gap` logged right after
-    (the last heartbeat), else its last event. A log that ends while running is counted to its
-    last event. Records without a valid time and event, and unknown events, are counted in the
-    summary and otherwise skipped.
+    (the last heartbeat), else its last event. A log that begins while the monitor runs (after
+    logrotate: `log_reopened`) counts from its first event; one that ends while running, to its
+    last. Records without a valid time and event, and unknown events, are counted in the
+    summary and otherwise skipped; fields no handler reads are ignored.
     """
-    summary = Summary(since, until)
-    timeline = _Timeline(summary)
-    min_interruption = DEFAULT_MIN_INTERRUPTION
-    run_start = None         # the current run began here (None: the monitor is not running)
-    last_seen = None         # the current run's latest sign of life
-    down_since = None        # the current run's network has been down since then
-    crashed = None           # a run that ended without a stop, until we see whether a gap follows
-    first = None             # the first instant known to be monitored
-    last = None              # the latest event
-    down_text = None         # the `down` event's time as written: an `up` repeats it as its start
-
-    def close_run(start, end, down, threshold, at_end=False):
-        end = max(start, end)
-        if down is not None:
-            down = max(start, down)
-            if end - down >= threshold:
-                timeline.down(down, end)
-            elif not at_end:          # at the end of the log it may not be over yet
-                timeline.blip(down)
-        timeline.monitored(start, end)
-
-    for event in events:
-        name = event.get("event") if isinstance(event, dict) else None
-        moment = parse_log_time(event.get("time")) if isinstance(name, str) else None
-        if moment is None:
-            summary.invalid += 1
-            continue
-        name = RENAMED_EVENTS.get(name, name)
-        kind = EVENTS.get(name)
-        if kind is None:
-            summary.unknown[name] = summary.unknown.get(name, 0) + 1
-            continue
-        quiet = not kind.availability
-        last = moment if last is None else max(last, moment)
-        if crashed is not None and not quiet and name != "gap":
-            close_run(*crashed)
-            crashed = None
-
-        if name == "start":
-            if run_start is not None:
-                crashed = (run_start, last_seen, down_since, min_interruption)
-            run_start = last_seen = moment
-            down_since = None
-            min_interruption = _number(event.get("min_interruption"), DEFAULT_MIN_INTERRUPTION)
-            first = moment if first is None else min(first, moment)
-            continue
-
-        if name == "gap":
-            gap_start = parse_log_time(event.get("start"))
-            gap_end = parse_log_time(event.get("end"))
-            if crashed is not None:
-                previous_start, previous_seen, previous_down, previous_threshold = crashed
-                end = previous_seen
-                if gap_start is not None:
-                    end = min(max(previous_seen, gap_start), run_start)
-                close_run(previous_start, end, previous_down, previous_threshold)
-                crashed = None
-            if gap_start is not None and gap_end is not None and gap_end > gap_start:
-                ignored = event.get("ignored")
-                if not isinstance(ignored, bool):
-                    ignored = gap_end - gap_start < min_interruption
-                if not ignored:
-                    timeline.monitored(gap_start, gap_end)
-                    timeline.down(gap_start, gap_end, gap=True)
-                    first = gap_start if first is None else min(first, gap_start)
-            if run_start is not None:
-                last_seen = max(last_seen, moment)
-            continue
-
-        if name == "stop":
-            down = down_since
-            if down is None:
-                down = parse_log_time(event.get("down_since"))
-            if run_start is None:     # a log that begins with a stop (rotated)
-                run_start = moment if down is None else min(moment, down)
-                first = run_start if first is None else min(first, run_start)
-            close_run(run_start, moment, down, min_interruption)
-            run_start = last_seen = down_since = None
-            continue
-
-        began = moment
-        if name == "up":
-            began_text = event.get("start")
-            if down_since is not None and began_text == down_text:
-                began = down_since
-            else:
-                began = parse_log_time(began_text)
-            if began is None:
-                began = down_since
-            if began is None and run_start is not None:
-                began = max(run_start, moment - max(0.0, _number(event.get("duration"), 0.0)))
-            if began is None:
-                began = moment
-            began = min(began, moment)
-        if run_start is None:         # a log that begins while the monitor runs (rotated)
-            run_start = last_seen = began
-            first = began if first is None else min(first, began)
-        last_seen = max(last_seen, moment)
-        if name == "down":
-            if down_since is None:
-                down_since = moment
-                down_text = event.get("time")
-        elif name == "up":
-            began = max(began, run_start)
-            ignored = event.get("ignored")
-            if not isinstance(ignored, bool):
-                ignored = moment - began < min_interruption
-            if ignored:
-                timeline.blip(began)
-            else:
-                timeline.down(began, moment)
-            down_since = None
-
-    if crashed is not None:
-        close_run(*crashed)
-    if run_start is not None:
-        close_run(run_start, last_seen, down_since, min_interruption, at_end=True)
-        summary.still_running = last_seen <= timeline.until
-        summary.still_down = summary.still_running and down_since is not None
-    if first is not None:
-        start, end = max(first, timeline.since), min(last, timeline.until)
-        if end > start:
-            summary.start, summary.end = start, end
-    summary.days = timeline.day_list(summary.start, summary.end)
-    return summary
+    replay = _Replay(Summary(since, until))
+    for record in events:
+        replay.feed(record)
+    return replay.finish()
 
 
 class EventLines:

@@ -322,6 +322,59 @@ def test_log_that_begins_mid_run_as_after_logrotate():
     assert (summary.interruptions, summary.downtime) == (2, 120)
 
 
+def test_rotated_log_counts_from_its_log_reopened_line():
+    """The first line of a log rotated by SIGHUP is the monitor's own `log_reopened`."""
+    log = Log().add(T0, "log_reopened").outage(T0 + H, T0 + H + 60).stop(T0 + 2 * H)
+    summary = summarize(log)
+    assert (summary.start, summary.end) == (T0, T0 + 2 * H)
+    assert summary.monitored == 2 * H
+    assert (summary.interruptions, summary.downtime) == (1, 60)
+    assert (summary.unknown, summary.invalid) == ({}, 0)
+
+
+def test_outage_across_the_rotation_counts_from_log_reopened():
+    log = Log().add(T0, "log_reopened").up(T0 - 600, T0 + 300).stop(T0 + H)
+    summary = summarize(log)
+    assert (summary.start, summary.monitored) == (T0, H)
+    assert (summary.interruptions, summary.downtime) == (1, 300)
+
+
+def test_every_event_the_monitor_writes_is_read_without_a_warning(tmp_path):
+    path = tmp_path / "events.jsonl"
+    event_log = pnm.EventLog(str(path))
+    for number, (name, kind) in enumerate(sorted(pnm.EVENTS.items())):
+        event_log.write(name, T0 + number, **{field: None for field in kind.fields})
+    event_log.close()
+    lines = pnm.EventLines(path.read_text(encoding="utf-8").splitlines())
+    summary = pnm.summarize_events(lines)
+    assert (lines.not_json, summary.invalid, summary.unknown) == (0, 0, {})
+    assert pnm.describe_skipped(lines.not_json, summary, str(path)) is None
+    assert summary.start == T0
+
+
+def test_the_old_names_of_the_report_events_are_read():
+    log = Log().start(T0).add(T0 + 60, "mail_sent", interruptions=1, via="mail", next_wait=60.0)
+    log.add(T0 + H, "mail_failed", interruptions=1, via="mail", reason="x", retry_in=60)
+    summary = summarize(log)
+    assert (summary.unknown, summary.end, summary.monitored) == ({}, T0 + H, H)
+
+
+def test_every_event_that_counts_for_availability_has_a_handler():
+    handlers = {name[3:] for name in vars(pnm._Replay) if name.startswith("on_")}
+    counting = {name for name, kind in pnm.EVENTS.items() if kind.availability}
+    assert counting <= handlers
+    assert handlers - set(pnm.EVENTS) == {"sign_of_life"}    # the one for all other events
+
+
+def test_fields_no_handler_reads_are_ignored():
+    plain = three_days()
+    extended = three_days()
+    for record in extended.events:
+        record.update(cause="dns", start_after=record["time"], start_before=None, rtt=[1, 2])
+    assert (pnm.format_summary(summarize(extended), "x")
+            == pnm.format_summary(summarize(plain), "x"))
+
+
 def test_nothing_to_summarize():
     summary = summarize(Log())
     assert summary.start is None and summary.days == []
