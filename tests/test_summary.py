@@ -228,6 +228,64 @@ def test_a_day_of_25_hours_at_the_end_of_summer_time():
     assert pnm.hour_bar(day) == "·" * 24
 
 
+# ---- days without any change share one row ---------------------------------------------------
+
+def day_rows(summary):
+    return [line for line in pnm.format_summary(summary, "x").splitlines() if line[:2] == "20"]
+
+
+def test_days_without_a_change_share_one_row():
+    log = Log().start(T0).outage(T0 + D + 10 * H, T0 + D + 10 * H + 60)
+    log.stop(T0 + 30 * D + 12 * H)
+    summary = summarize(log)
+    assert day_rows(summary) == [
+        "2026-11-01  100.00%     0             0.0 s  |························|",
+        "2026-11-02   99.93%     1             1 min  |··········░·············|",
+        "2026-11-03  100.00%     0             0.0 s  |························|"
+        " .. 2026-11-30 (28 days)",
+        "2026-12-01  100.00%     0             0.0 s  |············            |",
+    ]
+    alike = summary.days[2]
+    assert (alike.date, alike.last_date, alike.days, alike.monitored) == (
+        "2026-11-03", "2026-11-30", 28, 28 * D)
+    assert pnm.format_summary(summary, "x").endswith(
+        "\n'.. DATE (N days)': N days in a row alike in every hour, with their totals.\n")
+
+
+def test_days_not_monitored_share_one_row():
+    log = Log().start(T0).stop(T0 + H).start(T0 + 20 * D).stop(T0 + 20 * D + H)
+    assert day_rows(summarize(log)) == [
+        "2026-11-01  100.00%     0             0.0 s  |·                       |",
+        "2026-11-02        -     -                 -  |                        |"
+        " .. 2026-11-20 (19 days)",
+        "2026-11-21  100.00%     0             0.0 s  |·                       |",
+    ]
+
+
+def test_the_whole_days_of_a_long_outage_share_one_row():
+    log = Log().start(T0).outage(T0 + 12 * H, T0 + 10 * D + 12 * H).stop(T0 + 11 * D)
+    summary = summarize(log)
+    assert day_rows(summary) == [
+        "2026-11-01   50.00%     1              12 h  |············████████████|",
+        "2026-11-02    0.00%     0               9 d  |████████████████████████|"
+        " .. 2026-11-10 (9 days)",
+        "2026-11-11   50.00%     0              12 h  |████████████············|",
+    ]
+    assert (summary.downtime, summary.longest) == (10 * D, 10 * D)
+
+
+def test_days_alike_around_the_end_of_summer_time_add_up():
+    set_tz("CET-1CEST,M3.5.0,M10.5.0/3")              # 2026-10-25 has 25 hours in Berlin
+    start = datetime(2026, 10, 19, 22, tzinfo=timezone.utc).timestamp()   # 10-20 00:00 local
+    stop = datetime(2026, 10, 30, 11, tzinfo=timezone.utc).timestamp()    # 10-30 12:00 local
+    summary = summarize(Log().start(start).stop(stop))
+    assert [(day.date, day.last_date, day.days) for day in summary.days] == [
+        ("2026-10-20", "2026-10-20", 1), ("2026-10-21", "2026-10-29", 9),
+        ("2026-10-30", "2026-10-30", 1)]
+    assert [day.monitored for day in summary.days] == [D, 9 * D + H, 12 * H]
+    assert summary.monitored == stop - start
+
+
 # ---- the rules ---------------------------------------------------------------------------------
 
 def test_blip_counts_as_neither_interruption_nor_downtime():

@@ -1,0 +1,174 @@
+"""--summary against hostile input: a log spanning the whole calendar, huge lines, files that are
+not files, a full disk, dates the system cannot show.
+
+The program runs as a subprocess under a memory limit (RLIMIT_AS) and a timeout, so that a
+regression fails here instead of eating the machine. Local time is UTC unless a test says.
+"""
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+import pyNetConnMon as pnm
+
+PROGRAM = Path(__file__).resolve().parent.parent / "pyNetConnMon.py"
+MEMORY_LIMIT = 100 * 1024 * 1024     # address space of the child; the summary needs about 40 MB
+H = 3600.0
+D = 86400.0
+T0 = datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp()
+LIMIT = 64 * 1024                    # bytes: the line limit the warning names ("64 KiB")
+
+
+def iso(wall):
+    return datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def record(time_text, name, **fields):
+    return json.dumps(dict(time=time_text, event=name, **fields))
+
+
+def write_log(path, lines):
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def run(*args, stdout=subprocess.PIPE, timeout=30, zone="UTC"):
+    """The program under MEMORY_LIMIT, TZ=zone; a hang fails as subprocess.TimeoutExpired."""
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    return subprocess.run([sys.executable, str(PROGRAM)] + [str(arg) for arg in args],
+                          env=dict(os.environ, TZ=zone), stdin=subprocess.DEVNULL,
+                          stdout=stdout, stderr=subprocess.PIPE, timeout=timeout,
+                          preexec_fn=limit_memory, universal_newlines=True, encoding="utf-8")
+
+
+# ---- time and memory grow with the events, not with the time they span ----------------------
+
+def test_a_log_spanning_the_calendar_is_summarized_in_a_few_rows(tmp_path):
+    path = write_log(tmp_path / "events.jsonl", [
+        record("0001-01-05T00:00:00+00:00", "start"),
+        record("5000-06-15T12:00:00+00:00", "down", start="5000-06-15T12:00:00+00:00"),
+        record("5000-06-16T12:00:00+00:00", "up", start="5000-06-15T12:00:00+00:00",
+               end="5000-06-16T12:00:00+00:00", duration=86400.0, ignored=False),
+        record("9999-12-25T00:00:00+00:00", "stop"),
+    ])
+    result = run("--summary", "--log-file", path)
+    assert (result.returncode, result.stderr) == (0, "")
+    lines = result.stdout.splitlines()
+    assert "Monitored:     3652048 d" in lines
+    assert "Interruptions: 1 (longest 1 d), 0 blips ignored" in lines
+    assert [line for line in lines if line[:1].isdigit()] == [
+        "0001-01-05  100.00%     0             0.0 s  |························|",
+        "0001-01-06  100.00%     0             0.0 s  |························|"
+        " .. 5000-06-14 (1826007 days)",
+        "5000-06-15   50.00%     1              12 h  |············████████████|",
+        "5000-06-16   50.00%     0              12 h  |████████████············|",
+        "5000-06-17  100.00%     0             0.0 s  |························|"
+        " .. 9999-12-24 (1826038 days)",
+    ]
+
+
+def test_a_huge_line_is_skipped_without_being_held(tmp_path):
+    path = tmp_path / "events.jsonl"
+    with open(path, "wb") as stream:
+        stream.write(record(iso(T0), "start").encode() + b"\n")
+        stream.write(b'{"time": "%s", "event": "report_sent", "via": "' % iso(T0 + 1).encode())
+        for _ in range(64):
+            stream.write(b"x" * (1024 * 1024))        # 64 MB of one line, valid JSON at its end
+        stream.write(b'"}\n')
+        stream.write(record(iso(T0 + 2), "ping_ok", url="x" * LIMIT).encode() + b"\n")
+        stream.write(b"garbage\n")
+        stream.write(record(iso(T0 + H), "stop").encode() + b"\n")
+    result = run("--summary", "--log-file", path)
+    assert result.returncode == 0
+    assert "Monitored:     1 h" in result.stdout.splitlines()
+    [warning] = result.stderr.splitlines()
+    assert warning.endswith("WARNING skipped 3 lines of %s: 2 longer than 64 KiB, 1 not JSON"
+                            % path)
+
+
+@pytest.mark.parametrize("length, kept", [(LIMIT - 1, True), (LIMIT, True), (LIMIT + 1, False)])
+def test_the_line_limit_counts_the_bytes_before_the_newline(length, kept):
+    data = b"a" * length + b"\nnext\n"
+    assert list(pnm.read_lines(io.BytesIO(data))) == [data[:length + 1] if kept else None,
+                                                      b"next\n"]
+
+
+# ---- only regular files, and the output ------------------------------------------------------
+
+def not_regular_files(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(str(fifo))
+    yield fifo, "a FIFO"
+    yield tmp_path, "a directory"
+    if os.path.exists("/dev/zero"):
+        yield "/dev/zero", "a device"
+
+
+def test_only_a_regular_file_is_read(tmp_path):
+    for path, kind in not_regular_files(tmp_path):
+        result = run("--summary", "--log-file", path, timeout=20)
+        assert (result.returncode, result.stdout) == (1, "")
+        [error] = result.stderr.splitlines()
+        assert error.endswith("ERROR cannot read event log %s: it is %s, not a regular file"
+                              % (path, kind))
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_summary_into_a_full_device_is_one_error_line(tmp_path):
+    path = write_log(tmp_path / "events.jsonl",
+                     [record(iso(T0), "start"), record(iso(T0 + H), "stop")])
+    with open("/dev/full", "w") as full:
+        result = run("--summary", "--log-file", path, stdout=full)
+    assert result.returncode == 1
+    [error] = result.stderr.splitlines()
+    assert error.endswith("ERROR cannot write the summary: No space left on device")
+
+
+# ---- dates the calendar cannot show ----------------------------------------------------------
+
+@pytest.mark.parametrize("start, stop", [
+    ("0001-01-01T00:00:00+14:00", "0001-01-01T10:00:00+14:00"),     # before the year 1 in UTC
+    ("9999-12-31T13:00:00-12:00", "9999-12-31T14:00:00-12:00"),     # after the year 9999 in UTC
+    ("0001-01-01T00:00:00", "0001-01-01T01:00:00"),                 # the first day of all
+])
+def test_times_beyond_the_calendar_are_invalid_lines(utc, start, stop):
+    summary = pnm.summarize_events([{"time": start, "event": "start"},
+                                    {"time": stop, "event": "stop"}])
+    assert (summary.invalid, summary.start, summary.days) == (2, None, [])
+    assert pnm.format_summary(summary, "x").endswith("no monitored time in the log.\n")
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/share/zoneinfo/right/UTC"),
+                    reason="needs the tz database's leap-second zones")
+def test_an_hour_with_a_leap_second_in_it(tmp_path):
+    """Under TZ=right/UTC the hour before 2017-01-01 ends with 23:59:60."""
+    path = write_log(tmp_path / "events.jsonl", [record("2016-12-31T22:30:00+00:00", "start"),
+                                                 record("2017-01-01T01:30:00+00:00", "stop")])
+    result = run("--summary", "--log-file", path, zone="right/UTC", timeout=20)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert "Monitored:     3 h" in result.stdout.splitlines()
+    assert [line[:10] for line in result.stdout.splitlines() if line[:2] == "20"] == [
+        "2016-12-31", "2017-01-01"]
+
+
+def test_since_beyond_the_calendar_is_a_usage_error(tmp_path):
+    result = run("--summary", "--log-file", tmp_path / "x", "--since", "0001-01-02")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == ("pyNetConnMon.py: error: --since: '0001-01-02' is outside the "
+                             "dates this system can show\n")
+
+
+def test_unknown_event_names_are_counted_in_bounded_memory(utc):
+    events = [{"time": iso(T0 + number), "event": "new_%d" % number} for number in range(1000)]
+    summary = pnm.summarize_events(events)
+    assert len(summary.unknown) == pnm.UNKNOWN_NAMES_KEPT
+    assert summary.unknown_others == 1000 - pnm.UNKNOWN_NAMES_KEPT
+    assert pnm.describe_skipped(0, summary, "x") == (
+        "skipped 1000 lines of x: 1000 unknown events (new_0, new_1, new_10, new_11, new_12, ...)")
