@@ -1640,6 +1640,8 @@ def _calendar_can_place(moment):
     """Can this system's localtime() put `moment`, and the days around it, on a calendar day of
     the years 1 to 9999? Days and hours are cut in local time; outside that range (or that of a
     32-bit time_t) an instant is treated as no time at all."""
+    if -2145916800 <= moment < 2145916800:     # 1902 to 2037: any localtime() places these
+        return True
     try:
         years = [time.localtime(moment + days * 86400).tm_year for days in (-2, 0, 2)]
     except (OverflowError, OSError, ValueError):
