@@ -23,7 +23,7 @@ import socket
 import sys
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 # ---------------------------------------------------------------------------------------------
 # Version and defaults (the options -a -p -i -t -m -bmin -bmax -bstep keep the names, defaults
@@ -95,7 +95,7 @@ class Settings:
                  "backoff_max", "backoff_step", "heartbeat", "log_file", "state_file",
                  "metrics_port", "metrics_address", "ping_url", "ping_interval", "pysendmail",
                  "notify_command", "no_mail", "test_mail", "once", "quiet", "summary", "since",
-                 "until", "discard_pending")
+                 "until", "discard_pending", "html", "csv")
 
     DEFAULTS = dict(targets=(), interval=DEFAULT_INTERVAL, timeout=DEFAULT_TIMEOUT,
                     min_interruption=DEFAULT_MIN_INTERRUPTION, backoff_min=DEFAULT_BACKOFF_MIN,
@@ -104,7 +104,7 @@ class Settings:
                     metrics_port=None, metrics_address=DEFAULT_METRICS_ADDRESS, ping_url=None,
                     ping_interval=DEFAULT_PING_INTERVAL, pysendmail=None, notify_command=None,
                     no_mail=False, test_mail=False, once=False, quiet=False, summary=False,
-                    since=None, until=None, discard_pending=False)
+                    since=None, until=None, discard_pending=False, html=None, csv=None)
 
     def __init__(self, **values):
         unknown = set(values) - set(self.__slots__)
@@ -133,7 +133,8 @@ class EventKind:
 
 EVENTS = {
     "start": EventKind(("version", "targets", "interval", "timeout", "min_interruption",
-                        "backoff_min", "backoff_max", "backoff_step", "pid", "state_file"), True),
+                        "backoff_min", "backoff_max", "backoff_step", "pid", "state_file",
+                        "host"), True),
     "stop": EventKind(("signal", "down_since"), True),
     "down": EventKind(("start", "reason", "targets"), True),
     "up": EventKind(("start", "end", "duration", "ignored", "reason", "targets"), True),
@@ -2064,7 +2065,8 @@ class Announcer:
                        interval=settings.interval, timeout=settings.timeout,
                        min_interruption=settings.min_interruption,
                        backoff_min=settings.backoff_min, backoff_max=settings.backoff_max,
-                       backoff_step=settings.backoff_step, pid=os.getpid(), state_file=state_path)
+                       backoff_step=settings.backoff_step, pid=os.getpid(), state_file=state_path,
+                       host=socket.gethostname())
         self.console.info("started pyNetConnMon %s (pid %d): watching %s every %g s, timeout %g s, "
                           "interruptions under %g s ignored%s" % (
                               VERSION, os.getpid(), ", ".join(settings.target_labels),
@@ -2986,6 +2988,25 @@ def format_day(day, shades=HOUR_SHADES):
     return row
 
 
+def summary_figures(summary):
+    """The headline figures of a summary with monitored time, as --summary and the HTML report
+    both write them."""
+    interruptions = "%d" % summary.interruptions
+    if summary.interruptions:
+        interruptions += " (longest %s)" % human_duration(summary.longest)
+    downtime = human_duration(summary.downtime)
+    if summary.gaps:
+        downtime += " (of which %s in %s)" % (human_duration(summary.gap_downtime),
+                                              plural(summary.gaps, "gap"))
+    return {"period": "%s to %s (%s)" % (local_time(summary.start), local_time(summary.end),
+                                         human_duration(summary.period)),
+            "monitored": human_duration(summary.monitored),
+            "not_running": human_duration(summary.not_running),
+            "availability": "%s %%" % _percent(summary.availability, 3),
+            "interruptions": interruptions, "blips": plural(summary.blips, "blip"),
+            "downtime": downtime}
+
+
 def format_summary(summary, source, ascii=False):
     """The text --summary prints (local time throughout)."""
     shades = HOUR_SHADES_ASCII if ascii else HOUR_SHADES
@@ -2999,24 +3020,17 @@ def format_summary(summary, source, ascii=False):
                      % ("in the log" if summary.since is None and summary.until is None
                         else "in the selected time"))
         return "\n".join(lines) + "\n"
-    lines.append("Period:        %s to %s (%s)" % (
-        local_time(summary.start), local_time(summary.end), human_duration(summary.period)))
+    figures = summary_figures(summary)
+    lines.append("Period:        %s" % figures["period"])
     if summary.still_running:
         lines.append("               (the log ends while the monitor runs%s: counted until its "
                      "last event)" % (" and the network is down" if summary.still_down else ""))
-    interruptions = "%d" % summary.interruptions
-    if summary.interruptions:
-        interruptions += " (longest %s)" % human_duration(summary.longest)
-    downtime = human_duration(summary.downtime)
-    if summary.gaps:
-        downtime += " (of which %s in %s)" % (human_duration(summary.gap_downtime),
-                                              plural(summary.gaps, "gap"))
     lines += [
-        "Monitored:     %s" % human_duration(summary.monitored),
-        "Not running:   %s (neither up nor down)" % human_duration(summary.not_running),
-        "Availability:  %s %%" % _percent(summary.availability, 3),
-        "Interruptions: %s, %s ignored" % (interruptions, plural(summary.blips, "blip")),
-        "Downtime:      %s" % downtime,
+        "Monitored:     %s" % figures["monitored"],
+        "Not running:   %s (neither up nor down)" % figures["not_running"],
+        "Availability:  %s" % figures["availability"],
+        "Interruptions: %s, %s ignored" % (figures["interruptions"], figures["blips"]),
+        "Downtime:      %s" % figures["downtime"],
         "",
         "%-10s  %7s  %4s  %16s   %s" % ("day", "avail", "int", "downtime",
                                         "00    06    12    18"),
@@ -3044,12 +3058,17 @@ def _discard_output(out):
 
 
 def run_summary(settings, out, console):
-    """--summary: the I/O around summarize_events() and format_summary()."""
+    """--summary: the I/O around summarize_events() and format_summary(); with --html or
+    --csv, ReportFiles replays the log instead and writes those files as well."""
     path = settings.log_file
+    files = ReportFiles(settings.html, settings.csv) if settings.html or settings.csv else None
     try:
         with open_event_log(path) as stream:
             lines = EventLines(read_lines(stream))
-            summary = summarize_events(lines, settings.since, settings.until)
+            if files is None:
+                summary = summarize_events(lines, settings.since, settings.until)
+            else:
+                summary = files.summarize(lines, settings.since, settings.until, path)
     except OSError as error:
         raise MonitorError("cannot read event log %s: %s"
                            % (path, error.strerror or _one_line(error)))
@@ -3075,6 +3094,1048 @@ def run_summary(settings, out, console):
     if warning:
         console.warning(warning)
     return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML and CSV report (--summary --html FILE, --csv FILE): the same replay, kept as evidence
+# ---------------------------------------------------------------------------------------------
+
+REPORT_ROWS_KEPT = 20000         # rows of the HTML's table and spans drawn: the first and last half
+REPORT_TARGETS_KEPT = 64         # targets with their own figures; a log with more counts the rest
+REPORT_CHARTS = 8                # targets with a connect-time chart: those with the most connects
+REPORT_OPEN_PARTS = 256          # partial outages open at once; a log with more is not the monitor's
+REPORT_WINDOWS_PER_HOUR = 3600   # statistics windows taken per target and hour
+REPORT_TEXT_LIMIT = 200          # characters of any text from the log shown in a cell
+BAR_WIDTH = 480                  # SVG units of a day's 24 hours (one unit: 3 minutes)
+BAR_HEIGHT = 16
+
+# Colour and plain words of each cause (issue 10): a log without causes shows "unknown". A cause
+# the table does not know is drawn as unknown, under its own name.
+CAUSE_COLOURS = {
+    "local": ("#7b3294", "this machine had no link or no route"),
+    "lan": ("#e66101", "the router did not answer either: the home network failed"),
+    "provider": ("#d7191c", "the router answered: the line or the provider failed"),
+    "dns": ("#c51b7d", "the router answered, names did not resolve"),
+    "unknown": ("#8c2d04", "not known: no router to check, or a log from before causes"),
+}
+REPORT_COLOURS = {               # the rest of the picture; every colour has a CSS class of its name
+    "up": "#b8e0b0", "gap": "#636363", "slow": "#f1b517", "partial": "#f4a582", "off": "#ffffff",
+    "a100": "#1a9850", "a999": "#91cf60", "a99": "#fee08b", "a95": "#fc8d59", "alow": "#d73027",
+    "median": "#2166ac", "p95": "#92c5de",
+}
+ROW_KINDS = ("interruption", "gap", "partial", "slow")
+CSV_COLUMNS = ("start", "end", "duration_s", "kind", "cause", "reason", "targets")
+_ENDINGS = {
+    "stopped": "the monitor stopped while still down",
+    "crash": "the monitor ended without a stop line (crash, power cut): counted to its last sign "
+             "of life",
+    "end": "still down where the log ends",
+}
+
+
+def _log_text(value, limit=REPORT_TEXT_LIMIT):
+    """A string field of the log, bounded and without control characters; '' for anything else."""
+    return bounded_reason(escape_controls(value), limit) if isinstance(value, str) else ""
+
+
+def _log_labels(value):
+    """Target labels from a list (start, dns_*) or the keys of a dict (down), bounded."""
+    if isinstance(value, dict):
+        value = list(value)
+    if not isinstance(value, list):
+        return []
+    return [_log_text(label, 100) for label in value[:REPORT_TARGETS_KEPT] if isinstance(label, str)]
+
+
+def _cause_of(value):
+    return _log_text(value, 20) or None
+
+
+class EvidenceRow:
+    """One line of the report's table and of the CSV: an interruption, a gap (the monitor not
+    running, counted as down), a partial outage or a slow period, clipped to --since/--until."""
+
+    __slots__ = ("kind", "start", "end", "cause", "reason", "targets", "note")
+
+    def __init__(self, kind, start, end, cause="", reason="", targets=(), note=""):
+        self.kind = kind            # one of ROW_KINDS
+        self.start = start          # epoch seconds
+        self.end = end
+        self.cause = cause          # interruptions: the cause, "unknown" when not known
+        self.reason = reason
+        self.targets = list(targets)
+        self.note = note            # how it ended, when not as usual
+
+    @property
+    def duration(self):
+        return self.end - self.start
+
+    @property
+    def why(self):
+        return "%s (%s)" % (self.reason, self.note) if self.reason and self.note else \
+            self.reason or self.note
+
+
+class _Kept:
+    """The first and the last half of at most `limit` items, and how many between them were
+    left out: memory stays bounded however long the log is."""
+
+    def __init__(self, limit):
+        import collections
+        self.half = limit // 2
+        self.first = []
+        self.last = collections.deque(maxlen=limit - self.half)
+        self.left_out = 0
+
+    def add(self, item):
+        if len(self.first) < self.half:
+            self.first.append(item)
+            return
+        if len(self.last) == self.last.maxlen:
+            self.left_out += 1
+        self.last.append(item)
+
+    def __iter__(self):
+        yield from self.first
+        yield from self.last
+
+    def __len__(self):
+        return len(self.first) + len(self.last)
+
+
+def _weighted_quantile(pairs, fraction):
+    """The value below which `fraction` of the weight of (value, weight) pairs lies."""
+    pairs = sorted(pairs)
+    goal, seen = fraction * sum(weight for _, weight in pairs), 0.0
+    for value, weight in pairs:
+        seen += weight
+        if seen >= goal - 1e-9:
+            return value
+    return pairs[-1][0]
+
+
+class HourlyConnectTimes:
+    """Connect time per target and local hour from the statistics windows (`stats` events):
+    the median of the windows' medians and the 95th percentile of their 95th percentiles, each
+    window weighted by its connects. Only the hour being filled keeps its windows; the log's
+    order closes an hour when the next begins."""
+
+    def __init__(self, limit=REPORT_TARGETS_KEPT):
+        self.limit = limit
+        self.open = {}              # label -> (hour start, [(median, p95, weight), ...])
+        self.hours = {}             # label -> [(hour start, median ms, p95 ms), ...]
+        self.connects = {}          # label -> connects in all windows
+
+    def add(self, label, moment, median, p95, weight):
+        if label not in self.hours:
+            if len(self.hours) >= self.limit:
+                return
+            self.hours[label], self.connects[label] = [], 0.0
+        local = time.localtime(moment)
+        hour = math.floor(moment) - local.tm_min * 60 - local.tm_sec
+        current = self.open.get(label)
+        if current is not None and current[0] != hour:
+            self._close(label)
+            current = None
+        if current is None:
+            current = self.open[label] = (hour, [])
+        if len(current[1]) < REPORT_WINDOWS_PER_HOUR:
+            current[1].append((median, p95, weight))
+            self.connects[label] += weight
+
+    def _close(self, label):
+        hour, windows = self.open.pop(label)
+        self.hours[label].append((hour, _weighted_quantile([(m, w) for m, _, w in windows], 0.5),
+                                  _weighted_quantile([(p, w) for _, p, w in windows], 0.95)))
+
+    def finish(self):
+        for label in list(self.open):
+            self._close(label)
+        for hours in self.hours.values():
+            hours.sort()
+
+
+class Evidence:
+    """What the report shows beyond the Summary: every row (kept bounded for the HTML, each
+    handed to `on_row` as it comes, for the CSV), the stretches monitored, hosts and targets,
+    slow time, connect times, and each target's monitored time and downtime."""
+
+    def __init__(self, since=None, until=None, on_row=None):
+        self.since = -math.inf if since is None else since
+        self.until = math.inf if until is None else until
+        self.on_row = on_row or (lambda row: None)
+        self.rows = _Kept(REPORT_ROWS_KEPT)
+        self.monitored = _Kept(REPORT_ROWS_KEPT)    # (start, end) of the time monitored
+        self.down_spans = _Kept(REPORT_ROWS_KEPT)   # (start, end) of interruptions and gaps
+        self.counts = dict.fromkeys(ROW_KINDS, 0)
+        self.hosts = []
+        self.targets = []           # every target label, in order of appearance
+        self.target_monitored = {}  # label -> seconds monitored while it was a target
+        self.target_down = {}       # label -> seconds of interruptions and gaps meanwhile
+        self.target_parts = {}      # label -> [(start, end)] of its partial outages
+        self.slow_time = 0.0
+        self.watches_slow = False   # the log has statistics or slow periods
+        self.hourly = HourlyConnectTimes()
+        self.availability = []      # (label, monitored, downtime) after finish()
+
+    def clip(self, start, end):
+        start, end = max(start, self.since), min(end, self.until)
+        return (start, end) if end > start else None
+
+    def saw_host(self, host):
+        if host and host not in self.hosts and len(self.hosts) < 16:
+            self.hosts.append(host)
+
+    def _labels(self, labels):
+        for label in labels:
+            if label not in self.target_monitored and len(self.target_monitored) < REPORT_TARGETS_KEPT:
+                self.targets.append(label)
+                self.target_monitored[label], self.target_down[label] = 0.0, 0.0
+                self.target_parts[label] = []
+        return [label for label in labels if label in self.target_monitored]
+
+    def add_monitored(self, start, end, labels):
+        self.monitored.add((start, end))
+        for label in self._labels(labels):
+            self.target_monitored[label] += end - start
+
+    def add_row(self, row, labels=()):
+        """Counts a row (its span already clipped); interruptions and gaps are down for `labels`,
+        a partial outage for its own targets."""
+        self.rows.add(row)
+        self.counts[row.kind] += 1
+        if row.kind in ("interruption", "gap"):
+            self.down_spans.add((row.start, row.end))
+            for label in self._labels(labels):
+                self.target_down[label] += row.duration
+        elif row.kind == "partial":
+            for label in self._labels(row.targets):
+                if len(self.target_parts[label]) < REPORT_ROWS_KEPT:
+                    self.target_parts[label].append((row.start, row.end))
+        elif row.kind == "slow":
+            self.slow_time += row.duration
+        self.on_row(row)
+
+    def finish(self):
+        """Each target's availability: interruptions and gaps while it was a target, and its
+        partial outages outside them (each second counted once)."""
+        import bisect
+        self.hourly.finish()
+        down = sorted(self.down_spans)
+        starts = [start for start, _ in down]
+        for label in self.targets:
+            parts = 0.0
+            for start, end in _merged(self.target_parts[label]):
+                index = max(0, bisect.bisect_right(starts, start) - 1)
+                inside = 0.0
+                while index < len(down) and down[index][0] < end:
+                    inside += max(0.0, min(end, down[index][1]) - max(start, down[index][0]))
+                    index += 1
+                parts += end - start - inside
+            self.availability.append((label, self.target_monitored[label],
+                                      min(self.target_monitored[label],
+                                          self.target_down[label] + parts)))
+
+
+def _merged(spans):
+    """Overlapping (start, end) spans joined, in order."""
+    merged = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+class _EvidenceTimeline(_Timeline):
+    """A _Timeline that also hands every span it counts, as clipped, to the replay."""
+
+    def __init__(self, summary, replay):
+        super().__init__(summary)
+        self.replay = replay
+
+    def monitored(self, start, end):
+        before = self.monitored_to
+        super().monitored(start, end)
+        if self.monitored_to != before:
+            self.replay.monitored_span(max(start, self.since, before), self.monitored_to)
+
+    def down(self, start, end, gap=False):
+        before = self.down_to
+        super().down(start, end, gap)
+        if self.down_to != before:
+            self.replay.down_span(max(start, self.since, before), self.down_to, gap)
+
+
+# partial outages (issue 10): event -> (the field that says what failed, whether it ends one)
+_PART_EVENTS = {"target_down": ("target", False), "target_up": ("target", True),
+                "family_down": ("family", False), "family_up": ("family", True),
+                "dns_down": ("targets", False), "dns_up": ("targets", True)}
+
+
+class _EvidenceReplay(_Replay):
+    """The --summary replay, which also keeps the evidence: what each outage's `down` and `up`
+    said (reason, cause, targets), the targets of each run, and the events the availability
+    does not depend on: slow periods, statistics and partial outages. These are read whenever
+    the log has them, whether or not this version writes them: a field or event a log lacks is
+    shown as unknown or left out."""
+
+    def __init__(self, summary, evidence):
+        super().__init__(summary)
+        self.timeline = _EvidenceTimeline(summary, self)
+        self.evidence = evidence
+        self.outage = {}            # what the outage in progress is known by: its down, its up
+        self.stopping = False       # a stop is being replayed
+        self.labels = {}            # id(run) -> the targets of the run, from its start
+        self.last_labels = []       # the latest start's targets
+        self.closing = None         # the run being closed: its targets and how it ended
+        self.slow_since = None      # a slow period told and not yet ended: its start
+        self.parts = {}             # (field, what) -> (start, reason, labels): partial outages
+        self.notes = {"slow": self._note_slow, "slow_end": self._note_slow_end,
+                      "stats": self._note_stats}
+        for name in _PART_EVENTS:
+            self.notes[name] = self._note_part
+
+    def feed(self, record):
+        super().feed(record)
+        name = record.get("event") if isinstance(record, dict) else None
+        note = self.notes.get(name) if isinstance(name, str) else None
+        if note is not None:
+            moment = parse_log_time(record.get("time"))
+            if moment is not None:
+                note(moment, record)
+
+    def finish(self):
+        summary = super().finish()
+        if self.last is not None:
+            self._end_open(self.last, "where the log ends")
+        self.evidence.finish()
+        return summary
+
+    # -- the events --summary counts: what they say besides up and down ------------------------
+    def on_start(self, moment, record):
+        super().on_start(moment, record)
+        self.last_labels = _log_labels(record.get("targets"))
+        self.labels[id(self.run)] = self.last_labels
+        self.evidence.saw_host(_log_text(record.get("host"), 100))
+        if _number(record.get("slow_ms"), 0.0) > 0:
+            self.evidence.watches_slow = True
+
+    def on_stop(self, moment, record):
+        self.stopping = True
+        super().on_stop(moment, record)
+        self.stopping = False
+        self._end_open(moment, "the monitor stopped")
+
+    def on_down(self, moment, record):
+        if self.run is None or self.run.down_since is None:
+            self.outage = {"reason": _log_text(record.get("reason")),
+                           "cause": _cause_of(record.get("cause")),
+                           "targets": _log_labels(record.get("targets"))}
+        super().on_down(moment, record)
+
+    def on_up(self, moment, record):
+        cause, reason = _cause_of(record.get("cause")), _log_text(record.get("reason"))
+        self.outage = dict(self.outage, cause=cause or self.outage.get("cause"),
+                           reason=self.outage.get("reason") or reason)
+        super().on_up(moment, record)
+        self.outage = {}
+
+    def _close(self, run, end, down, at_end=False):
+        ending = "end" if at_end else "stopped" if self.stopping else "crash"
+        self.closing = (self.labels.pop(id(run), self.last_labels), ending)
+        super()._close(run, end, down, at_end)
+        self.closing, self.outage = None, {}
+
+    def _run_labels(self):
+        if self.closing is not None:
+            return self.closing[0]
+        return self.labels.get(id(self.run), self.last_labels)
+
+    # -- what the timeline counted, handed on as evidence -------------------------------------
+    def monitored_span(self, start, end):
+        self.evidence.add_monitored(start, end, self._run_labels())
+
+    def down_span(self, start, end, gap):
+        labels = self._run_labels()
+        if gap:
+            row = EvidenceRow("gap", start, end, reason="the monitor was not running "
+                              "(no clean stop): counted as down", targets=labels)
+        else:
+            outage = self.outage
+            row = EvidenceRow("interruption", start, end, outage.get("cause") or "unknown",
+                              outage.get("reason", ""), outage.get("targets") or labels,
+                              _ENDINGS.get(self.closing[1]) if self.closing else "")
+        self.evidence.add_row(row, labels)
+
+    # -- events the availability does not depend on (issues 10 and 11) -------------------------
+    def _note_slow(self, moment, record):
+        self.evidence.watches_slow = True
+        if self.slow_since is None:
+            self.slow_since = parse_log_time(record.get("start")) or moment
+
+    def _note_slow_end(self, moment, record):
+        self.evidence.watches_slow = True
+        start = parse_log_time(record.get("start")) or self.slow_since
+        self.slow_since = None
+        end = min(parse_log_time(record.get("end")) or moment, moment)
+        if start is None or end <= start or record.get("ignored") is True:
+            return
+        median, slowest = _number(record.get("median_ms")), _number(record.get("max_ms"))
+        reason = ", ".join(words for words in (
+            median is not None and "median %s" % _milliseconds(median),
+            slowest is not None and "max %s" % _milliseconds(slowest)) if words)
+        self._add_span("slow", start, end, reason=reason, targets=self.last_labels)
+
+    def _note_stats(self, moment, record):
+        self.evidence.watches_slow = True
+        start, targets = parse_log_time(record.get("start")) or moment, record.get("targets")
+        if not isinstance(targets, dict) or self.evidence.clip(start, start + 1) is None:
+            return
+        for label, figures in list(targets.items())[:REPORT_TARGETS_KEPT]:
+            if not isinstance(figures, dict):
+                continue
+            median, p95 = _number(figures.get("median_ms")), _number(figures.get("p95_ms"))
+            connects = (_number(figures.get("probes"), 0.0)
+                        - _number(figures.get("failures"), 0.0))
+            if median is not None and median >= 0 and connects > 0:
+                self.evidence.hourly.add(_log_text(label, 100), start, median,
+                                         median if p95 is None else max(median, p95), connects)
+
+    def _note_part(self, moment, record):
+        field, ends = _PART_EVENTS[record["event"]]
+        what = record.get(field)
+        labels = _log_labels(what) if field == "targets" else [_log_text(what, 100)]
+        key = (field, "names" if field == "targets" else labels[0])
+        if not ends:
+            if key not in self.parts and len(self.parts) < REPORT_OPEN_PARTS:
+                self.parts[key] = (moment, _log_text(record.get("reason")), labels)
+            return
+        opened = self.parts.pop(key, None)
+        start = parse_log_time(record.get("start")) or (opened and opened[0])
+        end = min(parse_log_time(record.get("end")) or moment, moment)
+        if start is not None and end > start and record.get("ignored") is not True:
+            self._add_part(key, start, end, opened[1] if opened else "", labels)
+
+    def _add_part(self, key, start, end, reason, labels, note=""):
+        field, what = key
+        if field == "family":
+            labels = [label for label in self.last_labels
+                      if (":" in label.split("]")[0]) == (what == "ipv6")
+                      and _ip_literal(label.rsplit(":", 1)[0].strip("[]")) is not None]
+            reason = "every %s target failed%s" % ("IPv6" if what == "ipv6" else "IPv4",
+                                                  ": " + reason if reason else "")
+        elif field == "targets":
+            reason = "names did not resolve%s" % (": " + reason if reason else "")
+        self._add_span("partial", start, end, reason=reason, targets=labels, note=note)
+
+    def _end_open(self, moment, words):
+        """A stop (or the log's end) ends what is still open: a slow period, partial outages."""
+        if self.slow_since is not None:
+            start, self.slow_since = self.slow_since, None
+            self._add_span("slow", start, moment, note="still slow: %s" % words,
+                           targets=self.last_labels)
+        for key, (start, reason, labels) in list(self.parts.items()):
+            self._add_part(key, start, moment, reason, labels, "still down: %s" % words)
+        self.parts = {}
+
+    def _add_span(self, kind, start, end, **details):
+        span = self.evidence.clip(start, end)
+        if span is not None:
+            self.evidence.add_row(EvidenceRow(kind, *span, **details))
+
+
+def _milliseconds(ms):
+    return "%.0f ms" % ms if ms >= 10 else "%.1f ms" % ms
+
+
+def collect_evidence(lines, since=None, until=None, on_row=None):
+    """(Summary, Evidence) of event-log records: the summary exactly as summarize_events()
+    makes it, and the evidence of the same replay. `on_row` gets each row as it comes."""
+    evidence = Evidence(since, until, on_row)
+    replay = _EvidenceReplay(Summary(since, until), evidence)
+    for record in lines:
+        replay.feed(record)
+    return replay.finish(), evidence
+
+
+# -- CSV: one row per interruption, gap, partial outage and slow period ----------------------
+
+def _spreadsheet_safe(text):
+    """A cell a spreadsheet will not run as a formula (=, +, -, @ first get a quote)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def csv_fields(row):
+    """The CSV_COLUMNS of a row: ISO 8601 times with their UTC offset, seconds with a point."""
+    return [iso_time(row.start), iso_time(row.end), "%.3f" % row.duration, row.kind,
+            _spreadsheet_safe(row.cause), _spreadsheet_safe(row.why),
+            _spreadsheet_safe(" ".join(row.targets))]
+
+
+# -- HTML: a page without scripts or requests, its pictures inline SVG ------------------------
+
+REPORT_STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;
+color:#1b1b1b;background:#fff;max-width:62em;margin:1.2em auto;padding:0 1em}
+h1{font-size:1.5em;margin:.2em 0 .1em}h2{font-size:1.15em;margin:1.6em 0 .5em;
+border-bottom:1px solid #bbb;padding-bottom:.15em}p{margin:.4em 0}
+table{border-collapse:collapse;margin:.3em 0}th,td{padding:.12em .55em;text-align:left;
+vertical-align:middle}th{border-bottom:1px solid #888;font-weight:600}
+tbody tr:nth-child(even) td{background:#f4f4f4}td.n,th.n{text-align:right;
+font-variant-numeric:tabular-nums;white-space:nowrap}.t{white-space:nowrap}
+.figures th{text-align:left;font-weight:normal;color:#555;border:0}.figures td{font-weight:600;
+background:none!important}
+.muted{color:#666}.small{font-size:.85em}svg{display:block;max-width:100%;height:auto}
+.key{display:inline-block;margin-right:1em;white-space:nowrap}
+.key svg{display:inline-block;vertical-align:-2px;margin-right:.3em}
+.state{font-weight:700;padding:0 .3em}
+*{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+@media print{@page{size:A4;margin:12mm}body{font-size:9pt;max-width:none;margin:0;padding:0}
+h2{break-after:avoid}tr,svg{break-inside:avoid}a{color:inherit;text-decoration:none}
+.noprint{display:none}}
+"""
+
+
+def _style():
+    fills = ["." + name + "{fill:" + colour + "}" for name, colour in REPORT_COLOURS.items()]
+    fills += [".c-%s{fill:%s}" % (cause, colour) for cause, (colour, _) in CAUSE_COLOURS.items()]
+    fills.append(".off{stroke:#bbb;stroke-width:.5}.grid{stroke:#fff;stroke-width:.6}"
+                 ".axis{stroke:#999;stroke-width:.5}.median{fill:none;stroke:%s;stroke-width:1.3}"
+                 ".p95{fill:none;stroke:%s;stroke-width:1}text{font-size:9px;fill:#555}"
+                 % (REPORT_COLOURS["median"], REPORT_COLOURS["p95"]))
+    return REPORT_STYLE + "".join(fills)
+
+
+def _html_page(title, body, refresh=None):
+    from html import escape
+    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '%s<link rel="icon" href="data:,"><title>%s</title><style>%s</style></head>\n'
+            '<body>\n%s\n</body></html>\n'
+            % ('<meta http-equiv="refresh" content="%d">' % refresh if refresh else "",
+               escape(title), _style(), body))
+
+
+def _svg(width, height, inner, label):
+    from html import escape
+    return ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %g %g" width="%g" height="%g" '
+            'role="img" aria-label="%s">%s</svg>' % (width, height, width, height,
+                                                      escape(label), "".join(inner)))
+
+
+def _cause_class(cause):
+    return "c-" + (cause if cause in CAUSE_COLOURS else "unknown")
+
+
+def _row_class(row):
+    if row.kind == "interruption":
+        return _cause_class(row.cause)
+    return {"gap": "gap", "slow": "slow", "partial": "partial"}[row.kind]
+
+
+def _row_title(row):
+    what = row.cause if row.kind == "interruption" else row.kind
+    return "%s to %s (%s) %s: %s" % (local_time(row.start)[11:], local_time(row.end)[11:],
+                                     human_duration(row.duration), what, row.why or "-")
+
+
+def _bar(start, end, monitored, rows, ticks=(), width=BAR_WIDTH, height=BAR_HEIGHT, label=""):
+    """A bar of [start, end): blank where not monitored, then the monitored stretches, slow
+    periods, interruptions and gaps (full height) and partial outages (a stripe below), each
+    to scale and at least 0.6 units wide; white lines at `ticks` (instants)."""
+    from html import escape
+    scale = width / float(end - start)
+    inner = ['<rect class="off" x="0" y="0" width="%g" height="%g"/>' % (width, height)]
+
+    def rect(css, a, b, top=0.0, title=None):
+        x = max(0.0, (a - start) * scale)
+        w = max(0.6, min(width, (b - start) * scale) - x)
+        inner.append('<rect class="%s" x="%.1f" y="%g" width="%.1f" height="%g">%s</rect>'
+                     % (css, x, top, w, height - top,
+                        "<title>%s</title>" % escape(title) if title else ""))
+
+    for a, b in monitored:
+        rect("up", max(a, start), min(b, end))
+    for order in ("slow", "down", "partial"):
+        for row in rows:
+            kind = {"slow": "slow", "partial": "partial"}.get(row.kind, "down")
+            if kind == order and row.end > start and row.start < end:
+                rect(_row_class(row), max(row.start, start), min(row.end, end),
+                     height * 0.7 if kind == "partial" else 0.0, _row_title(row))
+    for tick in ticks:
+        x = (tick - start) * scale
+        inner.append('<line class="grid" x1="%.1f" y1="0" x2="%.1f" y2="%g"/>' % (x, x, height))
+    return _svg(width, height, inner, label)
+
+
+def _local_hour(day_start, hour):
+    """The instant of HOUR:00 on the local day beginning at `day_start`."""
+    if hour == 0:
+        return day_start
+    local = time.localtime(day_start)
+    return time.mktime((local.tm_year, local.tm_mon, local.tm_mday, hour, 0, 0, 0, 0, -1))
+
+
+def _overlapping(days, spans, key):
+    """For each day row, the spans that overlap it (spans in any order; days in order)."""
+    spans = sorted(spans, key=key)
+    index, active = 0, []
+    for day in days:
+        while index < len(spans) and key(spans[index])[0] < day.end:
+            active.append(spans[index])
+            index += 1
+        active = [span for span in active if key(span)[1] > day.start]
+        yield [span for span in active if key(span)[0] < day.end]
+
+
+def _avail_class(day):
+    value = day.availability
+    if value is None:
+        return "off"
+    return ("a100" if value >= 100.0 else "a999" if value >= 99.9 else "a99" if value >= 99.0
+            else "a95" if value >= 95.0 else "alow")
+
+
+def _day_text(day):
+    if day.days == 1:
+        return day.date
+    return "%s to %s (%d days)" % (day.date, day.last_date, day.days)
+
+
+def _ordinal(date_text):
+    return datetime.strptime(date_text, "%Y-%m-%d").toordinal()
+
+
+def _calendar(days):
+    """Weeks as columns, Monday to Sunday as rows, a cell per day coloured by its availability;
+    days in a row alike are drawn as one shape, so its size grows with the rows, not the days.
+    One picture per 53 weeks; a stretch of such weeks not monitored at all is one line."""
+    from html import escape
+    if not days:
+        return ""
+    step, cell, left, top = 13, 11, 26, 14
+    runs = [(_ordinal(day.date), _ordinal(day.last_date), day) for day in days]
+    first = runs[0][0] - datetime.fromordinal(runs[0][0]).weekday()
+    out, quiet_from = [], None
+    for chunk in range(first, runs[-1][1] + 1, 53 * 7):
+        chunk_end = chunk + 53 * 7
+        inside = [run for run in runs if run[1] >= chunk and run[0] < chunk_end]
+        if all(run[2].monitored <= 0 for run in inside):
+            quiet_from = chunk if quiet_from is None else quiet_from
+            continue
+        if quiet_from is not None:
+            out.append('<p class="muted">%s to %s: not monitored.</p>' % (
+                datetime.fromordinal(quiet_from).date(),
+                datetime.fromordinal(chunk - 1).date()))
+            quiet_from = None
+        weeks = (min(chunk_end, runs[-1][1] + 1) - chunk + 6) // 7
+        inner = []
+        for row, name in ((0, "Mon"), (2, "Wed"), (4, "Fri"), (6, "Sun")):
+            inner.append('<text x="0" y="%d">%s</text>' % (top + row * step + 9, name))
+        month = datetime.fromordinal(max(chunk, runs[0][0])).replace(day=1)
+        while month.toordinal() < chunk + weeks * 7:
+            column = max(0, (month.toordinal() - chunk) // 7)
+            following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+            if column == 0 and (following.toordinal() - chunk) // 7 < 6:
+                month = following           # no room for a label before the next one
+                continue
+            inner.append('<text x="%d" y="10">%s</text>' % (
+                left + column * step, month.strftime("%b %Y" if month.month == 1 or
+                                                     column == 0 else "%b")))
+            month = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+        for a, b, day in inside:
+            a, b = max(a, chunk), min(b, chunk_end - 1)
+            title = "%s: %s" % (_day_text(day), "not monitored" if day.monitored <= 0 else
+                                "%s %% available, %s down" % (_percent(day.availability, 2),
+                                                             human_duration(day.downtime)))
+            shapes = []
+            for col in range((a - chunk) // 7, (b - chunk) // 7 + 1):
+                low = max(a, chunk + col * 7) - chunk - col * 7
+                high = min(b, chunk + col * 7 + 6) - chunk - col * 7
+                shapes.append((col, low, high))
+            inner.append('<g class="%s"><title>%s</title>%s</g>' % (
+                _avail_class(day), escape(title), "".join(
+                    '<rect x="%d" y="%d" width="%d" height="%d"/>' % (
+                        left + col * step, top + low * step, cell, (high - low) * step + cell)
+                    for col, low, high in shapes)))
+        out.append(_svg(left + weeks * step + 40, top + 7 * step, inner,
+                        "availability per day from %s" % datetime.fromordinal(chunk).date()))
+    if quiet_from is not None and out:
+        out.append('<p class="muted">%s on: not monitored.</p>' % datetime.fromordinal(quiet_from).date())
+    return "\n".join(out)
+
+
+def _nice_ceiling(value):
+    """1, 2 or 5 times a power of ten, at least `value`."""
+    if value <= 0:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(value))
+    return next(power * factor for factor in (1, 2, 5, 10) if power * factor >= value - 1e-12)
+
+
+def _time_ticks(start, end, most=8):
+    """About `most` instants at round local times between start and end, and their format."""
+    span = end - start
+    for hours, fmt in ((1, "%H:%M"), (2, "%H:%M"), (3, "%H:%M"), (6, "%H:%M"), (12, "%d %H:%M"),
+                       (24, "%m-%d"), (48, "%m-%d"), (168, "%m-%d"), (336, "%m-%d")):
+        if span / (hours * 3600.0) <= most:
+            break
+    else:
+        months = max(1, int(math.ceil(span / (most * 30.4 * 86400))))
+        ticks, day = [], datetime.fromtimestamp(start).replace(day=1, hour=0, minute=0, second=0,
+                                                               microsecond=0)
+        while day.timestamp() < end and len(ticks) <= most + 2:
+            if day.timestamp() >= start and (day.month - 1) % months == 0:
+                ticks.append(day.timestamp())
+            day = datetime(day.year + day.month // 12, day.month % 12 + 1, 1)
+        return ticks, "%b %Y"
+    ticks, local = [], datetime.fromtimestamp(start)
+    moment = local.replace(minute=0, second=0, microsecond=0)
+    if hours >= 24:
+        moment = moment.replace(hour=0)
+    if hours == 168 or hours == 336:
+        moment = datetime.fromordinal(moment.toordinal() - moment.weekday())
+    while len(ticks) <= most + 2:
+        instant = moment.timestamp()
+        if instant >= end:
+            break
+        if instant >= start and (hours >= 24 or moment.hour % hours == 0):
+            ticks.append(instant)
+        moment = (moment + timedelta(hours=min(hours, 24)
+                                                           if hours < 24 else hours))
+    return ticks, fmt
+
+
+def _connect_chart(label, hours, start, end, width=720, height=130):
+    """Median and 95th percentile per hour as two lines over [start, end); hours without
+    statistics leave a hole. With more hours than the width has room for, each pixel column
+    shows the middle of its hours' medians and the highest of their 95th percentiles."""
+    left, bottom, top = 46, 16, 6
+    plot_w, plot_h = width - left - 4, height - bottom - top
+    span = max(1.0, end - start)
+    points = [(hour + 1800.0, median, p95) for hour, median, p95 in hours
+              if start - 3600 < hour < end]
+    if not points:
+        return ""
+    if len(points) > plot_w:
+        columns = {}
+        for moment, median, p95 in points:
+            columns.setdefault(int((moment - start) / span * plot_w), []).append((moment, median, p95))
+        points = [(sum(m for m, _, _ in group) / len(group),
+                   sorted(med for _, med, _ in group)[len(group) // 2],
+                   max(p for _, _, p in group)) for _, group in sorted(columns.items())]
+    top_ms = _nice_ceiling(max(p95 for _, _, p95 in points))
+    gap = max(3 * 3600.0, 1.5 * span / plot_w)
+
+    def x(moment):
+        return left + min(plot_w, max(0.0, (moment - start) / span * plot_w))
+
+    def y(ms):
+        return top + plot_h - ms / top_ms * plot_h
+
+    def path(index):
+        words, previous = [], None
+        for point in points:
+            step = "L" if previous is not None and point[0] - previous < gap else "M"
+            words.append("%s%.1f %.1f" % (step, x(point[0]), y(point[index])))
+            previous = point[0]
+        return " ".join(words)
+
+    inner = ['<line class="axis" x1="%d" y1="%g" x2="%d" y2="%g"/>' % (left, top + plot_h,
+                                                                       width - 4, top + plot_h)]
+    for fraction in (0.0, 0.5, 1.0):
+        inner.append('<line class="axis" x1="%d" y1="%.1f" x2="%d" y2="%.1f"/>'
+                     '<text x="0" y="%.1f">%s</text>'
+                     % (left, y(top_ms * fraction), width - 4, y(top_ms * fraction),
+                        y(top_ms * fraction) + 3, _milliseconds(top_ms * fraction)
+                        if fraction else "0 ms"))
+    ticks, fmt = _time_ticks(start, end)
+    for tick in ticks:
+        inner.append('<text x="%.1f" y="%d">%s</text>' % (x(tick) - 10, height - 3,
+                                                          time.strftime(fmt, time.localtime(tick))))
+    inner.append('<path class="p95" d="%s"/><path class="median" d="%s"/>' % (path(2), path(1)))
+    return _svg(width, height, inner, "connect time to %s per hour" % label)
+
+
+def _swatch(css, label):
+    from html import escape
+    return '<span class="key">%s%s</span>' % (
+        _svg(12, 12, ['<rect class="%s" x="0" y="0" width="12" height="12"/>' % css], label),
+        escape(label))
+
+
+def _figure_rows(figures):
+    from html import escape
+    return "".join('<tr><th>%s</th><td id="%s">%s</td></tr>' % (escape(name), key, escape(text))
+                   for key, name, text in figures)
+
+
+def _rows_table(rows, left_out=0, half=0, caption_id="interruptions-table"):
+    from html import escape
+    out = ['<table id="%s"><thead><tr><th class="n">#</th><th>start</th><th>end</th>'
+           '<th class="n">duration</th><th>kind</th><th>cause</th><th>reason</th>'
+           '<th>targets</th></tr></thead><tbody>' % caption_id]
+    for number, row in enumerate(rows, 1):
+        if left_out and number == half + 1:
+            out.append('<tr><td></td><td colspan="7" class="muted">... %s left out here; the CSV '
+                       '(--csv) and the event log have every one ...</td></tr>'
+                       % plural(left_out, "row"))
+        out.append('<tr class="%s"><td class="n">%d</td><td class="t">%s</td><td class="t">%s</td>'
+                   '<td class="n">%s</td><td>%s</td><td>%s</td><td>%s</td><td class="small">%s'
+                   '</td></tr>' % (row.kind, number + (left_out if left_out and number > half else 0),
+                                   local_time(row.start), local_time(row.end),
+                                   human_duration(row.duration), row.kind,
+                                   escape(row.cause or "-"), escape(row.why or "-"),
+                                   escape(" ".join(row.targets)) if row.kind == "partial"
+                                   else "all"))
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _explanation(summary, evidence):
+    causes = "".join("<li>%s <b>%s</b>: %s</li>" % (
+        _svg(12, 12, ['<rect class="c-%s" x="0" y="0" width="12" height="12"/>' % cause],
+             cause).replace("<svg ", '<svg style="display:inline-block" '), cause, words)
+        for cause, (_, words) in CAUSE_COLOURS.items())
+    return (
+        "<h2>How the figures are counted</h2><ul>"
+        "<li>Every few seconds (its interval) the monitor tries a TCP connect to each target. "
+        "The connection is <b>up</b> while at least one target answers.</li>"
+        "<li>An <b>interruption</b> begins with the first round in which no target answered "
+        "and ends with the first in which one did. One shorter than the monitor's "
+        "--min-interruption is a <b>blip</b>: counted apart, not as downtime.</li>"
+        "<li><b>Monitored</b> time is the time the monitor ran. When it ended without a stop "
+        "(a crash, a power cut), the time until it ran again is a <b>gap</b>: it counts as "
+        "monitored and as down, since nothing shows the connection was up then. Time the monitor "
+        "was stopped is <b>not running</b>: neither up nor down, and left blank.</li>"
+        "<li><b>Availability</b> = (monitored time &minus; downtime) / monitored time.</li>"
+        "<li>The <b>cause</b> says where the way out broke, as the monitor saw it while it "
+        "lasted:<ul>%s</ul></li>"
+        "<li>A <b>partial outage</b>: a target, every target of one IP family, or name lookups "
+        "failed while another target answered; the connection counts as up. A target's own "
+        "availability counts its partial outages too.</li>"
+        "<li>A <b>slow period</b>: even the fastest target took the monitor's --slow or longer "
+        "to connect, round after round. The <b>connect time per hour</b> comes from the "
+        "statistics the monitor logs for each window of time: per hour the median of the "
+        "windows' medians and the 95th percentile of their 95th percentiles, each window "
+        "weighted by its connects.%s</li>"
+        "<li>Each interruption is drawn to scale, at least a hair wide so that a short one "
+        "shows. Times are local time of the machine that made this report (%s).</li></ul>"
+        % (causes, "" if evidence.watches_slow else " This log has neither (the monitor that "
+           "wrote it did not record them).", escape_controls(time.strftime("%Z, UTC%z"))))
+
+
+def render_report(summary, evidence, source, made=None):
+    """The HTML report of a replayed log: one self-contained page."""
+    from html import escape
+    made = time.time() if made is None else made
+    hosts = ", ".join(evidence.hosts) or "not in the log (this report was made on %s)" % (
+        escape_controls(socket.gethostname()))
+    title = "Internet connection report: %s" % (", ".join(evidence.hosts) or "pyNetConnMon")
+    body = ["<h1>%s</h1>" % escape(title),
+            '<p class="muted">Made by pyNetConnMon %s on %s from the event log %s.</p>'
+            % (VERSION, local_time(made), escape(escape_controls(source)))]
+    info = [("host", "Host", hosts),
+            ("targets", "Targets", ", ".join(evidence.targets) or "not in the log")]
+    if summary.since is not None or summary.until is not None:
+        info.append(("selected", "Selected", "%s to %s" % (
+            "the beginning" if summary.since is None else local_time(summary.since),
+            "the end" if summary.until is None else local_time(summary.until))))
+    if summary.start is None:
+        body.append('<table class="figures">%s</table><p id="nothing">Nothing to report: no '
+                    'monitored time %s.</p>' % (_figure_rows(info), "in the log" if
+                                                summary.since is None and summary.until is None
+                                                else "in the selected time"))
+        return _html_page(title, "\n".join(body))
+    figures = summary_figures(summary)
+    info += [(key, name, figures[key]) for key, name in (
+        ("period", "Period"), ("availability", "Availability"), ("interruptions", "Interruptions"),
+        ("downtime", "Downtime"), ("blips", "Blips (ignored)"), ("monitored", "Monitored"),
+        ("not_running", "Not running"))]
+    if evidence.counts["partial"]:
+        info.append(("partial", "Partial outages", "%d" % evidence.counts["partial"]))
+    if evidence.watches_slow:
+        info.append(("slow", "Slow", "%s in %s" % (human_duration(evidence.slow_time),
+                                                   plural(evidence.counts["slow"], "slow period"))))
+    body.append('<table class="figures">%s</table>' % _figure_rows(info))
+    if summary.still_running:
+        body.append('<p class="muted">The log ends while the monitor runs%s: counted until its '
+                    'last event.</p>' % (" and the network is down" if summary.still_down else ""))
+
+    body.append("<h2>Every day at a glance</h2>" + _calendar(summary.days))
+    body.append('<p class="small">%s</p>' % " ".join(_swatch(css, words) for css, words in (
+        ("a100", "100 %"), ("a999", "99.9 % or more"), ("a99", "99 % or more"),
+        ("a95", "95 % or more"), ("alow", "less"), ("off", "not monitored"))))
+
+    body.append(_day_table(summary, evidence))
+    body.append(_charts(summary, evidence))
+    rows = sorted(evidence.rows, key=lambda row: (row.start, row.end))
+    body.append("<h2>Every interruption%s</h2>" % (
+        ", partial outage and slow period" if evidence.watches_slow or evidence.counts["partial"]
+        else ""))
+    if rows:
+        body.append(_rows_table(rows, evidence.rows.left_out, evidence.rows.half))
+    else:
+        body.append("<p>None.</p>")
+    body.append(_target_table(evidence))
+    body.append(_explanation(summary, evidence))
+    return _html_page(title, "\n".join(body))
+
+
+def _day_table(summary, evidence):
+    keys = [_swatch(_cause_class(cause), "down: %s" % cause) for cause in CAUSE_COLOURS]
+    keys += [_swatch(css, words) for css, words in (
+        ("gap", "gap (not running, counted as down)"), ("slow", "slow"),
+        ("partial", "partial outage"), ("up", "up"), ("off", "not monitored"))]
+    out = ["<h2>Day by day</h2>",
+           '<p class="small">Each bar is one day, midnight to midnight, local time. Days in a '
+           'row with nothing to tell share one line.</p>',
+           '<p class="small">%s</p>' % " ".join(keys),
+           '<table id="days"><thead><tr><th>day</th><th class="n">available</th>'
+           '<th class="n">int.</th><th class="n">downtime</th><th>%s</th></tr></thead><tbody>'
+           % _svg(BAR_WIDTH, 10, ['<text x="%d" y="9">%02d</text>'
+                                  % (min(BAR_WIDTH - 12, hour * BAR_WIDTH // 24), hour)
+                                  for hour in range(0, 25, 3)], "hours of the day")]
+    days = summary.days
+    spans = _overlapping(days, evidence.monitored, key=lambda span: span)
+    rows = _overlapping(days, evidence.rows, key=lambda row: (row.start, row.end))
+    for day, monitored, trouble in zip(days, spans, rows):
+        if day.days > 1:
+            bar = _bar(day.start, day.end, [(day.start, day.end)] if day.monitored else [], [],
+                       label=_day_text(day))
+            if day.downtime:
+                bar = _bar(day.start, day.end, [], [EvidenceRow("gap" if all(
+                    row.kind == "gap" for row in trouble) else "interruption", day.start, day.end,
+                    next((row.cause for row in trouble if row.cause), "unknown"))],
+                    label=_day_text(day))
+        else:
+            ticks = [_local_hour(day.start, hour) for hour in (3, 6, 9, 12, 15, 18, 21)]
+            bar = _bar(day.start, day.end, monitored, trouble, ticks, label=day.date)
+        if day.monitored > 0:
+            cells = ('<td class="n">%s</td><td class="n">%d</td><td class="n">%s</td>'
+                     % (_percent(day.availability, 2) + "%", day.interruptions,
+                        human_duration(day.downtime)))
+        else:
+            cells = '<td class="n muted">-</td><td class="n muted">-</td><td class="n muted">-</td>'
+        out.append('<tr class="%s"><td class="t">%s</td>%s<td>%s</td></tr>'
+                   % (_avail_class(day), _day_text(day), cells, bar))
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _charts(summary, evidence):
+    from html import escape
+    hourly = evidence.hourly
+    if not hourly.hours:
+        return ""
+    labels = sorted(hourly.hours, key=lambda label: -hourly.connects[label])[:REPORT_CHARTS]
+    out = ["<h2>Connect time per hour</h2>",
+           '<p class="small">%s %s</p>' % (_swatch("median", "median").replace(
+               'class="median"', 'style="fill:%s"' % REPORT_COLOURS["median"]),
+               _swatch("p95", "95th percentile").replace(
+                   'class="p95"', 'style="fill:%s"' % REPORT_COLOURS["p95"]))]
+    for label in labels:
+        out.append("<p><b>%s</b></p>%s" % (escape(label), _connect_chart(
+            label, hourly.hours[label], summary.start, summary.end)))
+    if len(hourly.hours) > len(labels):
+        out.append('<p class="muted">%s more without a chart.</p>'
+                   % plural(len(hourly.hours) - len(labels), "target"))
+    return "".join(out)
+
+
+def _target_table(evidence):
+    from html import escape
+    if not evidence.availability:
+        return ""
+    out = ["<h2>Each target</h2>",
+           '<table id="targets"><thead><tr><th>target</th><th class="n">monitored</th>'
+           '<th class="n">down</th><th class="n">available</th></tr></thead><tbody>']
+    for label, monitored, down in evidence.availability:
+        out.append('<tr><td>%s</td><td class="n">%s</td><td class="n">%s</td>'
+                   '<td class="n">%s %%</td></tr>' % (
+                       escape(label), human_duration(monitored), human_duration(down),
+                       _percent(_availability(monitored, down), 3)))
+    out.append("</tbody></table>")
+    if not evidence.counts["partial"]:
+        out.append('<p class="small muted">The log tells no partial outage (one target down '
+                   'while another answered), so each target was down when the connection was.'
+                   '</p>')
+    return "".join(out)
+
+
+def _write_atomically(path, what, write):
+    """Writes a new file at `path` through write(stream) on a temporary file beside it, then
+    puts it in place: a failure leaves any old file as it was and no half-written one."""
+    import tempfile
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=".pyNetConnMon-", dir=folder)
+    except OSError as error:
+        raise MonitorError("cannot write %s %s: %s" % (what, path, error.strerror or
+                                                       _one_line(error)))
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8-sig" if what == "CSV" else "utf-8",
+                       newline="") as stream:
+            write(stream)
+        os.chmod(temporary, 0o644 & ~_umask())
+        os.replace(temporary, path)
+    except BaseException as error:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        if isinstance(error, OSError):
+            raise MonitorError("cannot write %s %s: %s" % (what, path, error.strerror or
+                                                           _one_line(error)))
+        raise
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+class ReportFiles:
+    """--html and --csv around the replay: the CSV is written row by row as the log is read,
+    the HTML once it has been; both appear only when complete."""
+
+    def __init__(self, html_path=None, csv_path=None):
+        self.html_path = html_path
+        self.csv_path = csv_path
+
+    def summarize(self, lines, since, until, source):
+        lines = self._reading(lines, source)
+        if self.csv_path is None:
+            return self._replay(lines, since, until, None, source)
+        found = []
+
+        def write(stream):
+            import csv
+            writer = csv.writer(stream, dialect="excel", lineterminator="\r\n")
+            writer.writerow(CSV_COLUMNS)
+            found.append(self._replay(lines, since, until,
+                                      lambda row: writer.writerow(csv_fields(row)), source))
+        _write_atomically(self.csv_path, "CSV", write)
+        return found[0]
+
+    @staticmethod
+    def _reading(lines, source):
+        """The lines; a failure to read the log is told as such, not as one to write a file."""
+        try:
+            yield from lines
+        except OSError as error:
+            raise MonitorError("cannot read event log %s: %s"
+                               % (source, error.strerror or _one_line(error)))
+
+    def _replay(self, lines, since, until, on_row, source):
+        summary, evidence = collect_evidence(lines, since, until, on_row)
+        if self.html_path is not None:
+            page = render_report(summary, evidence, source)
+            _write_atomically(self.html_path, "HTML report", lambda stream: stream.write(page))
+        return summary
 
 
 # ---------------------------------------------------------------------------------------------
@@ -3114,6 +4175,8 @@ OPTION_RUNS = (
     ("notify_command", "--notify-command", (RUN_MONITOR, RUN_TEST_MAIL)),
     ("no_mail", "--no-mail", (RUN_MONITOR,)),
     ("quiet", "-q/--quiet", (RUN_MONITOR, RUN_ONCE, RUN_TEST_MAIL)),
+    ("html", "--html", (RUN_SUMMARY,)),
+    ("csv", "--csv", (RUN_SUMMARY,)),
 )
 
 
@@ -3286,6 +4349,13 @@ def build_parser():
     summary.add_argument("--until", metavar="DATE",
                          help="summarize up to DATE; a bare date includes all of that day, so "
                               "--since 2026-11-24 --until 2026-11-24 is that one day")
+    summary.add_argument("--html", metavar="FILE",
+                         help="also write the summary as one self-contained HTML page to FILE: "
+                              "figures, a timeline of every day, every interruption; prints "
+                              "on A4")
+    summary.add_argument("--csv", metavar="FILE",
+                         help="also write one row per interruption, partial outage and slow "
+                              "period to FILE (RFC 4180: comma, UTF-8 with BOM, header row)")
     parser.add_argument("--version", action="version", version="pyNetConnMon " + VERSION)
     return parser
 
@@ -3326,6 +4396,7 @@ def parse_arguments(argv):
     _check_combinations(args, given)
     if args.summary and not args.log_file:
         raise UsageError("--summary needs --log-file PATH, the event log to read")
+    _check_report_paths(args)
     if args.since is not None:
         args.since = parse_summary_date(args.since, "--since")
     if args.until is not None:
@@ -3342,7 +4413,8 @@ def _check_paths_and_command(args):
     """An empty path would quietly mean "none" or the default; a NUL character cannot reach the
     system at all. The command is never quoted: it may hold a token."""
     for option, value in (("--log-file", args.log_file), ("--state-file", args.state_file),
-                          ("--pysendmail", args.pysendmail)):
+                          ("--pysendmail", args.pysendmail), ("--html", args.html),
+                          ("--csv", args.csv)):
         if value is not None and not value:
             raise UsageError("%s: empty path" % option)
         if value is not None and "\0" in value:
@@ -3395,6 +4467,20 @@ def _check_combinations(args, given):
             raise UsageError("%s has no effect with %s" % (options[name], deliverer))
     if "port" in given and args.address and all(_names_port(value) for value in args.address):
         raise UsageError("-p/--port has no effect: every -a/--address names its own port")
+
+
+def _check_report_paths(args):
+    """--html and --csv must not overwrite the event log, nor each other."""
+    def same(one, other):
+        try:
+            return os.path.samefile(one, other)
+        except OSError:
+            return os.path.abspath(one) == os.path.abspath(other)
+    for option, path in (("--html", args.html), ("--csv", args.csv)):
+        if path is not None and args.log_file and same(path, args.log_file):
+            raise UsageError("%s: %s is the event log itself" % (option, path))
+    if args.html is not None and args.csv is not None and same(args.html, args.csv):
+        raise UsageError("--html and --csv name the same file")
 
 
 def _names_port(value):
