@@ -1461,8 +1461,9 @@ class StateFile:
 class EventLog:
     """One JSON object per line, appended and flushed per event. reopen() serves logrotate."""
 
-    def __init__(self, path, warn=None):
+    def __init__(self, path, warn=None, listener=None):
         self.path = path
+        self.listener = listener    # listener(event, wall, fields): each event, log file or not
         self.stream = None
         self.warn = warn or (lambda text: None)
         self.failing = False        # warn once per stretch of failed writes (e.g. disk full)
@@ -1486,6 +1487,8 @@ class EventLog:
         kind = EVENTS[event]                 # a KeyError here is a bug: add the event to EVENTS
         if not kind.fields.issuperset(fields):
             raise ValueError("event %s has no field(s) %s" % (event, sorted(set(fields) - kind.fields)))
+        if self.listener is not None:
+            self.listener(event, wall, fields)
         if not self.path:
             return
         record = {"time": iso_time(wall), "event": event}
@@ -1859,7 +1862,8 @@ def start_metrics_server(address, port, board, request_timeout=METRICS_REQUEST_T
     where = "cannot serve metrics on %s" % Target(address, port).label
     check_free_descriptors(METRICS_MAX_CONNECTIONS + 5 + METRICS_FD_RESERVE, where)
     try:
-        server = HttpEndpoint(address, port, {"/metrics": metrics_page}, request_timeout)
+        server = HttpEndpoint(address, port, {"/metrics": metrics_page,
+                                              "/": lambda: status_page(board)}, request_timeout)
     except OSError as error:
         raise MonitorError("%s: %s" % (where, _one_line(error.strerror or error)))
     return server.start()
@@ -4139,6 +4143,304 @@ class ReportFiles:
 
 
 # ---------------------------------------------------------------------------------------------
+# Status page: GET / on the metrics server, from what the monitor keeps in memory
+# ---------------------------------------------------------------------------------------------
+
+STATUS_HISTORY_SECONDS = 24 * 3600.0
+STATUS_HISTORY_LIMIT = 1000      # transitions kept; on a day with more, the oldest go first
+STATUS_OPEN_PARTS = 256          # partial outages open at once
+STATUS_ROWS_SHOWN = 10           # last interruptions, and reports waiting, shown
+# events that change what the page draws; of any other event only the latest of each is kept
+STATUS_TRANSITIONS = frozenset(("start", "down", "up", "gap", "slow", "slow_end") +
+                               tuple(_PART_EVENTS))
+
+
+class StatusEvent:
+    """An event as the monitor wrote it, `start` already read from its fields."""
+
+    __slots__ = ("name", "wall", "start", "fields")
+
+    def __init__(self, name, wall, fields):
+        self.name = name
+        self.wall = wall
+        self.fields = fields            # the dict the Announcer wrote; never changed after
+        self.start = parse_log_time(fields.get("start")) if "start" in fields else None
+
+
+def _part_key(entry):
+    field = _PART_EVENTS[entry.name][0]
+    return entry.name.split("_")[0], "names" if field == "targets" else str(entry.fields.get(field))
+
+
+class RecentEvents:
+    """The past the status page shows: the transitions of the last 24 hours (at most
+    STATUS_HISTORY_LIMIT), what is open now (an outage, a slow period, partial outages), this
+    run's start and the latest event of every other kind. The event log hands it each event it
+    writes (EventLog's `listener`), in the monitor's thread; snapshot() is all that leaves it."""
+
+    def __init__(self, limit=STATUS_HISTORY_LIMIT, keep=STATUS_HISTORY_SECONDS):
+        import collections
+        self.keep = keep
+        self.entries = collections.deque(maxlen=limit)
+        self.latest = {}            # event name -> StatusEvent, for events not transitions
+        self.started = None
+        self.down = None
+        self.slow = None
+        self.parts = {}             # (kind, what) -> StatusEvent of a partial outage still open
+        self._frozen = ()
+
+    def record(self, name, wall, fields):
+        entry = StatusEvent(name, wall, fields)
+        if name not in STATUS_TRANSITIONS:
+            self.latest[name] = entry
+            return
+        self.entries.append(entry)
+        self._frozen = None
+        if name == "start":
+            self.started = entry
+        elif name == "down":
+            self.down = entry
+        elif name == "up":
+            self.down = None
+        elif name == "slow":
+            self.slow = entry
+        elif name == "slow_end":
+            self.slow = None
+        elif _PART_EVENTS[name][1]:
+            self.parts.pop(_part_key(entry), None)
+        elif len(self.parts) < STATUS_OPEN_PARTS:
+            self.parts.setdefault(_part_key(entry), entry)
+
+    def snapshot(self, now):
+        """The transitions since `now` - 24 h, as a tuple (made anew only after a change)."""
+        while self.entries and self.entries[0].wall < now - self.keep:
+            self.entries.popleft()
+            self._frozen = None
+        if self._frozen is None:
+            self._frozen = tuple(self.entries)
+        return self._frozen
+
+
+class StatusSnapshot:
+    """What GET / shows, as of the last round; built in the monitor's thread, then only read."""
+
+    __slots__ = ("metrics", "made", "history", "started", "down", "slow", "parts", "latest",
+                 "pending_count", "pending", "host", "targets", "interval")
+
+    def __init__(self, metrics, made, history=(), started=None, down=None, slow=None, parts=(),
+                 latest=None, pending_count=0, pending=(), host="", targets=(), interval=None):
+        self.metrics = metrics              # the MetricsSnapshot of the same round
+        self.made = made                    # wall clock
+        self.history = history              # StatusEvents of the last 24 h, oldest first
+        self.started = started
+        self.down = down                    # the outage in progress (its down event) or None
+        self.slow = slow
+        self.parts = parts
+        self.latest = latest or {}
+        self.pending_count = pending_count  # None: reports are off (--no-mail)
+        self.pending = pending              # ((start, end, duration, reason, kind, count), ...)
+        self.host = host
+        self.targets = targets
+        self.interval = interval
+
+
+class StatusBoard(MetricsBoard):
+    """The metrics board, which also publishes the status page's snapshot with each metrics
+    snapshot: the recent events and the reports waiting (read from `pending` here, in the
+    monitor's thread). The HTTP thread only takes the latest of each."""
+
+    def __init__(self, snapshot, recent, settings, pending=None, clock=time.time):
+        super().__init__(snapshot)
+        self.recent = recent
+        self.settings = settings
+        self.pending = pending
+        self.clock = clock
+        self.host = socket.gethostname()
+        self._status = self._compose(snapshot)
+
+    def _compose(self, metrics):
+        now, recent, pending = self.clock(), self.recent, self.pending
+        waiting = ()
+        if pending is not None and pending.items:
+            waiting = tuple((item.start, item.end, item.duration, item.reason, item.kind,
+                             item.count) for item in pending.items[-STATUS_ROWS_SHOWN:])
+        return StatusSnapshot(
+            metrics, now, recent.snapshot(now), recent.started, recent.down, recent.slow,
+            tuple(recent.parts.values()), dict(recent.latest),
+            pending.count if pending is not None else None, waiting, self.host,
+            tuple(self.settings.target_labels), self.settings.interval)
+
+    def publish(self, snapshot):
+        status = self._compose(snapshot)
+        with self._lock:
+            self._snapshot, self._status = snapshot, status
+
+    def status(self):
+        with self._lock:
+            return self._status
+
+
+def _status_rows(status, now):
+    """EvidenceRows of the last 24 hours: what ended, then what is still open (to `now`)."""
+    rows, down_fields = [], {}
+    for entry in status.history:
+        fields = entry.fields
+        start = entry.start if entry.start is not None else entry.wall
+        if entry.name == "down":
+            down_fields = fields
+        elif entry.name == "up" and fields.get("ignored") is not True:
+            rows.append(EvidenceRow(
+                "interruption", start, entry.wall,
+                _cause_of(fields.get("cause")) or _cause_of(down_fields.get("cause")) or "unknown",
+                _log_text(down_fields.get("reason") or fields.get("reason"))))
+        elif entry.name == "gap" and fields.get("ignored") is not True and entry.start:
+            rows.append(EvidenceRow("gap", entry.start, parse_log_time(fields.get("end")) or
+                                    entry.wall, reason="the monitor was not running"))
+        elif entry.name == "slow_end" and fields.get("ignored") is not True:
+            rows.append(EvidenceRow("slow", start, entry.wall, reason="median %s" % (
+                _milliseconds(_number(fields.get("median_ms"), 0.0)))))
+        elif entry.name in _PART_EVENTS and _PART_EVENTS[entry.name][1] \
+                and fields.get("ignored") is not True:
+            rows.append(EvidenceRow("partial", start, entry.wall,
+                                    targets=[" ".join(_part_key(entry))]))
+    if status.down is not None:
+        fields = status.down.fields
+        rows.append(EvidenceRow("interruption", status.down.wall, now,
+                                _cause_of(fields.get("cause")) or "unknown",
+                                _log_text(fields.get("reason")), note="still down"))
+    if status.slow is not None:
+        rows.append(EvidenceRow("slow", status.slow.wall, now, note="still slow"))
+    for entry in status.parts:
+        rows.append(EvidenceRow("partial", entry.wall, now, reason=_log_text(
+            entry.fields.get("reason")), targets=[" ".join(_part_key(entry))], note="still down"))
+    return rows
+
+
+STATUS_BADGES = {"STARTING": "#636363", "UP": "#1a9850", "SLOW": "#a6611a"}
+
+
+def _status_now(status, now):
+    """(state word, its colour, a sentence on since when and why)."""
+    from html import escape
+    metrics = status.metrics
+    if metrics.network_up is None:
+        return "STARTING", STATUS_BADGES["STARTING"], "No round of probes has finished yet."
+    if not metrics.network_up or status.down is not None:
+        since = status.down.wall if status.down is not None else now
+        fields = status.down.fields if status.down is not None else {}
+        cause = _cause_of(fields.get("cause")) or "unknown"
+        return "DOWN", CAUSE_COLOURS.get(cause, CAUSE_COLOURS["unknown"])[0], (
+            "Down since %s (for %s): %s. Cause: <b>%s</b> (%s)." % (
+                local_time(since), human_duration(max(0.0, now - since)),
+                escape(_log_text(fields.get("reason")) or "no target answered"), escape(cause),
+                escape(CAUSE_COLOURS.get(cause, CAUSE_COLOURS["unknown"])[1])))
+    if status.slow is not None:
+        return "SLOW", STATUS_BADGES["SLOW"], "Slow since %s (for %s): the fastest connect took %s." % (
+            local_time(status.slow.wall), human_duration(max(0.0, now - status.slow.wall)),
+            _milliseconds(_number(status.slow.fields.get("connect_ms"), 0.0)))
+    ups = [entry for entry in status.history if entry.name == "up"]
+    if ups:
+        since, words = ups[-1].wall, "the last interruption ended"
+    else:
+        since = status.started.wall if status.started is not None else status.made
+        words = "the monitor started"
+    return "UP", STATUS_BADGES["UP"], "Up since %s, when %s (%s ago)." % (
+        local_time(since), words, human_duration(max(0.0, now - since)))
+
+
+def render_status(status, now=None):
+    """The status page (HTML text) of a StatusSnapshot."""
+    from html import escape
+    now = status.made if now is None else now
+    metrics = status.metrics
+    word, colour, sentence = _status_now(status, now)
+    refresh = int(min(60, max(5, status.interval or 5)))
+    body = ['<h1>%s: <span id="state" class="state" style="background:%s;color:#fff">%s</span>'
+            '</h1><p id="since">%s</p>' % (
+                escape(escape_controls(status.host)), colour, word, sentence)]
+    targets = ['<h2>Targets</h2><table id="targets"><thead><tr><th>target</th><th>now</th>'
+               '<th class="n">last connect</th></tr></thead><tbody>']
+    rows = list(metrics.targets)
+    gateway = getattr(metrics, "gateway", None)
+    if gateway:
+        rows.append(("%s (gateway)" % gateway[0], gateway[1], gateway[2] if len(gateway) > 2
+                     else None))
+    for label, up, seconds in rows:
+        targets.append('<tr><td>%s</td><td>%s</td><td class="n">%s</td></tr>' % (
+            escape(label), "up" if up else "<b>down</b>",
+            _milliseconds(seconds * 1000.0) if up and seconds is not None else "-"))
+    if not rows:
+        targets.append('<tr><td colspan="3" class="muted">no round yet</td></tr>')
+    targets.append("</tbody></table>")
+    body.append("".join(targets))
+
+    start = now - STATUS_HISTORY_SECONDS
+    monitored = []
+    if status.started is not None:
+        monitored = [(max(start, status.started.wall), now)]
+    recent = _status_rows(status, now)
+    local = time.localtime(start)
+    first_tick = math.floor(start) - local.tm_min * 60 - local.tm_sec + 3600
+    ticks = [first_tick + hour * 3600 for hour in range(24) if first_tick + hour * 3600 < now]
+    labels = [(tick, time.strftime("%H", time.localtime(tick))) for tick in ticks]
+    scale = 720 / STATUS_HISTORY_SECONDS
+    body.append("<h2>The last 24 hours</h2>" + _bar(start, now, monitored, recent, ticks,
+                                                     width=720, height=22, label="last 24 hours")
+                + _svg(720, 11, ['<text x="%.1f" y="9">%s</text>' % (
+                    min(708, (tick - start) * scale - 5), text)
+                    for tick, text in labels if int(text) % 3 == 0], "hours"))
+    body.append('<p class="small">%s</p>' % " ".join(
+        [_swatch("up", "up"), _swatch("off", "not monitored by this run"),
+         _swatch("slow", "slow"), _swatch("partial", "partial outage"),
+         _swatch("gap", "gap")] + [_swatch("c-" + cause, cause) for cause in CAUSE_COLOURS]))
+
+    body.append("<h2>Last interruptions</h2>")
+    shown = sorted(recent, key=lambda row: row.start)[-STATUS_ROWS_SHOWN:]
+    body.append(_rows_table(shown[::-1], caption_id="recent") if shown else
+                '<p id="recent">None in the last 24 hours.</p>')
+
+    body.append('<h2>Waiting for a report</h2><p id="pending">%s</p>' % (
+        "Reports are off (--no-mail)." if status.pending_count is None else
+        "Nothing." if not status.pending_count else "%s wait%s for a report%s." % (
+            plural(status.pending_count, "interruption"), "s" if status.pending_count == 1
+            else "", "; the latest:" if status.pending else "")))
+    if status.pending:
+        body.append('<table><thead><tr><th>start</th><th>end</th><th class="n">duration</th>'
+                    '<th>reason</th></tr></thead><tbody>%s</tbody></table>' % "".join(
+                        '<tr><td class="t">%s</td><td class="t">%s</td><td class="n">%s</td>'
+                        '<td>%s</td></tr>' % (local_time(begin), local_time(end),
+                                              human_duration(duration), escape(
+                                                  "%s (%d folded into one)" % (reason, count)
+                                                  if count > 1 else reason or kind))
+                        for begin, end, duration, reason, kind, count in status.pending[::-1]))
+    latest = status.latest
+    notes = []
+    for name, words in (("report_sent", "Last report sent"), ("report_failed",
+                                                              "Last report that failed")):
+        if name in latest:
+            entry = latest[name]
+            notes.append("%s: %s%s." % (words, local_time(entry.wall), (
+                " (%s)" % escape(_log_text(entry.fields.get("reason"))))
+                if name == "report_failed" else ""))
+    body.append("".join("<p>%s</p>" % note for note in notes))
+    body.append('<p class="small muted">pyNetConnMon %s on %s, checking %s every %g s. This page '
+                'refreshes every %d s; as of %s. <a href="/metrics">Metrics</a> for Prometheus.'
+                '</p>' % (VERSION, escape(escape_controls(status.host)),
+                          escape(", ".join(status.targets)), status.interval or 0, refresh,
+                          local_time(status.made)))
+    return _html_page("%s: %s" % (word, escape_controls(status.host)), "\n".join(body), refresh)
+
+
+def status_page(board):
+    """The route of GET /: (status, content type, body)."""
+    if isinstance(board, StatusBoard):
+        status = board.status()
+    else:
+        status = StatusSnapshot(board.latest(), time.time())
+    return 200, "text/html; charset=utf-8", render_status(status).encode("utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------------
 
@@ -4507,14 +4809,19 @@ def _check_metrics_and_ping(args):
         args.ping_interval = DEFAULT_PING_INTERVAL
 
 
-def start_metrics(args, console):
-    """(board, server) serving --metrics-port, or (None, None) without it."""
+def start_metrics(args, console, recent=None, pending=None):
+    """(board, server) serving --metrics-port, or (None, None) without it. With `recent` (the
+    RecentEvents the event log feeds) the board is a StatusBoard: GET / shows the status page."""
     if args.metrics_port is None:
         return None, None
-    board = MetricsBoard(MetricsSnapshot())
+    if recent is None:
+        board = MetricsBoard(MetricsSnapshot())
+    else:
+        board = StatusBoard(MetricsSnapshot(), recent, args, pending)
     server = start_metrics_server(args.metrics_address, args.metrics_port, board)
-    console.info("serving metrics at http://%s/metrics"
-                 % Target(args.metrics_address, args.metrics_port).label)
+    where = Target(args.metrics_address, args.metrics_port).label
+    console.info("serving metrics at http://%s/metrics and a status page at http://%s/"
+                 % (where, where))
     return board, server
 
 
@@ -4632,16 +4939,19 @@ def run_monitor(args, console):
                 console.warning(warning)
     if len(args.targets) > 200:
         _raise_file_limit()
-    event_log = EventLog(args.log_file, warn=console.warning)
+    recent = RecentEvents() if args.metrics_port is not None else None
+    event_log = EventLog(args.log_file, warn=console.warning,
+                         listener=recent.record if recent is not None else None)
     waker = Waker()
     waker.install()
     metrics_server = None
     try:
-        metrics_board, metrics_server = start_metrics(args, console)
         reporter = None
         if deliverer is not None:
             reporter = Reporter(PendingReports(make_backoff(args)), deliverer,
                                 socket.gethostname(), waker.wake)
+        metrics_board, metrics_server = start_metrics(
+            args, console, recent, reporter.pending if reporter is not None else None)
         monitor = Monitor(args, Announcer(console, event_log, args), waker,
                           Prober(args.timeout, waker.read_fd), reporter=reporter, state=state,
                           pinger=make_pinger(args, waker, console), metrics_board=metrics_board)

@@ -264,7 +264,7 @@ def test_scrapes_follow_an_outage_from_start_to_end(tmp_path):
         listener.stop()
 
 
-def test_anything_but_get_metrics_is_not_found(tmp_path):
+def test_anything_but_get_metrics_and_the_status_page_is_not_found(tmp_path):
     listener = Listener().start()
     port = closed_port()
     base = "http://%s:%d" % (LOOPBACK, port)
@@ -272,7 +272,9 @@ def test_anything_but_get_metrics_is_not_found(tmp_path):
         with serving_monitor(tmp_path, listener, port) as monitor:
             scrape_until(port, lambda f: True, 5, "the metrics endpoint")
             assert http_request(base + "/other")[0] == 404
-            assert http_request(base + "/")[0] == 404
+            status, headers, _ = http_request(base + "/")
+            assert (status, headers["Content-Type"]) == (200, "text/html; charset=utf-8")
+            assert http_request(base + "/index.html")[0] == 404
             assert http_request(base + "/metrics/x")[0] == 404
             assert http_request(base + "/metrics", method="POST")[0] == 404
             status, headers, body = http_request(base + "/metrics", method="HEAD")
