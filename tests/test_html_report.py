@@ -1,0 +1,324 @@
+"""--summary --html FILE and --csv FILE: the evidence the replay keeps, the CSV, the page's
+structure (self-contained, SVG that parses as XML), and the done-when figures for a year.
+
+Needs no network and no browser (test_browser.py looks at the pages in Chromium). Local time
+is UTC here, as in test_summary.py.
+"""
+import csv
+import io
+import json
+import re
+import time
+import xml.etree.ElementTree as ElementTree
+
+import pytest
+
+import pyNetConnMon as pnm
+from harness import run_program
+from reportlog import TARGETS, make_log
+from test_summary import D, H, T0, Log, iso, utc  # noqa: F401  (utc: the autouse fixture)
+
+
+def evidence_of(records, since=None, until=None):
+    rows = []
+    summary, evidence = pnm.collect_evidence(records, since, until, rows.append)
+    return summary, evidence, rows
+
+
+def spans(rows, kind):
+    return [(iso(row.start), iso(row.end)) for row in rows if row.kind == kind]
+
+
+def isos(pairs):
+    return [(iso(start), iso(end)) for start, end in pairs]
+
+
+def svgs(page):
+    return re.findall(r"<svg\b.*?</svg>", page, re.S)
+
+
+# -- the replay: the same figures as --summary, and every row ------------------------------------
+
+def test_the_report_replay_gives_exactly_the_text_summary():
+    made = make_log(days=60, seed=3)
+    plain = pnm.summarize_events(made.events)
+    summary, _, _ = evidence_of(made.events)
+    assert pnm.format_summary(summary, "x") == pnm.format_summary(plain, "x")
+    assert pnm.summary_figures(summary) == pnm.summary_figures(plain)
+
+
+def test_every_interruption_gap_slow_period_and_partial_outage_is_a_row():
+    made = make_log(days=40, seed=5)
+    _, evidence, rows = evidence_of(made.events)
+    assert spans(rows, "interruption") == isos(made.interruptions)
+    assert spans(rows, "gap") == isos(made.gaps)
+    assert spans(rows, "slow") == isos(made.slow)
+    assert [(iso(row.start), iso(row.end), row.targets) for row in rows if row.kind == "partial"] \
+        == [(iso(a), iso(b), [target]) for a, b, target in made.partial]
+    assert evidence.counts == {"interruption": len(made.interruptions), "gap": len(made.gaps),
+                               "slow": len(made.slow), "partial": len(made.partial)}
+    assert evidence.hosts == ["pi.example"] and evidence.targets == TARGETS
+    assert evidence.watches_slow
+
+
+def test_a_row_tells_the_downs_reason_and_the_ups_cause():
+    log = Log().start(T0)
+    log.add(T0 + 10, "down", start=iso(T0 + 10), reason="timeout", cause="lan",
+            targets={"192.0.2.1:53": "timeout"})
+    log.add(T0 + 70, "up", start=iso(T0 + 10), end=iso(T0 + 70), duration=60.0, ignored=False,
+            cause="provider")
+    log.outage(T0 + 100, T0 + 130)                 # a log without causes
+    _, _, rows = evidence_of(log.events)
+    assert [(row.kind, row.cause, row.reason, row.targets, row.note) for row in rows] == [
+        ("interruption", "provider", "timeout", ["192.0.2.1:53"], ""),
+        ("interruption", "unknown", "timeout", ["192.0.2.1:53"], "")]
+
+
+@pytest.mark.parametrize("ending, note", [
+    ("stop", "the monitor stopped while still down"),
+    ("crash", "the monitor ended without a stop line (crash, power cut): counted to its last "
+              "sign of life"),
+    ("end", "still down where the log ends")])
+def test_an_outage_not_ended_by_an_up_says_how_it_ended(ending, note):
+    log = Log().start(T0).down(T0 + 10)
+    log.add(T0 + 60, "report_failed", interruptions=1, via="mail", reason="x", retry_in=60.0)
+    if ending == "stop":
+        log.stop(T0 + 100)
+    elif ending == "crash":
+        log.start(T0 + 200)
+    _, _, rows = evidence_of(log.events)
+    end = T0 + 100 if ending == "stop" else T0 + 60
+    assert [(row.start, row.end, row.note) for row in rows] == [(T0 + 10, end, note)]
+
+
+def test_a_gap_is_a_row_counted_down_for_every_target():
+    log = Log().start(T0).add(T0 + 50, "report_sent", interruptions=0, via="mail", next_wait=1.0)
+    log.start(T0 + 3600).gap(T0 + 50, T0 + 3600, T0 + 3600).stop(T0 + 7200)
+    summary, evidence, rows = evidence_of(log.events)
+    assert [(row.kind, row.start, row.end) for row in rows] == [("gap", T0 + 50, T0 + 3600)]
+    assert evidence.availability == [("192.0.2.1:53", 7200.0, 3550.0)]
+    assert summary.availability == pytest.approx(100 * 3650 / 7200)
+
+
+def test_since_and_until_clip_the_rows_as_they_clip_the_summary():
+    log = Log().start(T0).outage(T0 + 100, T0 + 400).outage(T0 + 1000, T0 + 1100).stop(T0 + 2000)
+    summary, _, rows = evidence_of(log.events, since=T0 + 300, until=T0 + 1050)
+    assert [(row.start, row.end) for row in rows] == [(T0 + 300, T0 + 400), (T0 + 1000, T0 + 1050)]
+    assert summary.downtime == 150.0
+
+
+def test_a_targets_partial_outage_counts_for_it_alone_and_once_inside_an_outage():
+    log = Log()
+    log.add(T0, "start", targets=["a:1", "b:1"], min_interruption=5.0)
+    log.add(T0 + 100, "target_down", target="b:1", reason="timeout")
+    log.outage(T0 + 200, T0 + 300)                          # inside b's partial outage
+    log.add(T0 + 400, "target_up", target="b:1", start=iso(T0 + 100), end=iso(T0 + 400),
+            duration=300.0, ignored=False)
+    log.stop(T0 + 1000)
+    _, evidence, rows = evidence_of(log.events)
+    assert evidence.availability == [("a:1", 1000.0, 100.0), ("b:1", 1000.0, 300.0)]
+    assert [(row.kind, row.reason, row.targets) for row in rows if row.kind == "partial"] == [
+        ("partial", "timeout", ["b:1"])]
+
+
+def test_a_slow_period_still_open_at_the_stop_ends_there():
+    log = Log().start(T0)
+    log.add(T0 + 10, "slow", start=iso(T0 + 10), connect_ms=1500.0)
+    log.stop(T0 + 70)
+    _, evidence, rows = evidence_of(log.events)
+    assert [(row.kind, row.start, row.end, row.note) for row in rows] == [
+        ("slow", T0 + 10, T0 + 70, "still slow: the monitor stopped")]
+    assert evidence.slow_time == 60.0
+
+
+def test_connect_time_per_hour_weights_each_window_by_its_connects():
+    log = Log().start(T0)
+    for minute, (median, p95, probes) in enumerate([(10.0, 20.0, 10), (30.0, 90.0, 30),
+                                                    (20.0, 40.0, 10)]):
+        moment = T0 + 60 * (minute + 1)
+        log.add(moment, "stats", start=iso(moment - 60), end=iso(moment), targets={
+            "192.0.2.1:53": {"probes": probes, "failures": 0, "median_ms": median,
+                             "p95_ms": p95}})
+    log.add(T0 + 3600 + 60, "stats", start=iso(T0 + 3600), end=iso(T0 + 3660), targets={
+        "192.0.2.1:53": {"probes": 5, "failures": 5, "median_ms": None}})   # no connect: skipped
+    log.stop(T0 + 7200)
+    _, evidence, _ = evidence_of(log.events)
+    # medians 10 (w 10), 30 (w 30), 20 (w 10): half the weight (25) is reached at 30;
+    # 95 % of it (47.5) at 90
+    assert evidence.hourly.hours == {"192.0.2.1:53": [(T0, 30.0, 90.0)]}
+
+
+def test_a_log_from_before_causes_and_statistics_shows_neither():
+    made = make_log(days=20, seed=2, later_fields=False)
+    summary, evidence, rows = evidence_of(made.events)
+    assert {row.cause for row in rows if row.kind == "interruption"} == {"unknown"}
+    assert not evidence.watches_slow and not evidence.hourly.hours
+    page = pnm.render_report(summary, evidence, "old.jsonl", made=T0)
+    assert "Connect time per hour" not in page and 'id="slow"' not in page
+    assert "This log has neither" in page
+
+
+def test_rows_beyond_the_bound_are_left_out_of_the_page_but_counted(monkeypatch):
+    monkeypatch.setattr(pnm, "REPORT_ROWS_KEPT", 10)
+    log = Log().start(T0)
+    for number in range(25):
+        log.outage(T0 + 100 * number + 10, T0 + 100 * number + 20)
+    log.stop(T0 + 3000)
+    summary, evidence, rows = evidence_of(log.events)
+    assert len(rows) == 25 and len(evidence.rows) == 10 and evidence.rows.left_out == 15
+    page = pnm.render_report(summary, evidence, "x", made=T0)
+    assert "... 15 rows left out here; the CSV (--csv) and the event log have every one ..." in page
+    numbers = re.findall(r'<tr class="interruption"><td class="n">(\d+)</td>', page)
+    assert numbers == [str(n) for n in list(range(1, 6)) + list(range(21, 26))]
+
+
+# -- the page ------------------------------------------------------------------------------------
+
+def test_the_page_is_self_contained_and_its_svg_parses_as_xml():
+    made = make_log(days=30, seed=4)
+    summary, evidence, rows = evidence_of(made.events)
+    page = pnm.render_report(summary, evidence, "a <log>.jsonl", made=T0)
+    assert "<script" not in page.lower()
+    # nothing outside the file: no src, no link but the empty icon, no url() in the style
+    assert re.findall(r'\b(?:src|href)="([^"]*)"', page) == ["data:,"]
+    assert "url(" not in page and "@import" not in page
+    assert set(re.findall(r"https?://[^\"' ]*", page)) == {"http://www.w3.org/2000/svg"}
+    for picture in svgs(page):
+        ElementTree.fromstring(picture)
+    assert "a &lt;log&gt;.jsonl" in page
+    assert "@media print{@page{size:A4" in page
+
+
+def test_the_page_shows_the_text_summarys_figures_and_every_row():
+    made = make_log(days=15, seed=6)
+    summary, evidence, rows = evidence_of(made.events)
+    page = pnm.render_report(summary, evidence, "x", made=T0)
+    for key, text in pnm.summary_figures(summary).items():
+        assert '<td id="%s">%s</td>' % (key, text.replace("&", "&amp;")) in page
+    table = page.split('id="interruptions-table"')[1]
+    for row in rows:
+        assert "<td class=\"t\">%s</td><td class=\"t\">%s</td>" % (
+            pnm.local_time(row.start), pnm.local_time(row.end)) in table
+    for day in summary.days:
+        assert ">%s</td>" % (pnm._percent(day.availability, 2) + "%") in page
+
+
+def test_every_cause_has_a_colour():
+    for cause in getattr(pnm, "CAUSES", ()) + ("unknown",):
+        assert cause in pnm.CAUSE_COLOURS
+    assert pnm._cause_class("something new") == "c-unknown"
+
+
+def test_a_decade_with_few_events_makes_a_small_page_quickly():
+    log = Log()
+    for year in range(10):
+        start = T0 + year * 365 * D
+        log.start(start).outage(start + 100, start + 200).stop(start + 40 * D)
+    summary, evidence, _ = evidence_of(log.events)
+    began = time.perf_counter()
+    page = pnm.render_report(summary, evidence, "x", made=T0)
+    assert time.perf_counter() - began < 1.0
+    assert len(page) < 150000
+
+
+# -- the CSV ---------------------------------------------------------------------------------------
+
+def test_csv_fields_are_iso_times_seconds_and_words():
+    row = pnm.EvidenceRow("interruption", T0, T0 + 61.5, "lan", "timeout", ["a:1", "b:2"],
+                          "the monitor stopped while still down")
+    assert pnm.csv_fields(row) == [
+        "2026-11-01T00:00:00.000+00:00", "2026-11-01T00:01:01.500+00:00", "61.500",
+        "interruption", "lan", "timeout (the monitor stopped while still down)", "a:1 b:2"]
+
+
+def test_a_csv_cell_never_starts_a_formula():
+    row = pnm.EvidenceRow("partial", T0, T0 + 1, "", "=HYPERLINK(\"x\")", ["@a", "-b"])
+    assert pnm.csv_fields(row)[4:] == ["", "'=HYPERLINK(\"x\")", "'@a -b"]
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+def write_log(path, events):
+    path.write_text("".join(json.dumps(event) + "\n" for event in events), encoding="utf-8")
+    return path
+
+
+def test_cli_writes_the_page_the_csv_and_the_text_summary(tmp_path):
+    made = make_log(days=10, seed=8)
+    log = write_log(tmp_path / "events.jsonl", made.events)
+    html, table = tmp_path / "report.html", tmp_path / "rows.csv"
+    result = run_program("--summary", "--log-file", log, "--html", html, "--csv", table,
+                         env={"TZ": "UTC"})
+    assert result.returncode == 0, result.stderr
+    plain = run_program("--summary", "--log-file", log, env={"TZ": "UTC"})
+    assert result.stdout == plain.stdout
+    data = table.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbfstart,end,duration_s,kind,cause,reason,targets\r\n")
+    parsed = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    assert parsed[0] == list(pnm.CSV_COLUMNS)
+    assert len(parsed) - 1 == (len(made.interruptions) + len(made.gaps) + len(made.slow)
+                               + len(made.partial))
+    assert sorted(row[0] for row in parsed[1:]) == sorted(
+        iso(span[0]) for span in made.interruptions + made.gaps + made.slow + made.partial)
+    page = html.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.endswith("</html>\n")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["events.jsonl", "report.html",
+                                                                "rows.csv"]
+
+
+def test_cli_since_until_apply_to_the_csv(tmp_path):
+    log = Log().start(T0).outage(T0 + H, T0 + H + 60).outage(T0 + D + H, T0 + D + H + 60)
+    path = write_log(tmp_path / "events.jsonl", log.stop(T0 + 2 * D).events)
+    table = tmp_path / "rows.csv"
+    result = run_program("--summary", "--log-file", path, "--csv", table, "--since",
+                         "2026-11-02", env={"TZ": "UTC"})
+    assert result.returncode == 0, result.stderr
+    assert table.read_text(encoding="utf-8-sig").splitlines()[1:] == [
+        "2026-11-02T01:00:00.000+00:00,2026-11-02T01:01:00.000+00:00,60.000,interruption,"
+        "unknown,timeout,192.0.2.1:53"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-a", "127.0.0.1", "--html", "r.html"], "--html has no effect with the monitor"),
+    (["--summary", "--log-file", "{log}", "--html", "{log}"], "--html: {log} is the event log itself"),
+    (["--summary", "--log-file", "{log}", "--csv", "{log}"], "--csv: {log} is the event log itself"),
+    (["--summary", "--log-file", "{log}", "--html", "x", "--csv", "x"],
+     "--html and --csv name the same file"),
+    (["--summary", "--log-file", "{log}", "--html", ""], "--html: empty path"),
+])
+def test_cli_refuses_what_makes_no_sense(tmp_path, args, message):
+    log = write_log(tmp_path / "events.jsonl", Log().start(T0).stop(T0 + 60).events)
+    result = run_program(*[arg.format(log=log) for arg in args], cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "pyNetConnMon.py: error: %s\n" % message.format(log=log)
+
+
+def test_cli_a_file_that_cannot_be_written_is_one_error_line_and_nothing_left(tmp_path):
+    log = write_log(tmp_path / "events.jsonl", Log().start(T0).stop(T0 + 60).events)
+    result = run_program("--summary", "--log-file", log, "--html",
+                         tmp_path / "missing" / "r.html", "--csv", tmp_path / "rows.csv")
+    assert result.returncode == 1
+    assert re.fullmatch(r"\S+ \S+ ERROR cannot write HTML report .*missing/r\.html: No such file "
+                        r"or directory\n", result.stderr)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["events.jsonl"]
+
+
+def test_cli_help_tells_of_the_report_files():
+    text = run_program("--help").stdout
+    assert "--html FILE" in text and "--csv FILE" in text and "RFC 4180" in text
+
+
+# -- done when: a year of a few thousand events in under 2 s and under 2 MB ---------------------
+
+def test_a_year_of_a_few_thousand_events_in_under_2_s_and_2_mb(tmp_path):
+    made = make_log(days=365, seed=1)
+    assert 3000 <= len(made.events) <= 9000
+    log = write_log(tmp_path / "year.jsonl", made.events)
+    html = tmp_path / "year.html"
+    began = time.monotonic()
+    result = run_program("--summary", "--log-file", log, "--html", html, "--csv",
+                         tmp_path / "year.csv", env={"TZ": "UTC"})
+    took = time.monotonic() - began
+    assert result.returncode == 0, result.stderr
+    assert took < 2.0, "took %.2f s" % took
+    assert html.stat().st_size < 2 * 1024 * 1024
