@@ -3551,7 +3551,7 @@ class _EvidenceReplay(_Replay):
 
 
 def _milliseconds(ms):
-    return "%.0f ms" % ms if ms >= 10 else "%.1f ms" % ms
+    return "%.0f ms" % ms if ms >= 100 else "%.1f ms" % ms
 
 
 def collect_evidence(lines, since=None, until=None, on_row=None):
@@ -4401,9 +4401,9 @@ def render_status(status, now=None):
 
     body.append('<h2>Waiting for a report</h2><p id="pending">%s</p>' % (
         "Reports are off (--no-mail)." if status.pending_count is None else
-        "Nothing." if not status.pending_count else "%s wait%s for a report%s." % (
+        "Nothing." if not status.pending_count else "%s wait%s for a report." % (
             plural(status.pending_count, "interruption"), "s" if status.pending_count == 1
-            else "", "; the latest:" if status.pending else "")))
+            else "")))
     if status.pending:
         body.append('<table><thead><tr><th>start</th><th>end</th><th class="n">duration</th>'
                     '<th>reason</th></tr></thead><tbody>%s</tbody></table>' % "".join(

@@ -1,0 +1,242 @@
+"""The live status page (GET / on the metrics server): what the monitor keeps for it (bounded,
+published as an immutable snapshot), what it shows, and how fast a running monitor answers.
+
+Loopback only: the monitor watches a local listener that the tests stop to cause an outage.
+"""
+import re
+import socket
+import time
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ElementTree
+
+import pytest
+
+import pyNetConnMon as pnm
+from fakes import TARGET, WALL_OFFSET, Run
+from harness import Listener, closed_port, start_monitor, wait_until
+
+NOW = WALL_OFFSET + 100000.0
+
+
+class Settings:
+    target_labels = [TARGET.label]
+    interval = 2.0
+
+
+def board_with(events, metrics=None, pending=None, now=NOW):
+    recent = pnm.RecentEvents()
+    for name, wall, fields in events:
+        recent.record(name, wall, fields)
+    board = pnm.StatusBoard(metrics or pnm.MetricsSnapshot(network_up=True, targets=(
+        (TARGET.label, True, 0.0123),)), recent, Settings(), pending, clock=lambda: now)
+    return board
+
+
+def start(wall):
+    return ("start", wall, {"targets": [TARGET.label]})
+
+
+def down(wall, **extra):
+    return ("down", wall, dict(start=pnm.iso_time(wall), reason="timeout",
+                               targets={TARGET.label: "timeout"}, **extra))
+
+
+def up(began, wall, ignored=False):
+    return ("up", wall, dict(start=pnm.iso_time(began), end=pnm.iso_time(wall),
+                             duration=wall - began, ignored=ignored))
+
+
+def text_of(page, element_id):
+    found = re.search(r'<(\w+) id="%s"[^>]*>(.*?)</\1>' % element_id, page, re.S)
+    return re.sub(r"<[^>]+>", "", found.group(2)) if found else None
+
+
+# -- what is kept, and how much -----------------------------------------------------------------
+
+def test_the_history_keeps_at_most_its_limit_and_only_24_hours():
+    recent = pnm.RecentEvents(limit=5)
+    for number in range(8):
+        recent.record("down", NOW - 30 * 3600 + number, {})
+    assert len(recent.entries) == 5
+    assert recent.snapshot(NOW) == ()
+    recent.record("up", NOW - 10, {"start": pnm.iso_time(NOW - 20)})
+    history = recent.snapshot(NOW)
+    assert [(entry.name, entry.start) for entry in history] == [("up", NOW - 20)]
+    assert recent.snapshot(NOW) is history          # not made anew without a change
+
+
+def test_other_events_keep_only_their_latest():
+    recent = pnm.RecentEvents()
+    for number in range(100):
+        recent.record("report_sent", NOW + number, {"interruptions": 1})
+    assert recent.snapshot(NOW) == () and recent.latest["report_sent"].wall == NOW + 99
+
+
+def test_an_outage_stays_open_however_old():
+    recent = pnm.RecentEvents()
+    recent.record("down", NOW - 3 * 86400, {"reason": "timeout"})
+    assert recent.snapshot(NOW) == () and recent.down.wall == NOW - 3 * 86400
+    recent.record("up", NOW, {"start": pnm.iso_time(NOW - 3 * 86400)})
+    assert recent.down is None
+
+
+def test_the_snapshot_is_published_with_the_metrics_and_never_changes_after():
+    board = board_with([start(NOW - 600)])
+    first = board.status()
+    board.recent.record(*down(NOW - 5))
+    assert board.status() is first and first.down is None
+    board.publish(pnm.MetricsSnapshot(network_up=False))
+    assert board.status().down.wall == NOW - 5 and board.latest().network_up is False
+    assert first.history == tuple(first.history) and len(first.history) == 1
+
+
+def test_the_monitor_publishes_the_status_with_each_round(tmp_path):
+    recent = pnm.RecentEvents()
+    seen = []
+
+    class Watching(pnm.StatusBoard):
+        def publish(self, snapshot):
+            super().publish(snapshot)
+            seen.append(self.status())
+
+    run = Run(tmp_path, outages=[(10.0, 20.0)], stop_at=30.0)
+    run.log.listener = recent.record
+    monitor = run.monitor
+    monitor.metrics_board = Watching(pnm.MetricsSnapshot(), recent, monitor.settings,
+                                     monitor.reporter.pending, clock=run.clock.wall)
+    run.run()
+    down_now = [status for status in seen if status.down is not None]
+    assert down_now and all(status.metrics.network_up is False for status in down_now)
+    last = seen[-1]
+    assert [entry.name for entry in last.history] == ["start", "down", "up"]
+    waiting = [status.pending for status in seen if status.pending_count]
+    assert [len(pending) for pending in waiting] == [1] and last.pending_count == 0
+
+
+# -- what the page says ---------------------------------------------------------------------------
+
+def test_down_now_says_since_when_why_and_the_cause():
+    board = board_with([start(NOW - 3600), down(NOW - 125, cause="provider")],
+                       pnm.MetricsSnapshot(network_up=False, targets=((TARGET.label, False, None),)))
+    board.publish(board.latest())
+    page = pnm.render_status(board.status())
+    assert text_of(page, "state") == "DOWN"
+    assert text_of(page, "since") == (
+        "Down since %s (for 2 min 5 s): timeout. Cause: provider (the router answered: the "
+        "line or the provider failed)." % pnm.local_time(NOW - 125))
+    assert "<title>DOWN: " in page and '<meta http-equiv="refresh" content="5">' in page
+
+
+def test_up_says_since_the_last_interruption_ended_and_lists_it():
+    board = board_with([start(NOW - 3600), down(NOW - 600), up(NOW - 600, NOW - 540)])
+    page = pnm.render_status(board.status())
+    assert text_of(page, "state") == "UP"
+    assert text_of(page, "since") == ("Up since %s, when the last interruption ended (9 min ago)."
+                                      % pnm.local_time(NOW - 540))
+    assert "<td class=\"t\">%s</td><td class=\"t\">%s</td><td class=\"n\">1 min</td>" % (
+        pnm.local_time(NOW - 600), pnm.local_time(NOW - 540)) in page
+    assert ">12.3 ms<" in page and '<a href="/metrics">' in page
+
+
+def test_slow_now_and_before_the_first_round():
+    board = board_with([start(NOW - 60), ("slow", NOW - 30, {"start": pnm.iso_time(NOW - 30),
+                                                             "connect_ms": 1500.0})])
+    assert text_of(pnm.render_status(board.status()), "state") == "SLOW"
+    starting = board_with([start(NOW)], pnm.MetricsSnapshot())
+    assert text_of(pnm.render_status(starting.status()), "state") == "STARTING"
+
+
+def test_reports_waiting_are_listed_newest_first_and_counted():
+    pending = pnm.PendingReports(pnm.ReportBackoff(60, 3600, 300))
+    for number in range(12):
+        pending.add(NOW - 1000 + 60 * number, NOW - 990 + 60 * number, 10.0, "timeout",
+                    [TARGET.label])
+    page = pnm.render_status(board_with([start(NOW - 2000)], pending=pending).status())
+    assert text_of(page, "pending") == "12 interruptions wait for a report."
+    assert page.count("<td>timeout</td>") == 10
+    assert page.index(pnm.local_time(NOW - 1000 + 60 * 11)) < page.index(
+        pnm.local_time(NOW - 1000 + 60 * 2))
+    off = pnm.render_status(board_with([start(NOW)]).status())
+    assert text_of(off, "pending") == "Reports are off (--no-mail)."
+
+
+def test_the_page_is_self_contained_and_its_svg_parses():
+    events = [start(NOW - 20 * 3600)]
+    for number in range(300):         # a flapping day
+        events += [down(NOW - 19 * 3600 + 200 * number),
+                   up(NOW - 19 * 3600 + 200 * number, NOW - 19 * 3600 + 200 * number + 30)]
+    page = pnm.render_status(board_with(events).status())
+    assert "<script" not in page and re.findall(r'\b(?:src|href)="([^"]*)"', page) == [
+        "data:,", "/metrics"]
+    for picture in re.findall(r"<svg\b.*?</svg>", page, re.S):
+        ElementTree.fromstring(picture)
+    assert page.count('<tr class="interruption">') == pnm.STATUS_ROWS_SHOWN
+
+
+# -- a running monitor ------------------------------------------------------------------------------
+
+def get(url, timeout=3.0):
+    with urllib.request.urlopen(url, timeout=timeout) as answer:
+        return answer.status, answer.headers["Content-Type"], answer.read().decode("utf-8")
+
+
+def test_a_monitor_at_0_05_s_answers_in_under_50_ms_and_shows_an_outage(tmp_path):
+    port = closed_port()
+    url = "http://127.0.0.1:%d/" % port
+    with Listener() as target, start_monitor(
+            tmp_path, "-a", target.address, "-i", "0.05", "-t", "0.5", "-m", "0.2",
+            "--no-mail", "--metrics-port", str(port)) as monitor:
+        monitor.wait_for_line(r"serving metrics at http://127\.0\.0\.1:%d/metrics and a status "
+                              r"page at http://127\.0\.0\.1:%d/$" % (port, port))
+        wait_until(lambda: ">UP<" in get(url)[2], 10, "the page says UP")
+        target.stop()
+        wait_until(lambda: ">DOWN<" in get(url)[2], 10, "the page says DOWN")
+        times = []
+        for _ in range(100):
+            began = time.perf_counter()
+            status, kind, page = get(url)
+            times.append(time.perf_counter() - began)
+        assert (status, kind) == (200, "text/html; charset=utf-8")
+        times.sort()
+        assert times[49] < 0.05 and times[94] < 0.05, "median %.1f ms, 95th %.1f ms" % (
+            times[49] * 1000, times[94] * 1000)
+        wait_until(lambda: "pynetconnmon_interruptions_total 1\n" in get(url + "metrics")[2], 10,
+                   "the outage lasts -m, so it counts")
+        target.start()
+        wait_until(lambda: "Up since" in get(url)[2], 10, "the page says up again")
+        page = get(url)[2]
+        assert "<td>refused</td>" in page, page
+        assert monitor.terminate() == 0
+    assert monitor.stderr_lines == []
+
+
+def test_the_page_has_the_same_connection_limit_as_the_metrics(tmp_path):
+    port = closed_port()
+    clients = []
+    with Listener() as target, start_monitor(tmp_path, "-a", target.address, "--no-mail",
+                                             "--metrics-port", str(port)) as monitor:
+        monitor.wait_for_line("serving metrics")
+        try:
+            for _ in range(pnm.METRICS_MAX_CONNECTIONS):
+                clients.append(socket.create_connection(("127.0.0.1", port), timeout=3))
+            wait_until(lambda: monitor_busy(port), 5, "a 503 while 8 clients stay silent")
+        finally:
+            for client in clients:
+                client.close()
+        wait_until(lambda: not monitor_busy(port), 10, "served again")
+        assert monitor.terminate() == 0
+
+
+def monitor_busy(port):
+    try:
+        get("http://127.0.0.1:%d/" % port, timeout=1)
+    except urllib.error.HTTPError as error:
+        return error.code == 503
+    return False
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch):
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
