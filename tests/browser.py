@@ -220,9 +220,9 @@ class Browser:
         return False
 
 
-def png_colours(data, most=100000):
-    """The set of distinct colours (RGB or RGBA bytes) of an 8-bit, non-interlaced PNG; stops
-    counting at `most`."""
+def png_colours(data, most=100000, wanted=None):
+    """The set of distinct colours (RGB bytes) of an 8-bit, non-interlaced PNG; stops
+    counting at `most`, and stops reading once every colour in `wanted` (RGB bytes) was seen."""
     if data[:8] != b"\x89PNG\r\n\x1a\n":
         raise ValueError("not a PNG")
     at, pieces, header = 8, [], None
@@ -264,6 +264,8 @@ def png_colours(data, most=100000):
                 pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
                 line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
         if len(colours) < most:
-            colours.update(bytes(line[i:i + size]) for i in range(0, stride, size))
+            colours.update(bytes(line[i:i + 3]) for i in range(0, stride, size))
         previous = line
+        if wanted and wanted <= colours:
+            break
     return colours
