@@ -3110,6 +3110,7 @@ REPORT_CHARTS = 8                # targets with a connect-time chart: those with
 REPORT_OPEN_PARTS = 256          # partial outages open at once; a log with more is not the monitor's
 REPORT_WINDOWS_PER_HOUR = 3600   # statistics windows taken per target and hour
 REPORT_TEXT_LIMIT = 200          # characters of any text from the log shown in a cell
+REPORT_ZOOM = 3 * 86400.0       # a period this short also gets one bar of its own, to scale
 BAR_WIDTH = 480                  # SVG units of a day's 24 hours (one unit: 3 minutes)
 BAR_HEIGHT = 16
 
@@ -3742,7 +3743,7 @@ def _calendar(days):
         while month.toordinal() < chunk + weeks * 7:
             column = max(0, (month.toordinal() - chunk) // 7)
             following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
-            if column == 0 and (following.toordinal() - chunk) // 7 < 6:
+            if column == 0 and (following.toordinal() - chunk) // 7 < min(6, weeks):
                 month = following           # no room for a label before the next one
                 continue
             inner.append('<text x="%d" y="10">%s</text>' % (
@@ -3782,6 +3783,13 @@ def _nice_ceiling(value):
 def _time_ticks(start, end, most=8):
     """About `most` instants at round local times between start and end, and their format."""
     span = end - start
+    for step, fmt in ((10, "%H:%M:%S"), (30, "%H:%M:%S"), (60, "%H:%M"), (120, "%H:%M"),
+                      (300, "%H:%M"), (600, "%H:%M"), (900, "%H:%M"), (1800, "%H:%M")):
+        if span / step <= most:
+            offset = time.localtime(start).tm_gmtoff       # round in local time
+            first = math.ceil((start + offset) / step) * step - offset
+            return [first + number * step for number in range(most + 1)
+                    if first + number * step < end], fmt
     for hours, fmt in ((1, "%H:%M"), (2, "%H:%M"), (3, "%H:%M"), (6, "%H:%M"), (12, "%d %H:%M"),
                        (24, "%m-%d"), (48, "%m-%d"), (168, "%m-%d"), (336, "%m-%d")):
         if span / (hours * 3600.0) <= most:
@@ -3968,6 +3976,8 @@ def render_report(summary, evidence, source, made=None):
         body.append('<p class="muted">The log ends while the monitor runs%s: counted until its '
                     'last event.</p>' % (" and the network is down" if summary.still_down else ""))
 
+    if summary.period <= REPORT_ZOOM:
+        body.append(_period_bar(summary, evidence))
     body.append("<h2>Every day at a glance</h2>" + _calendar(summary.days))
     body.append('<p class="small">%s</p>' % " ".join(_swatch(css, words) for css, words in (
         ("a100", "100 %"), ("a999", "99.9 % or more"), ("a99", "99 % or more"),
@@ -3986,6 +3996,18 @@ def render_report(summary, evidence, source, made=None):
     body.append(_target_table(evidence))
     body.append(_explanation(summary, evidence))
     return _html_page(title, "\n".join(body))
+
+
+def _period_bar(summary, evidence):
+    """The whole of a short period as one bar, so that its interruptions show to scale."""
+    start, end = summary.start, summary.end
+    ticks, fmt = _time_ticks(start, end, most=10)
+    scale = 720.0 / (end - start)
+    return ("<h2>The whole period</h2>" + _bar(
+        start, end, list(evidence.monitored), list(evidence.rows), ticks, width=720, height=22,
+        label="the whole period") + _svg(720, 11, ['<text x="%.1f" y="9">%s</text>' % (
+            min(690, max(0, (tick - start) * scale - 12)),
+            time.strftime(fmt, time.localtime(tick))) for tick in ticks], "times"))
 
 
 def _day_table(summary, evidence):
@@ -4348,6 +4370,29 @@ def _status_now(status, now):
         local_time(since), words, human_duration(max(0.0, now - since)))
 
 
+def _recent_bar(status, rows, now, ticks, step, every):
+    """A bar of the `ticks` * `step` seconds before `now`, a line at each round `step` of local
+    time and a label at every `every`th of them."""
+    start = now - ticks * step
+    monitored = []
+    if status.started is not None:
+        monitored = [(max(start, status.started.wall), now)]
+    local = time.localtime(start)
+    first = math.floor(start) - (local.tm_min * 60 + local.tm_sec) % step + step
+    lines = [first + number * step for number in range(ticks) if first + number * step < now]
+    scale = 720.0 / (now - start)
+    labels = []
+    for tick in lines:
+        local = time.localtime(tick)
+        if (local.tm_hour * 3600 + local.tm_min * 60) // step % every == 0:
+            labels.append('<text x="%.1f" y="9">%s</text>' % (
+                min(700, (tick - start) * scale - 6),
+                time.strftime("%H" if step >= 3600 else "%H:%M", local)))
+    return (_bar(start, now, monitored, rows, lines, width=720, height=22,
+                 label="the last %s" % human_duration(now - start))
+            + _svg(720, 11, labels, "times"))
+
+
 def render_status(status, now=None):
     """The status page (HTML text) of a StatusSnapshot."""
     from html import escape
@@ -4374,21 +4419,9 @@ def render_status(status, now=None):
     targets.append("</tbody></table>")
     body.append("".join(targets))
 
-    start = now - STATUS_HISTORY_SECONDS
-    monitored = []
-    if status.started is not None:
-        monitored = [(max(start, status.started.wall), now)]
     recent = _status_rows(status, now)
-    local = time.localtime(start)
-    first_tick = math.floor(start) - local.tm_min * 60 - local.tm_sec + 3600
-    ticks = [first_tick + hour * 3600 for hour in range(24) if first_tick + hour * 3600 < now]
-    labels = [(tick, time.strftime("%H", time.localtime(tick))) for tick in ticks]
-    scale = 720 / STATUS_HISTORY_SECONDS
-    body.append("<h2>The last 24 hours</h2>" + _bar(start, now, monitored, recent, ticks,
-                                                     width=720, height=22, label="last 24 hours")
-                + _svg(720, 11, ['<text x="%.1f" y="9">%s</text>' % (
-                    min(708, (tick - start) * scale - 5), text)
-                    for tick, text in labels if int(text) % 3 == 0], "hours"))
+    body.append("<h2>The last 24 hours</h2>" + _recent_bar(status, recent, now, 24, 3600, 3))
+    body.append("<h2>The last hour</h2>" + _recent_bar(status, recent, now, 12, 300, 2))
     body.append('<p class="small">%s</p>' % " ".join(
         [_swatch("up", "up"), _swatch("off", "not monitored by this run"),
          _swatch("slow", "slow"), _swatch("partial", "partial outage"),

@@ -125,8 +125,9 @@ class Browser:
             self.events.append(message)
 
     # -- pages -----------------------------------------------------------------------------------
-    def open(self, url, screenshot=True, pdf=False, settle=0.3):
-        """Loads `url` in a new tab and returns its Page: DOM, screenshot, requests, problems."""
+    def open(self, url, screenshot=True, pdf=False, settle=0.3, height=None):
+        """Loads `url` in a new tab and returns its Page: DOM, screenshot (of the whole page, or
+        of its top `height` pixels), requests, problems."""
         page = Page(url)
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.call("Target.attachToTarget", {"targetId": target,
@@ -152,12 +153,15 @@ class Browser:
             "expression": "document.documentElement.outerHTML", "returnByValue": True},
             session=session)["result"]["value"]
         if screenshot:
-            size = self.call("Page.getLayoutMetrics", session=session)["cssContentSize"]
+            whole = height is None
+            if whole:
+                size = self.call("Page.getLayoutMetrics", session=session)["cssContentSize"]
+                height = int(min(16000, max(800, size["height"])))
             self.call("Emulation.setDeviceMetricsOverride", {
-                "width": self.width, "height": int(min(16000, max(800, size["height"]))),
-                "deviceScaleFactor": 1, "mobile": False}, session=session)
+                "width": self.width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+                session=session)
             page.png = base64.b64decode(self.call("Page.captureScreenshot", {
-                "format": "png", "captureBeyondViewport": True}, session=session)["data"])
+                "format": "png", "captureBeyondViewport": whole}, session=session)["data"])
         if pdf:
             page.pdf = base64.b64decode(self.call("Page.printToPDF", {
                 "paperWidth": 8.27, "paperHeight": 11.69, "preferCSSPageSize": True},

@@ -1,0 +1,109 @@
+"""Makes the README's pictures from a real run in the network lab (run as root):
+
+    python3 tests/docs_pictures.py [DOCS_DIR]
+
+The monitor watches two addresses of the lab's target host every 0.2 s while the lab breaks the
+connection a few ways (the service stopped, packets vanishing for one address, the monitor's own
+link down, the far end gone). While the last fault lasts, the status page is fetched from inside
+the monitor's namespace and shown in headless Chromium (docs/status-page.png); after the stop,
+the HTML report of the run's event log is made and shown (docs/report.png), along with a report
+of a made-up year (docs/report-year.png, from tests/reportlog.py) to show the overview.
+Nothing leaves the lab: the monitor's namespace has no default route.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from browser import Browser  # noqa: E402
+from harness import PROGRAM, wait_for_event  # noqa: E402
+from netlab import TARGET_IP, TARGET_IP2, TARGET_PORT, NetLab  # noqa: E402
+from reportlog import make_log  # noqa: E402
+
+STATUS_PORT = 8080
+
+
+def outage(lab, log, break_it, mend_it, seconds, count):
+    """Breaks the connection, waits until the monitor logged the `count`-th down, keeps it broken
+    `seconds` in all, mends it and waits for the up."""
+    break_it()
+    began = time.monotonic()
+    wait_for_event(log, "down", timeout=20, count=count)
+    time.sleep(max(0.0, seconds - (time.monotonic() - began)))    # the fault's length
+    mend_it()
+    wait_for_event(log, "up", timeout=20, count=count)
+
+
+def screenshot(url, path, width=960, height=None):
+    with Browser(width=width) as browser:
+        page = browser.open(url, height=height)
+    if page.problems:
+        raise SystemExit("the page had problems: %s" % page.problems)
+    path.write_bytes(page.png)
+    print("wrote %s (%d bytes)" % (path, len(page.png)))
+
+
+def main():
+    docs = Path(sys.argv[1] if len(sys.argv) > 1 else HERE.parent / "docs")
+    docs.mkdir(exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="pyNetConnMon-docs-"))
+    log = work / "events.jsonl"
+    lab = NetLab()
+    try:
+        lab.add_target_address(TARGET_IP2)
+        lab.start_listener()
+        monitor = lab.popen([sys.executable, str(PROGRAM), "-a", "%s:%d" % (TARGET_IP, TARGET_PORT),
+                             "-a", "%s:%d" % (TARGET_IP2, TARGET_PORT), "-i", "0.2", "-t", "1",
+                             "-m", "1", "--no-mail", "--log-file", str(log),
+                             "--state-file", str(work / "state.json"),
+                             "--metrics-port", str(STATUS_PORT)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        wait_for_event(log, "start", timeout=20)
+        time.sleep(20)                                   # a while up
+        outage(lab, log, lab.stop_listener, lab.start_listener, 4, 1)
+        time.sleep(15)
+        lab.vanish()                                     # one address only: the other answers
+        time.sleep(6)
+        lab.unvanish()
+        time.sleep(15)
+        outage(lab, log, lab.link_down, lab.link_up, 7, 2)
+        time.sleep(20)
+        outage(lab, log, lab.stop_listener, lab.start_listener, 2, 3)
+        time.sleep(15)
+        lab.far_end_down()
+        wait_for_event(log, "down", timeout=20, count=4)
+        time.sleep(8)
+        page = lab.run([sys.executable, "-c", "import sys, urllib.request; sys.stdout.write("
+                        "urllib.request.urlopen('http://127.0.0.1:%d/').read().decode())"
+                        % STATUS_PORT], capture_output=True, text=True, check=True).stdout
+        (work / "status.html").write_text(page, encoding="utf-8")
+        lab.far_end_up()
+        wait_for_event(log, "up", timeout=30, count=4)
+        time.sleep(10)
+        monitor.send_signal(signal.SIGTERM)
+        monitor.wait(10)
+    finally:
+        lab.destroy()
+    screenshot((work / "status.html").as_uri(), docs / "status-page.png")
+    subprocess.run([sys.executable, str(PROGRAM), "--summary", "--log-file", str(log), "--html",
+                    str(work / "report.html"), "--csv", str(work / "report.csv")], check=True)
+    screenshot((work / "report.html").as_uri(), docs / "report.png")
+    year = work / "year.jsonl"
+    year.write_text("".join(json.dumps(event) + "\n" for event in make_log().events),
+                    encoding="utf-8")
+    subprocess.run([sys.executable, str(PROGRAM), "--summary", "--log-file", str(year), "--html",
+                    str(work / "year.html")], check=True, stdout=subprocess.DEVNULL,
+                   env=dict(os.environ, TZ="UTC"))
+    screenshot((work / "year.html").as_uri(), docs / "report-year.png", height=1500)
+    print("the lab's event log: %s" % log)
+
+
+if __name__ == "__main__":
+    main()
