@@ -95,8 +95,10 @@ def report_rows(body):
     return rows
 
 
-def row(up, duration_text, reason='refused'):
-    return '%s  %s  %12s  %s' % (second(up['start']), second(up['end']), duration_text, reason)
+def row(up, duration_text, reason='refused', cause='unknown'):
+    """A report's row; beside loopback targets no gateway is probed, so the cause is unknown."""
+    return '%s  %s  %12s  %-8s  %s' % (second(up['start']), second(up['end']), duration_text,
+                                       cause, reason)
 
 
 def read_state(path):
@@ -369,7 +371,7 @@ def test_kill_9_leaves_a_gap_that_is_logged_and_reported(lab, program_dir, smtp_
     count, downtime = SUBJECT.match(msg['Subject']).groups()
     assert count == '1'
     (line,) = report_rows(msg.get_content())
-    assert line == '%s  %s  %12s  gap: the monitor was not running (no clean stop)' % (
+    assert line == '%s  %s  %12s  -         gap: the monitor was not running (no clean stop)' % (
         second(gap['start']), second(gap['end']), downtime)
     assert_mail_count_stays(smtp_server, 1)
     assert again.terminate() == 0
