@@ -5,16 +5,13 @@ In the scripted network every probe's outcome is given per target (and for the g
 [start, end) spans of failure; rounds start every second, so a fault from 10.5 to 20.5 is seen
 first by the round at 11 and last by the round at 20.
 """
-import io
 import json
 
 import pytest
 
-from pyNetConnMon import (Announcer, CauseJudge, Console, EventLog, Gateway, InterruptionTracker,
-                          MetricsBoard, MetricsSnapshot, Monitor, PartialOutages, PendingReports,
-                          ProbeResult, ReportBackoff, Reporter, Settings, StateFile, closer_cause,
-                          parse_target)
-from test_monitor import FakeClock, FakeWaker, RecordingDeliverer
+from fakes import Run
+from pyNetConnMon import (CauseJudge, Gateway, InterruptionTracker, MetricsBoard, MetricsSnapshot,
+                          PartialOutages, ProbeResult, closer_cause, parse_target)
 
 ROUTER = Gateway("198.18.0.1", 53, found=True)
 A = parse_target("198.18.1.2:80", 53)
@@ -206,41 +203,27 @@ class ScriptedNetwork:
         pass
 
 
-class ScriptedRun:
+class ScriptedRun(Run):
+    """Run on a ScriptedNetwork, with a metrics board; report() is the one report sent."""
+
     def __init__(self, tmp_path, targets, fails, stop_at=40.0, local=(), router=ROUTER,
                  min_interruption=5.0):
-        self.clock = FakeClock()
-        self.network = ScriptedNetwork(self.clock, fails, local, router)
-        self.deliverer = RecordingDeliverer(self.clock)
-        self.log_path = tmp_path / "events.jsonl"
+        super().__init__(tmp_path, (), stop_at, metrics_board=MetricsBoard(MetricsSnapshot()),
+                         network=lambda clock: ScriptedNetwork(clock, fails, local, router),
+                         targets=targets, min_interruption=min_interruption)
+        self.network, self.board = self.prober, self.monitor.metrics_board
         self.state_path = tmp_path / "state.json"
-        self.log = EventLog(str(self.log_path))
-        self.console = io.StringIO()
-        self.board = MetricsBoard(MetricsSnapshot())
-        config = Settings(targets=targets, interval=1.0, timeout=1.0,
-                          min_interruption=min_interruption)
-        waker = FakeWaker(self.clock, stop_at)
-        reporter = Reporter(PendingReports(ReportBackoff(60.0, 3600.0, 300.0)), self.deliverer,
-                            "pi", waker.wake, spawn=lambda function: function())
-        self.monitor = Monitor(config, Announcer(Console(out=self.console, err=self.console),
-                                                 self.log, config),
-                               waker, self.network, clock=self.clock, reporter=reporter,
-                               state=StateFile(str(self.state_path)), metrics_board=self.board,
-                               surroundings=self.network)
 
     def run(self):
-        self.monitor.run()
-        self.log.close()
+        super().run()
         return self
 
     def events(self, *names):
-        events = [json.loads(line) for line in self.log_path.read_text().splitlines()]
-        return [event for event in events if event["event"] in names]
+        return [event for event in super().events() if event["event"] in names]
 
     def lines(self, *starts):
         """Console lines without their timestamp, those starting with one of `starts`."""
-        return [line[20:] for line in self.console.getvalue().splitlines()
-                if line[20:].startswith(starts)]
+        return [line for line in self.console_lines() if line.startswith(starts)]
 
     def report(self):
         [(_, subject, body)] = self.deliverer.sent
@@ -345,7 +328,8 @@ def test_the_state_file_saved_while_down_holds_the_cause_so_far(tmp_path):
     run = ScriptedRun(tmp_path, [A], fails, stop_at=30)
     saved = []
     original = run.monitor.state.save
-    run.monitor.state.save = lambda data: saved.append(json.loads(json.dumps(data))) or original(data)
+    run.monitor.state.save = lambda data: saved.append(json.loads(json.dumps(data))) or \
+        original(data)
     run.run()
     causes = [data["down"]["cause"] for data in saved if data["down"]]
     assert causes[0] == "provider" and causes[-1] == "lan"
@@ -401,7 +385,7 @@ def test_ipv6_failing_while_ipv4_answers_is_a_family_outage(tmp_path):
     assert "        10.0 s  every IPv6 target (timeout)\n" in body
 
 
-def test_names_failing_while_addresses_answer_is_a_dns_partial_outage(tmp_path):
+def test_the_loop_logs_and_reports_a_dns_partial_outage(tmp_path):
     run = ScriptedRun(tmp_path, [NAME, A], outage(NAME.label, "dns")).run()
     dns_down, dns_up = run.events("dns_down", "dns_up")
     assert (dns_down["targets"], dns_down["reason"]) == (["target.lab.test:80"], "dns")
