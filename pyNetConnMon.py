@@ -145,7 +145,7 @@ EVENTS = {
     "start": EventKind(("version", "targets", "interval", "timeout", "min_interruption",
                         "backoff_min", "backoff_max", "backoff_step", "pid", "state_file",
                         "gateway"), True),
-    "stop": EventKind(("signal", "down_since"), True),
+    "stop": EventKind(("signal", "down_since", "cause"), True),
     "down": EventKind(("start", "reason", "targets", "cause"), True),    # the first round's cause
     "up": EventKind(("start", "end", "duration", "ignored", "reason", "targets", "cause"), True),
     "gap": EventKind(("start", "end", "duration", "ignored"), True),
@@ -2651,10 +2651,11 @@ class Announcer:
     def state_not_saved(self, path, error):
         self.console.error("cannot write state file %s: %s" % (path, _one_line(error)))
 
-    def stopped(self, wall, signal_name, down_since, pending):
+    def stopped(self, wall, signal_name, down_since, pending, cause=None):
         fields = {"signal": signal_name}
         if down_since is not None:
             fields["down_since"] = iso_time(down_since)
+            fields["cause"] = cause
         self.log.write("stop", wall, **fields)
         self.console.info("stopped (%s)%s" % (signal_name, (
             "; %s still to report" % plural(pending, "interruption")) if pending else ""), wall)
@@ -2926,7 +2927,7 @@ class Monitor:
         self.prober.close()
         self._save_state(clean_stop=True)
         self.say.stopped(wall, self.waker.stop_signal, outage and outage.start_wall,
-                         self._pending_count())
+                         self._pending_count(), outage and outage.cause)
         return self.waker.stop_signal
 
 
@@ -2938,6 +2939,7 @@ HOUR_SHADES = "\u00b7\u2591\u2592\u2593\u2588"   # ·░▒▓█: no downtime, 
 HOUR_SHADES_ASCII = ".-+*#"                      # the same, for a terminal without those characters
 EVENT_LINE_LIMIT = 64 * 1024     # bytes; a longer line is skipped and counted, never held in memory
 UNKNOWN_NAMES_KEPT = 100         # unknown event names counted by name; any further ones in one sum
+SUMMARY_TARGETS_KEPT = 100       # more targets than this: no per-target figures
 _SUMMARY_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?$")
 
 
@@ -3105,6 +3107,11 @@ class Summary:
         self.invalid = 0            # records without a valid "time" and "event"
         self.unknown = {}           # unknown event name -> how many were skipped
         self.unknown_others = 0     # unknown events beyond UNKNOWN_NAMES_KEPT names
+        self.by_cause = {}          # cause (or "not recorded") -> [interruptions, downtime]
+        self.partial = {}           # "target", "family" or "dns" -> [partial outages, seconds]
+        self.targets = []           # the targets every run watched (none when runs differ)
+        self.targets_changed = False
+        self.partial_only = {}      # target label or "ipv4"/"ipv6" -> seconds it alone failed
 
     @property
     def period(self):
@@ -3161,7 +3168,7 @@ class _Timeline:
         self.summary.monitored += end - start
         self._spread(start, end, down=False)
 
-    def down(self, start, end, gap=False):
+    def down(self, start, end, gap=False, cause=None):
         start, end = max(start, self.since, self.down_to), min(end, self.until)
         if end <= start:
             return
@@ -3173,6 +3180,11 @@ class _Timeline:
         if gap:
             summary.gaps += 1
             summary.gap_downtime += end - start
+        else:
+            counted = summary.by_cause.setdefault(cause if cause in CAUSES else "not recorded",
+                                                  [0, 0.0])
+            counted[0] += 1
+            counted[1] += end - start
         self._day(start).interruptions += 1
         self._spread(start, end, down=True)
 
@@ -3239,13 +3251,37 @@ class _Timeline:
 class _Run:
     """A run of the monitor as the replay sees it: from its start to its latest sign of life."""
 
-    __slots__ = ("start", "seen", "down_since", "down_text", "min_interruption")
+    __slots__ = ("start", "seen", "down_since", "down_text", "down_cause", "min_interruption",
+                 "targets")
 
-    def __init__(self, start, min_interruption):
+    def __init__(self, start, min_interruption, targets=()):
         self.start = self.seen = start
         self.down_since = None       # the network has been down since then (None: up)
         self.down_text = None        # ... as the `down` line wrote it: its `up` repeats it as start
+        self.down_cause = None       # ... and the cause its `down` gave
         self.min_interruption = min_interruption
+        self.targets = targets       # the labels its start names (at most SUMMARY_TARGETS_KEPT)
+
+
+def _label_family(label):
+    """"ipv4" or "ipv6" for a target label with an IP address (198.18.1.2:80, [::1]:53), None
+    for one with a host name."""
+    host = label[1:label.rfind("]")] if label.startswith("[") else label.rpartition(":")[0]
+    address = _ip_literal(host)
+    return None if address is None else "ipv%d" % address.version
+
+
+class _AloneFailing:
+    """How long one target (or one IP family) failed while the connection was up: the union of
+    the partial outages that cover it, less the interruptions inside them. A sweep: O(1) state."""
+
+    __slots__ = ("covers", "since", "overlap", "seconds")
+
+    def __init__(self):
+        self.covers = 0              # partial outages open that cover it
+        self.since = None            # the union's current stretch began here
+        self.overlap = 0.0           # interruption time inside that stretch
+        self.seconds = 0.0
 
 
 class _Replay:
@@ -3265,8 +3301,15 @@ class _Replay:
         self.crashed = None      # a run ended without a stop, until we see if a gap follows
         self.first = None        # the first instant known to be monitored
         self.last = None         # the latest event
+        self.partials = {}       # partial outage key -> (start, the _AloneFailing it covers)
+        self.alone = {}          # target label or family -> _AloneFailing
         self.handlers = {name: getattr(self, "on_" + name, self.on_sign_of_life)
                          for name in EVENTS}
+        for kind in ("target", "family", "dns"):
+            self.handlers[kind + "_down"] = lambda moment, record, kind=kind: self._partial_down(
+                kind, moment, record)
+            self.handlers[kind + "_up"] = lambda moment, record, kind=kind: self._partial_up(
+                kind, moment, record)
 
     def feed(self, record):
         name = record.get("event") if isinstance(record, dict) else None
@@ -3285,6 +3328,7 @@ class _Replay:
 
     def finish(self):
         summary, timeline, run = self.summary, self.timeline, self.run
+
         if self.crashed is not None:
             self._end_crashed_run(None)
         if run is not None:
@@ -3296,6 +3340,7 @@ class _Replay:
             if end > start:
                 summary.start, summary.end = start, end
         summary.days = timeline.rows(summary.start, summary.end)
+        summary.partial_only = {key: alone.seconds for key, alone in self.alone.items()}
         return summary
 
     # -- one handler per event -----------------------------------------------------------------
@@ -3304,6 +3349,7 @@ class _Replay:
             self.crashed = self.run          # it ended without a stop; a gap may say when
         self.min_interruption = _number(record.get("min_interruption"), DEFAULT_MIN_INTERRUPTION)
         self.run = self._begin(moment)
+        self._watching(record.get("targets"))
 
     def on_stop(self, moment, record):
         run = self.run
@@ -3312,6 +3358,7 @@ class _Replay:
             down = parse_log_time(record.get("down_since"))
         if run is None:                      # a log that begins with a stop (rotated)
             run = self._begin(moment if down is None else min(moment, down))
+        run.down_cause = record.get("cause") or run.down_cause
         self._close(run, moment, down)
         self.run = None
 
@@ -3319,6 +3366,7 @@ class _Replay:
         run = self._alive(moment)
         if run.down_since is None:
             run.down_since, run.down_text = moment, record.get("time")
+            run.down_cause = record.get("cause")
 
     def on_up(self, moment, record):
         began = self._outage_start(moment, record)
@@ -3330,7 +3378,7 @@ class _Replay:
         if ignored:
             self.timeline.blip(began)
         else:
-            self.timeline.down(began, moment)
+            self._interruption(began, moment, record.get("cause") or run.down_cause)
         run.down_since = None
 
     def on_gap(self, moment, record):
@@ -3348,6 +3396,84 @@ class _Replay:
                 self._monitored_from(start)
         if self.run is not None:
             self.run.seen = max(self.run.seen, moment)
+
+    def _partial_down(self, kind, moment, record):
+        """target_down, family_down, dns_down: a part failing while the connection is up."""
+        self._alive(moment)
+        key = self._partial_key(kind, record)
+        if key is None or key in self.partials:
+            return
+        covered = [self.alone.setdefault(name, _AloneFailing()) for name in self._covered(key)]
+        self.partials[key] = (moment, covered)
+        for alone in covered:
+            if alone.covers == 0:
+                alone.since, alone.overlap = moment, 0.0
+            alone.covers += 1
+
+    def _partial_up(self, kind, moment, record):
+        self._alive(moment)
+        key = self._partial_key(kind, record)
+        if key in self.partials:
+            ignored = record.get("ignored")
+            self._partial_end(key, moment, ignored if isinstance(ignored, bool) else None)
+
+    def _partial_end(self, key, moment, ignored=None):
+        start, covered = self.partials.pop(key)
+        if ignored is None:
+            ignored = moment - start < self.min_interruption
+        seconds = self._clipped(start, moment)
+        if not ignored and seconds > 0:
+            counted = self.summary.partial.setdefault(key[0], [0, 0.0])
+            counted[0] += 1
+            counted[1] += seconds
+        for alone in covered:
+            alone.covers -= 1
+            if alone.covers == 0 and not (ignored and alone.since == start):
+                alone.seconds += max(0.0, self._clipped(alone.since, moment) - alone.overlap)
+
+    def _partial_key(self, kind, record):
+        run = self.run
+        if kind == "target":
+            label = record.get("target")
+            return ("target", label) if run is not None and label in run.targets else None
+        if kind == "family":
+            family = record.get("family")
+            return ("family", family) if family in ("ipv4", "ipv6") else None
+        return ("dns", "names")
+
+    def _covered(self, key):
+        """What a partial outage makes fail: a target, or a family and its targets, or every
+        target given by name."""
+        kind, what = key
+        targets = self.run.targets if self.run is not None else ()
+        if kind == "target":
+            return [what]
+        if kind == "family":
+            return [what] + [label for label in targets if _label_family(label) == what]
+        return [label for label in targets if _label_family(label) is None]
+
+    def _clipped(self, start, end):
+        timeline = self.timeline
+        return max(0.0, min(end, timeline.until) - max(start, timeline.since))
+
+    def _watching(self, targets):
+        """A run's targets: per-target figures only while every run watches the same ones."""
+        labels = ([label for label in targets if isinstance(label, str)]
+                  if isinstance(targets, list) else [])
+        summary = self.summary
+        if len(labels) > SUMMARY_TARGETS_KEPT or (
+                summary.targets and labels != summary.targets):
+            summary.targets_changed = True
+        if not summary.targets_changed and not summary.targets:
+            summary.targets = labels
+        self.run.targets = labels if not summary.targets_changed else []
+
+    def _interruption(self, start, end, cause):
+        """Downtime: the interruption's time is no part of what failed alone meanwhile."""
+        self.timeline.down(start, end, cause=cause)
+        for alone in self.alone.values():
+            if alone.covers and alone.since <= start:
+                alone.overlap += self._clipped(start, end)
 
     def on_log_reopened(self, moment, record):
         """A rotated log begins here with the monitor running: it counts from here."""
@@ -3395,9 +3521,11 @@ class _Replay:
         if down is not None:
             down = max(run.start, down)
             if end - down >= run.min_interruption:
-                self.timeline.down(down, end)
+                self._interruption(down, end, run.down_cause)
             elif not at_end:                 # at the end of the log it may not be over yet
                 self.timeline.blip(down)
+        for key in list(self.partials):      # what still failed when the run ended
+            self._partial_end(key, max(end, self.partials[key][0]))
         self.timeline.monitored(run.start, end)
 
     def _end_crashed_run(self, gap_start):
@@ -3547,6 +3675,43 @@ def format_day(day, shades=HOUR_SHADES):
     return row
 
 
+def _summary_by_cause(summary):
+    """The lines of interruptions and downtime per cause (gaps have their own)."""
+    causes = [cause for cause in CAUSES + ("not recorded",) if cause in summary.by_cause]
+    if causes in ([], ["not recorded"]):
+        return []                    # a log of a version before causes, or no interruption
+    return ["%-15s%-12s  %s, %s" % ("By cause:" if number == 0 else "", cause,
+                                   plural(summary.by_cause[cause][0], "interruption"),
+                                   human_duration(summary.by_cause[cause][1]))
+            for number, cause in enumerate(causes)]
+
+
+def _summary_partial(summary):
+    """Partial outages, and per target and per IP family how much of the monitored time each
+    answered, when there is more than one."""
+    lines = []
+    if summary.partial:
+        kinds = [("target", "of one target"), ("family", "of one IP family"),
+                 ("dns", "of names (DNS)")]
+        count = sum(counted[0] for counted in summary.partial.values())
+        lines.append("Partial:       %s while the connection stayed up (%s): %s" % (
+            plural(count, "outage"), human_duration(sum(c[1] for c in summary.partial.values())),
+            ", ".join("%d %s" % (summary.partial[kind][0], words)
+                      for kind, words in kinds if kind in summary.partial)))
+    if summary.targets_changed:
+        return lines + ["Per target:    - (the targets changed between runs)"]
+    rows = [(label, label) for label in summary.targets] if len(summary.targets) > 1 else []
+    families = {_label_family(label) for label in summary.targets}
+    family_rows = [("IPv4", "ipv4"), ("IPv6", "ipv6")] if {"ipv4", "ipv6"} <= families else []
+    for title, entries in (("Per target:", rows), ("Per family:", family_rows)):
+        for number, (shown, key) in enumerate(entries):
+            availability = _availability(summary.monitored, summary.downtime
+                                         + summary.partial_only.get(key, 0.0))
+            lines.append("%-15s%s %%  %s" % (title if number == 0 else "",
+                                            _percent(availability, 3), shown))
+    return lines
+
+
 def format_summary(summary, source, ascii=False):
     """The text --summary prints (local time throughout)."""
     shades = HOUR_SHADES_ASCII if ascii else HOUR_SHADES
@@ -3578,6 +3743,9 @@ def format_summary(summary, source, ascii=False):
         "Availability:  %s %%" % _percent(summary.availability, 3),
         "Interruptions: %s, %s ignored" % (interruptions, plural(summary.blips, "blip")),
         "Downtime:      %s" % downtime,
+    ]
+    lines += _summary_by_cause(summary) + _summary_partial(summary)
+    lines += [
         "",
         "%-10s  %7s  %4s  %16s   %s" % ("day", "avail", "int", "downtime",
                                         "00    06    12    18"),
