@@ -846,7 +846,7 @@ def partial_what(key):
         return "target " + what
     if kind == "family":
         return "every %s target" % {"ipv4": "IPv4", "ipv6": "IPv6"}[what]
-    return "every name (DNS)"
+    return "every target given by name"
 
 
 def gateway_setting(gateway):

@@ -391,7 +391,7 @@ def test_the_loop_logs_and_reports_a_dns_partial_outage(tmp_path):
     assert (dns_down["targets"], dns_down["reason"]) == (["target.lab.test:80"], "dns")
     assert (dns_up["targets"], dns_up["duration"]) == (["target.lab.test:80"], 10.001)
     _, body = run.report()
-    assert "        10.0 s  every name (DNS) (dns)\n" in body
+    assert "        10.0 s  every target given by name (dns)\n" in body
 
 
 def test_a_report_with_both_lists_interruptions_first(tmp_path, utc):
