@@ -417,14 +417,14 @@ class CauseJudge:
         if local:
             return "local", local
         if self.gateway is None:
-            return "unknown", "no gateway known to check"
+            return "unknown", "no router known to check"
         if not self.answered:
-            return "unknown", "the gateway %s has not answered since the start" % self.gateway
+            return "unknown", "the router %s has not answered since the start" % self.gateway
         if not gateway_answered_now:
-            return "lan", "the gateway %s did not answer either" % self.gateway
+            return "lan", "the router %s did not answer either" % self.gateway
         if target_reasons and all(reason == "dns" for reason in target_reasons.values()):
-            return "dns", "the gateway %s answered, no name resolved" % self.gateway
-        return "provider", "the gateway %s answered" % self.gateway
+            return "dns", "the router %s answered, no name resolved" % self.gateway
+        return "provider", "the router %s answered" % self.gateway
 
 
 def target_family(target):
@@ -798,10 +798,10 @@ def plural(count, word):
 # What each cause means, in the console's few words and in a report's one line per cause.
 CAUSE_WORDS = {
     "local": "this machine had no link or no route",
-    "lan": "the gateway (router) did not answer either",
-    "provider": "the gateway (router) answered: the line or the provider failed",
-    "dns": "the gateway (router) answered, names did not resolve",
-    "unknown": "no gateway (router) known that answered, so no telling where",
+    "lan": "the router did not answer either",
+    "provider": "the router answered, so the line or the provider failed",
+    "dns": "the router answered, only names did not resolve",
+    "unknown": "no router known that answered, so no telling where",
 }
 CAUSE_EXPLAINED = {
     "local": "local: this machine itself had no working link or no route out: its network "
@@ -2543,8 +2543,8 @@ class Announcer:
             self.console.info("gateway not probed (--gateway none): a cause other than local "
                               "reads unknown", wall)
         else:
-            self.console.info("gateway %s, probed on TCP port %d in every round to tell where an "
-                              "interruption broke" % (
+            self.console.info("gateway (router) %s, probed on TCP port %d in every round to tell "
+                              "where an interruption broke" % (
                                   "from the routing table" if settings.gateway == "auto"
                                   else settings.gateway.label,
                                   GATEWAY_PORT if settings.gateway == "auto"

@@ -41,15 +41,15 @@ def judged(local=None, gateway="198.18.0.1:53", answered_before=True, answers_no
     (dict(local="this machine has no default route"),
      ("local", "this machine has no default route")),
     (dict(local="eth0 has no link", answers_now=False), ("local", "eth0 has no link")),
-    (dict(answers_now=False), ("lan", "the gateway 198.18.0.1:53 did not answer either")),
-    (dict(), ("provider", "the gateway 198.18.0.1:53 answered")),
+    (dict(answers_now=False), ("lan", "the router 198.18.0.1:53 did not answer either")),
+    (dict(), ("provider", "the router 198.18.0.1:53 answered")),
     (dict(reasons={"a.test:80": "dns", "b.test:80": "dns"}),
-     ("dns", "the gateway 198.18.0.1:53 answered, no name resolved")),
+     ("dns", "the router 198.18.0.1:53 answered, no name resolved")),
     (dict(reasons={"a.test:80": "dns", "198.18.1.2:80": "timeout"}),
-     ("provider", "the gateway 198.18.0.1:53 answered")),
-    (dict(gateway=None, answers_now=False), ("unknown", "no gateway known to check")),
+     ("provider", "the router 198.18.0.1:53 answered")),
+    (dict(gateway=None, answers_now=False), ("unknown", "no router known to check")),
     (dict(answered_before=False, answers_now=False),
-     ("unknown", "the gateway 198.18.0.1:53 has not answered since the start")),
+     ("unknown", "the router 198.18.0.1:53 has not answered since the start")),
 ])
 def test_the_cause_of_a_failed_round(situation, expected):
     assert judged(**situation) == expected
@@ -207,10 +207,10 @@ class ScriptedRun(Run):
     """Run on a ScriptedNetwork, with a metrics board; report() is the one report sent."""
 
     def __init__(self, tmp_path, targets, fails, stop_at=40.0, local=(), router=ROUTER,
-                 min_interruption=5.0):
+                 **overrides):
         super().__init__(tmp_path, (), stop_at, metrics_board=MetricsBoard(MetricsSnapshot()),
                          network=lambda clock: ScriptedNetwork(clock, fails, local, router),
-                         targets=targets, min_interruption=min_interruption)
+                         targets=targets, **overrides)
         self.network, self.board = self.prober, self.monitor.metrics_board
         self.state_path = tmp_path / "state.json"
 
@@ -239,13 +239,13 @@ CASES = {
     "local": ([A], dict(outage(A.label, "unreachable"), gateway=[(10.5, 20.5, "unreachable")]),
               [(10.5, 20.5)], "this machine has no default route"),
     "lan": ([A], dict(outage(A.label), gateway=[(10.5, 20.5, "timeout")]), (),
-            "the gateway 198.18.0.1:53 did not answer either"),
+            "the router 198.18.0.1:53 did not answer either"),
     "provider": ([A], dict(outage(A.label, "unreachable"), gateway=[ALWAYS + ("refused",)]), (),
-                 "the gateway 198.18.0.1:53 answered"),
+                 "the router 198.18.0.1:53 answered"),
     "dns": ([NAME], dict(outage(NAME.label, "dns")), (),
-            "the gateway 198.18.0.1:53 answered, no name resolved"),
+            "the router 198.18.0.1:53 answered, no name resolved"),
     "unknown": ([A], dict(outage(A.label), gateway=[ALWAYS + ("timeout",)]), (),
-                "the gateway 198.18.0.1:53 has not answered since the start"),
+                "the router 198.18.0.1:53 has not answered since the start"),
 }
 
 
@@ -260,12 +260,10 @@ def test_each_cause_in_the_events_the_console_the_report_and_the_metrics(tmp_pat
         "DOWN %s %s (%s: %s)" % (targets[0].label, reason, cause, words),
         "UP after 10.0 s (down since 2026-11-18 11:06:51, %s; %s: %s)" % (
             reason, cause, {"local": "this machine had no link or no route",
-                            "lan": "the gateway (router) did not answer either",
-                            "provider": "the gateway (router) answered: the line or the "
-                                        "provider failed",
-                            "dns": "the gateway (router) answered, names did not resolve",
-                            "unknown": "no gateway (router) known that answered, so no telling "
-                                       "where"}[cause])]
+                            "lan": "the router did not answer either",
+                            "provider": "the router answered, so the line or the provider failed",
+                            "dns": "the router answered, only names did not resolve",
+                            "unknown": "no router known that answered, so no telling where"}[cause])]
     _, body = run.report()
     assert "2026-11-18 11:07:01        10.0 s  %-8s  %s\n" % (cause, reason) in body
     explained = [line for line in body.splitlines() if line.startswith(cause + ": ")]
@@ -275,11 +273,25 @@ def test_each_cause_in_the_events_the_console_the_report_and_the_metrics(tmp_pat
                       for name in ("local", "lan", "provider", "dns", "unknown")}
 
 
+@pytest.mark.parametrize("gateway, line", [
+    ("auto", "gateway (router) from the routing table, probed on TCP port 53 in every round to "
+             "tell where an interruption broke"),
+    (Gateway("198.18.0.254", 80), "gateway (router) 198.18.0.254:80, probed on TCP port 80 in "
+                                  "every round to tell where an interruption broke"),
+    ("none", "gateway not probed (--gateway none): a cause other than local reads unknown"),
+])
+def test_the_start_says_which_gateway_is_probed(tmp_path, gateway, line):
+    run = ScriptedRun(tmp_path, [A], {}, stop_at=0.5, gateway=gateway).run()
+    assert run.console_lines()[1] == line
+    assert run.events("start")[0]["gateway"] == {"auto": "auto", "none": "none"}.get(
+        gateway, "198.18.0.254:80")
+
+
 def test_without_any_gateway_the_cause_is_unknown(tmp_path):
     run = ScriptedRun(tmp_path, [A], outage(A.label), router=None).run()
     [down] = run.events("down")
     assert down["cause"] == "unknown"
-    assert run.lines("DOWN") == ["DOWN 198.18.1.2:80 timeout (unknown: no gateway known to check)"]
+    assert run.lines("DOWN") == ["DOWN 198.18.1.2:80 timeout (unknown: no router known to check)"]
     assert run.board.latest().gateway is None
 
 
