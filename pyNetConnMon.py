@@ -160,7 +160,7 @@ EVENTS = {
     "gateway_changed": EventKind(("gateway",)),
     "report_sent": EventKind(("interruptions", "partial_outages", "via", "next_wait")),
     "report_failed": EventKind(("interruptions", "partial_outages", "via", "reason", "retry_in")),
-    "pending_discarded": EventKind(("interruptions",)),
+    "pending_discarded": EventKind(("interruptions", "partial_outages")),
     "ping_failed": EventKind(("url", "reason")),
     "ping_ok": EventKind(("url",)),
 }
@@ -793,6 +793,12 @@ def human_duration(seconds):
 
 def plural(count, word):
     return "%d %s%s" % (count, word, "" if count == 1 else "s")
+
+
+def pending_text(count, partial=0):
+    """'2 interruptions', '2 interruptions and 1 partial outage', or '1 partial outage'."""
+    parts = [plural(count, "interruption")] if count or not partial else []
+    return " and ".join(parts + ([plural(partial, "partial outage")] if partial else []))
 
 
 # What each cause means, in the console's few words and in a report's one line per cause.
@@ -2609,9 +2615,9 @@ class Announcer:
                               "running for %s since %s" % (human_duration(duration),
                                                            local_time(start)), wall)
 
-    def still_to_report(self, wall, count):
+    def still_to_report(self, wall, count, partial=0):
         self.console.info("%s from the previous run still to report"
-                          % plural(count, "interruption"), wall)
+                          % pending_text(count, partial), wall)
 
     def report_not_set_up(self, problem):
         self.console.warning("report pending, but %s" % problem)
@@ -2651,14 +2657,15 @@ class Announcer:
     def state_not_saved(self, path, error):
         self.console.error("cannot write state file %s: %s" % (path, _one_line(error)))
 
-    def stopped(self, wall, signal_name, down_since, pending, cause=None):
+    def stopped(self, wall, signal_name, down_since, pending, cause=None, partial=0):
         fields = {"signal": signal_name}
         if down_since is not None:
             fields["down_since"] = iso_time(down_since)
             fields["cause"] = cause
         self.log.write("stop", wall, **fields)
         self.console.info("stopped (%s)%s" % (signal_name, (
-            "; %s still to report" % plural(pending, "interruption")) if pending else ""), wall)
+            "; %s still to report" % pending_text(pending, partial)) if pending or partial
+            else ""), wall)
 
 
 class SystemClock:
@@ -2861,7 +2868,8 @@ class Monitor:
         if self.reporter is not None:
             self.reporter.pending.restore(state, mono, wall)
             if self.reporter.pending:
-                self.say.still_to_report(wall, self._pending_count())
+                self.say.still_to_report(wall, self._pending_count(),
+                                         self.reporter.pending.partial_count)
         cut_short, gap = recover_previous_run(state, wall, self.settings.min_interruption)
         if cut_short:
             self._add_interruption(**cut_short)
@@ -2927,7 +2935,8 @@ class Monitor:
         self.prober.close()
         self._save_state(clean_stop=True)
         self.say.stopped(wall, self.waker.stop_signal, outage and outage.start_wall,
-                         self._pending_count(), outage and outage.cause)
+                         self._pending_count(), outage and outage.cause,
+                         self.reporter.pending.partial_count if self.reporter is not None else 0)
         return self.waker.stop_signal
 
 
@@ -4272,7 +4281,9 @@ def run_discard_pending(settings, console):
         data, warning = state.load()
         if warning:
             console.warning(warning)
-        count = sum(item["count"] for item in data["pending"]) if data else 0
+        pending = data["pending"] if data else []
+        count = sum(item["count"] for item in pending if item["part"] is None)
+        partial = sum(item["count"] for item in pending if item["part"] is not None)
         if data:
             data.update(pending=[], clean_stop=True, down=None)
             try:
@@ -4281,12 +4292,12 @@ def run_discard_pending(settings, console):
                 raise MonitorError("cannot write state file %s: %s"
                                    % (state.path, _one_line(error)))
         log = EventLog(settings.log_file, warn=console.warning)
-        log.write("pending_discarded", time.time(), interruptions=count)
+        log.write("pending_discarded", time.time(), interruptions=count, partial_outages=partial)
         log.close()
     finally:
         state.unlock()
     console.info("discarded %s waiting for a report (state file %s)"
-                 % (plural(count, "interruption"), settings.state_file))
+                 % (pending_text(count, partial), settings.state_file))
     return 0
 
 

@@ -421,11 +421,26 @@ def test_a_report_with_both_lists_interruptions_first(tmp_path, utc):
         "1 min"]
 
 
-def test_a_partial_outage_at_a_stop_is_kept_as_cut_short(tmp_path):
+def test_a_partial_outage_at_a_stop_is_kept_as_cut_short_and_reported_after_a_restart(tmp_path):
     run = ScriptedRun(tmp_path, [A, B], outage(A.label, start=10.5, end=1e9), stop_at=30).run()
     [pending] = json.loads(run.state_path.read_text())["pending"]
     assert (pending["kind"], pending["part"], pending["cut_short"]) == (
         "partial", "target 198.18.1.2:80", True)
+    assert run.console_lines()[-1] == "stopped (SIGTERM); 1 partial outage still to report"
+    again = ScriptedRun(tmp_path, [A, B], {}, stop_at=2).run()
+    assert "1 partial outage from the previous run still to report" in again.console_lines()
+    subject, body = again.report()
+    assert subject == "pyNetConnMon on pi: 1 partial outage, the connection stayed up"
+    assert "  target 198.18.1.2:80 (timeout) (the monitor stopped while it still failed)\n" in body
+
+
+def test_a_run_that_died_while_down_reports_the_cause_it_had_saved():
+    from pyNetConnMon import recover_previous_run
+    state = {"clean_stop": False, "heartbeat": 1000.0, "targets": [A.label],
+             "down": {"start": 900.0, "reason": "timeout", "cause": "lan"}}
+    cut_short, _ = recover_previous_run(state, wall=1600.0, min_interruption=5.0)
+    assert (cut_short["cause"], cut_short["duration"], cut_short["cut_short"]) == ("lan", 100.0,
+                                                                                   True)
 
 
 def test_a_state_file_cause_must_be_one_of_the_five_and_older_files_have_none():
