@@ -921,7 +921,8 @@ def format_report(entries, hostname):
         if gaps:
             lines.append("Of these, %s (%s) were times the monitor itself was not running, e.g. "
                          "a power cut: the connection may or may not have been up then."
-                         % (plural(len(gaps), "gap"), human_duration(sum(g.duration for g in gaps))))
+                         % (plural(len(gaps), "gap"),
+                            human_duration(sum(gap.duration for gap in gaps))))
     if partials:
         lines += ["", "Partial outages: the connection stayed up (another target answered), "
                       "but these failed:",
@@ -1777,7 +1778,8 @@ def _check_interruption(data, what):
         "targets": _state_labels(data.get("targets", []), what + " targets"),
         "count": int(_state_number(data.get("count", 1), what + " count", 1, 2 ** 53)),
         "cause": _state_cause(data.get("cause"), what + " cause"),
-        "part": None if data.get("part") is None else _state_text(data["part"], what + " part", 300),
+        "part": (None if data.get("part") is None
+                 else _state_text(data["part"], what + " part", 300)),
     }
 
 

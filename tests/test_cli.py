@@ -101,8 +101,9 @@ def test_once_refused_is_down():
 def test_once_probes_a_gateway_given_on_the_command_line_with_the_targets():
     refused = closed_port()
     with listening_socket() as port:
-        accepted = run_program("-a", "127.0.0.1:%d" % port, "--gateway", "127.0.0.1:%d" % port, "--once")
-        refusing = run_program("-a", "127.0.0.1:%d" % port, "--gateway", "[::1]:%d" % refused, "--once")
+        target = "127.0.0.1:%d" % port
+        accepted = run_program("-a", target, "--gateway", "127.0.0.1:%d" % port, "--once")
+        refusing = run_program("-a", target, "--gateway", "[::1]:%d" % refused, "--once")
     assert accepted.returncode == 0
     assert re.match(r"^gateway 127\.0\.0\.1:%d answers \(accepted in \d+\.\d ms\)$" % port,
                     accepted.stdout.splitlines()[-1]), accepted.stdout

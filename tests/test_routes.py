@@ -53,7 +53,8 @@ def test_a_big_endian_machine_writes_the_address_the_other_way_round():
 
 def test_a_default_route_without_gateway_is_a_route_with_nothing_to_probe():
     # `ip route add default dev wg0` (a VPN): RTF_UP only
-    text = HOME_IPV4.splitlines(True)[0] + "wg0\t00000000\t00000000\t0001\t0\t0\t0\t00000000\t0\t0\t0\n"
+    text = (HOME_IPV4.splitlines(True)[0]
+            + "wg0\t00000000\t00000000\t0001\t0\t0\t0\t00000000\t0\t0\t0\n")
     assert parse_ipv4_routes(text, "little") == [Route(4, None, "wg0", 0)]
     assert choose_gateway(parse_ipv4_routes(text, "little")) is None
 
