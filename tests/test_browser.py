@@ -82,6 +82,18 @@ def test_the_report_in_a_browser(browser, tmp_path, later_fields):
     assert set(figures) == {"period", "monitored", "not_running", "availability",
                             "interruptions", "blips", "downtime"}
     assert {key: by_id(page.dom, key) for key in figures} == figures
+    causes = re.findall(r"^(?:By cause:)? +(local|lan|provider|dns|unknown|not recorded) +(.*)$",
+                        text, re.M)
+    assert bool(causes) is later_fields
+    for cause, words in causes:
+        assert by_id(page.dom, "cause-" + cause.replace(" ", "-")) == words
+    if later_fields:
+        partial = re.search(r"^Partial: +(.*?): \d+ of one", text, re.M).group(1)
+        assert by_id(page.dom, "partial") == partial
+    per_target = re.findall(r"^(?:Per target:|Per family:)? +([\d.]+) %  (\S+)$", text, re.M)
+    shown = re.findall(r"<tr><td>([^<]*)</td><td class=\"n\">([\d.]+) %</td>", page.dom)
+    assert [(label, value) for value, label in per_target] == shown
+    assert len(shown) == 5              # three targets, IPv4 and IPv6
     table = page.dom.split('id="interruptions-table"')[1]
     shown = re.findall(r'<tr class="interruption"><td class="n">\d+</td><td class="t">([^<]*)'
                        r'</td><td class="t">([^<]*)</td>', table)
@@ -89,7 +101,7 @@ def test_the_report_in_a_browser(browser, tmp_path, later_fields):
     assert shown == [(_utc(start), _utc(end)) for start, end in made.interruptions]
     assert ("Connect time per hour" in page.dom) is later_fields
     wanted = {rgb(pnm.REPORT_COLOURS["up"]), rgb(pnm.REPORT_COLOURS["a99"])} | {
-        rgb(pnm.CAUSE_COLOURS["unknown"][0])}
+        rgb(pnm.CAUSE_COLOURS["unknown"])}
     colours = png_colours(page.png, wanted=wanted)
     assert wanted <= colours and len(colours) > 20
 
@@ -133,6 +145,6 @@ def test_the_status_page_of_a_running_monitor(browser, tmp_path):
         assert by_id(page.dom, "state") == "DOWN"
         assert by_id(page.dom, "since").startswith("Down since ")
         assert '<a href="/metrics">' in page.dom
-        down = rgb(pnm.CAUSE_COLOURS["unknown"][0])
+        down = rgb(pnm.CAUSE_COLOURS["unknown"])
         assert down in png_colours(page.png, wanted={down})
         assert monitor.terminate() == 0

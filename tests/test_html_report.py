@@ -71,7 +71,7 @@ def test_a_row_tells_the_downs_reason_and_the_ups_cause():
     _, _, rows = evidence_of(log.events)
     assert [(row.kind, row.cause, row.reason, row.targets, row.note) for row in rows] == [
         ("interruption", "provider", "timeout", ["192.0.2.1:53"], ""),
-        ("interruption", "unknown", "timeout", ["192.0.2.1:53"], "")]
+        ("interruption", "not recorded", "timeout", ["192.0.2.1:53"], "")]
 
 
 @pytest.mark.parametrize("ending, note", [
@@ -95,8 +95,8 @@ def test_a_gap_is_a_row_counted_down_for_every_target():
     log = Log().start(T0).add(T0 + 50, "report_sent", interruptions=0, via="mail", next_wait=1.0)
     log.start(T0 + 3600).gap(T0 + 50, T0 + 3600, T0 + 3600).stop(T0 + 7200)
     summary, evidence, rows = evidence_of(log.events)
-    assert [(row.kind, row.start, row.end) for row in rows] == [("gap", T0 + 50, T0 + 3600)]
-    assert evidence.availability == [("192.0.2.1:53", 7200.0, 3550.0)]
+    assert [(row.kind, row.start, row.end, row.targets) for row in rows] == [
+        ("gap", T0 + 50, T0 + 3600, ["192.0.2.1:53"])]
     assert summary.availability == pytest.approx(100 * 3650 / 7200)
 
 
@@ -107,7 +107,7 @@ def test_since_and_until_clip_the_rows_as_they_clip_the_summary():
     assert summary.downtime == 150.0
 
 
-def test_a_targets_partial_outage_counts_for_it_alone_and_once_inside_an_outage():
+def test_a_partial_outage_is_a_row_and_the_target_table_is_the_summarys():
     log = Log()
     log.add(T0, "start", targets=["a:1", "b:1"], min_interruption=5.0)
     log.add(T0 + 100, "target_down", target="b:1", reason="timeout")
@@ -115,10 +115,13 @@ def test_a_targets_partial_outage_counts_for_it_alone_and_once_inside_an_outage(
     log.add(T0 + 400, "target_up", target="b:1", start=iso(T0 + 100), end=iso(T0 + 400),
             duration=300.0, ignored=False)
     log.stop(T0 + 1000)
-    _, evidence, rows = evidence_of(log.events)
-    assert evidence.availability == [("a:1", 1000.0, 100.0), ("b:1", 1000.0, 300.0)]
-    assert [(row.kind, row.reason, row.targets) for row in rows if row.kind == "partial"] == [
-        ("partial", "timeout", ["b:1"])]
+    summary, evidence, rows = evidence_of(log.events)
+    assert [(row.kind, row.start, row.end, row.reason, row.targets) for row in rows
+            if row.kind == "partial"] == [("partial", T0 + 100, T0 + 400, "timeout", ["b:1"])]
+    assert summary.partial_only == {"b:1": 200.0}
+    table = pnm._target_table(summary)
+    assert "<td>a:1</td><td class=\"n\">90.000 %</td>" in table
+    assert "<td>b:1</td><td class=\"n\">70.000 %</td><td class=\"n\">3 min 20 s</td>" in table
 
 
 def test_a_slow_period_still_open_at_the_stop_ends_there():
@@ -151,7 +154,7 @@ def test_connect_time_per_hour_weights_each_window_by_its_connects():
 def test_a_log_from_before_causes_and_statistics_shows_neither():
     made = make_log(days=20, seed=2, later_fields=False)
     summary, evidence, rows = evidence_of(made.events)
-    assert {row.cause for row in rows if row.kind == "interruption"} == {"unknown"}
+    assert {row.cause for row in rows if row.kind == "interruption"} == {"not recorded"}
     assert not evidence.watches_slow and not evidence.hourly.hours
     page = pnm.render_report(summary, evidence, "old.jsonl", made=T0)
     assert "Connect time per hour" not in page and 'id="slow"' not in page
@@ -275,7 +278,7 @@ def test_cli_since_until_apply_to_the_csv(tmp_path):
     assert result.returncode == 0, result.stderr
     assert table.read_text(encoding="utf-8-sig").splitlines()[1:] == [
         "2026-11-02T01:00:00.000+00:00,2026-11-02T01:01:00.000+00:00,60.000,interruption,"
-        "unknown,timeout,192.0.2.1:53"]
+        "not recorded,timeout,192.0.2.1:53"]
 
 
 @pytest.mark.parametrize("args, message", [

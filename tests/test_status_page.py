@@ -123,8 +123,8 @@ def test_down_now_says_since_when_why_and_the_cause():
     page = pnm.render_status(board.status())
     assert text_of(page, "state") == "DOWN"
     assert text_of(page, "since") == (
-        "Down since %s (for 2 min 5 s): timeout. Cause: provider (the router answered: the "
-        "line or the provider failed)." % pnm.local_time(NOW - 125))
+        "Down since %s (for 2 min 5 s): timeout. Cause: provider (%s)."
+        % (pnm.local_time(NOW - 125), pnm.CAUSE_WORDS["provider"]))
     assert "<title>DOWN: " in page and '<meta http-equiv="refresh" content="5">' in page
 
 
