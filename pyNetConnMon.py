@@ -4935,7 +4935,7 @@ class StatusSnapshot:
                  "pending_count", "pending", "host", "targets", "interval")
 
     def __init__(self, metrics, made, history=(), started=None, down=None, slow=None, parts=(),
-                 latest=None, pending_count=0, pending=(), host="", targets=(), interval=None):
+                 latest=None, pending_count=(0, 0), pending=(), host="", targets=(), interval=None):
         self.metrics = metrics              # the MetricsSnapshot of the same round
         self.made = made                    # wall clock
         self.history = history              # StatusEvents of the last 24 h, oldest first
@@ -4944,11 +4944,20 @@ class StatusSnapshot:
         self.slow = slow
         self.parts = parts
         self.latest = latest or {}
-        self.pending_count = pending_count  # None: reports are off (--no-mail)
-        self.pending = pending              # ((start, end, duration, reason, kind, count), ...)
+        self.pending_count = pending_count  # (interruptions, partial outages); None: --no-mail
+        self.pending = pending              # ((start, end, duration, cause, what), ...)
         self.host = host
         self.targets = targets
         self.interval = interval
+
+
+def _pending_words(item):
+    """What a pending interruption or partial outage was, in a few words."""
+    if item.kind == "gap":
+        return "gap: the monitor was not running"
+    if item.kind == "many":
+        return "%d folded into one" % item.count
+    return "%s (%s)" % (item.part, item.reason) if item.part is not None else item.reason
 
 
 class StatusBoard(MetricsBoard):
@@ -4968,13 +4977,16 @@ class StatusBoard(MetricsBoard):
     def _compose(self, metrics):
         now, recent, pending = self.clock(), self.recent, self.pending
         waiting = ()
-        if pending is not None and pending.items:
-            waiting = tuple((item.start, item.end, item.duration, item.reason, item.kind,
-                             item.count) for item in pending.items[-STATUS_ROWS_SHOWN:])
+        if pending is not None and len(pending):
+            latest = sorted(pending.items[-STATUS_ROWS_SHOWN:] +
+                            pending.partials[-STATUS_ROWS_SHOWN:], key=lambda item: item.start)
+            waiting = tuple((item.start, item.end, item.duration, item.cause or "-",
+                             _pending_words(item)) for item in latest[-STATUS_ROWS_SHOWN:])
         return StatusSnapshot(
             metrics, now, recent.snapshot(now), recent.started, recent.down, recent.slow,
             tuple(recent.parts.values()), dict(recent.latest),
-            pending.count if pending is not None else None, waiting, self.host,
+            None if pending is None else (pending.count, pending.partial_count), waiting,
+            self.host,
             tuple(self.settings.target_labels), self.settings.interval)
 
     def publish(self, snapshot):
@@ -5117,20 +5129,25 @@ def render_status(status, now=None):
     body.append(_rows_table(shown[::-1], caption_id="recent") if shown else
                 '<p id="recent">None in the last 24 hours.</p>')
 
-    body.append('<h2>Waiting for a report</h2><p id="pending">%s</p>' % (
-        "Reports are off (--no-mail)." if status.pending_count is None else
-        "Nothing." if not status.pending_count else "%s wait%s for a report." % (
-            plural(status.pending_count, "interruption"), "s" if status.pending_count == 1
-            else "")))
+    if status.pending_count is None:
+        waiting = "Reports are off (--no-mail)."
+    elif not any(status.pending_count):
+        waiting = "Nothing."
+    else:
+        count, partial = status.pending_count
+        waiting = "%s wait%s for a report." % (" and ".join(words for words in (
+            count and plural(count, "interruption"),
+            partial and plural(partial, "partial outage")) if words),
+            "s" if count + partial == 1 else "")
+    body.append('<h2>Waiting for a report</h2><p id="pending">%s</p>' % waiting)
     if status.pending:
         body.append('<table><thead><tr><th>start</th><th>end</th><th class="n">duration</th>'
-                    '<th>reason</th></tr></thead><tbody>%s</tbody></table>' % "".join(
+                    '<th>cause</th><th>what</th></tr></thead><tbody>%s</tbody></table>' % "".join(
                         '<tr><td class="t">%s</td><td class="t">%s</td><td class="n">%s</td>'
-                        '<td>%s</td></tr>' % (local_time(begin), local_time(end),
-                                              human_duration(duration), escape(
-                                                  "%s (%d folded into one)" % (reason, count)
-                                                  if count > 1 else reason or kind))
-                        for begin, end, duration, reason, kind, count in status.pending[::-1]))
+                        '<td>%s</td><td>%s</td></tr>' % (
+                            local_time(begin), local_time(end), human_duration(duration),
+                            escape(cause), escape(what))
+                        for begin, end, duration, cause, what in status.pending[::-1]))
     latest = status.latest
     notes = []
     for name, words in (("report_sent", "Last report sent"), ("report_failed",

@@ -1,14 +1,15 @@
-"""Makes the README's pictures from a real run in the network lab (run as root):
+"""Makes the README's pictures from a real run in the home lab (tests/homelab.py; run as root):
 
     python3 tests/docs_pictures.py [DOCS_DIR]
 
-The monitor watches two addresses of the lab's target host every 0.2 s while the lab breaks the
-connection a few ways (the service stopped, packets vanishing for one address, the monitor's own
-link down, the far end gone). While the last fault lasts, the status page is fetched from inside
-the monitor's namespace and shown in headless Chromium (docs/status-page.png); after the stop,
-the HTML report of the run's event log is made and shown (docs/report.png), along with a report
-of a made-up year (docs/report-year.png, from tests/reportlog.py) to show the overview.
-Nothing leaves the lab: the monitor's namespace has no default route.
+The monitor watches an IPv4 and an IPv6 address of the lab's "Internet" every 0.2 s through the
+lab's router while the lab breaks things the ways a home network breaks: the provider's line
+(the router's uplink), the router itself, the monitor's own link, one target, all of IPv6.
+While the last fault lasts, the status page is fetched from inside the monitor's namespace and
+shown in headless Chromium (docs/status-page.png); after the stop, the HTML report of the run's
+event log is made and shown (docs/report.png), and the top of a report of a made-up year
+(docs/report-year.png, from tests/reportlog.py) shows the overview of a long log.
+Nothing leaves the lab (see homelab.py).
 """
 import json
 import os
@@ -24,7 +25,7 @@ sys.path.insert(0, str(HERE))
 
 from browser import Browser  # noqa: E402
 from harness import PROGRAM, wait_for_event  # noqa: E402
-from netlab import TARGET_IP, TARGET_IP2, TARGET_PORT, NetLab  # noqa: E402
+from homelab import TARGET_IP, TARGET_IP6, TARGET_PORT, HomeLab  # noqa: E402
 from reportlog import make_log  # noqa: E402
 
 STATUS_PORT = 8080
@@ -55,36 +56,39 @@ def main():
     docs.mkdir(exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="pyNetConnMon-docs-"))
     log = work / "events.jsonl"
-    lab = NetLab()
+    lab = HomeLab()
     try:
-        lab.add_target_address(TARGET_IP2)
         lab.start_listener()
         monitor = lab.popen([sys.executable, str(PROGRAM), "-a", "%s:%d" % (TARGET_IP, TARGET_PORT),
-                             "-a", "%s:%d" % (TARGET_IP2, TARGET_PORT), "-i", "0.2", "-t", "1",
+                             "-a", "[%s]:%d" % (TARGET_IP6, TARGET_PORT), "-i", "0.2", "-t", "1",
                              "-m", "1", "--no-mail", "--log-file", str(log),
                              "--state-file", str(work / "state.json"),
                              "--metrics-port", str(STATUS_PORT)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        wait_for_event(log, "start", timeout=20)
+        wait_for_event(log, "gateway_changed", timeout=20)
         time.sleep(20)                                   # a while up
-        outage(lab, log, lab.stop_listener, lab.start_listener, 4, 1)
+        outage(lab, log, lab.uplink_down, lab.uplink_up, 6, 1)
         time.sleep(15)
-        lab.vanish()                                     # one address only: the other answers
-        time.sleep(6)
-        lab.unvanish()
+        lab.target_vanish(TARGET_IP)                     # one target: the other answers
+        time.sleep(8)
+        lab.target_back(TARGET_IP)
         time.sleep(15)
-        outage(lab, log, lab.link_down, lab.link_up, 7, 2)
+        outage(lab, log, lab.router_gone, lab.router_back, 7, 2)
         time.sleep(20)
-        outage(lab, log, lab.stop_listener, lab.start_listener, 2, 3)
+        outage(lab, log, lab.own_link_down, lab.own_link_up, 4, 3)
         time.sleep(15)
-        lab.far_end_down()
+        lab.family_down("ipv6")
+        time.sleep(6)
+        lab.family_up("ipv6")
+        time.sleep(15)
+        lab.uplink_down()
         wait_for_event(log, "down", timeout=20, count=4)
         time.sleep(8)
         page = lab.run([sys.executable, "-c", "import sys, urllib.request; sys.stdout.write("
                         "urllib.request.urlopen('http://127.0.0.1:%d/').read().decode())"
                         % STATUS_PORT], capture_output=True, text=True, check=True).stdout
         (work / "status.html").write_text(page, encoding="utf-8")
-        lab.far_end_up()
+        lab.uplink_up()
         wait_for_event(log, "up", timeout=30, count=4)
         time.sleep(10)
         monitor.send_signal(signal.SIGTERM)
