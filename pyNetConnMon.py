@@ -4260,7 +4260,7 @@ background:none!important}
 .muted{color:#666}.small{font-size:.85em}svg{display:block;max-width:100%;height:auto}
 .key{display:inline-block;margin-right:1em;white-space:nowrap}
 .key svg{display:inline-block;vertical-align:-2px;margin-right:.3em}
-.state{font-weight:700;padding:0 .3em}
+.state{font-weight:700;padding:0 .3em}#interruptions-table,#recent{width:100%}
 *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 @media print{@page{size:A4;margin:12mm}body{font-size:9pt;max-width:none;margin:0;padding:0}
 h2{break-after:avoid}tr,svg{break-inside:avoid}a{color:inherit;text-decoration:none}
@@ -4999,12 +4999,25 @@ class StatusBoard(MetricsBoard):
             return self._status
 
 
+def _status_part(entry, start, end, reason, note=""):
+    """The row of a partial outage (its down or up event)."""
+    kind, what = _part_key(entry)
+    words = ("names" if kind == "dns" else partial_what((kind, what))
+             if kind == "target" or what in ("ipv4", "ipv6") else what)
+    reason = _log_text(reason)
+    return EvidenceRow("partial", start, end, reason="%s failed%s" % (
+        words, ": " + reason if reason else ""), targets=[what] if kind == "target" else [],
+        note=note)
+
+
 def _status_rows(status, now):
     """EvidenceRows of the last 24 hours: what ended, then what is still open (to `now`)."""
-    rows, down_fields = [], {}
+    rows, down_fields, part_reasons = [], {}, {}
     for entry in status.history:
         fields = entry.fields
         start = entry.start if entry.start is not None else entry.wall
+        if entry.name in _PART_EVENTS and not _PART_EVENTS[entry.name][1]:
+            part_reasons[_part_key(entry)] = fields.get("reason")
         if entry.name == "down":
             down_fields = fields
         elif entry.name == "up" and fields.get("ignored") is not True:
@@ -5020,8 +5033,7 @@ def _status_rows(status, now):
                 _milliseconds(_number(fields.get("median_ms"), 0.0)))))
         elif entry.name in _PART_EVENTS and _PART_EVENTS[entry.name][1] \
                 and fields.get("ignored") is not True:
-            rows.append(EvidenceRow("partial", start, entry.wall,
-                                    targets=[" ".join(_part_key(entry))]))
+            rows.append(_status_part(entry, start, entry.wall, part_reasons.get(_part_key(entry))))
     if status.down is not None:
         fields = status.down.fields
         rows.append(EvidenceRow("interruption", status.down.wall, now,
@@ -5030,8 +5042,7 @@ def _status_rows(status, now):
     if status.slow is not None:
         rows.append(EvidenceRow("slow", status.slow.wall, now, note="still slow"))
     for entry in status.parts:
-        rows.append(EvidenceRow("partial", entry.wall, now, reason=_log_text(
-            entry.fields.get("reason")), targets=[" ".join(_part_key(entry))], note="still down"))
+        rows.append(_status_part(entry, entry.wall, now, entry.fields.get("reason"), "still down"))
     return rows
 
 

@@ -96,17 +96,18 @@ def main():
     finally:
         lab.destroy()
     screenshot((work / "status.html").as_uri(), docs / "status-page.png")
-    subprocess.run([sys.executable, str(PROGRAM), "--summary", "--log-file", str(log), "--html",
-                    str(work / "report.html"), "--csv", str(work / "report.csv")], check=True)
+    os.replace(log, work / "pynetconnmon.jsonl")          # the name the README uses
+    subprocess.run([sys.executable, str(PROGRAM), "--summary", "--log-file", "pynetconnmon.jsonl",
+                    "--html", "report.html", "--csv", "report.csv"], check=True, cwd=work)
     screenshot((work / "report.html").as_uri(), docs / "report.png")
     year = work / "year.jsonl"
     year.write_text("".join(json.dumps(event) + "\n" for event in make_log().events),
                     encoding="utf-8")
-    subprocess.run([sys.executable, str(PROGRAM), "--summary", "--log-file", str(year), "--html",
-                    str(work / "year.html")], check=True, stdout=subprocess.DEVNULL,
+    subprocess.run([sys.executable, str(PROGRAM), "--summary", "--log-file", "year.jsonl",
+                    "--html", "year.html"], check=True, stdout=subprocess.DEVNULL, cwd=work,
                    env=dict(os.environ, TZ="UTC"))
     screenshot((work / "year.html").as_uri(), docs / "report-year.png", height=1500)
-    print("the lab's event log: %s" % log)
+    print("the lab's event log: %s" % (work / "pynetconnmon.jsonl"))
 
 
 if __name__ == "__main__":
