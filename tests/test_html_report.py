@@ -325,3 +325,13 @@ def test_a_year_of_a_few_thousand_events_in_under_2_s_and_2_mb(tmp_path):
     assert result.returncode == 0, result.stderr
     assert took < 2.0, "took %.2f s" % took
     assert html.stat().st_size < 2 * 1024 * 1024
+
+
+def test_the_readme_shows_both_pictures_and_how_to_make_a_pdf():
+    from harness import REPO
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for name in ("report.png", "status-page.png", "report-year.png"):
+        assert "](docs/%s)" % name in readme
+        assert (REPO / "docs" / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert "chromium --headless --no-pdf-header-footer --print-to-pdf=report.pdf report.html" \
+        in readme

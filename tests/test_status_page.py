@@ -240,3 +240,15 @@ def monitor_busy(port):
 def _no_proxy(monkeypatch):
     for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
+
+
+def test_a_partial_outage_says_what_failed():
+    events = [start(NOW - 600),
+              ("family_down", NOW - 300, {"family": "ipv6", "reason": "timeout"}),
+              ("family_up", NOW - 200, {"family": "ipv6", "start": pnm.iso_time(NOW - 300),
+                                        "end": pnm.iso_time(NOW - 200), "duration": 100.0,
+                                        "ignored": False}),
+              ("target_down", NOW - 50, {"target": TARGET.label, "reason": "refused"})]
+    page = pnm.render_status(board_with(events).status())
+    assert "<td>every IPv6 target failed: timeout</td>" in page
+    assert "<td>target %s failed: refused (still down)</td>" % TARGET.label in page
