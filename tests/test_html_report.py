@@ -335,3 +335,13 @@ def test_the_readme_shows_both_pictures_and_how_to_make_a_pdf():
         assert (REPO / "docs" / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert "chromium --headless --no-pdf-header-footer --print-to-pdf=report.pdf report.html" \
         in readme
+
+
+def test_a_log_with_nothing_monitored_makes_a_page_that_says_so(tmp_path):
+    log = write_log(tmp_path / "events.jsonl", Log().start(T0).stop(T0 + 60).events)
+    html = tmp_path / "r.html"
+    result = run_program("--summary", "--log-file", log, "--html", html, "--since", "2027-01-01",
+                         env={"TZ": "UTC"})
+    assert result.returncode == 0, result.stderr
+    page = html.read_text(encoding="utf-8")
+    assert '<p id="nothing">Nothing to report: no monitored time in the selected time.</p>' in page
