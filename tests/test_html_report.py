@@ -345,3 +345,65 @@ def test_a_log_with_nothing_monitored_makes_a_page_that_says_so(tmp_path):
     assert result.returncode == 0, result.stderr
     page = html.read_text(encoding="utf-8")
     assert '<p id="nothing">Nothing to report: no monitored time in the selected time.</p>' in page
+
+
+# -- hostile logs -----------------------------------------------------------------------------------
+
+def test_text_from_the_log_cannot_break_out_of_the_page():
+    log = Log()
+    log.add(T0, "start", targets=['"><script>x</script>', "a:1"], host="<b>host</b>",
+            min_interruption=5.0)
+    log.add(T0 + 10, "down", start=iso(T0 + 10), reason="<img src=http://x/>",
+            cause="</svg><script>", targets={"a:1": "t"})
+    log.add(T0 + 70, "up", start=iso(T0 + 10), end=iso(T0 + 70), duration=60.0, ignored=False)
+    log.add(T0 + 80, "stats", start=iso(T0 + 20), end=iso(T0 + 80),
+            targets={"<x>": {"probes": 3, "failures": 0, "median_ms": 1.0, "p95_ms": 2.0}})
+    log.stop(T0 + 100)
+    summary, evidence, rows = evidence_of(log.events)
+    page = pnm.render_report(summary, evidence, "x", made=T0)
+    assert "<script" not in page and "<img" not in page and "<b>host" not in page
+    assert re.findall(r'\b(?:src|href)="([^"]*)"', page) == ["data:,"]
+    for picture in svgs(page):
+        ElementTree.fromstring(picture)
+
+
+def _fuzz_records():
+    from hypothesis import strategies as st
+    from test_summary_hostile import FIELDS, NAMES, json_values, times
+    names = NAMES + ["slow", "slow_end", "stats", "target_down", "target_up"]
+    fields = FIELDS + ["host", "connect_ms", "median_ms", "max_ms"]
+    stats = st.dictionaries(st.text(max_size=6), st.dictionaries(
+        st.sampled_from(["probes", "failures", "median_ms", "p95_ms"]),
+        json_values | st.floats(-10, 1e4), max_size=4), max_size=3)
+    return st.builds(lambda moment, name, values: dict(values, time=moment, event=name),
+                     times, st.sampled_from(names) | st.text(max_size=8),
+                     st.dictionaries(st.sampled_from(fields), times | json_values | stats,
+                                     max_size=5))
+
+
+def test_fuzz_any_records_give_the_summarys_figures_a_page_and_rows():
+    from hypothesis import given, strategies as st
+    from test_summary_hostile import FUZZ, ZONES, json_values, local_zone, near_times
+
+    @FUZZ
+    @given(events=st.lists(_fuzz_records() | json_values, max_size=40),
+           zone=st.sampled_from(ZONES), window=st.none() | st.tuples(near_times, near_times))
+    def check(events, zone, window):
+        since = until = None
+        if window is not None:
+            since, until = sorted(pnm.parse_log_time(text) for text in window)
+        with local_zone(zone):
+            summary, evidence, rows = evidence_of(events, since, until)
+            plain = pnm.summarize_events(events, since, until)
+            assert pnm.format_summary(summary, "x") == pnm.format_summary(plain, "x")
+            page = pnm.render_report(summary, evidence, "x", made=T0)
+            for row in rows:
+                pnm.csv_fields(row)
+                assert row.kind in pnm.ROW_KINDS and row.start < row.end
+                assert (since is None or since <= row.start) and (until is None or
+                                                                  row.end <= until)
+        assert "<script" not in page
+        for picture in svgs(page):
+            ElementTree.fromstring(picture)
+
+    check()
