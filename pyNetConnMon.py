@@ -3897,9 +3897,9 @@ class EvidenceRow:
     """One line of the report's table and of the CSV: an interruption, a gap (the monitor not
     running, counted as down), a partial outage or a slow period, clipped to --since/--until."""
 
-    __slots__ = ("kind", "start", "end", "cause", "reason", "targets", "note")
+    __slots__ = ("kind", "start", "end", "cause", "reason", "targets", "note", "window")
 
-    def __init__(self, kind, start, end, cause="", reason="", targets=(), note=""):
+    def __init__(self, kind, start, end, cause="", reason="", targets=(), note="", window=None):
         self.kind = kind            # one of ROW_KINDS
         self.start = start          # epoch seconds
         self.end = end
@@ -3907,6 +3907,7 @@ class EvidenceRow:
         self.reason = reason
         self.targets = list(targets)
         self.note = note            # how it ended, when not as usual
+        self.window = window        # (after, before): the outage began in between (issue 13)
 
     @property
     def duration(self):
@@ -4114,8 +4115,12 @@ class _EvidenceReplay(_Replay):
 
     def on_down(self, moment, record):
         if self.run is None or self.run.down_since is None:
+            after, before = (parse_log_time(record.get(name))
+                             for name in ("start_after", "start_before"))
             self.outage = {"reason": _log_text(record.get("reason")),
-                           "targets": _log_labels(record.get("targets"))}
+                           "targets": _log_labels(record.get("targets")),
+                           "window": (after, before) if after and before and after <= before
+                           else None}
         super().on_down(moment, record)
 
     def on_up(self, moment, record):
@@ -4142,7 +4147,8 @@ class _EvidenceReplay(_Replay):
         else:
             row = EvidenceRow("interruption", start, end, _cause_of(cause) or "not recorded",
                               self.outage.get("reason", ""), self.outage.get("targets") or labels,
-                              _ENDINGS.get(self.closing[1]) if self.closing else "")
+                              _ENDINGS.get(self.closing[1]) if self.closing else "",
+                              self.outage.get("window"))
         self.evidence.add_row(row)
 
     def _partial_down(self, kind, moment, record):
@@ -4563,13 +4569,23 @@ def _rows_table(rows, left_out=0, half=0, caption_id="interruptions-table"):
         out.append('<tr class="%s"><td class="n">%d</td><td class="t">%s</td><td class="t">%s</td>'
                    '<td class="n">%s</td><td>%s</td><td>%s</td><td>%s</td><td class="small">%s'
                    '</td></tr>' % (row.kind, number + (left_out if left_out and number > half else 0),
-                                   local_time(row.start), local_time(row.end),
+                                   local_time(row.start) + _window_words(row.window),
+                                   local_time(row.end),
                                    human_duration(row.duration), row.kind,
                                    escape(row.cause or "-"), escape(row.why or "-"),
                                    escape(" ".join(row.targets)) if row.kind == "partial"
                                    else "all"))
     out.append("</tbody></table>")
     return "".join(out)
+
+
+def _window_words(window):
+    """Below a start: when the outage began at the earliest and the latest (issue 13)."""
+    if window is None:
+        return ""
+    return '<br><span class="small muted">began between %s and %s</span>' % tuple(
+        "%s.%03d" % (time.strftime("%H:%M:%S", time.localtime(moment)),
+                     int(moment * 1000) % 1000) for moment in window)
 
 
 def _explanation(summary, evidence):

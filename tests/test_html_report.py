@@ -407,3 +407,15 @@ def test_fuzz_any_records_give_the_summarys_figures_a_page_and_rows():
             ElementTree.fromstring(picture)
 
     check()
+
+
+def test_a_start_window_is_shown_below_the_start():
+    log = Log().start(T0)
+    log.add(T0 + 10, "down", start=iso(T0 + 10), start_after=iso(T0 + 9.25),
+            start_before=iso(T0 + 10.25), reason="timeout", targets={"192.0.2.1:53": "timeout"})
+    log.add(T0 + 70, "up", start=iso(T0 + 10), end=iso(T0 + 70), duration=60.0, ignored=False)
+    summary, evidence, rows = evidence_of(log.stop(T0 + 100).events)
+    assert [row.window for row in rows] == [(T0 + 9.25, T0 + 10.25)]
+    page = pnm.render_report(summary, evidence, "x", made=T0)
+    assert ('<td class="t">2026-11-01 00:00:10<br><span class="small muted">began between '
+            '00:00:09.250 and 00:00:10.250</span></td>') in page
