@@ -3846,7 +3846,6 @@ def run_summary(settings, out, console):
 REPORT_ROWS_KEPT = 20000         # rows of the HTML's table and spans drawn: the first and last half
 REPORT_TARGETS_KEPT = 64         # targets with their own figures; a log with more counts the rest
 REPORT_CHARTS = 8                # targets with a connect-time chart: those with the most connects
-REPORT_OPEN_PARTS = 256          # partial outages open at once; a log with more is not the monitor's
 REPORT_WINDOWS_PER_HOUR = 3600   # statistics windows taken per target and hour
 REPORT_TEXT_LIMIT = 200          # characters of any text from the log shown in a cell
 REPORT_ZOOM = 3 * 86400.0       # a period this short also gets one bar of its own, to scale
@@ -3903,7 +3902,7 @@ class EvidenceRow:
         self.kind = kind            # one of ROW_KINDS
         self.start = start          # epoch seconds
         self.end = end
-        self.cause = cause          # interruptions: the cause, "unknown" when not known
+        self.cause = cause          # interruptions: the cause, "not recorded" in old logs
         self.reason = reason
         self.targets = list(targets)
         self.note = note            # how it ended, when not as usual
