@@ -4190,8 +4190,8 @@ class _EvidenceReplay(_Replay):
             return
         median, slowest = _number(record.get("median_ms")), _number(record.get("max_ms"))
         reason = ", ".join(words for words in (
-            median is not None and "median %s" % _milliseconds(median),
-            slowest is not None and "max %s" % _milliseconds(slowest)) if words)
+            median is not None and "median %s" % _ms_words(median),
+            slowest is not None and "max %s" % _ms_words(slowest)) if words)
         self._add_span("slow", start, end, reason=reason, targets=self.last_labels)
 
     def _note_stats(self, moment, record):
@@ -4221,7 +4221,7 @@ class _EvidenceReplay(_Replay):
             self.evidence.add_row(EvidenceRow(kind, *span, **details))
 
 
-def _milliseconds(ms):
+def _ms_words(ms):
     return "%.0f ms" % ms if ms >= 100 else "%.1f ms" % ms
 
 
@@ -4532,7 +4532,7 @@ def _connect_chart(label, hours, start, end, width=720, height=130):
         inner.append('<line class="axis" x1="%d" y1="%.1f" x2="%d" y2="%.1f"/>'
                      '<text x="0" y="%.1f">%s</text>'
                      % (left, y(top_ms * fraction), width - 4, y(top_ms * fraction),
-                        y(top_ms * fraction) + 3, _milliseconds(top_ms * fraction)
+                        y(top_ms * fraction) + 3, _ms_words(top_ms * fraction)
                         if fraction else "0 ms"))
     ticks, fmt = _time_ticks(start, end)
     for tick in ticks:
@@ -5045,7 +5045,7 @@ def _status_rows(status, now):
                                     entry.wall, reason="the monitor was not running"))
         elif entry.name == "slow_end" and fields.get("ignored") is not True:
             rows.append(EvidenceRow("slow", start, entry.wall, reason="median %s" % (
-                _milliseconds(_number(fields.get("median_ms"), 0.0)))))
+                _ms_words(_number(fields.get("median_ms"), 0.0)))))
         elif entry.name in _PART_EVENTS and _PART_EVENTS[entry.name][1] \
                 and fields.get("ignored") is not True:
             rows.append(_status_part(entry, start, entry.wall, part_reasons.get(_part_key(entry))))
@@ -5082,7 +5082,7 @@ def _status_now(status, now):
     if status.slow is not None:
         return "SLOW", STATUS_BADGES["SLOW"], "Slow since %s (for %s): the fastest connect took %s." % (
             local_time(status.slow.wall), human_duration(max(0.0, now - status.slow.wall)),
-            _milliseconds(_number(status.slow.fields.get("connect_ms"), 0.0)))
+            _ms_words(_number(status.slow.fields.get("connect_ms"), 0.0)))
     ups = [entry for entry in status.history if entry.name == "up"]
     if ups:
         since, words = ups[-1].wall, "the last interruption ended"
@@ -5136,7 +5136,7 @@ def render_status(status, now=None):
     for label, up, seconds in rows:
         targets.append('<tr><td>%s</td><td>%s</td><td class="n">%s</td></tr>' % (
             escape(label), "up" if up else "<b>down</b>",
-            _milliseconds(seconds * 1000.0) if up and seconds is not None else "-"))
+            _ms_words(seconds * 1000.0) if up and seconds is not None else "-"))
     if not rows:
         targets.append('<tr><td colspan="3" class="muted">no round yet</td></tr>')
     targets.append("</tbody></table>")
