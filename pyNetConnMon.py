@@ -23,7 +23,7 @@ import socket
 import sys
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 
 # ---------------------------------------------------------------------------------------------
 # Version and defaults (the options -a -p -i -t -m -bmin -bmax -bstep keep the names, defaults
@@ -4381,6 +4381,7 @@ def _day_text(day):
 
 
 def _ordinal(date_text):
+    from datetime import datetime          # only the report needs it (not the monitor)
     return datetime.strptime(date_text, "%Y-%m-%d").toordinal()
 
 
@@ -4388,6 +4389,7 @@ def _calendar(days):
     """Weeks as columns, Monday to Sunday as rows, a cell per day coloured by its availability;
     days in a row alike are drawn as one shape, so its size grows with the rows, not the days.
     One picture per 53 weeks; a stretch of such weeks not monitored at all is one line."""
+    from datetime import datetime, timedelta
     from html import escape
     if not days:
         return ""
@@ -4453,6 +4455,7 @@ def _nice_ceiling(value):
 
 def _time_ticks(start, end, most=8):
     """About `most` instants at round local times between start and end, and their format."""
+    from datetime import datetime, timedelta
     span = end - start
     for step, fmt in ((10, "%H:%M:%S"), (30, "%H:%M:%S"), (60, "%H:%M"), (120, "%H:%M"),
                       (300, "%H:%M"), (600, "%H:%M"), (900, "%H:%M"), (1800, "%H:%M")):
