@@ -4268,8 +4268,7 @@ background:none!important}
 .state{font-weight:700;padding:0 .3em}#interruptions-table,#recent{width:100%}
 *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 @media print{@page{size:A4;margin:12mm}body{font-size:9pt;max-width:none;margin:0;padding:0}
-h2{break-after:avoid}tr,svg{break-inside:avoid}a{color:inherit;text-decoration:none}
-.noprint{display:none}}
+h2{break-after:avoid}tr,svg{break-inside:avoid}a{color:inherit;text-decoration:none}}
 """
 
 
@@ -4333,7 +4332,8 @@ def _bar(start, end, monitored, rows, ticks=(), width=BAR_WIDTH, height=BAR_HEIG
                         "<title>%s</title>" % escape(title) if title else ""))
 
     for a, b in monitored:
-        rect("up", max(a, start), min(b, end))
+        if b > start and a < end:
+            rect("up", max(a, start), min(b, end))
     for order in ("slow", "down", "partial"):
         for row in rows:
             kind = {"slow": "slow", "partial": "partial"}.get(row.kind, "down")
