@@ -11,6 +11,7 @@ Python 3.9+, standard library only. Mail goes through the pySendMail submodule.
 """
 
 import argparse
+import bisect
 import errno
 import ipaddress
 import json
@@ -57,6 +58,15 @@ DEFAULT_METRICS_ADDRESS = "127.0.0.1"
 METRICS_REQUEST_TIMEOUT = 10.0   # seconds a metrics client may take to send its request or read
 DEFAULT_PING_INTERVAL = 60.0
 PING_RESPONSE_LIMIT = 4096       # bytes of the ping answer read before closing (it is not used)
+
+# Connect times: statistics windows, losses the kernel repaired, the metrics histogram
+CONNECT_TIME_RATIO = 1.01        # log-spaced buckets, each 1 % wider: percentiles within 1 %
+CONNECT_TIME_RANGE = (0.001, 1e6)    # ms; a time outside is counted at the edge (2084 buckets)
+RESENT_SYN_AFTER = (1.0, 3.0, 7.0, 15.0, 31.0, 63.0)   # s after the first SYN (Linux: RTO 1 s,
+                                                       # doubled for each further one)
+RESENT_SYN_MARGIN = 0.1          # s: a connect this much earlier than a resend still counts
+CONNECT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0,
+                   16.0)         # s, the metrics histogram's: 1, 2, 4, 8 s part resent SYNs
 
 # ---------------------------------------------------------------------------------------------
 # Exceptions: library code raises these; only main() turns them into messages and exit codes
@@ -333,6 +343,236 @@ class PingHealth:
             return None
         self.failing = True
         return "failed"
+
+
+# -- connect times: statistics windows, losses the kernel repaired, slow periods ---------------
+
+_LOG_RATIO = math.log(CONNECT_TIME_RATIO)
+
+
+class ConnectTimes:
+    """Connect times in a log-spaced histogram: its size never depends on how many times it
+    holds (at most 2084 buckets over CONNECT_TIME_RANGE). The minimum and maximum are exact; a
+    percentile is the mean of the times in the bucket holding its sample: exact when they are
+    all equal, and always within 1 % of that sample, since a bucket is 1 % wide."""
+
+    __slots__ = ("buckets", "count", "minimum", "maximum")
+
+    def __init__(self):
+        self.buckets = {}           # bucket number n -> [count, sum of ms] of the times in
+        self.count = 0              # [ratio**n, ratio**(n+1)) ms
+        self.minimum = math.inf     # ms
+        self.maximum = -math.inf    # ms
+
+    def add(self, seconds):
+        ms = seconds * 1000.0
+        if ms < self.minimum:
+            self.minimum = ms
+        if ms > self.maximum:
+            self.maximum = ms
+        low, high = CONNECT_TIME_RANGE
+        number = math.floor(math.log(min(max(ms, low), high)) / _LOG_RATIO)
+        bucket = self.buckets.get(number)
+        if bucket is None:
+            self.buckets[number] = [1, ms]
+        else:
+            bucket[0] += 1
+            bucket[1] += ms
+        self.count += 1
+
+    def values(self):
+        """(mean ms, count) for each bucket, fastest first."""
+        for number in sorted(self.buckets):
+            count, total = self.buckets[number]
+            yield total / count, count
+
+    def percentile(self, fraction):
+        """The ms below which `fraction` of the times lie (nearest rank), or None when empty."""
+        rank = max(1, math.ceil(fraction * self.count - 1e-9))
+        seen = 0
+        for ms, count in self.values():
+            seen += count
+            if seen >= rank:
+                return ms
+        return None
+
+
+def resent_syns(extra):
+    """How many SYNs the kernel sent again for a connect that took `extra` seconds longer than
+    the usual: Linux resends an unanswered SYN 1 s after the first, then 3, 7, 15 ... s after
+    it; each counts once the connect took that long, less RESENT_SYN_MARGIN."""
+    count = 0
+    for after in RESENT_SYN_AFTER:
+        if extra < after - RESENT_SYN_MARGIN:
+            break
+        count += 1
+    return count
+
+
+def _ms(value):
+    return None if value is None or not math.isfinite(value) else round(value, 3)
+
+
+class TargetWindow:
+    __slots__ = ("probes", "failures", "times")
+
+    def __init__(self):
+        self.probes = 0
+        self.failures = 0
+        self.times = ConnectTimes()
+
+
+class StatisticsWindow:
+    """Each target's probes, failures and connect times over windows of `length` seconds on
+    the monotonic clock, and at each window's end its figures (see figures()).
+
+    A round belongs to the window it began in. Losses: a connect that took at least 0.9 s
+    longer than the usual (the lower of this window's minimum and the previous window's median)
+    waited for a SYN sent again, 2.9 s longer for two (see resent_syns).
+    """
+
+    def __init__(self, length):
+        self.length = length
+        self.start = None           # (monotonic, wall clock) of the window's start
+        self.targets = {}           # label -> TargetWindow
+        self.previous_median = {}   # label -> ms, of the window before
+
+    def add(self, results, mono, wall):
+        """Records a round begun at `mono`. Returns (start, end, figures) of the window it ended
+        (wall-clock instants), or None."""
+        ended = None
+        if self.start is None:
+            self.start = (mono, wall)
+        elif mono >= self.start[0] + self.length:
+            start_mono, start_wall = self.start
+            ended = self.close(start_mono + self.length)
+            later = math.floor((mono - start_mono) / self.length) * self.length
+            self.start = (start_mono + later, start_wall + later)
+        targets = self.targets
+        for result in results:
+            label = result.target.label
+            window = targets.get(label)
+            if window is None:
+                window = targets[label] = TargetWindow()
+            window.probes += 1
+            if result.up:
+                window.times.add(result.connect_time or 0.0)
+            else:
+                window.failures += 1
+        return ended
+
+    def close(self, mono):
+        """Ends the window at `mono` (a stop ends it early). Returns (start, end, figures), or
+        None when it holds no probe."""
+        if self.start is None or not self.targets:
+            return None
+        start_mono, start_wall = self.start
+        figures = {label: self._figures(label, window) for label, window in self.targets.items()}
+        self.start, self.targets = (mono, start_wall + (mono - start_mono)), {}
+        return start_wall, start_wall + (mono - start_mono), figures
+
+    def _figures(self, label, window):
+        times = window.times
+        median = times.percentile(0.5)
+        usual = min(times.minimum, self.previous_median.get(label, math.inf))
+        losses = sum(resent_syns((ms - usual) / 1000.0) * count for ms, count in times.values())
+        if median is not None:
+            self.previous_median[label] = median
+        return {"probes": window.probes, "failures": window.failures, "losses": losses,
+                "min_ms": _ms(times.minimum), "median_ms": _ms(median),
+                "p95_ms": _ms(times.percentile(0.95)), "max_ms": _ms(times.maximum)}
+
+
+class ConnectCounters:
+    """Per target since the start: probes, failures, and the connect times of the metrics
+    histogram (CONNECT_BUCKETS), as Prometheus counts them."""
+
+    def __init__(self):
+        self.targets = {}           # label -> [probes, failures, sum of seconds, bucket counts]
+
+    def record(self, results):
+        for result in results:
+            counts = self.targets.get(result.target.label)
+            if counts is None:
+                counts = self.targets[result.target.label] = [
+                    0, 0, 0.0, [0] * (len(CONNECT_BUCKETS) + 1)]
+            counts[0] += 1
+            if result.up:
+                seconds = result.connect_time or 0.0
+                counts[2] += seconds
+                counts[3][bisect.bisect_left(CONNECT_BUCKETS, seconds)] += 1
+            else:
+                counts[1] += 1
+
+    def snapshot(self):
+        """((label, probes, failures, sum, cumulative counts, one per bucket and +Inf), ...)"""
+        rows = []
+        for label, (probes, failures, total, buckets) in self.targets.items():
+            cumulative, running = [], 0
+            for count in buckets:
+                running += count
+                cumulative.append(running)
+            rows.append((label, probes, failures, round(total, 6), tuple(cumulative)))
+        return tuple(rows)
+
+
+def fastest_connect(results):
+    """The connect time of the fastest target that answered, or None when none did."""
+    times = [result.connect_time or 0.0 for result in results if result.up]
+    return min(times) if times else None
+
+
+class OngoingSlow:
+    __slots__ = ("start_mono", "start_wall", "times")
+
+    def __init__(self, start_mono, start_wall):
+        self.start_mono = start_mono
+        self.start_wall = start_wall
+        self.times = ConnectTimes()     # the fastest connect of each of its rounds
+
+
+class SlowTracker:
+    """Turns the fastest connect of each round into SLOW and SLOW ENDED transitions.
+
+    The connection is slow from the first round whose fastest connect took `threshold_ms` or
+    longer, to the moment a faster connect got through, or to the start of a round in which no
+    target answered: a slow stretch that turns into an interruption ends where it begins.
+    """
+
+    def __init__(self, threshold_ms, min_duration):
+        self.threshold = threshold_ms / 1000.0
+        self.min_duration = min_duration
+        self.slow = None
+
+    @property
+    def is_slow(self):
+        return self.slow is not None
+
+    def observe(self, fastest, mono, wall):
+        """`fastest`: seconds, or None when no target answered. Returns ("slow", OngoingSlow),
+        ("slow_end", (OngoingSlow, end wall, duration, ignored, by_interruption)) or None."""
+        if fastest is not None and fastest >= self.threshold:
+            if self.slow is None:
+                self.slow = OngoingSlow(mono, wall)
+                self.slow.times.add(fastest)
+                return ("slow", self.slow)
+            self.slow.times.add(fastest)
+            return None
+        if self.slow is None:
+            return None
+        if fastest is None:
+            return ("slow_end", self.end(mono, wall) + (True,))
+        return ("slow_end", self.end(mono + fastest, wall + fastest) + (False,))
+
+    def end(self, mono, wall):
+        """Ends the slow stretch at `mono` (also at a stop): (OngoingSlow, end wall, duration,
+        ignored)."""
+        slow, self.slow = self.slow, None
+        duration = max(0.0, mono - slow.start_mono)
+        return (slow, wall, duration, not counts_as_interruption(duration, self.min_duration))
+
+    def ongoing_duration(self, mono):
+        return 0.0 if self.slow is None else max(0.0, mono - self.slow.start_mono)
 
 
 class PendingReports:
