@@ -41,6 +41,8 @@ DEFAULT_BACKOFF_MIN = 60.0
 DEFAULT_BACKOFF_MAX = 3600.0
 DEFAULT_BACKOFF_STEP = 300.0
 DEFAULT_HEARTBEAT = 60.0
+DEFAULT_SLOW_MS = 1000.0         # a SYN the kernel had to send again makes a connect 1 s slower
+DEFAULT_STATS_INTERVAL = 60.0
 
 NOTIFY_COMMAND_TIMEOUT = 60.0
 NOTIFY_ERROR_TAIL = 4096         # bytes: only the end of a notify command's stderr is kept
@@ -98,7 +100,7 @@ class Settings:
                  "backoff_max", "backoff_step", "heartbeat", "log_file", "state_file",
                  "metrics_port", "metrics_address", "ping_url", "ping_interval", "pysendmail",
                  "notify_command", "no_mail", "test_mail", "once", "quiet", "summary", "since",
-                 "until", "discard_pending")
+                 "until", "discard_pending", "slow", "stats_interval")
 
     DEFAULTS = dict(targets=(), interval=DEFAULT_INTERVAL, timeout=DEFAULT_TIMEOUT,
                     min_interruption=DEFAULT_MIN_INTERRUPTION, backoff_min=DEFAULT_BACKOFF_MIN,
@@ -107,7 +109,8 @@ class Settings:
                     metrics_port=None, metrics_address=DEFAULT_METRICS_ADDRESS, ping_url=None,
                     ping_interval=DEFAULT_PING_INTERVAL, pysendmail=None, notify_command=None,
                     no_mail=False, test_mail=False, once=False, quiet=False, summary=False,
-                    since=None, until=None, discard_pending=False)
+                    since=None, until=None, discard_pending=False, slow=None,
+                    stats_interval=DEFAULT_STATS_INTERVAL)
 
     def __init__(self, **values):
         unknown = set(values) - set(self.__slots__)
@@ -119,6 +122,14 @@ class Settings:
     @property
     def target_labels(self):
         return [target.label for target in self.targets]
+
+    @property
+    def slow_ms(self):
+        """The slow threshold in effect, in ms; 0: slow periods are not watched. --slow not
+        given (None) means DEFAULT_SLOW_MS, but only if a connect that slow is not a timeout."""
+        if self.slow is not None:
+            return self.slow
+        return DEFAULT_SLOW_MS if DEFAULT_SLOW_MS < self.timeout * 1000.0 else 0.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,15 +147,19 @@ class EventKind:
 
 EVENTS = {
     "start": EventKind(("version", "targets", "interval", "timeout", "min_interruption",
-                        "backoff_min", "backoff_max", "backoff_step", "pid", "state_file"), True),
+                        "backoff_min", "backoff_max", "backoff_step", "pid", "state_file",
+                        "slow_ms", "stats_interval"), True),
     "stop": EventKind(("signal", "down_since"), True),
     "down": EventKind(("start", "reason", "targets"), True),
     "up": EventKind(("start", "end", "duration", "ignored", "reason", "targets"), True),
     "gap": EventKind(("start", "end", "duration", "ignored"), True),
     "log_reopened": EventKind((), True),      # a rotated log begins here, with the monitor running
-    "report_sent": EventKind(("interruptions", "via", "next_wait")),
-    "report_failed": EventKind(("interruptions", "via", "reason", "retry_in")),
-    "pending_discarded": EventKind(("interruptions",)),
+    "slow": EventKind(("start", "connect_ms"), True),
+    "slow_end": EventKind(("start", "end", "duration", "ignored", "median_ms", "max_ms"), True),
+    "stats": EventKind(("start", "end", "targets")),
+    "report_sent": EventKind(("interruptions", "slow_periods", "via", "next_wait")),
+    "report_failed": EventKind(("interruptions", "slow_periods", "via", "reason", "retry_in")),
+    "pending_discarded": EventKind(("interruptions", "slow_periods")),
     "ping_failed": EventKind(("url", "reason")),
     "ping_ok": EventKind(("url",)),
 }
@@ -186,22 +201,28 @@ class Interruption:
     """One stretch of downtime: wall-clock start for people, a monotonic-clock duration."""
 
     __slots__ = ("id", "start", "end", "duration", "reason", "kind", "cut_short", "targets",
-                 "count")
+                 "count", "median_ms", "max_ms")
 
     def __init__(self, id, start, end, duration, reason, kind="outage", cut_short=False,
-                 targets=(), count=1):
+                 targets=(), count=1, median_ms=None, max_ms=None):
         self.id = id
         self.start = start          # wall-clock epoch seconds of the first failed round
         self.end = end              # wall-clock epoch seconds of the first good round
         self.duration = duration    # seconds, from the monotonic clock
         self.reason = reason
-        self.kind = kind            # "outage", "gap" (the monitor was not running) or "many"
-        self.cut_short = cut_short  # the monitor stopped while the network was still down
+        self.kind = kind            # "outage", "gap" (the monitor was not running), "many", or
+                                    # "slow": a slow period, not an interruption
+        self.cut_short = cut_short  # the monitor stopped while the network was still down (slow)
         self.targets = list(targets)    # labels of the targets it was measured on
-        self.count = count          # > 1 only for "many": interruptions folded into one entry
+        self.count = count          # > 1 for "many", and for slow periods folded into one entry
+        self.median_ms = median_ms  # a slow period's fastest connects: their median (None when
+        self.max_ms = max_ms        # folded) and maximum
 
     def to_dict(self):
-        return {name: getattr(self, name) for name in self.__slots__}
+        data = {name: getattr(self, name) for name in self.__slots__}
+        if self.kind != "slow":
+            del data["median_ms"], data["max_ms"]
+        return data
 
     @classmethod
     def from_dict(cls, data):
@@ -576,76 +597,93 @@ class SlowTracker:
 
 
 class PendingReports:
-    """Interruptions waiting for an accepted report, their ids, and when the next report may go
-    out (the backoff). No I/O: the state file and the deliverer are someone else's job.
+    """Interruptions and slow periods waiting for an accepted report, their ids, and when the
+    next report may go out (one backoff for both). No I/O: the state file and the deliverer are
+    someone else's job.
 
-    The list is bounded: beyond PENDING_LIMIT interruptions the first and last half are kept in
-    full and the ones between are folded into one counted, timed entry (kind "many").
+    Both lists are bounded: beyond PENDING_LIMIT entries the first and last half are kept in
+    full and the ones between are folded into one counted, timed entry (kind "many" for
+    interruptions; a slow entry with a count above 1 and no median for slow periods).
     """
 
     def __init__(self, backoff, limit=None):
         self.backoff = backoff
         self.limit = limit or PENDING_LIMIT
         self.items = []
+        self.slow_items = []
         self.next_id = 1
 
     def __len__(self):
-        return len(self.items)
+        return len(self.items) + len(self.slow_items)
 
     @property
     def count(self):
         """How many interruptions wait, the folded ones included."""
         return sum(item.count for item in self.items)
 
-    def add(self, start, end, duration, reason, targets, kind="outage", cut_short=False):
-        self.items.append(Interruption(self.next_id, start, end, duration, reason, kind,
-                                       cut_short, targets))
-        self.next_id += 1
-        if len(self.items) > self.limit:
-            self._fold(self.limit // 2)
+    @property
+    def slow_count(self):
+        """How many slow periods wait, the folded ones included."""
+        return sum(item.count for item in self.slow_items)
 
-    def _fold(self, at):
-        """Folds the entry after `at` into the entry at `at` (which becomes a "many" entry)."""
-        into, item = self.items[at], self.items.pop(at + 1)
-        if into.kind != "many":
-            into = self.items[at] = Interruption(into.id, into.start, into.end, into.duration,
-                                                 "", "many", targets=into.targets, count=into.count)
+    def add(self, start, end, duration, reason, targets, kind="outage", cut_short=False,
+            median_ms=None, max_ms=None):
+        entries = self.slow_items if kind == "slow" else self.items
+        entries.append(Interruption(self.next_id, start, end, duration, reason, kind, cut_short,
+                                    targets, median_ms=median_ms, max_ms=max_ms))
+        self.next_id += 1
+        if len(entries) > self.limit:
+            self._fold(entries, self.limit // 2)
+
+    @staticmethod
+    def _fold(entries, at):
+        """Folds the entry after `at` into the entry at `at` (which becomes a "many" entry, or a
+        folded slow one)."""
+        into, item = entries[at], entries.pop(at + 1)
+        if into.kind == "slow" and into.count == 1:
+            into = entries[at] = Interruption(into.id, into.start, into.end, into.duration, "",
+                                              "slow", targets=into.targets, max_ms=into.max_ms)
+        elif into.kind not in ("many", "slow"):
+            into = entries[at] = Interruption(into.id, into.start, into.end, into.duration,
+                                              "", "many", targets=into.targets, count=into.count)
         into.end = max(into.end, item.end)
         into.duration += item.duration
         into.count += item.count
         into.targets = into.targets + [label for label in item.targets
                                        if label not in into.targets]
+        if into.kind == "slow":
+            into.max_ms = max(into.max_ms or 0.0, item.max_ms or 0.0)
 
     def due(self, now, network_down):
-        """The interruptions a report should carry now; [] when none is due."""
-        if not self.items or network_down:
+        """The interruptions and slow periods a report should carry now; [] when none is due."""
+        if not (self.items or self.slow_items) or network_down:
             self.backoff.quiet(now)
             return []
-        return list(self.items) if self.backoff.may_send(now) else []
+        return self.items + self.slow_items if self.backoff.may_send(now) else []
 
     def accepted(self, ids, now):
         self.backoff.record_success(now)
         sent = set(ids)
         self.items = [item for item in self.items if item.id not in sent]
+        self.slow_items = [item for item in self.slow_items if item.id not in sent]
 
     def failed(self, now):
         self.backoff.record_failure(now)
 
-    def discard(self):
-        """Forgets everything pending; returns how many interruptions that was."""
-        count, self.items = self.count, []
-        return count
-
     def to_dict(self, mono, wall):
-        return {"pending": [item.to_dict() for item in self.items], "next_id": self.next_id,
-                "backoff": self.backoff.to_dict(mono, wall)}
+        return {"pending": [item.to_dict() for item in self.items],
+                "slow_pending": [item.to_dict() for item in self.slow_items],
+                "next_id": self.next_id, "backoff": self.backoff.to_dict(mono, wall)}
 
     def restore(self, state, mono, wall):
         """Takes over a checked state (see check_state)."""
         self.items = [Interruption.from_dict(item) for item in state["pending"]]
-        self.next_id = max([state["next_id"]] + [item.id + 1 for item in self.items])
-        while len(self.items) > self.limit:
-            self._fold(self.limit // 2)
+        self.slow_items = [Interruption.from_dict(item) for item in state["slow_pending"]]
+        self.next_id = max([state["next_id"]] + [item.id + 1
+                                                 for item in self.items + self.slow_items])
+        for entries in (self.items, self.slow_items):
+            while len(entries) > self.limit:
+                self._fold(entries, self.limit // 2)
         self.backoff.restore(state["backoff"], mono, wall)
 
 
@@ -672,6 +710,20 @@ def recover_previous_run(state, wall, min_interruption):
                        not counts_as_interruption(duration, min_interruption))
 
 
+def recover_slow_period(state, min_interruption):
+    """The slow period a run that did not stop cleanly was in at its last heartbeat, as keyword
+    arguments for PendingReports.add() when it counts, else None."""
+    heartbeat, slow = state.get("heartbeat"), state.get("slow")
+    if state.get("clean_stop") or heartbeat is None or not slow:
+        return None
+    duration = max(0.0, heartbeat - slow["start"])
+    if not counts_as_interruption(duration, min_interruption):
+        return None
+    return dict(start=slow["start"], end=heartbeat, duration=duration, reason="",
+                targets=state["targets"], kind="slow", cut_short=True,
+                median_ms=slow["median_ms"], max_ms=slow["max_ms"])
+
+
 class MetricsCounters:
     """The counters behind /metrics (they never go down), and the snapshot of a round."""
 
@@ -681,6 +733,8 @@ class MetricsCounters:
         self.downtime = 0.0
         self.reports_sent = 0
         self.report_failures = 0
+        self.slow_seconds = 0.0          # in slow periods that ended and counted
+        self.connect = ConnectCounters()
 
     def interruption_ended(self, duration, ignored):
         if ignored:
@@ -689,12 +743,22 @@ class MetricsCounters:
             self.interruptions += 1
             self.downtime += duration
 
-    def snapshot(self, results, ongoing, min_interruption, unreported, last_round):
-        """`ongoing`: how long the current outage had lasted at the last round (0 while up)."""
+    def slow_ended(self, duration, ignored):
+        if not ignored:
+            self.slow_seconds += duration
+
+    def snapshot(self, results, ongoing, min_interruption, unreported, last_round, slow=None,
+                 ongoing_slow=0.0):
+        """`ongoing`: how long the current outage had lasted at the last round (0 while up);
+        `slow`: whether the connection is slow (None: not watched), and `ongoing_slow` since
+        when (0 while not slow)."""
         interruptions, downtime = self.interruptions, self.downtime
         if ongoing and counts_as_interruption(ongoing, min_interruption):
             interruptions += 1           # it can no longer end up ignored
             downtime += ongoing
+        slow_seconds = self.slow_seconds
+        if ongoing_slow and counts_as_interruption(ongoing_slow, min_interruption):
+            slow_seconds += ongoing_slow
         return MetricsSnapshot(
             network_up=any(result.up for result in results) if results else None,
             targets=tuple((result.target.label, result.up,
@@ -703,7 +767,9 @@ class MetricsCounters:
             interruptions=interruptions, ignored_interruptions=self.ignored,
             downtime_seconds=round(downtime, 3), unreported_interruptions=unreported,
             reports_sent=self.reports_sent, report_failures=self.report_failures,
-            last_round=None if last_round is None else round(last_round, 3))
+            last_round=None if last_round is None else round(last_round, 3),
+            connect=self.connect.snapshot(), slow=slow,
+            slow_seconds=None if slow is None else round(slow_seconds, 3))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -736,6 +802,15 @@ def plural(count, word):
     return "%d %s%s" % (count, word, "" if count == 1 else "s")
 
 
+def pending_words(interruptions, slow_periods, joint=" and "):
+    """1 interruption; 2 slow periods; 1 interruption and 2 slow periods."""
+    if not slow_periods:
+        return plural(interruptions, "interruption")
+    if not interruptions:
+        return plural(slow_periods, "slow period")
+    return plural(interruptions, "interruption") + joint + plural(slow_periods, "slow period")
+
+
 def describe_interruption(item, with_targets=False):
     reason = item.reason
     if item.kind == "gap":
@@ -759,42 +834,81 @@ def _targets_of(interruptions):
     return labels
 
 
-def format_report(interruptions, hostname):
-    """Subject and body of one report about `interruptions` (all of them count in the totals)."""
+def milliseconds(value):
+    """1520 ms, 45.3 ms, 0.25 ms; "-" for None."""
+    if value is None:
+        return "-"
+    return "%.*f ms" % (0 if value >= 100 else 1 if value >= 10 else 2, value)
+
+
+def describe_slow_period(item, with_targets=False):
+    note = item.reason
+    if item.count > 1:
+        note = ("%s between these times, added up here (the event log has each)"
+                % plural(item.count, "slow period"))
+    elif item.cut_short:
+        note = "the monitor stopped while still slow"
+    if with_targets and item.targets:
+        note += ("; " if note else "") + "targets " + ", ".join(item.targets)
+    return ("%s  %s  %12s  %9s  %9s  %s" % (
+        local_time(item.start), local_time(item.end), human_duration(item.duration),
+        milliseconds(item.median_ms), milliseconds(item.max_ms), note)).rstrip()
+
+
+def _listed(items, describe, noun, with_targets):
+    """One line per item; beyond REPORT_LIST_LIMIT items the first and last half."""
+    if len(items) <= REPORT_LIST_LIMIT:
+        return [describe(item, with_targets) for item in items]
+    half = REPORT_LIST_LIMIT // 2
+    left_out = sum(item.count for item in items[half:-half])
+    return ([describe(item, with_targets) for item in items[:half]]
+            + ["... %s left out here; the event log has all of them ..." % plural(left_out, noun)]
+            + [describe(item, with_targets) for item in items[-half:]])
+
+
+def format_report(items, hostname, slow_ms=None):
+    """Subject and body of one report about interruptions and slow periods (`items`; all of
+    them count in the totals); `slow_ms` is the threshold the slow periods were seen with."""
+    interruptions = [item for item in items if item.kind != "slow"]
+    slow = [item for item in items if item.kind == "slow"]
     count = sum(item.count for item in interruptions)
     total = sum(item.duration for item in interruptions)
-    targets = _targets_of(interruptions)
-    changed = len({tuple(item.targets) for item in interruptions}) > 1
-    subject = "pyNetConnMon on %s: %s, %s of downtime" % (
-        hostname, plural(count, "interruption"), human_duration(total))
+    slow_count = sum(item.count for item in slow)
+    slow_total = sum(item.duration for item in slow)
+    targets = _targets_of(items)
+    changed = len({tuple(item.targets) for item in items}) > 1
+    downtime = "%s, %s of downtime" % (plural(count, "interruption"), human_duration(total))
+    slowness = "%s, %s slow" % (plural(slow_count, "slow period"), human_duration(slow_total))
+    subject = "pyNetConnMon on %s: %s" % (hostname, "; ".join(
+        ([downtime] if interruptions or not slow else []) + ([slowness] if slow else [])))
+    saw = ["%s (%s of downtime in total)" % (plural(count, "interruption"), human_duration(total))]
+    if slow:
+        saw = saw[:bool(interruptions)] + ["%s (%s in total)" % (
+            plural(slow_count, "slow period"), human_duration(slow_total))]
     lines = [
-        "pyNetConnMon on %s saw %s (%s of downtime in total)." % (
-            hostname, plural(count, "interruption"), human_duration(total)),
+        "pyNetConnMon on %s saw %s." % (hostname, " and ".join(saw)),
         "",
         "Host:    %s" % hostname,
         "Targets: %s%s" % (", ".join(targets) or "not recorded",
                            " (they changed between runs: each line names its own)" if changed else ""),
-        "",
-        "%-19s  %-19s  %12s  %s" % ("start", "end", "duration", "reason"),
     ]
-    shown = interruptions
-    if len(interruptions) > REPORT_LIST_LIMIT:
-        half = REPORT_LIST_LIMIT // 2
-        left_out = sum(item.count for item in interruptions[half:-half])
-        shown = interruptions[:half] + [None] + interruptions[-half:]
-    for item in shown:
-        if item is None:
-            lines.append("... %s left out here; the event log has all of them ..."
-                         % plural(left_out, "interruption"))
-        else:
-            lines.append(describe_interruption(item, with_targets=changed))
-    gaps = [item for item in interruptions if item.kind == "gap"]
-    lines += ["", "Total: %s, %s of downtime." % (plural(count, "interruption"),
-                                                   human_duration(total))]
-    if gaps:
-        lines.append("Of these, %s (%s) were times the monitor itself was not running, e.g. a "
-                     "power cut: the connection may or may not have been up then."
-                     % (plural(len(gaps), "gap"), human_duration(sum(g.duration for g in gaps))))
+    if interruptions or not slow:
+        lines += ["", "%-19s  %-19s  %12s  %s" % ("start", "end", "duration", "reason")]
+        lines += _listed(interruptions, describe_interruption, "interruption", changed)
+        gaps = [item for item in interruptions if item.kind == "gap"]
+        lines += ["", "Total: %s." % downtime]
+        if gaps:
+            lines.append("Of these, %s (%s) were times the monitor itself was not running, e.g. "
+                         "a power cut: the connection may or may not have been up then."
+                         % (plural(len(gaps), "gap"),
+                            human_duration(sum(g.duration for g in gaps))))
+    if slow:
+        lines += ["", "Slow periods: the connection was up, but even the fastest target took %s "
+                  "to connect, in every round; median and max of those connects:"
+                  % ("%s or longer" % milliseconds(slow_ms) if slow_ms else "--slow or longer"),
+                  "%-19s  %-19s  %12s  %9s  %9s" % ("start", "end", "duration", "median", "max")]
+        lines += _listed(slow, describe_slow_period, "slow period", changed)
+        lines += ["", "Total: %s." % slowness]
     return subject, "\n".join(lines) + "\n"
 
 
@@ -811,11 +925,11 @@ class MetricsSnapshot:
 
     __slots__ = ("network_up", "targets", "interruptions", "ignored_interruptions",
                  "downtime_seconds", "unreported_interruptions", "reports_sent",
-                 "report_failures", "last_round")
+                 "report_failures", "last_round", "connect", "slow", "slow_seconds")
 
     def __init__(self, network_up=None, targets=(), interruptions=0, ignored_interruptions=0,
                  downtime_seconds=0.0, unreported_interruptions=0, reports_sent=0,
-                 report_failures=0, last_round=None):
+                 report_failures=0, last_round=None, connect=None, slow=None, slow_seconds=None):
         self.network_up = network_up                # None before the first round
         self.targets = targets                      # ((label, up, connect seconds or None), ...)
         self.interruptions = interruptions          # counted ones, an ongoing one included
@@ -825,6 +939,9 @@ class MetricsSnapshot:
         self.reports_sent = reports_sent
         self.report_failures = report_failures
         self.last_round = last_round                # Unix time; None before the first round
+        self.connect = connect      # ConnectCounters.snapshot(); None: connect times not counted
+        self.slow = slow                            # None: slow periods not watched
+        self.slow_seconds = slow_seconds            # in counted slow periods, an ongoing one too
 
 
 def _metric_value(value):
@@ -888,6 +1005,27 @@ def render_metrics(snapshot, version=VERSION):
     family("last_round_timestamp_seconds", "gauge",
            "Unix time the last round of probes completed: the monitor's heartbeat.",
            single(snapshot.last_round))
+    if snapshot.connect is not None:
+        connect = snapshot.connect
+        name = "connect_duration_seconds"
+        family(name, "histogram", "Time the TCP connects that got through took, per target.", [])
+        for label, _, _, total, cumulative in connect:
+            target = 'target="%s"' % _label_value(label)
+            for bound, count in zip(CONNECT_BUCKETS + (math.inf,), cumulative):
+                lines.append('pynetconnmon_%s_bucket{%s,le="%s"} %d'
+                             % (name, target, _metric_value(bound), count))
+            lines.append("pynetconnmon_%s_sum{%s} %s" % (name, target, _metric_value(total)))
+            lines.append("pynetconnmon_%s_count{%s} %d" % (name, target, cumulative[-1]))
+        family("probes_total", "counter", "TCP connects tried, per target.",
+               [((("target", label),), probes) for label, probes, _, _, _ in connect])
+        family("probe_failures_total", "counter", "TCP connects that failed, per target.",
+               [((("target", label),), failures) for label, _, failures, _, _ in connect])
+    if snapshot.slow is not None:
+        family("slow", "gauge", "1 while the connection is slow: even the fastest target took "
+               "--slow or longer to connect, in every round since the last faster one.",
+               single(snapshot.slow))
+        family("slow_seconds_total", "counter", "Seconds in slow periods of at least "
+               "--min-interruption, an ongoing one included.", single(snapshot.slow_seconds))
     return "\n".join(lines) + "\n"
 
 
@@ -1423,10 +1561,11 @@ class Reporter:
     """Sends the reports PendingReports says are due through a deliverer, one at a time in the
     background, and applies each outcome to the pending list."""
 
-    def __init__(self, pending, deliverer, hostname, on_done, spawn=None):
+    def __init__(self, pending, deliverer, hostname, on_done, spawn=None, slow_ms=None):
         self.pending = pending
         self.deliverer = deliverer
         self.hostname = hostname
+        self.slow_ms = slow_ms          # the threshold slow periods are seen with, for the report
         self.worker = OneJobAtATime("delivery", on_done, describe_send_error, spawn)
         self.problem_shown = False
 
@@ -1449,21 +1588,23 @@ class Reporter:
             shown, self.problem_shown = self.problem_shown, True
             return None if shown else problem
         self.problem_shown = False
-        subject, body = format_report(batch, self.hostname)
+        subject, body = format_report(batch, self.hostname, self.slow_ms)
         self.worker.submit(lambda: self.deliverer.deliver(subject, body),
-                           tag=(len(batch), sum(item.count for item in batch),
+                           tag=(sum(item.count for item in batch if item.kind != "slow"),
+                                sum(item.count for item in batch if item.kind == "slow"),
                                 [item.id for item in batch]))
         return None
 
     def outcomes(self, now):
-        """[(interruptions in the report, None or why it failed)] for deliveries that ended."""
+        """[(interruptions in the report, slow periods in it, None or why it failed)] for
+        deliveries that ended."""
         done = []
-        for (_, count, ids), failure in self.worker.take_results():
+        for (count, slow_count, ids), failure in self.worker.take_results():
             if failure is None:
                 self.pending.accepted(ids, now)
             else:
                 self.pending.failed(now)
-            done.append((count, failure))
+            done.append((count, slow_count, failure))
         return done
 
     def cancel(self):
@@ -1489,6 +1630,7 @@ STATE_SIZE_LIMIT = 16 * 1024 * 1024  # bytes; a bounded pending list needs far l
 _LATEST_TIME = 253402300799.0        # 9999-12-31 23:59:59 UTC: later instants have no date
 _LONGEST = 100 * 366 * 86400.0       # seconds: no duration or wait in a state file is longer
 _STATE_KINDS = ("outage", "gap", "many")
+_SLOWEST = 1e9                       # ms: no connect time in a state file is longer
 
 
 def _state_number(value, what, low, high, optional=False):
@@ -1547,6 +1689,19 @@ def _check_interruption(data, what):
     }
 
 
+def _check_slow_period(data, what):
+    data = _state_object(data, what)
+    if data.get("kind") != "slow":
+        raise ValueError("%s is not a slow period" % what)
+    checked = _check_interruption(dict(data, kind="outage"), what)
+    checked.update(kind="slow",
+                   median_ms=_state_number(data.get("median_ms"), what + " median_ms", 0.0,
+                                           _SLOWEST, True),
+                   max_ms=_state_number(data.get("max_ms"), what + " max_ms", 0.0, _SLOWEST,
+                                        True))
+    return checked
+
+
 def check_state(data):
     """The previous run's state with every field checked and nothing else; ValueError says what
     cannot be used. Missing optional fields (older files) get their defaults."""
@@ -1558,7 +1713,15 @@ def check_state(data):
         down = _state_object(down, "down")
         down = {"start": _state_number(down.get("start"), "down start", 0.0, _LATEST_TIME),
                 "reason": _state_text(down.get("reason", "down"), "down reason")}
+    slow = data.get("slow")
+    if slow is not None:
+        slow = _state_object(slow, "slow")
+        slow = {"start": _state_number(slow.get("start"), "slow start", 0.0, _LATEST_TIME),
+                "median_ms": _state_number(slow.get("median_ms"), "slow median_ms", 0.0,
+                                           _SLOWEST, True),
+                "max_ms": _state_number(slow.get("max_ms"), "slow max_ms", 0.0, _SLOWEST, True)}
     pending = _state_list(data.get("pending", []), "pending", 100 * PENDING_LIMIT)
+    slow_pending = _state_list(data.get("slow_pending", []), "slow_pending", 100 * PENDING_LIMIT)
     return {
         "format": STATE_FORMAT,
         "heartbeat": _state_number(data.get("heartbeat"), "heartbeat", 0.0, _LATEST_TIME, True),
@@ -1568,6 +1731,9 @@ def check_state(data):
         "next_id": int(_state_number(data.get("next_id", 1), "next_id", 0, 2 ** 53)),
         "pending": [_check_interruption(item, "pending entry %d" % number)
                     for number, item in enumerate(pending, 1)],
+        "slow": slow,
+        "slow_pending": [_check_slow_period(item, "slow_pending entry %d" % number)
+                         for number, item in enumerate(slow_pending, 1)],
         "backoff": {
             "wait": _state_number(backoff.get("wait"), "backoff wait", 0.0, _LONGEST, True),
             "last_sent": _state_number(backoff.get("last_sent"), "backoff last_sent", 0.0,
@@ -2035,12 +2201,18 @@ class Announcer:
                        interval=settings.interval, timeout=settings.timeout,
                        min_interruption=settings.min_interruption,
                        backoff_min=settings.backoff_min, backoff_max=settings.backoff_max,
-                       backoff_step=settings.backoff_step, pid=os.getpid(), state_file=state_path)
+                       backoff_step=settings.backoff_step, pid=os.getpid(), state_file=state_path,
+                       slow_ms=settings.slow_ms, stats_interval=settings.stats_interval)
         self.console.info("started pyNetConnMon %s (pid %d): watching %s every %g s, timeout %g s, "
                           "interruptions under %g s ignored%s" % (
                               VERSION, os.getpid(), ", ".join(settings.target_labels),
                               settings.interval, settings.timeout, settings.min_interruption,
                               "; state file %s" % state_path if state_path else ""), wall)
+        if settings.slow is None and not settings.slow_ms:
+            self.console.info("slow periods are not watched: a connect of %s (the default "
+                              "--slow) is a timeout with -t %g; give a longer -t, or --slow "
+                              "below %g" % (milliseconds(DEFAULT_SLOW_MS), settings.timeout,
+                                            settings.timeout * 1000), wall)
 
     def down(self, wall, reason, target_reasons):
         self.log.write("down", wall, start=iso_time(wall), reason=reason, targets=target_reasons)
@@ -2057,6 +2229,28 @@ class Announcer:
             self.console.info("UP after %s (down since %s, %s)" % (
                 human_duration(duration), local_time(outage.start_wall), outage.reason), wall)
 
+    def slow(self, wall, connect, label):
+        self.log.write("slow", wall, start=iso_time(wall), connect_ms=_ms(connect * 1000.0))
+        self.console.info("SLOW the fastest connect took %s (%s)"
+                          % (milliseconds(connect * 1000.0), label), wall)
+
+    def slow_end(self, wall, slow, duration, ignored, by_interruption):
+        median, maximum = _ms(slow.times.percentile(0.5)), _ms(slow.times.maximum)
+        self.log.write("slow_end", wall, start=iso_time(slow.start_wall), end=iso_time(wall),
+                       duration=round(duration, 3), ignored=ignored, median_ms=median,
+                       max_ms=maximum)
+        if ignored:
+            self.console.info("SLOW ENDED after %s: shorter than %g s, ignored"
+                              % (human_duration(duration), self.settings.min_interruption), wall)
+        else:
+            self.console.info("SLOW ENDED after %s%s (slow since %s, median %s, max %s)" % (
+                human_duration(duration), ", when the interruption began" if by_interruption
+                else "", local_time(slow.start_wall), milliseconds(median),
+                milliseconds(maximum)), wall)
+
+    def stats(self, start, end, figures):
+        self.log.write("stats", end, start=iso_time(start), end=iso_time(end), targets=figures)
+
     def gap(self, wall, start, end, duration, ignored):
         self.log.write("gap", wall, start=iso_time(start), end=iso_time(end),
                        duration=round(duration, 3), ignored=ignored)
@@ -2068,22 +2262,24 @@ class Announcer:
                               "running for %s since %s" % (human_duration(duration),
                                                            local_time(start)), wall)
 
-    def still_to_report(self, wall, count):
+    def still_to_report(self, wall, count, slow_count=0):
         self.console.info("%s from the previous run still to report"
-                          % plural(count, "interruption"), wall)
+                          % pending_words(count, slow_count), wall)
 
     def report_not_set_up(self, problem):
         self.console.warning("report pending, but %s" % problem)
 
-    def report_sent(self, wall, count, via, next_wait):
-        self.log.write("report_sent", wall, interruptions=count, via=via, next_wait=next_wait)
+    def report_sent(self, wall, count, via, next_wait, slow_count=0):
+        self.log.write("report_sent", wall, interruptions=count, slow_periods=slow_count, via=via,
+                       next_wait=next_wait)
         self.console.info("report sent (%s) by %s; next report no sooner than in %s"
-                          % (plural(count, "interruption"), via, human_duration(next_wait)), wall)
+                          % (pending_words(count, slow_count, ", "), via,
+                             human_duration(next_wait)), wall)
 
-    def report_failed(self, wall, count, via, reason):
+    def report_failed(self, wall, count, via, reason, slow_count=0):
         retry = self.settings.backoff_min
-        self.log.write("report_failed", wall, interruptions=count, via=via, reason=reason,
-                       retry_in=retry)
+        self.log.write("report_failed", wall, interruptions=count, slow_periods=slow_count,
+                       via=via, reason=reason, retry_in=retry)
         self.console.warning("report not delivered: %s; retrying in %s"
                              % (reason, human_duration(retry)), wall)
 
@@ -2107,13 +2303,14 @@ class Announcer:
     def state_not_saved(self, path, error):
         self.console.error("cannot write state file %s: %s" % (path, _one_line(error)))
 
-    def stopped(self, wall, signal_name, down_since, pending):
+    def stopped(self, wall, signal_name, down_since, pending, slow_pending=0):
         fields = {"signal": signal_name}
         if down_since is not None:
             fields["down_since"] = iso_time(down_since)
         self.log.write("stop", wall, **fields)
         self.console.info("stopped (%s)%s" % (signal_name, (
-            "; %s still to report" % plural(pending, "interruption")) if pending else ""), wall)
+            "; %s still to report" % pending_words(pending, slow_pending))
+            if pending or slow_pending else ""), wall)
 
 
 class SystemClock:
@@ -2142,6 +2339,9 @@ class Monitor:
         self.pinger = pinger
         self.metrics_board = metrics_board
         self.tracker = InterruptionTracker(settings.min_interruption)
+        self.slow = (SlowTracker(settings.slow_ms, settings.min_interruption)
+                     if settings.slow_ms else None)
+        self.stats = StatisticsWindow(settings.stats_interval) if settings.stats_interval else None
         self.counters = MetricsCounters()
         self.last_results = ()
         self.last_round = None           # (monotonic start, wall clock at its end)
@@ -2181,6 +2381,7 @@ class Monitor:
     def _handle_round(self, results, mono, wall):
         self.last_results = results
         self.last_round = (mono, self.clock.wall())
+        self._measure(results, mono, wall)
         network_up = any(result.up for result in results)
         target_reasons = {result.target.label: result.reason for result in results if not result.up}
         first_reason = next((result.reason for result in results if not result.up), None)
@@ -2204,6 +2405,40 @@ class Monitor:
                                        reason=outage.reason, targets=self.settings.target_labels)
         self._save_state()
 
+    def _measure(self, results, mono, wall):
+        """Connect times: the metrics, the statistics window, slow periods. The round that ends
+        an interruption is not slow: its connect often waited for a SYN sent again."""
+        self.counters.connect.record(results)
+        if self.stats is not None:
+            ended = self.stats.add(results, mono, wall)
+            if ended is not None:
+                self.say.stats(*ended)
+        fastest = fastest_connect(results)
+        if self.slow is None or (fastest is not None and self.tracker.is_down):
+            return
+        transition = self.slow.observe(fastest, mono, wall)
+        if transition is None:
+            return
+        kind, detail = transition
+        if kind == "slow":
+            label = next(result.target.label for result in results
+                         if result.up and (result.connect_time or 0.0) == fastest)
+            self.say.slow(wall, fastest, label)
+        elif self._slow_ended(*detail):
+            self._save_state()
+
+    def _slow_ended(self, slow, end, duration, ignored, by_interruption=False, cut_short=False):
+        """Tells of it; a slow period that counts waits for a report. Returns whether it counts."""
+        self.counters.slow_ended(duration, ignored)
+        self.say.slow_end(end, slow, duration, ignored, by_interruption)
+        if not ignored:
+            self._add_interruption(
+                start=slow.start_wall, end=end, duration=duration, kind="slow",
+                reason="an interruption followed" if by_interruption else "",
+                targets=self.settings.target_labels, cut_short=cut_short,
+                median_ms=_ms(slow.times.percentile(0.5)), max_ms=_ms(slow.times.maximum))
+        return not ignored
+
     def _after_round(self):
         now = self.clock.monotonic()
         if self.reporter is not None:
@@ -2223,14 +2458,15 @@ class Monitor:
         if self.reporter is None:
             return
         outcomes = self.reporter.outcomes(self.clock.monotonic())
-        for count, failure in outcomes:
+        for count, slow_count, failure in outcomes:
             wall, via = self.clock.wall(), self.reporter.deliverer.name
             if failure is None:
                 self.counters.reports_sent += 1
-                self.say.report_sent(wall, count, via, self.reporter.pending.backoff.wait)
+                self.say.report_sent(wall, count, via, self.reporter.pending.backoff.wait,
+                                     slow_count)
             else:
                 self.counters.report_failures += 1
-                self.say.report_failed(wall, count, via, failure)
+                self.say.report_failed(wall, count, via, failure, slow_count)
         if outcomes:
             self._save_state()
             self._publish_metrics()
@@ -2245,11 +2481,17 @@ class Monitor:
             return
         mono, wall = self.last_round or (None, None)
         ongoing = self.tracker.ongoing_duration(mono) if mono is not None else 0.0
+        slow = self.slow
         self.metrics_board.publish(self.counters.snapshot(
-            self.last_results, ongoing, self.settings.min_interruption, self._pending_count(), wall))
+            self.last_results, ongoing, self.settings.min_interruption, self._pending_count(), wall,
+            slow=None if slow is None else slow.is_slow,
+            ongoing_slow=slow.ongoing_duration(mono) if slow and mono is not None else 0.0))
 
     def _pending_count(self):
         return self.reporter.pending.count if self.reporter is not None else 0
+
+    def _pending_slow_count(self):
+        return self.reporter.pending.slow_count if self.reporter is not None else 0
 
     # -- state file and event log ------------------------------------------------------------
     def _save_state(self, clean_stop=False):
@@ -2257,11 +2499,15 @@ class Monitor:
             return
         mono, wall = self.clock.monotonic(), self.clock.wall()
         outage = self.tracker.outage
+        slow = self.slow.slow if self.slow is not None else None
         data = {"format": STATE_FORMAT, "heartbeat": wall, "clean_stop": clean_stop,
                 "targets": self.settings.target_labels, "pending": [], "next_id": 1, "backoff": {},
                 "down": None if outage is None else {
                     "start": outage.start_wall, "reason": outage.reason,
-                    "duration": self.tracker.ongoing_duration(mono)}}
+                    "duration": self.tracker.ongoing_duration(mono)},
+                "slow": None if slow is None else {
+                    "start": slow.start_wall, "median_ms": _ms(slow.times.percentile(0.5)),
+                    "max_ms": _ms(slow.times.maximum)}}
         if self.reporter is not None:
             data.update(self.reporter.pending.to_dict(mono, wall))
         self.last_heartbeat = mono      # also after a failure: try again at the next heartbeat
@@ -2276,10 +2522,13 @@ class Monitor:
         if self.reporter is not None:
             self.reporter.pending.restore(state, mono, wall)
             if self.reporter.pending:
-                self.say.still_to_report(wall, self._pending_count())
+                self.say.still_to_report(wall, self._pending_count(), self._pending_slow_count())
         cut_short, gap = recover_previous_run(state, wall, self.settings.min_interruption)
         if cut_short:
             self._add_interruption(**cut_short)
+        slow = recover_slow_period(state, self.settings.min_interruption)
+        if slow:
+            self._add_interruption(**slow)
         if gap is not None:
             start, end, duration, ignored = gap
             self.say.gap(wall, start, end, duration, ignored)
@@ -2326,6 +2575,12 @@ class Monitor:
     def stop(self):
         self._wait_for_delivery_in_flight()
         mono, wall = self.clock.monotonic(), self.clock.wall()
+        if self.stats is not None:
+            ended = self.stats.close(mono)
+            if ended is not None:
+                self.say.stats(*ended)
+        if self.slow is not None and self.slow.is_slow:
+            self._slow_ended(*self.slow.end(mono, wall), cut_short=True)
         outage, self.tracker.outage = self.tracker.outage, None
         if outage is not None:
             duration = max(0.0, mono - outage.start_mono)
@@ -2336,7 +2591,7 @@ class Monitor:
         self.prober.close()
         self._save_state(clean_stop=True)
         self.say.stopped(wall, self.waker.stop_signal, outage and outage.start_wall,
-                         self._pending_count())
+                         self._pending_count(), self._pending_slow_count())
         return self.waker.stop_signal
 
 
@@ -2879,6 +3134,18 @@ def build_parser():
     parser.add_argument("-bstep", "--backoff-step", type=non_negative, default=DEFAULT_BACKOFF_STEP,
                         help="backoff increment for each further report (default: %.1f)"
                              % DEFAULT_BACKOFF_STEP)
+    parser.add_argument("--slow", type=_finite("milliseconds", 0.0, strict=False), metavar="MS",
+                        help="the connection is slow while even the fastest target takes MS "
+                             "milliseconds or longer to connect, in every round; a slow stretch "
+                             "of at least -m seconds is reported like an interruption; 0: off. "
+                             "MS must be below -t: a slower connect is a failure (default: %g, "
+                             "off when -t is %g or less)" % (DEFAULT_SLOW_MS,
+                                                             DEFAULT_SLOW_MS / 1000))
+    parser.add_argument("--stats-interval", type=non_negative, default=DEFAULT_STATS_INTERVAL,
+                        metavar="SECONDS",
+                        help="write each target's probes, failures, losses and connect times "
+                             "(min, median, 95th percentile, max) to the event log every "
+                             "SECONDS; 0: never (default: %.1f)" % DEFAULT_STATS_INTERVAL)
     parser.add_argument("--log-file", metavar="PATH",
                         help="append every event to PATH as JSON Lines (SIGHUP reopens it)")
     parser.add_argument("--state-file", metavar="PATH",
@@ -2939,6 +3206,10 @@ def parse_arguments(argv):
     if args.backoff_max < args.backoff_min:
         raise UsageError("-bmax/--backoff-max: %g is below -bmin/--backoff-min %g"
                          % (args.backoff_max, args.backoff_min))
+    if args.slow and args.slow >= args.timeout * 1000:
+        raise UsageError("--slow: %g ms cannot be seen with -t %g: a connect that takes %g ms "
+                         "or longer is a failure, not slow; give a longer -t or a lower --slow"
+                         % (args.slow, args.timeout, args.timeout * 1000))
     if args.no_mail and (args.test_mail or args.notify_command):
         raise UsageError("--no-mail cannot be combined with --test-mail or --notify-command")
     if args.notify_command is not None and not args.notify_command.strip():
@@ -3061,20 +3332,21 @@ def run_discard_pending(settings, console):
         if warning:
             console.warning(warning)
         count = sum(item["count"] for item in data["pending"]) if data else 0
+        slow_count = sum(item["count"] for item in data["slow_pending"]) if data else 0
         if data:
-            data.update(pending=[], clean_stop=True, down=None)
+            data.update(pending=[], slow_pending=[], clean_stop=True, down=None, slow=None)
             try:
                 state.save(data)
             except OSError as error:
                 raise MonitorError("cannot write state file %s: %s"
                                    % (state.path, _one_line(error)))
         log = EventLog(settings.log_file, warn=console.warning)
-        log.write("pending_discarded", time.time(), interruptions=count)
+        log.write("pending_discarded", time.time(), interruptions=count, slow_periods=slow_count)
         log.close()
     finally:
         state.unlock()
     console.info("discarded %s waiting for a report (state file %s)"
-                 % (plural(count, "interruption"), settings.state_file))
+                 % (pending_words(count, slow_count), settings.state_file))
     return 0
 
 
@@ -3114,7 +3386,7 @@ def run_monitor(args, console):
         reporter = None
         if deliverer is not None:
             reporter = Reporter(PendingReports(make_backoff(args)), deliverer,
-                                socket.gethostname(), waker.wake)
+                                socket.gethostname(), waker.wake, slow_ms=args.slow_ms)
         monitor = Monitor(args, Announcer(console, event_log, args), waker,
                           Prober(args.timeout, waker.read_fd), reporter=reporter, state=state,
                           pinger=make_pinger(args, waker, console), metrics_board=metrics_board)

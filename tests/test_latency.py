@@ -1,6 +1,9 @@
-"""Connect times: the statistics window, losses the kernel repaired, slow periods. Pure logic:
+"""Connect times: the statistics window, losses the kernel repaired, slow periods, and what the
+monitor says, reports, saves and serves about them. Pure logic and the loop with a fake clock:
 no sockets, no sleeping.
 """
+import io
+import json
 import math
 import random
 import tracemalloc
@@ -9,9 +12,11 @@ import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 import pyNetConnMon
-from pyNetConnMon import (ConnectTimes, ProbeResult, SlowTracker, StatisticsWindow, parse_target,
-                          resent_syns)
-from test_monitor import WALL_OFFSET
+from pyNetConnMon import (Announcer, Console, ConnectTimes, EventLog, Interruption, Monitor,
+                          PendingReports, ProbeResult, ReportBackoff, Reporter, SlowTracker,
+                          StateFile, StatisticsWindow, check_state, format_report, parse_target,
+                          render_metrics, resent_syns)
+from test_monitor import FakeClock, FakeWaker, RecordingDeliverer, WALL_OFFSET, settings
 
 TARGET = parse_target("198.18.0.2:53", 53)
 OTHER = parse_target("198.18.0.3:53", 53)
@@ -212,3 +217,391 @@ def test_ongoing_duration_and_an_end_at_a_stop():
     assert tracker.ongoing_duration(3.5) == 2.5
     slow, end, duration, ignored = tracker.end(9.0, WALL_OFFSET + 9.0)
     assert (slow.start_mono, end - WALL_OFFSET, duration, ignored) == (1.0, 9.0, 8.0, False)
+
+
+# -- the monitor with a fake clock ----------------------------------------------------------------
+
+class TimedProber:
+    """`script(t)` gives each round's connect time in seconds (None: timeout) at round start t;
+    a round lasts as long as its connect (at most the timeout), as a real one does."""
+
+    def __init__(self, clock, script, timeout):
+        self.clock = clock
+        self.script = script
+        self.timeout = timeout
+        self.rounds = []
+
+    def probe_round(self, targets, interrupted=lambda: False):
+        now = self.clock.now
+        self.rounds.append(now)
+        seconds = self.script(now)
+        if seconds is None or seconds >= self.timeout:
+            self.clock.now += self.timeout
+            return [down(target) for target in targets]
+        self.clock.now += seconds
+        return [up(seconds, target) for target in targets]
+
+    def close(self):
+        pass
+
+
+def congested(*spans, slow=1.5, fast=0.02, outages=()):
+    """Connect times: `slow` during the [start, end) spans, None during `outages`, else `fast`."""
+    def script(now):
+        if any(start <= now < end for start, end in outages):
+            return None
+        return slow if any(start <= now < end for start, end in spans) else fast
+    return script
+
+
+class LatencyRun:
+    """The monitor at -i 1 -t 2 -m 5 --slow 1000 by default, over `script`, with its console
+    captured and reports delivered in line."""
+
+    def __init__(self, tmp_path, script, stop_at, fail_during=(), wall_offset=WALL_OFFSET,
+                 **overrides):
+        values = dict(timeout=2.0, slow=1000.0, stats_interval=60.0)
+        values.update(overrides)
+        self.settings = settings(**values)
+        self.clock = FakeClock(wall_offset)
+        self.prober = TimedProber(self.clock, script, self.settings.timeout)
+        self.deliverer = RecordingDeliverer(self.clock, fail_during)
+        self.log_path = tmp_path / "events.jsonl"
+        self.out = io.StringIO()
+        self.log = EventLog(str(self.log_path))
+        self.board = pyNetConnMon.MetricsBoard(pyNetConnMon.MetricsSnapshot())
+        backoff = ReportBackoff(60.0, 3600.0, 300.0)
+        reporter = Reporter(PendingReports(backoff), self.deliverer, "pi", lambda: None,
+                            spawn=lambda function: function(), slow_ms=self.settings.slow_ms)
+        self.state = StateFile(str(tmp_path / "state.json"))
+        self.monitor = Monitor(self.settings,
+                               Announcer(Console(out=self.out, err=self.out), self.log,
+                                         self.settings),
+                               FakeWaker(self.clock, stop_at), self.prober, clock=self.clock,
+                               reporter=reporter, state=self.state, metrics_board=self.board)
+
+    def run(self):
+        self.monitor.run()
+        self.log.close()
+        return self
+
+    def events(self, name=None):
+        events = [json.loads(line) for line in self.log_path.read_text().splitlines()]
+        return [event for event in events if name is None or event["event"] == name]
+
+    def lines(self):
+        """Console lines without their timestamp, the start lines left out."""
+        return [line[20:] for line in self.out.getvalue().splitlines()[1:]]
+
+
+def test_a_slow_stretch_is_one_slow_period_told_reported_and_served(tmp_path, utc):
+    run = LatencyRun(tmp_path, congested((10.5, 30.5)), stop_at=40).run()
+    slow, = run.events("slow")
+    end, = run.events("slow_end")
+    assert slow == {"time": "2026-11-18T11:06:51.000+00:00", "event": "slow",
+                    "start": "2026-11-18T11:06:51.000+00:00", "connect_ms": 1500.0}
+    # rounds at 11, 12.5, 14 ... (each takes 1.5 s); 30.5 is the first fast one: 20 ms
+    assert end == {"time": "2026-11-18T11:07:10.520+00:00", "event": "slow_end",
+                   "start": "2026-11-18T11:06:51.000+00:00",
+                   "end": "2026-11-18T11:07:10.520+00:00", "duration": 19.52, "ignored": False,
+                   "median_ms": 1500.0, "max_ms": 1500.0}
+    assert run.events("down") == []
+    assert run.lines()[:3] == [
+        "SLOW the fastest connect took 1500 ms (198.18.0.2:53)",
+        "SLOW ENDED after 19.5 s (slow since 2026-11-18 11:06:51, median 1500 ms, max 1500 ms)",
+        "report sent (1 slow period) by mail; next report no sooner than in 1 min"]
+    _, subject, body = run.deliverer.sent[0]
+    assert subject == "pyNetConnMon on pi: 1 slow period, 19.5 s slow"
+    assert body == (
+        "pyNetConnMon on pi saw 1 slow period (19.5 s in total).\n"
+        "\n"
+        "Host:    pi\n"
+        "Targets: 198.18.0.2:53\n"
+        "\n"
+        "Slow periods: the connection was up, but even the fastest target took 1000 ms or longer "
+        "to connect, in every round; median and max of those connects:\n"
+        "start                end                      duration     median        max\n"
+        "2026-11-18 11:06:51  2026-11-18 11:07:10        19.5 s    1500 ms    1500 ms\n"
+        "\n"
+        "Total: 1 slow period, 19.5 s slow.\n")
+    sent, = run.events("report_sent")
+    assert (sent["interruptions"], sent["slow_periods"]) == (0, 1)
+    snapshot = run.board.latest()
+    assert (snapshot.slow, snapshot.slow_seconds) == (False, 19.52)
+
+
+def test_a_short_slow_stretch_is_ignored_and_never_reported(tmp_path):
+    run = LatencyRun(tmp_path, congested((10.5, 13.5)), stop_at=30).run()
+    end, = run.events("slow_end")
+    assert (end["duration"], end["ignored"]) == (3.02, True)     # rounds at 11, 12.5; 14 is fast
+    assert run.lines()[:2] == ["SLOW the fastest connect took 1500 ms (198.18.0.2:53)",
+                               "SLOW ENDED after 3.0 s: shorter than 5 s, ignored"]
+    assert run.deliverer.attempts == []
+    assert run.board.latest().slow_seconds == 0.0
+
+
+def test_a_slow_stretch_that_ends_in_an_interruption_is_reported_with_it(tmp_path, utc):
+    run = LatencyRun(tmp_path, congested((10.5, 30.5), outages=[(20.5, 30.5)]),
+                     stop_at=40).run()
+    end, = run.events("slow_end")
+    down_event, = run.events("down")
+    assert end["end"] == down_event["start"]
+    # rounds at 11, 12.5 ... 20 (each 1.5 s); the one at 21.5 times out
+    assert (end["duration"], end["ignored"]) == (10.5, False)
+    assert run.lines()[1] == ("SLOW ENDED after 10.5 s, when the interruption began (slow since "
+                              "2026-11-18 11:06:51, median 1500 ms, max 1500 ms)")
+    assert [event["event"] for event in run.events()
+            if event["event"] in ("slow", "slow_end", "down", "up")] == [
+        "slow", "slow_end", "down", "up"]
+    _, subject, body = run.deliverer.sent[0]
+    # down from 21.5 (rounds of 2 s) to the fast connect at 31.5
+    assert subject == ("pyNetConnMon on pi: 1 interruption, 10.0 s of downtime; 1 slow period, "
+                       "10.5 s slow")
+    assert body.splitlines()[0] == ("pyNetConnMon on pi saw 1 interruption (10.0 s of downtime in "
+                                    "total) and 1 slow period (10.5 s in total).")
+    assert ("2026-11-18 11:06:51  2026-11-18 11:07:01        10.5 s    1500 ms    1500 ms  an "
+            "interruption followed\n") in body
+    assert body.index("Total: 1 interruption") < body.index("Slow periods:")
+    assert ("report sent (1 interruption, 1 slow period) by mail; next report no sooner than in "
+            "1 min") in run.lines()
+
+
+def test_the_round_that_ends_an_interruption_does_not_start_a_slow_stretch(tmp_path):
+    # rounds at 11, 13 ... 19 time out; the one at 21 got through on a SYN sent again (1.5 s),
+    # the next (22.5) is fast
+    script = congested((19.5, 22.0), outages=[(10.5, 19.5)])
+    run = LatencyRun(tmp_path, script, stop_at=30).run()
+    assert run.events("slow") == []
+    up_event, = run.events("up")
+    assert up_event["duration"] == 11.5
+
+
+def test_slow_periods_wait_for_a_report_across_a_restart(tmp_path, utc):
+    first = LatencyRun(tmp_path, congested((10.5, 30.5)), stop_at=40,
+                       fail_during=[(0, 1000)]).run()
+    assert first.deliverer.sent == []
+    assert first.lines()[-1] == "stopped (SIGTERM); 1 slow period still to report"
+    saved = json.loads((tmp_path / "state.json").read_text())
+    assert saved["slow_pending"][0]["median_ms"] == 1500.0
+    second = LatencyRun(tmp_path, congested(), stop_at=5, wall_offset=WALL_OFFSET + 600).run()
+    assert second.lines()[0] == "1 slow period from the previous run still to report"
+    _, subject, _ = second.deliverer.sent[0]
+    assert subject == "pyNetConnMon on pi: 1 slow period, 19.5 s slow"
+
+
+def test_a_stop_while_slow_keeps_the_slow_period_as_cut_short(tmp_path, utc):
+    run = LatencyRun(tmp_path, congested((10.5, 1000)), stop_at=30, fail_during=[(0, 1000)]).run()
+    end, = run.events("slow_end")
+    assert (end["duration"], end["ignored"]) == (19.5, False)     # from 11 to the stop at 30.5
+    assert [event["event"] for event in run.events()][-2:] == ["slow_end", "stop"]
+    saved = json.loads((tmp_path / "state.json").read_text())
+    period, = saved["slow_pending"]
+    assert (period["cut_short"], period["duration"], period["kind"]) == (True, 19.5, "slow")
+    assert saved["slow"] is None
+
+
+def test_a_slow_period_cut_short_by_a_crash_is_reported_from_the_heartbeat(tmp_path, utc):
+    state = StateFile(str(tmp_path / "state.json"))
+    state.save({"format": 1, "heartbeat": WALL_OFFSET - 600.0, "clean_stop": False,
+                "targets": ["198.18.0.2:53"], "down": None,
+                "slow": {"start": WALL_OFFSET - 660.0, "median_ms": 1480.5, "max_ms": 1720.0},
+                "pending": [], "slow_pending": [], "next_id": 4,
+                "backoff": {"wait": None, "last_sent": None, "last_failed": None}})
+    run = LatencyRun(tmp_path, congested(), stop_at=5).run()
+    _, subject, body = run.deliverer.sent[0]
+    assert subject == ("pyNetConnMon on pi: 1 interruption, 10 min of downtime; 1 slow period, "
+                       "1 min slow")
+    assert ("2026-11-18 10:55:40  2026-11-18 10:56:40         1 min    1480 ms    1720 ms  the "
+            "monitor stopped while still slow\n") in body
+
+
+def test_stats_events_every_window_and_at_the_stop(tmp_path):
+    script = congested((12.0, 14.0), slow=1.02)
+    run = LatencyRun(tmp_path, script, stop_at=25, stats_interval=10.0, min_interruption=5.0).run()
+    stats = run.events("stats")
+    assert [(event["start"][11:19], event["end"][11:19]) for event in stats] == [
+        ("11:06:40", "11:06:50"), ("11:06:50", "11:07:00"), ("11:07:00", "11:07:05")]
+    figures = [event["targets"]["198.18.0.2:53"] for event in stats]
+    assert figures[0] == {"probes": 10, "failures": 0, "losses": 0, "min_ms": 20.0,
+                          "median_ms": 20.0, "p95_ms": 20.0, "max_ms": 20.0}
+    # rounds at 10, 11, 12 (1.02 s), 13.02 (1.02 s), 14.04, 15 ... 19: two connects a second late
+    assert figures[1] == {"probes": 10, "failures": 0, "losses": 2, "min_ms": 20.0,
+                          "median_ms": 20.0, "p95_ms": 1020.0, "max_ms": 1020.0}
+    assert figures[2]["probes"] == 5
+
+
+def test_slow_periods_are_not_watched_with_slow_0_nor_when_the_default_cannot_be_seen(tmp_path):
+    off = LatencyRun(tmp_path, congested((10.5, 30.5)), stop_at=40, slow=0.0).run()
+    assert off.events("slow") == [] and off.board.latest().slow is None
+    start, = off.events("start")
+    assert (start["slow_ms"], start["stats_interval"]) == (0.0, 60.0)
+    default = LatencyRun(tmp_path, congested(), stop_at=1, slow=None, timeout=1.0).run()
+    assert default.out.getvalue().splitlines()[1][20:] == (
+        "slow periods are not watched: a connect of 1000 ms (the default --slow) is a timeout "
+        "with -t 1; give a longer -t, or --slow below 1000")
+
+
+def test_the_metrics_follow_a_slow_period_while_it_lasts(tmp_path):
+    # rounds of 1.5 s from 11 on; a round still running at the stop is not counted
+    run = LatencyRun(tmp_path, congested((10.5, 1000)), stop_at=14.5)
+    run.monitor.run()
+    snapshot = run.board.latest()         # the last round began at 12.5: slow for 1.5 s
+    assert (snapshot.slow, snapshot.slow_seconds) == (True, 0.0)
+    run = LatencyRun(tmp_path, congested((10.5, 1000)), stop_at=19)
+    run.monitor.run()
+    snapshot = run.board.latest()         # ... at 17: slow for 6 s, which counts
+    assert (snapshot.slow, snapshot.slow_seconds) == (True, 6.0)
+    label, probes, failures, total, cumulative = snapshot.connect[0]
+    assert (label, probes, failures) == ("198.18.0.2:53", 16, 0)
+    # 20 ms in the bucket up to 0.025 s, 1.5 s in the one up to 2 s
+    assert cumulative == (0, 0, 0, 0, 11, 11, 11, 11, 11, 11, 16, 16, 16, 16, 16)
+    assert total == pytest.approx(11 * 0.02 + 5 * 1.5)
+
+
+# -- wording: metrics, reports -------------------------------------------------------------------
+
+def test_metrics_text_for_connect_times_and_slow_periods():
+    snapshot = pyNetConnMon.MetricsSnapshot(
+        connect=(("198.18.0.2:53", 7, 2, 1.5305, (0, 0, 0, 1, 2, 3, 3, 3, 4, 4, 5, 5, 5, 5, 5)),),
+        slow=True, slow_seconds=12.5)
+    text = render_metrics(snapshot, "9.8.7")
+    assert text.split("pynetconnmon_last_round_timestamp_seconds gauge\n", 1)[1] == (
+        "# HELP pynetconnmon_connect_duration_seconds Time the TCP connects that got through "
+        "took, per target.\n"
+        "# TYPE pynetconnmon_connect_duration_seconds histogram\n"
+        + "".join('pynetconnmon_connect_duration_seconds_bucket{target="198.18.0.2:53",le="%s"} '
+                  "%d\n" % pair for pair in zip(
+                      ("0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5",
+                       "1.0", "2.0", "4.0", "8.0", "16.0", "+Inf"),
+                      (0, 0, 0, 1, 2, 3, 3, 3, 4, 4, 5, 5, 5, 5, 5)))
+        + 'pynetconnmon_connect_duration_seconds_sum{target="198.18.0.2:53"} 1.5305\n'
+        'pynetconnmon_connect_duration_seconds_count{target="198.18.0.2:53"} 5\n'
+        "# HELP pynetconnmon_probes_total TCP connects tried, per target.\n"
+        "# TYPE pynetconnmon_probes_total counter\n"
+        'pynetconnmon_probes_total{target="198.18.0.2:53"} 7\n'
+        "# HELP pynetconnmon_probe_failures_total TCP connects that failed, per target.\n"
+        "# TYPE pynetconnmon_probe_failures_total counter\n"
+        'pynetconnmon_probe_failures_total{target="198.18.0.2:53"} 2\n'
+        "# HELP pynetconnmon_slow 1 while the connection is slow: even the fastest target took "
+        "--slow or longer to connect, in every round since the last faster one.\n"
+        "# TYPE pynetconnmon_slow gauge\n"
+        "pynetconnmon_slow 1\n"
+        "# HELP pynetconnmon_slow_seconds_total Seconds in slow periods of at least "
+        "--min-interruption, an ongoing one included.\n"
+        "# TYPE pynetconnmon_slow_seconds_total counter\n"
+        "pynetconnmon_slow_seconds_total 12.5\n")
+
+
+def test_the_histogram_parses_with_prometheus_own_parser():
+    from prometheus_client.parser import text_string_to_metric_families
+    counters = pyNetConnMon.MetricsCounters()
+    for seconds in (0.0004, 0.001, 0.003, 1.0, 1.2, 20.0):
+        counters.connect.record([up(seconds)])
+    counters.connect.record([down()])
+    text = render_metrics(counters.snapshot([], 0.0, 5.0, 0, None, slow=False))
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    histogram = families["pynetconnmon_connect_duration_seconds"]
+    buckets = {sample.labels["le"]: sample.value for sample in histogram.samples
+               if sample.name.endswith("_bucket")}
+    assert (buckets["0.001"], buckets["0.005"], buckets["1.0"], buckets["2.0"],
+            buckets["16.0"], buckets["+Inf"]) == (2, 3, 4, 5, 5, 6)
+    assert families["pynetconnmon_probes"].samples[0].value == 7
+    assert families["pynetconnmon_slow"].samples[0].value == 0
+
+
+def at(text):
+    import calendar
+    import time
+    return calendar.timegm(time.strptime(text, "%Y-%m-%d %H:%M:%S"))
+
+
+def slow_period(number, start, seconds, median, maximum, **extra):
+    return Interruption(number, at(start), at(start) + seconds, seconds, extra.pop("reason", ""),
+                        kind="slow", targets=["198.18.0.2:53"], median_ms=median,
+                        max_ms=maximum, **extra)
+
+
+def test_a_report_of_slow_periods_lists_each_and_folds_like_interruptions(utc):
+    items = [slow_period(1, "2026-11-24 01:02:03", 192.0, 1520.0, 1710.0),
+             slow_period(2, "2026-11-24 02:00:00", 600.0, None, 2400.0, count=12),
+             slow_period(3, "2026-11-24 03:00:00", 7.5, 45.25, 80.0, cut_short=True)]
+    subject, body = format_report(items, "pi", 40.0)
+    assert subject == "pyNetConnMon on pi: 14 slow periods, 13 min 20 s slow"
+    assert body == (
+        "pyNetConnMon on pi saw 14 slow periods (13 min 20 s in total).\n"
+        "\n"
+        "Host:    pi\n"
+        "Targets: 198.18.0.2:53\n"
+        "\n"
+        "Slow periods: the connection was up, but even the fastest target took 40.0 ms or longer "
+        "to connect, in every round; median and max of those connects:\n"
+        "start                end                      duration     median        max\n"
+        "2026-11-24 01:02:03  2026-11-24 01:05:15    3 min 12 s    1520 ms    1710 ms\n"
+        "2026-11-24 02:00:00  2026-11-24 02:10:00        10 min          -    2400 ms  12 slow "
+        "periods between these times, added up here (the event log has each)\n"
+        "2026-11-24 03:00:00  2026-11-24 03:00:07         7.5 s    45.2 ms    80.0 ms  the "
+        "monitor stopped while still slow\n"
+        "\n"
+        "Total: 14 slow periods, 13 min 20 s slow.\n")
+
+
+def test_the_pending_slow_periods_stay_bounded_and_fold_apart_from_interruptions():
+    pending = PendingReports(ReportBackoff(60, 3600, 300), limit=10)
+    for number in range(100):
+        pending.add(WALL_OFFSET + 100 * number, WALL_OFFSET + 100 * number + 7, 7.0, "",
+                    ["198.18.0.2:53"], kind="slow", median_ms=1500.0, max_ms=1000.0 + number)
+        pending.add(WALL_OFFSET + 100 * number + 50, WALL_OFFSET + 100 * number + 57, 7.0,
+                    "timeout", ["198.18.0.2:53"])
+    assert (len(pending.items), pending.count) == (10, 100)
+    assert (len(pending.slow_items), pending.slow_count) == (10, 100)
+    folded = pending.slow_items[5]
+    assert (folded.kind, folded.count, folded.median_ms, folded.max_ms) == (
+        "slow", 91, None, 1095.0)
+    assert [item.kind for item in pending.items] == ["outage"] * 5 + ["many"] + ["outage"] * 4
+
+
+# -- the state file: slow periods are checked as strictly as interruptions ------------------------
+
+VALID = {"format": 1, "heartbeat": WALL_OFFSET, "clean_stop": False, "targets": ["198.18.0.2:53"],
+         "down": None, "slow": {"start": WALL_OFFSET - 30, "median_ms": 1500.0, "max_ms": None},
+         "pending": [], "next_id": 3,
+         "slow_pending": [{"id": 2, "start": WALL_OFFSET - 100, "end": WALL_OFFSET - 90,
+                           "duration": 10.0, "reason": "", "kind": "slow", "cut_short": False,
+                           "targets": ["198.18.0.2:53"], "count": 1, "median_ms": 1500.0,
+                           "max_ms": 1700.0}],
+         "backoff": {"wait": None, "last_sent": None, "last_failed": None}}
+
+
+@pytest.mark.parametrize("path, value, reason", [
+    (("slow",), [], "slow is not an object"),
+    (("slow", "start"), None, "slow start is not a number"),
+    (("slow", "median_ms"), -1, "slow median_ms is out of range"),
+    (("slow", "max_ms"), "1", "slow max_ms is not a number"),
+    (("slow_pending",), {}, "slow_pending is not a list of at most 100000 entries"),
+    (("slow_pending", 0, "kind"), "outage", "slow_pending entry 1 is not a slow period"),
+    (("slow_pending", 0, "median_ms"), 1e12, "slow_pending entry 1 median_ms is out of range"),
+    (("slow_pending", 0, "max_ms"), True, "slow_pending entry 1 max_ms is not a number"),
+    (("slow_pending", 0, "duration"), -5, "slow_pending entry 1 duration is out of range"),
+])
+def test_a_bad_slow_field_makes_the_state_unusable_with_a_reason(path, value, reason):
+    data = json.loads(json.dumps(VALID))
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(ValueError) as error:
+        check_state(data)
+    assert str(error.value) == reason
+
+
+def test_a_checked_state_restores_its_slow_periods_and_the_one_ongoing_at_the_crash():
+    state = check_state(json.loads(json.dumps(VALID)))
+    pending = PendingReports(ReportBackoff(60, 3600, 300))
+    pending.restore(state, 100.0, WALL_OFFSET + 60)
+    assert [(item.id, item.kind, item.median_ms) for item in pending.slow_items] == [
+        (2, "slow", 1500.0)]
+    assert pyNetConnMon.recover_slow_period(state, 5.0) == dict(
+        start=WALL_OFFSET - 30, end=WALL_OFFSET, duration=30.0, reason="",
+        targets=["198.18.0.2:53"], kind="slow", cut_short=True, median_ms=1500.0, max_ms=None)
+    assert pyNetConnMon.recover_slow_period(dict(state, clean_stop=True), 5.0) is None
+    assert pyNetConnMon.recover_slow_period(state, 60.0) is None     # shorter than -m

@@ -84,6 +84,12 @@ EXPECTED_TYPES = {
     "pynetconnmon_report_failures": "counter",
     "pynetconnmon_last_round_timestamp_seconds": "gauge",
 }
+# and from a monitor, which counts connect times (slow periods are off at -t 0.2)
+CONNECT_TYPES = {
+    "pynetconnmon_connect_duration_seconds": "histogram",
+    "pynetconnmon_probes": "counter",
+    "pynetconnmon_probe_failures": "counter",
+}
 
 
 def parse(text):
@@ -227,7 +233,8 @@ def test_scrapes_follow_an_outage_from_start_to_end(tmp_path):
         with start_monitor(tmp_path, listener, port) as monitor:
             before = scrape_until(port, lambda f: value(f, "pynetconnmon_network_up") == 1, 5,
                                   "network_up 1")
-            assert {name: family.type for name, family in before.items()} == EXPECTED_TYPES
+            assert ({name: family.type for name, family in before.items()}
+                    == {**EXPECTED_TYPES, **CONNECT_TYPES})
             assert value(before, "pynetconnmon_target_up", target=target) == 1
             assert 0 <= value(before, "pynetconnmon_target_connect_seconds", target=target) < 0.2
             assert value(before, "pynetconnmon_interruptions_total") == 0
