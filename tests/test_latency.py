@@ -6,6 +6,8 @@ import io
 import json
 import math
 import random
+import subprocess
+import sys
 import tracemalloc
 
 import pytest
@@ -16,6 +18,7 @@ from pyNetConnMon import (Announcer, Console, ConnectTimes, EventLog, Interrupti
                           PendingReports, ProbeResult, ReportBackoff, Reporter, SlowTracker,
                           StateFile, StatisticsWindow, check_state, format_report, parse_target,
                           render_metrics, resent_syns)
+from harness import PROGRAM, closed_port
 from test_monitor import FakeClock, FakeWaker, RecordingDeliverer, WALL_OFFSET, settings
 
 TARGET = parse_target("198.18.0.2:53", 53)
@@ -605,3 +608,36 @@ def test_a_checked_state_restores_its_slow_periods_and_the_one_ongoing_at_the_cr
         targets=["198.18.0.2:53"], kind="slow", cut_short=True, median_ms=1500.0, max_ms=None)
     assert pyNetConnMon.recover_slow_period(dict(state, clean_stop=True), 5.0) is None
     assert pyNetConnMon.recover_slow_period(state, 60.0) is None     # shorter than -m
+
+
+# -- the command line: a --slow that -t cannot show is refused -------------------------------------
+
+BAD_INPUT = [
+    (["-t", "1", "--slow", "1000"], "--slow: 1000 ms cannot be seen with -t 1: a connect that "
+     "takes 1000 ms or longer is a failure, not slow; give a longer -t or a lower --slow"),
+    (["--slow", "2500"], "--slow: 2500 ms cannot be seen with -t 2: a connect that takes 2000 ms "
+     "or longer is a failure, not slow; give a longer -t or a lower --slow"),
+    (["--slow", "-1"], "argument --slow: -1 must be >= 0"),
+    (["--slow", "fast"], "argument --slow: 'fast' is not a number"),
+    (["--stats-interval", "nan"], "argument --stats-interval: 'nan' is not a finite number"),
+]
+
+
+def run_program(*args):
+    return subprocess.run([sys.executable, str(PROGRAM), *args], capture_output=True, text=True,
+                          timeout=15, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("args, message", BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
+def test_bad_slow_options_are_refused_with_one_line_and_status_2(args, message):
+    result = run_program("-a", "127.0.0.1", *args, "--once")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "pyNetConnMon.py: error: %s\n" % message
+
+
+@pytest.mark.parametrize("args", [["-t", "1", "--slow", "0"], ["-t", "1", "--slow", "999"],
+                                  ["-t", "1"], ["--stats-interval", "0"]])
+def test_slow_options_that_can_work_are_taken(args):
+    port = closed_port()
+    result = run_program("-a", "127.0.0.1:%d" % port, *args, "--once")
+    assert (result.returncode, result.stdout) == (1, "127.0.0.1:%d down refused\n" % port)
