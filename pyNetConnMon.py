@@ -27,7 +27,8 @@ import time
 from datetime import datetime
 
 # ---------------------------------------------------------------------------------------------
-# Version and defaults (the seed program's options keep their names, defaults and meaning)
+# Version and defaults (the options -a -p -i -t -m -bmin -bmax -bstep keep the names, defaults
+# and meaning they had in pyNetConnMon 1.x)
 # ---------------------------------------------------------------------------------------------
 
 VERSION = "2.0.0"
@@ -57,7 +58,13 @@ STATE_FORMAT = 1
 
 # Prometheus metrics and the ping URL (dead man's switch)
 DEFAULT_METRICS_ADDRESS = "127.0.0.1"
-METRICS_REQUEST_TIMEOUT = 10.0   # seconds a metrics client may take to send its request or read
+METRICS_REQUEST_TIMEOUT = 5.0    # seconds a metrics client has for its whole request, and again
+                                 # to take the answer, however slowly the bytes trickle
+METRICS_MAX_CONNECTIONS = 8      # metrics clients served at once; more are answered 503 at once
+METRICS_REQUEST_LIMIT = 8192     # bytes of request line and headers read; beyond: 414 or 431
+METRICS_HEADER_LIMIT = 64        # header lines; beyond: 431
+METRICS_FD_RESERVE = 32          # free file descriptors the endpoint leaves to probes, state, reports
+METRICS_ACCEPT_PAUSE = 0.5       # seconds without accepting after accept() found no free descriptor
 DEFAULT_PING_INTERVAL = 60.0
 PING_RESPONSE_LIMIT = 4096       # bytes of the ping answer read before closing (it is not used)
 
@@ -271,7 +278,7 @@ class InterruptionTracker:
 
 
 class ReportBackoff:
-    """When may the next report go out? The seed program's rule, plus retries after a failure.
+    """When may the next report go out? The 1.x rule (-bmin, -bstep, -bmax), plus retries.
 
     The first report goes out at once. After a successful report the wait is `minimum`, and each
     further report adds `step`, never above `maximum`. Once more than `maximum` seconds pass with
@@ -1916,8 +1923,44 @@ class EventLog:
         self._drop_stream()
 
 
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape(match):
+    code = ord(match.group())
+    if 0xdc80 <= code <= 0xdcff:         # a byte that was not UTF-8 (surrogateescape, as in argv)
+        return "\\x%02x" % (code - 0xdc00)
+    return ("\\x%02x" if code < 0x100 else "\\u%04x") % code
+
+
+def printable(text):
+    """`text` with control characters written as \\xNN (\\uNNNN for Unicode's line and bidi
+    controls and lone surrogates), so that a target, a command's output or a log line cannot
+    forge a console line or drive the terminal. Ordinary Unicode stays as it is."""
+    return _CONTROLS.sub(_escape, text)
+
+
+def write_line(stream, line):
+    """Writes one printable line and flushes it; False if the stream is closed (None: it was
+    closed at the start), full or gone. An encoding the text does not fit gets \\ escapes."""
+    if stream is None:
+        return False
+    line = printable(line) + "\n"
+    try:
+        try:
+            stream.write(line)
+        except UnicodeEncodeError:
+            encoding = getattr(stream, "encoding", None) or "ascii"
+            stream.write(line.encode(encoding, "backslashreplace").decode(encoding))
+        stream.flush()
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 class Console:
-    """Timestamped lines, flushed at once so nohup, tmux and journald show them immediately."""
+    """Timestamped lines, flushed at once so nohup, tmux and journald show them immediately.
+    Every line goes through printable(); a closed or full terminal never stops the monitor."""
 
     def __init__(self, quiet=False, out=None, err=None):
         self.quiet = quiet
@@ -1925,11 +1968,7 @@ class Console:
         self.err = err or sys.stderr
 
     def _write(self, stream, text, wall):
-        try:
-            stream.write("%s %s\n" % (local_time(wall if wall is not None else time.time()), text))
-            stream.flush()
-        except (OSError, ValueError):
-            pass     # a closed terminal must not stop the monitor
+        write_line(stream, "%s %s" % (local_time(wall if wall is not None else time.time()), text))
 
     def info(self, text, wall=None):
         if not self.quiet:
@@ -1941,6 +1980,9 @@ class Console:
     def error(self, text, wall=None):
         self._write(self.err, "ERROR " + text, wall)
 
+    def usage_error(self, text):
+        write_line(self.err, "pyNetConnMon.py: error: " + text)
+
 
 # ---------------------------------------------------------------------------------------------
 # Metrics endpoint: GET /metrics renders the latest snapshot; the monitor loop never waits for it
@@ -1948,7 +1990,7 @@ class Console:
 
 
 class MetricsBoard:
-    """Holds the latest snapshot. The loop replaces it whole; the HTTP threads only read it."""
+    """Holds the latest snapshot. The loop replaces it whole; the HTTP thread only reads it."""
 
     def __init__(self, snapshot):
         self._lock = threading.Lock()
@@ -1963,67 +2005,269 @@ class MetricsBoard:
             return self._snapshot
 
 
-def start_metrics_server(address, port, board, request_timeout=METRICS_REQUEST_TIMEOUT):
-    """Serves the board at http://ADDRESS:PORT/metrics from a daemon thread; returns the server.
+HTTP_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 414: "URI Too Long",
+                431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+HTTP_BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
+             b"Retry-After: %d\r\n\r\n" % int(METRICS_REQUEST_TIMEOUT))
 
-    Raises MonitorError when the port cannot be bound. Call shutdown() and server_close() to stop.
-    """
-    import http.server         # only when metrics are asked for: it pulls in a lot of modules
-    import socketserver
 
-    class MetricsHandler(http.server.BaseHTTPRequestHandler):
-        timeout = request_timeout        # a client that sends nothing is dropped after this long
-        server_version = "pyNetConnMon/" + VERSION
-        sys_version = ""
-
-        def do_GET(self):
-            self._answer(with_body=True)
-
-        def do_HEAD(self):
-            self._answer(with_body=False)
-
-        def _not_found(self):
-            self.send_error(404)
-
-        do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_found
-
-        def _answer(self, with_body):
-            if self.path.split("?", 1)[0] != "/metrics":
-                self.send_error(404)
-                return
-            body = render_metrics(board.latest()).encode("utf-8")
-            self.send_response(200)
-            self.send_header("Content-Type", METRICS_CONTENT_TYPE)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if with_body:
-                self.wfile.write(body)
-
-        def log_message(self, format, *args):
-            pass         # no line per request on stderr
-
-    class MetricsServer(http.server.ThreadingHTTPServer):
-        daemon_threads = True
-        block_on_close = False       # stopping must not wait for a stuck client
-        address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
-
-        def server_bind(self):
-            # HTTPServer.server_bind would look the address up in DNS (getfqdn); not needed here
-            socketserver.TCPServer.server_bind(self)
-            self.server_name, self.server_port = self.server_address[:2]
-
-        def handle_error(self, request, client_address):
-            if not isinstance(sys.exc_info()[1], OSError):     # a bug: show the traceback
-                super().handle_error(request, client_address)
-            # a client that went away mid-answer is not worth one
-
+def http_request_head(received, limit=METRICS_REQUEST_LIMIT, max_headers=METRICS_HEADER_LIMIT):
+    """(method, path) once `received` holds a whole request head, None while it may still come,
+    or the status (int) that refuses it: 414 or 431 beyond `limit` bytes or `max_headers` header
+    lines, 400 when the request line is not "METHOD TARGET HTTP/1.x"."""
+    ends = [at for at in (received.find(b"\n\r\n"), received.find(b"\n\n")) if at >= 0]
+    end = min(ends) if ends else len(received)
+    if end >= limit:
+        return 431 if 0 <= received.find(b"\n", 0, limit) else 414
+    if not ends:
+        return None
+    lines = bytes(received[:end]).split(b"\n")
+    if len(lines) - 1 > max_headers:
+        return 431
+    words = lines[0].rstrip(b"\r").split(b" ")
+    if len(words) != 3 or re.fullmatch(rb"HTTP/1\.[0-9]", words[2]) is None:
+        return 400
     try:
-        server = MetricsServer((address, port), MetricsHandler)
+        method, target = words[0].decode("ascii"), words[1].decode("ascii")
+    except UnicodeDecodeError:
+        return 400
+    return method, target.split("?", 1)[0]
+
+
+class _HttpClient:
+    __slots__ = ("sock", "deadline", "received", "answer")
+
+    def __init__(self, sock, deadline):
+        self.sock = sock
+        self.deadline = deadline      # whole request, then again the whole answer, by this time
+        self.received = bytearray()   # the request head so far; None once it is answered
+        self.answer = None            # memoryview of what is still to be sent
+
+
+class HttpEndpoint:
+    """A small HTTP/1.0 server in ONE thread, for GET and HEAD of the paths in `routes`.
+
+    `routes` maps a path to a function returning (status, content type, body bytes). Bounded by
+    construction: at most `max_connections` clients at a time (one more is answered 503 and closed
+    at once), each has `timeout` seconds for its whole request head however slowly it trickles in
+    and as long again to take the answer, and no more than METRICS_REQUEST_LIMIT bytes of a
+    request are kept. So it holds at most max_connections + 5 file descriptors and no thread per
+    client. Call start(), and shutdown() then server_close() to stop.
+    """
+
+    def __init__(self, address, port, routes, timeout, max_connections=METRICS_MAX_CONNECTIONS,
+                 clock=time.monotonic):
+        self.routes = routes
+        self.timeout = timeout
+        self.max_connections = max_connections
+        self.clock = clock
+        self.clients = {}              # socket -> _HttpClient
+        self._paused_until = None      # accept() found no free descriptor: try again then
+        self._stopping = False
+        self._thread = None
+        self._selector = self._wake_fds = None
+        self._listener = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
+        try:
+            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._listener.bind((address, port))
+            self._listener.listen(2 * max_connections)
+            self._listener.setblocking(False)
+            self.server_address = self._listener.getsockname()
+            self.server_port = self.server_address[1]
+            self._wake_fds = os.pipe()
+            for fd in self._wake_fds:
+                os.set_blocking(fd, False)
+            self._selector = selectors.DefaultSelector()
+            self._selector.register(self._wake_fds[0], selectors.EVENT_READ, "wake")
+            self._selector.register(self._listener, selectors.EVENT_READ, "accept")
+        except BaseException:
+            self.server_close()
+            raise
+
+    def start(self):
+        self._thread = threading.Thread(target=self._serve, name="metrics", daemon=True)
+        self._thread.start()
+        return self
+
+    def shutdown(self):
+        self._stopping = True
+        if self._thread is not None:
+            os.write(self._wake_fds[1], b"\0")
+            self._thread.join(5.0)
+            self._thread = None
+
+    def server_close(self):
+        if self._thread is not None:
+            self.shutdown()
+        for client in list(self.clients.values()):
+            self._close(client)
+        if self._selector is not None:
+            self._selector.close()
+        self._listener.close()
+        for fd in self._wake_fds or ():
+            os.close(fd)
+        self._selector = self._wake_fds = None
+
+    # -- the loop: one select for every client, with the nearest deadline as its timeout -------
+    def _serve(self):
+        while not self._stopping:
+            for key, events in self._selector.select(self._wait_time(self.clock())):
+                if key.data == "accept":
+                    self._accept()
+                elif key.data == "wake":
+                    _drain(key.fd)
+                else:
+                    self._serve_client(key.data, events)
+            now = self.clock()
+            for client in [c for c in self.clients.values() if c.deadline <= now]:
+                # too slow, however many bytes it sent; an unsent answer is dropped with a reset
+                self._close(client, abort=client.answer is not None)
+            if self._paused_until is not None and now >= self._paused_until:
+                self._paused_until = None
+                self._selector.register(self._listener, selectors.EVENT_READ, "accept")
+
+    def _wait_time(self, now):
+        times = [client.deadline for client in self.clients.values()]
+        if self._paused_until is not None:
+            times.append(self._paused_until)
+        return max(0.0, min(times) - now) if times else None
+
+    def _accept(self):
+        try:
+            sock = self._listener.accept()[0]
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        except OSError:     # EMFILE, ENFILE, ENOBUFS: the listener stays readable; do not spin
+            self._selector.unregister(self._listener)
+            self._paused_until = self.clock() + METRICS_ACCEPT_PAUSE
+            return
+        sock.setblocking(False)
+        if len(self.clients) >= self.max_connections:
+            try:
+                sock.send(HTTP_BUSY)
+            except OSError:
+                pass
+            sock.close()
+            return
+        client = _HttpClient(sock, self.clock() + self.timeout)
+        self.clients[sock] = client
+        self._selector.register(sock, selectors.EVENT_READ, client)
+
+    def _close(self, client, abort=False):
+        self.clients.pop(client.sock, None)
+        try:
+            self._selector.unregister(client.sock)
+        except (KeyError, ValueError):
+            pass
+        if abort:       # linger on, for 0 s: the kernel resets instead of sending on for minutes
+            import struct
+            client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.sock.close()
+
+    def _serve_client(self, client, events):
+        try:
+            if events & selectors.EVENT_READ:
+                self._receive(client)
+            if client.answer is not None and client.sock.fileno() >= 0:
+                self._send(client)
+        except Exception:       # a bug or a broken route: show it, drop only this client
+            import traceback
+            try:
+                traceback.print_exc()
+            except (OSError, ValueError):
+                pass
+            self._close(client)
+
+    def _receive(self, client):
+        try:
+            data = client.sock.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close(client)
+        elif client.received is not None:     # after the answer, what comes is dropped
+            client.received += data
+            head = http_request_head(client.received)
+            if isinstance(head, int):
+                self._reply(client, head, "text/plain; charset=utf-8",
+                            b"%d %s\n" % (head, HTTP_REASONS[head].encode("ascii")))
+            elif head is not None:
+                self._route(client, *head)
+
+    def _route(self, client, method, path):
+        route = self.routes.get(path) if method in ("GET", "HEAD") else None
+        if route is None:
+            self._reply(client, 404, "text/plain; charset=utf-8", b"404 Not Found\n",
+                        head_only=method == "HEAD")
+        else:
+            self._reply(client, *route(), head_only=method == "HEAD")
+
+    def _reply(self, client, status, content_type, body, head_only=False):
+        head = ("HTTP/1.0 %d %s\r\nServer: pyNetConnMon/%s\r\nDate: %s\r\nContent-Type: %s\r\n"
+                "Content-Length: %d\r\nConnection: close\r\n\r\n"
+                % (status, HTTP_REASONS[status], VERSION,
+                   time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()), content_type,
+                   len(body))).encode("latin-1")
+        client.received = None
+        client.answer = memoryview(head if head_only else head + body)
+        client.deadline = self.clock() + self.timeout
+
+    def _send(self, client):
+        try:
+            sent = client.sock.send(client.answer)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._close(client)
+            return
+        client.answer = client.answer[sent:] or None
+        if client.answer is not None:
+            self._selector.modify(client.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, client)
+            return
+        try:        # all sent: say so, and read (and drop) until the client closes or its time is up
+            client.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close(client)
+            return
+        self._selector.modify(client.sock, selectors.EVENT_READ, client)
+
+
+def check_free_descriptors(needed, what):
+    """Raises MonitorError unless `needed` more files can be opened under RLIMIT_NOFILE; the soft
+    limit is raised to the hard one first when that is needed. No check where it cannot tell."""
+    try:
+        import resource
+        in_use = len(os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError):
+        return
+    if soft != resource.RLIM_INFINITY and soft - in_use < needed:
+        _raise_file_limit()
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft != resource.RLIM_INFINITY and soft - in_use < needed:
+        raise MonitorError("%s: the open-file limit (ulimit -n) is %d and %d files are open; %d "
+                           "more are needed" % (what, soft, in_use, needed))
+
+
+def start_metrics_server(address, port, board, request_timeout=METRICS_REQUEST_TIMEOUT):
+    """Serves the board at http://ADDRESS:PORT/metrics from one daemon thread; returns the server.
+
+    Raises MonitorError when the port cannot be bound, or when the open-file limit would not leave
+    METRICS_FD_RESERVE descriptors to the probes, the state file and the reports beside the ones
+    the endpoint may hold. Call shutdown() and server_close() to stop.
+    """
+    def metrics_page():
+        return 200, METRICS_CONTENT_TYPE, render_metrics(board.latest()).encode("utf-8")
+
+    where = "cannot serve metrics on %s" % Target(address, port).label
+    check_free_descriptors(METRICS_MAX_CONNECTIONS + 5 + METRICS_FD_RESERVE, where)
+    try:
+        server = HttpEndpoint(address, port, {"/metrics": metrics_page}, request_timeout)
     except OSError as error:
-        raise MonitorError("cannot serve metrics on %s: %s"
-                           % (Target(address, port).label, _one_line(error.strerror or error)))
-    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
-    return server
+        raise MonitorError("%s: %s" % (where, _one_line(error.strerror or error)))
+    return server.start()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -2032,19 +2276,25 @@ def start_metrics_server(address, port, board, request_timeout=METRICS_REQUEST_T
 
 
 def ping_url_problem(url):
-    """None if `url` can be pinged, else why not (for a usage error)."""
+    """None if `url` can be pinged, else why not, for a usage error. The reason never quotes the
+    URL: its user:password@, path and query are secrets (a Healthchecks URL's path is its key)."""
     from urllib.parse import urlsplit
-    if any(character.isspace() or ord(character) < 32 for character in url):
-        return "%r contains spaces or control characters" % url
+    if any(character.isspace() or ord(character) < 32 or ord(character) == 127 for character in url):
+        return "the URL contains spaces or control characters"
+    if not url.isascii():
+        return "the URL contains characters that are not ASCII: percent-encode them"
     try:
         parts = urlsplit(url)
-        parts.port          # raises ValueError for a bad port
-    except ValueError as error:
-        return "%r is not a valid URL (%s)" % (url, _one_line(error))
+    except ValueError:
+        return "not a valid URL"
+    try:
+        parts.port
+    except ValueError:
+        return "the URL's port is not a number from 0 to 65535"
     if parts.scheme.lower() not in ("http", "https"):
-        return "%r is not an http:// or https:// URL" % url
+        return "not an http:// or https:// URL"
     if not parts.hostname:
-        return "%r has no host" % url
+        return "the URL has no host"
     return None
 
 
@@ -2054,6 +2304,22 @@ def ping_url_for_people(url):
     parts = urlsplit(url)
     host = parts.netloc.rpartition("@")[2]     # drop user:password@
     return "%s://%s/..." % (parts.scheme.lower(), host)
+
+
+def ping_request_parts(url):
+    """(the URL without user:password@, the Authorization header for them or None): urllib
+    would take user:password@ for part of the host name and never reach the server."""
+    from urllib.parse import unquote, urlsplit
+    netloc = urlsplit(url).netloc
+    userinfo, at, host = netloc.rpartition("@")
+    if not at:
+        return url, None
+    start = url.index("//") + 2                # the netloc follows scheme:// as it was written
+    user, _, password = userinfo.partition(":")
+    import base64
+    credentials = ("%s:%s" % (unquote(user), unquote(password))).encode("utf-8")
+    authorization = "Basic " + base64.b64encode(credentials).decode("ascii")
+    return url[:start] + host + url[start + len(netloc):], authorization
 
 
 def describe_ping_error(error):
@@ -2089,7 +2355,10 @@ class PingSender:
         self.jobs.submit(self._request)
 
     def _request(self):
-        request = self._urllib.Request(self.url, headers={"User-Agent": "pyNetConnMon/" + VERSION})
+        url, authorization = ping_request_parts(self.url)
+        request = self._urllib.Request(url, headers={"User-Agent": "pyNetConnMon/" + VERSION})
+        if authorization is not None:      # unredirected: a redirect to elsewhere gets no password
+            request.add_unredirected_header("Authorization", authorization)
         with self._urllib.urlopen(request, timeout=self.timeout) as response:
             response.read(PING_RESPONSE_LIMIT)
 
@@ -3085,12 +3354,107 @@ def run_summary(args, out, console):
 # ---------------------------------------------------------------------------------------------
 
 
+# Bounds of the numeric options, in seconds: what can work, and what the operating system's
+# waits and timers accept (a wait of 2**31 ms overflows poll(); one of 1e300 s any clock)
+_DAY = 86400.0
+_YEAR = 365 * _DAY
+INTERVAL_RANGE = (0.01, _DAY)
+TIMEOUT_RANGE = (0.001, 3600.0)
+DURATION_RANGE = (0.0, _YEAR)       # -m, -bmin, -bmax, -bstep
+HEARTBEAT_RANGE = (1.0, _DAY)       # a save more often than rounds can run would starve them
+PING_INTERVAL_RANGE = (0.1, _DAY)    # pings go one at a time, at most one per round
+
+# Which run uses which option (--once, --test-mail, --summary, or else the monitor). Any other
+# run refuses the option instead of silently ignoring it. --metrics-address and --ping-interval
+# need --metrics-port and --ping-url, so they go where those go.
+RUN_MONITOR, RUN_ONCE, RUN_TEST_MAIL, RUN_SUMMARY = "the monitor", "--once", "--test-mail", "--summary"
+OPTION_RUNS = (
+    ("address", "-a/--address", (RUN_MONITOR, RUN_ONCE, RUN_TEST_MAIL)),
+    ("port", "-p/--port", (RUN_MONITOR, RUN_ONCE, RUN_TEST_MAIL)),
+    ("interval", "-i/--interval", (RUN_MONITOR,)),
+    ("timeout", "-t/--timeout", (RUN_MONITOR, RUN_ONCE)),
+    ("min_interruption", "-m/--min-interruption", (RUN_MONITOR,)),
+    ("backoff_min", "-bmin/--backoff-min", (RUN_MONITOR,)),
+    ("backoff_max", "-bmax/--backoff-max", (RUN_MONITOR,)),
+    ("backoff_step", "-bstep/--backoff-step", (RUN_MONITOR,)),
+    ("log_file", "--log-file", (RUN_MONITOR, RUN_SUMMARY)),
+    ("state_file", "--state-file", (RUN_MONITOR,)),
+    ("heartbeat", "--heartbeat", (RUN_MONITOR,)),
+    ("metrics_port", "--metrics-port", (RUN_MONITOR,)),
+    ("ping_url", "--ping-url", (RUN_MONITOR,)),
+    ("pysendmail", "--pysendmail", (RUN_MONITOR, RUN_TEST_MAIL)),
+    ("notify_command", "--notify-command", (RUN_MONITOR, RUN_TEST_MAIL)),
+    ("no_mail", "--no-mail", (RUN_MONITOR,)),
+    ("quiet", "-q/--quiet", (RUN_MONITOR, RUN_ONCE, RUN_TEST_MAIL)),
+)
+
+
+class _ParserExit(Exception):
+    """--help or --version has printed its text: main() returns `status`."""
+
+    def __init__(self, status):
+        super().__init__(status)
+        self.status = status
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
-        raise UsageError(message)
+        # argparse quotes an abbreviated option with its value ("--ping=URL could match ..."):
+        # keep the value out, it may be a secret
+        raise UsageError(re.sub(r"^(ambiguous option: -[^=\s]*)=.* could match ", r"\1=... could match ",
+                                message))
+
+    def exit(self, status=0, message=None):
+        raise _ParserExit(status)
+
+    def _print_message(self, message, file=None):     # argparse's one writer (--help, --version)
+        write_output(file, message)
 
 
-def _finite(option, minimum, strict):
+def write_output(stream, text):
+    """Writes what a run exists for (--once lines, --help, --version) to stdout. A stdout that
+    was closed at the start takes nothing; a reader that has gone (`| head`) is not an error;
+    any other failure (a full disk) is a MonitorError. After a failure the descriptor points at
+    /dev/null, so that the interpreter's last flush cannot fail a second time."""
+    if stream is None or not text:
+        return
+    try:
+        stream.write(text)
+        stream.flush()
+    except OSError as error:
+        _discard(stream)
+        if not isinstance(error, BrokenPipeError):
+            raise MonitorError("cannot write to standard output: %s"
+                               % (error.strerror or _one_line(error)))
+
+
+def _discard(stream):
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(devnull, stream.fileno())
+    except (OSError, ValueError, AttributeError):     # a stream without a descriptor
+        pass
+    finally:
+        os.close(devnull)
+
+
+def _settle_standard_streams():
+    """Flushes stdout and stderr before the interpreter does: what a full or gone terminal
+    still holds goes to /dev/null instead of ending in 'Exception ignored ...' on stderr."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is None:
+            continue
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            _discard(stream)
+
+
+def _seconds(low, high):
+    """An argparse type: a finite number of seconds from `low` to `high`."""
     def convert(text):
         try:
             value = float(text)
@@ -3098,11 +3462,18 @@ def _finite(option, minimum, strict):
             raise argparse.ArgumentTypeError("%r is not a number" % text)
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError("%r is not a finite number" % text)
-        if (strict and value <= minimum) or (not strict and value < minimum):
-            raise argparse.ArgumentTypeError("%g must be %s %g" % (value, ">" if strict else ">=", minimum))
+        if value < low:
+            raise argparse.ArgumentTypeError("%s must be >= %.12g" % (text.strip(), low))
+        if value > high:
+            raise argparse.ArgumentTypeError("%s must be <= %.12g (%s)"
+                                             % (text.strip(), high, human_duration(high)))
         return value
-    convert.__name__ = option
+    convert.__name__ = "seconds"
     return convert
+
+
+def _range(bounds):
+    return "%g to %g s" % bounds
 
 
 def build_parser():
@@ -3110,29 +3481,32 @@ def build_parser():
         prog="pyNetConnMon.py",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Monitor Internet or network connectivity and report interruptions via mail.\n\n"
-                    "All time-based arguments are specified in seconds.")
-    positive = _finite("seconds", 0.0, strict=True)
-    non_negative = _finite("seconds", 0.0, strict=False)
+                    "All time-based arguments are specified in seconds. An option that the chosen\n"
+                    "run (the monitor, --once, --test-mail or --summary) does not use is refused.")
+    duration = _seconds(*DURATION_RANGE)
     parser.add_argument("-a", "--address", action="append", metavar="ADDRESS",
                         help="target to connect to: HOST, HOST:PORT, [IPV6]:PORT or IPV6; "
-                             "give several times for several targets (default: %s)" % DEFAULT_ADDRESS)
-    parser.add_argument("-p", "--port", default=str(DEFAULT_PORT),
+                             "give several times for several targets, each once "
+                             "(default: %s)" % DEFAULT_ADDRESS)
+    parser.add_argument("-p", "--port",
                         help="port for targets given without one (default: %d)" % DEFAULT_PORT)
-    parser.add_argument("-i", "--interval", type=positive, default=DEFAULT_INTERVAL,
-                        help="check interval (default: %.1f)" % DEFAULT_INTERVAL)
-    parser.add_argument("-t", "--timeout", type=positive, default=DEFAULT_TIMEOUT,
-                        help="connection timeout (default: %.1f)" % DEFAULT_TIMEOUT)
-    parser.add_argument("-m", "--min-interruption", type=non_negative, default=DEFAULT_MIN_INTERRUPTION,
-                        help="ignore interruptions shorter than this (default: %.1f)"
+    parser.add_argument("-i", "--interval", type=_seconds(*INTERVAL_RANGE),
+                        help="check interval, %s (default: %.1f)"
+                             % (_range(INTERVAL_RANGE), DEFAULT_INTERVAL))
+    parser.add_argument("-t", "--timeout", type=_seconds(*TIMEOUT_RANGE),
+                        help="connection timeout, %s (default: %.1f)"
+                             % (_range(TIMEOUT_RANGE), DEFAULT_TIMEOUT))
+    parser.add_argument("-m", "--min-interruption", type=duration,
+                        help="ignore interruptions shorter than this, up to 1 year (default: %.1f)"
                              % DEFAULT_MIN_INTERRUPTION)
-    parser.add_argument("-bmin", "--backoff-min", type=non_negative, default=DEFAULT_BACKOFF_MIN,
+    parser.add_argument("-bmin", "--backoff-min", type=duration,
                         help="minimum time between mail reports, and the retry time after a "
-                             "failed one (default: %.1f)" % DEFAULT_BACKOFF_MIN)
-    parser.add_argument("-bmax", "--backoff-max", type=non_negative, default=DEFAULT_BACKOFF_MAX,
+                             "failed one; up to 1 year (default: %.1f)" % DEFAULT_BACKOFF_MIN)
+    parser.add_argument("-bmax", "--backoff-max", type=duration,
                         help="maximum time between mail reports; after this long without a report "
-                             "the backoff resets (default: %.1f)" % DEFAULT_BACKOFF_MAX)
-    parser.add_argument("-bstep", "--backoff-step", type=non_negative, default=DEFAULT_BACKOFF_STEP,
-                        help="backoff increment for each further report (default: %.1f)"
+                             "the backoff resets; up to 1 year (default: %.1f)" % DEFAULT_BACKOFF_MAX)
+    parser.add_argument("-bstep", "--backoff-step", type=duration,
+                        help="backoff increment for each further report, up to 1 year (default: %.1f)"
                              % DEFAULT_BACKOFF_STEP)
     parser.add_argument("--slow", type=_finite("milliseconds", 0.0, strict=False), metavar="MS",
                         help="the connection is slow while even the fastest target takes MS "
@@ -3152,10 +3526,10 @@ def build_parser():
                         help="pending reports, backoff and heartbeat (default: "
                              "$XDG_STATE_HOME/pyNetConnMon/state.json or "
                              "~/.local/state/pyNetConnMon/state.json)")
-    parser.add_argument("--heartbeat", type=positive, default=DEFAULT_HEARTBEAT, metavar="SECONDS",
+    parser.add_argument("--heartbeat", type=_seconds(*HEARTBEAT_RANGE), metavar="SECONDS",
                         help="how often the state file records that the monitor is alive, which "
-                             "bounds how exactly a power cut is reported (default: %.1f)"
-                             % DEFAULT_HEARTBEAT)
+                             "bounds how exactly a power cut is reported; %s (default: %.1f)"
+                             % (_range(HEARTBEAT_RANGE), DEFAULT_HEARTBEAT))
     parser.add_argument("--metrics-port", metavar="PORT",
                         help="serve Prometheus metrics at http://ADDRESS:PORT/metrics "
                              "(default: no metrics)")
@@ -3165,10 +3539,11 @@ def build_parser():
     parser.add_argument("--ping-url", metavar="URL",
                         help="while the network is up, request this http(s) URL every "
                              "--ping-interval seconds: a dead man's switch for Healthchecks, "
-                             "Uptime Kuma push monitors and the like")
-    parser.add_argument("--ping-interval", type=positive, metavar="SECONDS",
-                        help="at most one ping per this many seconds (default: %.1f)"
-                             % DEFAULT_PING_INTERVAL)
+                             "Uptime Kuma push monitors and the like; user:password@ in it is "
+                             "sent as HTTP basic authentication. Never shown beyond its host")
+    parser.add_argument("--ping-interval", type=_seconds(*PING_INTERVAL_RANGE), metavar="SECONDS",
+                        help="at most one ping per this many seconds, %s (default: %.1f)"
+                             % (_range(PING_INTERVAL_RANGE), DEFAULT_PING_INTERVAL))
     parser.add_argument("--pysendmail", metavar="DIR",
                         help="the pySendMail folder (default: pySendMail/ beside this script)")
     parser.add_argument("--notify-command", metavar="CMD",
@@ -3183,7 +3558,7 @@ def build_parser():
     parser.add_argument("--once", action="store_true",
                         help="probe every target once, print the results; exit 0 if up, 1 if down")
     parser.add_argument("-q", "--quiet", action="store_true",
-                        help="print only warnings and errors")
+                        help="print only warnings and errors (with --once: nothing but them)")
     summary = parser.add_argument_group(
         "availability summary", "Reads the event log back; needs no network.\n"
         "DATE is local time: YYYY-MM-DD or 'YYYY-MM-DD HH:MM[:SS]'.")
@@ -3199,10 +3574,31 @@ def build_parser():
     return parser
 
 
+def _unrecognized(extra):
+    """The message for arguments argparse did not take. A stray value may be a secret that lost
+    its option (`--notify-command curl -d TOKEN` unquoted): only option names are shown."""
+    names = [word.split("=", 1)[0] + ("=..." if "=" in word else "")
+             for word in extra if word.startswith("-") and len(word) > 1]
+    values = len(extra) - len(names)
+    shown = " ".join(names)
+    if values:
+        shown += "%s%s (not shown: it may be a secret; did a value with spaces lose its quotes?)" % (
+            " and " if names else "", plural(values, "value"))
+    return "unrecognized arguments: " + shown
+
+
 def parse_arguments(argv):
     """Parses and checks everything before anything runs; raises UsageError."""
-    args = build_parser().parse_args(argv)
-    args.port = parse_port(args.port)
+    args, extra = build_parser().parse_known_args(argv)
+    if extra:
+        raise UsageError(_unrecognized(extra))
+    given = {name for name, _, _ in OPTION_RUNS       # `is`, not ==: -m 0 is given too
+             if getattr(args, name) is not None and getattr(args, name) is not False}
+    for name in ("interval", "timeout", "min_interruption", "backoff_min", "backoff_max",
+                 "backoff_step", "heartbeat"):
+        if getattr(args, name) is None:
+            setattr(args, name, Settings.DEFAULTS[name])
+    args.port = parse_port(args.port if args.port is not None else DEFAULT_PORT)
     if args.backoff_max < args.backoff_min:
         raise UsageError("-bmax/--backoff-max: %g is below -bmin/--backoff-min %g"
                          % (args.backoff_max, args.backoff_min))
@@ -3212,17 +3608,12 @@ def parse_arguments(argv):
                          % (args.slow, args.timeout, args.timeout * 1000))
     if args.no_mail and (args.test_mail or args.notify_command):
         raise UsageError("--no-mail cannot be combined with --test-mail or --notify-command")
-    if args.notify_command is not None and not args.notify_command.strip():
-        raise UsageError("--notify-command: empty command")
+    _check_paths_and_command(args)
     _check_metrics_and_ping(args)
-    args.targets = [parse_target(value, args.port) for value in (args.address or [DEFAULT_ADDRESS])]
-    if args.summary:
-        if not args.log_file:
-            raise UsageError("--summary needs --log-file PATH, the event log to read")
-        if args.once or args.test_mail:
-            raise UsageError("--summary cannot be combined with --once or --test-mail")
-    elif args.since is not None or args.until is not None:
-        raise UsageError("--since and --until only go with --summary")
+    args.targets = _parse_targets(args.address or [DEFAULT_ADDRESS], args.port)
+    _check_combinations(args, given)
+    if args.summary and not args.log_file:
+        raise UsageError("--summary needs --log-file PATH, the event log to read")
     if args.since is not None:
         args.since = parse_summary_date(args.since, "--since")
     if args.until is not None:
@@ -3233,6 +3624,69 @@ def parse_arguments(argv):
         args.pysendmail = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pySendMail")
     args.state_file = args.state_file or default_state_path()
     return Settings(**{name: getattr(args, name) for name in Settings.__slots__})
+
+
+def _check_paths_and_command(args):
+    """An empty path would quietly mean "none" or the default; a NUL character cannot reach the
+    system at all. The command is never quoted: it may hold a token."""
+    for option, value in (("--log-file", args.log_file), ("--state-file", args.state_file),
+                          ("--pysendmail", args.pysendmail)):
+        if value is not None and not value:
+            raise UsageError("%s: empty path" % option)
+        if value is not None and "\0" in value:
+            raise UsageError("%s: the path contains a NUL character" % option)
+    if args.notify_command is not None and not args.notify_command.strip():
+        raise UsageError("--notify-command: empty command")
+    if args.notify_command is not None and "\0" in args.notify_command:
+        raise UsageError("--notify-command: the command contains a NUL character")
+
+
+def _parse_targets(values, default_port):
+    """Every target once: the same host and port given twice (127.0.0.1 and 127.0.0.1:53 with
+    -p 53, ::1 and 0::1, Host.Test and host.test.) is refused rather than probed twice."""
+    targets, seen = [], {}
+    for value in values:
+        target = parse_target(value, default_port)
+        address = _ip_literal(target.host)
+        if address is None:
+            key = (target.host.lower().rstrip("."), target.port)
+        else:
+            key = (str(address), target.host.partition("%")[2], target.port)
+        first = seen.setdefault(key, target)
+        if first is not target:
+            raise UsageError("-a/--address: " + ("%s is given twice" % target.label
+                                                 if first.label == target.label else
+                                                 "%s and %s are the same target"
+                                                 % (first.label, target.label)))
+        targets.append(target)
+    return targets
+
+
+def _check_combinations(args, given):
+    runs = [flag for flag, on in ((RUN_ONCE, args.once), (RUN_TEST_MAIL, args.test_mail),
+                                  (RUN_SUMMARY, args.summary)) if on]
+    if len(runs) > 1:
+        raise UsageError("%s cannot be combined with %s" % (runs[0], runs[1]))
+    run = runs[0] if runs else RUN_MONITOR
+    if run != RUN_SUMMARY and (args.since is not None or args.until is not None):
+        raise UsageError("--since and --until only go with --summary")
+    options = {name: option for name, option, _ in OPTION_RUNS}
+    for name, option, used_by in OPTION_RUNS:
+        if name in given and run not in used_by:
+            raise UsageError("%s has no effect with %s" % (option, run))
+    deliverer = "--no-mail" if args.no_mail else "--notify-command" if args.notify_command else None
+    unused = {"--no-mail": ("backoff_min", "backoff_max", "backoff_step", "pysendmail"),
+              "--notify-command": ("pysendmail",)}.get(deliverer, ())
+    for name in unused:
+        if name in given:
+            raise UsageError("%s has no effect with %s" % (options[name], deliverer))
+    if "port" in given and args.address and all(_names_port(value) for value in args.address):
+        raise UsageError("-p/--port has no effect: every -a/--address names its own port")
+
+
+def _names_port(value):
+    """Does an -a value name its port (HOST:PORT, [IPV6]:PORT)?"""
+    return "]:" in value if value.startswith("[") else value.count(":") == 1
 
 
 def _check_metrics_and_ping(args):
@@ -3288,18 +3742,21 @@ def make_deliverer(args):
 
 
 def run_once(args, console_out):
+    """--once: one line per target on stdout (none with -q); exit 0 if any is up, else 1."""
     if len(args.targets) > 200:
         _raise_file_limit()      # as the monitor does: else a low soft limit reads as EMFILE
     prober = Prober(args.timeout)
     results = prober.probe_round(args.targets)
     prober.close()
+    lines = []
     for result in results:
         if result.up:
             detail = "up %.1f ms" % (result.connect_time * 1000)
         else:
             detail = "down %s" % result.reason
-        console_out.write("%s %s\n" % (result.target.label, detail))
-    console_out.flush()
+        lines.append(printable("%s %s" % (result.target.label, detail)) + "\n")
+    if not args.quiet:
+        write_output(console_out, "".join(lines))
     return 0 if any(result.up for result in results) else 1
 
 
@@ -3416,14 +3873,18 @@ def main(argv=None):
         if args.discard_pending:
             return run_discard_pending(args, console)
         return run_monitor(args, console)
+    except _ParserExit as done:      # --help, --version
+        return done.status
     except UsageError as error:
-        sys.stderr.write("pyNetConnMon.py: error: %s\n" % error)
+        console.usage_error(str(error))
         return 2
     except MonitorError as error:
         console.error(str(error))
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        _settle_standard_streams()
 
 
 if __name__ == "__main__":

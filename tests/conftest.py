@@ -9,6 +9,7 @@ sys.path.insert(0, ROOT)   # tests import the program itself: `import pyNetConnM
 
 from smtp_lab import smtp_server, smtp_certificate, program_dir  # noqa: E402,F401
 from netlab import netlab  # noqa: E402,F401
+from homelab import homelab  # noqa: E402,F401
 
 
 @pytest.fixture

@@ -26,11 +26,11 @@ BAD_INPUT = [
     (["-p", "0"], "-p/--port: 0 is outside 1-65535"),
     (["-p", "65536"], "-p/--port: 65536 is outside 1-65535"),
     (["-p", "dns"], "-p/--port: 'dns' is not a port number (1-65535)"),
-    (["-i", "0"], "argument -i/--interval: 0 must be > 0"),
-    (["-i", "-1"], "argument -i/--interval: -1 must be > 0"),
+    (["-i", "0"], "argument -i/--interval: 0 must be >= 0.01"),
+    (["-i", "-1"], "argument -i/--interval: -1 must be >= 0.01"),
     (["-i", "inf"], "argument -i/--interval: 'inf' is not a finite number"),
     (["-i", "soon"], "argument -i/--interval: 'soon' is not a number"),
-    (["-t", "0"], "argument -t/--timeout: 0 must be > 0"),
+    (["-t", "0"], "argument -t/--timeout: 0 must be >= 0.001"),
     (["-t", "nan"], "argument -t/--timeout: 'nan' is not a finite number"),
     (["-m", "-5"], "argument -m/--min-interruption: -5 must be >= 0"),
     (["-bmin", "-1"], "argument -bmin/--backoff-min: -1 must be >= 0"),
@@ -41,7 +41,7 @@ BAD_INPUT = [
     (["-a", "no_such..host"], "-a/--address: 'no_such..host' is not a valid host name or IP address"),
     (["-a", "x" * 254], "-a/--address: '%s' is longer than 253 characters" % ("x" * 254)),
     (["-a", "127.0.0.1:0"], "-a/--address: 0 is outside 1-65535"),
-    (["--heartbeat", "0"], "argument --heartbeat: 0 must be > 0"),
+    (["--heartbeat", "0"], "argument --heartbeat: 0 must be >= 1"),
     (["--no-mail", "--test-mail"], "--no-mail cannot be combined with --test-mail or --notify-command"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
 ]
@@ -60,13 +60,14 @@ def test_version():
     assert (result.returncode, result.stdout) == (0, "pyNetConnMon %s\n" % VERSION)
 
 
-def test_help_lists_every_seed_option_with_its_default():
+def test_help_lists_every_1x_option_with_its_default():
     result = run("--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
     for needle in ["-a ADDRESS, --address ADDRESS", "(default: 8.8.8.8)", "-p PORT, --port PORT",
-                   "(default: 53)", "-i INTERVAL, --interval INTERVAL", "check interval (default: 2.0)",
-                   "-t TIMEOUT, --timeout TIMEOUT", "connection timeout (default: 2.0)",
+                   "(default: 53)", "-i INTERVAL, --interval INTERVAL",
+                   "check interval, 0.01 to 86400 s (default: 2.0)",
+                   "-t TIMEOUT, --timeout TIMEOUT", "connection timeout, 0.001 to 3600 s (default: 2.0)",
                    "-m MIN_INTERRUPTION, --min-interruption MIN_INTERRUPTION", "(default: 5.0)",
                    "-bmin BACKOFF_MIN, --backoff-min BACKOFF_MIN", "(default: 60.0)",
                    "-bmax BACKOFF_MAX, --backoff-max BACKOFF_MAX", "(default: 3600.0)",

@@ -105,8 +105,8 @@ def read_state(path):
 
 
 class Lab:
-    """One test's target, monitors and files. start_monitor() always passes the loopback target,
-    a state file and an event log inside tmp_path, FAST and TZ=UTC. close() kills every monitor
+    """One test's target, monitors and files. start_monitor() passes the loopback target, a
+    state file and an event log inside tmp_path (run() not), FAST and TZ=UTC. close() kills every monitor
     and checks that the SMTP password shows up in no output, event log or state file."""
 
     def __init__(self, tmp_path):
@@ -116,9 +116,10 @@ class Lab:
         self.log = tmp_path / 'events.jsonl'
         self.monitors = []
 
-    def start_monitor(self, program_dir, *args, fast=True):
-        argv = ['-a', '127.0.0.1:%d' % self.target.port, '--state-file', self.state,
-                '--log-file', self.log, *(FAST if fast else ()), *args]
+    def start_monitor(self, program_dir, *args, fast=True, files=True):
+        argv = ['-a', '127.0.0.1:%d' % self.target.port,
+                *(('--state-file', self.state, '--log-file', self.log) if files else ()),
+                *(FAST if fast else ()), *args]
         monitor = MonitorProcess(argv, cwd=program_dir.root, env={'TZ': 'UTC'})
         monitor.log, monitor.state = self.log, self.state
         self.monitors.append(monitor)
@@ -132,8 +133,9 @@ class Lab:
         return monitor
 
     def run(self, program_dir, *args, timeout=20):
-        """A run that ends by itself (--test-mail); returns (exit code, MonitorProcess)."""
-        monitor = self.start_monitor(program_dir, *args, fast=False)
+        """A run that ends by itself (--test-mail, which refuses the monitor's files and
+        timings); returns (exit code, MonitorProcess)."""
+        monitor = self.start_monitor(program_dir, *args, fast=False, files=False)
         return monitor.wait(timeout), monitor
 
     def outage(self, monitor, seconds=OUTAGE):
@@ -350,7 +352,7 @@ def test_report_pending_at_stop_is_delivered_once_after_restart(lab, program_dir
 
 
 def test_kill_9_leaves_a_gap_that_is_logged_and_reported(lab, program_dir, smtp_server):
-    heartbeat = 0.5
+    heartbeat = 1.0     # the shortest allowed
     monitor = lab.started(program_dir, '--heartbeat', '%g' % heartbeat)
     started = time.time()
     wait_until(lambda: read_state(monitor.state)['heartbeat'] > started + heartbeat, 5,
@@ -376,12 +378,12 @@ def test_kill_9_leaves_a_gap_that_is_logged_and_reported(lab, program_dir, smtp_
 
 
 def test_clean_stop_then_restart_logs_no_gap(lab, program_dir, smtp_server):
-    monitor = lab.started(program_dir, '--heartbeat', '0.5')
+    monitor = lab.started(program_dir, '--heartbeat', '1')
     assert monitor.terminate() == 0
     assert read_state(monitor.state)['clean_stop'] is True
     time.sleep(0.7)                # longer than -m: a gap, if there were one, would be reported
     restarted = time.time()
-    again = lab.start_monitor(program_dir, '--heartbeat', '0.5')
+    again = lab.start_monitor(program_dir, '--heartbeat', '1')
     wait_until(lambda: read_state(again.state)['heartbeat'] >= restarted, 10,
                'the restarted monitor took over the state file')
     assert_mail_count_stays(smtp_server, 0, seconds=0.8)
