@@ -2844,10 +2844,6 @@ class Monitor:
     def stop(self):
         self._wait_for_delivery_in_flight()
         mono, wall = self.clock.monotonic(), self.clock.wall()
-        if self.stats is not None:
-            ended = self.stats.close(mono)
-            if ended is not None:
-                self.say.stats(*ended)
         if self.slow is not None and self.slow.is_slow:
             self._slow_ended(*self.slow.end(mono, wall), cut_short=True)
         outage, self.tracker.outage = self.tracker.outage, None
@@ -3363,6 +3359,7 @@ TIMEOUT_RANGE = (0.001, 3600.0)
 DURATION_RANGE = (0.0, _YEAR)       # -m, -bmin, -bmax, -bstep
 HEARTBEAT_RANGE = (1.0, _DAY)       # a save more often than rounds can run would starve them
 PING_INTERVAL_RANGE = (0.1, _DAY)    # pings go one at a time, at most one per round
+STATS_INTERVAL_RANGE = (1.0, _DAY)   # or 0: no stats events
 
 # Which run uses which option (--once, --test-mail, --summary, or else the monitor). Any other
 # run refuses the option instead of silently ignoring it. --metrics-address and --ping-interval
@@ -3380,6 +3377,8 @@ OPTION_RUNS = (
     ("log_file", "--log-file", (RUN_MONITOR, RUN_SUMMARY)),
     ("state_file", "--state-file", (RUN_MONITOR,)),
     ("heartbeat", "--heartbeat", (RUN_MONITOR,)),
+    ("slow", "--slow", (RUN_MONITOR,)),
+    ("stats_interval", "--stats-interval", (RUN_MONITOR,)),
     ("metrics_port", "--metrics-port", (RUN_MONITOR,)),
     ("ping_url", "--ping-url", (RUN_MONITOR,)),
     ("pysendmail", "--pysendmail", (RUN_MONITOR, RUN_TEST_MAIL)),
@@ -3472,6 +3471,13 @@ def _seconds(low, high):
     return convert
 
 
+def _milliseconds():
+    """An argparse type: a finite number of milliseconds, 0 or more (-t bounds it further)."""
+    convert = _seconds(0.0, math.inf)
+    convert.__name__ = "milliseconds"
+    return convert
+
+
 def _range(bounds):
     return "%g to %g s" % bounds
 
@@ -3508,18 +3514,19 @@ def build_parser():
     parser.add_argument("-bstep", "--backoff-step", type=duration,
                         help="backoff increment for each further report, up to 1 year (default: %.1f)"
                              % DEFAULT_BACKOFF_STEP)
-    parser.add_argument("--slow", type=_finite("milliseconds", 0.0, strict=False), metavar="MS",
+    parser.add_argument("--slow", type=_milliseconds(), metavar="MS",
                         help="the connection is slow while even the fastest target takes MS "
                              "milliseconds or longer to connect, in every round; a slow stretch "
                              "of at least -m seconds is reported like an interruption; 0: off. "
                              "MS must be below -t: a slower connect is a failure (default: %g, "
                              "off when -t is %g or less)" % (DEFAULT_SLOW_MS,
                                                              DEFAULT_SLOW_MS / 1000))
-    parser.add_argument("--stats-interval", type=non_negative, default=DEFAULT_STATS_INTERVAL,
+    parser.add_argument("--stats-interval", type=_seconds(0.0, STATS_INTERVAL_RANGE[1]),
                         metavar="SECONDS",
                         help="write each target's probes, failures, losses and connect times "
                              "(min, median, 95th percentile, max) to the event log every "
-                             "SECONDS; 0: never (default: %.1f)" % DEFAULT_STATS_INTERVAL)
+                             "SECONDS, %s; 0: never (default: %.1f)"
+                             % (_range(STATS_INTERVAL_RANGE), DEFAULT_STATS_INTERVAL))
     parser.add_argument("--log-file", metavar="PATH",
                         help="append every event to PATH as JSON Lines (SIGHUP reopens it)")
     parser.add_argument("--state-file", metavar="PATH",
@@ -3595,13 +3602,16 @@ def parse_arguments(argv):
     given = {name for name, _, _ in OPTION_RUNS       # `is`, not ==: -m 0 is given too
              if getattr(args, name) is not None and getattr(args, name) is not False}
     for name in ("interval", "timeout", "min_interruption", "backoff_min", "backoff_max",
-                 "backoff_step", "heartbeat"):
+                 "backoff_step", "heartbeat", "stats_interval"):
         if getattr(args, name) is None:
             setattr(args, name, Settings.DEFAULTS[name])
     args.port = parse_port(args.port if args.port is not None else DEFAULT_PORT)
     if args.backoff_max < args.backoff_min:
         raise UsageError("-bmax/--backoff-max: %g is below -bmin/--backoff-min %g"
                          % (args.backoff_max, args.backoff_min))
+    if 0 < args.stats_interval < STATS_INTERVAL_RANGE[0]:
+        raise UsageError("--stats-interval: %g s is too short: give 0 (no stats events) or %s"
+                         % (args.stats_interval, _range(STATS_INTERVAL_RANGE)))
     if args.slow and args.slow >= args.timeout * 1000:
         raise UsageError("--slow: %g ms cannot be seen with -t %g: a connect that takes %g ms "
                          "or longer is a failure, not slow; give a longer -t or a lower --slow"
