@@ -2866,7 +2866,22 @@ class Monitor:
 
 HOUR_SHADES = "\u00b7\u2591\u2592\u2593\u2588"   # ·░▒▓█: no downtime, down <25 %, <50 %, <75 %, more
 HOUR_SHADES_ASCII = ".-+*#"                      # the same, for a terminal without those characters
+EVENT_LINE_LIMIT = 64 * 1024     # bytes; a longer line is skipped and counted, never held in memory
+UNKNOWN_NAMES_KEPT = 100         # unknown event names counted by name; any further ones in one sum
 _SUMMARY_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?$")
+
+
+def _calendar_can_place(moment):
+    """Can this system's localtime() put `moment`, and the days around it, on a calendar day of
+    the years 1 to 9999? Days and hours are cut in local time; outside that range (or that of a
+    32-bit time_t) an instant is treated as no time at all."""
+    if -2145916800 <= moment < 2145916800:     # 1902 to 2037: any localtime() places these
+        return True
+    try:
+        years = [time.localtime(moment + days * 86400).tm_year for days in (-2, 0, 2)]
+    except (OverflowError, OSError, ValueError):
+        return False
+    return 1 <= min(years) and max(years) <= 9999
 
 
 def parse_log_time(value):
@@ -2879,9 +2894,10 @@ def parse_log_time(value):
     if value[-1:] in ("Z", "z"):
         value = value[:-1] + "+00:00"     # fromisoformat() learnt "Z" only in Python 3.11
     try:
-        return datetime.fromisoformat(value).timestamp()
+        moment = datetime.fromisoformat(value).timestamp()
     except (ValueError, OverflowError, OSError):
         return None
+    return moment if _calendar_can_place(moment) else None
 
 
 def parse_summary_date(text, option, end_of_day=False):
@@ -2898,9 +2914,12 @@ def parse_summary_date(text, option, end_of_day=False):
         moment = datetime(*[int(part) for part in match.groups() if part is not None])
         if end_of_day and match.group(4) is None:
             moment = datetime.fromordinal(moment.toordinal() + 1)
-        return moment.timestamp()
+        moment = moment.timestamp()
     except (ValueError, OverflowError, OSError) as error:
         raise UsageError("%s: %r is not a valid date (%s)" % (option, text, _one_line(error)))
+    if not _calendar_can_place(moment):
+        raise UsageError("%s: %r is outside the dates this system can show" % (option, text))
+    return moment
 
 
 def _number(value, default=None):
@@ -2915,15 +2934,37 @@ def _number(value, default=None):
 
 
 def _hour_pieces(start, end):
-    """Cuts [start, end) at local hour boundaries: yields ((year, month, day), hour, seconds)."""
+    """Cuts [start, end) at local hour boundaries: yields (hour, seconds)."""
     moment = start
     while moment < end:
         local = time.localtime(moment)
-        # whole seconds: the boundary is exact and always later than `moment`
-        boundary = math.floor(moment) - local.tm_min * 60 - local.tm_sec + 3600
+        # whole seconds: the boundary is exact; always later than `moment`, even in a leap second
+        boundary = max(math.floor(moment) + 1,
+                       math.floor(moment) - local.tm_min * 60 - local.tm_sec + 3600)
         piece_end = min(end, boundary)
-        yield (local.tm_year, local.tm_mon, local.tm_mday), local.tm_hour, piece_end - moment
+        yield local.tm_hour, piece_end - moment
         moment = piece_end
+
+
+def _local_day(moment):
+    """The local calendar day that holds `moment`: ((year, month, day), its first instant, the
+    next day's first instant). A day has 23 to 25 hours where summer time begins or ends."""
+    local = time.localtime(moment)
+    key = local[:3]
+    hour_start = math.floor(moment) - local.tm_min * 60 - local.tm_sec
+    first = hour_start
+    while True:                       # back one hour at a time: at most a day's hours
+        before = time.localtime(first - 1)
+        if before[:3] != key:
+            break
+        first -= 1 + before.tm_min * 60 + before.tm_sec
+    following = hour_start + 3600
+    while True:                       # and forward
+        after = time.localtime(following)
+        if after[:3] != key:
+            break
+        following += max(1, 3600 - after.tm_min * 60 - after.tm_sec)    # 23:59:60 a leap second
+    return key, first, following
 
 
 def _availability(monitored, downtime):
@@ -2932,13 +2973,23 @@ def _availability(monitored, downtime):
     return min(100.0, max(0.0, 100.0 * (monitored - downtime) / monitored))
 
 
+def _date_text(key):
+    return "%04d-%02d-%02d" % key
+
+
 class DaySummary:
-    """One local calendar day: seconds monitored and down, in all and per hour."""
+    """One local calendar day, or several days in a row alike in every hour (`days` > 1): seconds
+    monitored and down, in all and per hour. For several days the totals are their sum and the
+    hours are those of one of them."""
 
-    __slots__ = ("date", "monitored", "downtime", "interruptions", "hour_monitored", "hour_down")
+    __slots__ = ("date", "last_date", "days", "start", "end", "monitored", "downtime",
+                 "interruptions", "hour_monitored", "hour_down")
 
-    def __init__(self, date):
-        self.date = date                   # "YYYY-MM-DD"
+    def __init__(self, key, start, end):
+        self.date = self.last_date = _date_text(key)     # "YYYY-MM-DD"
+        self.days = 1
+        self.start = start                 # the first instant of the (first) day
+        self.end = end                     # the first instant of the day after the (last) day
         self.monitored = 0.0
         self.downtime = 0.0
         self.interruptions = 0             # those that began on this day
@@ -2949,6 +3000,17 @@ class DaySummary:
     def availability(self):
         """Percent, or None when the day was not monitored at all."""
         return _availability(self.monitored, self.downtime)
+
+    def add(self, start, end, down):
+        """Counts [start, end), a part of this one day, as monitored or as down, hour by hour."""
+        if down:
+            self.downtime += end - start
+            hours = self.hour_down
+        else:
+            self.monitored += end - start
+            hours = self.hour_monitored
+        for hour, seconds in _hour_pieces(start, end):
+            hours[hour] += seconds
 
 
 class Summary:
@@ -2968,9 +3030,11 @@ class Summary:
         self.blips = 0              # shorter than min-interruption: ignored, not downtime
         self.still_running = False  # the log ends with the monitor running: counted to its last event
         self.still_down = False     # ... and with the network down
-        self.days = []              # a DaySummary for every local day of the period, in order
+        self.days = []              # DaySummary rows from the period's first day to its last, in
+        #                             order; days in a row without any change share one row
         self.invalid = 0            # records without a valid "time" and "event"
         self.unknown = {}           # unknown event name -> how many were skipped
+        self.unknown_others = 0     # unknown events beyond UNKNOWN_NAMES_KEPT names
 
     @property
     def period(self):
@@ -2985,13 +3049,22 @@ class Summary:
     def availability(self):
         return _availability(self.monitored, self.downtime)
 
+    def count_unknown(self, name):
+        name = name[:40]
+        if name in self.unknown or len(self.unknown) < UNKNOWN_NAMES_KEPT:
+            self.unknown[name] = self.unknown.get(name, 0) + 1
+        else:
+            self.unknown_others += 1
+
 
 class _Timeline:
-    """Adds up monitored time and downtime clipped to [since, until), per day and per hour.
+    """Adds up monitored time and downtime clipped to [since, until), in all, per day and per hour.
 
     A span that overlaps one already counted is cut to the part after it, so an odd log (clock
-    set back, a line written twice) never counts a second twice. Work is linear in the number
-    of spans plus the hours they cover.
+    set back, a line written twice) never counts a second twice; so the spans of each kind come
+    in order. A span is counted hour by hour only on its first and its last day; the whole days
+    between are kept as one stretch. Work and memory grow with the number of spans, never with
+    the time they cover.
     """
 
     def __init__(self, summary):
@@ -3000,12 +3073,14 @@ class _Timeline:
         self.until = math.inf if summary.until is None else summary.until
         self.monitored_to = -math.inf
         self.down_to = -math.inf
-        self.days = {}               # (year, month, day) -> DaySummary
+        self.days = {}               # (year, month, day) -> DaySummary: a day a span begins or ends
+        self.whole = ([], [])        # [down]: (start, end) of the whole days inside spans, in order
 
-    def _day(self, key):
+    def _day(self, moment):
+        key = time.localtime(moment)[:3]
         day = self.days.get(key)
         if day is None:
-            day = self.days[key] = DaySummary("%04d-%02d-%02d" % key)
+            day = self.days[key] = DaySummary(*_local_day(moment))
         return day
 
     def monitored(self, start, end):
@@ -3014,10 +3089,7 @@ class _Timeline:
             return
         self.monitored_to = end
         self.summary.monitored += end - start
-        for key, hour, seconds in _hour_pieces(start, end):
-            day = self._day(key)
-            day.monitored += seconds
-            day.hour_monitored[hour] += seconds
+        self._spread(start, end, down=False)
 
     def down(self, start, end, gap=False):
         start, end = max(start, self.since, self.down_to), min(end, self.until)
@@ -3031,35 +3103,241 @@ class _Timeline:
         if gap:
             summary.gaps += 1
             summary.gap_downtime += end - start
-        first_piece = True
-        for key, hour, seconds in _hour_pieces(start, end):
-            day = self._day(key)
-            if first_piece:
-                day.interruptions += 1
-                first_piece = False
-            day.downtime += seconds
-            day.hour_down[hour] += seconds
+        self._day(start).interruptions += 1
+        self._spread(start, end, down=True)
 
     def blip(self, instant):
         if self.since <= instant < self.until:
             self.summary.blips += 1
 
-    def day_list(self, start, end):
-        """Every day from the period's first to its last, monitored or not."""
-        keys = list(self.days)
-        if start is not None:
-            keys.append(time.localtime(start)[:3])
-            keys.append(time.localtime(max(start, end - 0.001))[:3])   # an end at midnight
-        if not keys:
+    def _spread(self, start, end, down):
+        first = self._day(start)
+        first.add(start, min(end, first.end), down)
+        if end <= first.end:
+            return
+        last_start = _local_day(end)[1]
+        if last_start < end:
+            self._day(end).add(last_start, end, down)
+        if first.end < last_start:
+            self.whole[down].append((first.end, last_start))
+
+    def _covered(self, down, start, end):
+        """Is [start, end), whole days, inside the whole days of one span of this kind?"""
+        import bisect
+        whole = self.whole[down]
+        index = bisect.bisect_right(whole, (start, math.inf)) - 1
+        return index >= 0 and whole[index][0] <= start and end <= whole[index][1]
+
+    def _alike(self, start, end):
+        """The row of the days from `start` to `end` (local midnights) without any change."""
+        first, last = time.localtime(start)[:3], time.localtime(end - 1)[:3]
+        row = DaySummary(first, start, end)
+        row.days = datetime(*last).toordinal() - datetime(*first).toordinal() + 1
+        row.last_date = _date_text(last)
+        for down in (False, True):
+            if not self._covered(down, start, end):
+                continue
+            if row.days == 1:
+                row.add(start, end, down)
+            elif down:
+                row.downtime, row.hour_down = end - start, [3600.0] * 24
+            else:
+                row.monitored, row.hour_monitored = end - start, [3600.0] * 24
+        return row
+
+    def rows(self, start, end):
+        """The day rows of the period [start, end): a row for each day a span begins or ends in,
+        and one for each run of days between them."""
+        if start is None:
             return []
-        first = datetime(*min(keys)).toordinal()
-        last = datetime(*max(keys)).toordinal()
-        days = []
-        for ordinal in range(first, last + 1):
-            moment = datetime.fromordinal(ordinal)
-            key = (moment.year, moment.month, moment.day)
-            days.append(self.days.get(key) or DaySummary("%04d-%02d-%02d" % key))
-        return days
+        for day in self.days.values():      # whole days of one span, an edge of another in them
+            for down in (False, True):
+                if self._covered(down, day.start, day.end):
+                    day.add(day.start, day.end, down)
+        cuts = {_local_day(start)[1], _local_day(max(start, end - 0.001))[2]}
+        for day in self.days.values():
+            cuts.update((day.start, day.end))
+        for whole in self.whole:
+            for stretch in whole:
+                cuts.update(stretch)
+        cuts = sorted(cuts)
+        edge_days = {day.start: day for day in self.days.values()}
+        return [edge_days.get(cut) or self._alike(cut, following)
+                for cut, following in zip(cuts, cuts[1:])]
+
+
+class _Run:
+    """A run of the monitor as the replay sees it: from its start to its latest sign of life."""
+
+    __slots__ = ("start", "seen", "down_since", "down_text", "min_interruption")
+
+    def __init__(self, start, min_interruption):
+        self.start = self.seen = start
+        self.down_since = None       # the network has been down since then (None: up)
+        self.down_text = None        # ... as the `down` line wrote it: its `up` repeats it as start
+        self.min_interruption = min_interruption
+
+
+class _Replay:
+    """Replays event-log records, in file order, onto a _Timeline.
+
+    Every event in EVENTS that counts for availability has a handler on_<event>(moment, record);
+    any other known event only shows that the monitor was running then. A handler reads the
+    fields it knows and ignores the rest. To count a new event: add it to EVENTS, give it a
+    handler here and a counter in Summary.
+    """
+
+    def __init__(self, summary):
+        self.summary = summary
+        self.timeline = _Timeline(summary)
+        self.min_interruption = DEFAULT_MIN_INTERRUPTION     # that of the latest start
+        self.run = None          # the run in progress (None: the monitor is not running)
+        self.crashed = None      # a run ended without a stop, until we see if a gap follows
+        self.first = None        # the first instant known to be monitored
+        self.last = None         # the latest event
+        self.handlers = {name: getattr(self, "on_" + name, self.on_sign_of_life)
+                         for name in EVENTS}
+
+    def feed(self, record):
+        name = record.get("event") if isinstance(record, dict) else None
+        moment = parse_log_time(record.get("time")) if isinstance(name, str) else None
+        if moment is None:
+            self.summary.invalid += 1
+            return
+        name = RENAMED_EVENTS.get(name, name)
+        if name not in EVENTS:
+            self.summary.count_unknown(name)
+            return
+        self.last = moment if self.last is None else max(self.last, moment)
+        if self.crashed is not None and EVENTS[name].availability and name != "gap":
+            self._end_crashed_run(None)
+        self.handlers[name](moment, record)
+
+    def finish(self):
+        summary, timeline, run = self.summary, self.timeline, self.run
+        if self.crashed is not None:
+            self._end_crashed_run(None)
+        if run is not None:
+            self._close(run, run.seen, run.down_since, at_end=True)
+            summary.still_running = run.seen <= timeline.until
+            summary.still_down = summary.still_running and run.down_since is not None
+        if self.first is not None:
+            start, end = max(self.first, timeline.since), min(self.last, timeline.until)
+            if end > start:
+                summary.start, summary.end = start, end
+        summary.days = timeline.rows(summary.start, summary.end)
+        return summary
+
+    # -- one handler per event -----------------------------------------------------------------
+    def on_start(self, moment, record):
+        if self.run is not None:
+            self.crashed = self.run          # it ended without a stop; a gap may say when
+        self.min_interruption = _number(record.get("min_interruption"), DEFAULT_MIN_INTERRUPTION)
+        self.run = self._begin(moment)
+
+    def on_stop(self, moment, record):
+        run = self.run
+        down = None if run is None else run.down_since
+        if down is None:
+            down = parse_log_time(record.get("down_since"))
+        if run is None:                      # a log that begins with a stop (rotated)
+            run = self._begin(moment if down is None else min(moment, down))
+        self._close(run, moment, down)
+        self.run = None
+
+    def on_down(self, moment, record):
+        run = self._alive(moment)
+        if run.down_since is None:
+            run.down_since, run.down_text = moment, record.get("time")
+
+    def on_up(self, moment, record):
+        began = self._outage_start(moment, record)
+        run = self._alive(moment, began)
+        began = max(began, run.start)
+        ignored = record.get("ignored")
+        if not isinstance(ignored, bool):
+            ignored = moment - began < run.min_interruption
+        if ignored:
+            self.timeline.blip(began)
+        else:
+            self.timeline.down(began, moment)
+        run.down_since = None
+
+    def on_gap(self, moment, record):
+        start, end = parse_log_time(record.get("start")), parse_log_time(record.get("end"))
+        if self.crashed is not None:
+            self._end_crashed_run(start)
+        if start is not None and end is not None:
+            end = min(end, moment)           # a gap cannot end after the line that tells of it
+            ignored = record.get("ignored")
+            if not isinstance(ignored, bool):
+                ignored = end - start < self.min_interruption
+            if end > start and not ignored:
+                self.timeline.monitored(start, end)
+                self.timeline.down(start, end, gap=True)
+                self._monitored_from(start)
+        if self.run is not None:
+            self.run.seen = max(self.run.seen, moment)
+
+    def on_log_reopened(self, moment, record):
+        """A rotated log begins here with the monitor running: it counts from here."""
+        self._alive(moment)
+
+    def on_sign_of_life(self, moment, record):
+        """Any other known event (a report, a ping, ...): the monitor was running then."""
+        self._alive(moment)
+
+    # -- runs ----------------------------------------------------------------------------------
+    def _monitored_from(self, moment):
+        self.first = moment if self.first is None else min(self.first, moment)
+
+    def _begin(self, moment):
+        self._monitored_from(moment)
+        return _Run(moment, self.min_interruption)
+
+    def _alive(self, moment, began=None):
+        """The run `moment` belongs to; a log that begins while the monitor runs (rotated)
+        counts from `began`, else from `moment`."""
+        if self.run is None:
+            self.run = self._begin(moment if began is None else began)
+        self.run.seen = max(self.run.seen, moment)
+        return self.run
+
+    def _outage_start(self, moment, record):
+        """When the outage that an `up` ends began: its `start`, else the `down` seen, else its
+        `duration` before it."""
+        run, text = self.run, record.get("start")
+        began = None
+        if run is not None and run.down_since is not None and text == run.down_text:
+            began = run.down_since
+        if began is None:
+            began = parse_log_time(text)
+        if began is None and run is not None:
+            began = run.down_since
+            if began is None:
+                duration = max(0.0, _number(record.get("duration"), 0.0))
+                began = max(run.start, moment - duration)
+        return moment if began is None else min(began, moment)
+
+    def _close(self, run, end, down, at_end=False):
+        """Counts a run that ended at `end`, the network down since `down` (None: up)."""
+        end = max(run.start, end)
+        if down is not None:
+            down = max(run.start, down)
+            if end - down >= run.min_interruption:
+                self.timeline.down(down, end)
+            elif not at_end:                 # at the end of the log it may not be over yet
+                self.timeline.blip(down)
+        self.timeline.monitored(run.start, end)
+
+    def _end_crashed_run(self, gap_start):
+        """The run before the latest start had no stop: it lasted until its last event, or until
+        the gap logged at the new start begins (its last heartbeat)."""
+        crashed, self.crashed = self.crashed, None
+        end = crashed.seen
+        if gap_start is not None and self.run is not None:
+            end = min(max(end, gap_start), self.run.start)
+        self._close(crashed, end, crashed.down_since)
 
 
 def summarize_events(events, since=None, until=None):
@@ -3071,147 +3349,68 @@ def summarize_events(events, since=None, until=None):
     ignored is downtime that also counts as monitored time. Between a `stop` and the next
     `start` the monitor was not running: neither up nor down. A `start` with no `stop` before it
     ends the previous run at its last sign of life: the start of the `gap` logged right after
-    (the last heartbeat), else its last event. A log that ends while running is counted to its
-    last event. Records without a valid time and event, and unknown events, are counted in the
-    summary and otherwise skipped.
+    (the last heartbeat), else its last event. A log that begins while the monitor runs (after
+    logrotate: `log_reopened`) counts from its first event; one that ends while running, to its
+    last. Records without a valid time and event, and unknown events, are counted in the
+    summary and otherwise skipped; fields no handler reads are ignored.
     """
-    summary = Summary(since, until)
-    timeline = _Timeline(summary)
-    min_interruption = DEFAULT_MIN_INTERRUPTION
-    run_start = None         # the current run began here (None: the monitor is not running)
-    last_seen = None         # the current run's latest sign of life
-    down_since = None        # the current run's network has been down since then
-    crashed = None           # a run that ended without a stop, until we see whether a gap follows
-    first = None             # the first instant known to be monitored
-    last = None              # the latest event
-    down_text = None         # the `down` event's time as written: an `up` repeats it as its start
+    replay = _Replay(Summary(since, until))
+    for record in events:
+        replay.feed(record)
+    return replay.finish()
 
-    def close_run(start, end, down, threshold, at_end=False):
-        end = max(start, end)
-        if down is not None:
-            down = max(start, down)
-            if end - down >= threshold:
-                timeline.down(down, end)
-            elif not at_end:          # at the end of the log it may not be over yet
-                timeline.blip(down)
-        timeline.monitored(start, end)
 
-    for event in events:
-        name = event.get("event") if isinstance(event, dict) else None
-        moment = parse_log_time(event.get("time")) if isinstance(name, str) else None
-        if moment is None:
-            summary.invalid += 1
+def open_event_log(path):
+    """The event log as a binary stream. Only a regular file is read: a FIFO, a device or a
+    directory is refused at once (opened without blocking, then checked)."""
+    import stat
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                    else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket"
+                    if stat.S_ISSOCK(mode) else "not a file")
+            raise MonitorError("cannot read event log %s: it is %s, not a regular file"
+                               % (path, kind))
+        return os.fdopen(descriptor, "rb")    # O_NONBLOCK does nothing to a regular file
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def read_lines(stream, limit=EVENT_LINE_LIMIT):
+    """The lines of a binary stream, each at most `limit` bytes besides its newline; None in
+    place of a longer line, whose bytes are read past in pieces, never held whole."""
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
             continue
-        name = RENAMED_EVENTS.get(name, name)
-        kind = EVENTS.get(name)
-        if kind is None:
-            summary.unknown[name] = summary.unknown.get(name, 0) + 1
-            continue
-        quiet = not kind.availability
-        last = moment if last is None else max(last, moment)
-        if crashed is not None and not quiet and name != "gap":
-            close_run(*crashed)
-            crashed = None
-
-        if name == "start":
-            if run_start is not None:
-                crashed = (run_start, last_seen, down_since, min_interruption)
-            run_start = last_seen = moment
-            down_since = None
-            min_interruption = _number(event.get("min_interruption"), DEFAULT_MIN_INTERRUPTION)
-            first = moment if first is None else min(first, moment)
-            continue
-
-        if name == "gap":
-            gap_start = parse_log_time(event.get("start"))
-            gap_end = parse_log_time(event.get("end"))
-            if crashed is not None:
-                previous_start, previous_seen, previous_down, previous_threshold = crashed
-                end = previous_seen
-                if gap_start is not None:
-                    end = min(max(previous_seen, gap_start), run_start)
-                close_run(previous_start, end, previous_down, previous_threshold)
-                crashed = None
-            if gap_start is not None and gap_end is not None and gap_end > gap_start:
-                ignored = event.get("ignored")
-                if not isinstance(ignored, bool):
-                    ignored = gap_end - gap_start < min_interruption
-                if not ignored:
-                    timeline.monitored(gap_start, gap_end)
-                    timeline.down(gap_start, gap_end, gap=True)
-                    first = gap_start if first is None else min(first, gap_start)
-            if run_start is not None:
-                last_seen = max(last_seen, moment)
-            continue
-
-        if name == "stop":
-            down = down_since
-            if down is None:
-                down = parse_log_time(event.get("down_since"))
-            if run_start is None:     # a log that begins with a stop (rotated)
-                run_start = moment if down is None else min(moment, down)
-                first = run_start if first is None else min(first, run_start)
-            close_run(run_start, moment, down, min_interruption)
-            run_start = last_seen = down_since = None
-            continue
-
-        began = moment
-        if name == "up":
-            began_text = event.get("start")
-            if down_since is not None and began_text == down_text:
-                began = down_since
-            else:
-                began = parse_log_time(began_text)
-            if began is None:
-                began = down_since
-            if began is None and run_start is not None:
-                began = max(run_start, moment - max(0.0, _number(event.get("duration"), 0.0)))
-            if began is None:
-                began = moment
-            began = min(began, moment)
-        if run_start is None:         # a log that begins while the monitor runs (rotated)
-            run_start = last_seen = began
-            first = began if first is None else min(first, began)
-        last_seen = max(last_seen, moment)
-        if name == "down":
-            if down_since is None:
-                down_since = moment
-                down_text = event.get("time")
-        elif name == "up":
-            began = max(began, run_start)
-            ignored = event.get("ignored")
-            if not isinstance(ignored, bool):
-                ignored = moment - began < min_interruption
-            if ignored:
-                timeline.blip(began)
-            else:
-                timeline.down(began, moment)
-            down_since = None
-
-    if crashed is not None:
-        close_run(*crashed)
-    if run_start is not None:
-        close_run(run_start, last_seen, down_since, min_interruption, at_end=True)
-        summary.still_running = last_seen <= timeline.until
-        summary.still_down = summary.still_running and down_since is not None
-    if first is not None:
-        start, end = max(first, timeline.since), min(last, timeline.until)
-        if end > start:
-            summary.start, summary.end = start, end
-    summary.days = timeline.day_list(summary.start, summary.end)
-    return summary
+        while line and not line.endswith(b"\n"):
+            line = stream.readline(limit + 1)
+        yield None
 
 
 class EventLines:
-    """Iterates the JSON values of an event log's lines; counts the lines that are not JSON."""
+    """Iterates the JSON values of an event log's lines (str or bytes); counts the lines that are
+    not JSON, and the lines too long to read (None from read_lines())."""
 
     def __init__(self, lines):
         self.lines = lines
         self.not_json = 0
+        self.too_long = 0
 
     def __iter__(self):
         decode = json.JSONDecoder().decode
         for line in self.lines:
+            if line is None:
+                self.too_long += 1
+                continue
+            if isinstance(line, bytes):
+                line = line.decode("utf-8", "replace")
             if not line.strip():
                 continue
             try:
@@ -3220,13 +3419,15 @@ class EventLines:
                 self.not_json += 1
 
 
-def describe_skipped(not_json, summary, source):
+def describe_skipped(not_json, summary, source, too_long=0):
     """The one warning about skipped lines, or None when nothing was skipped."""
-    unknown = sum(summary.unknown.values())
-    total = not_json + summary.invalid + unknown
+    unknown = sum(summary.unknown.values()) + summary.unknown_others
+    total = too_long + not_json + summary.invalid + unknown
     if not total:
         return None
     parts = []
+    if too_long:
+        parts.append("%d longer than %d KiB" % (too_long, EVENT_LINE_LIMIT // 1024))
     if not_json:
         parts.append("%d not JSON" % not_json)
     if summary.invalid:
@@ -3234,8 +3435,9 @@ def describe_skipped(not_json, summary, source):
     if unknown:
         names = sorted(summary.unknown, key=lambda name: (-summary.unknown[name], name))
         shown = ", ".join(_one_line(name)[:30] or "''" for name in names[:5])
+        more = len(names) > 5 or summary.unknown_others
         parts.append("%s (%s%s)" % (plural(unknown, "unknown event"), shown,
-                                    ", ..." if len(names) > 5 else ""))
+                                    ", ..." if more else ""))
     return "skipped %s of %s: %s" % (plural(total, "line"), source, ", ".join(parts))
 
 
@@ -3260,6 +3462,19 @@ def _percent(value, decimals):
     if value < 100.0 and float(text) >= 100.0:
         text = "%.*f" % (decimals, 100.0 - 10.0 ** -decimals)
     return text
+
+
+def format_day(day, shades=HOUR_SHADES):
+    """One row of the table; days alike in a row end with '.. LAST-DATE (N days)'."""
+    if day.monitored > 0:
+        row = "%-10s  %7s  %4d  %16s  |%s|" % (
+            day.date, _percent(day.availability, 2) + "%", day.interruptions,
+            human_duration(day.downtime), hour_bar(day, shades))
+    else:
+        row = "%-10s  %7s  %4s  %16s  |%s|" % (day.date, "-", "-", "-", " " * 24)
+    if day.days > 1:
+        row += " .. %s (%d days)" % (day.last_date, day.days)
+    return row
 
 
 def format_summary(summary, source, ascii=False):
@@ -3297,37 +3512,44 @@ def format_summary(summary, source, ascii=False):
         "%-10s  %7s  %4s  %16s   %s" % ("day", "avail", "int", "downtime",
                                         "00    06    12    18"),
     ]
-    for day in summary.days:
-        if day.monitored > 0:
-            lines.append("%-10s  %7s  %4d  %16s  |%s|" % (
-                day.date, _percent(day.availability, 2) + "%", day.interruptions,
-                human_duration(day.downtime), hour_bar(day, shades)))
-        else:
-            lines.append("%-10s  %7s  %4s  %16s  |%s|" % (day.date, "-", "-", "-", " " * 24))
+    lines += [format_day(day, shades) for day in summary.days]
     lines += [
         "",
         "int: interruptions that began that day. One cell per hour of local time:",
         "%s no downtime, %s down under 25 %% of the hour, %s under 50 %%, %s under 75 %%, "
         "%s 75 %% or more; blank: not monitored." % tuple(shades),
     ]
+    if any(day.days > 1 for day in summary.days):
+        lines.append("'.. DATE (N days)': N days in a row alike in every hour, with their totals.")
     return "\n".join(lines) + "\n"
 
 
-def run_summary(args, out, console):
-    """--summary: the I/O around summarize_events() and format_summary()."""
+def _discard_output(out):
+    """Points `out` at /dev/null, so that its last flush at exit cannot fail again."""
     try:
-        with open(args.log_file, encoding="utf-8", errors="replace") as stream:
-            lines = EventLines(stream)
-            summary = summarize_events(lines, args.since, args.until)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def run_summary(settings, out, console):
+    """--summary: the I/O around summarize_events() and format_summary()."""
+    path = settings.log_file
+    try:
+        with open_event_log(path) as stream:
+            lines = EventLines(read_lines(stream))
+            summary = summarize_events(lines, settings.since, settings.until)
     except OSError as error:
         raise MonitorError("cannot read event log %s: %s"
-                           % (args.log_file, error.strerror or _one_line(error)))
+                           % (path, error.strerror or _one_line(error)))
     try:
         HOUR_SHADES.encode(getattr(out, "encoding", None) or "ascii")
         plain = False
     except (LookupError, UnicodeError):
         plain = True
-    text = format_summary(summary, args.log_file, ascii=plain)
+    text = format_summary(summary, path, ascii=plain)
     try:
         try:
             out.write(text)
@@ -3336,10 +3558,11 @@ def run_summary(args, out, console):
             out.write(text.encode(encoding, "replace").decode(encoding))
         out.flush()
     except BrokenPipeError:             # `--summary | head`: the reader has seen enough
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, out.fileno())
-        os.close(devnull)
-    warning = describe_skipped(lines.not_json, summary, args.log_file)
+        _discard_output(out)
+    except OSError as error:            # a full disk, a closed descriptor, ...
+        _discard_output(out)
+        raise MonitorError("cannot write the summary: %s" % (error.strerror or _one_line(error)))
+    warning = describe_skipped(lines.not_json, summary, path, lines.too_long)
     if warning:
         console.warning(warning)
     return 0
@@ -3656,7 +3879,8 @@ def _parse_targets(values, default_port):
     -p 53, ::1 and 0::1, Host.Test and host.test.) is refused rather than probed twice."""
     targets, seen = [], {}
     for value in values:
-        target = parse_target(value, default_port)
+        # argparse turns "-a=--" into an empty list: an empty address all the same
+        target = parse_target(value if isinstance(value, str) else "", default_port)
         address = _ip_literal(target.host)
         if address is None:
             key = (target.host.lower().rstrip("."), target.port)

@@ -3,21 +3,14 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from harness import (PROGRAM, MonitorProcess, closed_port, listening_socket, read_events,
+from harness import (MonitorProcess, closed_port, listening_socket, read_events, run_program,
                      wait_until)
 from names import private_names_prefix
 from pyNetConnMon import VERSION
-
-
-def run(*args, prefix=(), timeout=15):
-    return subprocess.run([*prefix, sys.executable, str(PROGRAM), *args], capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 # -- bad input: exit 2, one line naming the option and why, nothing started ----------------------
@@ -49,19 +42,19 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize("args, message", BAD_INPUT, ids=[" ".join(a)[:40] for a, _ in BAD_INPUT])
 def test_bad_input_is_refused_with_one_line_and_status_2(args, message):
-    result = run(*args, "--once")
+    result = run_program(*args, "--once")
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr == "pyNetConnMon.py: error: %s\n" % message
 
 
 def test_version():
-    result = run("--version")
+    result = run_program("--version")
     assert (result.returncode, result.stdout) == (0, "pyNetConnMon %s\n" % VERSION)
 
 
 def test_help_lists_every_1x_option_with_its_default():
-    result = run("--help")
+    result = run_program("--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
     for needle in ["-a ADDRESS, --address ADDRESS", "(default: 8.8.8.8)", "-p PORT, --port PORT",
@@ -79,7 +72,7 @@ def test_help_lists_every_1x_option_with_its_default():
 
 def test_once_up():
     with listening_socket() as port:
-        result = run("-a", "127.0.0.1:%d" % port, "--once")
+        result = run_program("-a", "127.0.0.1:%d" % port, "--once")
     assert result.returncode == 0
     assert result.stdout.startswith("127.0.0.1:%d up " % port)
     assert result.stdout.endswith(" ms\n")
@@ -87,14 +80,14 @@ def test_once_up():
 
 def test_once_refused_is_down():
     port = closed_port()
-    result = run("-a", "127.0.0.1:%d" % port, "--once")
+    result = run_program("-a", "127.0.0.1:%d" % port, "--once")
     assert (result.returncode, result.stdout, result.stderr) == (
         1, "127.0.0.1:%d down refused\n" % port, "")
 
 
 def test_once_port_option_applies_to_targets_without_one():
     port = closed_port()
-    result = run("-a", "127.0.0.1", "-a", "::1", "-p", str(port), "--once")
+    result = run_program("-a", "127.0.0.1", "-a", "::1", "-p", str(port), "--once")
     assert result.returncode == 1
     assert result.stdout == "127.0.0.1:%d down refused\n[::1]:%d down refused\n" % (port, port)
 
@@ -102,7 +95,7 @@ def test_once_port_option_applies_to_targets_without_one():
 def test_once_one_target_down_one_up_is_up():
     refused = closed_port()
     with listening_socket() as port:
-        result = run("-a", "127.0.0.1:%d" % refused, "-a", "127.0.0.1:%d" % port, "--once")
+        result = run_program("-a", "127.0.0.1:%d" % refused, "-a", "127.0.0.1:%d" % port, "--once")
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     assert lines[0] == "127.0.0.1:%d down refused" % refused
@@ -112,8 +105,8 @@ def test_once_one_target_down_one_up_is_up():
 def test_once_names_resolve_from_the_hosts_file_and_a_missing_name_is_dns(tmp_path):
     prefix = private_names_prefix(tmp_path, {"target.test": "127.0.0.1"})
     with listening_socket() as port:
-        result = run("-a", "target.test:%d" % port, "-a", "gone.test:%d" % port, "--once",
-                     prefix=prefix)
+        result = run_program("-a", "target.test:%d" % port, "-a", "gone.test:%d" % port,
+                             "--once", prefix=prefix)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("target.test:%d up " % port)
@@ -125,7 +118,7 @@ def test_defaults_probe_8_8_8_8_port_53_and_fail_at_once_without_a_route():
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         pytest.skip("a private network namespace needs root and unshare (CI runs as root)")
     started = time.monotonic()
-    result = run("--once", prefix=["unshare", "--net", "--"])
+    result = run_program("--once", prefix=["unshare", "--net", "--"])
     assert time.monotonic() - started < 5
     assert (result.returncode, result.stdout) == (1, "8.8.8.8:53 down unreachable\n")
 
@@ -138,7 +131,7 @@ def test_signal_stops_promptly_in_the_middle_of_a_long_interval(tmp_path, sig, s
     with listening_socket() as port:
         with MonitorProcess(["-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
                              "--log-file", log, "--state-file", tmp_path / "state.json"]) as monitor:
-            monitor.wait_for_line(r"started pyNetConnMon 2\.0\.0")
+            monitor.wait_for_line(r"started pyNetConnMon %s " % re.escape(VERSION))
             wait_until(lambda: (tmp_path / "state.json").exists(), 5, "the state file")  # after the start
             started = time.monotonic()
             code = monitor.terminate(sig, timeout=5)
