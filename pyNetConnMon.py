@@ -392,7 +392,8 @@ class ConnectTimes:
         self.minimum = math.inf     # ms
         self.maximum = -math.inf    # ms
 
-    def add(self, seconds):
+    def add(self, seconds, count=1):
+        """`count` times a connect of `seconds` (the summary weighs windows by their connects)."""
         ms = seconds * 1000.0
         if ms < self.minimum:
             self.minimum = ms
@@ -402,11 +403,11 @@ class ConnectTimes:
         number = math.floor(math.log(min(max(ms, low), high)) / _LOG_RATIO)
         bucket = self.buckets.get(number)
         if bucket is None:
-            self.buckets[number] = [1, ms]
+            self.buckets[number] = [count, ms * count]
         else:
-            bucket[0] += 1
-            bucket[1] += ms
-        self.count += 1
+            bucket[0] += count
+            bucket[1] += ms * count
+        self.count += count
 
     def values(self):
         """(mean ms, count) for each bucket, fastest first."""
@@ -3013,6 +3014,17 @@ class DaySummary:
             hours[hour] += seconds
 
 
+class DayLatency:
+    """One local calendar day's connect times, from the stats windows that ended on it."""
+
+    __slots__ = ("date", "medians", "p95s")
+
+    def __init__(self, key):
+        self.date = _date_text(key)
+        self.medians = ConnectTimes()      # each stats window's median, weighted by its connects
+        self.p95s = ConnectTimes()         # ... and its 95th percentile
+
+
 class Summary:
     """What summarize_events() found. Instants are epoch seconds, durations seconds."""
 
@@ -3035,6 +3047,26 @@ class Summary:
         self.invalid = 0            # records without a valid "time" and "event"
         self.unknown = {}           # unknown event name -> how many were skipped
         self.unknown_others = 0     # unknown events beyond UNKNOWN_NAMES_KEPT names
+        self.slow = 0.0             # in slow periods of at least min-interruption
+        self.slow_periods = 0
+        self.slow_longest = 0.0
+        self.slow_ignored = 0       # shorter slow stretches
+        self.slow_spans = []        # (start, end) of each slow period counted, in order
+        self.windows = 0            # stats windows with a connect that got through
+        self.medians = ConnectTimes()   # per window, of its fastest target (by median),
+        self.p95s = ConnectTimes()      # weighted by that target's connects
+        self.latency_days = {}      # (year, month, day) -> DayLatency
+
+    def day_latency(self, key):
+        day = self.latency_days.get(key)
+        if day is None:
+            day = self.latency_days[key] = DayLatency(key)
+        return day
+
+    @property
+    def has_latency(self):
+        """Did the log say anything about slow periods or connect times?"""
+        return bool(self.windows or self.slow_periods or self.slow_ignored)
 
     @property
     def period(self):
@@ -3073,6 +3105,7 @@ class _Timeline:
         self.until = math.inf if summary.until is None else summary.until
         self.monitored_to = -math.inf
         self.down_to = -math.inf
+        self.slow_to = -math.inf
         self.days = {}               # (year, month, day) -> DaySummary: a day a span begins or ends
         self.whole = ([], [])        # [down]: (start, end) of the whole days inside spans, in order
 
@@ -3109,6 +3142,33 @@ class _Timeline:
     def blip(self, instant):
         if self.since <= instant < self.until:
             self.summary.blips += 1
+
+    def slow(self, start, end, ignored):
+        summary = self.summary
+        if ignored:
+            if self.since <= start < self.until:
+                summary.slow_ignored += 1
+            return
+        start, end = max(start, self.since, self.slow_to), min(end, self.until)
+        if end <= start:
+            return
+        self.slow_to = end
+        summary.slow += end - start
+        summary.slow_periods += 1
+        summary.slow_longest = max(summary.slow_longest, end - start)
+        summary.slow_spans.append((start, end))
+
+    def window(self, end, median, p95, connects):
+        """A stats window that ended at `end`: the median and 95th percentile (ms) of its
+        fastest target, which got through `connects` times."""
+        if not self.since <= end < self.until:
+            return
+        summary = self.summary
+        day = summary.day_latency(time.localtime(end)[:3])
+        summary.windows += 1
+        for times, ms in ((summary.medians, median), (summary.p95s, p95),
+                          (day.medians, median), (day.p95s, p95)):
+            times.add(ms / 1000.0, connects)
 
     def _spread(self, start, end, down):
         first = self._day(start)
@@ -3169,13 +3229,14 @@ class _Timeline:
 class _Run:
     """A run of the monitor as the replay sees it: from its start to its latest sign of life."""
 
-    __slots__ = ("start", "seen", "down_since", "down_text", "min_interruption")
+    __slots__ = ("start", "seen", "down_since", "down_text", "min_interruption", "slow_since")
 
     def __init__(self, start, min_interruption):
         self.start = self.seen = start
         self.down_since = None       # the network has been down since then (None: up)
         self.down_text = None        # ... as the `down` line wrote it: its `up` repeats it as start
         self.min_interruption = min_interruption
+        self.slow_since = None       # the connection has been slow since then (None: not slow)
 
 
 class _Replay:
@@ -3279,6 +3340,45 @@ class _Replay:
         if self.run is not None:
             self.run.seen = max(self.run.seen, moment)
 
+    def on_slow(self, moment, record):
+        run = self._alive(moment)
+        if run.slow_since is None:
+            run.slow_since = moment
+
+    def on_slow_end(self, moment, record):
+        run = self._alive(moment)
+        began = parse_log_time(record.get("start"))
+        if began is None:
+            began = run.slow_since
+        if began is None:
+            began = moment - max(0.0, _number(record.get("duration"), 0.0))
+        began = max(min(began, moment), run.start)
+        ignored = record.get("ignored")
+        if not isinstance(ignored, bool):
+            ignored = moment - began < run.min_interruption
+        self.timeline.slow(began, moment, ignored)
+        run.slow_since = None
+
+    def on_stats(self, moment, record):
+        """A statistics window: its fastest target (by median) stands for the connection."""
+        self._alive(moment)
+        targets = record.get("targets")
+        if not isinstance(targets, dict):
+            return
+        fastest = None
+        for figures in targets.values():
+            if not isinstance(figures, dict):
+                continue
+            median, p95 = _number(figures.get("median_ms")), _number(figures.get("p95_ms"))
+            connects = (_number(figures.get("probes"), 0.0)
+                        - _number(figures.get("failures"), 0.0))
+            if None in (median, p95) or min(median, p95) < 0 or not 1 <= connects <= 1e9:
+                continue
+            if fastest is None or median < fastest[0]:
+                fastest = (median, p95, int(connects))
+        if fastest is not None:
+            self.timeline.window(moment, *fastest)
+
     def on_log_reopened(self, moment, record):
         """A rotated log begins here with the monitor running: it counts from here."""
         self._alive(moment)
@@ -3320,8 +3420,15 @@ class _Replay:
         return moment if began is None else min(began, moment)
 
     def _close(self, run, end, down, at_end=False):
-        """Counts a run that ended at `end`, the network down since `down` (None: up)."""
+        """Counts a run that ended at `end`, the network down since `down` (None: up); a slow
+        stretch it did not see end lasted until `end`."""
         end = max(run.start, end)
+        if run.slow_since is not None:
+            slow = max(run.start, run.slow_since)
+            if end - slow >= run.min_interruption:
+                self.timeline.slow(slow, end, False)
+            elif not at_end:
+                self.timeline.slow(slow, end, True)
         if down is not None:
             down = max(run.start, down)
             if end - down >= run.min_interruption:
@@ -3508,6 +3615,10 @@ def format_summary(summary, source, ascii=False):
         "Availability:  %s %%" % _percent(summary.availability, 3),
         "Interruptions: %s, %s ignored" % (interruptions, plural(summary.blips, "blip")),
         "Downtime:      %s" % downtime,
+    ]
+    if summary.has_latency:
+        lines += latency_lines(summary)
+    lines += [
         "",
         "%-10s  %7s  %4s  %16s   %s" % ("day", "avail", "int", "downtime",
                                         "00    06    12    18"),
@@ -3521,7 +3632,74 @@ def format_summary(summary, source, ascii=False):
     ]
     if any(day.days > 1 for day in summary.days):
         lines.append("'.. DATE (N days)': N days in a row alike in every hour, with their totals.")
+    if summary.has_latency:
+        lines += latency_table(summary)
     return "\n".join(lines) + "\n"
+
+
+def latency_lines(summary):
+    """The summary's lines on slow periods and connect times, below its downtime."""
+    slow = human_duration(summary.slow)
+    if summary.slow_periods:
+        slow += " in %s (longest %s)" % (plural(summary.slow_periods, "slow period"),
+                                         human_duration(summary.slow_longest))
+    connect = "no stats events"
+    if summary.windows:
+        connect = "median %s, 95th percentile %s (%s)" % (
+            milliseconds(summary.medians.percentile(0.5)),
+            milliseconds(summary.p95s.percentile(0.95)), plural(summary.windows, "stats window"))
+    return ["Slow:          %s, %s ignored" % (slow, plural(summary.slow_ignored, "shorter one")),
+            "Connect time:  %s" % connect]
+
+
+def latency_rows(summary):
+    """For each row of the day table (a day, or days alike in a row): its seconds in slow
+    periods, and the connect times of the stats windows that ended in it, as (row, slow
+    seconds, DayLatency or None). Work grows with the rows, spans and days with windows."""
+    spans, days, result = summary.slow_spans, sorted(summary.latency_days.items()), []
+    next_span = next_day = 0
+    for row in summary.days:
+        slow = 0.0
+        while next_span < len(spans) and spans[next_span][1] <= row.start:
+            next_span += 1
+        for start, end in spans[next_span:]:
+            if start >= row.end:
+                break
+            slow += min(end, row.end) - max(start, row.start)
+        inside = []
+        while next_day < len(days) and days[next_day][1].date <= row.last_date:
+            if days[next_day][1].date >= row.date:
+                inside.append(days[next_day][1])
+            next_day += 1
+        times = inside[0] if len(inside) == 1 else None
+        if len(inside) > 1:                  # days alike in availability: their windows together
+            times = DayLatency(days[next_day - 1][0])
+            for day in inside:
+                for mine, theirs in ((times.medians, day.medians), (times.p95s, day.p95s)):
+                    for ms, count in theirs.values():
+                        mine.add(ms / 1000.0, count)
+        result.append((row, slow, times))
+    return result
+
+
+def latency_table(summary):
+    """One row per row of the day table with slow time or connect times, and what the columns
+    mean."""
+    lines = ["", "%-10s  %12s  %10s  %10s" % ("day", "slow", "median", "p95")]
+    for row, slow, times in latency_rows(summary):
+        if not slow and times is None:
+            continue
+        lines.append(("%-10s  %12s  %10s  %10s%s" % (
+            row.date, human_duration(slow),
+            milliseconds(times and times.medians.percentile(0.5)),
+            milliseconds(times and times.p95s.percentile(0.95)),
+            " .. %s (%d days)" % (row.last_date, row.days) if row.days > 1 else "")))
+    lines += ["",
+              "slow: time in slow periods of at least --min-interruption. median, p95: the "
+              "connect time of the fastest target (the one with the lowest median in each stats "
+              "window): the median of the windows' medians and the 95th percentile of their 95th "
+              "percentiles, each window weighted by its connects that got through."]
+    return lines
 
 
 def _discard_output(out):

@@ -2,7 +2,6 @@
 monitor says, reports, saves and serves about them. Pure logic and the loop with a fake clock:
 no sockets, no sleeping.
 """
-import io
 import json
 import math
 import random
@@ -14,12 +13,13 @@ import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 import pyNetConnMon
-from pyNetConnMon import (Announcer, Console, ConnectTimes, EventLog, Interruption, Monitor,
-                          PendingReports, ProbeResult, ReportBackoff, Reporter, SlowTracker,
-                          StateFile, StatisticsWindow, check_state, format_report, parse_target,
+from pyNetConnMon import (ConnectTimes, Interruption, PendingReports, ProbeResult, ReportBackoff,
+                          SlowTracker, StateFile, StatisticsWindow, check_state, format_report,
+                          parse_target,
                           render_metrics, resent_syns)
 from harness import PROGRAM
-from test_monitor import FakeClock, FakeWaker, RecordingDeliverer, WALL_OFFSET, settings
+from fakes import WALL_OFFSET, Run
+from test_summary import D, H, T0, Log, iso
 
 TARGET = parse_target("198.18.0.2:53", 53)
 OTHER = parse_target("198.18.0.3:53", 53)
@@ -257,44 +257,28 @@ def congested(*spans, slow=1.5, fast=0.02, outages=()):
     return script
 
 
-class LatencyRun:
-    """The monitor at -i 1 -t 2 -m 5 --slow 1000 by default, over `script`, with its console
-    captured and reports delivered in line."""
+class LatencyRun(Run):
+    """The monitor at -i 1 -t 2 -m 5 --slow 1000 by default, over `script` (see TimedProber),
+    with a metrics board."""
 
-    def __init__(self, tmp_path, script, stop_at, fail_during=(), wall_offset=WALL_OFFSET,
-                 **overrides):
+    def __init__(self, tmp_path, script, stop_at, **overrides):
         values = dict(timeout=2.0, slow=1000.0, stats_interval=60.0)
         values.update(overrides)
-        self.settings = settings(**values)
-        self.clock = FakeClock(wall_offset)
-        self.prober = TimedProber(self.clock, script, self.settings.timeout)
-        self.deliverer = RecordingDeliverer(self.clock, fail_during)
-        self.log_path = tmp_path / "events.jsonl"
-        self.out = io.StringIO()
-        self.log = EventLog(str(self.log_path))
-        self.board = pyNetConnMon.MetricsBoard(pyNetConnMon.MetricsSnapshot())
-        backoff = ReportBackoff(60.0, 3600.0, 300.0)
-        reporter = Reporter(PendingReports(backoff), self.deliverer, "pi", lambda: None,
-                            spawn=lambda function: function(), slow_ms=self.settings.slow_ms)
-        self.state = StateFile(str(tmp_path / "state.json"))
-        self.monitor = Monitor(self.settings,
-                               Announcer(Console(out=self.out, err=self.out), self.log,
-                                         self.settings),
-                               FakeWaker(self.clock, stop_at), self.prober, clock=self.clock,
-                               reporter=reporter, state=self.state, metrics_board=self.board)
+        super().__init__(tmp_path, [], stop_at,
+                         metrics_board=pyNetConnMon.MetricsBoard(pyNetConnMon.MetricsSnapshot()),
+                         **values)
+        self.settings = self.monitor.settings
+        self.board = self.monitor.metrics_board
+        self.prober = self.monitor.prober = TimedProber(self.clock, script, self.settings.timeout)
+        self.monitor.reporter.slow_ms = self.settings.slow_ms    # as run_monitor() makes it
 
     def run(self):
-        self.monitor.run()
-        self.log.close()
+        super().run()
         return self
 
-    def events(self, name=None):
-        events = [json.loads(line) for line in self.log_path.read_text().splitlines()]
-        return [event for event in events if name is None or event["event"] == name]
-
     def lines(self):
-        """Console lines without their timestamp, the start lines left out."""
-        return [line[20:] for line in self.out.getvalue().splitlines()[1:]]
+        """Console lines without their timestamp, the start line left out."""
+        return self.console_lines()[1:]
 
 
 def test_a_slow_stretch_is_one_slow_period_told_reported_and_served(tmp_path, utc):
@@ -440,7 +424,7 @@ def test_slow_periods_are_not_watched_with_slow_0_nor_when_the_default_cannot_be
     start, = off.events("start")
     assert (start["slow_ms"], start["stats_interval"]) == (0.0, 60.0)
     default = LatencyRun(tmp_path, congested(), stop_at=1, slow=None, timeout=1.0).run()
-    assert default.out.getvalue().splitlines()[1][20:] == (
+    assert default.console_lines()[1] == (
         "slow periods are not watched: a connect of 1000 ms (the default --slow) is a timeout "
         "with -t 1; give a longer -t, or --slow below 1000")
 
@@ -644,3 +628,100 @@ def test_bad_slow_options_are_refused_with_one_line_and_status_2(tmp_path, args,
 def test_slow_options_that_can_work_are_taken(args, slow_ms, stats_interval):
     settings = pyNetConnMon.parse_arguments(["-a", "127.0.0.1", *args])
     assert (settings.slow_ms, settings.stats_interval) == (slow_ms, stats_interval)
+
+
+# -- --summary: slow time and connect times, per day and overall ----------------------------------
+
+def stats(log, began, end, medians_and_p95s, connects=60):
+    """A stats event for [began, end): one target per (median, p95) pair."""
+    targets = {"192.0.2.%d:53" % (number + 1): {
+        "probes": connects, "failures": 0, "losses": 0, "min_ms": median, "median_ms": median,
+        "p95_ms": p95, "max_ms": p95} for number, (median, p95) in enumerate(medians_and_p95s)}
+    return log.add(end, "stats", start=iso(began), end=iso(end), targets=targets)
+
+
+def slow_stretch(log, began, ended, ignored=False):
+    log.add(began, "slow", start=iso(began), connect_ms=1500.0)
+    return log.add(ended, "slow_end", start=iso(began), end=iso(ended),
+                   duration=round(ended - began, 3), ignored=ignored, median_ms=1500.0,
+                   max_ms=1700.0)
+
+
+def two_days():
+    """Hourly stats windows over two days: the fastest target at 20 ms (p95 30 ms) on the 1st,
+    one congested hour (1500/1700 ms), 25 ms (p95 40 ms) on the 2nd; a slow period of 20 min on
+    the 1st, one across midnight, and a shorter one ignored."""
+    log = Log().start(T0)
+    for hour in range(48):
+        began = T0 + hour * H
+        if hour == 10:
+            stats(log, began, began + H, [(1500.0, 1700.0), (1600.0, 1800.0)])
+        elif hour < 24:
+            stats(log, began, began + H, [(50.0, 70.0), (20.0, 30.0)])
+        else:
+            stats(log, began, began + H, [(25.0, 40.0)])
+        if hour == 10:
+            slow_stretch(log, began + 5, began + 1205)
+            slow_stretch(log, began + 1300, began + 1303, ignored=True)
+        if hour == 23:
+            slow_stretch(log, began + 50 * 60, began + 70 * 60)
+    return log.stop(T0 + 2 * D)
+
+
+def test_the_summary_tells_slow_time_and_connect_times_per_day_and_overall(utc):
+    summary = pyNetConnMon.summarize_events(two_days().events)
+    text = pyNetConnMon.format_summary(summary, "events.jsonl")
+    lines = text.splitlines()
+    assert lines[lines.index("Downtime:      0.0 s") + 1:][:2] == [
+        "Slow:          40 min in 2 slow periods (longest 20 min), 1 shorter one ignored",
+        "Connect time:  median 25.0 ms, 95th percentile 40.0 ms (48 stats windows)"]
+    assert text.endswith(
+        "\n"
+        "day                 slow      median         p95\n"
+        "2026-11-01        30 min     20.0 ms     30.0 ms\n"
+        "2026-11-02        10 min     25.0 ms     40.0 ms\n"
+        "\n"
+        "slow: time in slow periods of at least --min-interruption. median, p95: the connect "
+        "time of the fastest target (the one with the lowest median in each stats window): the "
+        "median of the windows' medians and the 95th percentile of their 95th percentiles, each "
+        "window weighted by its connects that got through.\n")
+
+
+def test_a_summary_of_one_day_counts_only_its_share_of_a_slow_period_across_midnight(utc):
+    summary = pyNetConnMon.summarize_events(two_days().events, since=T0 + D, until=T0 + 2 * D)
+    assert (summary.slow, summary.slow_periods, summary.windows) == (600.0, 1, 24)
+    assert [(row.date, slow) for row, slow, _ in pyNetConnMon.latency_rows(summary)] == [
+        ("2026-11-02", 600.0)]
+
+
+def test_a_slow_period_of_centuries_costs_no_more_than_a_short_one(utc):
+    log = Log().start(T0 - 300 * 365 * D)
+    slow_stretch(log, T0 - 300 * 365 * D + 10, T0)
+    summary = pyNetConnMon.summarize_events(log.stop(T0 + H).events)
+    rows = pyNetConnMon.latency_rows(summary)
+    assert len(rows) <= 3
+    assert sum(slow for _, slow, _ in rows) == pytest.approx(summary.slow)
+
+
+def test_a_log_without_slow_periods_or_stats_has_no_such_lines(utc):
+    text = pyNetConnMon.format_summary(pyNetConnMon.summarize_events(
+        Log().start(T0).outage(T0 + H, T0 + H + 60).stop(T0 + 2 * H).events), "events.jsonl")
+    assert "Slow:" not in text and "median" not in text
+
+
+def test_a_slow_stretch_cut_off_by_a_crash_counts_until_the_runs_last_sign_of_life(utc):
+    log = Log().start(T0)
+    log.add(T0 + 100, "slow", start=iso(T0 + 100), connect_ms=1400.0)
+    stats(log, T0, T0 + 160, [(1400.0, 1500.0)])
+    log.start(T0 + 1000).gap(T0 + 160, T0 + 1000, T0 + 1000).stop(T0 + 1100)
+    summary = pyNetConnMon.summarize_events(log.events)
+    assert (summary.slow, summary.slow_periods) == (60.0, 1)
+
+
+def test_the_summary_of_a_log_written_by_the_monitor(tmp_path, utc):
+    run = LatencyRun(tmp_path, congested((10.5, 30.5)), stop_at=200, stats_interval=60.0).run()
+    summary = pyNetConnMon.summarize_events(run.events())
+    assert (summary.slow, summary.slow_periods, summary.windows) == (pytest.approx(19.52), 1, 3)
+    (row, slow, times), = pyNetConnMon.latency_rows(summary)
+    assert (row.date, slow, times.medians.percentile(0.5), times.p95s.percentile(0.95)) == (
+        "2026-11-18", pytest.approx(19.52), 20.0, 1500.0)
