@@ -263,15 +263,16 @@ def summary(values):
             "min": min(values)}
 
 
-def lab_or_reason():
-    """(netlab module, None) if the fault lab works here, else (None, reason)."""
+def lab_or_reason(name="netlab", support="lab_support", what="the fault lab"):
+    """(lab module, None) if that lab works here, else (None, reason)."""
+    import importlib
     try:
-        import netlab
+        module = importlib.import_module(name)
     except ImportError as error:
-        return None, ("the fault lab cannot be imported (%s): pip install -r requirements-dev.txt"
-                      % error)
-    ok, reason = netlab.lab_support()
-    return (netlab, None) if ok else (None, reason)
+        return None, ("%s cannot be imported (%s): pip install -r requirements-dev.txt"
+                      % (what, error))
+    ok, reason = getattr(module, support)()
+    return (module, None) if ok else (None, reason)
 
 
 def monitor_argv(script, *args):
@@ -703,17 +704,6 @@ def compared_figures(cpu):
 
 
 # -- slow periods against injected congestion ---------------------------------------------------
-def homelab_or_reason():
-    """(homelab module, None) if the home lab works here, else (None, reason)."""
-    try:
-        import homelab
-    except ImportError as error:
-        return None, ("the home lab cannot be imported (%s): pip install -r requirements-dev.txt"
-                      % error)
-    ok, reason = homelab.homelab_support()
-    return (homelab, None) if ok else (None, reason)
-
-
 def bench_slow(homelab, work, rng, lengths):
     """Congestions of the given stream lengths, each begun at a chosen phase of the monitor's
     grid; each slow period's duration against the lab's timeline (queue full .. queue gone)."""
@@ -1087,7 +1077,7 @@ def main(argv=None):
         netlab, reason = lab_or_reason()
     homelab, home_reason = (None, None)
     if "slow" in sections:
-        homelab, home_reason = homelab_or_reason()
+        homelab, home_reason = lab_or_reason("homelab", "homelab_support", "the home lab")
     try:
         for name in sections:
             if name == "slow" and homelab is None:
