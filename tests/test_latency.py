@@ -277,8 +277,9 @@ class LatencyRun(Run):
         return self
 
     def lines(self):
-        """Console lines without their timestamp, the start line left out."""
-        return self.console_lines()[1:]
+        """Console lines without their timestamp, the start's lines left out."""
+        return [line for line in self.console_lines()
+                if not line.startswith(("started pyNetConnMon", "gateway "))]
 
 
 def test_a_slow_stretch_is_one_slow_period_told_reported_and_served(tmp_path, utc):
@@ -296,7 +297,8 @@ def test_a_slow_stretch_is_one_slow_period_told_reported_and_served(tmp_path, ut
     assert run.lines()[:3] == [
         "SLOW the fastest connect took 1500 ms (198.18.0.2:53)",
         "SLOW ENDED after 19.5 s (slow since 2026-11-18 11:06:51, median 1500 ms, max 1500 ms)",
-        "report sent (1 slow period) by mail; next report no sooner than in 1 min"]
+        "report sent (0 interruptions, 1 slow period) by mail; next report no sooner than in "
+        "1 min"]
     _, subject, body = run.deliverer.sent[0]
     assert subject == "pyNetConnMon on pi: 1 slow period, 19.5 s slow"
     assert body == (
@@ -424,9 +426,8 @@ def test_slow_periods_are_not_watched_with_slow_0_nor_when_the_default_cannot_be
     start, = off.events("start")
     assert (start["slow_ms"], start["stats_interval"]) == (0.0, 60.0)
     default = LatencyRun(tmp_path, congested(), stop_at=1, slow=None, timeout=1.0).run()
-    assert default.console_lines()[1] == (
-        "slow periods are not watched: a connect of 1000 ms (the default --slow) is a timeout "
-        "with -t 1; give a longer -t, or --slow below 1000")
+    assert ("slow periods are not watched: a connect of 1000 ms (the default --slow) is a timeout "
+            "with -t 1; give a longer -t, or --slow below 1000") in default.console_lines()
 
 
 def test_the_metrics_follow_a_slow_period_while_it_lasts(tmp_path):
@@ -453,7 +454,8 @@ def test_metrics_text_for_connect_times_and_slow_periods():
         connect=(("198.18.0.2:53", 7, 2, 1.5305, (0, 0, 0, 1, 2, 3, 3, 3, 4, 4, 5, 5, 5, 5, 5)),),
         slow=True, slow_seconds=12.5)
     text = render_metrics(snapshot, "9.8.7")
-    assert text.split("pynetconnmon_last_round_timestamp_seconds gauge\n", 1)[1] == (
+    # the new families come last; the ones before are unchanged
+    assert text[text.index("# HELP pynetconnmon_connect_duration_seconds"):] == (
         "# HELP pynetconnmon_connect_duration_seconds Time the TCP connects that got through "
         "took, per target.\n"
         "# TYPE pynetconnmon_connect_duration_seconds histogram\n"
@@ -725,3 +727,32 @@ def test_the_summary_of_a_log_written_by_the_monitor(tmp_path, utc):
     (row, slow, times), = pyNetConnMon.latency_rows(summary)
     assert (row.date, slow, times.medians.percentile(0.5), times.p95s.percentile(0.95)) == (
         "2026-11-18", pytest.approx(19.52), 20.0, 1500.0)
+
+
+def test_slow_periods_sit_between_interruptions_and_partial_outages_in_a_report(utc):
+    outage = Interruption(1, at("2026-11-24 01:00:00"), at("2026-11-24 01:00:09"), 9.0,
+                          "timeout", targets=["198.18.0.2:53"], cause="provider")
+    partial = Interruption(3, at("2026-11-24 03:00:00"), at("2026-11-24 03:00:30"), 30.0,
+                           "refused", kind="partial", targets=["198.18.0.2:53"],
+                           part="target 198.18.0.2:53")
+    period = slow_period(2, "2026-11-24 02:00:00", 12.0, 1400.0, 1500.0)
+    subject, body = format_report([outage, partial, period], "pi", 1000.0)
+    assert subject == ("pyNetConnMon on pi: 1 interruption, 9.0 s of downtime; 1 slow period, "
+                       "12.0 s slow; 1 partial outage")
+    assert body.splitlines()[0] == ("pyNetConnMon on pi saw 1 interruption (9.0 s of downtime in "
+                                    "total), 1 slow period (12.0 s in total) and 1 partial "
+                                    "outage.")
+    assert body.index("Total: 1 interruption") < body.index("Slow periods:") < body.index(
+        "Partial outages:")
+    subject, body = format_report([partial, period], "pi", 1000.0)
+    assert subject == "pyNetConnMon on pi: 1 slow period, 12.0 s slow; 1 partial outage"
+    assert body.splitlines()[0] == ("pyNetConnMon on pi saw 1 slow period (12.0 s in total) and "
+                                    "1 partial outage.")
+
+
+def test_what_waits_is_named_in_one_phrase():
+    assert [pyNetConnMon.pending_text(*counts) for counts in (
+        (2, 0, 0), (0, 1, 0), (0, 0, 1), (1, 0, 2), (1, 2, 1), (0, 2, 1))] == [
+        "2 interruptions", "1 partial outage", "1 slow period",
+        "1 interruption and 2 slow periods", "1 interruption, 1 slow period and 2 partial outages",
+        "1 slow period and 2 partial outages"]
