@@ -16,8 +16,8 @@ Sections (all by default):
             what the open-file limit does to a round of 1000 targets
   cpu       CPU seconds per 1000 probes and peak memory (VmHWM) at -i 0.05 against one healthy
             loopback target, beside a plain blocking loop run the same way; with --compare,
-            also this program and another copy in turns; and the connect-time statistics'
-            own cost per probe, in process
+            also this program and another copy at the same time; and the connect-time
+            statistics' own cost per probe, in process
   mail      time from connectivity back to the report accepted by the lab's SMTP server
   slow      congestions of known, uneven lengths in the home lab (tbf) at -i 1 -t 3 --slow 1000:
             |reported - injected| duration of the slow periods
@@ -589,6 +589,38 @@ def cpu_run(argv, seconds, listener, cwd=None, env=None):
             "vmhwm_mb": round(vmhwm / 1024, 1) if vmhwm else None}
 
 
+def cpu_together(runs, seconds):
+    """Runs several programs at the same time, each against its own CountingListener, for
+    `seconds`: `runs` is [(name, argv, listener)]. Each sees the same load on the machine at the
+    same moments. Returns a row per run: probes, and CPU (schedstat) per 1000 probes over the
+    whole run and from second CPU_WARMUP on."""
+    started, procs = time.monotonic(), []
+    try:
+        for name, argv, listener in runs:
+            procs.append((name, listener, listener.count, subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)))
+        sleep_until(started + CPU_WARMUP)
+        warm = [(_schedstat_seconds(proc.pid), listener.count)
+                for _, listener, _, proc in procs]
+        sleep_until(started + seconds)
+        end = [(_schedstat_seconds(proc.pid), listener.count, proc.poll() is None)
+               for _, listener, _, proc in procs]
+    finally:
+        for _, _, _, proc in procs:
+            stop_process(proc)
+    rows = []
+    for (name, _, first, _), (warm_cpu, warm_count), (end_cpu, end_count, alive) in zip(
+            procs, warm, end):
+        if not alive or None in (warm_cpu, end_cpu) or end_count <= warm_count:
+            raise RuntimeError("%s did not run for %g s" % (name, seconds))
+        rows.append({"program": name, "seconds": seconds, "probes": end_count - first,
+                     "cpu_per_1000": round(end_cpu / (end_count - first) * 1000, 4),
+                     "steady_cpu_per_1000": round((end_cpu - warm_cpu) / (end_count - warm_count)
+                                                  * 1000, 4)})
+    return rows
+
+
 # Runs in a child: times Monitor._measure (statistics window, metrics counts, slow tracking) per
 # round of one target, and the end of a window of 1200 probes (60 s at -i 0.05). One JSON line.
 STATS_SNIPPET = r'''
@@ -662,19 +694,24 @@ def bench_cpu(work, seconds, compare=None, pairs=CPU_PAIRS):
                 row.update(program=name, interpreter=interpreter)
                 rows.append(row)
         if compare is not None:
-            target = "127.0.0.1:%d" % listener.port
-            for turn in range(pairs):
-                # in turns, the first of each pair alternating, so that a drift of the machine's
-                # load does not favour one of them
-                order = (("this", PROGRAM), ("compared", compare))
-                for which, script in order if turn % 2 == 0 else order[::-1]:
-                    log("cpu: %s program (%s), turn %d of %d, %g s"
-                        % (which, script, turn + 1, pairs, seconds))
-                    row = cpu_run([sys.executable, str(script), "-a", target, *options,
-                                   "--state-file", str(work / ("state-%s.json" % which))],
-                                  seconds, listener)
-                    row.update(program=which, turn=turn)
-                    compared.append(row)
+            # both at the same time, each against its own listener: on a machine shared with
+            # other work, runs one after the other meet different loads
+            listeners = {"this": CountingListener(), "compared": CountingListener()}
+            try:
+                for turn in range(pairs):
+                    log("cpu: this program and %s at the same time, turn %d of %d, %g s"
+                        % (compare, turn + 1, pairs, seconds))
+                    runs = [(which, [sys.executable, str(script), "-a",
+                                     "127.0.0.1:%d" % listeners[which].port, *options,
+                                     "--state-file", str(work / ("state-%s.json" % which))],
+                             listeners[which])
+                            for which, script in (("this", PROGRAM), ("compared", compare))]
+                    for row in cpu_together(runs if turn % 2 == 0 else runs[::-1], seconds):
+                        row.update(turn=turn)
+                        compared.append(row)
+            finally:
+                for counting in listeners.values():
+                    counting.close()
     finally:
         listener.close()
     log("cpu: the statistics' own cost, %d rounds in process" % STATS_ROUNDS)
@@ -908,8 +945,8 @@ def markdown(results):
         figures = compared_figures(cpu)
         if figures:
             lines.append("| steady CPU per 1000 probes at `-i %g`, this program against `%s`, "
-                         "%d turns each | %.3f s against %.3f s: %+.1f %% (median of the turns' "
-                         "ratios) | at most +10 %% |" % (
+                         "both at once, %d turns | %.3f s against %.3f s: %+.1f %% (median of the "
+                         "turns' ratios) | at most +10 %% |" % (
                              cpu["interval"], Path(cpu["compare"]).name, len(figures["ratios"]),
                              figures["this"], figures["compared"],
                              100 * (figures["ratio"] - 1)))
@@ -961,8 +998,8 @@ def markdown(results):
                       "`python3 -S` leaves site-packages out." % ", ".join(cpu["site_pth"])]
         lines.append("")
     if cpu and cpu.get("compared"):
-        lines += ["### Steady CPU per 1000 probes, this program and `%s` in turns, %g s each"
-                  % (cpu["compare"], cpu["seconds"]), "",
+        lines += ["### CPU per 1000 probes, this program and `%s` at the same time, %g s per "
+                  "turn" % (cpu["compare"], cpu["seconds"]), "",
                   "| turn | program | probes | CPU s / 1000 probes | steady CPU s / 1000 probes |",
                   "|---|---|---|---|---|"]
         for row in cpu["compared"]:
@@ -1050,9 +1087,9 @@ def build_parser():
                              % (CPU_SECONDS, QUICK_CPU_SECONDS))
     parser.add_argument("--compare", metavar="PATH",
                         help="cpu: also run this other pyNetConnMon.py (e.g. `git show "
-                             "main:pyNetConnMon.py > /tmp/before.py`) and the program in turns, "
-                             "%d times each (%d with --quick), and compare their steady CPU"
-                             % (CPU_PAIRS, QUICK_CPU_PAIRS))
+                             "main:pyNetConnMon.py > /tmp/before.py`) and the program at the "
+                             "same time, in %d turns (%d with --quick), and compare their steady "
+                             "CPU" % (CPU_PAIRS, QUICK_CPU_PAIRS))
     return parser
 
 
