@@ -2,6 +2,7 @@
 """Benchmark of pyNetConnMon: how exact, how fast and how light it is, measured on this machine.
 
     python3 tests/bench.py [--quick] [--json] [--only SECTION,...] [--seed N] [--program PATH]
+                           [--compare PATH]
 
 A script, not a test (pytest does not collect it): a full run takes about 11 minutes, --quick
 about 1.5. It needs root, iproute2's `ip` and openssl for the fault lab (tests/netlab.py) and
@@ -14,8 +15,12 @@ Sections (all by default):
   rounds    time of one probe round with N = 1, 10, 100, 1000 blackholed targets at -t 1, and
             what the open-file limit does to a round of 1000 targets
   cpu       CPU seconds per 1000 probes and peak memory (VmHWM) at -i 0.05 against one healthy
-            loopback target, beside a plain blocking loop run the same way
+            loopback target, beside a plain blocking loop run the same way; with --compare,
+            also this program and another copy at the same time; and the connect-time
+            statistics' own cost per probe, in process
   mail      time from connectivity back to the report accepted by the lab's SMTP server
+  slow      congestions of known, uneven lengths in the home lab (tbf) at -i 1 -t 3 --slow 1000:
+            |reported - injected| duration of the slow periods
 
 Progress goes to stderr; the results go to stdout as Markdown (or JSON with --json).
 """
@@ -41,7 +46,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 PROGRAM = REPO / "pyNetConnMon.py"
-SECTIONS = ("duration", "rounds", "cpu", "mail")
+SECTIONS = ("duration", "rounds", "cpu", "mail", "slow")
 
 # -- settings ---------------------------------------------------------------------------------
 # Outage lengths (s): uneven, their fractional parts spread evenly over [0, 1) (one in each
@@ -68,6 +73,16 @@ CPU_INTERVAL = "0.05"
 CPU_SECONDS, QUICK_CPU_SECONDS = 30.0, 5.0
 CPU_WARMUP = 2.0             # the steady-state figure leaves out the first seconds (start-up)
 SEED_QUOTED = {"cpu_seconds": 0.3, "vmhwm_mb": 21.0}   # the issue's figures for the seed, 30 s
+
+CPU_PAIRS, QUICK_CPU_PAIRS = 6, 2   # with --compare: runs of each program, in turns
+STATS_ROUNDS = 200000        # rounds of Monitor._measure timed in process
+
+# Congestion lengths (s) for the slow periods: uneven, their fractional parts spread over [0, 1)
+CONGESTION_LENGTHS = (4.6875, 7.3125, 3.0625, 8.1875, 5.4375, 6.5625, 3.9375, 7.8125)
+QUICK_CONGESTION_LENGTHS = (4.6875, 6.3125)
+SLOW_TIMEOUT = 3.0           # -t: congested connects take 1.3 to 2 s
+SLOW_MS = 1000               # --slow
+CONGESTION_GAP = 4.0         # seconds of a normal line between congestions, at least
 
 MAIL_REPEAT, QUICK_MAIL_REPEAT = 6, 2
 MAIL_OUTAGE = 2.5
@@ -248,15 +263,16 @@ def summary(values):
             "min": min(values)}
 
 
-def lab_or_reason():
-    """(netlab module, None) if the fault lab works here, else (None, reason)."""
+def lab_or_reason(name="netlab", support="lab_support", what="the fault lab"):
+    """(lab module, None) if that lab works here, else (None, reason)."""
+    import importlib
     try:
-        import netlab
+        module = importlib.import_module(name)
     except ImportError as error:
-        return None, ("the fault lab cannot be imported (%s): pip install -r requirements-dev.txt"
-                      % error)
-    ok, reason = netlab.lab_support()
-    return (netlab, None) if ok else (None, reason)
+        return None, ("%s cannot be imported (%s): pip install -r requirements-dev.txt"
+                      % (what, error))
+    ok, reason = getattr(module, support)()
+    return (module, None) if ok else (None, reason)
 
 
 def monitor_argv(script, *args):
@@ -573,7 +589,76 @@ def cpu_run(argv, seconds, listener, cwd=None, env=None):
             "vmhwm_mb": round(vmhwm / 1024, 1) if vmhwm else None}
 
 
-def bench_cpu(work, seconds):
+def cpu_together(runs, seconds):
+    """Runs several programs at the same time, each against its own CountingListener, for
+    `seconds`: `runs` is [(name, argv, listener)]. Each sees the same load on the machine at the
+    same moments. Returns a row per run: probes, and CPU (schedstat) per 1000 probes over the
+    whole run and from second CPU_WARMUP on."""
+    started, procs = time.monotonic(), []
+    try:
+        for name, argv, listener in runs:
+            procs.append((name, listener, listener.count, subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)))
+        sleep_until(started + CPU_WARMUP)
+        warm = [(_schedstat_seconds(proc.pid), listener.count)
+                for _, listener, _, proc in procs]
+        sleep_until(started + seconds)
+        end = [(_schedstat_seconds(proc.pid), listener.count, proc.poll() is None)
+               for _, listener, _, proc in procs]
+    finally:
+        for _, _, _, proc in procs:
+            stop_process(proc)
+    rows = []
+    for (name, _, first, _), (warm_cpu, warm_count), (end_cpu, end_count, alive) in zip(
+            procs, warm, end):
+        if not alive or None in (warm_cpu, end_cpu) or end_count <= warm_count:
+            raise RuntimeError("%s did not run for %g s" % (name, seconds))
+        rows.append({"program": name, "seconds": seconds, "probes": end_count - first,
+                     "cpu_per_1000": round(end_cpu / (end_count - first) * 1000, 4),
+                     "steady_cpu_per_1000": round((end_cpu - warm_cpu) / (end_count - warm_count)
+                                                  * 1000, 4)})
+    return rows
+
+
+# Runs in a child: times Monitor._measure (statistics window, metrics counts, slow tracking) per
+# round of one target, and the end of a window of 1200 probes (60 s at -i 0.05). One JSON line.
+STATS_SNIPPET = r'''
+import importlib.util, json, random, sys, time
+spec = importlib.util.spec_from_file_location("pyNetConnMon", sys.argv[1])
+p = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(p)
+rounds = int(sys.argv[2])
+target = p.Target("127.0.0.1", 53)
+settings = p.Settings(targets=[target])
+monitor = p.Monitor(settings, p.Announcer(p.Console(quiet=True), p.EventLog(None), settings),
+                    None, None)
+rng = random.Random(1)
+results = [[p.ProbeResult(target, True, None, rng.uniform(0.0001, 0.0003))] for _ in range(1000)]
+monitor.stats.length = float("inf")        # no window ends while timing the rounds
+started = time.process_time()
+for number in range(rounds):
+    monitor._measure(results[number % 1000], number * 0.05, 1e9 + number * 0.05)
+per_round = (time.process_time() - started) / rounds
+window = p.StatisticsWindow(60.0)
+for number in range(1200):
+    window.add(results[number % 1000], number * 0.05, 1e9 + number * 0.05)
+started = time.process_time()
+for _ in range(100):
+    window.close(60.0)
+    for number in range(1200):
+        window.add(results[number % 1000], number * 0.05, 1e9 + number * 0.05)
+close = time.process_time() - started
+started = time.process_time()
+for _ in range(100):
+    for number in range(1200):
+        window.add(results[number % 1000], number * 0.05, 1e9 + number * 0.05)
+refill = time.process_time() - started
+print(json.dumps({"per_round": per_round, "window_close": (close - refill) / 100}))
+'''
+
+
+def bench_cpu(work, seconds, compare=None, pairs=CPU_PAIRS):
     baseline = work / "baseline_loop.py"
     baseline.write_text(BASELINE_LOOP)
     # Run as a script, the program is compiled from source at every start; run as a module
@@ -586,8 +671,10 @@ def bench_cpu(work, seconds):
     subprocess.run([sys.executable, "-m", "pyNetConnMon", "--version"], cwd=str(module_dir),
                    env=module_env, check=True, capture_output=True, timeout=60)   # writes the .pyc
     listener = CountingListener()
-    options = ["-i", CPU_INTERVAL, "-t", "1", "--no-mail", "-q"]
+    # -t 2, the default: with it the default --slow 1000 is in effect (-t 1 would turn it off)
+    options = ["-i", CPU_INTERVAL, "-t", "2", "--no-mail", "-q"]
     rows = []
+    compared = []
     try:
         for flags, interpreter in (((), "python3"), (("-S",), "python3 -S")):
             target = "127.0.0.1:%d" % listener.port
@@ -606,10 +693,124 @@ def bench_cpu(work, seconds):
                 row = cpu_run(argv, seconds, listener, cwd, env)
                 row.update(program=name, interpreter=interpreter)
                 rows.append(row)
+        if compare is not None:
+            # both at the same time, each against its own listener: on a machine shared with
+            # other work, runs one after the other meet different loads
+            listeners = {"this": CountingListener(), "compared": CountingListener()}
+            try:
+                for turn in range(pairs):
+                    log("cpu: this program and %s at the same time, turn %d of %d, %g s"
+                        % (compare, turn + 1, pairs, seconds))
+                    runs = [(which, [sys.executable, str(script), "-a",
+                                     "127.0.0.1:%d" % listeners[which].port, *options,
+                                     "--state-file", str(work / ("state-%s.json" % which))],
+                             listeners[which])
+                            for which, script in (("this", PROGRAM), ("compared", compare))]
+                    for row in cpu_together(runs if turn % 2 == 0 else runs[::-1], seconds):
+                        row.update(turn=turn)
+                        compared.append(row)
+            finally:
+                for counting in listeners.values():
+                    counting.close()
     finally:
         listener.close()
+    log("cpu: the statistics' own cost, %d rounds in process" % STATS_ROUNDS)
+    own = json.loads(subprocess.run(
+        [sys.executable, "-B", "-c", STATS_SNIPPET, str(PROGRAM), str(STATS_ROUNDS)],
+        capture_output=True, text=True, check=True, timeout=600).stdout)
     return {"interval": float(CPU_INTERVAL), "seconds": seconds, "warmup": CPU_WARMUP,
-            "rows": rows, "site_pth": site_note(), "seed_quoted": SEED_QUOTED}
+            "rows": rows, "site_pth": site_note(), "seed_quoted": SEED_QUOTED,
+            "compare": None if compare is None else str(compare), "compared": compared,
+            "statistics": own}
+
+
+def compared_figures(cpu):
+    """Median steady CPU per 1000 probes of this program and the compared one, and their ratio
+    (the median of the ratios of each turn's pair)."""
+    by_turn = {}
+    for row in cpu["compared"]:
+        if row["steady_cpu_per_1000"] is not None:
+            by_turn.setdefault(row["turn"], {})[row["program"]] = row["steady_cpu_per_1000"]
+    pairs = [turn for turn in by_turn.values() if len(turn) == 2]
+    if not pairs:
+        return None
+    return {"this": statistics.median(turn["this"] for turn in pairs),
+            "compared": statistics.median(turn["compared"] for turn in pairs),
+            "ratio": statistics.median(turn["this"] / turn["compared"] for turn in pairs),
+            "ratios": [round(turn["this"] / turn["compared"], 3) for turn in pairs]}
+
+
+# -- slow periods against injected congestion ---------------------------------------------------
+def bench_slow(homelab, work, rng, lengths):
+    """Congestions of the given stream lengths, each begun at a chosen phase of the monitor's
+    grid; each slow period's duration against the lab's timeline (queue full .. queue gone)."""
+    work.mkdir(parents=True)
+    events_path = work / "events.jsonl"
+    lab = homelab.HomeLab()
+    spans = []
+    try:
+        lab.start_listener()
+        with open(work / "monitor.out", "wb") as out:
+            monitor = lab.popen(monitor_argv(
+                PROGRAM, "-a", "%s:%d" % (homelab.TARGET_IP, homelab.TARGET_PORT),
+                "-i", INTERVAL, "-t", SLOW_TIMEOUT, "-m", MIN_INTERRUPTION, "--slow", SLOW_MS,
+                "--no-mail", "-q", "--state-file", work / "state.json",
+                "--log-file", events_path),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        if not wait_for(lambda: any(e["event"] == "start" for e in read_events(events_path)), 15):
+            raise RuntimeError("the monitor did not start: %s" % (work / "monitor.out"))
+        offset = wall_minus_mono()
+        phases = fault_phases(lengths, rng)
+        order = list(range(len(lengths)))
+        rng.shuffle(order)
+        base = time.monotonic()
+        earliest = base + CONGESTION_GAP
+        for count, (length, phase) in enumerate([(lengths[j], phases[j]) for j in order], 1):
+            log("slow: congestion %d of %d, %.3f s" % (count, len(lengths), length))
+            steps = math.ceil((earliest - base) / INTERVAL - phase)
+            sleep_until(base + (steps + phase) * INTERVAL)
+            lab.congestion(length)
+            began = lab.log[-1][1]
+            lab.congestion_end()
+            spans.append((began, lab.log[-1][1], phase))
+            wait_for(lambda: len([e for e in read_events(events_path)
+                                  if e["event"] == "slow_end"]) >= count, SLOW_TIMEOUT + 5)
+            earliest = lab.log[-1][1] + CONGESTION_GAP
+        stop_process(monitor)
+        logged = read_events(events_path)
+    finally:
+        lab.destroy()
+    rows = []
+    ends = [e for e in logged if e["event"] == "slow_end"]
+    for began, ended, phase in spans:
+        injected = ended - began
+        best = None
+        for event in ends:
+            lag = iso_to_wall(event["start"]) - (began + offset)
+            if -INTERVAL - 1.0 <= lag <= INTERVAL + SLOW_TIMEOUT and (
+                    best is None or abs(lag) < best[0]):
+                best = (abs(lag), event)
+        row = {"injected": round(injected, 4), "phase": round(phase, 4), "reported": None,
+               "error": None}
+        rows.append(row)
+        if best is None:
+            continue
+        event = best[1]
+        ends.remove(event)
+        row.update(reported=event["duration"], error=round(event["duration"] - injected, 4),
+                   ignored=event["ignored"], median_ms=event["median_ms"],
+                   max_ms=event["max_ms"],
+                   detect_slow=round(iso_to_wall(event["start"]) - (began + offset), 4),
+                   detect_end=round(iso_to_wall(event["end"]) - (ended + offset), 4))
+    errors = [row["error"] for row in rows if row["error"] is not None]
+    return {"interval": INTERVAL, "timeout": SLOW_TIMEOUT, "slow_ms": SLOW_MS,
+            "min_interruption": MIN_INTERRUPTION, "rows": rows,
+            "abs_error": summary(abs(error) for error in errors),
+            "bias": statistics.mean(errors) if errors else None,
+            "missed": sum(1 for row in rows if row["error"] is None),
+            "extra": len(ends), "downs": sum(1 for e in logged if e["event"] == "down"),
+            "detect_slow": summary(row["detect_slow"] for row in rows if "detect_slow" in row),
+            "detect_end": summary(row["detect_end"] for row in rows if "detect_end" in row)}
 
 
 # -- from connectivity back to the report accepted ----------------------------------------------
@@ -733,6 +934,27 @@ def markdown(results):
                 continue
             lines.append("| peak memory (VmHWM), %s | %s MB | — |"
                          % (row["program"], row["vmhwm_mb"]))
+    slow = results.get("slow")
+    if slow and slow["abs_error"]["n"]:
+        lines.append("| slow period duration error at `-i 1 -t 3 --slow 1000`, %d congestions "
+                     "(home lab, tbf) | mean %s, max %s (mean error %+.2f s)%s | — |" % (
+                         slow["abs_error"]["n"], _s(slow["abs_error"]["mean"]),
+                         _s(slow["abs_error"]["max"]), slow["bias"],
+                         "; %d not reported" % slow["missed"] if slow["missed"] else ""))
+    if cpu and cpu.get("compared"):
+        figures = compared_figures(cpu)
+        if figures:
+            lines.append("| steady CPU per 1000 probes at `-i %g`, this program against `%s`, "
+                         "both at once, %d turns | %.3f s against %.3f s: %+.1f %% (median of the "
+                         "turns' ratios) | at most +10 %% |" % (
+                             cpu["interval"], Path(cpu["compare"]).name, len(figures["ratios"]),
+                             figures["this"], figures["compared"],
+                             100 * (figures["ratio"] - 1)))
+    if cpu and cpu.get("statistics"):
+        own = cpu["statistics"]
+        lines.append("| the connect-time statistics' own CPU (`Monitor._measure`, in process), "
+                     "one target | %.1f µs per round; %.2f ms per window end (1200 probes) | — |"
+                     % (own["per_round"] * 1e6, own["window_close"] * 1e3))
     mail = results.get("mail")
     if mail and mail["back_to_accepted"]["n"]:
         stats = mail["back_to_accepted"]
@@ -775,6 +997,38 @@ def markdown(results):
             lines += ["", "`python3` runs the .pth files of its site-packages at start-up (%s); "
                       "`python3 -S` leaves site-packages out." % ", ".join(cpu["site_pth"])]
         lines.append("")
+    if cpu and cpu.get("compared"):
+        lines += ["### CPU per 1000 probes, this program and `%s` at the same time, %g s per "
+                  "turn" % (cpu["compare"], cpu["seconds"]), "",
+                  "| turn | program | probes | CPU s / 1000 probes | steady CPU s / 1000 probes |",
+                  "|---|---|---|---|---|"]
+        for row in cpu["compared"]:
+            lines.append("| %d | %s | %d | %s | %s |" % (
+                row["turn"] + 1, row["program"], row["probes"],
+                _s(row["cpu_per_1000"], 3).replace(" s", ""),
+                _s(row["steady_cpu_per_1000"], 3).replace(" s", "")))
+        figures = compared_figures(cpu)
+        if figures:
+            lines += ["", "Ratio this/compared per turn: %s; median %.3f." % (
+                ", ".join("%.3f" % ratio for ratio in figures["ratios"]), figures["ratio"])]
+        lines.append("")
+    if slow and slow["rows"]:
+        lines += ["### Slow periods against congestion at `-i %g -t %g -m %g --slow %d`" % (
+                      slow["interval"], slow["timeout"], slow["min_interruption"],
+                      slow["slow_ms"]), "",
+                  "| congestion (queue full .. removed) | slow period | error | slow noticed "
+                  "after | end noticed after | median | max |", "|---|---|---|---|---|---|---|"]
+        for row in sorted(slow["rows"], key=lambda row: row["injected"]):
+            if row["error"] is None:
+                lines.append("| %s | not reported | | | | | |" % _s(row["injected"], 3))
+                continue
+            lines.append("| %s | %s%s | %+.3f s | %s | %s | %.0f ms | %.0f ms |" % (
+                _s(row["injected"], 3), _s(row["reported"], 3),
+                " (ignored)" if row["ignored"] else "", row["error"],
+                _s(row["detect_slow"], 3), _s(row["detect_end"], 3), row["median_ms"],
+                row["max_ms"]))
+        lines += ["", "Interruptions during the run: %d; slow periods matching no congestion: %d."
+                  % (slow["downs"], slow["extra"]), ""]
     if rounds and rounds["low_limit"]:
         low = rounds["low_limit"]
         lines += ["### %d targets with a soft open-file limit of %d" % (
@@ -831,6 +1085,11 @@ def build_parser():
     parser.add_argument("--cpu-seconds", type=float, metavar="SECONDS",
                         help="length of each CPU run (default: %g, %g with --quick)"
                              % (CPU_SECONDS, QUICK_CPU_SECONDS))
+    parser.add_argument("--compare", metavar="PATH",
+                        help="cpu: also run this other pyNetConnMon.py (e.g. `git show "
+                             "main:pyNetConnMon.py > /tmp/before.py`) and the program at the "
+                             "same time, in %d turns (%d with --quick), and compare their steady "
+                             "CPU" % (CPU_PAIRS, QUICK_CPU_PAIRS))
     return parser
 
 
@@ -853,9 +1112,16 @@ def main(argv=None):
     netlab, reason = (None, None)
     if set(sections) & {"duration", "rounds", "mail"}:
         netlab, reason = lab_or_reason()
+    homelab, home_reason = (None, None)
+    if "slow" in sections:
+        homelab, home_reason = lab_or_reason("homelab", "homelab_support", "the home lab")
     try:
         for name in sections:
-            if name != "cpu" and netlab is None:
+            if name == "slow" and homelab is None:
+                results["errors"][name] = home_reason
+                log("%s: skipped: %s" % (name, home_reason))
+                continue
+            if name not in ("cpu", "slow") and netlab is None:
                 results["errors"][name] = reason
                 log("%s: skipped: %s" % (name, reason))
                 continue
@@ -869,10 +1135,15 @@ def main(argv=None):
             elif name == "cpu":
                 (work / name).mkdir()
                 seconds = args.cpu_seconds or (QUICK_CPU_SECONDS if args.quick else CPU_SECONDS)
-                results[name] = bench_cpu(work / name, seconds)
+                results[name] = bench_cpu(
+                    work / name, seconds, args.compare and Path(args.compare).resolve(),
+                    QUICK_CPU_PAIRS if args.quick else CPU_PAIRS)
             elif name == "mail":
                 results[name] = bench_mail(netlab, work / name, rng,
                                            QUICK_MAIL_REPEAT if args.quick else MAIL_REPEAT)
+            elif name == "slow":
+                lengths = QUICK_CONGESTION_LENGTHS if args.quick else CONGESTION_LENGTHS
+                results[name] = bench_slow(homelab, work / name, rng, lengths)
             log("%s: done in %.0f s" % (name, time.monotonic() - started))
     except (KeyboardInterrupt, Stop):
         log("interrupted; cleaned up")

@@ -90,6 +90,11 @@ def test_the_report_in_a_browser(browser, tmp_path, later_fields):
     if later_fields:
         partial = re.search(r"^Partial: +(.*?): \d+ of one", text, re.M).group(1)
         assert by_id(page.dom, "partial") == partial
+    for name in ("Slow", "Connect time"):
+        line = re.search(r"^%s: +(.*)$" % name, text, re.M)
+        assert bool(line) is later_fields
+        if line:
+            assert by_id(page.dom, name.lower().replace(" ", "-")) == line.group(1)
     per_target = re.findall(r"^(?:Per target:|Per family:)? +([\d.]+) %  (\S+)$", text, re.M)
     shown = re.findall(r"<tr><td>([^<]*)</td><td class=\"n\">([\d.]+) %</td>", page.dom)
     assert [(label, value) for value, label in per_target] == shown

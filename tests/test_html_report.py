@@ -49,7 +49,7 @@ def test_the_report_replay_gives_exactly_the_text_summary():
 
 def test_every_interruption_gap_slow_period_and_partial_outage_is_a_row():
     made = make_log(days=40, seed=5)
-    _, evidence, rows = evidence_of(made.events)
+    summary, evidence, rows = evidence_of(made.events)
     assert spans(rows, "interruption") == isos(made.interruptions)
     assert spans(rows, "gap") == isos(made.gaps)
     assert spans(rows, "slow") == isos(made.slow)
@@ -58,7 +58,7 @@ def test_every_interruption_gap_slow_period_and_partial_outage_is_a_row():
     assert evidence.counts == {"interruption": len(made.interruptions), "gap": len(made.gaps),
                                "slow": len(made.slow), "partial": len(made.partial)}
     assert evidence.hosts == ["pi.example"] and evidence.targets == TARGETS
-    assert evidence.watches_slow
+    assert summary.has_latency
 
 
 def test_a_row_tells_the_downs_reason_and_the_ups_cause():
@@ -128,10 +128,10 @@ def test_a_slow_period_still_open_at_the_stop_ends_there():
     log = Log().start(T0)
     log.add(T0 + 10, "slow", start=iso(T0 + 10), connect_ms=1500.0)
     log.stop(T0 + 70)
-    _, evidence, rows = evidence_of(log.events)
+    summary, evidence, rows = evidence_of(log.events)
     assert [(row.kind, row.start, row.end, row.note) for row in rows] == [
         ("slow", T0 + 10, T0 + 70, "still slow: the monitor stopped")]
-    assert evidence.slow_time == 60.0
+    assert summary.slow == 60.0
 
 
 def test_connect_time_per_hour_weights_each_window_by_its_connects():
@@ -155,7 +155,7 @@ def test_a_log_from_before_causes_and_statistics_shows_neither():
     made = make_log(days=20, seed=2, later_fields=False)
     summary, evidence, rows = evidence_of(made.events)
     assert {row.cause for row in rows if row.kind == "interruption"} == {"not recorded"}
-    assert not evidence.watches_slow and not evidence.hourly.hours
+    assert not summary.has_latency and not evidence.hourly.hours
     page = pnm.render_report(summary, evidence, "old.jsonl", made=T0)
     assert "Connect time per hour" not in page and 'id="slow"' not in page
     assert "This log has neither" in page
