@@ -4509,6 +4509,7 @@ REPORT_ROWS_KEPT = 20000         # rows of the HTML's table and spans drawn: the
 REPORT_TARGETS_KEPT = 64         # targets with their own figures; a log with more counts the rest
 REPORT_CHARTS = 8                # targets with a connect-time chart: those with the most connects
 REPORT_WINDOWS_PER_HOUR = 3600   # statistics windows taken per target and hour
+REPORT_WINDOWS_KEPT = 3000       # windows kept as they are, per target, for a short period
 REPORT_TEXT_LIMIT = 200          # characters of any text from the log shown in a cell
 REPORT_ZOOM = 3 * 86400.0       # a period this short also gets one bar of its own, to scale
 BAR_WIDTH = 480                  # SVG units of a day's 24 hours (one unit: 3 minutes)
@@ -4622,19 +4623,28 @@ class HourlyConnectTimes:
     """Connect time per target and local hour from the statistics windows (`stats` events):
     the median of the windows' medians and the 95th percentile of their 95th percentiles, each
     window weighted by its connects. Only the hour being filled keeps its windows; the log's
-    order closes an hour when the next begins."""
+    order closes an hour when the next begins. The first REPORT_WINDOWS_KEPT windows of each
+    target are kept as they are too, for a short period."""
 
     def __init__(self, limit=REPORT_TARGETS_KEPT):
         self.limit = limit
         self.open = {}              # label -> (hour start, [(median, p95, weight), ...])
-        self.hours = {}             # label -> [(hour start, median ms, p95 ms), ...]
+        self.hours = {}             # label -> [(middle of the hour, median ms, p95 ms), ...]
+        self.windows = {}           # label -> [(middle of the window, median, p95), ...] or
+        #                             None once there were more than REPORT_WINDOWS_KEPT
         self.connects = {}          # label -> connects in all windows
 
-    def add(self, label, moment, median, p95, weight):
+    def add(self, label, moment, end, median, p95, weight):
+        """A window [moment, end) of `label`."""
         if label not in self.hours:
             if len(self.hours) >= self.limit:
                 return
-            self.hours[label], self.connects[label] = [], 0.0
+            self.hours[label], self.connects[label], self.windows[label] = [], 0.0, []
+        windows = self.windows[label]
+        if windows is not None:
+            windows.append(((moment + max(moment, end)) / 2, median, p95))
+            if len(windows) > REPORT_WINDOWS_KEPT:
+                self.windows[label] = None
         local = time.localtime(moment)
         hour = math.floor(moment) - local.tm_min * 60 - local.tm_sec
         current = self.open.get(label)
@@ -4649,14 +4659,16 @@ class HourlyConnectTimes:
 
     def _close(self, label):
         hour, windows = self.open.pop(label)
-        self.hours[label].append((hour, _weighted_quantile([(m, w) for m, _, w in windows], 0.5),
+        self.hours[label].append((hour + 1800.0,
+                                  _weighted_quantile([(m, w) for m, _, w in windows], 0.5),
                                   _weighted_quantile([(p, w) for _, p, w in windows], 0.95)))
 
     def finish(self):
         for label in list(self.open):
             self._close(label)
-        for hours in self.hours.values():
-            hours.sort()
+        for points in list(self.hours.values()) + list(self.windows.values()):
+            if points is not None:
+                points.sort()
 
 
 class Evidence:
@@ -4851,6 +4863,7 @@ class _EvidenceReplay(_Replay):
 
     def _note_stats(self, moment, record):
         start, targets = parse_log_time(record.get("start")) or moment, record.get("targets")
+        end = parse_log_time(record.get("end")) or moment
         if not isinstance(targets, dict) or self.evidence.clip(start, start + 1) is None:
             return
         for label, figures in list(targets.items())[:REPORT_TARGETS_KEPT]:
@@ -4860,7 +4873,7 @@ class _EvidenceReplay(_Replay):
             connects = (_number(figures.get("probes"), 0.0)
                         - _number(figures.get("failures"), 0.0))
             if median is not None and median >= 0 and connects > 0:
-                self.evidence.hourly.add(_log_text(label, 100), start, median,
+                self.evidence.hourly.add(_log_text(label, 100), start, end, median,
                                          median if p95 is None else max(median, p95), connects)
 
     def _add_span(self, kind, start, end, **details):
@@ -5138,15 +5151,15 @@ def _time_ticks(start, end, most=8):
     return ticks, fmt
 
 
-def _connect_chart(label, hours, start, end, width=720, height=130):
-    """Median and 95th percentile per hour as two lines over [start, end); hours without
-    statistics leave a hole. With more hours than the width has room for, each pixel column
-    shows the middle of its hours' medians and the highest of their 95th percentiles."""
+def _connect_chart(label, points, step, start, end, width=720, height=130):
+    """Median and 95th percentile as two lines over [start, end), a point every `step`
+    seconds (an hour, or a statistics window); where there are no statistics, a hole. With
+    more points than the width has room for, each pixel column shows the middle of its points'
+    medians and the highest of their 95th percentiles."""
     left, bottom, top = 46, 16, 6
     plot_w, plot_h = width - left - 4, height - bottom - top
     span = max(1.0, end - start)
-    points = [(hour + 1800.0, median, p95) for hour, median, p95 in hours
-              if start - 3600 < hour < end]
+    points = [point for point in points if start - step < point[0] < end + step]
     if not points:
         return ""
     if len(points) > plot_w:
@@ -5157,7 +5170,7 @@ def _connect_chart(label, hours, start, end, width=720, height=130):
                    sorted(med for _, med, _ in group)[len(group) // 2],
                    max(p for _, _, p in group)) for _, group in sorted(columns.items())]
     top_ms = _nice_ceiling(max(p95 for _, _, p95 in points))
-    gap = max(3 * 3600.0, 1.5 * span / plot_w)
+    gap = max(2.5 * step, 1.5 * span / plot_w)
 
     def x(moment):
         return left + min(plot_w, max(0.0, (moment - start) / span * plot_w))
@@ -5397,14 +5410,21 @@ def _charts(summary, evidence):
     if not hourly.hours:
         return ""
     labels = sorted(hourly.hours, key=lambda label: -hourly.connects[label])[:REPORT_CHARTS]
-    out = ["<h2>Connect time per hour</h2>",
+    windows = summary.period <= REPORT_ZOOM and all(hourly.windows[label] for label in labels)
+    per = "per hour"
+    if windows:                  # a short period: each statistics window, as it is
+        points = sorted(point[0] for label in labels for point in hourly.windows[label])
+        step = min([b - a for a, b in zip(points, points[1:]) if b > a] or [60.0])
+        per = "per statistics window (%s)" % human_duration(step)
+    out = ["<h2>Connect time %s</h2>" % per,
            '<p class="small">%s %s</p>' % (_swatch("median", "median").replace(
                'class="median"', 'style="fill:%s"' % REPORT_COLOURS["median"]),
                _swatch("p95", "95th percentile").replace(
                    'class="p95"', 'style="fill:%s"' % REPORT_COLOURS["p95"]))]
     for label in labels:
         out.append("<p><b>%s</b></p>%s" % (escape(label), _connect_chart(
-            label, hourly.hours[label], summary.start, summary.end)))
+            label, hourly.windows[label] if windows else hourly.hours[label],
+            step if windows else 3600.0, summary.start, summary.end)))
     if len(hourly.hours) > len(labels):
         out.append('<p class="muted">%s more without a chart.</p>'
                    % plural(len(hourly.hours) - len(labels), "target"))

@@ -3,8 +3,9 @@
     python3 tests/docs_pictures.py [DOCS_DIR]
 
 The monitor watches an IPv4 and an IPv6 address of the lab's "Internet" every 0.2 s through the
-lab's router while the lab breaks things the ways a home network breaks: the provider's line
-(the router's uplink), the router itself, the monitor's own link, one target, all of IPv6.
+lab's router (statistics every 5 s) while the lab breaks things the ways a home network breaks:
+the provider's line (the router's uplink), the router itself, the monitor's own link, one
+target, all of IPv6, and then congests the line (slow, not down).
 While the last fault lasts, the status page is fetched from inside the monitor's namespace and
 shown in headless Chromium (docs/status-page.png); after the stop, the HTML report of the run's
 event log is made and shown (docs/report.png), and the top of a report of a made-up year
@@ -60,8 +61,8 @@ def main():
     try:
         lab.start_listener()
         monitor = lab.popen([sys.executable, str(PROGRAM), "-a", "%s:%d" % (TARGET_IP, TARGET_PORT),
-                             "-a", "[%s]:%d" % (TARGET_IP6, TARGET_PORT), "-i", "0.2", "-t", "1",
-                             "-m", "1", "--no-mail", "--log-file", str(log),
+                             "-a", "[%s]:%d" % (TARGET_IP6, TARGET_PORT), "-i", "0.2", "-t", "3",
+                             "-m", "1", "--stats-interval", "5", "--no-mail", "--log-file", str(log),
                              "--state-file", str(work / "state.json"),
                              "--metrics-port", str(STATUS_PORT)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
@@ -81,6 +82,10 @@ def main():
         time.sleep(6)
         lab.family_up("ipv6")
         time.sleep(15)
+        lab.congestion(12)                               # slow, not down
+        lab.congestion_end()
+        wait_for_event(log, "slow_end", timeout=30)
+        time.sleep(10)
         lab.uplink_down()
         wait_for_event(log, "down", timeout=20, count=4)
         time.sleep(8)

@@ -145,10 +145,14 @@ def test_connect_time_per_hour_weights_each_window_by_its_connects():
     log.add(T0 + 3600 + 60, "stats", start=iso(T0 + 3600), end=iso(T0 + 3660), targets={
         "192.0.2.1:53": {"probes": 5, "failures": 5, "median_ms": None}})   # no connect: skipped
     log.stop(T0 + 7200)
-    _, evidence, _ = evidence_of(log.events)
+    summary, evidence, _ = evidence_of(log.events)
     # medians 10 (w 10), 30 (w 30), 20 (w 10): half the weight (25) is reached at 30;
     # 95 % of it (47.5) at 90
-    assert evidence.hourly.hours == {"192.0.2.1:53": [(T0, 30.0, 90.0)]}
+    assert evidence.hourly.hours == {"192.0.2.1:53": [(T0 + 1800, 30.0, 90.0)]}
+    assert evidence.hourly.windows == {"192.0.2.1:53": [
+        (T0 + 30, 10.0, 20.0), (T0 + 90, 30.0, 90.0), (T0 + 150, 20.0, 40.0)]}
+    page = pnm.render_report(summary, evidence, "x", made=T0)
+    assert "<h2>Connect time per statistics window (1 min)</h2>" in page
 
 
 def test_a_log_from_before_causes_and_statistics_shows_neither():
