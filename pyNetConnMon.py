@@ -5196,10 +5196,10 @@ def _connect_chart(label, points, step, start, end, width=720, height=130):
                         if fraction else "0 ms"))
     ticks, fmt = _time_ticks(start, end)
     for tick in ticks:
-        inner.append('<text x="%.1f" y="%d">%s</text>' % (x(tick) - 10, height - 3,
-                                                          time.strftime(fmt, time.localtime(tick))))
+        inner.append('<text x="%.1f" y="%d">%s</text>' % (
+            min(width - 44, x(tick) - 10), height - 3, time.strftime(fmt, time.localtime(tick))))
     inner.append('<path class="p95" d="%s"/><path class="median" d="%s"/>' % (path(2), path(1)))
-    return _svg(width, height, inner, "connect time to %s per hour" % label)
+    return _svg(width, height, inner, "connect time to %s" % label)
 
 
 def _swatch(css, label):
@@ -5359,7 +5359,7 @@ def _period_bar(summary, evidence):
     return ("<h2>The whole period</h2>" + _bar(
         start, end, list(evidence.monitored), list(evidence.rows), ticks, width=720, height=22,
         label="the whole period") + _svg(720, 11, ['<text x="%.1f" y="9">%s</text>' % (
-            min(690, max(0, (tick - start) * scale - 12)),
+            min(676, max(0, (tick - start) * scale - 12)),
             time.strftime(fmt, time.localtime(tick))) for tick in ticks], "times"))
 
 
