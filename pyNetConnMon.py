@@ -5794,17 +5794,32 @@ def render_status(status, now=None):
     body = ['<h1>%s: <span id="state" class="state" style="background:%s;color:#fff">%s</span>'
             '</h1><p id="since">%s</p>' % (
                 escape(escape_controls(status.host)), colour, word, sentence)]
+    stats = status.latest.get("stats")
+    windows = stats.fields.get("targets") if stats is not None else None
+    windows = windows if isinstance(windows, dict) else {}
     targets = ['<h2>Targets</h2><table id="targets"><thead><tr><th>target</th><th>now</th>'
-               '<th class="n">last connect</th></tr></thead><tbody>']
+               '<th class="n">last connect</th>%s</tr></thead><tbody>' % (
+                   '<th class="n">median, 95th percentile (%s to %s)</th>' % (
+                       local_time(stats.start)[11:], local_time(stats.wall)[11:])
+                   if windows and stats.start else "")]
     rows = list(metrics.targets)
     gateway = getattr(metrics, "gateway", None)
     if gateway:
         rows.append(("%s (gateway)" % gateway[0], gateway[1], gateway[2] if len(gateway) > 2
                      else None))
     for label, up, seconds in rows:
-        targets.append('<tr><td>%s</td><td>%s</td><td class="n">%s</td></tr>' % (
+        figures = windows.get(label)
+        window = ""
+        if isinstance(figures, dict):
+            median, p95 = _number(figures.get("median_ms")), _number(figures.get("p95_ms"))
+            window = '<td class="n">%s</td>' % (
+                "%s, %s" % (milliseconds(median), milliseconds(p95)) if median is not None and
+                p95 is not None else "-")
+        elif windows and stats.start:
+            window = '<td class="n">-</td>'
+        targets.append('<tr><td>%s</td><td>%s</td><td class="n">%s</td>%s</tr>' % (
             escape(label), "up" if up else "<b>down</b>",
-            milliseconds(seconds * 1000.0) if up and seconds is not None else "-"))
+            milliseconds(seconds * 1000.0) if up and seconds is not None else "-", window))
     if not rows:
         targets.append('<tr><td colspan="3" class="muted">no round yet</td></tr>')
     targets.append("</tbody></table>")

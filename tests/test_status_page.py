@@ -252,3 +252,14 @@ def test_a_partial_outage_says_what_failed():
     page = pnm.render_status(board_with(events).status())
     assert "<td>every IPv6 target failed: timeout</td>" in page
     assert "<td>target %s failed: refused (still down)</td>" % TARGET.label in page
+
+
+def test_the_last_statistics_window_is_shown_per_target():
+    events = [start(NOW - 600),
+              ("stats", NOW - 10, {"start": pnm.iso_time(NOW - 70), "end": pnm.iso_time(NOW - 10),
+                                   "targets": {TARGET.label: {"median_ms": 12.5, "p95_ms": 48.0,
+                                                              "probes": 30, "failures": 0}}})]
+    page = pnm.render_status(board_with(events).status())
+    assert ('<th class="n">median, 95th percentile (%s to %s)</th>'
+            % (pnm.local_time(NOW - 70)[11:], pnm.local_time(NOW - 10)[11:])) in page
+    assert '<td class="n">12.3 ms</td><td class="n">12.5 ms, 48.0 ms</td>' in page
