@@ -50,9 +50,10 @@ class Page:
 
 class Browser:
     """One Chromium for a few pages; every wait has a deadline; closed (and killed if need be)
-    at exit, its profile removed."""
+    at exit, its profile removed. `prefix` runs it inside something, e.g. a lab's network
+    namespace (["ip", "netns", "exec", NS])."""
 
-    def __init__(self, timeout=30.0, width=1000):
+    def __init__(self, timeout=30.0, width=1000, prefix=()):
         path = chromium()
         if path is None:
             raise BrowserError("chromium is not installed")
@@ -63,7 +64,7 @@ class Browser:
         from_browser = os.pipe()
         # the protocol's pipe is the browser's fd 3 (it reads) and fd 4 (it writes)
         self.proc = subprocess.Popen(
-            ["bash", "-c", 'exec "$@" 3<&%d 4>&%d' % (to_browser[0], from_browser[1]), "bash",
+            [*prefix, "bash", "-c", 'exec "$@" 3<&%d 4>&%d' % (to_browser[0], from_browser[1]), "bash",
              path, *CHROMIUM_FLAGS, "--user-data-dir=" + self.profile, "about:blank"],
             pass_fds=(to_browser[0], from_browser[1]), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)

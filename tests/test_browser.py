@@ -15,7 +15,7 @@ import pytest
 
 import pyNetConnMon as pnm
 from browser import Browser, chromium, png_colours
-from harness import Listener, closed_port, run_program, start_monitor, wait_until
+from harness import Listener, closed_port, run_program, start_monitor, wait_for_event, wait_until
 from reportlog import make_log
 
 pytestmark = pytest.mark.skipif(chromium() is None, reason="chromium is not installed "
@@ -152,4 +152,29 @@ def test_the_status_page_of_a_running_monitor(browser, tmp_path):
         assert '<a href="/metrics">' in page.dom
         down = rgb(pnm.CAUSE_COLOURS["unknown"])
         assert down in png_colours(page.png, wanted={down})
+        assert monitor.terminate() == 0
+
+
+def test_the_status_page_in_the_home_lab_says_where_it_broke(homelab, tmp_path):
+    """Chromium inside the lab's monitor namespace, as a person at home would open the page
+    while the provider's line is down."""
+    from homelab import TARGET_IP, TARGET_PORT
+    from lab_monitor import start_monitor as start_in_lab
+    homelab.start_listener()
+    url = "http://127.0.0.1:9469/"
+    with start_in_lab(homelab, tmp_path, "-a", "%s:%d" % (TARGET_IP, TARGET_PORT), "-i", "0.2",
+                      "-t", "0.5", "-m", "1", "--no-mail", "--metrics-port", "9469") as monitor:
+        wait_for_event(monitor.log, "gateway_changed", timeout=15)
+        homelab.uplink_down()
+        try:
+            wait_for_event(monitor.log, "down", timeout=10)
+            with Browser(prefix=homelab.prefix) as browser:
+                page = browser.open(url)
+        finally:
+            homelab.uplink_up()
+        assert_clean(page, [url])
+        assert by_id(page.dom, "state") == "DOWN"
+        assert "Cause: provider (%s)." % pnm.CAUSE_WORDS["provider"] in by_id(page.dom, "since")
+        provider = rgb(pnm.CAUSE_COLOURS["provider"])
+        assert provider in png_colours(page.png, wanted={provider})
         assert monitor.terminate() == 0
