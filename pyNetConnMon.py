@@ -148,23 +148,34 @@ RENAMED_EVENTS = {"mail_sent": "report_sent", "mail_failed": "report_failed"}
 
 
 class RoundSchedule:
-    """Fixed-rate rounds on the monotonic clock.
+    """Rounds on fixed grids of the monotonic clock: every `interval` seconds while the network is
+    up, every `down_interval` seconds while it is down (both grids count from the first round).
 
     A round that overruns lets the next one start at once, but the grid is kept: rounds missed
-    entirely are skipped, not made up in a burst.
+    entirely are skipped, not made up in a burst. Which grid the next round is on is asked after
+    the round, so the first failed round is followed by a fast one, and the first good round by
+    one on the interval's grid again.
     """
 
-    def __init__(self, interval, first_round):
+    def __init__(self, interval, first_round, down_interval=None):
         self.interval = interval
-        self.next_due = first_round
+        self.down_interval = min(down_interval or interval, interval)
+        self.origin = first_round
+        self.next_due = self.next_due_down = first_round
 
-    def seconds_until_due(self, now):
-        return max(0.0, self.next_due - now)
+    def seconds_until_due(self, now, down=False):
+        left = (self.next_due_down if down else self.next_due) - now
+        return left if left > 1e-9 else 0.0     # a rounding error away is due: no wait of 1e-16 s
 
     def round_started(self, now):
-        self.next_due += self.interval
-        if self.next_due <= now:
-            self.next_due += (math.floor((now - self.next_due) / self.interval) + 1) * self.interval
+        self.next_due = self._next_after(now, self.interval)
+        self.next_due_down = self._next_after(now, self.down_interval)
+
+    def _next_after(self, now, step):
+        """The first instant of the grid of `step` after `now`; a round that starts a rounding
+        error before an instant of the grid counts as started at that instant."""
+        due = self.origin + (math.floor((now - self.origin) / step + 1e-6) + 1) * step
+        return due if due > now else due + step
 
 
 def counts_as_interruption(duration, min_interruption):
