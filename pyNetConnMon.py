@@ -40,6 +40,9 @@ DEFAULT_BACKOFF_MIN = 60.0
 DEFAULT_BACKOFF_MAX = 3600.0
 DEFAULT_BACKOFF_STEP = 300.0
 DEFAULT_HEARTBEAT = 60.0
+DOWN_INTERVAL_SHARE = 10         # while down, probe this many times as often as -i by default ...
+DOWN_INTERVAL_MIN = 0.05         # ... but no more often than every this many seconds
+DOWN_CONNECTS_LIMIT = 64         # connects in flight at most while probing fast (see Prober)
 
 NOTIFY_COMMAND_TIMEOUT = 60.0
 NOTIFY_ERROR_TAIL = 4096         # bytes: only the end of a notify command's stderr is kept
@@ -88,7 +91,7 @@ class Settings:
                  "backoff_max", "backoff_step", "heartbeat", "log_file", "state_file",
                  "metrics_port", "metrics_address", "ping_url", "ping_interval", "pysendmail",
                  "notify_command", "no_mail", "test_mail", "once", "quiet", "summary", "since",
-                 "until", "discard_pending")
+                 "until", "discard_pending", "down_interval")
 
     DEFAULTS = dict(targets=(), interval=DEFAULT_INTERVAL, timeout=DEFAULT_TIMEOUT,
                     min_interruption=DEFAULT_MIN_INTERRUPTION, backoff_min=DEFAULT_BACKOFF_MIN,
@@ -97,7 +100,7 @@ class Settings:
                     metrics_port=None, metrics_address=DEFAULT_METRICS_ADDRESS, ping_url=None,
                     ping_interval=DEFAULT_PING_INTERVAL, pysendmail=None, notify_command=None,
                     no_mail=False, test_mail=False, once=False, quiet=False, summary=False,
-                    since=None, until=None, discard_pending=False)
+                    since=None, until=None, discard_pending=False, down_interval=None)
 
     def __init__(self, **values):
         unknown = set(values) - set(self.__slots__)
@@ -109,6 +112,14 @@ class Settings:
     @property
     def target_labels(self):
         return [target.label for target in self.targets]
+
+    @property
+    def down_probe_interval(self):
+        """Seconds between rounds while the network is down: --down-interval, else a tenth of
+        -i, at least DOWN_INTERVAL_MIN (and never more than -i)."""
+        if self.down_interval is not None:
+            return self.down_interval
+        return min(self.interval, max(DOWN_INTERVAL_MIN, self.interval / DOWN_INTERVAL_SHARE))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,11 +136,13 @@ class EventKind:
 
 
 EVENTS = {
-    "start": EventKind(("version", "targets", "interval", "timeout", "min_interruption",
-                        "backoff_min", "backoff_max", "backoff_step", "pid", "state_file"), True),
+    "start": EventKind(("version", "targets", "interval", "down_interval", "timeout",
+                        "min_interruption", "backoff_min", "backoff_max", "backoff_step", "pid",
+                        "state_file"), True),
     "stop": EventKind(("signal", "down_since"), True),
-    "down": EventKind(("start", "reason", "targets"), True),
-    "up": EventKind(("start", "end", "duration", "ignored", "reason", "targets"), True),
+    "down": EventKind(("start", "start_after", "start_before", "reason", "targets"), True),
+    "up": EventKind(("start", "start_after", "start_before", "end", "duration", "duration_min",
+                     "duration_max", "ignored", "reason", "targets"), True),
     "gap": EventKind(("start", "end", "duration", "ignored"), True),
     "log_reopened": EventKind((), True),      # a rotated log begins here, with the monitor running
     "report_sent": EventKind(("interruptions", "via", "next_wait")),
@@ -210,40 +223,66 @@ class Interruption:
 
 
 class OngoingOutage:
-    __slots__ = ("start_mono", "start_wall", "reason", "targets")
+    """An outage while it lasts. It began after the last probe that got through (`after`, None
+    when there was none since the start) and by the first failed round (`before`); it is taken
+    to begin in the middle of that window. Instants are (monotonic, wall clock) pairs."""
 
-    def __init__(self, start_mono, start_wall, reason, targets):
-        self.start_mono = start_mono
-        self.start_wall = start_wall
+    __slots__ = ("after", "before", "start_mono", "start_wall", "last_failed", "reason",
+                 "targets")
+
+    def __init__(self, after, before, reason, targets):
+        self.after = after
+        self.before = before
+        start = before if after is None else after
+        self.start_mono = (start[0] + before[0]) / 2
+        self.start_wall = (start[1] + before[1]) / 2
+        self.last_failed = before[0]    # monotonic: the latest round that found it still down
         self.reason = reason
         self.targets = targets
+
+    def duration_bounds(self, end_mono):
+        """(shortest, longest) it can have lasted if it ended by `end_mono` (longest: None when
+        it began before the first round): from the first failed round to the last one, and from
+        the last good probe to the end."""
+        shortest = max(0.0, self.last_failed - self.before[0])
+        return shortest, None if self.after is None else max(0.0, end_mono - self.after[0])
 
 
 class InterruptionTracker:
     """Turns round results into DOWN and UP transitions.
 
-    An interruption starts at the first failed round and ends at the first successful one.
+    An interruption begins between the last probe that got through and the first failed round
+    (taken in the middle) and ends when the first connect gets through again.
     """
 
     def __init__(self, min_interruption):
         self.min_interruption = min_interruption
         self.outage = None
+        self.last_good = None        # (monotonic, wall) of the latest connect that got through
 
     @property
     def is_down(self):
         return self.outage is not None
 
     def observe(self, network_up, mono, wall, reason=None, target_reasons=None):
-        """Returns ("down", OngoingOutage), ("up", (OngoingOutage, duration, ignored)) or None."""
-        if not network_up and self.outage is None:
-            self.outage = OngoingOutage(mono, wall, reason, dict(target_reasons or {}))
-            return ("down", self.outage)
-        if network_up and self.outage is not None:
-            outage, self.outage = self.outage, None
+        """`mono`, `wall`: when the round's first connect got through if the network is up, else
+        when the round began. Returns ("down", OngoingOutage), ("up", (OngoingOutage, duration,
+        ignored)) or None."""
+        outage = self.outage
+        if network_up:
+            self.last_good = (mono, wall)
+            if outage is None:
+                return None
+            self.outage = None
             duration = max(0.0, mono - outage.start_mono)
             return ("up", (outage, duration,
                            not counts_as_interruption(duration, self.min_interruption)))
-        return None
+        if outage is not None:
+            outage.last_failed = mono
+            return None
+        self.outage = OngoingOutage(self.last_good, (mono, wall), reason,
+                                    dict(target_reasons or {}))
+        return ("down", self.outage)
 
     def ongoing_duration(self, mono):
         """How long the current outage has lasted at `mono` (0 while up)."""
@@ -742,13 +781,14 @@ def reason_for_errno(number):
 
 
 class ProbeResult:
-    __slots__ = ("target", "up", "reason", "connect_time")
+    __slots__ = ("target", "up", "reason", "connect_time", "answered")
 
-    def __init__(self, target, up, reason=None, connect_time=None):
+    def __init__(self, target, up, reason=None, connect_time=None, answered=None):
         self.target = target
         self.up = up
         self.reason = reason
         self.connect_time = connect_time
+        self.answered = answered    # monotonic instant the connect got through (None: not up)
 
 
 def resolve_all(targets, deadline, clock=time.monotonic):
@@ -786,62 +826,94 @@ def resolve_all(targets, deadline, clock=time.monotonic):
 
 
 class Prober:
-    """Connects to all targets concurrently; a round lasts at most about `timeout`."""
+    """Connects to all targets concurrently; a round lasts at most about `timeout`.
 
-    def __init__(self, timeout, wake_fd=None, clock=time.monotonic):
+    While the network is down the monitor asks for fast rounds (see probe_round): their connects
+    may outlive the round, each until its own timeout, so that a new round can start every few
+    tenths of a second even while every connect waits for its timeout. At most `limit` connects
+    are in flight then; a round that does not fit starts none (one round alone may exceed it).
+    """
+
+    def __init__(self, timeout, wake_fd=None, clock=time.monotonic, limit=None):
         self.timeout = timeout
         self.wake_fd = wake_fd
         self.clock = clock
+        self.limit = limit or DOWN_CONNECTS_LIMIT
+        self.in_flight = {}     # socket -> (target, connect started, deadline)
         # one selector for the whole run: a new epoll per round would cost CPU on a small Pi
         self.selector = selectors.DefaultSelector()
         if wake_fd is not None:
             self.selector.register(wake_fd, selectors.EVENT_READ, "wake")
 
     def close(self):
+        self._drop(list(self.in_flight))
         self.selector.close()
 
-    def probe_round(self, targets, interrupted=lambda: False):
+    def probe_round(self, targets, interrupted=lambda: False, wait=None):
+        """One ProbeResult per target, in order.
+
+        `wait` None: the round waits for its connects, each at most `timeout`, and leaves none
+        behind. `wait` SECONDS (a fast round): it waits at most that long, or until its own
+        connects have ended; connects still waiting stay in flight, watched by the next rounds
+        until their own timeout, and one that ends during a later round counts for that round.
+        A target whose connect still waits is "timeout" for the round. Once a connect has got
+        through, the ones left in flight are closed: they would only add traffic.
+        """
         started = self.clock()
-        resolved = resolve_all(targets, started + self.timeout, self.clock)
+        in_flight = self.in_flight
         results = {}
-        pending = {}            # socket -> (target, connect started)
-        selector = self.selector
-        try:
+        own = set()
+        if in_flight:
+            if wait is None:
+                self._drop(list(in_flight))
+            else:
+                self._expire(started, own, results)
+        needed = sum(1 if target.is_literal else MAX_ADDRESSES_PER_TARGET for target in targets)
+        admitted = not in_flight or len(in_flight) + needed <= self.limit
+        if admitted:
+            resolved = resolve_all(targets, started + self.timeout, self.clock)
             for target in targets:
                 addresses = resolved[target]
                 if isinstance(addresses, str):
                     results[target] = ProbeResult(target, False, addresses)
                     continue
                 for family, sockaddr in addresses:
-                    self._start_connect(target, family, sockaddr, selector, pending, results)
-            deadline = self.clock() + self.timeout
-            while pending and not interrupted():
-                remaining = deadline - self.clock()
-                if remaining <= 0:
+                    self._start_connect(target, family, sockaddr, own, results)
+        end = math.inf if wait is None else started + wait
+        deadline = self._soonest_deadline()
+        selector = self.selector
+        try:
+            while (own if admitted else in_flight) and not interrupted():
+                now = self.clock()
+                if now >= end:
                     break
-                for key, _ in selector.select(remaining):
+                if now >= deadline:
+                    self._expire(now, own, results)
+                    deadline = self._soonest_deadline()
+                    continue
+                for key, _ in selector.select(min(end, deadline) - now):
                     if key.data == "wake":
                         _drain(self.wake_fd)
                         continue
                     sock = key.fileobj
-                    target, began = pending.pop(sock)
+                    target, began, _ = in_flight.pop(sock)
+                    own.discard(sock)
                     selector.unregister(sock)
                     error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                     sock.close()
-                    self._record(results, target, error, self.clock() - began)
+                    self._record(results, target, error, began, self.clock())
         finally:
-            for sock in pending:
-                selector.unregister(sock)
-                sock.close()
+            if wait is None or any(result.up for result in results.values()):
+                self._drop(list(in_flight))
         for target in targets:
             results.setdefault(target, ProbeResult(target, False, "timeout"))
         return [results[target] for target in targets]
 
-    def _start_connect(self, target, family, sockaddr, selector, pending, results):
+    def _start_connect(self, target, family, sockaddr, own, results):
         try:
             sock = socket.socket(family, socket.SOCK_STREAM)
         except OSError as error:
-            self._record(results, target, error.errno or errno.EIO, None)
+            self._record(results, target, error.errno or errno.EIO)
             return
         try:
             sock.setblocking(False)
@@ -849,22 +921,40 @@ class Prober:
             error = sock.connect_ex(sockaddr)
         except OSError as exc:       # e.g. an IPv6 scope that does not exist
             sock.close()
-            self._record(results, target, exc.errno or errno.EINVAL, None)
+            self._record(results, target, exc.errno or errno.EINVAL)
             return
         if error in (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
-            selector.register(sock, selectors.EVENT_WRITE)
-            pending[sock] = (target, began)
+            self.selector.register(sock, selectors.EVENT_WRITE)
+            self.in_flight[sock] = (target, began, began + self.timeout)
+            own.add(sock)
         else:
             sock.close()
-            self._record(results, target, error, self.clock() - began)
+            self._record(results, target, error, began, self.clock())
+
+    def _soonest_deadline(self):
+        return min([deadline for _, _, deadline in self.in_flight.values()] or [math.inf])
+
+    def _expire(self, now, own, results):
+        """Connects whose timeout has passed end as "timeout" for this round."""
+        expired = [sock for sock, (_, _, deadline) in self.in_flight.items() if deadline <= now]
+        for sock in expired:
+            own.discard(sock)
+            self._record(results, self.in_flight[sock][0], errno.ETIMEDOUT)
+        self._drop(expired)
+
+    def _drop(self, sockets):
+        for sock in sockets:
+            del self.in_flight[sock]
+            self.selector.unregister(sock)
+            sock.close()
 
     @staticmethod
-    def _record(results, target, error, elapsed):
+    def _record(results, target, error, began=None, ended=None):
         previous = results.get(target)
         if previous is not None and previous.up:
             return       # another address of this target already answered
         if error == 0:
-            results[target] = ProbeResult(target, True, None, elapsed)
+            results[target] = ProbeResult(target, True, None, ended - began, ended)
         elif previous is None:
             results[target] = ProbeResult(target, False, reason_for_errno(error))
 
@@ -1802,28 +1892,48 @@ class Announcer:
 
     def started(self, wall, state_path):
         settings = self.settings
+        down_interval = settings.down_probe_interval
         self.log.write("start", wall, version=VERSION, targets=settings.target_labels,
-                       interval=settings.interval, timeout=settings.timeout,
-                       min_interruption=settings.min_interruption,
+                       interval=settings.interval, down_interval=down_interval,
+                       timeout=settings.timeout, min_interruption=settings.min_interruption,
                        backoff_min=settings.backoff_min, backoff_max=settings.backoff_max,
                        backoff_step=settings.backoff_step, pid=os.getpid(), state_file=state_path)
-        self.console.info("started pyNetConnMon %s (pid %d): watching %s every %g s, timeout %g s, "
-                          "interruptions under %g s ignored%s" % (
+        self.console.info("started pyNetConnMon %s (pid %d): watching %s every %g s%s, timeout %g "
+                          "s, interruptions under %g s ignored%s" % (
                               VERSION, os.getpid(), ", ".join(settings.target_labels),
-                              settings.interval, settings.timeout, settings.min_interruption,
+                              settings.interval, " (%g s while down)" % down_interval
+                              if down_interval < settings.interval else "", settings.timeout,
+                              settings.min_interruption,
                               "; state file %s" % state_path if state_path else ""), wall)
 
-    def down(self, wall, reason, target_reasons):
-        self.log.write("down", wall, start=iso_time(wall), reason=reason, targets=target_reasons)
-        self.console.info("DOWN " + ", ".join("%s %s" % item for item in target_reasons.items()),
+    @staticmethod
+    def _window(outage):
+        """The event fields that say when an outage began: the middle of its window, and the
+        window itself (start_after is null when no probe had got through since the start)."""
+        return dict(start=iso_time(outage.start_wall),
+                    start_after=outage.after and iso_time(outage.after[1]),
+                    start_before=iso_time(outage.before[1]))
+
+    def down(self, wall, outage):
+        self.log.write("down", wall, **self._window(outage), reason=outage.reason,
+                       targets=outage.targets)
+        self.console.info("DOWN " + ", ".join("%s %s" % item for item in outage.targets.items()),
                           wall)
 
-    def up(self, wall, outage, duration, ignored):
-        self.log.write("up", wall, start=iso_time(outage.start_wall), end=iso_time(wall),
-                       duration=round(duration, 3), ignored=ignored)
+    def up(self, wall, outage, duration, ignored, bounds):
+        shortest, longest = bounds
+        self.log.write("up", wall, **self._window(outage), end=iso_time(wall),
+                       duration=round(duration, 3), duration_min=round(shortest, 3),
+                       duration_max=None if longest is None else round(longest, 3),
+                       ignored=ignored)
         if ignored:
-            self.console.info("UP after %s: shorter than %g s, ignored"
-                              % (human_duration(duration), self.settings.min_interruption), wall)
+            # "shorter" only when even its longest possible length is; else "probably shorter"
+            minimum = self.settings.min_interruption
+            surely = longest is not None and longest < minimum
+            lasted = "" if longest is None else " (it lasted %s to %s)" % (
+                human_duration(shortest), human_duration(longest))
+            self.console.info("UP after %s: %sshorter than %g s, ignored%s" % (
+                human_duration(duration), "" if surely else "probably ", minimum, lasted), wall)
         else:
             self.console.info("UP after %s (down since %s, %s)" % (
                 human_duration(duration), local_time(outage.start_wall), outage.reason), wall)
@@ -1922,7 +2032,8 @@ class Monitor:
     def run(self):
         """Runs until SIGTERM or SIGINT; returns the name of the signal."""
         self.start()
-        schedule = RoundSchedule(self.settings.interval, self.clock.monotonic())
+        schedule = RoundSchedule(self.settings.interval, self.clock.monotonic(),
+                                 self.settings.down_probe_interval)
         while self.waker.stop_signal is None:
             if self.waker.reopen_requested:
                 self.waker.reopen_requested = False
@@ -1931,15 +2042,17 @@ class Monitor:
             self._collect_pings()
             if self.clock.monotonic() >= self._heartbeat_due():
                 self._save_state()      # then a round, if one is due: saves never starve them
-            now = self.clock.monotonic()
-            wait = min(schedule.seconds_until_due(now), self._heartbeat_due() - now)
+            now, down = self.clock.monotonic(), self.tracker.is_down
+            wait = min(schedule.seconds_until_due(now, down), self._heartbeat_due() - now)
             if wait > 0:
                 self.waker.wait(wait)
                 continue
             schedule.round_started(now)
             wall = self.clock.wall()
-            results = self.prober.probe_round(self.settings.targets,
-                                              lambda: self.waker.stop_signal is not None)
+            # while down, a fast round lasts until the next is due; its connects may outlive it
+            results = self.prober.probe_round(
+                self.settings.targets, lambda: self.waker.stop_signal is not None,
+                wait=schedule.seconds_until_due(now, True) if down else None)
             if self.waker.stop_signal is not None:
                 break
             self._handle_round(results, now, wall)
@@ -1952,24 +2065,26 @@ class Monitor:
     def _handle_round(self, results, mono, wall):
         self.last_results = results
         self.last_round = (mono, self.clock.wall())
-        network_up = any(result.up for result in results)
+        answered = [result.answered if result.answered is not None
+                    else mono + (result.connect_time or 0.0) for result in results if result.up]
         target_reasons = {result.target.label: result.reason for result in results if not result.up}
         first_reason = next((result.reason for result in results if not result.up), None)
-        if network_up and self.tracker.is_down:
-            # The connect that shows the network back may have got through only on a SYN the
-            # kernel resent (1 s, 3 s ... into the round): until it did, the network was down.
-            back = min(result.connect_time or 0.0 for result in results if result.up)
+        if answered:
+            # The connect that shows the network up may have got through only on a SYN the
+            # kernel resent (1 s, 3 s ... into the round), or in a later round than its own:
+            # until it did, the network was not shown up.
+            back = min(answered) - mono
             mono, wall = mono + back, wall + back
-        transition = self.tracker.observe(network_up, mono, wall, first_reason, target_reasons)
+        transition = self.tracker.observe(bool(answered), mono, wall, first_reason, target_reasons)
         if transition is None:
             return
         kind, detail = transition
         if kind == "down":
-            self.say.down(wall, first_reason, target_reasons)
+            self.say.down(wall, detail)
         else:
             outage, duration, ignored = detail
             self.counters.interruption_ended(duration, ignored)
-            self.say.up(wall, outage, duration, ignored)
+            self.say.up(wall, outage, duration, ignored, outage.duration_bounds(mono))
             if not ignored:
                 self._add_interruption(start=outage.start_wall, end=wall, duration=duration,
                                        reason=outage.reason, targets=self.settings.target_labels)
@@ -2638,6 +2753,10 @@ def build_parser():
                         help="check interval (default: %.1f)" % DEFAULT_INTERVAL)
     parser.add_argument("-t", "--timeout", type=positive, default=DEFAULT_TIMEOUT,
                         help="connection timeout (default: %.1f)" % DEFAULT_TIMEOUT)
+    parser.add_argument("--down-interval", type=positive, metavar="SECONDS",
+                        help="while the connection is down, start a round every SECONDS, so that "
+                             "its end is known that exactly; at most -i, which turns this off "
+                             "(default: a tenth of -i, at least %g)" % DOWN_INTERVAL_MIN)
     parser.add_argument("-m", "--min-interruption", type=non_negative, default=DEFAULT_MIN_INTERRUPTION,
                         help="ignore interruptions shorter than this (default: %.1f)"
                              % DEFAULT_MIN_INTERRUPTION)
@@ -2710,6 +2829,9 @@ def parse_arguments(argv):
     if args.backoff_max < args.backoff_min:
         raise UsageError("-bmax/--backoff-max: %g is below -bmin/--backoff-min %g"
                          % (args.backoff_max, args.backoff_min))
+    if args.down_interval is not None and args.down_interval > args.interval:
+        raise UsageError("--down-interval: %g is above -i/--interval %g"
+                         % (args.down_interval, args.interval))
     if args.no_mail and (args.test_mail or args.notify_command):
         raise UsageError("--no-mail cannot be combined with --test-mail or --notify-command")
     if args.notify_command is not None and not args.notify_command.strip():

@@ -170,16 +170,17 @@ def round_at(monitor, target, clock, when, up):
 
 def test_an_ongoing_interruption_counts_once_it_lasts_min_interruption():
     monitor, target, clock, board = make_monitor(min_interruption=0.5)
-    snapshot = round_at(monitor, target, clock, 0.0, up=True)
+    snapshot = round_at(monitor, target, clock, 0.0, up=True)     # answered at 0.001
     assert (snapshot.network_up, snapshot.interruptions, snapshot.downtime_seconds) == (True, 0, 0.0)
-    snapshot = round_at(monitor, target, clock, 1.0, up=False)          # down since 1.0
+    # the first failed round at 0.6: down since 0.3005, the middle of 0.001 and 0.6
+    snapshot = round_at(monitor, target, clock, 0.6, up=False)
     assert (snapshot.network_up, snapshot.interruptions, snapshot.downtime_seconds) == (False, 0, 0.0)
-    snapshot = round_at(monitor, target, clock, 1.4, up=False)          # 0.4 s: may still be a blip
+    snapshot = round_at(monitor, target, clock, 0.7, up=False)    # 0.3995 s: may still be a blip
     assert (snapshot.interruptions, snapshot.downtime_seconds) == (0, 0.0)
-    snapshot = round_at(monitor, target, clock, 1.6, up=False)          # 0.6 s: counts now
-    assert (snapshot.interruptions, snapshot.downtime_seconds) == (1, 0.6)
-    snapshot = round_at(monitor, target, clock, 2.0, up=True)   # its connect took 1 ms: 1.001 s
-    assert (snapshot.interruptions, snapshot.downtime_seconds) == (1, pytest.approx(1.001))
+    snapshot = round_at(monitor, target, clock, 0.9, up=False)    # 0.5995 s: counts now
+    assert (snapshot.interruptions, snapshot.downtime_seconds) == (1, pytest.approx(0.5995, abs=1e-3))
+    snapshot = round_at(monitor, target, clock, 2.0, up=True)   # its connect took 1 ms: 1.7005 s
+    assert (snapshot.interruptions, snapshot.downtime_seconds) == (1, pytest.approx(1.7005, abs=1e-3))
     assert snapshot.ignored_interruptions == 0
     assert snapshot.targets == (("127.0.0.1:9", True, 0.001),)
     assert snapshot.last_round == 1e9 + 2.0

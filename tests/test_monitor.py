@@ -52,19 +52,22 @@ class FakeWaker:
 class ScriptedProber:
     """The network is down during the given [start, end) spans; a round takes `round_time`."""
 
-    def __init__(self, clock, outages, round_time=0.01):
+    def __init__(self, clock, outages, round_time=0.01, connect_time=0.001):
         self.clock = clock
         self.outages = outages
         self.round_time = round_time
+        self.connect_time = connect_time
         self.rounds = []
+        self.waits = []         # each round's `wait`: None while up, the time to the next round while down
 
-    def probe_round(self, targets, interrupted=lambda: False):
+    def probe_round(self, targets, interrupted=lambda: False, wait=None):
         now = self.clock.now
         self.rounds.append(now)
+        self.waits.append(wait)
         down = any(start <= now < end for start, end in self.outages)
         self.clock.now += self.round_time
-        return [ProbeResult(target, not down, "refused" if down else None, None if down else 0.001)
-                for target in targets]
+        return [ProbeResult(target, not down, "refused" if down else None,
+                            None if down else self.connect_time) for target in targets]
 
     def close(self):
         pass
@@ -139,11 +142,12 @@ def test_an_outage_is_one_down_one_up_and_one_report(tmp_path):
     down, = run.events("down")
     up, = run.events("up")
     assert down["reason"] == "refused" and down["targets"] == {"198.18.0.2:53": "refused"}
-    # first failed round at 11; the round at 21 connected after 1 ms
+    # it began between the answer at 10.001 and the failed round at 11 (taken in the middle);
+    # from 11 on rounds come every 0.1 s, and the one at 20.5 connected after 1 ms
     assert up["duration"] == 10.001
     assert up["ignored"] is False
     assert up["start"] == down["start"]
-    assert run.sent_at() == [21.01]     # right after the first good round
+    assert run.sent_at() == [20.51]     # right after the first good round
     _, subject, body = run.deliverer.sent[0]
     assert subject == "pyNetConnMon on pi: 1 interruption, 10.0 s of downtime"
     assert "refused" in body
@@ -155,7 +159,7 @@ def test_a_blip_is_logged_ignored_and_never_reported(tmp_path):
     run = Run(tmp_path, outages=[(10.5, 13.5)], stop_at=30)
     run.run()
     up, = run.events("up")
-    assert (up["duration"], up["ignored"]) == (3.001, True)
+    assert (up["duration"], up["ignored"]) == (3.001, True)     # 13.501 - 10.5005
     assert run.deliverer.attempts == []
 
 
@@ -164,7 +168,7 @@ def test_outages_during_the_wait_are_batched_into_the_next_report(tmp_path):
               stop_at=500)
     run.run()
     # 1st at once; the next may go 60 s later (81), with two outages; then 360 s later (441)
-    assert run.sent_at() == [21.01, 81.01, 441.01]
+    assert run.sent_at() == [20.51, 81.01, 441.01]
     assert [e["interruptions"] for e in run.events("report_sent")] == [1, 2, 1]
     assert [e["next_wait"] for e in run.events("report_sent")] == [60.0, 360.0, 660.0]
 
@@ -173,14 +177,14 @@ def test_no_report_goes_out_while_the_network_is_down(tmp_path):
     # outage 2 starts before the wait after report 1 is over, and lasts past it
     run = Run(tmp_path, outages=[(10.5, 20.5), (30.5, 40.5), (70.5, 100.5)], stop_at=200)
     run.run()
-    assert run.sent_at() == [21.01, 101.01]
+    assert run.sent_at() == [20.51, 100.51]
     assert [e["interruptions"] for e in run.events("report_sent")] == [1, 2]
 
 
 def test_a_failed_delivery_is_retried_every_bmin_and_sent_once(tmp_path):
     run = Run(tmp_path, outages=[(10.5, 20.5)], stop_at=300, fail_during=[(0, 150)])
     run.run()
-    assert [round(t, 2) for t in run.deliverer.attempts] == [21.01, 81.01, 141.01, 201.01]
+    assert [round(t, 2) for t in run.deliverer.attempts] == [20.51, 81.01, 141.01, 201.01]
     assert run.sent_at() == [201.01]
     assert len(run.events("report_failed")) == 3
     assert run.events("report_failed")[0]["reason"] == "SMTP server answered 451 4.3.0 Try again later"
@@ -213,7 +217,9 @@ def test_stopping_while_down_keeps_the_outage_as_cut_short(tmp_path):
     assert stop["down_since"] == run.events("down")[0]["start"]
     saved = json.loads((tmp_path / "state.json").read_text())
     pending, = saved["pending"]
-    assert (pending["cut_short"], pending["duration"], pending["reason"]) == (True, 19.0, "refused")
+    # from the middle of 10.001 (the last answer) and 11 (the first failed round) to the stop
+    assert (pending["cut_short"], round(pending["duration"], 4), pending["reason"]) == (
+        True, 19.4995, "refused")
 
 
 def test_a_report_pending_at_stop_goes_out_after_a_restart(tmp_path):
@@ -261,18 +267,17 @@ def test_a_full_disk_under_the_event_log_warns_once_and_monitoring_goes_on(tmp_p
 
 def test_an_outage_ends_when_the_connect_got_through_not_when_its_round_began(tmp_path):
     """A SYN lost in the outage is resent by the kernel 1 s into the round; it gets through,
-    but the network was down until then."""
-    run = Run(tmp_path, outages=[(10.5, 20.5)], stop_at=30)
+    but the network was down until then. (Rounds every second while down too: --down-interval 1.)"""
+    run = Run(tmp_path, outages=[(10.5, 20.5)], stop_at=30, down_interval=1.0)
     original = run.prober.probe_round
 
-    def slow_recovery(targets, interrupted=lambda: False):
-        results = original(targets, interrupted)
+    def slow_recovery(targets, interrupted=lambda: False, wait=None):
+        results = original(targets, interrupted, wait=wait)
         if run.prober.rounds[-1] == 20.0:      # the round began during the outage ...
             results = [ProbeResult(r.target, True, None, 0.9) for r in results]   # ... got through
         return results
 
     run.prober.probe_round = slow_recovery
     run.run()
-    down, = run.events("down")
     up, = run.events("up")
-    assert up["duration"] == 9.9        # from the round at 11 to 20 + 0.9
+    assert up["duration"] == 10.399     # from 10.5005 (the middle of 10.001 and 11) to 20 + 0.9
