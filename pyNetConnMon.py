@@ -26,7 +26,8 @@ import time
 from datetime import datetime
 
 # ---------------------------------------------------------------------------------------------
-# Version and defaults (the seed program's options keep their names, defaults and meaning)
+# Version and defaults (the options -a -p -i -t -m -bmin -bmax -bstep keep the names, defaults
+# and meaning they had in pyNetConnMon 1.x)
 # ---------------------------------------------------------------------------------------------
 
 VERSION = "2.0.0"
@@ -57,7 +58,13 @@ STATE_FORMAT = 1
 
 # Prometheus metrics and the ping URL (dead man's switch)
 DEFAULT_METRICS_ADDRESS = "127.0.0.1"
-METRICS_REQUEST_TIMEOUT = 10.0   # seconds a metrics client may take to send its request or read
+METRICS_REQUEST_TIMEOUT = 5.0    # seconds a metrics client has for its whole request, and again
+                                 # to take the answer, however slowly the bytes trickle
+METRICS_MAX_CONNECTIONS = 8      # metrics clients served at once; more are answered 503 at once
+METRICS_REQUEST_LIMIT = 8192     # bytes of request line and headers read; beyond: 414 or 431
+METRICS_HEADER_LIMIT = 64        # header lines; beyond: 431
+METRICS_FD_RESERVE = 32          # free file descriptors the endpoint leaves to probes, state, reports
+METRICS_ACCEPT_PAUSE = 0.5       # seconds without accepting after accept() found no free descriptor
 DEFAULT_PING_INTERVAL = 60.0
 PING_RESPONSE_LIMIT = 4096       # bytes of the ping answer read before closing (it is not used)
 
@@ -290,7 +297,7 @@ class InterruptionTracker:
 
 
 class ReportBackoff:
-    """When may the next report go out? The seed program's rule, plus retries after a failure.
+    """When may the next report go out? The 1.x rule (-bmin, -bstep, -bmax), plus retries.
 
     The first report goes out at once. After a successful report the wait is `minimum`, and each
     further report adds `step`, never above `maximum`. Once more than `maximum` seconds pass with
@@ -1611,8 +1618,44 @@ class EventLog:
         self._drop_stream()
 
 
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape(match):
+    code = ord(match.group())
+    if 0xdc80 <= code <= 0xdcff:         # a byte that was not UTF-8 (surrogateescape, as in argv)
+        return "\\x%02x" % (code - 0xdc00)
+    return ("\\x%02x" if code < 0x100 else "\\u%04x") % code
+
+
+def printable(text):
+    """`text` with control characters written as \\xNN (\\uNNNN for Unicode's line and bidi
+    controls and lone surrogates), so that a target, a command's output or a log line cannot
+    forge a console line or drive the terminal. Ordinary Unicode stays as it is."""
+    return _CONTROLS.sub(_escape, text)
+
+
+def write_line(stream, line):
+    """Writes one printable line and flushes it; False if the stream is closed (None: it was
+    closed at the start), full or gone. An encoding the text does not fit gets \\ escapes."""
+    if stream is None:
+        return False
+    line = printable(line) + "\n"
+    try:
+        try:
+            stream.write(line)
+        except UnicodeEncodeError:
+            encoding = getattr(stream, "encoding", None) or "ascii"
+            stream.write(line.encode(encoding, "backslashreplace").decode(encoding))
+        stream.flush()
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 class Console:
-    """Timestamped lines, flushed at once so nohup, tmux and journald show them immediately."""
+    """Timestamped lines, flushed at once so nohup, tmux and journald show them immediately.
+    Every line goes through printable(); a closed or full terminal never stops the monitor."""
 
     def __init__(self, quiet=False, out=None, err=None):
         self.quiet = quiet
@@ -1620,11 +1663,7 @@ class Console:
         self.err = err or sys.stderr
 
     def _write(self, stream, text, wall):
-        try:
-            stream.write("%s %s\n" % (local_time(wall if wall is not None else time.time()), text))
-            stream.flush()
-        except (OSError, ValueError):
-            pass     # a closed terminal must not stop the monitor
+        write_line(stream, "%s %s" % (local_time(wall if wall is not None else time.time()), text))
 
     def info(self, text, wall=None):
         if not self.quiet:
@@ -1636,6 +1675,9 @@ class Console:
     def error(self, text, wall=None):
         self._write(self.err, "ERROR " + text, wall)
 
+    def usage_error(self, text):
+        write_line(self.err, "pyNetConnMon.py: error: " + text)
+
 
 # ---------------------------------------------------------------------------------------------
 # Metrics endpoint: GET /metrics renders the latest snapshot; the monitor loop never waits for it
@@ -1643,7 +1685,7 @@ class Console:
 
 
 class MetricsBoard:
-    """Holds the latest snapshot. The loop replaces it whole; the HTTP threads only read it."""
+    """Holds the latest snapshot. The loop replaces it whole; the HTTP thread only reads it."""
 
     def __init__(self, snapshot):
         self._lock = threading.Lock()
@@ -1658,67 +1700,269 @@ class MetricsBoard:
             return self._snapshot
 
 
-def start_metrics_server(address, port, board, request_timeout=METRICS_REQUEST_TIMEOUT):
-    """Serves the board at http://ADDRESS:PORT/metrics from a daemon thread; returns the server.
+HTTP_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 414: "URI Too Long",
+                431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+HTTP_BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
+             b"Retry-After: %d\r\n\r\n" % int(METRICS_REQUEST_TIMEOUT))
 
-    Raises MonitorError when the port cannot be bound. Call shutdown() and server_close() to stop.
-    """
-    import http.server         # only when metrics are asked for: it pulls in a lot of modules
-    import socketserver
 
-    class MetricsHandler(http.server.BaseHTTPRequestHandler):
-        timeout = request_timeout        # a client that sends nothing is dropped after this long
-        server_version = "pyNetConnMon/" + VERSION
-        sys_version = ""
-
-        def do_GET(self):
-            self._answer(with_body=True)
-
-        def do_HEAD(self):
-            self._answer(with_body=False)
-
-        def _not_found(self):
-            self.send_error(404)
-
-        do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_found
-
-        def _answer(self, with_body):
-            if self.path.split("?", 1)[0] != "/metrics":
-                self.send_error(404)
-                return
-            body = render_metrics(board.latest()).encode("utf-8")
-            self.send_response(200)
-            self.send_header("Content-Type", METRICS_CONTENT_TYPE)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if with_body:
-                self.wfile.write(body)
-
-        def log_message(self, format, *args):
-            pass         # no line per request on stderr
-
-    class MetricsServer(http.server.ThreadingHTTPServer):
-        daemon_threads = True
-        block_on_close = False       # stopping must not wait for a stuck client
-        address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
-
-        def server_bind(self):
-            # HTTPServer.server_bind would look the address up in DNS (getfqdn); not needed here
-            socketserver.TCPServer.server_bind(self)
-            self.server_name, self.server_port = self.server_address[:2]
-
-        def handle_error(self, request, client_address):
-            if not isinstance(sys.exc_info()[1], OSError):     # a bug: show the traceback
-                super().handle_error(request, client_address)
-            # a client that went away mid-answer is not worth one
-
+def http_request_head(received, limit=METRICS_REQUEST_LIMIT, max_headers=METRICS_HEADER_LIMIT):
+    """(method, path) once `received` holds a whole request head, None while it may still come,
+    or the status (int) that refuses it: 414 or 431 beyond `limit` bytes or `max_headers` header
+    lines, 400 when the request line is not "METHOD TARGET HTTP/1.x"."""
+    ends = [at for at in (received.find(b"\n\r\n"), received.find(b"\n\n")) if at >= 0]
+    end = min(ends) if ends else len(received)
+    if end >= limit:
+        return 431 if 0 <= received.find(b"\n", 0, limit) else 414
+    if not ends:
+        return None
+    lines = bytes(received[:end]).split(b"\n")
+    if len(lines) - 1 > max_headers:
+        return 431
+    words = lines[0].rstrip(b"\r").split(b" ")
+    if len(words) != 3 or re.fullmatch(rb"HTTP/1\.[0-9]", words[2]) is None:
+        return 400
     try:
-        server = MetricsServer((address, port), MetricsHandler)
+        method, target = words[0].decode("ascii"), words[1].decode("ascii")
+    except UnicodeDecodeError:
+        return 400
+    return method, target.split("?", 1)[0]
+
+
+class _HttpClient:
+    __slots__ = ("sock", "deadline", "received", "answer")
+
+    def __init__(self, sock, deadline):
+        self.sock = sock
+        self.deadline = deadline      # whole request, then again the whole answer, by this time
+        self.received = bytearray()   # the request head so far; None once it is answered
+        self.answer = None            # memoryview of what is still to be sent
+
+
+class HttpEndpoint:
+    """A small HTTP/1.0 server in ONE thread, for GET and HEAD of the paths in `routes`.
+
+    `routes` maps a path to a function returning (status, content type, body bytes). Bounded by
+    construction: at most `max_connections` clients at a time (one more is answered 503 and closed
+    at once), each has `timeout` seconds for its whole request head however slowly it trickles in
+    and as long again to take the answer, and no more than METRICS_REQUEST_LIMIT bytes of a
+    request are kept. So it holds at most max_connections + 5 file descriptors and no thread per
+    client. Call start(), and shutdown() then server_close() to stop.
+    """
+
+    def __init__(self, address, port, routes, timeout, max_connections=METRICS_MAX_CONNECTIONS,
+                 clock=time.monotonic):
+        self.routes = routes
+        self.timeout = timeout
+        self.max_connections = max_connections
+        self.clock = clock
+        self.clients = {}              # socket -> _HttpClient
+        self._paused_until = None      # accept() found no free descriptor: try again then
+        self._stopping = False
+        self._thread = None
+        self._selector = self._wake_fds = None
+        self._listener = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
+        try:
+            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._listener.bind((address, port))
+            self._listener.listen(2 * max_connections)
+            self._listener.setblocking(False)
+            self.server_address = self._listener.getsockname()
+            self.server_port = self.server_address[1]
+            self._wake_fds = os.pipe()
+            for fd in self._wake_fds:
+                os.set_blocking(fd, False)
+            self._selector = selectors.DefaultSelector()
+            self._selector.register(self._wake_fds[0], selectors.EVENT_READ, "wake")
+            self._selector.register(self._listener, selectors.EVENT_READ, "accept")
+        except BaseException:
+            self.server_close()
+            raise
+
+    def start(self):
+        self._thread = threading.Thread(target=self._serve, name="metrics", daemon=True)
+        self._thread.start()
+        return self
+
+    def shutdown(self):
+        self._stopping = True
+        if self._thread is not None:
+            os.write(self._wake_fds[1], b"\0")
+            self._thread.join(5.0)
+            self._thread = None
+
+    def server_close(self):
+        if self._thread is not None:
+            self.shutdown()
+        for client in list(self.clients.values()):
+            self._close(client)
+        if self._selector is not None:
+            self._selector.close()
+        self._listener.close()
+        for fd in self._wake_fds or ():
+            os.close(fd)
+        self._selector = self._wake_fds = None
+
+    # -- the loop: one select for every client, with the nearest deadline as its timeout -------
+    def _serve(self):
+        while not self._stopping:
+            for key, events in self._selector.select(self._wait_time(self.clock())):
+                if key.data == "accept":
+                    self._accept()
+                elif key.data == "wake":
+                    _drain(key.fd)
+                else:
+                    self._serve_client(key.data, events)
+            now = self.clock()
+            for client in [c for c in self.clients.values() if c.deadline <= now]:
+                # too slow, however many bytes it sent; an unsent answer is dropped with a reset
+                self._close(client, abort=client.answer is not None)
+            if self._paused_until is not None and now >= self._paused_until:
+                self._paused_until = None
+                self._selector.register(self._listener, selectors.EVENT_READ, "accept")
+
+    def _wait_time(self, now):
+        times = [client.deadline for client in self.clients.values()]
+        if self._paused_until is not None:
+            times.append(self._paused_until)
+        return max(0.0, min(times) - now) if times else None
+
+    def _accept(self):
+        try:
+            sock = self._listener.accept()[0]
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        except OSError:     # EMFILE, ENFILE, ENOBUFS: the listener stays readable; do not spin
+            self._selector.unregister(self._listener)
+            self._paused_until = self.clock() + METRICS_ACCEPT_PAUSE
+            return
+        sock.setblocking(False)
+        if len(self.clients) >= self.max_connections:
+            try:
+                sock.send(HTTP_BUSY)
+            except OSError:
+                pass
+            sock.close()
+            return
+        client = _HttpClient(sock, self.clock() + self.timeout)
+        self.clients[sock] = client
+        self._selector.register(sock, selectors.EVENT_READ, client)
+
+    def _close(self, client, abort=False):
+        self.clients.pop(client.sock, None)
+        try:
+            self._selector.unregister(client.sock)
+        except (KeyError, ValueError):
+            pass
+        if abort:       # linger on, for 0 s: the kernel resets instead of sending on for minutes
+            import struct
+            client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.sock.close()
+
+    def _serve_client(self, client, events):
+        try:
+            if events & selectors.EVENT_READ:
+                self._receive(client)
+            if client.answer is not None and client.sock.fileno() >= 0:
+                self._send(client)
+        except Exception:       # a bug or a broken route: show it, drop only this client
+            import traceback
+            try:
+                traceback.print_exc()
+            except (OSError, ValueError):
+                pass
+            self._close(client)
+
+    def _receive(self, client):
+        try:
+            data = client.sock.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close(client)
+        elif client.received is not None:     # after the answer, what comes is dropped
+            client.received += data
+            head = http_request_head(client.received)
+            if isinstance(head, int):
+                self._reply(client, head, "text/plain; charset=utf-8",
+                            b"%d %s\n" % (head, HTTP_REASONS[head].encode("ascii")))
+            elif head is not None:
+                self._route(client, *head)
+
+    def _route(self, client, method, path):
+        route = self.routes.get(path) if method in ("GET", "HEAD") else None
+        if route is None:
+            self._reply(client, 404, "text/plain; charset=utf-8", b"404 Not Found\n",
+                        head_only=method == "HEAD")
+        else:
+            self._reply(client, *route(), head_only=method == "HEAD")
+
+    def _reply(self, client, status, content_type, body, head_only=False):
+        head = ("HTTP/1.0 %d %s\r\nServer: pyNetConnMon/%s\r\nDate: %s\r\nContent-Type: %s\r\n"
+                "Content-Length: %d\r\nConnection: close\r\n\r\n"
+                % (status, HTTP_REASONS[status], VERSION,
+                   time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()), content_type,
+                   len(body))).encode("latin-1")
+        client.received = None
+        client.answer = memoryview(head if head_only else head + body)
+        client.deadline = self.clock() + self.timeout
+
+    def _send(self, client):
+        try:
+            sent = client.sock.send(client.answer)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._close(client)
+            return
+        client.answer = client.answer[sent:] or None
+        if client.answer is not None:
+            self._selector.modify(client.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, client)
+            return
+        try:        # all sent: say so, and read (and drop) until the client closes or its time is up
+            client.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close(client)
+            return
+        self._selector.modify(client.sock, selectors.EVENT_READ, client)
+
+
+def check_free_descriptors(needed, what):
+    """Raises MonitorError unless `needed` more files can be opened under RLIMIT_NOFILE; the soft
+    limit is raised to the hard one first when that is needed. No check where it cannot tell."""
+    try:
+        import resource
+        in_use = len(os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError):
+        return
+    if soft != resource.RLIM_INFINITY and soft - in_use < needed:
+        _raise_file_limit()
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft != resource.RLIM_INFINITY and soft - in_use < needed:
+        raise MonitorError("%s: the open-file limit (ulimit -n) is %d and %d files are open; %d "
+                           "more are needed" % (what, soft, in_use, needed))
+
+
+def start_metrics_server(address, port, board, request_timeout=METRICS_REQUEST_TIMEOUT):
+    """Serves the board at http://ADDRESS:PORT/metrics from one daemon thread; returns the server.
+
+    Raises MonitorError when the port cannot be bound, or when the open-file limit would not leave
+    METRICS_FD_RESERVE descriptors to the probes, the state file and the reports beside the ones
+    the endpoint may hold. Call shutdown() and server_close() to stop.
+    """
+    def metrics_page():
+        return 200, METRICS_CONTENT_TYPE, render_metrics(board.latest()).encode("utf-8")
+
+    where = "cannot serve metrics on %s" % Target(address, port).label
+    check_free_descriptors(METRICS_MAX_CONNECTIONS + 5 + METRICS_FD_RESERVE, where)
+    try:
+        server = HttpEndpoint(address, port, {"/metrics": metrics_page}, request_timeout)
     except OSError as error:
-        raise MonitorError("cannot serve metrics on %s: %s"
-                           % (Target(address, port).label, _one_line(error.strerror or error)))
-    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
-    return server
+        raise MonitorError("%s: %s" % (where, _one_line(error.strerror or error)))
+    return server.start()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1727,19 +1971,25 @@ def start_metrics_server(address, port, board, request_timeout=METRICS_REQUEST_T
 
 
 def ping_url_problem(url):
-    """None if `url` can be pinged, else why not (for a usage error)."""
+    """None if `url` can be pinged, else why not, for a usage error. The reason never quotes the
+    URL: its user:password@, path and query are secrets (a Healthchecks URL's path is its key)."""
     from urllib.parse import urlsplit
-    if any(character.isspace() or ord(character) < 32 for character in url):
-        return "%r contains spaces or control characters" % url
+    if any(character.isspace() or ord(character) < 32 or ord(character) == 127 for character in url):
+        return "the URL contains spaces or control characters"
+    if not url.isascii():
+        return "the URL contains characters that are not ASCII: percent-encode them"
     try:
         parts = urlsplit(url)
-        parts.port          # raises ValueError for a bad port
-    except ValueError as error:
-        return "%r is not a valid URL (%s)" % (url, _one_line(error))
+    except ValueError:
+        return "not a valid URL"
+    try:
+        parts.port
+    except ValueError:
+        return "the URL's port is not a number from 0 to 65535"
     if parts.scheme.lower() not in ("http", "https"):
-        return "%r is not an http:// or https:// URL" % url
+        return "not an http:// or https:// URL"
     if not parts.hostname:
-        return "%r has no host" % url
+        return "the URL has no host"
     return None
 
 
@@ -1749,6 +1999,22 @@ def ping_url_for_people(url):
     parts = urlsplit(url)
     host = parts.netloc.rpartition("@")[2]     # drop user:password@
     return "%s://%s/..." % (parts.scheme.lower(), host)
+
+
+def ping_request_parts(url):
+    """(the URL without user:password@, the Authorization header for them or None): urllib
+    would take user:password@ for part of the host name and never reach the server."""
+    from urllib.parse import unquote, urlsplit
+    netloc = urlsplit(url).netloc
+    userinfo, at, host = netloc.rpartition("@")
+    if not at:
+        return url, None
+    start = url.index("//") + 2                # the netloc follows scheme:// as it was written
+    user, _, password = userinfo.partition(":")
+    import base64
+    credentials = ("%s:%s" % (unquote(user), unquote(password))).encode("utf-8")
+    authorization = "Basic " + base64.b64encode(credentials).decode("ascii")
+    return url[:start] + host + url[start + len(netloc):], authorization
 
 
 def describe_ping_error(error):
@@ -1784,7 +2050,10 @@ class PingSender:
         self.jobs.submit(self._request)
 
     def _request(self):
-        request = self._urllib.Request(self.url, headers={"User-Agent": "pyNetConnMon/" + VERSION})
+        url, authorization = ping_request_parts(self.url)
+        request = self._urllib.Request(url, headers={"User-Agent": "pyNetConnMon/" + VERSION})
+        if authorization is not None:      # unredirected: a redirect to elsewhere gets no password
+            request.add_unredirected_header("Authorization", authorization)
         with self._urllib.urlopen(request, timeout=self.timeout) as response:
             response.read(PING_RESPONSE_LIMIT)
 
@@ -2232,7 +2501,22 @@ class Monitor:
 
 HOUR_SHADES = "\u00b7\u2591\u2592\u2593\u2588"   # ·░▒▓█: no downtime, down <25 %, <50 %, <75 %, more
 HOUR_SHADES_ASCII = ".-+*#"                      # the same, for a terminal without those characters
+EVENT_LINE_LIMIT = 64 * 1024     # bytes; a longer line is skipped and counted, never held in memory
+UNKNOWN_NAMES_KEPT = 100         # unknown event names counted by name; any further ones in one sum
 _SUMMARY_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?$")
+
+
+def _calendar_can_place(moment):
+    """Can this system's localtime() put `moment`, and the days around it, on a calendar day of
+    the years 1 to 9999? Days and hours are cut in local time; outside that range (or that of a
+    32-bit time_t) an instant is treated as no time at all."""
+    if -2145916800 <= moment < 2145916800:     # 1902 to 2037: any localtime() places these
+        return True
+    try:
+        years = [time.localtime(moment + days * 86400).tm_year for days in (-2, 0, 2)]
+    except (OverflowError, OSError, ValueError):
+        return False
+    return 1 <= min(years) and max(years) <= 9999
 
 
 def parse_log_time(value):
@@ -2245,9 +2529,10 @@ def parse_log_time(value):
     if value[-1:] in ("Z", "z"):
         value = value[:-1] + "+00:00"     # fromisoformat() learnt "Z" only in Python 3.11
     try:
-        return datetime.fromisoformat(value).timestamp()
+        moment = datetime.fromisoformat(value).timestamp()
     except (ValueError, OverflowError, OSError):
         return None
+    return moment if _calendar_can_place(moment) else None
 
 
 def parse_summary_date(text, option, end_of_day=False):
@@ -2264,9 +2549,12 @@ def parse_summary_date(text, option, end_of_day=False):
         moment = datetime(*[int(part) for part in match.groups() if part is not None])
         if end_of_day and match.group(4) is None:
             moment = datetime.fromordinal(moment.toordinal() + 1)
-        return moment.timestamp()
+        moment = moment.timestamp()
     except (ValueError, OverflowError, OSError) as error:
         raise UsageError("%s: %r is not a valid date (%s)" % (option, text, _one_line(error)))
+    if not _calendar_can_place(moment):
+        raise UsageError("%s: %r is outside the dates this system can show" % (option, text))
+    return moment
 
 
 def _number(value, default=None):
@@ -2281,15 +2569,37 @@ def _number(value, default=None):
 
 
 def _hour_pieces(start, end):
-    """Cuts [start, end) at local hour boundaries: yields ((year, month, day), hour, seconds)."""
+    """Cuts [start, end) at local hour boundaries: yields (hour, seconds)."""
     moment = start
     while moment < end:
         local = time.localtime(moment)
-        # whole seconds: the boundary is exact and always later than `moment`
-        boundary = math.floor(moment) - local.tm_min * 60 - local.tm_sec + 3600
+        # whole seconds: the boundary is exact; always later than `moment`, even in a leap second
+        boundary = max(math.floor(moment) + 1,
+                       math.floor(moment) - local.tm_min * 60 - local.tm_sec + 3600)
         piece_end = min(end, boundary)
-        yield (local.tm_year, local.tm_mon, local.tm_mday), local.tm_hour, piece_end - moment
+        yield local.tm_hour, piece_end - moment
         moment = piece_end
+
+
+def _local_day(moment):
+    """The local calendar day that holds `moment`: ((year, month, day), its first instant, the
+    next day's first instant). A day has 23 to 25 hours where summer time begins or ends."""
+    local = time.localtime(moment)
+    key = local[:3]
+    hour_start = math.floor(moment) - local.tm_min * 60 - local.tm_sec
+    first = hour_start
+    while True:                       # back one hour at a time: at most a day's hours
+        before = time.localtime(first - 1)
+        if before[:3] != key:
+            break
+        first -= 1 + before.tm_min * 60 + before.tm_sec
+    following = hour_start + 3600
+    while True:                       # and forward
+        after = time.localtime(following)
+        if after[:3] != key:
+            break
+        following += max(1, 3600 - after.tm_min * 60 - after.tm_sec)    # 23:59:60 a leap second
+    return key, first, following
 
 
 def _availability(monitored, downtime):
@@ -2298,13 +2608,23 @@ def _availability(monitored, downtime):
     return min(100.0, max(0.0, 100.0 * (monitored - downtime) / monitored))
 
 
+def _date_text(key):
+    return "%04d-%02d-%02d" % key
+
+
 class DaySummary:
-    """One local calendar day: seconds monitored and down, in all and per hour."""
+    """One local calendar day, or several days in a row alike in every hour (`days` > 1): seconds
+    monitored and down, in all and per hour. For several days the totals are their sum and the
+    hours are those of one of them."""
 
-    __slots__ = ("date", "monitored", "downtime", "interruptions", "hour_monitored", "hour_down")
+    __slots__ = ("date", "last_date", "days", "start", "end", "monitored", "downtime",
+                 "interruptions", "hour_monitored", "hour_down")
 
-    def __init__(self, date):
-        self.date = date                   # "YYYY-MM-DD"
+    def __init__(self, key, start, end):
+        self.date = self.last_date = _date_text(key)     # "YYYY-MM-DD"
+        self.days = 1
+        self.start = start                 # the first instant of the (first) day
+        self.end = end                     # the first instant of the day after the (last) day
         self.monitored = 0.0
         self.downtime = 0.0
         self.interruptions = 0             # those that began on this day
@@ -2315,6 +2635,17 @@ class DaySummary:
     def availability(self):
         """Percent, or None when the day was not monitored at all."""
         return _availability(self.monitored, self.downtime)
+
+    def add(self, start, end, down):
+        """Counts [start, end), a part of this one day, as monitored or as down, hour by hour."""
+        if down:
+            self.downtime += end - start
+            hours = self.hour_down
+        else:
+            self.monitored += end - start
+            hours = self.hour_monitored
+        for hour, seconds in _hour_pieces(start, end):
+            hours[hour] += seconds
 
 
 class Summary:
@@ -2334,9 +2665,11 @@ class Summary:
         self.blips = 0              # shorter than min-interruption: ignored, not downtime
         self.still_running = False  # the log ends with the monitor running: counted to its last event
         self.still_down = False     # ... and with the network down
-        self.days = []              # a DaySummary for every local day of the period, in order
+        self.days = []              # DaySummary rows from the period's first day to its last, in
+        #                             order; days in a row without any change share one row
         self.invalid = 0            # records without a valid "time" and "event"
         self.unknown = {}           # unknown event name -> how many were skipped
+        self.unknown_others = 0     # unknown events beyond UNKNOWN_NAMES_KEPT names
 
     @property
     def period(self):
@@ -2351,13 +2684,22 @@ class Summary:
     def availability(self):
         return _availability(self.monitored, self.downtime)
 
+    def count_unknown(self, name):
+        name = name[:40]
+        if name in self.unknown or len(self.unknown) < UNKNOWN_NAMES_KEPT:
+            self.unknown[name] = self.unknown.get(name, 0) + 1
+        else:
+            self.unknown_others += 1
+
 
 class _Timeline:
-    """Adds up monitored time and downtime clipped to [since, until), per day and per hour.
+    """Adds up monitored time and downtime clipped to [since, until), in all, per day and per hour.
 
     A span that overlaps one already counted is cut to the part after it, so an odd log (clock
-    set back, a line written twice) never counts a second twice. Work is linear in the number
-    of spans plus the hours they cover.
+    set back, a line written twice) never counts a second twice; so the spans of each kind come
+    in order. A span is counted hour by hour only on its first and its last day; the whole days
+    between are kept as one stretch. Work and memory grow with the number of spans, never with
+    the time they cover.
     """
 
     def __init__(self, summary):
@@ -2366,12 +2708,14 @@ class _Timeline:
         self.until = math.inf if summary.until is None else summary.until
         self.monitored_to = -math.inf
         self.down_to = -math.inf
-        self.days = {}               # (year, month, day) -> DaySummary
+        self.days = {}               # (year, month, day) -> DaySummary: a day a span begins or ends
+        self.whole = ([], [])        # [down]: (start, end) of the whole days inside spans, in order
 
-    def _day(self, key):
+    def _day(self, moment):
+        key = time.localtime(moment)[:3]
         day = self.days.get(key)
         if day is None:
-            day = self.days[key] = DaySummary("%04d-%02d-%02d" % key)
+            day = self.days[key] = DaySummary(*_local_day(moment))
         return day
 
     def monitored(self, start, end):
@@ -2380,10 +2724,7 @@ class _Timeline:
             return
         self.monitored_to = end
         self.summary.monitored += end - start
-        for key, hour, seconds in _hour_pieces(start, end):
-            day = self._day(key)
-            day.monitored += seconds
-            day.hour_monitored[hour] += seconds
+        self._spread(start, end, down=False)
 
     def down(self, start, end, gap=False):
         start, end = max(start, self.since, self.down_to), min(end, self.until)
@@ -2397,35 +2738,241 @@ class _Timeline:
         if gap:
             summary.gaps += 1
             summary.gap_downtime += end - start
-        first_piece = True
-        for key, hour, seconds in _hour_pieces(start, end):
-            day = self._day(key)
-            if first_piece:
-                day.interruptions += 1
-                first_piece = False
-            day.downtime += seconds
-            day.hour_down[hour] += seconds
+        self._day(start).interruptions += 1
+        self._spread(start, end, down=True)
 
     def blip(self, instant):
         if self.since <= instant < self.until:
             self.summary.blips += 1
 
-    def day_list(self, start, end):
-        """Every day from the period's first to its last, monitored or not."""
-        keys = list(self.days)
-        if start is not None:
-            keys.append(time.localtime(start)[:3])
-            keys.append(time.localtime(max(start, end - 0.001))[:3])   # an end at midnight
-        if not keys:
+    def _spread(self, start, end, down):
+        first = self._day(start)
+        first.add(start, min(end, first.end), down)
+        if end <= first.end:
+            return
+        last_start = _local_day(end)[1]
+        if last_start < end:
+            self._day(end).add(last_start, end, down)
+        if first.end < last_start:
+            self.whole[down].append((first.end, last_start))
+
+    def _covered(self, down, start, end):
+        """Is [start, end), whole days, inside the whole days of one span of this kind?"""
+        import bisect
+        whole = self.whole[down]
+        index = bisect.bisect_right(whole, (start, math.inf)) - 1
+        return index >= 0 and whole[index][0] <= start and end <= whole[index][1]
+
+    def _alike(self, start, end):
+        """The row of the days from `start` to `end` (local midnights) without any change."""
+        first, last = time.localtime(start)[:3], time.localtime(end - 1)[:3]
+        row = DaySummary(first, start, end)
+        row.days = datetime(*last).toordinal() - datetime(*first).toordinal() + 1
+        row.last_date = _date_text(last)
+        for down in (False, True):
+            if not self._covered(down, start, end):
+                continue
+            if row.days == 1:
+                row.add(start, end, down)
+            elif down:
+                row.downtime, row.hour_down = end - start, [3600.0] * 24
+            else:
+                row.monitored, row.hour_monitored = end - start, [3600.0] * 24
+        return row
+
+    def rows(self, start, end):
+        """The day rows of the period [start, end): a row for each day a span begins or ends in,
+        and one for each run of days between them."""
+        if start is None:
             return []
-        first = datetime(*min(keys)).toordinal()
-        last = datetime(*max(keys)).toordinal()
-        days = []
-        for ordinal in range(first, last + 1):
-            moment = datetime.fromordinal(ordinal)
-            key = (moment.year, moment.month, moment.day)
-            days.append(self.days.get(key) or DaySummary("%04d-%02d-%02d" % key))
-        return days
+        for day in self.days.values():      # whole days of one span, an edge of another in them
+            for down in (False, True):
+                if self._covered(down, day.start, day.end):
+                    day.add(day.start, day.end, down)
+        cuts = {_local_day(start)[1], _local_day(max(start, end - 0.001))[2]}
+        for day in self.days.values():
+            cuts.update((day.start, day.end))
+        for whole in self.whole:
+            for stretch in whole:
+                cuts.update(stretch)
+        cuts = sorted(cuts)
+        edge_days = {day.start: day for day in self.days.values()}
+        return [edge_days.get(cut) or self._alike(cut, following)
+                for cut, following in zip(cuts, cuts[1:])]
+
+
+class _Run:
+    """A run of the monitor as the replay sees it: from its start to its latest sign of life."""
+
+    __slots__ = ("start", "seen", "down_since", "down_text", "min_interruption")
+
+    def __init__(self, start, min_interruption):
+        self.start = self.seen = start
+        self.down_since = None       # the network has been down since then (None: up)
+        self.down_text = None        # ... as the `down` line wrote it: its `up` repeats it as start
+        self.min_interruption = min_interruption
+
+
+class _Replay:
+    """Replays event-log records, in file order, onto a _Timeline.
+
+    Every event in EVENTS that counts for availability has a handler on_<event>(moment, record);
+    any other known event only shows that the monitor was running then. A handler reads the
+    fields it knows and ignores the rest. To count a new event: add it to EVENTS, give it a
+    handler here and a counter in Summary.
+    """
+
+    def __init__(self, summary):
+        self.summary = summary
+        self.timeline = _Timeline(summary)
+        self.min_interruption = DEFAULT_MIN_INTERRUPTION     # that of the latest start
+        self.run = None          # the run in progress (None: the monitor is not running)
+        self.crashed = None      # a run ended without a stop, until we see if a gap follows
+        self.first = None        # the first instant known to be monitored
+        self.last = None         # the latest event
+        self.handlers = {name: getattr(self, "on_" + name, self.on_sign_of_life)
+                         for name in EVENTS}
+
+    def feed(self, record):
+        name = record.get("event") if isinstance(record, dict) else None
+        moment = parse_log_time(record.get("time")) if isinstance(name, str) else None
+        if moment is None:
+            self.summary.invalid += 1
+            return
+        name = RENAMED_EVENTS.get(name, name)
+        if name not in EVENTS:
+            self.summary.count_unknown(name)
+            return
+        self.last = moment if self.last is None else max(self.last, moment)
+        if self.crashed is not None and EVENTS[name].availability and name != "gap":
+            self._end_crashed_run(None)
+        self.handlers[name](moment, record)
+
+    def finish(self):
+        summary, timeline, run = self.summary, self.timeline, self.run
+        if self.crashed is not None:
+            self._end_crashed_run(None)
+        if run is not None:
+            self._close(run, run.seen, run.down_since, at_end=True)
+            summary.still_running = run.seen <= timeline.until
+            summary.still_down = summary.still_running and run.down_since is not None
+        if self.first is not None:
+            start, end = max(self.first, timeline.since), min(self.last, timeline.until)
+            if end > start:
+                summary.start, summary.end = start, end
+        summary.days = timeline.rows(summary.start, summary.end)
+        return summary
+
+    # -- one handler per event -----------------------------------------------------------------
+    def on_start(self, moment, record):
+        if self.run is not None:
+            self.crashed = self.run          # it ended without a stop; a gap may say when
+        self.min_interruption = _number(record.get("min_interruption"), DEFAULT_MIN_INTERRUPTION)
+        self.run = self._begin(moment)
+
+    def on_stop(self, moment, record):
+        run = self.run
+        down = None if run is None else run.down_since
+        if down is None:
+            down = parse_log_time(record.get("down_since"))
+        if run is None:                      # a log that begins with a stop (rotated)
+            run = self._begin(moment if down is None else min(moment, down))
+        self._close(run, moment, down)
+        self.run = None
+
+    def on_down(self, moment, record):
+        run = self._alive(moment)
+        if run.down_since is None:
+            run.down_since, run.down_text = moment, record.get("time")
+
+    def on_up(self, moment, record):
+        began = self._outage_start(moment, record)
+        run = self._alive(moment, began)
+        began = max(began, run.start)
+        ignored = record.get("ignored")
+        if not isinstance(ignored, bool):
+            ignored = moment - began < run.min_interruption
+        if ignored:
+            self.timeline.blip(began)
+        else:
+            self.timeline.down(began, moment)
+        run.down_since = None
+
+    def on_gap(self, moment, record):
+        start, end = parse_log_time(record.get("start")), parse_log_time(record.get("end"))
+        if self.crashed is not None:
+            self._end_crashed_run(start)
+        if start is not None and end is not None:
+            end = min(end, moment)           # a gap cannot end after the line that tells of it
+            ignored = record.get("ignored")
+            if not isinstance(ignored, bool):
+                ignored = end - start < self.min_interruption
+            if end > start and not ignored:
+                self.timeline.monitored(start, end)
+                self.timeline.down(start, end, gap=True)
+                self._monitored_from(start)
+        if self.run is not None:
+            self.run.seen = max(self.run.seen, moment)
+
+    def on_log_reopened(self, moment, record):
+        """A rotated log begins here with the monitor running: it counts from here."""
+        self._alive(moment)
+
+    def on_sign_of_life(self, moment, record):
+        """Any other known event (a report, a ping, ...): the monitor was running then."""
+        self._alive(moment)
+
+    # -- runs ----------------------------------------------------------------------------------
+    def _monitored_from(self, moment):
+        self.first = moment if self.first is None else min(self.first, moment)
+
+    def _begin(self, moment):
+        self._monitored_from(moment)
+        return _Run(moment, self.min_interruption)
+
+    def _alive(self, moment, began=None):
+        """The run `moment` belongs to; a log that begins while the monitor runs (rotated)
+        counts from `began`, else from `moment`."""
+        if self.run is None:
+            self.run = self._begin(moment if began is None else began)
+        self.run.seen = max(self.run.seen, moment)
+        return self.run
+
+    def _outage_start(self, moment, record):
+        """When the outage that an `up` ends began: its `start`, else the `down` seen, else its
+        `duration` before it."""
+        run, text = self.run, record.get("start")
+        began = None
+        if run is not None and run.down_since is not None and text == run.down_text:
+            began = run.down_since
+        if began is None:
+            began = parse_log_time(text)
+        if began is None and run is not None:
+            began = run.down_since
+            if began is None:
+                duration = max(0.0, _number(record.get("duration"), 0.0))
+                began = max(run.start, moment - duration)
+        return moment if began is None else min(began, moment)
+
+    def _close(self, run, end, down, at_end=False):
+        """Counts a run that ended at `end`, the network down since `down` (None: up)."""
+        end = max(run.start, end)
+        if down is not None:
+            down = max(run.start, down)
+            if end - down >= run.min_interruption:
+                self.timeline.down(down, end)
+            elif not at_end:                 # at the end of the log it may not be over yet
+                self.timeline.blip(down)
+        self.timeline.monitored(run.start, end)
+
+    def _end_crashed_run(self, gap_start):
+        """The run before the latest start had no stop: it lasted until its last event, or until
+        the gap logged at the new start begins (its last heartbeat)."""
+        crashed, self.crashed = self.crashed, None
+        end = crashed.seen
+        if gap_start is not None and self.run is not None:
+            end = min(max(end, gap_start), self.run.start)
+        self._close(crashed, end, crashed.down_since)
 
 
 def summarize_events(events, since=None, until=None):
@@ -2437,147 +2984,68 @@ def summarize_events(events, since=None, until=None):
     ignored is downtime that also counts as monitored time. Between a `stop` and the next
     `start` the monitor was not running: neither up nor down. A `start` with no `stop` before it
     ends the previous run at its last sign of life: the start of the `gap` logged right after
-    (the last heartbeat), else its last event. A log that ends while running is counted to its
-    last event. Records without a valid time and event, and unknown events, are counted in the
-    summary and otherwise skipped.
+    (the last heartbeat), else its last event. A log that begins while the monitor runs (after
+    logrotate: `log_reopened`) counts from its first event; one that ends while running, to its
+    last. Records without a valid time and event, and unknown events, are counted in the
+    summary and otherwise skipped; fields no handler reads are ignored.
     """
-    summary = Summary(since, until)
-    timeline = _Timeline(summary)
-    min_interruption = DEFAULT_MIN_INTERRUPTION
-    run_start = None         # the current run began here (None: the monitor is not running)
-    last_seen = None         # the current run's latest sign of life
-    down_since = None        # the current run's network has been down since then
-    crashed = None           # a run that ended without a stop, until we see whether a gap follows
-    first = None             # the first instant known to be monitored
-    last = None              # the latest event
-    down_text = None         # the `down` event's time as written: an `up` repeats it as its start
+    replay = _Replay(Summary(since, until))
+    for record in events:
+        replay.feed(record)
+    return replay.finish()
 
-    def close_run(start, end, down, threshold, at_end=False):
-        end = max(start, end)
-        if down is not None:
-            down = max(start, down)
-            if end - down >= threshold:
-                timeline.down(down, end)
-            elif not at_end:          # at the end of the log it may not be over yet
-                timeline.blip(down)
-        timeline.monitored(start, end)
 
-    for event in events:
-        name = event.get("event") if isinstance(event, dict) else None
-        moment = parse_log_time(event.get("time")) if isinstance(name, str) else None
-        if moment is None:
-            summary.invalid += 1
+def open_event_log(path):
+    """The event log as a binary stream. Only a regular file is read: a FIFO, a device or a
+    directory is refused at once (opened without blocking, then checked)."""
+    import stat
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                    else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket"
+                    if stat.S_ISSOCK(mode) else "not a file")
+            raise MonitorError("cannot read event log %s: it is %s, not a regular file"
+                               % (path, kind))
+        return os.fdopen(descriptor, "rb")    # O_NONBLOCK does nothing to a regular file
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def read_lines(stream, limit=EVENT_LINE_LIMIT):
+    """The lines of a binary stream, each at most `limit` bytes besides its newline; None in
+    place of a longer line, whose bytes are read past in pieces, never held whole."""
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
             continue
-        name = RENAMED_EVENTS.get(name, name)
-        kind = EVENTS.get(name)
-        if kind is None:
-            summary.unknown[name] = summary.unknown.get(name, 0) + 1
-            continue
-        quiet = not kind.availability
-        last = moment if last is None else max(last, moment)
-        if crashed is not None and not quiet and name != "gap":
-            close_run(*crashed)
-            crashed = None
-
-        if name == "start":
-            if run_start is not None:
-                crashed = (run_start, last_seen, down_since, min_interruption)
-            run_start = last_seen = moment
-            down_since = None
-            min_interruption = _number(event.get("min_interruption"), DEFAULT_MIN_INTERRUPTION)
-            first = moment if first is None else min(first, moment)
-            continue
-
-        if name == "gap":
-            gap_start = parse_log_time(event.get("start"))
-            gap_end = parse_log_time(event.get("end"))
-            if crashed is not None:
-                previous_start, previous_seen, previous_down, previous_threshold = crashed
-                end = previous_seen
-                if gap_start is not None:
-                    end = min(max(previous_seen, gap_start), run_start)
-                close_run(previous_start, end, previous_down, previous_threshold)
-                crashed = None
-            if gap_start is not None and gap_end is not None and gap_end > gap_start:
-                ignored = event.get("ignored")
-                if not isinstance(ignored, bool):
-                    ignored = gap_end - gap_start < min_interruption
-                if not ignored:
-                    timeline.monitored(gap_start, gap_end)
-                    timeline.down(gap_start, gap_end, gap=True)
-                    first = gap_start if first is None else min(first, gap_start)
-            if run_start is not None:
-                last_seen = max(last_seen, moment)
-            continue
-
-        if name == "stop":
-            down = down_since
-            if down is None:
-                down = parse_log_time(event.get("down_since"))
-            if run_start is None:     # a log that begins with a stop (rotated)
-                run_start = moment if down is None else min(moment, down)
-                first = run_start if first is None else min(first, run_start)
-            close_run(run_start, moment, down, min_interruption)
-            run_start = last_seen = down_since = None
-            continue
-
-        began = moment
-        if name == "up":
-            began_text = event.get("start")
-            if down_since is not None and began_text == down_text:
-                began = down_since
-            else:
-                began = parse_log_time(began_text)
-            if began is None:
-                began = down_since
-            if began is None and run_start is not None:
-                began = max(run_start, moment - max(0.0, _number(event.get("duration"), 0.0)))
-            if began is None:
-                began = moment
-            began = min(began, moment)
-        if run_start is None:         # a log that begins while the monitor runs (rotated)
-            run_start = last_seen = began
-            first = began if first is None else min(first, began)
-        last_seen = max(last_seen, moment)
-        if name == "down":
-            if down_since is None:
-                down_since = moment
-                down_text = event.get("time")
-        elif name == "up":
-            began = max(began, run_start)
-            ignored = event.get("ignored")
-            if not isinstance(ignored, bool):
-                ignored = moment - began < min_interruption
-            if ignored:
-                timeline.blip(began)
-            else:
-                timeline.down(began, moment)
-            down_since = None
-
-    if crashed is not None:
-        close_run(*crashed)
-    if run_start is not None:
-        close_run(run_start, last_seen, down_since, min_interruption, at_end=True)
-        summary.still_running = last_seen <= timeline.until
-        summary.still_down = summary.still_running and down_since is not None
-    if first is not None:
-        start, end = max(first, timeline.since), min(last, timeline.until)
-        if end > start:
-            summary.start, summary.end = start, end
-    summary.days = timeline.day_list(summary.start, summary.end)
-    return summary
+        while line and not line.endswith(b"\n"):
+            line = stream.readline(limit + 1)
+        yield None
 
 
 class EventLines:
-    """Iterates the JSON values of an event log's lines; counts the lines that are not JSON."""
+    """Iterates the JSON values of an event log's lines (str or bytes); counts the lines that are
+    not JSON, and the lines too long to read (None from read_lines())."""
 
     def __init__(self, lines):
         self.lines = lines
         self.not_json = 0
+        self.too_long = 0
 
     def __iter__(self):
         decode = json.JSONDecoder().decode
         for line in self.lines:
+            if line is None:
+                self.too_long += 1
+                continue
+            if isinstance(line, bytes):
+                line = line.decode("utf-8", "replace")
             if not line.strip():
                 continue
             try:
@@ -2586,13 +3054,15 @@ class EventLines:
                 self.not_json += 1
 
 
-def describe_skipped(not_json, summary, source):
+def describe_skipped(not_json, summary, source, too_long=0):
     """The one warning about skipped lines, or None when nothing was skipped."""
-    unknown = sum(summary.unknown.values())
-    total = not_json + summary.invalid + unknown
+    unknown = sum(summary.unknown.values()) + summary.unknown_others
+    total = too_long + not_json + summary.invalid + unknown
     if not total:
         return None
     parts = []
+    if too_long:
+        parts.append("%d longer than %d KiB" % (too_long, EVENT_LINE_LIMIT // 1024))
     if not_json:
         parts.append("%d not JSON" % not_json)
     if summary.invalid:
@@ -2600,8 +3070,9 @@ def describe_skipped(not_json, summary, source):
     if unknown:
         names = sorted(summary.unknown, key=lambda name: (-summary.unknown[name], name))
         shown = ", ".join(_one_line(name)[:30] or "''" for name in names[:5])
+        more = len(names) > 5 or summary.unknown_others
         parts.append("%s (%s%s)" % (plural(unknown, "unknown event"), shown,
-                                    ", ..." if len(names) > 5 else ""))
+                                    ", ..." if more else ""))
     return "skipped %s of %s: %s" % (plural(total, "line"), source, ", ".join(parts))
 
 
@@ -2626,6 +3097,19 @@ def _percent(value, decimals):
     if value < 100.0 and float(text) >= 100.0:
         text = "%.*f" % (decimals, 100.0 - 10.0 ** -decimals)
     return text
+
+
+def format_day(day, shades=HOUR_SHADES):
+    """One row of the table; days alike in a row end with '.. LAST-DATE (N days)'."""
+    if day.monitored > 0:
+        row = "%-10s  %7s  %4d  %16s  |%s|" % (
+            day.date, _percent(day.availability, 2) + "%", day.interruptions,
+            human_duration(day.downtime), hour_bar(day, shades))
+    else:
+        row = "%-10s  %7s  %4s  %16s  |%s|" % (day.date, "-", "-", "-", " " * 24)
+    if day.days > 1:
+        row += " .. %s (%d days)" % (day.last_date, day.days)
+    return row
 
 
 def format_summary(summary, source, ascii=False):
@@ -2663,37 +3147,44 @@ def format_summary(summary, source, ascii=False):
         "%-10s  %7s  %4s  %16s   %s" % ("day", "avail", "int", "downtime",
                                         "00    06    12    18"),
     ]
-    for day in summary.days:
-        if day.monitored > 0:
-            lines.append("%-10s  %7s  %4d  %16s  |%s|" % (
-                day.date, _percent(day.availability, 2) + "%", day.interruptions,
-                human_duration(day.downtime), hour_bar(day, shades)))
-        else:
-            lines.append("%-10s  %7s  %4s  %16s  |%s|" % (day.date, "-", "-", "-", " " * 24))
+    lines += [format_day(day, shades) for day in summary.days]
     lines += [
         "",
         "int: interruptions that began that day. One cell per hour of local time:",
         "%s no downtime, %s down under 25 %% of the hour, %s under 50 %%, %s under 75 %%, "
         "%s 75 %% or more; blank: not monitored." % tuple(shades),
     ]
+    if any(day.days > 1 for day in summary.days):
+        lines.append("'.. DATE (N days)': N days in a row alike in every hour, with their totals.")
     return "\n".join(lines) + "\n"
 
 
-def run_summary(args, out, console):
-    """--summary: the I/O around summarize_events() and format_summary()."""
+def _discard_output(out):
+    """Points `out` at /dev/null, so that its last flush at exit cannot fail again."""
     try:
-        with open(args.log_file, encoding="utf-8", errors="replace") as stream:
-            lines = EventLines(stream)
-            summary = summarize_events(lines, args.since, args.until)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def run_summary(settings, out, console):
+    """--summary: the I/O around summarize_events() and format_summary()."""
+    path = settings.log_file
+    try:
+        with open_event_log(path) as stream:
+            lines = EventLines(read_lines(stream))
+            summary = summarize_events(lines, settings.since, settings.until)
     except OSError as error:
         raise MonitorError("cannot read event log %s: %s"
-                           % (args.log_file, error.strerror or _one_line(error)))
+                           % (path, error.strerror or _one_line(error)))
     try:
         HOUR_SHADES.encode(getattr(out, "encoding", None) or "ascii")
         plain = False
     except (LookupError, UnicodeError):
         plain = True
-    text = format_summary(summary, args.log_file, ascii=plain)
+    text = format_summary(summary, path, ascii=plain)
     try:
         try:
             out.write(text)
@@ -2702,10 +3193,11 @@ def run_summary(args, out, console):
             out.write(text.encode(encoding, "replace").decode(encoding))
         out.flush()
     except BrokenPipeError:             # `--summary | head`: the reader has seen enough
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, out.fileno())
-        os.close(devnull)
-    warning = describe_skipped(lines.not_json, summary, args.log_file)
+        _discard_output(out)
+    except OSError as error:            # a full disk, a closed descriptor, ...
+        _discard_output(out)
+        raise MonitorError("cannot write the summary: %s" % (error.strerror or _one_line(error)))
+    warning = describe_skipped(lines.not_json, summary, path, lines.too_long)
     if warning:
         console.warning(warning)
     return 0
@@ -2716,12 +3208,108 @@ def run_summary(args, out, console):
 # ---------------------------------------------------------------------------------------------
 
 
+# Bounds of the numeric options, in seconds: what can work, and what the operating system's
+# waits and timers accept (a wait of 2**31 ms overflows poll(); one of 1e300 s any clock)
+_DAY = 86400.0
+_YEAR = 365 * _DAY
+INTERVAL_RANGE = (0.01, _DAY)
+TIMEOUT_RANGE = (0.001, 3600.0)
+DURATION_RANGE = (0.0, _YEAR)       # -m, -bmin, -bmax, -bstep
+HEARTBEAT_RANGE = (1.0, _DAY)       # a save more often than rounds can run would starve them
+PING_INTERVAL_RANGE = (0.1, _DAY)    # pings go one at a time, at most one per round
+
+# Which run uses which option (--once, --test-mail, --summary, or else the monitor). Any other
+# run refuses the option instead of silently ignoring it. --metrics-address and --ping-interval
+# need --metrics-port and --ping-url, so they go where those go.
+RUN_MONITOR, RUN_ONCE, RUN_TEST_MAIL, RUN_SUMMARY = "the monitor", "--once", "--test-mail", "--summary"
+OPTION_RUNS = (
+    ("address", "-a/--address", (RUN_MONITOR, RUN_ONCE, RUN_TEST_MAIL)),
+    ("port", "-p/--port", (RUN_MONITOR, RUN_ONCE, RUN_TEST_MAIL)),
+    ("interval", "-i/--interval", (RUN_MONITOR,)),
+    ("timeout", "-t/--timeout", (RUN_MONITOR, RUN_ONCE)),
+    ("down_interval", "--down-interval", (RUN_MONITOR,)),
+    ("min_interruption", "-m/--min-interruption", (RUN_MONITOR,)),
+    ("backoff_min", "-bmin/--backoff-min", (RUN_MONITOR,)),
+    ("backoff_max", "-bmax/--backoff-max", (RUN_MONITOR,)),
+    ("backoff_step", "-bstep/--backoff-step", (RUN_MONITOR,)),
+    ("log_file", "--log-file", (RUN_MONITOR, RUN_SUMMARY)),
+    ("state_file", "--state-file", (RUN_MONITOR,)),
+    ("heartbeat", "--heartbeat", (RUN_MONITOR,)),
+    ("metrics_port", "--metrics-port", (RUN_MONITOR,)),
+    ("ping_url", "--ping-url", (RUN_MONITOR,)),
+    ("pysendmail", "--pysendmail", (RUN_MONITOR, RUN_TEST_MAIL)),
+    ("notify_command", "--notify-command", (RUN_MONITOR, RUN_TEST_MAIL)),
+    ("no_mail", "--no-mail", (RUN_MONITOR,)),
+    ("quiet", "-q/--quiet", (RUN_MONITOR, RUN_ONCE, RUN_TEST_MAIL)),
+)
+
+
+class _ParserExit(Exception):
+    """--help or --version has printed its text: main() returns `status`."""
+
+    def __init__(self, status):
+        super().__init__(status)
+        self.status = status
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
-        raise UsageError(message)
+        # argparse quotes an abbreviated option with its value ("--ping=URL could match ..."):
+        # keep the value out, it may be a secret
+        raise UsageError(re.sub(r"^(ambiguous option: -[^=\s]*)=.* could match ", r"\1=... could match ",
+                                message))
+
+    def exit(self, status=0, message=None):
+        raise _ParserExit(status)
+
+    def _print_message(self, message, file=None):     # argparse's one writer (--help, --version)
+        write_output(file, message)
 
 
-def _finite(option, minimum, strict):
+def write_output(stream, text):
+    """Writes what a run exists for (--once lines, --help, --version) to stdout. A stdout that
+    was closed at the start takes nothing; a reader that has gone (`| head`) is not an error;
+    any other failure (a full disk) is a MonitorError. After a failure the descriptor points at
+    /dev/null, so that the interpreter's last flush cannot fail a second time."""
+    if stream is None or not text:
+        return
+    try:
+        stream.write(text)
+        stream.flush()
+    except OSError as error:
+        _discard(stream)
+        if not isinstance(error, BrokenPipeError):
+            raise MonitorError("cannot write to standard output: %s"
+                               % (error.strerror or _one_line(error)))
+
+
+def _discard(stream):
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(devnull, stream.fileno())
+    except (OSError, ValueError, AttributeError):     # a stream without a descriptor
+        pass
+    finally:
+        os.close(devnull)
+
+
+def _settle_standard_streams():
+    """Flushes stdout and stderr before the interpreter does: what a full or gone terminal
+    still holds goes to /dev/null instead of ending in 'Exception ignored ...' on stderr."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is None:
+            continue
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            _discard(stream)
+
+
+def _seconds(low, high):
+    """An argparse type: a finite number of seconds from `low` to `high`."""
     def convert(text):
         try:
             value = float(text)
@@ -2729,11 +3317,18 @@ def _finite(option, minimum, strict):
             raise argparse.ArgumentTypeError("%r is not a number" % text)
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError("%r is not a finite number" % text)
-        if (strict and value <= minimum) or (not strict and value < minimum):
-            raise argparse.ArgumentTypeError("%g must be %s %g" % (value, ">" if strict else ">=", minimum))
+        if value < low:
+            raise argparse.ArgumentTypeError("%s must be >= %.12g" % (text.strip(), low))
+        if value > high:
+            raise argparse.ArgumentTypeError("%s must be <= %.12g (%s)"
+                                             % (text.strip(), high, human_duration(high)))
         return value
-    convert.__name__ = option
+    convert.__name__ = "seconds"
     return convert
+
+
+def _range(bounds):
+    return "%g to %g s" % bounds
 
 
 def build_parser():
@@ -2741,33 +3336,36 @@ def build_parser():
         prog="pyNetConnMon.py",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Monitor Internet or network connectivity and report interruptions via mail.\n\n"
-                    "All time-based arguments are specified in seconds.")
-    positive = _finite("seconds", 0.0, strict=True)
-    non_negative = _finite("seconds", 0.0, strict=False)
+                    "All time-based arguments are specified in seconds. An option that the chosen\n"
+                    "run (the monitor, --once, --test-mail or --summary) does not use is refused.")
+    duration = _seconds(*DURATION_RANGE)
     parser.add_argument("-a", "--address", action="append", metavar="ADDRESS",
                         help="target to connect to: HOST, HOST:PORT, [IPV6]:PORT or IPV6; "
-                             "give several times for several targets (default: %s)" % DEFAULT_ADDRESS)
-    parser.add_argument("-p", "--port", default=str(DEFAULT_PORT),
+                             "give several times for several targets, each once "
+                             "(default: %s)" % DEFAULT_ADDRESS)
+    parser.add_argument("-p", "--port",
                         help="port for targets given without one (default: %d)" % DEFAULT_PORT)
-    parser.add_argument("-i", "--interval", type=positive, default=DEFAULT_INTERVAL,
-                        help="check interval (default: %.1f)" % DEFAULT_INTERVAL)
-    parser.add_argument("-t", "--timeout", type=positive, default=DEFAULT_TIMEOUT,
-                        help="connection timeout (default: %.1f)" % DEFAULT_TIMEOUT)
-    parser.add_argument("--down-interval", type=positive, metavar="SECONDS",
+    parser.add_argument("-i", "--interval", type=_seconds(*INTERVAL_RANGE),
+                        help="check interval, %s (default: %.1f)"
+                             % (_range(INTERVAL_RANGE), DEFAULT_INTERVAL))
+    parser.add_argument("-t", "--timeout", type=_seconds(*TIMEOUT_RANGE),
+                        help="connection timeout, %s (default: %.1f)"
+                             % (_range(TIMEOUT_RANGE), DEFAULT_TIMEOUT))
+    parser.add_argument("--down-interval", type=_seconds(*INTERVAL_RANGE), metavar="SECONDS",
                         help="while the connection is down, start a round every SECONDS, so that "
                              "its end is known that exactly; at most -i, which turns this off "
                              "(default: a tenth of -i, at least %g)" % DOWN_INTERVAL_MIN)
-    parser.add_argument("-m", "--min-interruption", type=non_negative, default=DEFAULT_MIN_INTERRUPTION,
-                        help="ignore interruptions shorter than this (default: %.1f)"
+    parser.add_argument("-m", "--min-interruption", type=duration,
+                        help="ignore interruptions shorter than this, up to 1 year (default: %.1f)"
                              % DEFAULT_MIN_INTERRUPTION)
-    parser.add_argument("-bmin", "--backoff-min", type=non_negative, default=DEFAULT_BACKOFF_MIN,
+    parser.add_argument("-bmin", "--backoff-min", type=duration,
                         help="minimum time between mail reports, and the retry time after a "
-                             "failed one (default: %.1f)" % DEFAULT_BACKOFF_MIN)
-    parser.add_argument("-bmax", "--backoff-max", type=non_negative, default=DEFAULT_BACKOFF_MAX,
+                             "failed one; up to 1 year (default: %.1f)" % DEFAULT_BACKOFF_MIN)
+    parser.add_argument("-bmax", "--backoff-max", type=duration,
                         help="maximum time between mail reports; after this long without a report "
-                             "the backoff resets (default: %.1f)" % DEFAULT_BACKOFF_MAX)
-    parser.add_argument("-bstep", "--backoff-step", type=non_negative, default=DEFAULT_BACKOFF_STEP,
-                        help="backoff increment for each further report (default: %.1f)"
+                             "the backoff resets; up to 1 year (default: %.1f)" % DEFAULT_BACKOFF_MAX)
+    parser.add_argument("-bstep", "--backoff-step", type=duration,
+                        help="backoff increment for each further report, up to 1 year (default: %.1f)"
                              % DEFAULT_BACKOFF_STEP)
     parser.add_argument("--log-file", metavar="PATH",
                         help="append every event to PATH as JSON Lines (SIGHUP reopens it)")
@@ -2775,10 +3373,10 @@ def build_parser():
                         help="pending reports, backoff and heartbeat (default: "
                              "$XDG_STATE_HOME/pyNetConnMon/state.json or "
                              "~/.local/state/pyNetConnMon/state.json)")
-    parser.add_argument("--heartbeat", type=positive, default=DEFAULT_HEARTBEAT, metavar="SECONDS",
+    parser.add_argument("--heartbeat", type=_seconds(*HEARTBEAT_RANGE), metavar="SECONDS",
                         help="how often the state file records that the monitor is alive, which "
-                             "bounds how exactly a power cut is reported (default: %.1f)"
-                             % DEFAULT_HEARTBEAT)
+                             "bounds how exactly a power cut is reported; %s (default: %.1f)"
+                             % (_range(HEARTBEAT_RANGE), DEFAULT_HEARTBEAT))
     parser.add_argument("--metrics-port", metavar="PORT",
                         help="serve Prometheus metrics at http://ADDRESS:PORT/metrics "
                              "(default: no metrics)")
@@ -2788,10 +3386,11 @@ def build_parser():
     parser.add_argument("--ping-url", metavar="URL",
                         help="while the network is up, request this http(s) URL every "
                              "--ping-interval seconds: a dead man's switch for Healthchecks, "
-                             "Uptime Kuma push monitors and the like")
-    parser.add_argument("--ping-interval", type=positive, metavar="SECONDS",
-                        help="at most one ping per this many seconds (default: %.1f)"
-                             % DEFAULT_PING_INTERVAL)
+                             "Uptime Kuma push monitors and the like; user:password@ in it is "
+                             "sent as HTTP basic authentication. Never shown beyond its host")
+    parser.add_argument("--ping-interval", type=_seconds(*PING_INTERVAL_RANGE), metavar="SECONDS",
+                        help="at most one ping per this many seconds, %s (default: %.1f)"
+                             % (_range(PING_INTERVAL_RANGE), DEFAULT_PING_INTERVAL))
     parser.add_argument("--pysendmail", metavar="DIR",
                         help="the pySendMail folder (default: pySendMail/ beside this script)")
     parser.add_argument("--notify-command", metavar="CMD",
@@ -2806,7 +3405,7 @@ def build_parser():
     parser.add_argument("--once", action="store_true",
                         help="probe every target once, print the results; exit 0 if up, 1 if down")
     parser.add_argument("-q", "--quiet", action="store_true",
-                        help="print only warnings and errors")
+                        help="print only warnings and errors (with --once: nothing but them)")
     summary = parser.add_argument_group(
         "availability summary", "Reads the event log back; needs no network.\n"
         "DATE is local time: YYYY-MM-DD or 'YYYY-MM-DD HH:MM[:SS]'.")
@@ -2822,10 +3421,31 @@ def build_parser():
     return parser
 
 
+def _unrecognized(extra):
+    """The message for arguments argparse did not take. A stray value may be a secret that lost
+    its option (`--notify-command curl -d TOKEN` unquoted): only option names are shown."""
+    names = [word.split("=", 1)[0] + ("=..." if "=" in word else "")
+             for word in extra if word.startswith("-") and len(word) > 1]
+    values = len(extra) - len(names)
+    shown = " ".join(names)
+    if values:
+        shown += "%s%s (not shown: it may be a secret; did a value with spaces lose its quotes?)" % (
+            " and " if names else "", plural(values, "value"))
+    return "unrecognized arguments: " + shown
+
+
 def parse_arguments(argv):
     """Parses and checks everything before anything runs; raises UsageError."""
-    args = build_parser().parse_args(argv)
-    args.port = parse_port(args.port)
+    args, extra = build_parser().parse_known_args(argv)
+    if extra:
+        raise UsageError(_unrecognized(extra))
+    given = {name for name, _, _ in OPTION_RUNS       # `is`, not ==: -m 0 is given too
+             if getattr(args, name) is not None and getattr(args, name) is not False}
+    for name in ("interval", "timeout", "min_interruption", "backoff_min", "backoff_max",
+                 "backoff_step", "heartbeat"):
+        if getattr(args, name) is None:
+            setattr(args, name, Settings.DEFAULTS[name])
+    args.port = parse_port(args.port if args.port is not None else DEFAULT_PORT)
     if args.backoff_max < args.backoff_min:
         raise UsageError("-bmax/--backoff-max: %g is below -bmin/--backoff-min %g"
                          % (args.backoff_max, args.backoff_min))
@@ -2834,17 +3454,12 @@ def parse_arguments(argv):
                          % (args.down_interval, args.interval))
     if args.no_mail and (args.test_mail or args.notify_command):
         raise UsageError("--no-mail cannot be combined with --test-mail or --notify-command")
-    if args.notify_command is not None and not args.notify_command.strip():
-        raise UsageError("--notify-command: empty command")
+    _check_paths_and_command(args)
     _check_metrics_and_ping(args)
-    args.targets = [parse_target(value, args.port) for value in (args.address or [DEFAULT_ADDRESS])]
-    if args.summary:
-        if not args.log_file:
-            raise UsageError("--summary needs --log-file PATH, the event log to read")
-        if args.once or args.test_mail:
-            raise UsageError("--summary cannot be combined with --once or --test-mail")
-    elif args.since is not None or args.until is not None:
-        raise UsageError("--since and --until only go with --summary")
+    args.targets = _parse_targets(args.address or [DEFAULT_ADDRESS], args.port)
+    _check_combinations(args, given)
+    if args.summary and not args.log_file:
+        raise UsageError("--summary needs --log-file PATH, the event log to read")
     if args.since is not None:
         args.since = parse_summary_date(args.since, "--since")
     if args.until is not None:
@@ -2855,6 +3470,70 @@ def parse_arguments(argv):
         args.pysendmail = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pySendMail")
     args.state_file = args.state_file or default_state_path()
     return Settings(**{name: getattr(args, name) for name in Settings.__slots__})
+
+
+def _check_paths_and_command(args):
+    """An empty path would quietly mean "none" or the default; a NUL character cannot reach the
+    system at all. The command is never quoted: it may hold a token."""
+    for option, value in (("--log-file", args.log_file), ("--state-file", args.state_file),
+                          ("--pysendmail", args.pysendmail)):
+        if value is not None and not value:
+            raise UsageError("%s: empty path" % option)
+        if value is not None and "\0" in value:
+            raise UsageError("%s: the path contains a NUL character" % option)
+    if args.notify_command is not None and not args.notify_command.strip():
+        raise UsageError("--notify-command: empty command")
+    if args.notify_command is not None and "\0" in args.notify_command:
+        raise UsageError("--notify-command: the command contains a NUL character")
+
+
+def _parse_targets(values, default_port):
+    """Every target once: the same host and port given twice (127.0.0.1 and 127.0.0.1:53 with
+    -p 53, ::1 and 0::1, Host.Test and host.test.) is refused rather than probed twice."""
+    targets, seen = [], {}
+    for value in values:
+        # argparse turns "-a=--" into an empty list: an empty address all the same
+        target = parse_target(value if isinstance(value, str) else "", default_port)
+        address = _ip_literal(target.host)
+        if address is None:
+            key = (target.host.lower().rstrip("."), target.port)
+        else:
+            key = (str(address), target.host.partition("%")[2], target.port)
+        first = seen.setdefault(key, target)
+        if first is not target:
+            raise UsageError("-a/--address: " + ("%s is given twice" % target.label
+                                                 if first.label == target.label else
+                                                 "%s and %s are the same target"
+                                                 % (first.label, target.label)))
+        targets.append(target)
+    return targets
+
+
+def _check_combinations(args, given):
+    runs = [flag for flag, on in ((RUN_ONCE, args.once), (RUN_TEST_MAIL, args.test_mail),
+                                  (RUN_SUMMARY, args.summary)) if on]
+    if len(runs) > 1:
+        raise UsageError("%s cannot be combined with %s" % (runs[0], runs[1]))
+    run = runs[0] if runs else RUN_MONITOR
+    if run != RUN_SUMMARY and (args.since is not None or args.until is not None):
+        raise UsageError("--since and --until only go with --summary")
+    options = {name: option for name, option, _ in OPTION_RUNS}
+    for name, option, used_by in OPTION_RUNS:
+        if name in given and run not in used_by:
+            raise UsageError("%s has no effect with %s" % (option, run))
+    deliverer = "--no-mail" if args.no_mail else "--notify-command" if args.notify_command else None
+    unused = {"--no-mail": ("backoff_min", "backoff_max", "backoff_step", "pysendmail"),
+              "--notify-command": ("pysendmail",)}.get(deliverer, ())
+    for name in unused:
+        if name in given:
+            raise UsageError("%s has no effect with %s" % (options[name], deliverer))
+    if "port" in given and args.address and all(_names_port(value) for value in args.address):
+        raise UsageError("-p/--port has no effect: every -a/--address names its own port")
+
+
+def _names_port(value):
+    """Does an -a value name its port (HOST:PORT, [IPV6]:PORT)?"""
+    return "]:" in value if value.startswith("[") else value.count(":") == 1
 
 
 def _check_metrics_and_ping(args):
@@ -2910,18 +3589,21 @@ def make_deliverer(args):
 
 
 def run_once(args, console_out):
+    """--once: one line per target on stdout (none with -q); exit 0 if any is up, else 1."""
     if len(args.targets) > 200:
         _raise_file_limit()      # as the monitor does: else a low soft limit reads as EMFILE
     prober = Prober(args.timeout)
     results = prober.probe_round(args.targets)
     prober.close()
+    lines = []
     for result in results:
         if result.up:
             detail = "up %.1f ms" % (result.connect_time * 1000)
         else:
             detail = "down %s" % result.reason
-        console_out.write("%s %s\n" % (result.target.label, detail))
-    console_out.flush()
+        lines.append(printable("%s %s" % (result.target.label, detail)) + "\n")
+    if not args.quiet:
+        write_output(console_out, "".join(lines))
     return 0 if any(result.up for result in results) else 1
 
 
@@ -3037,14 +3719,18 @@ def main(argv=None):
         if args.discard_pending:
             return run_discard_pending(args, console)
         return run_monitor(args, console)
+    except _ParserExit as done:      # --help, --version
+        return done.status
     except UsageError as error:
-        sys.stderr.write("pyNetConnMon.py: error: %s\n" % error)
+        console.usage_error(str(error))
         return 2
     except MonitorError as error:
         console.error(str(error))
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        _settle_standard_streams()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """Run the program as a subprocess and watch what it does: output lines, event log, sockets.
 
-Generic on purpose: nothing here knows pyNetConnMon's options or output format. Every wait has a
-deadline and polls in small steps; every failure raises AssertionError showing what was seen.
+MonitorProcess runs any script and knows nothing of pyNetConnMon's options; start_monitor() and
+run_program() start pyNetConnMon itself. The one way to wait: wait_until() for any condition,
+wait_for_event() for the event log, MonitorProcess.wait_for_line() for the console. Every wait
+has a deadline and polls in small steps; every failure raises AssertionError showing what was
+seen. Everything here binds and connects to loopback only.
 """
 import contextlib
 import json
@@ -14,17 +17,21 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PROGRAM = REPO / 'pyNetConnMon.py'
+LOOPBACK = '127.0.0.1'
 POLL = 0.05
 
 
 def child_env(env=None, state_home=None):
-    """os.environ + PYTHONUNBUFFERED=1 + `env` (a value of None removes the variable);
-    XDG_STATE_HOME points at `state_home` when one is given."""
-    out = dict(os.environ)
+    """os.environ without proxy variables (the children talk to loopback only) +
+    PYTHONUNBUFFERED=1 + `env` (a value of None removes the variable); XDG_STATE_HOME points at
+    `state_home` when one is given."""
+    out = {key: value for key, value in os.environ.items()
+           if key.lower() not in ('http_proxy', 'https_proxy', 'all_proxy', 'no_proxy')}
     out['PYTHONUNBUFFERED'] = '1'
     if state_home is not None:
         out['XDG_STATE_HOME'] = os.fspath(state_home)
@@ -42,13 +49,16 @@ class MonitorProcess:
     stdout and stderr are read by two threads into `lines` (arrival order, newline stripped) and
     `stdout_lines` / `stderr_lines`. Used as a context manager it is always killed at exit.
     `script` defaults to cwd/pyNetConnMon.py when cwd is given, else the repository's copy.
+    `log` and `state` are the event log and state file it was given, if any (start_monitor).
     """
 
-    def __init__(self, args=(), cwd=None, env=None, prefix=None, script=None, state_home=None):
+    def __init__(self, args=(), cwd=None, env=None, prefix=None, script=None, state_home=None,
+                 log=None, state=None):
         if script is None:
             script = Path(cwd) / PROGRAM.name if cwd is not None else PROGRAM
         self.argv = [*(prefix or []), sys.executable, '-u', os.fspath(script),
                      *(os.fspath(a) for a in args)]
+        self.log, self.state = log, state
         self.lines = []
         self.stdout_lines = []
         self.stderr_lines = []
@@ -114,7 +124,21 @@ class MonitorProcess:
                         regex, 'before the output ended' if done else 'within %s s' % timeout)))
                 self._cond.wait(min(left, 0.5))
 
-    # -- ending ----------------------------------------------------------------------------
+    def events(self, name=None, path=None):
+        """The events (named `name`) of its event log, or of `path` (a rotated-away log)."""
+        return events(path or self.log, name)
+
+    def wait_for_event(self, predicate, timeout=10.0, count=1, path=None):
+        """wait_for_event() on its event log (or `path`); a failure also shows its output."""
+        try:
+            return wait_for_event(path or self.log, predicate, timeout, count)
+        except AssertionError as error:
+            raise AssertionError(self._report(str(error))) from None
+
+    # -- signals and ending ------------------------------------------------------------------
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
     def _finish(self, timeout=2.0):
         for t in self._readers:
             t.join(timeout)
@@ -197,31 +221,70 @@ def read_events(log_path):
     return events
 
 
+def events(log_path, name=None):
+    """The events of the log, only those called `name` when given."""
+    return [event for event in read_events(log_path) if name is None or event['event'] == name]
+
+
 def _matches(event, predicate):
     if callable(predicate):
         return predicate(event)
+    if isinstance(predicate, str):
+        return event['event'] == predicate
     return all(event.get(k) == v for k, v in predicate.items())
 
 
-def wait_for_event(log_path, predicate, timeout=10.0):
-    """The first event for which predicate(event) is true (or, given a dict, whose items are all
-    in the event); AssertionError listing every event seen if none within `timeout` s."""
+def wait_for_event(log_path, predicate, timeout=10.0, count=1):
+    """The `count`-th event that matches: predicate(event) is true, or, given a name, the event
+    is called that, or, given a dict, its items are all in the event. AssertionError listing
+    every event seen if there are not that many within `timeout` s."""
     deadline = time.monotonic() + timeout
     while True:
-        events = read_events(log_path)
-        for event in events:
-            if _matches(event, predicate):
-                return event
+        seen = read_events(log_path)
+        found = [event for event in seen if _matches(event, predicate)]
+        if len(found) >= count:
+            return found[count - 1]
         if time.monotonic() >= deadline:
-            raise AssertionError('no event matching %r within %s s in %s; %d events:\n%s' % (
-                predicate, timeout, log_path, len(events),
-                '\n'.join(json.dumps(e, sort_keys=True) for e in events)))
+            raise AssertionError('%d of %d events matching %r within %s s in %s; %d events:\n%s'
+                                 % (len(found), count, predicate, timeout, log_path, len(seen),
+                                    '\n'.join(json.dumps(e, sort_keys=True) for e in seen)))
         time.sleep(POLL)
+
+
+def wall_time(iso):
+    """An event-log time (ISO 8601 with offset) as epoch seconds."""
+    return datetime.fromisoformat(iso).timestamp()
+
+
+# -- pyNetConnMon itself -------------------------------------------------------------------------
+def start_monitor(tmp_path, *args, log_file=True, state_file=True, cwd=None, prefix=None,
+                  env=None):
+    """pyNetConnMon with ARGS, its state file in tmp_path/state/ and its event log
+    tmp_path/events.jsonl (each unless told not to: --test-mail refuses them), under TZ=UTC plus
+    `env`. Outside a lab namespace (`prefix`), ARGS must name a target: the default 8.8.8.8 is
+    not for tests. The script is cwd/pyNetConnMon.py when `cwd` is given (an app folder), else
+    the repository's."""
+    if prefix is None:
+        assert '-a' in args or '--address' in args, 'always give a loopback target'
+    state = Path(tmp_path) / 'state' / 'state.json' if state_file else None
+    log = Path(tmp_path) / 'events.jsonl' if log_file else None
+    argv = [*args, *(['--state-file', state] if state else []),
+            *(['--log-file', log] if log else [])]
+    return MonitorProcess(argv, cwd=cwd, env={'TZ': 'UTC', **(env or {})}, prefix=prefix,
+                          log=log, state=state)
+
+
+def run_program(*args, prefix=(), cwd=None, env=None, timeout=15.0):
+    """pyNetConnMon with ARGS run to its end (usage errors, --once, --version ...): the
+    subprocess.CompletedProcess, output as text (UTF-8)."""
+    return subprocess.run([*prefix, sys.executable, os.fspath(PROGRAM), *map(os.fspath, args)],
+                          capture_output=True, encoding='utf-8', errors='replace',
+                          timeout=timeout, cwd=cwd, env=child_env(env), stdin=subprocess.DEVNULL)
 
 
 # -- sockets on loopback ---------------------------------------------------------------------
 @contextlib.contextmanager
-def listening_socket(host='127.0.0.1'):
+def listening_socket(host=LOOPBACK):
     """A TCP listener on host that accepts and at once closes every connection (in a daemon
     thread). Yields the port; closed and joined at exit."""
     listener = Listener(host, port=closed_port(host)).start()
@@ -231,7 +294,7 @@ def listening_socket(host='127.0.0.1'):
         listener.stop()
 
 
-def closed_port(host='127.0.0.1'):
+def closed_port(host=LOOPBACK):
     """A port on host that nothing listens on right now (bound to port 0, then closed)."""
     family = socket.AF_INET6 if ':' in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
@@ -257,7 +320,7 @@ class Listener:
     socket is closed; safe to call either twice. A context manager that stops at exit.
     """
 
-    def __init__(self, host='127.0.0.1', port=None):
+    def __init__(self, host=LOOPBACK, port=None):
         self.host = host
         self.family = socket.AF_INET6 if ':' in host else socket.AF_INET
         self.port = port or self._pick_port()

@@ -9,7 +9,8 @@ import os
 import re
 from datetime import datetime, timezone
 
-from harness import MonitorProcess, read_events, wait_until  # noqa: F401 (wait_until: for the tests)
+import harness
+from harness import wait_until
 from netlab import read_accepts
 
 # fault kind (also its name on the lab's timeline): (fault, undo, the undo's name on the
@@ -29,25 +30,7 @@ ROW = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)  (\d{4}-\d\d-\d\d \d\d:\d\d
 def start_monitor(netlab, tmp_path, *args, cwd=None):
     """The program in the monitor namespace with ARGS, an event log and a state file in
     tmp_path, and TZ=UTC. Returns the MonitorProcess; its event log is `.log`."""
-    log = tmp_path / "events.jsonl"
-    argv = [*args, "--log-file", log, "--state-file", tmp_path / "state" / "state.json"]
-    monitor = MonitorProcess(argv, cwd=cwd, env={"TZ": "UTC"}, prefix=netlab.prefix)
-    monitor.log = log
-    return monitor
-
-
-def events(log, name):
-    return [event for event in read_events(log) if event["event"] == name]
-
-
-def wait_for_events(log, name, count, timeout):
-    """All `name` events once there are at least `count`; AssertionError showing the log if not
-    within `timeout` s."""
-    try:
-        return wait_until(lambda: len(events(log, name)) >= count and events(log, name),
-                          timeout, "%d %r events" % (count, name))
-    except AssertionError as error:
-        raise AssertionError("%s; log:\n%s" % (error, "\n".join(map(str, read_events(log)))))
+    return harness.start_monitor(tmp_path, *args, cwd=cwd, prefix=netlab.prefix)
 
 
 def wait_for_accepts(path, count, timeout, since=0.0, address=None):
@@ -58,11 +41,6 @@ def wait_for_accepts(path, count, timeout, since=0.0, address=None):
                 if item[0] > since and (address is None or item[1] == address)]
     return wait_until(lambda: len(found()) >= count and found(), timeout,
                       "%d accepted connections%s" % (count, " to %s" % address if address else ""))
-
-
-def wall_time(iso):
-    """An event-log time (ISO 8601 with offset) as epoch seconds."""
-    return datetime.fromisoformat(iso).timestamp()
 
 
 def report_time(text):

@@ -3,7 +3,7 @@
     python3 listener.py HOST PORT [PORT ...] [--also HOST] [--accept-log PATH]
                         [--lifetime SECONDS]
 
-Listens on every PORT of the IPv4 address HOST (and of each --also HOST), prints ``READY``
+Listens on every PORT of the address HOST (and of each --also HOST; IPv4 or IPv6), prints ``READY``
 (flushed) once all of them listen, and exits on SIGTERM or SIGINT. As a safety net for a test run
 that dies without cleaning up, it also exits by itself after --lifetime seconds (default 900).
 With --accept-log it appends one line per accepted connection, ``<time.monotonic()> <address>
@@ -24,10 +24,10 @@ TICK = 0.5  # longest single select(): how late the lifetime deadline may be not
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description="Accept TCP connections and close them at once.")
-    parser.add_argument("host", help="IPv4 address to listen on")
+    parser.add_argument("host", help="IPv4 or IPv6 address to listen on")
     parser.add_argument("ports", nargs="+", type=int, metavar="PORT", help="port(s) to listen on")
     parser.add_argument("--also", action="append", default=[], metavar="HOST",
-                        help="another IPv4 address to listen on (the same ports)")
+                        help="another address to listen on (the same ports)")
     parser.add_argument("--accept-log", metavar="PATH",
                         help="append '<monotonic time> <address> <port>' per accepted connection")
     parser.add_argument("--lifetime", type=float, default=DEFAULT_LIFETIME,
@@ -39,7 +39,8 @@ def open_listeners(host, ports):
     listeners = []
     try:
         for port in ports:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                 socket.SOCK_STREAM)
             listeners.append(sock)
             # Closing first leaves TIME_WAIT on our side: a restarted listener must still bind.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -525,15 +525,16 @@ def _kill_pids_in(namespaces):
 _LAB_NAMESPACE = re.compile(r"^p[mt]-(\d+)n\d+$")
 
 
-def sweep_stale_labs():
+def sweep_stale_labs(pattern=None):
     """Remove the labs of test processes that died without teardown (their pid is gone).
 
-    Only namespaces named like ours (pm-/pt-<pid>n<k>) whose creating pid no longer runs.
-    Returns the namespaces removed.
+    Only namespaces named like ours (`pattern`, by default pm-/pt-<pid>n<k>; group 1 is the
+    creating pid) whose creating pid no longer runs. Returns the namespaces removed.
     """
+    pattern = pattern or _LAB_NAMESPACE
     removed = []
     for ns in sorted(_netns_names()):
-        match = _LAB_NAMESPACE.match(ns)
+        match = pattern.match(ns)
         if not match or _pid_alive(int(match.group(1))):
             continue
         try:

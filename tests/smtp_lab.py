@@ -1,8 +1,13 @@
 """Mail lab for the tests: a real SMTP server (tests/smtp_server.py) in a subprocess, a self-signed
-certificate for it, and an app folder holding the program with the pySendMail stand-in and a
-config that points at the server.
+certificate for it, and an app folder holding the program with pySendMail and a config that
+points at the server.
 
-Fixtures (gathered by conftest.py): smtp_certificate, smtp_server, program_dir.
+Which pySendMail is decided here and nowhere else (PYSENDMAIL): the real one, i.e. the files of
+the submodule's pinned commit kept beside the repository in ../shared/vendor/ (or, failing that,
+a checked-out submodule), and only where neither is at hand the stand-in in pysendmail_standin/.
+
+Fixtures (gathered by conftest.py): smtp_certificate, session_smtp_server, smtp_server,
+program_dir.
 """
 import collections
 import email.policy
@@ -21,13 +26,25 @@ from pathlib import Path
 
 import pytest
 
-from harness import POLL, closed_port
+from harness import closed_port, wait_until
 from smtp_server import PASSWORD, USER
 
 TESTS = Path(__file__).resolve().parent
 SERVER_SCRIPT = TESTS / 'smtp_server.py'
-STANDIN = TESTS / 'pysendmail_standin' / 'sendMail.py'
 PROGRAM = TESTS.parent / 'pyNetConnMon.py'
+VENDORED = TESTS.parent.parent / 'shared' / 'vendor' / 'pySendMail-96729e6'
+SUBMODULE = TESTS.parent / 'pySendMail'
+STANDIN = TESTS / 'pysendmail_standin'
+
+
+def _pysendmail():
+    for folder in (VENDORED, SUBMODULE):
+        if (folder / 'sendMail.py').is_file():
+            return folder
+    return STANDIN
+
+
+PYSENDMAIL = _pysendmail()     # the folder whose files an app folder's pySendMail/ gets
 MAIL_FROM = 'monitor@test.invalid'
 MAIL_TO = 'owner@test.invalid'
 
@@ -155,15 +172,15 @@ class SmtpServer:
     def wait_for_messages(self, n, timeout=10.0):
         """All stored messages once there are at least n; AssertionError showing what did
         arrive if not within `timeout` s."""
-        deadline = time.monotonic() + timeout
-        while True:
+        def enough():
             msgs = self.messages()
-            if len(msgs) >= n:
-                return msgs
-            if time.monotonic() >= deadline:
-                raise AssertionError('%d of %d messages arrived within %s s: %r\n%s' % (
-                    len(msgs), n, timeout, [m['Subject'] for m in msgs], self.stderr()))
-            time.sleep(POLL)
+            return msgs if len(msgs) >= n else None
+        try:
+            return wait_until(enough, timeout, '%d messages' % n)
+        except AssertionError:
+            msgs = self.messages()
+            raise AssertionError('%d of %d messages arrived within %s s: %r\n%s' % (
+                len(msgs), n, timeout, [m['Subject'] for m in msgs], self.stderr())) from None
 
     def __enter__(self):
         return self
@@ -173,15 +190,27 @@ class SmtpServer:
         return False
 
 
-@pytest.fixture
-def smtp_server(tmp_path, smtp_certificate):
-    """A running SmtpServer on 127.0.0.1; stopped at teardown."""
+@pytest.fixture(scope='session')
+def session_smtp_server(tmp_path_factory, smtp_certificate):
+    """One SmtpServer on 127.0.0.1 for the whole run (starting one takes a good part of a
+    second); use smtp_server, which hands it over fresh."""
     cert, key = smtp_certificate
-    server = SmtpServer(tmp_path, cert, key)
+    server = SmtpServer(tmp_path_factory.mktemp('smtp'), cert, key)
     try:
-        yield server.start()
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def smtp_server(session_smtp_server):
+    """The SmtpServer on 127.0.0.1 as if new: running, accepting (no 451), no messages. A test
+    may stop it or switch on 451; the next test gets it back like this."""
+    server = session_smtp_server
+    server.fail_451(False)
+    for path in server.maildir.iterdir():
+        path.unlink()
+    return server if server.running else server.start()
 
 
 # -- app folder --------------------------------------------------------------------------------
@@ -207,8 +236,8 @@ def write_config(path, config):
 
 def make_program_dir(dest, smtp_port=None, with_pysendmail=True, with_config=True):
     """An app folder: dest/pyNetConnMon.py (copied when the repository has it) and, unless told
-    otherwise, dest/pySendMail/sendMail.py (the stand-in, no __init__.py, like the submodule) and
-    dest/pySendMail/sendMailConfig.json (0600) pointing at 127.0.0.1:smtp_port (a closed port
+    otherwise, dest/pySendMail/ with the files of PYSENDMAIL (sendMail.py, no __init__.py, like
+    the submodule) and sendMailConfig.json (0600) pointing at 127.0.0.1:smtp_port (a closed port
     when None). `config` is the config path even when the file was not written."""
     root = Path(dest)
     root.mkdir(parents=True, exist_ok=True)
@@ -218,7 +247,9 @@ def make_program_dir(dest, smtp_port=None, with_pysendmail=True, with_config=Tru
     config = root / 'pySendMail' / 'sendMailConfig.json'
     if with_pysendmail:
         config.parent.mkdir(exist_ok=True)
-        shutil.copyfile(STANDIN, config.parent / 'sendMail.py')
+        for source in PYSENDMAIL.iterdir():
+            if source.is_file():
+                shutil.copyfile(source, config.parent / source.name)   # not the read-only mode
         if with_config:
             write_config(config, mail_config(smtp_port if smtp_port else closed_port()))
     return ProgramDir(root, script, config)
@@ -230,7 +261,7 @@ def program_dir(tmp_path, smtp_server):
     return make_program_dir(tmp_path / 'app', smtp_port=smtp_server.port)
 
 
-def load_standin(root):
+def load_sendmail(root):
     """Import root/pySendMail/sendMail.py by path (so it reads that folder's config)."""
     path = Path(root) / 'pySendMail' / 'sendMail.py'
     spec = importlib.util.spec_from_file_location('sendMail_%x' % id(path), path)

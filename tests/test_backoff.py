@@ -1,4 +1,4 @@
-"""ReportBackoff: the seed program's rule for when a report may go out, as a table."""
+"""ReportBackoff: the rule for when a report may go out (-bmin, -bstep, -bmax), as a table."""
 import pytest
 
 from pyNetConnMon import ReportBackoff

@@ -1,17 +1,16 @@
 """Faster probing while the network is down, and an outage's start taken from its window.
 
-The monitor with a fake clock, prober and deliverer (from test_monitor): which rounds start when,
+The monitor with a fake clock, prober and deliverer (tests/fakes.py): which rounds start when,
 and what the `down` and `up` events and the console say. The Prober with a fake clock and a fake
 selector around real sockets: how many connects a fast round leaves in flight, and what happens
 to them. No sleeping; every instant is exact.
 """
-import io
 import selectors
 from collections import namedtuple
 
+from fakes import WALL_OFFSET, Run
 from harness import listening_socket
-from pyNetConnMon import Console, Prober, iso_time, local_time, parse_target
-from test_monitor import WALL_OFFSET, Run
+from pyNetConnMon import Prober, Settings, iso_time, local_time, parse_target
 
 
 def wall(mono):
@@ -30,17 +29,16 @@ def fast_run(tmp_path, outages, stop_at, **overrides):
     values.update(overrides)
     run = Run(tmp_path, outages, stop_at, **values)
     run.prober.connect_time = 0.0
-    run.console = io.StringIO()
-    run.monitor.say.console = Console(out=run.console, err=run.console)
     return run
 
 
-def console_lines(run):
-    """The console's lines without their timestamps."""
-    return [line[20:] for line in run.console.getvalue().splitlines()]
-
-
 # -- the monitor: when rounds start ---------------------------------------------------------------
+
+def test_the_down_interval_is_a_tenth_of_the_interval_at_least_0_05_s_and_at_most_the_interval():
+    assert [Settings(interval=interval).down_probe_interval
+            for interval in (60.0, 2.0, 0.4, 0.03)] == [6.0, 0.2, 0.05, 0.03]
+    assert Settings(interval=2.0, down_interval=0.5).down_probe_interval == 0.5
+
 
 def test_rounds_come_every_down_interval_while_down_and_on_the_interval_once_up(tmp_path):
     run = fast_run(tmp_path, outages=[(3.5, 5.25)], stop_at=7.5)
@@ -74,7 +72,7 @@ def test_down_and_up_carry_the_start_window_and_the_duration_runs_from_its_middl
     # at least from the first failed round (11) to the last (12.5), at most from the last
     # answer (10) to the first answer again (12.75)
     assert (up["duration_min"], up["duration_max"]) == (1.5, 2.75)
-    assert console_lines(run)[1:3] == [
+    assert run.console_lines()[1:3] == [
         "DOWN 198.18.0.2:53 refused",
         "UP after 2.2 s (down since %s, refused)" % local(10.5)]
 
@@ -93,7 +91,7 @@ def test_an_outage_found_by_the_very_first_round_begins_there(tmp_path):
     up, = run.events("up")
     assert (down["start"], down["start_after"], down["start_before"]) == (wall(0), None, wall(0))
     assert (up["duration"], up["duration_min"], up["duration_max"]) == (2.25, 2.0, None)
-    assert console_lines(run)[-2] == "UP after 2.2 s: probably shorter than 5 s, ignored"
+    assert run.console_lines()[-2] == "UP after 2.2 s: probably shorter than 5 s, ignored"
 
 
 def test_a_blip_says_how_long_it_lasted_at_least_and_at_most(tmp_path):
@@ -102,7 +100,7 @@ def test_a_blip_says_how_long_it_lasted_at_least_and_at_most(tmp_path):
     up, = run.events("up")
     assert (up["duration"], up["duration_min"], up["duration_max"], up["ignored"]) == (
         2.25, 1.5, 2.75, True)
-    assert console_lines(run)[-2] == (
+    assert run.console_lines()[-2] == (
         "UP after 2.2 s: shorter than 5 s, ignored (it lasted 1.5 s to 2.8 s)")
     assert run.deliverer.attempts == []
 
@@ -112,7 +110,7 @@ def test_a_blip_that_may_have_lasted_min_interruption_says_probably(tmp_path):
     run.run()
     up, = run.events("up")
     assert (up["duration"], up["ignored"]) == (2.25, True)   # the rule: the middle's duration
-    assert console_lines(run)[-2] == (
+    assert run.console_lines()[-2] == (
         "UP after 2.2 s: probably shorter than 2.5 s, ignored (it lasted 1.5 s to 2.8 s)")
 
 

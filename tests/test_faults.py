@@ -11,9 +11,8 @@ import time
 import pytest
 
 import lab_monitor
-from harness import read_events
-from lab_monitor import (events, report_rows, start_monitor, wait_for_accepts, wait_for_events,
-                         wait_until, wall_time)
+from harness import events, read_events, wait_until, wall_time
+from lab_monitor import report_rows, start_monitor, wait_for_accepts
 from netlab import TARGET_IP, TARGET_IP2, TARGET_PORT, read_accepts
 from smtp_lab import SmtpServer, make_program_dir
 
@@ -45,7 +44,7 @@ def test_fault_is_one_interruption_with_its_reason_and_duration(netlab, tmp_path
         fault(netlab)
         time.sleep(HOLD)        # holding the fault for a known time
         undo(netlab)
-        wait_for_events(monitor.log, "up", 1, timeout=5)
+        monitor.wait_for_event("up", timeout=5)
         # two more good rounds: nothing else may follow the interruption
         wait_for_accepts(accepts, 2, timeout=5, since=last_record(netlab, undo_name))
         assert monitor.terminate() == 0
@@ -123,10 +122,11 @@ def test_mail_server_down_when_the_network_returns_gets_the_report_out_once(
             time.sleep(HOLD)    # holding the fault
             server.stop()
             netlab.link_up()
-            [failed] = wait_for_events(monitor.log, "report_failed", 1, timeout=5)
+            monitor.wait_for_event("report_failed", timeout=5)
+            [failed] = events(monitor.log, "report_failed")
             assert failed["reason"] == "mail server 127.0.0.1:%d refused the connection" % server.port
             server.start()
-            wait_for_events(monitor.log, "report_sent", 1, timeout=10)
+            monitor.wait_for_event("report_sent", timeout=10)
             time.sleep(2.0)     # twice -bmin: a second copy would have been sent by now
             assert monitor.terminate() == 0
         [message] = server.messages()
@@ -158,7 +158,7 @@ def test_the_end_of_an_outage_is_known_within_the_down_interval(netlab, tmp_path
             in_flight.append(connects_in_flight(monitor.pid))
             time.sleep(0.1)
         undo(netlab)
-        [up] = wait_for_events(monitor.log, "up", 1, timeout=5)
+        up = monitor.wait_for_event("up", timeout=5)
         offset = time.time() - time.monotonic()
         assert monitor.terminate() == 0
     back = last_record(netlab, undo_name)

@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from harness import (MonitorProcess, closed_port, listening_socket, read_events,
-                     wait_for_event)
+from harness import (MonitorProcess, child_env, closed_port, listening_socket, read_events,
+                     start_monitor, wait_for_event)
 
 FAKE = textwrap.dedent('''\
     import os, signal, sys, threading
@@ -55,6 +55,22 @@ def test_read_events_skips_partial_last_line(tmp_path):
     assert wait_for_event(log, {'event': 'down'}, timeout=1) == {'event': 'down'}
     with pytest.raises(AssertionError, match='1 events'):
         wait_for_event(log, lambda e: e['event'] == 'up', timeout=0.2)
+
+
+def test_wait_for_event_by_name_and_count(tmp_path):
+    log = tmp_path / 'events.jsonl'
+    log.write_text(''.join(json.dumps({'event': name, 'n': n}) + '\n'
+                           for n, name in enumerate(['down', 'up', 'down'])))
+    assert wait_for_event(log, 'down', timeout=1, count=2) == {'event': 'down', 'n': 2}
+    with pytest.raises(AssertionError, match="2 of 3 events matching 'down'"):
+        wait_for_event(log, 'down', timeout=0.2, count=3)
+
+
+def test_children_get_no_proxy_and_the_monitor_always_a_target(monkeypatch, tmp_path):
+    monkeypatch.setenv('HTTPS_PROXY', 'http://proxy.invalid:3128')
+    assert 'HTTPS_PROXY' not in child_env()
+    with pytest.raises(AssertionError, match='target'):
+        start_monitor(tmp_path, '--no-mail')
 
 
 def test_listening_socket_and_closed_port():

@@ -5,41 +5,40 @@ import time
 
 import pytest
 
-from loopback_harness import MonitorProcess, TcpListener, event_time, read_events, wait_until
+from harness import Listener, read_events, start_monitor, wait_until, wall_time
 
 
 @pytest.fixture
 def target():
-    listener = TcpListener().start()
-    yield listener
-    listener.stop()
+    with Listener() as listener:
+        yield listener
 
 
-def start_monitor(tmp_path, target, log_file=True):
-    return MonitorProcess(tmp_path, "-a", target.address, "-i", "0.2", "-t", "0.2", "-m", "0.5",
-                          "--no-mail", log_file=log_file)
+def monitor_of(tmp_path, target, log_file=True):
+    return start_monitor(tmp_path, "-a", target.address, "-i", "0.2", "-t", "0.2", "-m", "0.3",
+                         "--no-mail", log_file=log_file)
 
 
 def outage(monitor, target, number, path=None):
-    """Causes the `number`-th outage (at least 0.7 s, longer than -m 0.5) and waits for its end."""
+    """Causes the `number`-th outage (at least 0.4 s, longer than -m 0.3) and waits for its end."""
     target.stop()
-    down = event_time(monitor.wait_for_event("down", count=number, path=path))
-    wait_until(lambda: time.time() > down + 0.7, 3, "an outage longer than -m")
+    down = wall_time(monitor.wait_for_event("down", count=number, path=path)["time"])
+    wait_until(lambda: time.time() > down + 0.4, 3, "an outage longer than -m")
     target.start()
     return monitor.wait_for_event("up", count=number, path=path)
 
 
 def test_rotated_log_keeps_every_event_exactly_once(tmp_path, target):
-    with start_monitor(tmp_path, target) as monitor:
-        log = monitor.log_path
+    with monitor_of(tmp_path, target) as monitor:
+        log = str(monitor.log)
         monitor.wait_for_event("start")
         outage(monitor, target, 1)
         os.rename(log, log + ".1")                  # what logrotate does first
         outage(monitor, target, 2, path=log + ".1")  # still written to the renamed file
-        monitor.signal(signal.SIGHUP)                # postrotate: kill -HUP
-        monitor.wait_for_output("event log reopened")
+        monitor.send_signal(signal.SIGHUP)                # postrotate: kill -HUP
+        monitor.wait_for_line("event log reopened")
         outage(monitor, target, 1, path=log)
-        assert monitor.stop() == 0
+        assert monitor.terminate() == 0
 
     rotated, current = read_events(log + ".1"), read_events(log)
     assert [event["event"] for event in rotated] == ["start", "down", "up", "down", "up"]
@@ -47,45 +46,45 @@ def test_rotated_log_keeps_every_event_exactly_once(tmp_path, target):
     every = rotated + current
     assert len({(event["time"], event["event"]) for event in every}) == len(every)
     assert all(event["ignored"] is False for event in every if event["event"] == "up")
-    assert monitor.stdout().count("event log reopened") == 1
-    assert monitor.stderr() == ""
+    assert sum("event log reopened" in line for line in monitor.stdout_lines) == 1
+    assert monitor.stderr_lines == []
 
 
 def test_sighup_without_rotation_appends_to_the_same_file(tmp_path, target):
-    with start_monitor(tmp_path, target) as monitor:
+    with monitor_of(tmp_path, target) as monitor:
         monitor.wait_for_event("start")
-        monitor.signal(signal.SIGHUP)
+        monitor.send_signal(signal.SIGHUP)
         monitor.wait_for_event("log_reopened")
-        monitor.signal(signal.SIGHUP)
+        monitor.send_signal(signal.SIGHUP)
         monitor.wait_for_event("log_reopened", count=2)
         outage(monitor, target, 1)
-        assert monitor.stop() == 0
+        assert monitor.terminate() == 0
     assert [event["event"] for event in monitor.events()] == [
         "start", "log_reopened", "log_reopened", "down", "up", "stop"]
 
 
 def test_a_log_that_cannot_be_reopened_warns_and_the_old_file_stays_in_use(tmp_path, target):
-    with start_monitor(tmp_path, target) as monitor:
-        log = monitor.log_path
+    with monitor_of(tmp_path, target) as monitor:
+        log = str(monitor.log)
         monitor.wait_for_event("start")
         os.rename(log, log + ".1")
         os.mkdir(log)                               # the new file cannot be created
-        monitor.signal(signal.SIGHUP)
+        monitor.send_signal(signal.SIGHUP)
         outage(monitor, target, 1, path=log + ".1")
-        assert monitor.stop() == 0
+        assert monitor.terminate() == 0
     assert [event["event"] for event in read_events(log + ".1")] == ["start", "down", "up", "stop"]
-    warnings = monitor.stderr().splitlines()
+    warnings = monitor.stderr_lines
     assert len(warnings) == 1
     assert "WARNING cannot open event log %s: " % log in warnings[0]
     assert warnings[0].endswith("; still writing to the old file")
 
 
 def test_sighup_without_a_log_file_is_harmless(tmp_path, target):
-    with start_monitor(tmp_path, target, log_file=False) as monitor:
-        monitor.wait_for_output("started pyNetConnMon")
-        monitor.signal(signal.SIGHUP)
+    with monitor_of(tmp_path, target, log_file=False) as monitor:
+        monitor.wait_for_line("started pyNetConnMon")
+        monitor.send_signal(signal.SIGHUP)
         target.stop()
-        monitor.wait_for_output("DOWN ")            # still running, still probing
-        assert monitor.stop() == 0
-    assert "reopened" not in monitor.stdout()
-    assert monitor.stderr() == ""
+        monitor.wait_for_line("DOWN ")            # still running, still probing
+        assert monitor.terminate() == 0
+    assert not any("reopened" in line for line in monitor.stdout_lines)
+    assert monitor.stderr_lines == []

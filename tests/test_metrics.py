@@ -2,18 +2,20 @@
 
 Loopback only: the monitor watches a local listener that the tests stop to cause an outage.
 """
-import io
 import socket
+import subprocess
+import sys
 import time
-import types
+import urllib.error
+import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from loopback_harness import (LOOPBACK, PROGRAM, MonitorProcess, TcpListener, free_port, http_request,
-                              load_program, run_program, wait_until)
-
-program = load_program()
+import pyNetConnMon as program
+from fakes import TARGET, WALL_OFFSET, Run
+from harness import (LOOPBACK, REPO, Listener, closed_port, run_program, start_monitor,
+                     wait_until)
 
 FIXED_VERSION = "9.8.7"
 FIXED_SNAPSHOT = program.MetricsSnapshot(
@@ -91,6 +93,21 @@ def parse(text):
     return {family.name: family for family in text_string_to_metric_families(text)}
 
 
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http_request(url, method="GET", timeout=3.0):
+    """(status, headers, body) from a loopback URL; HTTP errors are answers, not exceptions."""
+    assert url.startswith("http://%s:" % LOOPBACK)
+    request = urllib.request.Request(url, method=method)
+    try:
+        with _NO_PROXY.open(request, timeout=timeout) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.headers, error.read()
+
+
 def value(families, name, **labels):
     """The one sample of `name` with `labels`, or None when the sample is absent."""
     for family in families.values():
@@ -136,71 +153,58 @@ def test_special_float_values_use_prometheus_spelling():
 
 # -- the counters, driven round by round with a fake clock ---------------------------------------
 
-class FakeClock:
+class RecordingBoard(program.MetricsBoard):
+    """Keeps, for each round of the run, the last snapshot the loop published after it."""
+
     def __init__(self):
-        self.now = 0.0
+        super().__init__(program.MetricsSnapshot())
+        self.run = None
+        self.after_round = {}
 
-    def monotonic(self):
-        return self.now
-
-    def wall(self):
-        return 1e9 + self.now
-
-
-def make_monitor(min_interruption=0.5):
-    target = program.Target(LOOPBACK, 9)
-    settings = program.Settings(targets=[target], min_interruption=min_interruption,
-                                interval=0.2, timeout=0.2)
-    clock = FakeClock()
-    board = program.MetricsBoard(program.MetricsSnapshot())
-    announcer = program.Announcer(program.Console(quiet=True, err=io.StringIO()),
-                                  program.EventLog(None), settings)
-    monitor = program.Monitor(settings, announcer, types.SimpleNamespace(), prober=object(),
-                              clock=clock, metrics_board=board)
-    return monitor, target, clock, board
+    def publish(self, snapshot):
+        super().publish(snapshot)
+        if self.run.prober.rounds:
+            self.after_round[self.run.prober.rounds[-1]] = snapshot
 
 
-def round_at(monitor, target, clock, when, up):
-    clock.now = when
-    result = program.ProbeResult(target, up, None if up else "refused", 0.001 if up else None)
-    monitor._handle_round([result], when, 1e9 + when)
-    monitor._publish_metrics()
-    return monitor.metrics_board.latest()
+def snapshots(tmp_path, outages, stop_at, min_interruption):
+    """{round instant: snapshot after it} of a fake-clock run with rounds every second, also
+    while down."""
+    board = RecordingBoard()
+    board.run = Run(tmp_path, outages, stop_at, metrics_board=board,
+                    min_interruption=min_interruption, down_interval=1.0)
+    board.run.run()
+    return board.after_round
 
 
-def test_an_ongoing_interruption_counts_once_it_lasts_min_interruption():
-    monitor, target, clock, board = make_monitor(min_interruption=0.5)
-    snapshot = round_at(monitor, target, clock, 0.0, up=True)     # answered at 0.001
-    assert (snapshot.network_up, snapshot.interruptions, snapshot.downtime_seconds) == (True, 0, 0.0)
-    # the first failed round at 0.6: down since 0.3005, the middle of 0.001 and 0.6
-    snapshot = round_at(monitor, target, clock, 0.6, up=False)
-    assert (snapshot.network_up, snapshot.interruptions, snapshot.downtime_seconds) == (False, 0, 0.0)
-    snapshot = round_at(monitor, target, clock, 0.7, up=False)    # 0.3995 s: may still be a blip
-    assert (snapshot.interruptions, snapshot.downtime_seconds) == (0, 0.0)
-    snapshot = round_at(monitor, target, clock, 0.9, up=False)    # 0.5995 s: counts now
-    assert (snapshot.interruptions, snapshot.downtime_seconds) == (1, pytest.approx(0.5995, abs=1e-3))
-    snapshot = round_at(monitor, target, clock, 2.0, up=True)   # its connect took 1 ms: 1.7005 s
-    assert (snapshot.interruptions, snapshot.downtime_seconds) == (1, pytest.approx(1.7005, abs=1e-3))
-    assert snapshot.ignored_interruptions == 0
-    assert snapshot.targets == (("127.0.0.1:9", True, 0.001),)
-    assert snapshot.last_round == 1e9 + 2.0
+def test_an_ongoing_interruption_counts_once_it_lasts_min_interruption(tmp_path):
+    after = snapshots(tmp_path, outages=[(0.5, 3.5)], stop_at=4.5, min_interruption=1.5)
+    counted = {at: (s.network_up, s.interruptions, s.downtime_seconds)
+               for at, s in after.items()}
+    # down since 0.5005: the middle of the answer at 0.001 and the failed round at 1
+    assert counted == {0.0: (True, 0, 0.0),
+                       1.0: (False, 0, 0.0),
+                       2.0: (False, 0, 0.0),       # 1.4995 s: may still be a blip
+                       3.0: (False, 1, 2.5),       # 2.4995 s: counts now
+                       4.0: (True, 1, 3.501)}      # its connect took 1 ms: 3.5005 s
+    assert after[4.0].ignored_interruptions == 0
+    assert after[4.0].targets == ((TARGET.label, True, 0.001),)
+    assert after[4.0].last_round == pytest.approx(WALL_OFFSET + 4.01, abs=0.001)
 
 
-def test_a_blip_counts_as_ignored_and_never_as_downtime():
-    monitor, target, clock, board = make_monitor(min_interruption=0.5)
-    round_at(monitor, target, clock, 0.0, up=True)
-    snapshot = round_at(monitor, target, clock, 0.2, up=False)
-    assert snapshot.targets == (("127.0.0.1:9", False, None),)
-    snapshot = round_at(monitor, target, clock, 0.4, up=True)
-    assert (snapshot.interruptions, snapshot.ignored_interruptions,
-            snapshot.downtime_seconds) == (0, 1, 0.0)
+def test_a_blip_counts_as_ignored_and_never_as_downtime(tmp_path):
+    # down from 0.5005 (the middle of 0.001 and 1) to 2.001: 1.5005 s
+    after = snapshots(tmp_path, outages=[(0.5, 1.5)], stop_at=2.5, min_interruption=2.0)
+    assert after[1.0].targets == ((TARGET.label, False, None),)
+    assert (after[2.0].interruptions, after[2.0].ignored_interruptions,
+            after[2.0].downtime_seconds) == (0, 1, 0.0)
 
 
 # -- /metrics from a running monitor --------------------------------------------------------------
 
-def start_monitor(tmp_path, listener, metrics_port, *extra):
-    return MonitorProcess(tmp_path, "-a", listener.address, "-i", "0.2", "-t", "0.2", "-m", "0.5",
-                          "--no-mail", "--metrics-port", str(metrics_port), *extra)
+def serving_monitor(tmp_path, listener, metrics_port):
+    return start_monitor(tmp_path, "-a", listener.address, "-i", "0.2", "-t", "0.2", "-m", "0.5",
+                         "--no-mail", "--metrics-port", str(metrics_port))
 
 
 def scrape(port):
@@ -221,11 +225,11 @@ def scrape_until(port, condition, timeout, what):
 
 
 def test_scrapes_follow_an_outage_from_start_to_end(tmp_path):
-    listener = TcpListener().start()
-    port = free_port()
+    listener = Listener().start()
+    port = closed_port()
     target = listener.address
     try:
-        with start_monitor(tmp_path, listener, port) as monitor:
+        with serving_monitor(tmp_path, listener, port) as monitor:
             before = scrape_until(port, lambda f: value(f, "pynetconnmon_network_up") == 1, 5,
                                   "network_up 1")
             assert {name: family.type for name, family in before.items()} == EXPECTED_TYPES
@@ -257,19 +261,18 @@ def test_scrapes_follow_an_outage_from_start_to_end(tmp_path):
             assert value(after, "pynetconnmon_downtime_seconds_total") >= downtime_during
             assert value(after, "pynetconnmon_last_round_timestamp_seconds") > first_heartbeat
             assert value(after, "pynetconnmon_unreported_interruptions") == 0    # --no-mail
-            assert monitor.stop() == 0
-        assert "Traceback" not in monitor.stderr()
-        assert monitor.stderr() == ""           # no per-request lines from http.server
+            assert monitor.terminate() == 0
+        assert monitor.stderr_lines == []   # no traceback, no per-request lines from http.server
     finally:
         listener.stop()
 
 
 def test_anything_but_get_metrics_is_not_found(tmp_path):
-    listener = TcpListener().start()
-    port = free_port()
+    listener = Listener().start()
+    port = closed_port()
     base = "http://%s:%d" % (LOOPBACK, port)
     try:
-        with start_monitor(tmp_path, listener, port) as monitor:
+        with serving_monitor(tmp_path, listener, port) as monitor:
             scrape_until(port, lambda f: True, 5, "the metrics endpoint")
             assert http_request(base + "/other")[0] == 404
             assert http_request(base + "/")[0] == 404
@@ -278,18 +281,18 @@ def test_anything_but_get_metrics_is_not_found(tmp_path):
             status, headers, body = http_request(base + "/metrics", method="HEAD")
             assert (status, body) == (200, b"")
             assert int(headers["Content-Length"]) > 0
-            assert monitor.stop() == 0
-        assert monitor.stderr() == ""
+            assert monitor.terminate() == 0
+        assert monitor.stderr_lines == []
     finally:
         listener.stop()
 
 
 def test_a_silent_client_stalls_neither_the_rounds_nor_other_scrapes(tmp_path):
-    listener = TcpListener().start()
-    port = free_port()
+    listener = Listener().start()
+    port = closed_port()
     silent = socket.socket()
     try:
-        with start_monitor(tmp_path, listener, port) as monitor:
+        with serving_monitor(tmp_path, listener, port) as monitor:
             scrape_until(port, lambda f: value(f, "pynetconnmon_network_up") == 1, 5, "network up")
             silent.connect((LOOPBACK, port))            # connects, then sends nothing
             started = time.monotonic()
@@ -299,61 +302,58 @@ def test_a_silent_client_stalls_neither_the_rounds_nor_other_scrapes(tmp_path):
             stopped = time.monotonic()
             monitor.wait_for_event("down", timeout=3)
             assert time.monotonic() - stopped < 1.5, "the outage was noticed late"
-            assert monitor.stop() == 0                  # and stopping does not wait for it
+            assert monitor.terminate() == 0             # and stopping does not wait for it
     finally:
         silent.close()
         listener.stop()
 
 
-def test_the_server_drops_a_client_that_sends_nothing_after_the_request_timeout():
+@pytest.fixture(scope="module")
+def board_server():
+    """(board, port) of one metrics server for the tests below, which publish the snapshot they
+    need (stopping a server takes up to 0.5 s: serve_forever's poll interval). A client that
+    sends nothing is dropped after 0.3 s."""
     board = program.MetricsBoard(program.MetricsSnapshot())
-    server = program.start_metrics_server(LOOPBACK, free_port(), board, request_timeout=0.3)
+    server = program.start_metrics_server(LOOPBACK, closed_port(), board, request_timeout=0.3)
     try:
-        with socket.create_connection((LOOPBACK, server.server_port), timeout=3) as silent:
-            started = time.monotonic()
-            assert silent.recv(100) == b""          # the server closed the connection
-            assert 0.2 < time.monotonic() - started < 2.5
+        yield board, server.server_port
     finally:
         server.shutdown()
         server.server_close()
 
 
-def test_a_broken_snapshot_leaves_a_traceback_but_no_answer(capsys):
-    board = program.MetricsBoard(object())       # render_metrics raises AttributeError
-    server = program.start_metrics_server(LOOPBACK, free_port(), board)
-    try:
-        with pytest.raises(OSError):                     # closed without an answer
-            http_request("http://%s:%d/metrics" % (LOOPBACK, server.server_port))
-        wait_until(lambda: "AttributeError" in capsys.readouterr().err, 3, "the traceback")
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_the_server_drops_a_client_that_sends_nothing_after_the_request_timeout(board_server):
+    _, port = board_server
+    with socket.create_connection((LOOPBACK, port), timeout=3) as silent:
+        started = time.monotonic()
+        assert silent.recv(100) == b""          # the server closed the connection
+        assert 0.2 < time.monotonic() - started < 2.5
 
 
-def test_the_board_renders_what_the_loop_published_last():
-    board = program.MetricsBoard(program.MetricsSnapshot())
-    server = program.start_metrics_server(LOOPBACK, free_port(), board)
-    try:
-        board.publish(FIXED_SNAPSHOT)
-        status, _, body = http_request("http://%s:%d/metrics" % (LOOPBACK, server.server_port))
-        expected = FIXED_EXPOSITION.replace('version="%s"' % FIXED_VERSION,
-                                            'version="%s"' % program.VERSION)
-        assert (status, body.decode("utf-8")) == (200, expected)
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_a_broken_snapshot_leaves_a_traceback_but_no_answer(board_server, capsys):
+    board, port = board_server
+    board.publish(object())                          # render_metrics raises AttributeError
+    with pytest.raises(OSError):                     # closed without an answer
+        http_request("http://%s:%d/metrics" % (LOOPBACK, port))
+    wait_until(lambda: "AttributeError" in capsys.readouterr().err, 3, "the traceback")
+
+
+def test_the_board_renders_what_the_loop_published_last(board_server):
+    board, port = board_server
+    board.publish(FIXED_SNAPSHOT)
+    status, _, body = http_request("http://%s:%d/metrics" % (LOOPBACK, port))
+    expected = FIXED_EXPOSITION.replace('version="%s"' % FIXED_VERSION,
+                                        'version="%s"' % program.VERSION)
+    assert (status, body.decode("utf-8")) == (200, expected)
 
 
 def test_http_server_and_urllib_are_imported_only_when_asked_for():
-    import subprocess
-    import sys
-    check = ("import importlib.util, sys; "
-             "spec = importlib.util.spec_from_file_location('m', %r); "
-             "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
-             "m.parse_arguments(['-a', '127.0.0.1:9', '--no-mail']); "
+    check = ("import sys; sys.path.insert(0, %r); import pyNetConnMon; "
+             "pyNetConnMon.parse_arguments(['-a', '127.0.0.1:9', '--no-mail']); "
              "print(sorted(n for n in ('http.server', 'socketserver', 'urllib.request') "
-             "if n in sys.modules))" % PROGRAM)
-    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=30)
+             "if n in sys.modules))" % str(REPO))
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True,
+                            timeout=30)
     assert (result.returncode, result.stdout) == (0, "[]\n"), result.stderr
 
 
@@ -368,7 +368,8 @@ def test_http_server_and_urllib_are_imported_only_when_asked_for():
      "--metrics-address: 'localhost' is not an IP address"),
 ])
 def test_bad_metrics_options_are_usage_errors(tmp_path, arguments, message):
-    result = run_program(tmp_path, "-a", "127.0.0.1:9", "--no-mail", *arguments)
+    result = run_program("-a", "127.0.0.1:9", "--no-mail", "--state-file", tmp_path / "state.json",
+                         *arguments)
     assert result.returncode == 2
     assert result.stderr == "pyNetConnMon.py: error: %s\n" % message
     assert result.stdout == ""
@@ -379,7 +380,8 @@ def test_a_port_in_use_is_a_one_line_error(tmp_path):
         taken.bind((LOOPBACK, 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        result = run_program(tmp_path, "-a", "127.0.0.1:9", "--no-mail", "--metrics-port", str(port))
+        result = run_program("-a", "127.0.0.1:9", "--no-mail", "--state-file",
+                             tmp_path / "state.json", "--metrics-port", str(port))
     assert result.returncode == 1
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr

@@ -8,126 +8,11 @@ import json
 
 import pytest
 
-from pyNetConnMon import (Announcer, Console, DeliveryError, EventLog, Monitor, PendingReports,
-                          ProbeResult, ReportBackoff, Reporter, Settings, StateFile, parse_target)
+from fakes import FAILURE, WALL_OFFSET, CancellableDeliverer, Crash, Run
+from pyNetConnMon import EventLog, ProbeResult, StateFile
 
-TARGET = parse_target("198.18.0.2:53", 53)
-WALL_OFFSET = 1_795_000_000.0     # wall clock = monotonic + this
-
-
-class FakeClock:
-    def __init__(self, wall_offset=WALL_OFFSET):
-        self.now = 0.0
-        self.wall_offset = wall_offset
-
-    def __call__(self):
-        return self.now
-
-    def monotonic(self):
-        return self.now
-
-    def wall(self):
-        return self.now + self.wall_offset
-
-
-class FakeWaker:
-    """wait() moves the clock; the run ends when the clock reaches `stop_at`."""
-
-    def __init__(self, clock, stop_at):
-        self.clock = clock
-        self.stop_at = stop_at
-        self.reopen_requested = False
-
-    @property
-    def stop_signal(self):
-        return "SIGTERM" if self.clock.now >= self.stop_at else None
-
-    def wait(self, seconds):
-        self.clock.now = min(self.clock.now + seconds, self.stop_at)
-
-    def wake(self):
-        pass
-
-
-class ScriptedProber:
-    """The network is down during the given [start, end) spans; a round takes `round_time`."""
-
-    def __init__(self, clock, outages, round_time=0.01, connect_time=0.001):
-        self.clock = clock
-        self.outages = outages
-        self.round_time = round_time
-        self.connect_time = connect_time
-        self.rounds = []
-        self.waits = []         # each round's `wait`: None while up, the time to the next round while down
-
-    def probe_round(self, targets, interrupted=lambda: False, wait=None):
-        now = self.clock.now
-        self.rounds.append(now)
-        self.waits.append(wait)
-        down = any(start <= now < end for start, end in self.outages)
-        self.clock.now += self.round_time
-        return [ProbeResult(target, not down, "refused" if down else None,
-                            None if down else self.connect_time) for target in targets]
-
-    def close(self):
-        pass
-
-
-class RecordingDeliverer:
-    name = "mail"
-
-    def __init__(self, clock, fail_during=()):
-        self.clock = clock
-        self.fail_during = fail_during
-        self.sent = []        # (instant, subject, body)
-        self.attempts = []
-
-    def problem(self):
-        return None
-
-    def deliver(self, subject, body):
-        self.attempts.append(self.clock.now)
-        if any(start <= self.clock.now < end for start, end in self.fail_during):
-            raise DeliveryError("SMTP server answered 451 4.3.0 Try again later")
-        self.sent.append((self.clock.now, subject, body))
-
-
-def settings(**overrides):
-    values = dict(interval=1.0, timeout=1.0, min_interruption=5.0, backoff_min=60.0,
-                  backoff_max=3600.0, backoff_step=300.0, heartbeat=60.0)
-    values.update(overrides)
-    return Settings(targets=[TARGET], **values)
-
-
-class Run:
-    def __init__(self, tmp_path, outages, stop_at, fail_during=(), state=True,
-                 wall_offset=WALL_OFFSET, **overrides):
-        self.clock = FakeClock(wall_offset)
-        self.prober = ScriptedProber(self.clock, outages)
-        self.deliverer = RecordingDeliverer(self.clock, fail_during)
-        self.log_path = tmp_path / "events.jsonl"
-        self.state = StateFile(str(tmp_path / "state.json")) if state else None
-        self.waker = FakeWaker(self.clock, stop_at)
-        self.log = EventLog(str(self.log_path))
-        config = settings(**overrides)
-        backoff = ReportBackoff(config.backoff_min, config.backoff_max, config.backoff_step)
-        reporter = Reporter(PendingReports(backoff), self.deliverer, "pi", self.waker.wake,
-                            spawn=lambda function: function())
-        self.monitor = Monitor(config, Announcer(Console(quiet=True), self.log, config),
-                               self.waker, self.prober, clock=self.clock, reporter=reporter,
-                               state=self.state)
-
-    def run(self):
-        result = self.monitor.run()
-        self.log.close()
-        return result
-
-    def events(self, name=None):
-        events = [json.loads(line) for line in self.log_path.read_text().splitlines()]
-        return [e for e in events if name is None or e["event"] == name]
-
-    def sent_at(self):
-        return [round(instant, 2) for instant, _, _ in self.deliverer.sent]
+# A report's rows under TZ=UTC: the round at 11 s is 11:06:51 on the wall clock (WALL_OFFSET).
+HEADER = "start                end                      duration  reason"
 
 
 def test_rounds_start_every_interval(tmp_path):
@@ -160,7 +45,11 @@ def test_a_blip_is_logged_ignored_and_never_reported(tmp_path):
     run.run()
     up, = run.events("up")
     assert (up["duration"], up["ignored"]) == (3.001, True)     # 13.501 - 10.5005
+    assert ("UP after 3.0 s: shorter than 5 s, ignored (it lasted 2.4 s to 3.5 s)"
+            in run.console_lines())
     assert run.deliverer.attempts == []
+    assert not {"report_sent", "report_failed"} & {e["event"] for e in run.events()}
+    assert run.saved_state()["pending"] == []
 
 
 def test_outages_during_the_wait_are_batched_into_the_next_report(tmp_path):
@@ -171,6 +60,24 @@ def test_outages_during_the_wait_are_batched_into_the_next_report(tmp_path):
     assert run.sent_at() == [20.51, 81.01, 441.01]
     assert [e["interruptions"] for e in run.events("report_sent")] == [1, 2, 1]
     assert [e["next_wait"] for e in run.events("report_sent")] == [60.0, 360.0, 660.0]
+
+
+def test_a_batched_report_lists_each_outage_and_their_total(tmp_path, utc):
+    run = Run(tmp_path, outages=[(10.5, 20.5), (30.5, 40.5), (50.5, 60.5)], stop_at=100)
+    run.run()
+    _, subject, body = run.deliverer.sent[1]
+    assert subject == "pyNetConnMon on pi: 2 interruptions, 20.0 s of downtime"
+    assert body == (
+        "pyNetConnMon on pi saw 2 interruptions (20.0 s of downtime in total).\n"
+        "\n"
+        "Host:    pi\n"
+        "Targets: 198.18.0.2:53\n"
+        "\n"
+        + HEADER + "\n"
+        "2026-11-18 11:07:10  2026-11-18 11:07:20        10.0 s  refused\n"
+        "2026-11-18 11:07:30  2026-11-18 11:07:40        10.0 s  refused\n"
+        "\n"
+        "Total: 2 interruptions, 20.0 s of downtime.\n")
 
 
 def test_no_report_goes_out_while_the_network_is_down(tmp_path):
@@ -187,9 +94,12 @@ def test_a_failed_delivery_is_retried_every_bmin_and_sent_once(tmp_path):
     assert [round(t, 2) for t in run.deliverer.attempts] == [20.51, 81.01, 141.01, 201.01]
     assert run.sent_at() == [201.01]
     assert len(run.events("report_failed")) == 3
-    assert run.events("report_failed")[0]["reason"] == "SMTP server answered 451 4.3.0 Try again later"
+    assert run.events("report_failed")[0]["reason"] == FAILURE
     sent, = run.events("report_sent")
     assert sent["next_wait"] == 60.0     # the failures did not advance the backoff
+    warnings = [line for line in run.console_lines() if line.startswith("WARNING")]
+    assert warnings == ["WARNING report not delivered: %s; retrying in 1 min" % FAILURE] * 3
+    assert run.saved_state()["pending"] == []
 
 
 def test_heartbeat_is_written_every_heartbeat_seconds_even_while_rounds_overrun(tmp_path):
@@ -222,16 +132,26 @@ def test_stopping_while_down_keeps_the_outage_as_cut_short(tmp_path):
         True, 19.4995, "refused")
 
 
-def test_a_report_pending_at_stop_goes_out_after_a_restart(tmp_path):
+def test_a_report_pending_at_stop_goes_out_after_a_restart(tmp_path, utc):
     first = Run(tmp_path, outages=[(10.5, 20.5)], stop_at=40, fail_during=[(0, 1000)])
     first.run()
     assert first.sent_at() == []
+    assert first.console_lines()[-1] == "stopped (SIGTERM); 1 interruption still to report"
+    saved = first.saved_state()
+    assert saved["clean_stop"] is True
+    assert [item["reason"] for item in saved["pending"]] == ["refused"]
     # restarted (a new boot: monotonic clock from 0) ten minutes later
     second = Run(tmp_path, outages=[], stop_at=10, wall_offset=WALL_OFFSET + 600)
     second.run()
+    assert "1 interruption from the previous run still to report" in second.console_lines()
     assert second.sent_at() == [0.01]
-    assert "1 interruption" in second.deliverer.sent[0][1]
+    _, subject, body = second.deliverer.sent[0]
+    assert subject == "pyNetConnMon on pi: 1 interruption, 10.0 s of downtime"
+    assert "2026-11-18 11:06:50  2026-11-18 11:07:00        10.0 s  refused\n" in body
+    assert len(second.events("report_sent")) == 1
+    assert second.saved_state()["pending"] == []
     assert second.events("gap") == []       # the first run stopped cleanly
+    assert not [line for line in second.console_lines() if "GAP" in line or "gap" in line]
 
 
 @pytest.mark.parametrize("stopped_cleanly", [True, False])
@@ -281,3 +201,65 @@ def test_an_outage_ends_when_the_connect_got_through_not_when_its_round_began(tm
     run.run()
     up, = run.events("up")
     assert up["duration"] == 10.399     # from 10.5005 (the middle of 10.001 and 11) to 20 + 0.9
+
+
+def test_a_monitor_that_died_leaves_a_gap_from_its_last_heartbeat_to_the_restart(tmp_path, utc):
+    """kill -9 or a power cut: no stop, so the state file still says the run is going on."""
+    first = Run(tmp_path, outages=[], stop_at=1000, crash_at=100)
+    with pytest.raises(Crash):
+        first.run()
+    assert first.saved_state()["clean_stop"] is False
+    assert first.saved_state()["heartbeat"] == WALL_OFFSET + 60     # the last one before 100
+    # back 540 s after that heartbeat (a new boot: monotonic clock from 0)
+    second = Run(tmp_path, outages=[], stop_at=10, wall_offset=WALL_OFFSET + 600)
+    second.run()
+    gap, = second.events("gap")
+    assert (gap["duration"], gap["ignored"]) == (540.0, False)
+    assert ("GAP: the previous run did not stop cleanly; the monitor was not running for 9 min "
+            "since 2026-11-18 11:07:40") in second.console_lines()
+    assert second.sent_at() == [0.01]
+    _, subject, body = second.deliverer.sent[0]
+    assert subject == "pyNetConnMon on pi: 1 interruption, 9 min of downtime"
+    assert ("2026-11-18 11:07:40  2026-11-18 11:16:40         9 min  gap: the monitor was not "
+            "running (no clean stop)\n") in body
+
+
+def test_a_corrupt_state_file_is_moved_aside_and_the_monitor_runs_afresh(tmp_path):
+    garbage = b'\x00\xff{"format": 1, "pending": [\xfe garbage'
+    (tmp_path / "state.json").write_bytes(garbage)
+    run = Run(tmp_path, outages=[(10.5, 20.5)], stop_at=30)
+    run.run()
+    aside, = tmp_path.glob("state.json.corrupt-*")
+    assert aside.read_bytes() == garbage
+    warning, = [line for line in run.console_lines() if line.startswith("WARNING")]
+    assert warning.startswith("WARNING state file %s could not be used (" % (tmp_path / "state.json"))
+    assert warning.endswith("); moved it to %s and started afresh" % aside)
+    assert run.saved_state()["format"] == 1
+    assert run.sent_at() == [20.51]
+
+
+def test_a_report_accepted_while_stopping_is_not_kept_pending(tmp_path):
+    # the report goes out at 20.51 and takes 0.2 s; SIGTERM comes in between, at 20.6
+    run = Run(tmp_path, outages=[(10.5, 20.5)], stop_at=20.6, delivery_time=0.2)
+    run.run()
+    assert run.sent_at() == [20.75]      # seen done at the stop's first wait past 20.71
+    assert len(run.events("report_sent")) == 1
+    assert run.saved_state()["pending"] == []
+    assert run.console_lines()[-1] == "stopped (SIGTERM)"
+
+
+def test_a_notify_command_still_running_at_stop_is_cancelled_and_retried_after_restart(tmp_path):
+    # the command starts at 20.51 and would take 1.5 s; SIGTERM comes at 20.6
+    run = Run(tmp_path, outages=[(10.5, 20.5)], stop_at=20.6, delivery_time=1.5,
+              deliverer=CancellableDeliverer)
+    run.run()
+    # waited 0.5 s for the command, cancelled it, waited 0.5 s more: did not sit it out
+    assert round(run.deliverer.cancelled_at, 2) == 21.1
+    assert round(run.clock.now, 2) == 21.6
+    assert run.deliverer.sent == []
+    assert run.console_lines()[-1] == "stopped (SIGTERM); 1 interruption still to report"
+    assert len(run.saved_state()["pending"]) == 1
+    again = Run(tmp_path, outages=[], stop_at=10, wall_offset=WALL_OFFSET + 600)
+    again.run()
+    assert again.sent_at() == [0.01]
+    assert again.saved_state()["pending"] == []

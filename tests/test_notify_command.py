@@ -1,4 +1,5 @@
 """CommandDeliverer on its own: what a user of --notify-command reads when their command fails."""
+import glob
 import os
 import signal
 import threading
@@ -185,3 +186,47 @@ def test_every_exit_status_is_described_in_one_short_line():
 def test_escape_controls_leaves_no_character_that_moves_the_cursor_or_breaks_the_line():
     text = "a\x1b[1Ab\rc\nd\x85e\u2028f\u202eg\x7fh\u00e9"
     assert escape_controls(text) == r"a\x1b[1Ab\rc\nd\x85e\u2028f\u202eg\x7fh" + "\u00e9"
+
+
+def processes_in_group(pgid):
+    """Live (not zombie) processes whose process group is `pgid`."""
+    found = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as stream:
+                fields = stream.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue        # ended meanwhile
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            found.append(stat)
+    return found
+
+
+def test_cancel_kills_the_command_and_its_children_so_it_cannot_deliver_later(tmp_path):
+    """At a stop the monitor keeps the report pending; the command must not deliver it after."""
+    pid_file = tmp_path / "pid"
+    deliverer = CommandDeliverer('echo $$ > "%s"; sleep 30; touch "%s"'
+                                 % (pid_file, tmp_path / "delivered"))
+    failures = []
+
+    def deliver():
+        try:
+            deliverer.deliver("subject", "body\n")
+        except DeliveryError as error:
+            failures.append(str(error))
+
+    worker = threading.Thread(target=deliver)
+    worker.start()
+    try:
+        wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), 10,
+                   "the command started")
+        group = int(pid_file.read_text())
+        assert processes_in_group(group)            # the shell and its sleep
+        deliverer.cancel()
+        worker.join(10)
+        assert not worker.is_alive()
+    finally:
+        deliverer.cancel()
+    assert failures == ["notify command was killed by SIGKILL"]
+    wait_until(lambda: not processes_in_group(group), 5, "every process of the command ended")
+    assert not (tmp_path / "delivered").exists()

@@ -6,7 +6,7 @@ Everything stays on 127.0.0.1; the monitor runs with short intervals.
 """
 import time
 
-from harness import POLL, Listener, MonitorProcess, read_events, wait_for_event
+from harness import POLL, Listener, events, start_monitor, wait_for_event
 from test_notify_command import pids, sleeper  # noqa: F401 (pids: the fixture that cleans up)
 
 FAST = ('-i', '0.1', '-t', '0.2', '-m', '0.5', '-bmin', '0.5', '-bstep', '1', '-bmax', '5')
@@ -14,24 +14,14 @@ OUTAGE = 0.7        # seconds off: an interruption that counts (-m is 0.5)
 QUIET = 1.5         # watched after the delivery: a retry (after -bmin 0.5) would show within it
 
 
-def start_monitor(tmp_path, target, *args):
-    return MonitorProcess(['-a', target.address, '--state-file', tmp_path / 'state.json',
-                           '--log-file', tmp_path / 'events.jsonl', *args],
-                          env={'TZ': 'UTC'}, state_home=tmp_path)
-
-
-def named(log, name):
-    return [event for event in read_events(log) if event['event'] == name]
-
-
 def test_a_command_that_leaves_a_child_holding_its_output_is_delivered_once_at_once(tmp_path,
                                                                                      pids):
     reports = tmp_path / 'reports'
     reports.mkdir()
     command = 'cat > "$(mktemp "%s/report-XXXXXX")"; %s & exit 0' % (reports, sleeper(pids))
-    log = tmp_path / 'events.jsonl'
-    with Listener() as target, start_monitor(tmp_path, target, *FAST,
+    with Listener() as target, start_monitor(tmp_path, '-a', target.address, *FAST,
                                              '--notify-command', command) as monitor:
+        log = monitor.log
         monitor.wait_for_line(r'started pyNetConnMon ')
         target.stop()
         wait_for_event(log, {'event': 'down'}, timeout=5)
@@ -44,7 +34,7 @@ def test_a_command_that_leaves_a_child_holding_its_output_is_delivered_once_at_o
         deadline = time.monotonic() + QUIET
         while time.monotonic() < deadline:
             assert len(list(reports.iterdir())) == 1
-            assert (len(named(log, 'report_sent')), named(log, 'report_failed')) == (1, [])
+            assert (len(events(log, 'report_sent')), events(log, 'report_failed')) == (1, [])
             time.sleep(POLL)
         assert pids.exists()            # the child was there, holding the pipe, all along
         assert monitor.terminate() == 0
@@ -54,8 +44,9 @@ def test_a_flood_of_hostile_stderr_is_one_short_escaped_console_line(tmp_path):
     command = (r"printf '\033[2J12:00:00 UP forged\n' >&2; "
                r"head -c 20000000 /dev/zero | tr '\0' x >&2; "
                r"printf '\n\033]0;owned\007 token rejected\n' >&2; exit 3")
-    with Listener() as target, start_monitor(tmp_path, target, '--test-mail',
-                                             '--notify-command', command) as monitor:
+    with Listener() as target, start_monitor(tmp_path, '-a', target.address, '--test-mail',
+                                             '--notify-command', command, log_file=False,
+                                             state_file=False) as monitor:
         assert monitor.wait(timeout=20) == 1
     (line,) = monitor.stderr_lines
     assert line.endswith(' ERROR test report not delivered: notify command exited with status 3: '

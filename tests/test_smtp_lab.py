@@ -1,17 +1,18 @@
-"""The mail lab itself: the SMTP server, its fail switch and the pySendMail stand-in."""
+"""The mail lab itself: the SMTP server, its fail switch, and pySendMail (the real one when it is
+at hand, see smtp_lab.PYSENDMAIL) talking to it through STARTTLS and AUTH."""
 import os
 import smtplib
 import stat
 
 import pytest
 
-from smtp_lab import (MAIL_FROM, MAIL_TO, load_standin, mail_config, make_program_dir,
-                      write_config)
+from smtp_lab import (MAIL_FROM, MAIL_TO, PYSENDMAIL, STANDIN, VENDORED, load_sendmail,
+                      mail_config, make_program_dir, write_config)
 from smtp_server import PASSWORD, USER
 
 
 def mailer(program_dir, subject='lab test', content='first line\nsecond line\n'):
-    m = load_standin(program_dir.root).pySendMail()
+    m = load_sendmail(program_dir.root).pySendMail()
     m.subject, m.content = subject, content
     return m
 
@@ -30,6 +31,14 @@ def test_messages_keep_arrival_order(program_dir, smtp_server):
         mailer(program_dir, subject='mail %d' % n).sendInternal()
     msgs = smtp_server.wait_for_messages(3, timeout=5)
     assert [m['Subject'] for m in msgs] == ['mail 0', 'mail 1', 'mail 2']
+
+
+def test_the_app_folder_gets_the_real_pysendmail_when_it_is_at_hand(program_dir):
+    if (VENDORED / 'sendMail.py').is_file():
+        assert PYSENDMAIL == VENDORED
+    copied = program_dir.root / 'pySendMail' / 'sendMail.py'
+    assert copied.read_bytes() == (PYSENDMAIL / 'sendMail.py').read_bytes()
+    assert (PYSENDMAIL == STANDIN) == ('stand-in' in copied.read_text())
 
 
 def test_config_is_private(program_dir):
@@ -80,9 +89,9 @@ def test_server_requires_starttls_before_auth(smtp_server):
         plain.login(USER, PASSWORD)
 
 
-def test_standin_without_config_exits_1(tmp_path, capsys):
+def test_pysendmail_without_config_exits_1(tmp_path, capsys):
     app = make_program_dir(tmp_path / 'app', with_config=False)
-    module = load_standin(app.root)
+    module = load_sendmail(app.root)
     with pytest.raises(SystemExit) as info:
         module.pySendMail()
     assert info.value.code == 1

@@ -22,8 +22,8 @@ import threading
 import time
 
 import lab_monitor
-from lab_monitor import (events, process_figures, report_rows, start_monitor, wait_for_accepts,
-                         wait_for_events, wait_until)
+from harness import events, wait_until
+from lab_monitor import process_figures, report_rows, start_monitor, wait_for_accepts
 from netlab import TARGET_IP, TARGET_PORT
 from smtp_lab import SmtpServer, make_program_dir
 
@@ -159,7 +159,7 @@ def test_soak(netlab, tmp_path, smtp_certificate):
             netlab.vanish()
             hold_until(time.monotonic() + OUTAGE[0] + 0.3, monitor)
             netlab.unvanish()
-            wait_for_events(monitor.log, "report_sent", 1, timeout=10)
+            monitor.wait_for_event("report_sent", timeout=10)
             before = quiet_figures(monitor.pid)
 
             t0 = time.monotonic()

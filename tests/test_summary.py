@@ -1,32 +1,18 @@
 """--summary: availability from the event log. Pure functions with hand-made events, then the CLI.
 
-Needs no fixture from conftest.py (run with --noconftest) and no network. Local time is pinned:
-in-process tests run under TZ=UTC (or a POSIX TZ string where a test is about local time), and
-subprocesses get TZ=UTC in their environment.
+Needs no network. Local time is pinned: in-process tests run under TZ=UTC (or a POSIX TZ string
+where a test is about local time), and subprocesses get TZ=UTC in their environment.
+Hostile input (huge spans, huge lines, odd files, fuzzing) is in test_summary_hostile.py.
 """
-import importlib.util
 import json
 import os
-import subprocess
-import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-PROGRAM = ROOT / "pyNetConnMon.py"
-
-
-def load_program():
-    spec = importlib.util.spec_from_file_location("pyNetConnMon", PROGRAM)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-pnm = load_program()
+import pyNetConnMon as pnm
+from harness import run_program
 
 H = 3600.0
 D = 86400.0
@@ -68,7 +54,7 @@ class Log:
         return self
 
     def start(self, wall, min_interruption=5.0):
-        return self.add(wall, "start", version="2.0.0", targets=["192.0.2.1:53"], interval=2.0,
+        return self.add(wall, "start", version=pnm.VERSION, targets=["192.0.2.1:53"], interval=2.0,
                         timeout=2.0, min_interruption=min_interruption, backoff_min=60.0,
                         backoff_max=3600.0, backoff_step=300.0, pid=4242)
 
@@ -237,6 +223,64 @@ def test_a_day_of_25_hours_at_the_end_of_summer_time():
     assert pnm.hour_bar(day) == "·" * 24
 
 
+# ---- days without any change share one row ---------------------------------------------------
+
+def day_rows(summary):
+    return [line for line in pnm.format_summary(summary, "x").splitlines() if line[:2] == "20"]
+
+
+def test_days_without_a_change_share_one_row():
+    log = Log().start(T0).outage(T0 + D + 10 * H, T0 + D + 10 * H + 60)
+    log.stop(T0 + 30 * D + 12 * H)
+    summary = summarize(log)
+    assert day_rows(summary) == [
+        "2026-11-01  100.00%     0             0.0 s  |························|",
+        "2026-11-02   99.93%     1             1 min  |··········░·············|",
+        "2026-11-03  100.00%     0             0.0 s  |························|"
+        " .. 2026-11-30 (28 days)",
+        "2026-12-01  100.00%     0             0.0 s  |············            |",
+    ]
+    alike = summary.days[2]
+    assert (alike.date, alike.last_date, alike.days, alike.monitored) == (
+        "2026-11-03", "2026-11-30", 28, 28 * D)
+    assert pnm.format_summary(summary, "x").endswith(
+        "\n'.. DATE (N days)': N days in a row alike in every hour, with their totals.\n")
+
+
+def test_days_not_monitored_share_one_row():
+    log = Log().start(T0).stop(T0 + H).start(T0 + 20 * D).stop(T0 + 20 * D + H)
+    assert day_rows(summarize(log)) == [
+        "2026-11-01  100.00%     0             0.0 s  |·                       |",
+        "2026-11-02        -     -                 -  |                        |"
+        " .. 2026-11-20 (19 days)",
+        "2026-11-21  100.00%     0             0.0 s  |·                       |",
+    ]
+
+
+def test_the_whole_days_of_a_long_outage_share_one_row():
+    log = Log().start(T0).outage(T0 + 12 * H, T0 + 10 * D + 12 * H).stop(T0 + 11 * D)
+    summary = summarize(log)
+    assert day_rows(summary) == [
+        "2026-11-01   50.00%     1              12 h  |············████████████|",
+        "2026-11-02    0.00%     0               9 d  |████████████████████████|"
+        " .. 2026-11-10 (9 days)",
+        "2026-11-11   50.00%     0              12 h  |████████████············|",
+    ]
+    assert (summary.downtime, summary.longest) == (10 * D, 10 * D)
+
+
+def test_days_alike_around_the_end_of_summer_time_add_up():
+    set_tz("CET-1CEST,M3.5.0,M10.5.0/3")              # 2026-10-25 has 25 hours in Berlin
+    start = datetime(2026, 10, 19, 22, tzinfo=timezone.utc).timestamp()   # 10-20 00:00 local
+    stop = datetime(2026, 10, 30, 11, tzinfo=timezone.utc).timestamp()    # 10-30 12:00 local
+    summary = summarize(Log().start(start).stop(stop))
+    assert [(day.date, day.last_date, day.days) for day in summary.days] == [
+        ("2026-10-20", "2026-10-20", 1), ("2026-10-21", "2026-10-29", 9),
+        ("2026-10-30", "2026-10-30", 1)]
+    assert [day.monitored for day in summary.days] == [D, 9 * D + H, 12 * H]
+    assert summary.monitored == stop - start
+
+
 # ---- the rules ---------------------------------------------------------------------------------
 
 def test_blip_counts_as_neither_interruption_nor_downtime():
@@ -329,6 +373,59 @@ def test_log_that_begins_mid_run_as_after_logrotate():
     assert summary.start == T0 + 10
     assert summary.monitored == pytest.approx(2 * H - 10)
     assert (summary.interruptions, summary.downtime) == (2, 120)
+
+
+def test_rotated_log_counts_from_its_log_reopened_line():
+    """The first line of a log rotated by SIGHUP is the monitor's own `log_reopened`."""
+    log = Log().add(T0, "log_reopened").outage(T0 + H, T0 + H + 60).stop(T0 + 2 * H)
+    summary = summarize(log)
+    assert (summary.start, summary.end) == (T0, T0 + 2 * H)
+    assert summary.monitored == 2 * H
+    assert (summary.interruptions, summary.downtime) == (1, 60)
+    assert (summary.unknown, summary.invalid) == ({}, 0)
+
+
+def test_outage_across_the_rotation_counts_from_log_reopened():
+    log = Log().add(T0, "log_reopened").up(T0 - 600, T0 + 300).stop(T0 + H)
+    summary = summarize(log)
+    assert (summary.start, summary.monitored) == (T0, H)
+    assert (summary.interruptions, summary.downtime) == (1, 300)
+
+
+def test_every_event_the_monitor_writes_is_read_without_a_warning(tmp_path):
+    path = tmp_path / "events.jsonl"
+    event_log = pnm.EventLog(str(path))
+    for number, (name, kind) in enumerate(sorted(pnm.EVENTS.items())):
+        event_log.write(name, T0 + number, **{field: None for field in kind.fields})
+    event_log.close()
+    lines = pnm.EventLines(path.read_text(encoding="utf-8").splitlines())
+    summary = pnm.summarize_events(lines)
+    assert (lines.not_json, summary.invalid, summary.unknown) == (0, 0, {})
+    assert pnm.describe_skipped(lines.not_json, summary, str(path)) is None
+    assert summary.start == T0
+
+
+def test_the_old_names_of_the_report_events_are_read():
+    log = Log().start(T0).add(T0 + 60, "mail_sent", interruptions=1, via="mail", next_wait=60.0)
+    log.add(T0 + H, "mail_failed", interruptions=1, via="mail", reason="x", retry_in=60)
+    summary = summarize(log)
+    assert (summary.unknown, summary.end, summary.monitored) == ({}, T0 + H, H)
+
+
+def test_every_event_that_counts_for_availability_has_a_handler():
+    handlers = {name[3:] for name in vars(pnm._Replay) if name.startswith("on_")}
+    counting = {name for name, kind in pnm.EVENTS.items() if kind.availability}
+    assert counting <= handlers
+    assert handlers - set(pnm.EVENTS) == {"sign_of_life"}    # the one for all other events
+
+
+def test_fields_no_handler_reads_are_ignored():
+    plain = three_days()
+    extended = three_days()
+    for record in extended.events:
+        record.update(cause="dns", start_after=record["time"], start_before=None, rtt=[1, 2])
+    assert (pnm.format_summary(summarize(extended), "x")
+            == pnm.format_summary(summarize(plain), "x"))
 
 
 def test_nothing_to_summarize():
@@ -473,10 +570,7 @@ def test_a_year_at_one_interruption_an_hour():
 # ---- the command line --------------------------------------------------------------------------
 
 def run(*args):
-    env = dict(os.environ, TZ="UTC")
-    return subprocess.run([sys.executable, str(PROGRAM)] + list(args), env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
-                          universal_newlines=True, encoding="utf-8")
+    return run_program(*args, env={"TZ": "UTC"}, timeout=60)
 
 
 def test_cli_summary(tmp_path):

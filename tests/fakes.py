@@ -1,0 +1,208 @@
+"""Fakes for driving the monitor loop without sockets, threads or sleeping, and `Run`, which
+builds a Monitor from them.
+
+Everything the loop does with time goes through the FakeClock and the FakeWaker it is handed, so
+a whole evening of outages and reports runs in milliseconds, with exact instants. Jobs the
+monitor hands to the background (report deliveries) run in line, or, with `delivery_time`,
+that many fake seconds later while the loop waits, as a delivery thread would.
+"""
+import io
+import json
+
+from pyNetConnMon import (Announcer, Console, DeliveryError, EventLog, Monitor, PendingReports,
+                          ProbeResult, ReportBackoff, Reporter, Settings, StateFile, parse_target)
+
+TARGET = parse_target("198.18.0.2:53", 53)
+WALL_OFFSET = 1_795_000_000.0     # wall clock = monotonic + this
+FAILURE = "SMTP server answered 451 4.3.0 Try again later"
+
+
+class FakeClock:
+    """The monotonic clock (call it) and the wall clock (wall()), moved by hand or by waits."""
+
+    def __init__(self, wall_offset=WALL_OFFSET):
+        self.now = 0.0
+        self.wall_offset = wall_offset
+
+    def __call__(self):
+        return self.now
+
+    monotonic = __call__
+
+    def wall(self):
+        return self.now + self.wall_offset
+
+
+class FakeWaker:
+    """wait() moves the clock, never past `stop_at` until the stop has come; from `stop_at` on,
+    stop_signal is "SIGTERM". After each wait the callables in `background` run (jobs that
+    finish while the loop waits)."""
+
+    def __init__(self, clock, stop_at):
+        self.clock = clock
+        self.stop_at = stop_at
+        self.reopen_requested = False
+        self.background = []
+
+    @property
+    def stop_signal(self):
+        return "SIGTERM" if self.clock.now >= self.stop_at else None
+
+    def wait(self, seconds):
+        later = self.clock.now + seconds
+        self.clock.now = later if self.clock.now >= self.stop_at else min(later, self.stop_at)
+        for job in self.background:
+            job()
+
+    def wake(self):
+        pass
+
+
+class Crash(Exception):
+    """The monitor process died here (kill -9, power cut): it never got to its stop."""
+
+
+class ScriptedProber:
+    """The network is down during the given [start, end) spans; a round takes `round_time`, and
+    a connect that gets through `connect_time`. From `crash_at` on, a round raises Crash.
+    `waits` keeps each round's `wait` (None while up; while down, the time to the next round)."""
+
+    def __init__(self, clock, outages, round_time=0.01, crash_at=None, connect_time=0.001):
+        self.clock = clock
+        self.outages = outages
+        self.round_time = round_time
+        self.crash_at = crash_at
+        self.connect_time = connect_time
+        self.rounds = []
+        self.waits = []
+
+    def probe_round(self, targets, interrupted=lambda: False, wait=None):
+        now = self.clock.now
+        if self.crash_at is not None and now >= self.crash_at:
+            raise Crash(now)
+        self.rounds.append(now)
+        self.waits.append(wait)
+        down = any(start <= now < end for start, end in self.outages)
+        self.clock.now += self.round_time
+        return [ProbeResult(target, not down, "refused" if down else None,
+                            None if down else self.connect_time) for target in targets]
+
+    def close(self):
+        pass
+
+
+class RecordingDeliverer:
+    """Accepts every report, except during the `fail_during` spans, where it fails with FAILURE."""
+
+    name = "mail"
+
+    def __init__(self, clock, fail_during=()):
+        self.clock = clock
+        self.fail_during = fail_during
+        self.sent = []        # (instant, subject, body)
+        self.attempts = []
+
+    def problem(self):
+        return None
+
+    def deliver(self, subject, body):
+        self.attempts.append(self.clock.now)
+        if any(start <= self.clock.now < end for start, end in self.fail_during):
+            raise DeliveryError(FAILURE)
+        self.sent.append((self.clock.now, subject, body))
+
+
+class CancellableDeliverer(RecordingDeliverer):
+    """A notify command: the monitor may cancel() it at a stop; a cancelled one never delivers."""
+
+    name = "notify command"
+
+    def __init__(self, clock, fail_during=()):
+        super().__init__(clock, fail_during)
+        self.cancelled_at = None
+
+    def cancel(self):
+        self.cancelled_at = self.clock.now
+
+    def deliver(self, subject, body):
+        if self.cancelled_at is not None:
+            raise DeliveryError("notify command was killed by SIGKILL")
+        super().deliver(subject, body)
+
+
+class LaterSpawn:
+    """Monitor's `spawn`: a job runs `delay` fake seconds after it was handed over, at the first
+    wait that reaches that instant (call run_due from FakeWaker.background)."""
+
+    def __init__(self, clock, delay):
+        self.clock = clock
+        self.delay = delay
+        self.jobs = []         # (due instant, function)
+
+    def __call__(self, function):
+        self.jobs.append((self.clock.now + self.delay, function))
+
+    def run_due(self):
+        due = [job for job in self.jobs if job[0] <= self.clock.now]
+        self.jobs = [job for job in self.jobs if job[0] > self.clock.now]
+        for _, function in due:
+            function()
+
+
+def settings(**overrides):
+    values = dict(interval=1.0, timeout=1.0, min_interruption=5.0, backoff_min=60.0,
+                  backoff_max=3600.0, backoff_step=300.0, heartbeat=60.0)
+    values.update(overrides)
+    return Settings(targets=[TARGET], **values)
+
+
+class Run:
+    """One monitor run on the fakes, with its event log and state file in tmp_path. Console
+    lines (info and warnings) are kept for console_lines(); `deliverer` is the deliverer's
+    class; `delivery_time` makes deliveries take that long (see LaterSpawn)."""
+
+    def __init__(self, tmp_path, outages, stop_at, fail_during=(), state=True,
+                 wall_offset=WALL_OFFSET, metrics_board=None, deliverer=RecordingDeliverer,
+                 delivery_time=None,
+                 crash_at=None, **overrides):
+        self.clock = FakeClock(wall_offset)
+        self.prober = ScriptedProber(self.clock, outages, crash_at=crash_at)
+        self.deliverer = deliverer(self.clock, fail_during)
+        self.log_path = tmp_path / "events.jsonl"
+        self.state = StateFile(str(tmp_path / "state.json")) if state else None
+        self.waker = FakeWaker(self.clock, stop_at)
+        self.spawn = lambda function: function()
+        if delivery_time is not None:
+            self.spawn = LaterSpawn(self.clock, delivery_time)
+            self.waker.background.append(self.spawn.run_due)
+        self.log = EventLog(str(self.log_path))
+        self.console_text = io.StringIO()
+        console = Console(out=self.console_text, err=self.console_text)
+        config = settings(**overrides)
+        backoff = ReportBackoff(config.backoff_min, config.backoff_max, config.backoff_step)
+        reporter = Reporter(PendingReports(backoff), self.deliverer, "pi", self.waker.wake,
+                            spawn=self.spawn)
+        self.monitor = Monitor(config, Announcer(console, self.log, config), self.waker,
+                               self.prober, clock=self.clock, reporter=reporter,
+                               state=self.state, metrics_board=metrics_board)
+
+    def run(self):
+        try:
+            return self.monitor.run()
+        finally:
+            self.log.close()
+
+    def events(self, name=None):
+        events = [json.loads(line) for line in self.log_path.read_text().splitlines()]
+        return [e for e in events if name is None or e["event"] == name]
+
+    def sent_at(self):
+        return [round(instant, 2) for instant, _, _ in self.deliverer.sent]
+
+    def console_lines(self):
+        """The console lines without their timestamps ("YYYY-MM-DD HH:MM:SS ")."""
+        return [line[20:] for line in self.console_text.getvalue().splitlines()]
+
+    def saved_state(self):
+        with open(self.state.path, encoding="utf-8") as stream:
+            return json.load(stream)

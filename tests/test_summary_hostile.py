@@ -1,0 +1,300 @@
+"""--summary against hostile input: a log spanning the whole calendar, huge lines, files that are
+not files, a full disk, dates the system cannot show, and fuzzing of the event-log reader.
+
+The program runs as a subprocess under a memory limit (RLIMIT_AS) and a timeout, so that a
+regression fails here instead of eating the machine. Local time is UTC unless a test says.
+"""
+import contextlib
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import pyNetConnMon as pnm
+
+PROGRAM = Path(__file__).resolve().parent.parent / "pyNetConnMon.py"
+MEMORY_LIMIT = 100 * 1024 * 1024     # address space of the child; the summary needs about 40 MB
+H = 3600.0
+D = 86400.0
+T0 = datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp()
+LIMIT = 64 * 1024                    # bytes: the line limit the warning names ("64 KiB")
+
+
+def iso(wall):
+    return datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def record(time_text, name, **fields):
+    return json.dumps(dict(time=time_text, event=name, **fields))
+
+
+def write_log(path, lines):
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def run(*args, stdout=subprocess.PIPE, timeout=30, zone="UTC"):
+    """The program under MEMORY_LIMIT, TZ=zone; a hang fails as subprocess.TimeoutExpired."""
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    return subprocess.run([sys.executable, str(PROGRAM)] + [str(arg) for arg in args],
+                          env=dict(os.environ, TZ=zone), stdin=subprocess.DEVNULL,
+                          stdout=stdout, stderr=subprocess.PIPE, timeout=timeout,
+                          preexec_fn=limit_memory, universal_newlines=True, encoding="utf-8")
+
+
+@contextlib.contextmanager
+def local_zone(name):
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = name
+    time.tzset()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
+
+
+# ---- time and memory grow with the events, not with the time they span ----------------------
+
+def test_a_log_spanning_the_calendar_is_summarized_in_a_few_rows(tmp_path):
+    path = write_log(tmp_path / "events.jsonl", [
+        record("0001-01-05T00:00:00+00:00", "start"),
+        record("5000-06-15T12:00:00+00:00", "down", start="5000-06-15T12:00:00+00:00"),
+        record("5000-06-16T12:00:00+00:00", "up", start="5000-06-15T12:00:00+00:00",
+               end="5000-06-16T12:00:00+00:00", duration=86400.0, ignored=False),
+        record("9999-12-25T00:00:00+00:00", "stop"),
+    ])
+    result = run("--summary", "--log-file", path)
+    assert (result.returncode, result.stderr) == (0, "")
+    lines = result.stdout.splitlines()
+    assert "Monitored:     3652048 d" in lines
+    assert "Interruptions: 1 (longest 1 d), 0 blips ignored" in lines
+    assert [line for line in lines if line[:1].isdigit()] == [
+        "0001-01-05  100.00%     0             0.0 s  |························|",
+        "0001-01-06  100.00%     0             0.0 s  |························|"
+        " .. 5000-06-14 (1826007 days)",
+        "5000-06-15   50.00%     1              12 h  |············████████████|",
+        "5000-06-16   50.00%     0              12 h  |████████████············|",
+        "5000-06-17  100.00%     0             0.0 s  |························|"
+        " .. 9999-12-24 (1826038 days)",
+    ]
+
+
+def test_a_huge_line_is_skipped_without_being_held(tmp_path):
+    path = tmp_path / "events.jsonl"
+    with open(path, "wb") as stream:
+        stream.write(record(iso(T0), "start").encode() + b"\n")
+        stream.write(b'{"time": "%s", "event": "report_sent", "via": "' % iso(T0 + 1).encode())
+        for _ in range(64):
+            stream.write(b"x" * (1024 * 1024))        # 64 MB of one line, valid JSON at its end
+        stream.write(b'"}\n')
+        stream.write(record(iso(T0 + 2), "ping_ok", url="x" * LIMIT).encode() + b"\n")
+        stream.write(b"garbage\n")
+        stream.write(record(iso(T0 + H), "stop").encode() + b"\n")
+    result = run("--summary", "--log-file", path)
+    assert result.returncode == 0
+    assert "Monitored:     1 h" in result.stdout.splitlines()
+    [warning] = result.stderr.splitlines()
+    assert warning.endswith("WARNING skipped 3 lines of %s: 2 longer than 64 KiB, 1 not JSON"
+                            % path)
+
+
+@pytest.mark.parametrize("length, kept", [(LIMIT - 1, True), (LIMIT, True), (LIMIT + 1, False)])
+def test_the_line_limit_counts_the_bytes_before_the_newline(length, kept):
+    data = b"a" * length + b"\nnext\n"
+    assert list(pnm.read_lines(io.BytesIO(data))) == [data[:length + 1] if kept else None,
+                                                      b"next\n"]
+
+
+class RecordingStream(io.BytesIO):
+    """Notes the largest read that read_lines() asks for."""
+    largest = 0
+
+    def readline(self, size=-1):
+        self.largest = max(self.largest, size if size >= 0 else len(self.getvalue()))
+        return super().readline(size)
+
+
+@settings(max_examples=200, deadline=2000, derandomize=True, database=None)
+@given(lines=st.lists(st.binary(max_size=30).map(lambda line: line.replace(b"\n", b" ")),
+                      max_size=8),
+       limit=st.integers(1, 20), last_newline=st.booleans())
+def test_read_lines_keeps_short_lines_whole_and_never_reads_more_than_the_limit(
+        lines, limit, last_newline):
+    data = b"\n".join(lines) + (b"\n" if last_newline and lines else b"")
+    stream = RecordingStream(data)
+    expected = [line + b"\n" for line in lines]
+    if lines and not last_newline:
+        expected[-1] = lines[-1]
+    expected = [line if len(line.rstrip(b"\n")) <= limit else None
+                for line in expected if line]
+    assert list(pnm.read_lines(stream, limit)) == expected
+    assert stream.largest <= limit + 1
+
+
+# ---- only regular files, and the output ------------------------------------------------------
+
+def not_regular_files(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(str(fifo))
+    yield fifo, "a FIFO"
+    yield tmp_path, "a directory"
+    if os.path.exists("/dev/zero"):
+        yield "/dev/zero", "a device"
+
+
+def test_only_a_regular_file_is_read(tmp_path):
+    for path, kind in not_regular_files(tmp_path):
+        result = run("--summary", "--log-file", path, timeout=20)
+        assert (result.returncode, result.stdout) == (1, "")
+        [error] = result.stderr.splitlines()
+        assert error.endswith("ERROR cannot read event log %s: it is %s, not a regular file"
+                              % (path, kind))
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_summary_into_a_full_device_is_one_error_line(tmp_path):
+    path = write_log(tmp_path / "events.jsonl",
+                     [record(iso(T0), "start"), record(iso(T0 + H), "stop")])
+    with open("/dev/full", "w") as full:
+        result = run("--summary", "--log-file", path, stdout=full)
+    assert result.returncode == 1
+    [error] = result.stderr.splitlines()
+    assert error.endswith("ERROR cannot write the summary: No space left on device")
+
+
+# ---- dates the calendar cannot show ----------------------------------------------------------
+
+@pytest.mark.parametrize("start, stop", [
+    ("0001-01-01T00:00:00+14:00", "0001-01-01T10:00:00+14:00"),     # before the year 1 in UTC
+    ("9999-12-31T13:00:00-12:00", "9999-12-31T14:00:00-12:00"),     # after the year 9999 in UTC
+    ("0001-01-01T00:00:00", "0001-01-01T01:00:00"),                 # the first day of all
+])
+def test_times_beyond_the_calendar_are_invalid_lines(utc, start, stop):
+    summary = pnm.summarize_events([{"time": start, "event": "start"},
+                                    {"time": stop, "event": "stop"}])
+    assert (summary.invalid, summary.start, summary.days) == (2, None, [])
+    assert pnm.format_summary(summary, "x").endswith("no monitored time in the log.\n")
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/share/zoneinfo/right/UTC"),
+                    reason="needs the tz database's leap-second zones")
+def test_an_hour_with_a_leap_second_in_it(tmp_path):
+    """Under TZ=right/UTC the hour before 2017-01-01 ends with 23:59:60."""
+    path = write_log(tmp_path / "events.jsonl", [record("2016-12-31T22:30:00+00:00", "start"),
+                                                 record("2017-01-01T01:30:00+00:00", "stop")])
+    result = run("--summary", "--log-file", path, zone="right/UTC", timeout=20)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert "Monitored:     3 h" in result.stdout.splitlines()
+    assert [line[:10] for line in result.stdout.splitlines() if line[:2] == "20"] == [
+        "2016-12-31", "2017-01-01"]
+
+
+def test_since_beyond_the_calendar_is_a_usage_error(tmp_path):
+    result = run("--summary", "--log-file", tmp_path / "x", "--since", "0001-01-02")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == ("pyNetConnMon.py: error: --since: '0001-01-02' is outside the "
+                             "dates this system can show\n")
+
+
+def test_unknown_event_names_are_counted_in_bounded_memory(utc):
+    events = [{"time": iso(T0 + number), "event": "new_%d" % number} for number in range(1000)]
+    summary = pnm.summarize_events(events)
+    assert len(summary.unknown) == pnm.UNKNOWN_NAMES_KEPT
+    assert summary.unknown_others == 1000 - pnm.UNKNOWN_NAMES_KEPT
+    assert pnm.describe_skipped(0, summary, "x") == (
+        "skipped 1000 lines of x: 1000 unknown events (new_0, new_1, new_10, new_11, new_12, ...)")
+
+
+# ---- fuzzing: any records, any lines ---------------------------------------------------------
+
+ZONES = ["UTC", "CET-1CEST,M3.5.0,M10.5.0/3", "LHST-10:30LHDT-11,M10.1.0,M4.1.0"]
+FIELDS = sorted(set().union(*(kind.fields for kind in pnm.EVENTS.values()))
+                | {"cause", "start_after", "start_before"})
+NAMES = sorted(pnm.EVENTS) + sorted(pnm.RENAMED_EVENTS)
+FUZZ = settings(max_examples=150, deadline=2000, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.too_slow])
+
+
+def _iso_anywhere(moment, offset_minutes):
+    if offset_minutes is not None:
+        moment = moment.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
+    return moment.isoformat()
+
+
+near_times = st.floats(-5 * D, 40 * D).map(lambda seconds: iso(T0 + seconds))
+any_times = st.builds(_iso_anywhere,
+                      st.datetimes(min_value=datetime(1, 1, 1),
+                                   max_value=datetime(9999, 12, 31, 23, 59, 59)),
+                      st.none() | st.integers(-1439, 1439))
+times = st.one_of(near_times, near_times, any_times, st.text(max_size=12))
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=8)
+records = st.builds(
+    lambda moment, name, fields: dict(fields, time=moment, event=name),
+    times, st.sampled_from(NAMES) | st.text(max_size=10),
+    st.dictionaries(st.sampled_from(FIELDS), times | json_values | st.floats(-1e6, 1e6),
+                    max_size=5))
+
+
+@FUZZ
+@given(events=st.lists(records | json_values, max_size=40), zone=st.sampled_from(ZONES),
+       window=st.none() | st.tuples(near_times, near_times))
+def test_fuzz_any_records_give_a_consistent_summary(events, zone, window):
+    since = until = None
+    if window is not None:
+        since, until = sorted(pnm.parse_log_time(text) for text in window)
+    with local_zone(zone):
+        summary = pnm.summarize_events(events, since, until)
+        text = pnm.format_summary(summary, "x")
+    assert isinstance(summary, pnm.Summary) and text.endswith("\n")
+    days = summary.days
+    assert len(days) <= 12 * len(events) + 2
+    assert all(day.end == following.start for day, following in zip(days, days[1:]))
+    assert sum(day.monitored for day in days) == pytest.approx(summary.monitored, abs=0.01)
+    assert sum(day.downtime for day in days) == pytest.approx(summary.downtime, abs=0.01)
+    assert sum(day.interruptions for day in days) == summary.interruptions
+    skipped = summary.invalid + sum(summary.unknown.values()) + summary.unknown_others
+    assert skipped <= len(events)
+    assert summary.availability is None or 0 <= summary.availability <= 100
+
+
+line_texts = st.one_of(records.map(json.dumps), st.text(max_size=60).map(str.encode),
+                       st.binary(max_size=60), st.integers(-2, 2).map(lambda n: b"y" * (LIMIT + n)))
+
+
+@FUZZ
+@given(lines=st.lists(line_texts.map(lambda line: line if isinstance(line, bytes)
+                                     else line.encode()), max_size=20))
+def test_fuzz_any_lines_give_a_summary_and_at_most_one_warning(lines):
+    lines = [line.replace(b"\n", b" ") for line in lines]
+    with tempfile.TemporaryDirectory() as folder, local_zone("UTC"):
+        path = os.path.join(folder, "events.jsonl")
+        with open(path, "wb") as stream:
+            stream.write(b"".join(line + b"\n" for line in lines))
+        out, err = io.StringIO(), io.StringIO()
+        status = pnm.run_summary(pnm.Settings(summary=True, log_file=path), out,
+                                 pnm.Console(out=io.StringIO(), err=err))
+    assert status == 0
+    assert out.getvalue().startswith("pyNetConnMon summary of %s\n" % path)
+    warnings = err.getvalue().splitlines()
+    too_long = sum(len(line) > LIMIT for line in lines)
+    assert len(warnings) <= 1
+    if too_long:
+        assert "%d longer than 64 KiB" % too_long in warnings[0]
