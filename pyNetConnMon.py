@@ -2881,9 +2881,13 @@ class _Replay:
         self.run = None
 
     def on_down(self, moment, record):
-        run = self._alive(moment)
+        """Down since its `start`: the middle of the window the outage began in (in logs from
+        before that window, the first failed round: the `time`)."""
+        began = parse_log_time(record.get("start"))
+        began = moment if began is None else min(began, moment)
+        run = self._alive(moment, began)
         if run.down_since is None:
-            run.down_since, run.down_text = moment, record.get("time")
+            run.down_since, run.down_text = began, record.get("start")
 
     def on_up(self, moment, record):
         began = self._outage_start(moment, record)
