@@ -12,7 +12,6 @@ Python 3.9+, standard library only. Mail goes through the pySendMail submodule.
 
 import argparse
 import errno
-import ipaddress
 import json
 import math
 import os
@@ -23,7 +22,6 @@ import socket
 import sys
 import threading
 import time
-from datetime import datetime
 
 # ---------------------------------------------------------------------------------------------
 # Version and defaults (the options -a -p -i -t -m -bmin -bmax -bstep keep the names, defaults
@@ -528,12 +526,25 @@ class MetricsCounters:
 # ---------------------------------------------------------------------------------------------
 
 
+# The time module, not datetime, formats the monitor's times: datetime is left to --summary,
+# which is rarely run (fewer modules loaded keep a small machine's memory low).
 def local_time(wall):
-    return datetime.fromtimestamp(wall).strftime("%Y-%m-%d %H:%M:%S")
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))
 
 
 def iso_time(wall):
-    return datetime.fromtimestamp(wall).astimezone().isoformat(timespec="milliseconds")
+    """ISO 8601 local time with its UTC offset, to the millisecond (as datetime's isoformat()
+    writes it): 2026-11-24T01:02:03.456+01:00."""
+    whole = math.floor(wall)
+    micro = round((wall - whole) * 1e6)
+    if micro >= 1000000:
+        whole, micro = whole + 1, 0
+    local = time.localtime(whole)
+    hours, rest = divmod(abs(local.tm_gmtoff), 3600)
+    minutes, seconds = divmod(rest, 60)
+    return "%s.%03d%s%02d:%02d%s" % (time.strftime("%Y-%m-%dT%H:%M:%S", local), micro // 1000,
+                                     "-" if local.tm_gmtoff < 0 else "+", hours, minutes,
+                                     ":%02d" % seconds if seconds else "")
 
 
 def human_duration(seconds):
@@ -729,10 +740,17 @@ class Target:
 
 
 def _ip_literal(host):
+    """The packed address if `host` is an IP address (IPv6 with an optional %scope), else None.
+    (socket.inet_pton, not the ipaddress module: that would cost memory at every start.)"""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
+        return socket.inet_pton(family, host.split("%", 1)[0])
+    except (OSError, ValueError):
         return None
+
+
+def _ipv6_literal(host):
+    return ":" in host and _ip_literal(host) is not None
 
 
 def parse_port(text, option="-p/--port"):
@@ -759,12 +777,12 @@ def parse_target(value, default_port):
         raise UsageError("-a/--address: empty address")
     if "[" in value or "]" in value:
         match = re.match(r"^\[([^\[\]]+)\](?::([^:]*))?$", value)
-        if not match or not isinstance(_ip_literal(match.group(1)), ipaddress.IPv6Address):
+        if not match or not _ipv6_literal(match.group(1)):
             raise UsageError("-a/--address: %r is not a valid [IPv6]:PORT" % value)
         port = default_port if match.group(2) is None else parse_port(match.group(2), "-a/--address")
         return Target(match.group(1), port)
     if value.count(":") > 1:
-        if not isinstance(_ip_literal(value), ipaddress.IPv6Address):
+        if not _ipv6_literal(value):
             raise UsageError("-a/--address: %r is not a valid IPv6 address" % value)
         return Target(value, default_port)
     host, _, port_text = value.partition(":")
@@ -1529,7 +1547,7 @@ class StateFile:
             return check_state(json.loads(raw.decode("utf-8"), parse_constant=_no_constant)), None
         except (ValueError, RecursionError) as error:     # UnicodeDecodeError is a ValueError
             reason = "too deeply nested" if isinstance(error, RecursionError) else _one_line(error)
-        aside = "%s.corrupt-%s" % (self.path, datetime.now().strftime("%Y%m%d-%H%M%S"))
+        aside = "%s.corrupt-%s" % (self.path, time.strftime("%Y%m%d-%H%M%S"))
         try:
             os.replace(self.path, aside)
             where = "moved it to %s" % aside
@@ -2528,6 +2546,7 @@ def parse_log_time(value):
         return None
     if value[-1:] in ("Z", "z"):
         value = value[:-1] + "+00:00"     # fromisoformat() learnt "Z" only in Python 3.11
+    from datetime import datetime
     try:
         moment = datetime.fromisoformat(value).timestamp()
     except (ValueError, OverflowError, OSError):
@@ -2545,6 +2564,7 @@ def parse_summary_date(text, option, end_of_day=False):
     if not match:
         raise UsageError("%s: %r is not a date: use YYYY-MM-DD or 'YYYY-MM-DD HH:MM[:SS]' "
                          "(local time)" % (option, text))
+    from datetime import datetime
     try:
         moment = datetime(*[int(part) for part in match.groups() if part is not None])
         if end_of_day and match.group(4) is None:
@@ -2765,9 +2785,10 @@ class _Timeline:
 
     def _alike(self, start, end):
         """The row of the days from `start` to `end` (local midnights) without any change."""
+        from datetime import date
         first, last = time.localtime(start)[:3], time.localtime(end - 1)[:3]
         row = DaySummary(first, start, end)
-        row.days = datetime(*last).toordinal() - datetime(*first).toordinal() + 1
+        row.days = date(*last).toordinal() - date(*first).toordinal() + 1
         row.last_date = _date_text(last)
         for down in (False, True):
             if not self._covered(down, start, end):
@@ -3502,7 +3523,7 @@ def _parse_targets(values, default_port):
         if address is None:
             key = (target.host.lower().rstrip("."), target.port)
         else:
-            key = (str(address), target.host.partition("%")[2], target.port)
+            key = (address, target.host.partition("%")[2], target.port)
         first = seen.setdefault(key, target)
         if first is not target:
             raise UsageError("-a/--address: " + ("%s is given twice" % target.label
