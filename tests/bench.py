@@ -587,38 +587,74 @@ def _vmhwm_kb(pid):
     return None
 
 
-def cpu_run(argv, seconds, listener, cwd=None, env=None):
-    """Runs argv for `seconds`; CPU from getrusage(RUSAGE_CHILDREN) around its wait."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start_count = listener.count
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, cwd=cwd, env=env)
+def _reap(proc, timeout=10.0):
+    """SIGTERM, then the child's own resource usage from wait4() (SIGKILL after `timeout`)."""
+    if proc.poll() is not None:
+        raise RuntimeError("%s ended early: %s" % (" ".join(proc.args), _stderr(proc)))
+    proc.terminate()
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, _, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = 0          # reaped here: Popen must not wait for it again
+            return usage
+        if time.monotonic() >= deadline:
+            proc.kill()
+            deadline = math.inf
+        time.sleep(0.02)
+
+
+def _stderr(proc):
+    text = proc.stderr.read().decode("utf-8", "replace")
+    proc.stderr.close()
+    return text.strip()[-1000:]
+
+
+def cpu_runs(runs, seconds):
+    """Starts every run [(name, argv, cwd, env)] at the same time, each probing its own counting
+    listener, and stops them all after `seconds`: side by side, they share whatever else the
+    machine does. CPU (user+sys) from the child's own rusage; the steady state from
+    /proc/PID/schedstat after the warm-up, per probe."""
+    listeners = [CountingListener() for _ in runs]
+    procs = []
     try:
+        for (name, argv, cwd, env), listener in zip(runs, listeners):
+            argv = [part.replace("{port}", str(listener.port)) for part in argv]
+            procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                          cwd=cwd, env=env))
         started = time.monotonic()
         time.sleep(CPU_WARMUP)
-        warm_cpu, warm_count = _schedstat_seconds(proc.pid), listener.count
+        warm = [(_schedstat_seconds(proc.pid), listener.count)
+                for proc, listener in zip(procs, listeners)]
         sleep_until(started + seconds)
-        end_cpu, end_count = _schedstat_seconds(proc.pid), listener.count
-        vmhwm = _vmhwm_kb(proc.pid)
-        alive = proc.poll() is None
+        end = [(_schedstat_seconds(proc.pid), listener.count)
+               for proc, listener in zip(procs, listeners)]
+        vmhwm = [_vmhwm_kb(proc.pid) for proc in procs]
+        usage = [_reap(proc) for proc in procs]
     finally:
-        stop_process(proc)
-        stderr = proc.stderr.read().decode("utf-8", "replace")
-        proc.stderr.close()
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if not alive:
-        raise RuntimeError("%s ended early: %s" % (" ".join(argv), stderr.strip()[-1000:]))
-    probes = end_count - start_count
-    user = after.ru_utime - before.ru_utime
-    system = after.ru_stime - before.ru_stime
-    steady = None
-    if None not in (warm_cpu, end_cpu) and end_count > warm_count:
-        steady = (end_cpu - warm_cpu) / (end_count - warm_count) * 1000
-    return {"seconds": seconds, "probes": probes, "cpu": round(user + system, 4),
-            "user": round(user, 4), "system": round(system, 4),
-            "cpu_per_1000": round((user + system) / probes * 1000, 4) if probes else None,
-            "steady_cpu_per_1000": round(steady, 4) if steady is not None else None,
-            "vmhwm_mb": round(vmhwm / 1024, 1) if vmhwm else None}
+        for proc in procs:
+            if proc.returncode is None:
+                stop_process(proc)
+            if not proc.stderr.closed:
+                proc.stderr.close()
+        for listener in listeners:
+            listener.close()
+    rows = []
+    for index, (name, _, _, _) in enumerate(runs):
+        (warm_cpu, warm_count), (end_cpu, end_count) = warm[index], end[index]
+        probes = end_count
+        user, system = usage[index].ru_utime, usage[index].ru_stime
+        steady = None
+        if None not in (warm_cpu, end_cpu) and end_count > warm_count:
+            steady = (end_cpu - warm_cpu) / (end_count - warm_count) * 1000
+        rows.append({"program": name, "seconds": seconds, "probes": probes,
+                     "cpu": round(user + system, 4), "user": round(user, 4),
+                     "system": round(system, 4),
+                     "cpu_per_1000": round((user + system) / probes * 1000, 4) if probes else None,
+                     "steady_cpu_per_1000": round(steady, 4) if steady is not None else None,
+                     "vmhwm_mb": round(vmhwm[index] / 1024, 1) if vmhwm[index] else None})
+    return rows
 
 
 def bench_cpu(work, seconds, before=None):
@@ -633,32 +669,27 @@ def bench_cpu(work, seconds, before=None):
     module_env.pop("PYTHONDONTWRITEBYTECODE", None)
     subprocess.run([sys.executable, "-m", "pyNetConnMon", "--version"], cwd=str(module_dir),
                    env=module_env, check=True, capture_output=True, timeout=60)   # writes the .pyc
-    listener = CountingListener()
     options = ["-i", CPU_INTERVAL, "-t", "1", "--no-mail", "-q"]
+    target = "127.0.0.1:{port}"
     rows = []
-    try:
-        for flags, interpreter in (((), "python3"), (("-S",), "python3 -S")):
-            target = "127.0.0.1:%d" % listener.port
-            state = str(work / ("state%s.json" % "".join(flags)))
-            for name, argv, cwd, env in (
-                    ("pyNetConnMon", [sys.executable, *flags, str(PROGRAM), "-a", target,
-                                      *options, "--state-file", state], None, None),
-                    *([(BEFORE_NAME, [sys.executable, *flags, str(before), "-a", target,
-                                      *options, "--state-file", state + ".before"], None, None)]
-                      if before else []),
-                    ("pyNetConnMon as a module (`-m`, cached bytecode)",
-                     [sys.executable, *flags, "-m", "pyNetConnMon", "-a", target, *options,
-                      "--state-file", state], str(module_dir), module_env),
-                    ("plain blocking loop", [sys.executable, *flags, str(baseline),
-                                             "-a", "127.0.0.1", "-p", str(listener.port),
-                                             "-i", CPU_INTERVAL, "-t", "1"], None, None)):
-                log("cpu: %s under %s for %g s at -i %s"
-                    % (name, interpreter, seconds, CPU_INTERVAL))
-                row = cpu_run(argv, seconds, listener, cwd, env)
-                row.update(program=name, interpreter=interpreter)
-                rows.append(row)
-    finally:
-        listener.close()
+    for flags, interpreter in (((), "python3"), (("-S",), "python3 -S")):
+        state = str(work / ("state%s.json" % "".join(flags)))
+        runs = [("pyNetConnMon", [sys.executable, *flags, str(PROGRAM), "-a", target,
+                                  *options, "--state-file", state], None, None),
+                *([(BEFORE_NAME, [sys.executable, *flags, str(before), "-a", target,
+                                  *options, "--state-file", state + ".before"], None, None)]
+                  if before else []),
+                ("pyNetConnMon as a module (`-m`, cached bytecode)",
+                 [sys.executable, *flags, "-m", "pyNetConnMon", "-a", target, *options,
+                  "--state-file", state + ".module"], str(module_dir), module_env),
+                ("plain blocking loop", [sys.executable, *flags, str(baseline), "-a", "127.0.0.1",
+                                         "-p", "{port}", "-i", CPU_INTERVAL, "-t", "1"],
+                 None, None)]
+        log("cpu: %s side by side under %s for %g s at -i %s"
+            % (", ".join(name for name, _, _, _ in runs), interpreter, seconds, CPU_INTERVAL))
+        for row in cpu_runs(runs, seconds):
+            row["interpreter"] = interpreter
+            rows.append(row)
     return {"interval": float(CPU_INTERVAL), "seconds": seconds, "warmup": CPU_WARMUP,
             "rows": rows, "site_pth": site_note(), "seed_quoted": SEED_QUOTED,
             "before": str(before) if before else None}
