@@ -12,6 +12,7 @@ Python 3.9+, standard library only. Mail goes through the pySendMail submodule.
 
 import argparse
 import errno
+import ipaddress
 import json
 import math
 import os
@@ -53,6 +54,16 @@ PYSENDMAIL_CONFIG = "sendMailConfig.json"
 PYSENDMAIL_KEYS = ("mail.from", "mail.to", "mail.smtp.server", "mail.smtp.port", "mail.smtp.user",
                    "mail.smtp.password", "mail.smtp.tls", "mail.smtp.timeout")
 STATE_FORMAT = 1
+
+# Where an interruption broke. The gateway (the home router) is probed with a TCP connect to this
+# port: its DNS forwarder's, which nearly every home router runs because its DHCP hands itself out
+# as the DNS server, so the connect is accepted; a router without one refuses it, which is an
+# answer too. The connect is closed at once: no query is sent, nothing is logged.
+GATEWAY_PORT = 53
+CAUSES = ("local", "lan", "provider", "dns", "unknown")    # the closest to this machine first
+ROUTE_FILES = ("/proc/net/route", "/proc/net/ipv6_route")  # Linux: the routing table as text
+SYS_NET = "/sys/class/net"                                  # Linux: IF/operstate, IF/carrier
+ROUTE_FILE_LIMIT = 1024 * 1024   # bytes read of a routing table file (a router's may be large)
 
 # Prometheus metrics and the ping URL (dead man's switch)
 DEFAULT_METRICS_ADDRESS = "127.0.0.1"
@@ -96,7 +107,7 @@ class Settings:
                  "backoff_max", "backoff_step", "heartbeat", "log_file", "state_file",
                  "metrics_port", "metrics_address", "ping_url", "ping_interval", "pysendmail",
                  "notify_command", "no_mail", "test_mail", "once", "quiet", "summary", "since",
-                 "until", "discard_pending", "down_interval")
+                 "until", "discard_pending", "gateway", "down_interval")
 
     DEFAULTS = dict(targets=(), interval=DEFAULT_INTERVAL, timeout=DEFAULT_TIMEOUT,
                     min_interruption=DEFAULT_MIN_INTERRUPTION, backoff_min=DEFAULT_BACKOFF_MIN,
@@ -105,7 +116,8 @@ class Settings:
                     metrics_port=None, metrics_address=DEFAULT_METRICS_ADDRESS, ping_url=None,
                     ping_interval=DEFAULT_PING_INTERVAL, pysendmail=None, notify_command=None,
                     no_mail=False, test_mail=False, once=False, quiet=False, summary=False,
-                    since=None, until=None, discard_pending=False, down_interval=None)
+                    since=None, until=None, discard_pending=False, gateway="auto",
+                    down_interval=None)
 
     def __init__(self, **values):
         unknown = set(values) - set(self.__slots__)
@@ -143,16 +155,25 @@ class EventKind:
 EVENTS = {
     "start": EventKind(("version", "targets", "interval", "down_interval", "timeout",
                         "min_interruption", "backoff_min", "backoff_max", "backoff_step", "pid",
-                        "state_file"), True),
-    "stop": EventKind(("signal", "down_since"), True),
-    "down": EventKind(("start", "start_after", "start_before", "reason", "targets"), True),
+                        "state_file", "gateway"), True),
+    "stop": EventKind(("signal", "down_since", "cause"), True),
+    "down": EventKind(("start", "start_after", "start_before", "reason", "targets", "cause"),
+                      True),    # the first round's cause
     "up": EventKind(("start", "start_after", "start_before", "end", "duration", "duration_min",
-                     "duration_max", "ignored", "reason", "targets"), True),
+                     "duration_max", "ignored", "reason", "targets", "cause"), True),
     "gap": EventKind(("start", "end", "duration", "ignored"), True),
     "log_reopened": EventKind((), True),      # a rotated log begins here, with the monitor running
-    "report_sent": EventKind(("interruptions", "via", "next_wait")),
-    "report_failed": EventKind(("interruptions", "via", "reason", "retry_in")),
-    "pending_discarded": EventKind(("interruptions",)),
+    # partial outages: the connection stays up while one target, one IP family or names fail
+    "target_down": EventKind(("target", "reason")),
+    "target_up": EventKind(("target", "start", "end", "duration", "ignored")),
+    "family_down": EventKind(("family", "reason")),
+    "family_up": EventKind(("family", "start", "end", "duration", "ignored")),
+    "dns_down": EventKind(("targets", "reason")),
+    "dns_up": EventKind(("targets", "start", "end", "duration", "ignored")),
+    "gateway_changed": EventKind(("gateway",)),
+    "report_sent": EventKind(("interruptions", "partial_outages", "via", "next_wait")),
+    "report_failed": EventKind(("interruptions", "partial_outages", "via", "reason", "retry_in")),
+    "pending_discarded": EventKind(("interruptions", "partial_outages")),
     "ping_failed": EventKind(("url", "reason")),
     "ping_ok": EventKind(("url",)),
 }
@@ -205,19 +226,23 @@ class Interruption:
     """One stretch of downtime: wall-clock start for people, a monotonic-clock duration."""
 
     __slots__ = ("id", "start", "end", "duration", "reason", "kind", "cut_short", "targets",
-                 "count")
+                 "count", "cause", "part")
 
     def __init__(self, id, start, end, duration, reason, kind="outage", cut_short=False,
-                 targets=(), count=1):
+                 targets=(), count=1, cause=None, part=None):
         self.id = id
         self.start = start          # wall-clock epoch seconds of the first failed round
         self.end = end              # wall-clock epoch seconds of the first good round
         self.duration = duration    # seconds, from the monotonic clock
         self.reason = reason
-        self.kind = kind            # "outage", "gap" (the monitor was not running) or "many"
+        self.kind = kind            # "outage", "gap" (the monitor was not running), "many", or
+                                    # "partial" (the connection stayed up: see `part`)
         self.cut_short = cut_short  # the monitor stopped while the network was still down
         self.targets = list(targets)    # labels of the targets it was measured on
         self.count = count          # > 1 only for "many": interruptions folded into one entry
+        self.cause = cause          # one of CAUSES, the final one; None: not known (gap, folded)
+        self.part = part            # a partial outage's what ("target X", "IPv6", "names");
+                                    # None for an interruption
 
     def to_dict(self):
         return {name: getattr(self, name) for name in self.__slots__}
@@ -233,9 +258,9 @@ class OngoingOutage:
     to begin in the middle of that window. Instants are (monotonic, wall clock) pairs."""
 
     __slots__ = ("after", "before", "start_mono", "start_wall", "last_failed", "reason",
-                 "targets")
+                 "targets", "cause")
 
-    def __init__(self, after, before, reason, targets):
+    def __init__(self, after, before, reason, targets, cause=None):
         self.after = after
         self.before = before
         start = before if after is None else after
@@ -244,6 +269,7 @@ class OngoingOutage:
         self.last_failed = before[0]    # monotonic: the latest round that found it still down
         self.reason = reason
         self.targets = targets
+        self.cause = cause          # made more precise while it lasts (closer_cause)
 
     def duration_bounds(self, end_mono):
         """(shortest, longest) it can have lasted if it ended by `end_mono` (longest: None when
@@ -257,7 +283,8 @@ class InterruptionTracker:
     """Turns round results into DOWN and UP transitions.
 
     An interruption begins between the last probe that got through and the first failed round
-    (taken in the middle) and ends when the first connect gets through again.
+    (taken in the middle) and ends when the first connect gets through again. Its cause is the
+    first failed round's, made more precise by each further one (closer_cause).
     """
 
     def __init__(self, min_interruption):
@@ -269,10 +296,11 @@ class InterruptionTracker:
     def is_down(self):
         return self.outage is not None
 
-    def observe(self, network_up, mono, wall, reason=None, target_reasons=None):
+    def observe(self, network_up, mono, wall, reason=None, target_reasons=None, cause=None):
         """`mono`, `wall`: when the round's first connect got through if the network is up, else
         when the round began. Returns ("down", OngoingOutage), ("up", (OngoingOutage, duration,
-        ignored)) or None."""
+        ignored)), ("cause", OngoingOutage) when a further failed round made the cause more
+        precise, or None."""
         outage = self.outage
         if network_up:
             self.last_good = (mono, wall)
@@ -284,14 +312,250 @@ class InterruptionTracker:
                            not counts_as_interruption(duration, self.min_interruption)))
         if outage is not None:
             outage.last_failed = mono
-            return None
+            known, outage.cause = outage.cause, closer_cause(outage.cause, cause)
+            return ("cause", outage) if outage.cause != known else None
         self.outage = OngoingOutage(self.last_good, (mono, wall), reason,
-                                    dict(target_reasons or {}))
+                                    dict(target_reasons or {}), cause)
         return ("down", self.outage)
 
     def ongoing_duration(self, mono):
         """How long the current outage has lasted at `mono` (0 while up)."""
         return 0.0 if self.outage is None else max(0.0, mono - self.outage.start_mono)
+
+
+# -- Where it broke: the routing table, the gateway's answers, causes, partial outages ----------
+
+
+def closer_cause(first, second):
+    """The cause closer to this machine (local, then lan, provider, dns); "unknown" or None only
+    when neither is known better."""
+    known = [cause for cause in (first, second) if cause is not None]
+    return min(known, key=CAUSES.index) if known else None
+
+
+class Route:
+    """A default route: IP family (4 or 6), its gateway's address (None for a route without
+    one, like a VPN's or PPP's), the interface it leaves by, its metric (lowest is used)."""
+
+    __slots__ = ("family", "gateway", "interface", "metric")
+
+    def __init__(self, family, gateway, interface, metric=0):
+        self.family = family
+        self.gateway = gateway
+        self.interface = interface
+        self.metric = metric
+
+    def __repr__(self):
+        return "Route(%d, %r, %r, %d)" % (self.family, self.gateway, self.interface, self.metric)
+
+    def __eq__(self, other):
+        return isinstance(other, Route) and repr(self) == repr(other)
+
+
+_RTF_UP, _RTF_GATEWAY, _RTF_REJECT = 0x0001, 0x0002, 0x0200    # Linux's route flags
+
+
+def parse_ipv4_routes(text, byteorder=sys.byteorder):
+    """The default routes in the text of Linux's /proc/net/route (main table). Its addresses are
+    32-bit numbers in hex in the machine's own byte order: little-endian on a PC or a Pi."""
+    routes = []
+    for line in text.splitlines()[1:]:       # the first line names the columns
+        fields = line.split()
+        try:
+            interface, destination, flags = fields[0], int(fields[1], 16), int(fields[3], 16)
+            metric, mask, gateway = int(fields[6]), int(fields[7], 16), bytes.fromhex(fields[2])
+        except (IndexError, ValueError):
+            continue
+        if destination or mask or not flags & _RTF_UP or flags & _RTF_REJECT or len(gateway) != 4:
+            continue
+        if byteorder == "little":
+            gateway = gateway[::-1]
+        address = str(ipaddress.IPv4Address(gateway)) if flags & _RTF_GATEWAY else None
+        routes.append(Route(4, address, interface, metric))
+    return routes
+
+
+def parse_ipv6_routes(text):
+    """The default routes in the text of Linux's /proc/net/ipv6_route (every table, no header;
+    addresses in 32 hex digits, metric and flags in hex). A link-local gateway gets its
+    interface as scope (fe80::1%eth0): without one it names no host."""
+    routes = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) != 10:
+            continue
+        try:
+            destination, prefix = int(fields[0], 16), int(fields[1], 16)
+            next_hop = ipaddress.IPv6Address(bytes.fromhex(fields[4]))
+            metric, flags = int(fields[5], 16), int(fields[8], 16)
+        except ValueError:
+            continue
+        if destination or prefix or not flags & _RTF_UP or flags & _RTF_REJECT:
+            continue
+        address = None
+        if flags & _RTF_GATEWAY and next_hop.packed != bytes(16):
+            address = str(next_hop) + ("%" + fields[9] if next_hop.is_link_local else "")
+        routes.append(Route(6, address, fields[9], metric))
+    return routes
+
+
+def choose_gateway(routes):
+    """The gateway to probe: the one of the IPv4 default route with the lowest metric, else the
+    IPv6 one's; None when no default route has a gateway."""
+    candidates = [route for route in routes if route.gateway]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda route: (route.family, route.metric)).gateway
+
+
+def link_is_up(operstate, carrier):
+    """Whether an interface has a link, from its /sys/class/net files' text (None: unreadable).
+    An interface the kernel cannot tell about ("unknown", as for many VPN or PPP interfaces)
+    counts as up unless its carrier says 0."""
+    if operstate is None:
+        return False                 # gone: e.g. a USB Wi-Fi stick pulled out
+    operstate = operstate.strip()
+    if operstate == "up":
+        return True
+    if operstate in ("down", "lowerlayerdown", "notpresent", "dormant"):
+        return False
+    return (carrier or "").strip() != "0"
+
+
+def local_trouble(routes, had_routes, down_interfaces):
+    """Why this machine itself has no way out, as its own routing table and interfaces show it,
+    or None. No default route counts only after one was seen (a monitor that watches its own
+    LAN may never have one); every default route's interface without link counts at once."""
+    if not routes:
+        return "this machine has no default route" if had_routes else None
+    interfaces = sorted({route.interface for route in routes})
+    if all(interface in down_interfaces for interface in interfaces):
+        return "%s %s no link" % (" and ".join(interfaces),
+                                  "has" if len(interfaces) == 1 else "have")
+    return None
+
+
+def gateway_answered(result):
+    """A connect accepted or refused: both are the router's own answer. A timeout or an
+    unreachable error is not."""
+    return result is not None and (result.up or result.reason == "refused")
+
+
+class CauseJudge:
+    """Where the way out broke, for a round in which no target answered (see CAUSES):
+    `local` when this machine shows no link or route; `unknown` without a gateway, or with one
+    that has not answered since the start (or since it changed); `lan` when it did not answer
+    in this round; `dns` when it did and every target failed only in its name lookup; else
+    `provider`. Returns (cause, plain words for the console)."""
+
+    def __init__(self):
+        self.gateway = None          # the label of the gateway probed last
+        self.answered = False        # has it answered since the start or since it changed?
+
+    def gateway_probed(self, label, answered):
+        """Every round, with the gateway probed in it (None: none). True when it changed."""
+        changed = label != self.gateway
+        if changed:
+            self.gateway, self.answered = label, False
+        self.answered = self.answered or bool(answered)
+        return changed
+
+    def judge(self, local, gateway_answered_now, target_reasons):
+        if local:
+            return "local", local
+        if self.gateway is None:
+            return "unknown", "no router known to check"
+        if not self.answered:
+            return "unknown", "the router %s has not answered since the start" % self.gateway
+        if not gateway_answered_now:
+            return "lan", "the router %s did not answer either" % self.gateway
+        if target_reasons and all(reason == "dns" for reason in target_reasons.values()):
+            return "dns", "the router %s answered, no name resolved" % self.gateway
+        return "provider", "the router %s answered" % self.gateway
+
+
+def target_family(target):
+    """"ipv4" or "ipv6" for a target given by address, None for one given by name."""
+    if not target.is_literal:
+        return None
+    return "ipv6" if ":" in target.host else "ipv4"
+
+
+class PartialOutages:
+    """Failures while the connection stays up (some target answers): one target; every target
+    of one IP family while the other family answers (with targets of both); every name failing
+    to resolve while an address answers. Keys: ("target", label), ("family", "ipv4" or "ipv6"),
+    ("dns", "names"); at most one open outage per key, so the dict is bounded by the targets.
+
+    A round in which no target answers is an interruption and changes nothing here: what was
+    partly down stays so until it answers. A target's own outage starts only when a family or
+    DNS outage does not already tell its failure.
+    """
+
+    def __init__(self, targets, min_interruption):
+        self.min_interruption = min_interruption
+        self.family = {target.label: target_family(target) for target in targets}
+        self.names = [target.label for target in targets if not target.is_literal]
+        self.open = {}               # key -> OngoingOutage
+
+    def observe(self, results, mono, wall):
+        """[("down", key, OngoingOutage) or ("up", key, OngoingOutage, back, duration,
+        ignored)], where `back` is how far into the round the connect that showed it back got
+        through."""
+        by_label = {result.target.label: result for result in results}
+        if not any(result.up for result in results):
+            return []
+        changes = []
+        for key in list(self.open):
+            back = [result for result in self._members(key, by_label) if self._answers(key, result)]
+            if back:
+                outage = self.open.pop(key)
+                seconds = min(result.connect_time or 0.0 for result in back)
+                duration = max(0.0, mono + seconds - outage.start_mono)
+                changes.append(("up", key, outage, seconds, duration,
+                                not counts_as_interruption(duration, self.min_interruption)))
+        for key, reason in self._failing(by_label):
+            if key not in self.open:
+                self.open[key] = OngoingOutage(None, (mono, wall), reason, {})   # from this round
+                changes.append(("down", key, self.open[key]))
+        return changes
+
+    def _members(self, key, by_label):
+        kind, what = key
+        if kind == "target":
+            labels = [what]
+        elif kind == "family":
+            labels = [label for label, family in self.family.items() if family == what]
+        else:
+            labels = self.names
+        return [by_label[label] for label in labels if label in by_label]
+
+    @staticmethod
+    def _answers(key, result):
+        return result.reason != "dns" if key[0] == "dns" else result.up
+
+    def _failing(self, by_label):
+        """(key, reason) of what fails in this round, families and names before targets."""
+        failing = []
+        up_families = {self.family.get(label) for label, result in by_label.items() if result.up}
+        for family, other in (("ipv4", "ipv6"), ("ipv6", "ipv4")):
+            own = self._members(("family", family), by_label)
+            if own and other in up_families and not any(result.up for result in own):
+                failing.append((("family", family), own[0].reason))
+        names = self._members(("dns", "names"), by_label)
+        if names and up_families - {None} and all(r.reason == "dns" for r in names):
+            failing.append((("dns", "names"), "dns"))
+        told = {key for key, _ in failing} | set(self.open)
+        for label, result in by_label.items():
+            if not result.up and ("family", self.family[label]) not in told and not (
+                    label in self.names and ("dns", "names") in told):
+                failing.append((("target", label), result.reason))
+        return failing
+
+    def close_all(self):
+        """At a stop: every open outage as (key, OngoingOutage); none stays open."""
+        closed, self.open = list(self.open.items()), {}
+        return closed
 
 
 class ReportBackoff:
@@ -391,40 +655,54 @@ class PingHealth:
 
 
 class PendingReports:
-    """Interruptions waiting for an accepted report, their ids, and when the next report may go
-    out (the backoff). No I/O: the state file and the deliverer are someone else's job.
+    """Interruptions (and partial outages) waiting for an accepted report, their ids, and when
+    the next report may go out (the backoff). No I/O: the state file and the deliverer are
+    someone else's job.
 
-    The list is bounded: beyond PENDING_LIMIT interruptions the first and last half are kept in
-    full and the ones between are folded into one counted, timed entry (kind "many").
+    Interruptions are in `items`, partial outages in `partials`. Each list is bounded: beyond
+    PENDING_LIMIT entries the first and last half are kept in full and the ones between are
+    folded into one counted, timed entry (kind "many").
     """
 
     def __init__(self, backoff, limit=None):
         self.backoff = backoff
         self.limit = limit or PENDING_LIMIT
         self.items = []
+        self.partials = []
         self.next_id = 1
 
     def __len__(self):
-        return len(self.items)
+        return len(self.items) + len(self.partials)
 
     @property
     def count(self):
         """How many interruptions wait, the folded ones included."""
         return sum(item.count for item in self.items)
 
-    def add(self, start, end, duration, reason, targets, kind="outage", cut_short=False):
-        self.items.append(Interruption(self.next_id, start, end, duration, reason, kind,
-                                       cut_short, targets))
-        self.next_id += 1
-        if len(self.items) > self.limit:
-            self._fold(self.limit // 2)
+    @property
+    def partial_count(self):
+        """How many partial outages wait, the folded ones included."""
+        return sum(item.count for item in self.partials)
 
-    def _fold(self, at):
+    def add(self, start, end, duration, reason, targets, kind="outage", cut_short=False,
+            cause=None, part=None):
+        entries = self.items if part is None else self.partials
+        entries.append(Interruption(self.next_id, start, end, duration, reason, kind, cut_short,
+                                    targets, cause=cause, part=part))
+        self.next_id += 1
+        if len(entries) > self.limit:
+            self._fold(entries, self.limit // 2)
+
+    @staticmethod
+    def _fold(entries, at):
         """Folds the entry after `at` into the entry at `at` (which becomes a "many" entry)."""
-        into, item = self.items[at], self.items.pop(at + 1)
+        into, item = entries[at], entries.pop(at + 1)
         if into.kind != "many":
-            into = self.items[at] = Interruption(into.id, into.start, into.end, into.duration,
-                                                 "", "many", targets=into.targets, count=into.count)
+            into = entries[at] = Interruption(
+                into.id, into.start, into.end, into.duration, "", "many", targets=into.targets,
+                count=into.count, cause=into.cause,
+                part=None if into.part is None else "several")
+        into.cause = into.cause if into.cause == item.cause else None    # told only if shared
         into.end = max(into.end, item.end)
         into.duration += item.duration
         into.count += item.count
@@ -432,35 +710,39 @@ class PendingReports:
                                        if label not in into.targets]
 
     def due(self, now, network_down):
-        """The interruptions a report should carry now; [] when none is due."""
-        if not self.items or network_down:
+        """The entries a report should carry now; [] when none is due."""
+        if not len(self) or network_down:
             self.backoff.quiet(now)
             return []
-        return list(self.items) if self.backoff.may_send(now) else []
+        return self.items + self.partials if self.backoff.may_send(now) else []
 
     def accepted(self, ids, now):
         self.backoff.record_success(now)
         sent = set(ids)
         self.items = [item for item in self.items if item.id not in sent]
+        self.partials = [item for item in self.partials if item.id not in sent]
 
     def failed(self, now):
         self.backoff.record_failure(now)
 
     def discard(self):
         """Forgets everything pending; returns how many interruptions that was."""
-        count, self.items = self.count, []
+        count, self.items, self.partials = self.count, [], []
         return count
 
     def to_dict(self, mono, wall):
-        return {"pending": [item.to_dict() for item in self.items], "next_id": self.next_id,
-                "backoff": self.backoff.to_dict(mono, wall)}
+        return {"pending": [item.to_dict() for item in self.items + self.partials],
+                "next_id": self.next_id, "backoff": self.backoff.to_dict(mono, wall)}
 
     def restore(self, state, mono, wall):
         """Takes over a checked state (see check_state)."""
-        self.items = [Interruption.from_dict(item) for item in state["pending"]]
-        self.next_id = max([state["next_id"]] + [item.id + 1 for item in self.items])
-        while len(self.items) > self.limit:
-            self._fold(self.limit // 2)
+        entries = [Interruption.from_dict(item) for item in state["pending"]]
+        self.items = [item for item in entries if item.part is None]
+        self.partials = [item for item in entries if item.part is not None]
+        self.next_id = max([state["next_id"]] + [item.id + 1 for item in entries])
+        for kept in (self.items, self.partials):
+            while len(kept) > self.limit:
+                self._fold(kept, self.limit // 2)
         self.backoff.restore(state["backoff"], mono, wall)
 
 
@@ -478,8 +760,8 @@ def recover_previous_run(state, wall, min_interruption):
     down = state.get("down")
     if down and counts_as_interruption(heartbeat - down["start"], min_interruption):
         cut_short = dict(start=down["start"], end=heartbeat,
-                         duration=max(0.0, heartbeat - down["start"]),
-                         reason=down["reason"], targets=state["targets"], cut_short=True)
+                         duration=max(0.0, heartbeat - down["start"]), reason=down["reason"],
+                         targets=state["targets"], cut_short=True, cause=down.get("cause"))
     duration = wall - heartbeat
     if duration <= 0:
         return cut_short, None
@@ -496,16 +778,21 @@ class MetricsCounters:
         self.downtime = 0.0
         self.reports_sent = 0
         self.report_failures = 0
+        self.by_cause = {cause: [0, 0.0] for cause in CAUSES}    # cause -> [count, downtime]
 
-    def interruption_ended(self, duration, ignored):
+    def interruption_ended(self, duration, ignored, cause=None):
         if ignored:
             self.ignored += 1
         else:
             self.interruptions += 1
             self.downtime += duration
+            counted = self.by_cause[cause or "unknown"]
+            counted[0] += 1
+            counted[1] += duration
 
-    def snapshot(self, results, ongoing, min_interruption, unreported, last_round):
-        """`ongoing`: how long the current outage had lasted at the last round (0 while up)."""
+    def snapshot(self, results, ongoing, min_interruption, unreported, last_round, gateway=None):
+        """`ongoing`: how long the current outage had lasted at the last round (0 while up);
+        `gateway`: the gateway's ProbeResult in the last round, or None."""
         interruptions, downtime = self.interruptions, self.downtime
         if ongoing and counts_as_interruption(ongoing, min_interruption):
             interruptions += 1           # it can no longer end up ignored
@@ -518,7 +805,11 @@ class MetricsCounters:
             interruptions=interruptions, ignored_interruptions=self.ignored,
             downtime_seconds=round(downtime, 3), unreported_interruptions=unreported,
             reports_sent=self.reports_sent, report_failures=self.report_failures,
-            last_round=None if last_round is None else round(last_round, 3))
+            last_round=None if last_round is None else round(last_round, 3),
+            gateway=None if gateway is None else (gateway.target.label,
+                                                  gateway_answered(gateway)),
+            causes=tuple((cause, count, round(downtime, 3))
+                         for cause, (count, downtime) in self.by_cause.items()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -564,19 +855,69 @@ def plural(count, word):
     return "%d %s%s" % (count, word, "" if count == 1 else "s")
 
 
+def pending_text(count, partial=0):
+    """'2 interruptions', '2 interruptions and 1 partial outage', or '1 partial outage'."""
+    parts = [plural(count, "interruption")] if count or not partial else []
+    return " and ".join(parts + ([plural(partial, "partial outage")] if partial else []))
+
+
+# What each cause means, in the console's few words and in a report's one line per cause.
+CAUSE_WORDS = {
+    "local": "this machine had no link or no route",
+    "lan": "the router did not answer either",
+    "provider": "the router answered, so the line or the provider failed",
+    "dns": "the router answered, only names did not resolve",
+    "unknown": "no router known that answered, so no telling where",
+}
+CAUSE_EXPLAINED = {
+    "local": "local: this machine itself had no working link or no route out: its network "
+             "interface was down (cable, Wi-Fi) or it had no default route.",
+    "lan": "lan: your router did not answer either: the router, the Wi-Fi or a cable of your "
+           "home network failed.",
+    "provider": "provider: your router answered throughout; the line, the modem or the "
+                "provider's network failed.",
+    "dns": "dns: your router answered and only the targets' names could not be looked up: the "
+           "DNS server failed (addresses may have worked).",
+    "unknown": "unknown: where it broke cannot be told: no router was known to check, or it "
+               "has not answered a check since the monitor started (see --gateway).",
+}
+
+
 def describe_interruption(item, with_targets=False):
     reason = item.reason
+    what = "partial outage" if item.part is not None else "interruption"
     if item.kind == "gap":
         reason = "gap: the monitor was not running (no clean stop)"
     elif item.kind == "many":
         reason = ("%s between these times, added up here (the event log has each)"
-                  % plural(item.count, "interruption"))
-    elif item.cut_short:
-        reason += " (the monitor stopped while still down)"
+                  % plural(item.count, what))
+    elif item.part is not None:
+        reason = "%s (%s)" % (item.part, reason)
+    if item.cut_short:
+        reason += " (the monitor stopped while %s)" % (
+            "it still failed" if item.part is not None else "still down")
     if with_targets and item.targets:
         reason += "; targets " + ", ".join(item.targets)
-    return "%s  %s  %12s  %s" % (local_time(item.start), local_time(item.end),
-                                  human_duration(item.duration), reason)
+    if item.part is not None:
+        return "%s  %s  %12s  %s" % (local_time(item.start), local_time(item.end),
+                                      human_duration(item.duration), reason)
+    return "%s  %s  %12s  %-8s  %s" % (local_time(item.start), local_time(item.end),
+                                        human_duration(item.duration), item.cause or "-", reason)
+
+
+def partial_what(key):
+    """What failed in a partial outage (PartialOutages' key), as a report and the console say it."""
+    kind, what = key
+    if kind == "target":
+        return "target " + what
+    if kind == "family":
+        return "every %s target" % {"ipv4": "IPv4", "ipv6": "IPv6"}[what]
+    return "every target given by name"
+
+
+def gateway_setting(gateway):
+    """--gateway as the start event records it: "auto", "none" or the address."""
+    return gateway if isinstance(gateway, str) else gateway.label
 
 
 def _targets_of(interruptions):
@@ -587,42 +928,68 @@ def _targets_of(interruptions):
     return labels
 
 
-def format_report(interruptions, hostname):
-    """Subject and body of one report about `interruptions` (all of them count in the totals)."""
+def _table(entries, with_targets, noun):
+    """A report's rows for `entries`: beyond REPORT_LIST_LIMIT the first and last half."""
+    shown = entries
+    if len(entries) > REPORT_LIST_LIMIT:
+        half = REPORT_LIST_LIMIT // 2
+        left_out = sum(item.count for item in entries[half:-half])
+        shown = entries[:half] + [None] + entries[-half:]
+    return ["... %s left out here; the event log has all of them ..." % plural(left_out, noun)
+            if item is None else describe_interruption(item, with_targets) for item in shown]
+
+
+def format_report(entries, hostname):
+    """Subject and body of one report about `entries`: interruptions (all of them count in the
+    totals), then partial outages in their own section."""
+    interruptions = [item for item in entries if item.part is None]
+    partials = [item for item in entries if item.part is not None]
     count = sum(item.count for item in interruptions)
+    partial_count = sum(item.count for item in partials)
     total = sum(item.duration for item in interruptions)
-    targets = _targets_of(interruptions)
-    changed = len({tuple(item.targets) for item in interruptions}) > 1
-    subject = "pyNetConnMon on %s: %s, %s of downtime" % (
-        hostname, plural(count, "interruption"), human_duration(total))
-    lines = [
-        "pyNetConnMon on %s saw %s (%s of downtime in total)." % (
-            hostname, plural(count, "interruption"), human_duration(total)),
+    targets = _targets_of(entries)
+    changed = len({tuple(item.targets) for item in entries}) > 1
+    if not interruptions:
+        subject = "pyNetConnMon on %s: %s, the connection stayed up" % (
+            hostname, plural(partial_count, "partial outage"))
+        lines = ["pyNetConnMon on %s saw %s and no interruption: the connection stayed up."
+                 % (hostname, plural(partial_count, "partial outage"))]
+    else:
+        subject = "pyNetConnMon on %s: %s, %s of downtime%s" % (
+            hostname, plural(count, "interruption"), human_duration(total),
+            "; %s" % plural(partial_count, "partial outage") if partials else "")
+        lines = ["pyNetConnMon on %s saw %s (%s of downtime in total)%s." % (
+            hostname, plural(count, "interruption"), human_duration(total),
+            " and %s" % plural(partial_count, "partial outage") if partials else "")]
+    lines += [
         "",
         "Host:    %s" % hostname,
         "Targets: %s%s" % (", ".join(targets) or "not recorded",
                            " (they changed between runs: each line names its own)" if changed else ""),
-        "",
-        "%-19s  %-19s  %12s  %s" % ("start", "end", "duration", "reason"),
     ]
-    shown = interruptions
-    if len(interruptions) > REPORT_LIST_LIMIT:
-        half = REPORT_LIST_LIMIT // 2
-        left_out = sum(item.count for item in interruptions[half:-half])
-        shown = interruptions[:half] + [None] + interruptions[-half:]
-    for item in shown:
-        if item is None:
-            lines.append("... %s left out here; the event log has all of them ..."
-                         % plural(left_out, "interruption"))
-        else:
-            lines.append(describe_interruption(item, with_targets=changed))
-    gaps = [item for item in interruptions if item.kind == "gap"]
-    lines += ["", "Total: %s, %s of downtime." % (plural(count, "interruption"),
-                                                   human_duration(total))]
-    if gaps:
-        lines.append("Of these, %s (%s) were times the monitor itself was not running, e.g. a "
-                     "power cut: the connection may or may not have been up then."
-                     % (plural(len(gaps), "gap"), human_duration(sum(g.duration for g in gaps))))
+    if interruptions:
+        lines += ["", "%-19s  %-19s  %12s  %-8s  %s" % ("start", "end", "duration", "cause",
+                                                        "reason")]
+        lines += _table(interruptions, changed, "interruption")
+        causes = {item.cause for item in interruptions}
+        explained = [CAUSE_EXPLAINED[cause] for cause in CAUSES if cause in causes]
+        if explained:
+            lines += [""] + explained
+        gaps = [item for item in interruptions if item.kind == "gap"]
+        lines += ["", "Total: %s, %s of downtime." % (plural(count, "interruption"),
+                                                       human_duration(total))]
+        if gaps:
+            lines.append("Of these, %s (%s) were times the monitor itself was not running, e.g. "
+                         "a power cut: the connection may or may not have been up then."
+                         % (plural(len(gaps), "gap"),
+                            human_duration(sum(gap.duration for gap in gaps))))
+    if partials:
+        lines += ["", "Partial outages: the connection stayed up (another target answered), "
+                      "but these failed:",
+                  "%-19s  %-19s  %12s  %s" % ("start", "end", "duration", "what failed")]
+        lines += _table(partials, changed, "partial outage")
+        lines += ["", "Total: %s, %s in all." % (plural(partial_count, "partial outage"),
+                                                 human_duration(sum(p.duration for p in partials)))]
     return subject, "\n".join(lines) + "\n"
 
 
@@ -639,11 +1006,12 @@ class MetricsSnapshot:
 
     __slots__ = ("network_up", "targets", "interruptions", "ignored_interruptions",
                  "downtime_seconds", "unreported_interruptions", "reports_sent",
-                 "report_failures", "last_round")
+                 "report_failures", "last_round", "gateway", "causes")
 
     def __init__(self, network_up=None, targets=(), interruptions=0, ignored_interruptions=0,
                  downtime_seconds=0.0, unreported_interruptions=0, reports_sent=0,
-                 report_failures=0, last_round=None):
+                 report_failures=0, last_round=None, gateway=None,
+                 causes=tuple((cause, 0, 0.0) for cause in CAUSES)):
         self.network_up = network_up                # None before the first round
         self.targets = targets                      # ((label, up, connect seconds or None), ...)
         self.interruptions = interruptions          # counted ones, an ongoing one included
@@ -653,6 +1021,8 @@ class MetricsSnapshot:
         self.reports_sent = reports_sent
         self.report_failures = report_failures
         self.last_round = last_round                # Unix time; None before the first round
+        self.gateway = gateway                      # (label, answered) in the last round or None
+        self.causes = causes                        # ((cause, interruptions, downtime), ...)
 
 
 def _metric_value(value):
@@ -716,6 +1086,17 @@ def render_metrics(snapshot, version=VERSION):
     family("last_round_timestamp_seconds", "gauge",
            "Unix time the last round of probes completed: the monitor's heartbeat.",
            single(snapshot.last_round))
+    family("gateway_up", "gauge",
+           "1 if the gateway (router) answered in the last round, by accepting or refusing the "
+           "connect, else 0; absent without a gateway.",
+           [((("gateway", snapshot.gateway[0]),), snapshot.gateway[1])] if snapshot.gateway else [])
+    family("interruptions_by_cause_total", "counter",
+           "Interruptions of at least --min-interruption by cause (local, lan, provider, dns, "
+           "unknown), counted when they end, with their final cause.",
+           [((("cause", cause),), count) for cause, count, _ in snapshot.causes])
+    family("downtime_by_cause_seconds_total", "counter",
+           "Seconds of downtime in counted interruptions by cause, counted when they end.",
+           [((("cause", cause),), float(downtime)) for cause, _, downtime in snapshot.causes])
     return "\n".join(lines) + "\n"
 
 
@@ -739,18 +1120,22 @@ class Target:
         return "[%s]:%d" % (self.host, self.port) if ":" in self.host else "%s:%d" % (self.host, self.port)
 
 
+class Gateway(Target):
+    """The router, probed with the targets. `found`: from the routing table (probed only while
+    the targets lie beyond this machine), not given with --gateway (always probed)."""
+
+    __slots__ = ("found",)
+
+    def __init__(self, host, port, found=False):
+        super().__init__(host, port)
+        self.found = found
+
+
 def _ip_literal(host):
-    """The packed address if `host` is an IP address (IPv6 with an optional %scope), else None.
-    (socket.inet_pton, not the ipaddress module: that would cost memory at every start.)"""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.inet_pton(family, host.split("%", 1)[0])
-    except (OSError, ValueError):
+        return ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
         return None
-
-
-def _ipv6_literal(host):
-    return ":" in host and _ip_literal(host) is not None
 
 
 def parse_port(text, option="-p/--port"):
@@ -777,12 +1162,12 @@ def parse_target(value, default_port):
         raise UsageError("-a/--address: empty address")
     if "[" in value or "]" in value:
         match = re.match(r"^\[([^\[\]]+)\](?::([^:]*))?$", value)
-        if not match or not _ipv6_literal(match.group(1)):
+        if not match or not isinstance(_ip_literal(match.group(1)), ipaddress.IPv6Address):
             raise UsageError("-a/--address: %r is not a valid [IPv6]:PORT" % value)
         port = default_port if match.group(2) is None else parse_port(match.group(2), "-a/--address")
         return Target(match.group(1), port)
     if value.count(":") > 1:
-        if not _ipv6_literal(value):
+        if not isinstance(_ip_literal(value), ipaddress.IPv6Address):
             raise UsageError("-a/--address: %r is not a valid IPv6 address" % value)
         return Target(value, default_port)
     host, _, port_text = value.partition(":")
@@ -836,7 +1221,14 @@ def resolve_all(targets, deadline, clock=time.monotonic):
             results[target] = "dns"
 
     for target in targets:
-        if target.is_literal:
+        if target.is_literal and "%" in target.host:   # fe80::1%eth0: the scope needs a lookup,
+            try:                                       # of a number only (no DNS)
+                info = socket.getaddrinfo(target.host, target.port, socket.AF_INET6,
+                                          socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+                results[target] = [(socket.AF_INET6, info[0][4])]
+            except (OSError, UnicodeError):
+                results[target] = "unreachable"        # no such interface (any more)
+        elif target.is_literal:
             family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
             results[target] = [(family, (target.host, target.port))]
         else:
@@ -869,20 +1261,28 @@ class Prober:
         self.selector = selectors.DefaultSelector()
         if wake_fd is not None:
             self.selector.register(wake_fd, selectors.EVENT_READ, "wake")
+        self.beyond_loopback = False     # has a target had an address beyond this machine?
+        self.gateway_result = None       # the gateway's latest outcome (see probe_round)
 
     def close(self):
         self._drop(list(self.in_flight))
         self.selector.close()
 
-    def probe_round(self, targets, interrupted=lambda: False, wait=None):
-        """One ProbeResult per target, in order.
+    def probe_round(self, targets, interrupted=lambda: False, gateway=None, wait=None):
+        """[ProbeResult] for `targets`, and last for `gateway` (a Gateway) when it was probed:
+        on the same selector, by the same deadline, so a round takes no longer. A gateway found
+        in the routing table is left out while every target is on this machine (loopback):
+        they need no router, and a test on loopback sends nothing beyond this machine.
 
         `wait` None: the round waits for its connects, each at most `timeout`, and leaves none
-        behind. `wait` SECONDS (a fast round): it waits at most that long, or until its own
-        connects have ended; connects still waiting stay in flight, watched by the next rounds
-        until their own timeout, and one that ends during a later round counts for that round.
-        A target whose connect still waits is "timeout" for the round. Once a connect has got
-        through, the ones left in flight are closed: they would only add traffic.
+        behind. `wait` SECONDS (a fast round, while the network is down): it waits at most that
+        long for its own connects; those still waiting stay in flight, watched by the next
+        rounds until their own timeout, and one that ends during a later round counts for that
+        round. A target whose connect still waits is "timeout" for the round; the gateway keeps
+        its latest outcome until one of its connects ends (a connect that waits has not shown
+        whether the router answers). Once a target's connect has got through, the round waits
+        for its own connects as a round while up does, and closes the ones left from earlier
+        rounds: they would only add traffic.
         """
         started = self.clock()
         in_flight = self.in_flight
@@ -893,11 +1293,19 @@ class Prober:
                 self._drop(list(in_flight))
             else:
                 self._expire(started, own, results)
-        needed = sum(1 if target.is_literal else MAX_ADDRESSES_PER_TARGET for target in targets)
+        needed = sum(1 if target.is_literal else MAX_ADDRESSES_PER_TARGET
+                     for target in targets) + (gateway is not None)
         admitted = not in_flight or len(in_flight) + needed <= self.limit
+        probed = list(targets)
         if admitted:
             resolved = resolve_all(targets, started + self.timeout, self.clock)
-            for target in targets:
+            self.beyond_loopback = self.beyond_loopback or any(
+                not _ip_literal(sockaddr[0]).is_loopback for addresses in resolved.values()
+                if not isinstance(addresses, str) for _, sockaddr in addresses)
+            if gateway is not None and (self.beyond_loopback or not gateway.found):
+                probed.append(gateway)
+                resolved.update(resolve_all([gateway], started + self.timeout, self.clock))
+            for target in probed:
                 addresses = resolved[target]
                 if isinstance(addresses, str):
                     results[target] = ProbeResult(target, False, addresses)
@@ -911,7 +1319,9 @@ class Prober:
             while (own if admitted else in_flight) and not interrupted():
                 now = self.clock()
                 if now >= end:
-                    break
+                    if not any(results[target].up for target in targets if target in results):
+                        break
+                    end = math.inf          # up again: wait for the round's own connects
                 if now >= deadline:
                     self._expire(now, own, results)
                     deadline = self._soonest_deadline()
@@ -928,11 +1338,21 @@ class Prober:
                     sock.close()
                     self._record(results, target, error, began, self.clock())
         finally:
-            if wait is None or any(result.up for result in results.values()):
+            if wait is None or any(results[target].up for target in targets if target in results):
                 self._drop(list(in_flight))
-        for target in targets:
+        return self._round_results(probed, gateway, results)
+
+    def _round_results(self, probed, gateway, results):
+        if gateway is not None and gateway not in results and self.gateway_result is not None \
+                and self.gateway_result.target is gateway:
+            results[gateway] = self.gateway_result       # its connects still wait, or none went
+            if gateway not in probed:
+                probed.append(gateway)
+        for target in probed:
             results.setdefault(target, ProbeResult(target, False, "timeout"))
-        return [results[target] for target in targets]
+        if gateway is not None and gateway in probed:
+            self.gateway_result = results[gateway]
+        return [results[target] for target in probed]
 
     def _start_connect(self, target, family, sockaddr, own, results):
         try:
@@ -982,6 +1402,59 @@ class Prober:
             results[target] = ProbeResult(target, True, None, ended - began, ended)
         elif previous is None:
             results[target] = ProbeResult(target, False, reason_for_errno(error))
+
+
+def read_small_file(path, limit=ROUTE_FILE_LIMIT):
+    """The text of a /proc or /sys file, or None when it cannot be read."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as stream:
+            return stream.read(limit)
+    except OSError:
+        return None
+
+
+class Surroundings:
+    """This machine's own view of its way out (Linux): its default routes, whether their
+    interfaces have a link, and the gateway to probe. Reads a few small files each round; sends
+    nothing. Elsewhere the files are missing: no gateway is found (--gateway sets one) and
+    `local` is never seen."""
+
+    def __init__(self, gateway="auto", route_files=ROUTE_FILES, sys_net=SYS_NET):
+        self.setting = gateway       # "auto" (the routing table's), "none", or a Target
+        self.route_files = route_files
+        self.sys_net = sys_net
+        self.had_routes = False      # has a default route been seen since the start?
+        self.found = None            # the gateway Target found, kept while its address stays
+
+    def routes(self):
+        ipv4, ipv6 = (read_small_file(path) or "" for path in self.route_files)
+        routes = parse_ipv4_routes(ipv4) + parse_ipv6_routes(ipv6)
+        self.had_routes = self.had_routes or bool(routes)
+        return routes
+
+    def gateway(self):
+        """The gateway to probe now (a Target), or None; reads the routing table again, so a
+        new router (DHCP) is followed."""
+        routes = self.routes()
+        if self.setting != "auto":
+            return None if self.setting == "none" else self.setting
+        address = choose_gateway(routes)
+        if address is None:
+            self.found = None
+        elif self.found is None or self.found.host != address:
+            self.found = Gateway(address, GATEWAY_PORT, found=True)
+        return self.found
+
+    def link_is_up(self, interface):
+        folder = os.path.join(self.sys_net, interface)
+        return link_is_up(read_small_file(os.path.join(folder, "operstate"), 64),
+                          read_small_file(os.path.join(folder, "carrier"), 64))
+
+    def local_trouble(self):
+        """Why this machine has no way out right now, or None (see local_trouble)."""
+        routes = self.routes()
+        down = {route.interface for route in routes if not self.link_is_up(route.interface)}
+        return local_trouble(routes, self.had_routes, down)
 
 
 def _drain(fd):
@@ -1337,19 +1810,21 @@ class Reporter:
         self.problem_shown = False
         subject, body = format_report(batch, self.hostname)
         self.worker.submit(lambda: self.deliverer.deliver(subject, body),
-                           tag=(len(batch), sum(item.count for item in batch),
+                           tag=(sum(item.count for item in batch if item.part is None),
+                                sum(item.count for item in batch if item.part is not None),
                                 [item.id for item in batch]))
         return None
 
     def outcomes(self, now):
-        """[(interruptions in the report, None or why it failed)] for deliveries that ended."""
+        """[(interruptions in the report, partial outages in it, None or why it failed)] for
+        deliveries that ended."""
         done = []
-        for (_, count, ids), failure in self.worker.take_results():
+        for (count, partial, ids), failure in self.worker.take_results():
             if failure is None:
                 self.pending.accepted(ids, now)
             else:
                 self.pending.failed(now)
-            done.append((count, failure))
+            done.append((count, partial, failure))
         return done
 
     def cancel(self):
@@ -1374,7 +1849,7 @@ STATE_SIZE_LIMIT = 16 * 1024 * 1024  # bytes; a bounded pending list needs far l
                                      # versions kept every interruption: those files are folded)
 _LATEST_TIME = 253402300799.0        # 9999-12-31 23:59:59 UTC: later instants have no date
 _LONGEST = 100 * 366 * 86400.0       # seconds: no duration or wait in a state file is longer
-_STATE_KINDS = ("outage", "gap", "many")
+_STATE_KINDS = ("outage", "gap", "many", "partial")
 
 
 def _state_number(value, what, low, high, optional=False):
@@ -1430,7 +1905,16 @@ def _check_interruption(data, what):
         "cut_short": _state_flag(data.get("cut_short", False), what + " cut_short"),
         "targets": _state_labels(data.get("targets", []), what + " targets"),
         "count": int(_state_number(data.get("count", 1), what + " count", 1, 2 ** 53)),
+        "cause": _state_cause(data.get("cause"), what + " cause"),
+        "part": (None if data.get("part") is None
+                 else _state_text(data["part"], what + " part", 300)),
     }
+
+
+def _state_cause(value, what):
+    if value is not None and value not in CAUSES:
+        raise ValueError("%s is not one of %s" % (what, ", ".join(CAUSES)))
+    return value
 
 
 def check_state(data):
@@ -1443,7 +1927,8 @@ def check_state(data):
     if down is not None:
         down = _state_object(down, "down")
         down = {"start": _state_number(down.get("start"), "down start", 0.0, _LATEST_TIME),
-                "reason": _state_text(down.get("reason", "down"), "down reason")}
+                "reason": _state_text(down.get("reason", "down"), "down reason"),
+                "cause": _state_cause(down.get("cause"), "down cause")}
     pending = _state_list(data.get("pending", []), "pending", 100 * PENDING_LIMIT)
     return {
         "format": STATE_FORMAT,
@@ -2184,7 +2669,8 @@ class Announcer:
                        interval=settings.interval, down_interval=down_interval,
                        timeout=settings.timeout, min_interruption=settings.min_interruption,
                        backoff_min=settings.backoff_min, backoff_max=settings.backoff_max,
-                       backoff_step=settings.backoff_step, pid=os.getpid(), state_file=state_path)
+                       backoff_step=settings.backoff_step, pid=os.getpid(), state_file=state_path,
+                       gateway=gateway_setting(settings.gateway))
         self.console.info("started pyNetConnMon %s (pid %d): watching %s every %g s%s, timeout %g "
                           "s, interruptions under %g s ignored%s" % (
                               VERSION, os.getpid(), ", ".join(settings.target_labels),
@@ -2192,6 +2678,16 @@ class Announcer:
                               if down_interval < settings.interval else "", settings.timeout,
                               settings.min_interruption,
                               "; state file %s" % state_path if state_path else ""), wall)
+        if settings.gateway == "none":
+            self.console.info("gateway not probed (--gateway none): a cause other than local "
+                              "reads unknown", wall)
+        else:
+            self.console.info("gateway (router) %s, probed on TCP port %d in every round to tell "
+                              "where an interruption broke" % (
+                                  "from the routing table" if settings.gateway == "auto"
+                                  else settings.gateway.label,
+                                  GATEWAY_PORT if settings.gateway == "auto"
+                                  else settings.gateway.port), wall)
 
     @staticmethod
     def _window(outage):
@@ -2201,18 +2697,24 @@ class Announcer:
                     start_after=outage.after and iso_time(outage.after[1]),
                     start_before=iso_time(outage.before[1]))
 
-    def down(self, wall, outage):
-        self.log.write("down", wall, **self._window(outage), reason=outage.reason,
-                       targets=outage.targets)
-        self.console.info("DOWN " + ", ".join("%s %s" % item for item in outage.targets.items()),
+    def gateway_changed(self, wall, label):
+        self.log.write("gateway_changed", wall, gateway=label)
+        self.console.info("gateway now %s" % (label or "none (no default route with a gateway)"),
                           wall)
+
+    def down(self, wall, outage, detail=""):
+        self.log.write("down", wall, **self._window(outage), reason=outage.reason,
+                       targets=outage.targets, cause=outage.cause)
+        self.console.info("DOWN %s (%s: %s)" % (
+            ", ".join("%s %s" % item for item in outage.targets.items()), outage.cause, detail),
+            wall)
 
     def up(self, wall, outage, duration, ignored, bounds):
         shortest, longest = bounds
         self.log.write("up", wall, **self._window(outage), end=iso_time(wall),
                        duration=round(duration, 3), duration_min=round(shortest, 3),
                        duration_max=None if longest is None else round(longest, 3),
-                       ignored=ignored)
+                       ignored=ignored, cause=outage.cause)
         if ignored:
             # "shorter" only when even its longest possible length is; else "probably shorter"
             minimum = self.settings.min_interruption
@@ -2222,8 +2724,35 @@ class Announcer:
             self.console.info("UP after %s: %sshorter than %g s, ignored%s" % (
                 human_duration(duration), "" if surely else "probably ", minimum, lasted), wall)
         else:
-            self.console.info("UP after %s (down since %s, %s)" % (
-                human_duration(duration), local_time(outage.start_wall), outage.reason), wall)
+            self.console.info("UP after %s (down since %s, %s; %s: %s)" % (
+                human_duration(duration), local_time(outage.start_wall), outage.reason,
+                outage.cause, CAUSE_WORDS.get(outage.cause, "")), wall)
+
+    def partial_down(self, wall, key, reason, names):
+        kind, what = key
+        if kind == "target":
+            self.log.write("target_down", wall, target=what, reason=reason)
+        elif kind == "family":
+            self.log.write("family_down", wall, family=what, reason=reason)
+        else:
+            self.log.write("dns_down", wall, targets=names, reason=reason)
+        self.console.info("PARTIAL DOWN %s (%s); the connection stays up" % (
+            partial_what(key), reason), wall)
+
+    def partial_up(self, wall, key, outage, duration, ignored, names):
+        kind, what = key
+        times = dict(start=iso_time(outage.start_wall), end=iso_time(wall),
+                     duration=round(duration, 3), ignored=ignored)
+        if kind == "target":
+            self.log.write("target_up", wall, target=what, **times)
+        elif kind == "family":
+            self.log.write("family_up", wall, family=what, **times)
+        else:
+            self.log.write("dns_up", wall, targets=names, **times)
+        self.console.info("PARTIAL UP %s after %s%s" % (
+            partial_what(key), human_duration(duration),
+            ": shorter than %g s, ignored" % self.settings.min_interruption if ignored else ""),
+            wall)
 
     def gap(self, wall, start, end, duration, ignored):
         self.log.write("gap", wall, start=iso_time(start), end=iso_time(end),
@@ -2236,22 +2765,25 @@ class Announcer:
                               "running for %s since %s" % (human_duration(duration),
                                                            local_time(start)), wall)
 
-    def still_to_report(self, wall, count):
+    def still_to_report(self, wall, count, partial=0):
         self.console.info("%s from the previous run still to report"
-                          % plural(count, "interruption"), wall)
+                          % pending_text(count, partial), wall)
 
     def report_not_set_up(self, problem):
         self.console.warning("report pending, but %s" % problem)
 
-    def report_sent(self, wall, count, via, next_wait):
-        self.log.write("report_sent", wall, interruptions=count, via=via, next_wait=next_wait)
-        self.console.info("report sent (%s) by %s; next report no sooner than in %s"
-                          % (plural(count, "interruption"), via, human_duration(next_wait)), wall)
+    def report_sent(self, wall, count, via, next_wait, partial=0):
+        self.log.write("report_sent", wall, interruptions=count, partial_outages=partial, via=via,
+                       next_wait=next_wait)
+        self.console.info("report sent (%s%s) by %s; next report no sooner than in %s" % (
+            plural(count, "interruption"),
+            ", %s" % plural(partial, "partial outage") if partial else "", via,
+            human_duration(next_wait)), wall)
 
-    def report_failed(self, wall, count, via, reason):
+    def report_failed(self, wall, count, via, reason, partial=0):
         retry = self.settings.backoff_min
-        self.log.write("report_failed", wall, interruptions=count, via=via, reason=reason,
-                       retry_in=retry)
+        self.log.write("report_failed", wall, interruptions=count, partial_outages=partial,
+                       via=via, reason=reason, retry_in=retry)
         self.console.warning("report not delivered: %s; retrying in %s"
                              % (reason, human_duration(retry)), wall)
 
@@ -2275,13 +2807,15 @@ class Announcer:
     def state_not_saved(self, path, error):
         self.console.error("cannot write state file %s: %s" % (path, _one_line(error)))
 
-    def stopped(self, wall, signal_name, down_since, pending):
+    def stopped(self, wall, signal_name, down_since, pending, cause=None, partial=0):
         fields = {"signal": signal_name}
         if down_since is not None:
             fields["down_since"] = iso_time(down_since)
+            fields["cause"] = cause
         self.log.write("stop", wall, **fields)
         self.console.info("stopped (%s)%s" % (signal_name, (
-            "; %s still to report" % plural(pending, "interruption")) if pending else ""), wall)
+            "; %s still to report" % pending_text(pending, partial)) if pending or partial
+            else ""), wall)
 
 
 class SystemClock:
@@ -2295,11 +2829,12 @@ class Monitor:
     """The loop: rounds on a fixed grid, what their results mean, and the parts that act on it.
 
     Its parts come ready-made: the prober and the announcer; the reporter (None with --no-mail);
-    the state file, the pinger and the metrics board (None when not used).
+    the state file, the pinger and the metrics board (None when not used); the surroundings
+    (routing table, links, gateway; None: every cause reads unknown).
     """
 
     def __init__(self, settings, announcer, waker, prober, clock=SystemClock, reporter=None,
-                 state=None, pinger=None, metrics_board=None):
+                 state=None, pinger=None, metrics_board=None, surroundings=None):
         self.settings = settings
         self.say = announcer
         self.waker = waker
@@ -2309,9 +2844,13 @@ class Monitor:
         self.state = state
         self.pinger = pinger
         self.metrics_board = metrics_board
+        self.surroundings = surroundings
         self.tracker = InterruptionTracker(settings.min_interruption)
+        self.judge = CauseJudge()
+        self.partials = PartialOutages(settings.targets, settings.min_interruption)
         self.counters = MetricsCounters()
         self.last_results = ()
+        self.last_gateway = None         # the gateway's ProbeResult in the last round, or None
         self.last_round = None           # (monotonic start, wall clock at its end)
         self.last_heartbeat = -math.inf
 
@@ -2336,46 +2875,80 @@ class Monitor:
                 continue
             schedule.round_started(now)
             wall = self.clock.wall()
+            targets, stopping = self.settings.targets, lambda: self.waker.stop_signal is not None
+            gateway = self.surroundings.gateway() if self.surroundings is not None else None
             # while down, a fast round lasts until the next is due; its connects may outlive it
             results = self.prober.probe_round(
-                self.settings.targets, lambda: self.waker.stop_signal is not None,
-                wait=schedule.seconds_until_due(now, True) if down else None)
+                targets, stopping, gateway, wait=schedule.seconds_until_due(now, True) if down else None)
             if self.waker.stop_signal is not None:
                 break
-            self._handle_round(results, now, wall)
+            self._handle_round(results[:len(targets)], now, wall, results[len(targets):])
             self._after_round()
         return self.stop()
 
     def _heartbeat_due(self):
         return self.last_heartbeat + self.settings.heartbeat if self.state else math.inf
 
-    def _handle_round(self, results, mono, wall):
+    def _handle_round(self, results, mono, wall, gateway=()):
+        """`gateway`: the gateway's ProbeResult in a list, or [] when it was not probed."""
         self.last_results = results
         self.last_round = (mono, self.clock.wall())
         answered = [result.answered if result.answered is not None
                     else mono + (result.connect_time or 0.0) for result in results if result.up]
         target_reasons = {result.target.label: result.reason for result in results if not result.up}
         first_reason = next((result.reason for result in results if not result.up), None)
+        network_up = bool(answered)
+        cause, detail = self._where_it_broke(network_up, gateway[0] if gateway else None,
+                                             target_reasons, wall)
+        for change in self.partials.observe(results, mono, wall):
+            self._partial_change(change, wall)
         if answered:
             # The connect that shows the network up may have got through only on a SYN the
             # kernel resent (1 s, 3 s ... into the round), or in a later round than its own:
             # until it did, the network was not shown up.
             back = min(answered) - mono
             mono, wall = mono + back, wall + back
-        transition = self.tracker.observe(bool(answered), mono, wall, first_reason, target_reasons)
+        transition = self.tracker.observe(network_up, mono, wall, first_reason, target_reasons,
+                                          cause)
         if transition is None:
             return
-        kind, detail = transition
+        kind, change = transition
         if kind == "down":
-            self.say.down(wall, detail)
-        else:
-            outage, duration, ignored = detail
-            self.counters.interruption_ended(duration, ignored)
+            self.say.down(wall, change, detail)
+        elif kind == "up":
+            outage, duration, ignored = change
+            self.counters.interruption_ended(duration, ignored, outage.cause)
             self.say.up(wall, outage, duration, ignored, outage.duration_bounds(mono))
             if not ignored:
                 self._add_interruption(start=outage.start_wall, end=wall, duration=duration,
-                                       reason=outage.reason, targets=self.settings.target_labels)
+                                       reason=outage.reason, targets=self.settings.target_labels,
+                                       cause=outage.cause)
         self._save_state()
+
+    def _where_it_broke(self, network_up, gateway, target_reasons, wall):
+        """(cause, plain words) for a round in which no target answered, else (None, None).
+        Tells the judge every round whether the gateway answered, and says when it changed."""
+        self.last_gateway = gateway
+        label = gateway.target.label if gateway is not None else None
+        if self.judge.gateway_probed(label, gateway_answered(gateway)):
+            self.say.gateway_changed(wall, label)
+        if network_up:
+            return None, None
+        local = self.surroundings.local_trouble() if self.surroundings is not None else None
+        return self.judge.judge(local, gateway_answered(gateway), target_reasons)
+
+    def _partial_change(self, change, wall):
+        names = self.partials.names
+        if change[0] == "down":
+            _, key, outage = change
+            self.say.partial_down(wall, key, outage.reason, names)
+            return
+        _, key, outage, back, duration, ignored = change
+        self.say.partial_up(wall + back, key, outage, duration, ignored, names)
+        if not ignored:
+            self._add_interruption(start=outage.start_wall, end=wall + back, duration=duration,
+                                   reason=outage.reason, targets=self.settings.target_labels,
+                                   kind="partial", part=partial_what(key))
 
     def _after_round(self):
         now = self.clock.monotonic()
@@ -2396,14 +2969,14 @@ class Monitor:
         if self.reporter is None:
             return
         outcomes = self.reporter.outcomes(self.clock.monotonic())
-        for count, failure in outcomes:
+        for count, partial, failure in outcomes:
             wall, via = self.clock.wall(), self.reporter.deliverer.name
             if failure is None:
                 self.counters.reports_sent += 1
-                self.say.report_sent(wall, count, via, self.reporter.pending.backoff.wait)
+                self.say.report_sent(wall, count, via, self.reporter.pending.backoff.wait, partial)
             else:
                 self.counters.report_failures += 1
-                self.say.report_failed(wall, count, via, failure)
+                self.say.report_failed(wall, count, via, failure, partial)
         if outcomes:
             self._save_state()
             self._publish_metrics()
@@ -2419,7 +2992,8 @@ class Monitor:
         mono, wall = self.last_round or (None, None)
         ongoing = self.tracker.ongoing_duration(mono) if mono is not None else 0.0
         self.metrics_board.publish(self.counters.snapshot(
-            self.last_results, ongoing, self.settings.min_interruption, self._pending_count(), wall))
+            self.last_results, ongoing, self.settings.min_interruption, self._pending_count(), wall,
+            self.last_gateway))
 
     def _pending_count(self):
         return self.reporter.pending.count if self.reporter is not None else 0
@@ -2433,7 +3007,7 @@ class Monitor:
         data = {"format": STATE_FORMAT, "heartbeat": wall, "clean_stop": clean_stop,
                 "targets": self.settings.target_labels, "pending": [], "next_id": 1, "backoff": {},
                 "down": None if outage is None else {
-                    "start": outage.start_wall, "reason": outage.reason,
+                    "start": outage.start_wall, "reason": outage.reason, "cause": outage.cause,
                     "duration": self.tracker.ongoing_duration(mono)}}
         if self.reporter is not None:
             data.update(self.reporter.pending.to_dict(mono, wall))
@@ -2449,7 +3023,8 @@ class Monitor:
         if self.reporter is not None:
             self.reporter.pending.restore(state, mono, wall)
             if self.reporter.pending:
-                self.say.still_to_report(wall, self._pending_count())
+                self.say.still_to_report(wall, self._pending_count(),
+                                         self.reporter.pending.partial_count)
         cut_short, gap = recover_previous_run(state, wall, self.settings.min_interruption)
         if cut_short:
             self._add_interruption(**cut_short)
@@ -2505,11 +3080,18 @@ class Monitor:
             if counts_as_interruption(duration, self.settings.min_interruption):
                 self._add_interruption(start=outage.start_wall, end=wall, duration=duration,
                                        reason=outage.reason, targets=self.settings.target_labels,
-                                       cut_short=True)
+                                       cut_short=True, cause=outage.cause)
+        for key, partial in self.partials.close_all():
+            duration = max(0.0, mono - partial.start_mono)
+            if counts_as_interruption(duration, self.settings.min_interruption):
+                self._add_interruption(start=partial.start_wall, end=wall, duration=duration,
+                                       reason=partial.reason, targets=self.settings.target_labels,
+                                       cut_short=True, kind="partial", part=partial_what(key))
         self.prober.close()
         self._save_state(clean_stop=True)
         self.say.stopped(wall, self.waker.stop_signal, outage and outage.start_wall,
-                         self._pending_count())
+                         self._pending_count(), outage and outage.cause,
+                         self.reporter.pending.partial_count if self.reporter is not None else 0)
         return self.waker.stop_signal
 
 
@@ -2521,6 +3103,7 @@ HOUR_SHADES = "\u00b7\u2591\u2592\u2593\u2588"   # ·░▒▓█: no downtime, 
 HOUR_SHADES_ASCII = ".-+*#"                      # the same, for a terminal without those characters
 EVENT_LINE_LIMIT = 64 * 1024     # bytes; a longer line is skipped and counted, never held in memory
 UNKNOWN_NAMES_KEPT = 100         # unknown event names counted by name; any further ones in one sum
+SUMMARY_TARGETS_KEPT = 100       # more targets than this: no per-target figures
 _SUMMARY_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?$")
 
 
@@ -2690,6 +3273,11 @@ class Summary:
         self.invalid = 0            # records without a valid "time" and "event"
         self.unknown = {}           # unknown event name -> how many were skipped
         self.unknown_others = 0     # unknown events beyond UNKNOWN_NAMES_KEPT names
+        self.by_cause = {}          # cause (or "not recorded") -> [interruptions, downtime]
+        self.partial = {}           # "target", "family" or "dns" -> [partial outages, seconds]
+        self.targets = []           # the targets every run watched (none when runs differ)
+        self.targets_changed = False
+        self.partial_only = {}      # target label or "ipv4"/"ipv6" -> seconds it alone failed
 
     @property
     def period(self):
@@ -2746,7 +3334,7 @@ class _Timeline:
         self.summary.monitored += end - start
         self._spread(start, end, down=False)
 
-    def down(self, start, end, gap=False):
+    def down(self, start, end, gap=False, cause=None):
         start, end = max(start, self.since, self.down_to), min(end, self.until)
         if end <= start:
             return
@@ -2758,6 +3346,11 @@ class _Timeline:
         if gap:
             summary.gaps += 1
             summary.gap_downtime += end - start
+        else:
+            counted = summary.by_cause.setdefault(cause if cause in CAUSES else "not recorded",
+                                                  [0, 0.0])
+            counted[0] += 1
+            counted[1] += end - start
         self._day(start).interruptions += 1
         self._spread(start, end, down=True)
 
@@ -2825,13 +3418,37 @@ class _Timeline:
 class _Run:
     """A run of the monitor as the replay sees it: from its start to its latest sign of life."""
 
-    __slots__ = ("start", "seen", "down_since", "down_text", "min_interruption")
+    __slots__ = ("start", "seen", "down_since", "down_text", "down_cause", "min_interruption",
+                 "targets")
 
-    def __init__(self, start, min_interruption):
+    def __init__(self, start, min_interruption, targets=()):
         self.start = self.seen = start
         self.down_since = None       # the network has been down since then (None: up)
         self.down_text = None        # ... as the `down` line wrote it: its `up` repeats it as start
+        self.down_cause = None       # ... and the cause its `down` gave
         self.min_interruption = min_interruption
+        self.targets = targets       # the labels its start names (at most SUMMARY_TARGETS_KEPT)
+
+
+def _label_family(label):
+    """"ipv4" or "ipv6" for a target label with an IP address (198.18.1.2:80, [::1]:53), None
+    for one with a host name."""
+    host = label[1:label.rfind("]")] if label.startswith("[") else label.rpartition(":")[0]
+    address = _ip_literal(host)
+    return None if address is None else "ipv%d" % address.version
+
+
+class _AloneFailing:
+    """How long one target (or one IP family) failed while the connection was up: the union of
+    the partial outages that cover it, less the interruptions inside them. A sweep: O(1) state."""
+
+    __slots__ = ("covers", "since", "overlap", "seconds")
+
+    def __init__(self):
+        self.covers = 0              # partial outages open that cover it
+        self.since = None            # the union's current stretch began here
+        self.overlap = 0.0           # interruption time inside that stretch
+        self.seconds = 0.0
 
 
 class _Replay:
@@ -2851,8 +3468,15 @@ class _Replay:
         self.crashed = None      # a run ended without a stop, until we see if a gap follows
         self.first = None        # the first instant known to be monitored
         self.last = None         # the latest event
+        self.partials = {}       # partial outage key -> (start, the _AloneFailing it covers)
+        self.alone = {}          # target label or family -> _AloneFailing
         self.handlers = {name: getattr(self, "on_" + name, self.on_sign_of_life)
                          for name in EVENTS}
+        for kind in ("target", "family", "dns"):
+            self.handlers[kind + "_down"] = lambda moment, record, kind=kind: self._partial_down(
+                kind, moment, record)
+            self.handlers[kind + "_up"] = lambda moment, record, kind=kind: self._partial_up(
+                kind, moment, record)
 
     def feed(self, record):
         name = record.get("event") if isinstance(record, dict) else None
@@ -2871,6 +3495,7 @@ class _Replay:
 
     def finish(self):
         summary, timeline, run = self.summary, self.timeline, self.run
+
         if self.crashed is not None:
             self._end_crashed_run(None)
         if run is not None:
@@ -2882,6 +3507,7 @@ class _Replay:
             if end > start:
                 summary.start, summary.end = start, end
         summary.days = timeline.rows(summary.start, summary.end)
+        summary.partial_only = {key: alone.seconds for key, alone in self.alone.items()}
         return summary
 
     # -- one handler per event -----------------------------------------------------------------
@@ -2890,6 +3516,7 @@ class _Replay:
             self.crashed = self.run          # it ended without a stop; a gap may say when
         self.min_interruption = _number(record.get("min_interruption"), DEFAULT_MIN_INTERRUPTION)
         self.run = self._begin(moment)
+        self._watching(record.get("targets"))
 
     def on_stop(self, moment, record):
         run = self.run
@@ -2898,6 +3525,7 @@ class _Replay:
             down = parse_log_time(record.get("down_since"))
         if run is None:                      # a log that begins with a stop (rotated)
             run = self._begin(moment if down is None else min(moment, down))
+        run.down_cause = record.get("cause") or run.down_cause
         self._close(run, moment, down)
         self.run = None
 
@@ -2909,6 +3537,7 @@ class _Replay:
         run = self._alive(moment, began)
         if run.down_since is None:
             run.down_since, run.down_text = began, record.get("start")
+            run.down_cause = record.get("cause")
 
     def on_up(self, moment, record):
         began = self._outage_start(moment, record)
@@ -2920,7 +3549,7 @@ class _Replay:
         if ignored:
             self.timeline.blip(began)
         else:
-            self.timeline.down(began, moment)
+            self._interruption(began, moment, record.get("cause") or run.down_cause)
         run.down_since = None
 
     def on_gap(self, moment, record):
@@ -2938,6 +3567,84 @@ class _Replay:
                 self._monitored_from(start)
         if self.run is not None:
             self.run.seen = max(self.run.seen, moment)
+
+    def _partial_down(self, kind, moment, record):
+        """target_down, family_down, dns_down: a part failing while the connection is up."""
+        self._alive(moment)
+        key = self._partial_key(kind, record)
+        if key is None or key in self.partials:
+            return
+        covered = [self.alone.setdefault(name, _AloneFailing()) for name in self._covered(key)]
+        self.partials[key] = (moment, covered)
+        for alone in covered:
+            if alone.covers == 0:
+                alone.since, alone.overlap = moment, 0.0
+            alone.covers += 1
+
+    def _partial_up(self, kind, moment, record):
+        self._alive(moment)
+        key = self._partial_key(kind, record)
+        if key in self.partials:
+            ignored = record.get("ignored")
+            self._partial_end(key, moment, ignored if isinstance(ignored, bool) else None)
+
+    def _partial_end(self, key, moment, ignored=None):
+        start, covered = self.partials.pop(key)
+        if ignored is None:
+            ignored = moment - start < self.min_interruption
+        seconds = self._clipped(start, moment)
+        if not ignored and seconds > 0:
+            counted = self.summary.partial.setdefault(key[0], [0, 0.0])
+            counted[0] += 1
+            counted[1] += seconds
+        for alone in covered:
+            alone.covers -= 1
+            if alone.covers == 0 and not (ignored and alone.since == start):
+                alone.seconds += max(0.0, self._clipped(alone.since, moment) - alone.overlap)
+
+    def _partial_key(self, kind, record):
+        run = self.run
+        if kind == "target":
+            label = record.get("target")
+            return ("target", label) if run is not None and label in run.targets else None
+        if kind == "family":
+            family = record.get("family")
+            return ("family", family) if family in ("ipv4", "ipv6") else None
+        return ("dns", "names")
+
+    def _covered(self, key):
+        """What a partial outage makes fail: a target, or a family and its targets, or every
+        target given by name."""
+        kind, what = key
+        targets = self.run.targets if self.run is not None else ()
+        if kind == "target":
+            return [what]
+        if kind == "family":
+            return [what] + [label for label in targets if _label_family(label) == what]
+        return [label for label in targets if _label_family(label) is None]
+
+    def _clipped(self, start, end):
+        timeline = self.timeline
+        return max(0.0, min(end, timeline.until) - max(start, timeline.since))
+
+    def _watching(self, targets):
+        """A run's targets: per-target figures only while every run watches the same ones."""
+        labels = ([label for label in targets if isinstance(label, str)]
+                  if isinstance(targets, list) else [])
+        summary = self.summary
+        if len(labels) > SUMMARY_TARGETS_KEPT or (
+                summary.targets and labels != summary.targets):
+            summary.targets_changed = True
+        if not summary.targets_changed and not summary.targets:
+            summary.targets = labels
+        self.run.targets = labels if not summary.targets_changed else []
+
+    def _interruption(self, start, end, cause):
+        """Downtime: the interruption's time is no part of what failed alone meanwhile."""
+        self.timeline.down(start, end, cause=cause)
+        for alone in self.alone.values():
+            if alone.covers and alone.since <= start:
+                alone.overlap += self._clipped(start, end)
 
     def on_log_reopened(self, moment, record):
         """A rotated log begins here with the monitor running: it counts from here."""
@@ -2985,9 +3692,11 @@ class _Replay:
         if down is not None:
             down = max(run.start, down)
             if end - down >= run.min_interruption:
-                self.timeline.down(down, end)
+                self._interruption(down, end, run.down_cause)
             elif not at_end:                 # at the end of the log it may not be over yet
                 self.timeline.blip(down)
+        for key in list(self.partials):      # what still failed when the run ended
+            self._partial_end(key, max(end, self.partials[key][0]))
         self.timeline.monitored(run.start, end)
 
     def _end_crashed_run(self, gap_start):
@@ -3137,6 +3846,43 @@ def format_day(day, shades=HOUR_SHADES):
     return row
 
 
+def _summary_by_cause(summary):
+    """The lines of interruptions and downtime per cause (gaps have their own)."""
+    causes = [cause for cause in CAUSES + ("not recorded",) if cause in summary.by_cause]
+    if causes in ([], ["not recorded"]):
+        return []                    # a log of a version before causes, or no interruption
+    return ["%-15s%-12s  %s, %s" % ("By cause:" if number == 0 else "", cause,
+                                   plural(summary.by_cause[cause][0], "interruption"),
+                                   human_duration(summary.by_cause[cause][1]))
+            for number, cause in enumerate(causes)]
+
+
+def _summary_partial(summary):
+    """Partial outages, and per target and per IP family how much of the monitored time each
+    answered, when there is more than one."""
+    lines = []
+    if summary.partial:
+        kinds = [("target", "of one target"), ("family", "of one IP family"),
+                 ("dns", "of names (DNS)")]
+        count = sum(counted[0] for counted in summary.partial.values())
+        lines.append("Partial:       %s while the connection stayed up (%s): %s" % (
+            plural(count, "outage"), human_duration(sum(c[1] for c in summary.partial.values())),
+            ", ".join("%d %s" % (summary.partial[kind][0], words)
+                      for kind, words in kinds if kind in summary.partial)))
+    if summary.targets_changed:
+        return lines + ["Per target:    - (the targets changed between runs)"]
+    rows = [(label, label) for label in summary.targets] if len(summary.targets) > 1 else []
+    families = {_label_family(label) for label in summary.targets}
+    family_rows = [("IPv4", "ipv4"), ("IPv6", "ipv6")] if {"ipv4", "ipv6"} <= families else []
+    for title, entries in (("Per target:", rows), ("Per family:", family_rows)):
+        for number, (shown, key) in enumerate(entries):
+            availability = _availability(summary.monitored, summary.downtime
+                                         + summary.partial_only.get(key, 0.0))
+            lines.append("%-15s%s %%  %s" % (title if number == 0 else "",
+                                            _percent(availability, 3), shown))
+    return lines
+
+
 def format_summary(summary, source, ascii=False):
     """The text --summary prints (local time throughout)."""
     shades = HOUR_SHADES_ASCII if ascii else HOUR_SHADES
@@ -3168,6 +3914,9 @@ def format_summary(summary, source, ascii=False):
         "Availability:  %s %%" % _percent(summary.availability, 3),
         "Interruptions: %s, %s ignored" % (interruptions, plural(summary.blips, "blip")),
         "Downtime:      %s" % downtime,
+    ]
+    lines += _summary_by_cause(summary) + _summary_partial(summary)
+    lines += [
         "",
         "%-10s  %7s  %4s  %16s   %s" % ("day", "avail", "int", "downtime",
                                         "00    06    12    18"),
@@ -3253,6 +4002,7 @@ OPTION_RUNS = (
     ("interval", "-i/--interval", (RUN_MONITOR,)),
     ("timeout", "-t/--timeout", (RUN_MONITOR, RUN_ONCE)),
     ("down_interval", "--down-interval", (RUN_MONITOR,)),
+    ("gateway", "--gateway", (RUN_MONITOR, RUN_ONCE)),
     ("min_interruption", "-m/--min-interruption", (RUN_MONITOR,)),
     ("backoff_min", "-bmin/--backoff-min", (RUN_MONITOR,)),
     ("backoff_max", "-bmax/--backoff-max", (RUN_MONITOR,)),
@@ -3380,6 +4130,10 @@ def build_parser():
                         help="while the connection is down, start a round every SECONDS, so that "
                              "its end is known that exactly; at most -i, which turns this off "
                              "(default: a tenth of -i, at least %g)" % DOWN_INTERVAL_MIN)
+    parser.add_argument("--gateway", metavar="ADDRESS[:PORT]",
+                        help="the router to probe (TCP, port %d unless given) in every round to "
+                             "tell where an interruption broke; 'none' turns the probe off "
+                             "(default: found in the routing table)" % GATEWAY_PORT)
     parser.add_argument("-m", "--min-interruption", type=duration,
                         help="ignore interruptions shorter than this, up to 1 year (default: %.1f)"
                              % DEFAULT_MIN_INTERRUPTION)
@@ -3461,9 +4215,13 @@ def _unrecognized(extra):
 
 def parse_arguments(argv):
     """Parses and checks everything before anything runs; raises UsageError."""
-    args, extra = build_parser().parse_known_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
     if extra:
         raise UsageError(_unrecognized(extra))
+    for action in parser._actions:        # argparse turns "--heartbeat=--" into [], unconverted
+        if action.nargs is None and action.option_strings and getattr(args, action.dest) == []:
+            raise UsageError("argument %s: expected one argument" % "/".join(action.option_strings))
     given = {name for name, _, _ in OPTION_RUNS       # `is`, not ==: -m 0 is given too
              if getattr(args, name) is not None and getattr(args, name) is not False}
     for name in ("interval", "timeout", "min_interruption", "backoff_min", "backoff_max",
@@ -3482,6 +4240,7 @@ def parse_arguments(argv):
     _check_paths_and_command(args)
     _check_metrics_and_ping(args)
     args.targets = _parse_targets(args.address or [DEFAULT_ADDRESS], args.port)
+    args.gateway = parse_gateway(args.gateway)
     _check_combinations(args, given)
     if args.summary and not args.log_file:
         raise UsageError("--summary needs --log-file PATH, the event log to read")
@@ -3523,7 +4282,7 @@ def _parse_targets(values, default_port):
         if address is None:
             key = (target.host.lower().rstrip("."), target.port)
         else:
-            key = (address, target.host.partition("%")[2], target.port)
+            key = (str(address), target.host.partition("%")[2], target.port)
         first = seen.setdefault(key, target)
         if first is not target:
             raise UsageError("-a/--address: " + ("%s is given twice" % target.label
@@ -3559,6 +4318,22 @@ def _check_combinations(args, given):
 def _names_port(value):
     """Does an -a value name its port (HOST:PORT, [IPV6]:PORT)?"""
     return "]:" in value if value.startswith("[") else value.count(":") == 1
+
+
+def parse_gateway(value):
+    """--gateway: None (not given) -> "auto", "none", or a Gateway at an IP address."""
+    if value is None:
+        return "auto"
+    if value.strip().lower() == "none":
+        return "none"
+    try:
+        target = parse_target(value, GATEWAY_PORT)
+    except UsageError:
+        target = None
+    if target is None or not target.is_literal:
+        raise UsageError("--gateway: %r is not ADDRESS[:PORT], [IPV6]:PORT or none; give the "
+                         "router's IP address, which needs no name lookup" % value)
+    return Gateway(target.host, target.port)
 
 
 def _check_metrics_and_ping(args):
@@ -3618,18 +4393,38 @@ def run_once(args, console_out):
     if len(args.targets) > 200:
         _raise_file_limit()      # as the monitor does: else a low soft limit reads as EMFILE
     prober = Prober(args.timeout)
-    results = prober.probe_round(args.targets)
+    gateway = Surroundings(args.gateway).gateway()
+    results = prober.probe_round(args.targets, gateway=gateway)
     prober.close()
     lines = []
-    for result in results:
+    for result in results[:len(args.targets)]:
         if result.up:
             detail = "up %.1f ms" % (result.connect_time * 1000)
         else:
             detail = "down %s" % result.reason
         lines.append(printable("%s %s" % (result.target.label, detail)) + "\n")
+    lines.append(describe_gateway_once(args.gateway, gateway, results[len(args.targets):]))
     if not args.quiet:
         write_output(console_out, "".join(lines))
-    return 0 if any(result.up for result in results) else 1
+    return 0 if any(result.up for result in results[:len(args.targets)]) else 1
+
+
+def describe_gateway_once(setting, gateway, results):
+    """--once's line for the gateway."""
+    if setting == "none":
+        return "gateway not probed (--gateway none)\n"
+    if gateway is None:
+        return "gateway none found in the routing table\n"
+    if not results:
+        return "gateway %s not probed: every target is on this machine\n" % gateway.label
+    result, = results
+    if result.up:
+        detail = "answers (accepted in %.1f ms)" % (result.connect_time * 1000)
+    elif gateway_answered(result):
+        detail = "answers (refused)"
+    else:
+        detail = "does not answer (%s)" % result.reason
+    return "gateway %s %s\n" % (gateway.label, detail)
 
 
 def run_test_mail(args, console):
@@ -3660,7 +4455,9 @@ def run_discard_pending(settings, console):
         data, warning = state.load()
         if warning:
             console.warning(warning)
-        count = sum(item["count"] for item in data["pending"]) if data else 0
+        pending = data["pending"] if data else []
+        count = sum(item["count"] for item in pending if item["part"] is None)
+        partial = sum(item["count"] for item in pending if item["part"] is not None)
         if data:
             data.update(pending=[], clean_stop=True, down=None)
             try:
@@ -3669,12 +4466,12 @@ def run_discard_pending(settings, console):
                 raise MonitorError("cannot write state file %s: %s"
                                    % (state.path, _one_line(error)))
         log = EventLog(settings.log_file, warn=console.warning)
-        log.write("pending_discarded", time.time(), interruptions=count)
+        log.write("pending_discarded", time.time(), interruptions=count, partial_outages=partial)
         log.close()
     finally:
         state.unlock()
     console.info("discarded %s waiting for a report (state file %s)"
-                 % (plural(count, "interruption"), settings.state_file))
+                 % (pending_text(count, partial), settings.state_file))
     return 0
 
 
@@ -3717,7 +4514,8 @@ def run_monitor(args, console):
                                 socket.gethostname(), waker.wake)
         monitor = Monitor(args, Announcer(console, event_log, args), waker,
                           Prober(args.timeout, waker.read_fd), reporter=reporter, state=state,
-                          pinger=make_pinger(args, waker, console), metrics_board=metrics_board)
+                          pinger=make_pinger(args, waker, console), metrics_board=metrics_board,
+                          surroundings=Surroundings(args.gateway))
         stop_signal = monitor.run()
     finally:
         if metrics_server is not None:

@@ -76,7 +76,7 @@ class ScriptedProber:
         self.rounds = []
         self.waits = []
 
-    def probe_round(self, targets, interrupted=lambda: False, wait=None):
+    def probe_round(self, targets, interrupted=lambda: False, gateway=None, wait=None):
         now = self.clock.now
         if self.crash_at is not None and now >= self.crash_at:
             raise Crash(now)
@@ -150,23 +150,26 @@ class LaterSpawn:
 
 
 def settings(**overrides):
-    values = dict(interval=1.0, timeout=1.0, min_interruption=5.0, backoff_min=60.0,
-                  backoff_max=3600.0, backoff_step=300.0, heartbeat=60.0)
+    values = dict(targets=[TARGET], interval=1.0, timeout=1.0, min_interruption=5.0,
+                  backoff_min=60.0, backoff_max=3600.0, backoff_step=300.0, heartbeat=60.0)
     values.update(overrides)
-    return Settings(targets=[TARGET], **values)
+    return Settings(**values)
 
 
 class Run:
     """One monitor run on the fakes, with its event log and state file in tmp_path. Console
     lines (info and warnings) are kept for console_lines(); `deliverer` is the deliverer's
-    class; `delivery_time` makes deliveries take that long (see LaterSpawn)."""
+    class; `delivery_time` makes deliveries take that long (see LaterSpawn). `network`, called
+    with the clock, makes the prober that is also the monitor's surroundings (routing table,
+    links, gateway) in place of a ScriptedProber of `outages` and no surroundings."""
 
     def __init__(self, tmp_path, outages, stop_at, fail_during=(), state=True,
                  wall_offset=WALL_OFFSET, metrics_board=None, deliverer=RecordingDeliverer,
                  delivery_time=None,
-                 crash_at=None, **overrides):
+                 crash_at=None, network=None, **overrides):
         self.clock = FakeClock(wall_offset)
-        self.prober = ScriptedProber(self.clock, outages, crash_at=crash_at)
+        self.prober = (ScriptedProber(self.clock, outages, crash_at=crash_at) if network is None
+                       else network(self.clock))
         self.deliverer = deliverer(self.clock, fail_during)
         self.log_path = tmp_path / "events.jsonl"
         self.state = StateFile(str(tmp_path / "state.json")) if state else None
@@ -184,7 +187,8 @@ class Run:
                             spawn=self.spawn)
         self.monitor = Monitor(config, Announcer(console, self.log, config), self.waker,
                                self.prober, clock=self.clock, reporter=reporter,
-                               state=self.state, metrics_board=metrics_board)
+                               state=self.state, metrics_board=metrics_board,
+                               surroundings=None if network is None else self.prober)
 
     def run(self):
         try:

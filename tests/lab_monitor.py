@@ -24,7 +24,7 @@ FAULTS = {
 }
 
 ROW = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)  (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)  "
-                 r" *(\S.*?)  (\S.*)$")
+                 r" *(\S.*?)  (local|lan|provider|dns|unknown|-) +(\S.*)$")
 
 
 def start_monitor(netlab, tmp_path, *args, cwd=None):
@@ -49,14 +49,14 @@ def report_time(text):
 
 
 def report_rows(body):
-    """The interruption rows of a report body as (start, end, duration text, reason), the times
-    in epoch seconds (whole seconds: the report shows no fractions)."""
+    """The interruption rows of a report body as (start, end, duration text, cause, reason), the
+    times in epoch seconds (whole seconds: the report shows no fractions)."""
     rows = []
     for line in body.splitlines():
         match = ROW.match(line)
         if match:
-            start, end, duration, reason = match.groups()
-            rows.append((report_time(start), report_time(end), duration, reason))
+            start, end, duration, cause, reason = match.groups()
+            rows.append((report_time(start), report_time(end), duration, cause, reason))
     return rows
 
 

@@ -37,8 +37,15 @@ BAD_INPUT = [
     (["--heartbeat", "0"], "argument --heartbeat: 0 must be >= 1"),
     (["--down-interval", "0"], "argument --down-interval: 0 must be >= 0.01"),
     (["-i", "1", "--down-interval", "2"], "--down-interval: 2 is above -i/--interval 1"),
+    (["--down-interval=--"], "argument --down-interval: expected one argument"),
+    (["--heartbeat=--"], "argument --heartbeat: expected one argument"),
     (["--no-mail", "--test-mail"], "--no-mail cannot be combined with --test-mail or --notify-command"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["--gateway", "router.lan"], "--gateway: 'router.lan' is not ADDRESS[:PORT], [IPV6]:PORT or "
+                                  "none; give the router's IP address, which needs no name lookup"),
+    (["--gateway", "198.18.0.1:0"], "--gateway: '198.18.0.1:0' is not ADDRESS[:PORT], [IPV6]:PORT "
+                                    "or none; give the router's IP address, which needs no name "
+                                    "lookup"),
 ]
 
 
@@ -72,26 +79,49 @@ def test_help_lists_every_1x_option_with_its_default():
 
 # -- --once: one line per target, exit 0 when the network is up ---------------------------------
 
+# The last line is the gateway's. Beside loopback targets this machine's own gateway is never
+# probed: the line names it (or says none was found), whatever this machine's routing table holds.
+GATEWAY_NOT_PROBED = re.compile(r"^gateway (\S+ not probed: every target is on this machine|"
+                                r"none found in the routing table)$")
+
+
 def test_once_up():
     with listening_socket() as port:
         result = run_program("-a", "127.0.0.1:%d" % port, "--once")
     assert result.returncode == 0
-    assert result.stdout.startswith("127.0.0.1:%d up " % port)
-    assert result.stdout.endswith(" ms\n")
+    target, gateway = result.stdout.splitlines()
+    assert re.match(r"^127\.0\.0\.1:%d up \d+\.\d ms$" % port, target), target
+    assert GATEWAY_NOT_PROBED.match(gateway), gateway
 
 
 def test_once_refused_is_down():
     port = closed_port()
     result = run_program("-a", "127.0.0.1:%d" % port, "--once")
-    assert (result.returncode, result.stdout, result.stderr) == (
-        1, "127.0.0.1:%d down refused\n" % port, "")
+    assert (result.returncode, result.stdout.splitlines()[:-1], result.stderr) == (
+        1, ["127.0.0.1:%d down refused" % port], "")
+    assert GATEWAY_NOT_PROBED.match(result.stdout.splitlines()[-1]), result.stdout
+
+
+def test_once_probes_a_gateway_given_on_the_command_line_with_the_targets():
+    refused = closed_port()
+    with listening_socket() as port:
+        target = "127.0.0.1:%d" % port
+        accepted = run_program("-a", target, "--gateway", "127.0.0.1:%d" % port, "--once")
+        refusing = run_program("-a", target, "--gateway", "[::1]:%d" % refused, "--once")
+    assert accepted.returncode == 0
+    assert re.match(r"^gateway 127\.0\.0\.1:%d answers \(accepted in \d+\.\d ms\)$" % port,
+                    accepted.stdout.splitlines()[-1]), accepted.stdout
+    # a refusal is the router's own answer
+    assert refusing.stdout.splitlines()[-1] == "gateway [::1]:%d answers (refused)" % refused
 
 
 def test_once_port_option_applies_to_targets_without_one():
     port = closed_port()
-    result = run_program("-a", "127.0.0.1", "-a", "::1", "-p", str(port), "--once")
+    result = run_program("-a", "127.0.0.1", "-a", "::1", "-p", str(port), "--once", "--gateway",
+                         "none")
     assert result.returncode == 1
-    assert result.stdout == "127.0.0.1:%d down refused\n[::1]:%d down refused\n" % (port, port)
+    assert result.stdout == ("127.0.0.1:%d down refused\n[::1]:%d down refused\n"
+                             "gateway not probed (--gateway none)\n" % (port, port))
 
 
 def test_once_one_target_down_one_up_is_up():
@@ -122,7 +152,8 @@ def test_defaults_probe_8_8_8_8_port_53_and_fail_at_once_without_a_route():
     started = time.monotonic()
     result = run_program("--once", prefix=["unshare", "--net", "--"])
     assert time.monotonic() - started < 5
-    assert (result.returncode, result.stdout) == (1, "8.8.8.8:53 down unreachable\n")
+    assert (result.returncode, result.stdout) == (
+        1, "8.8.8.8:53 down unreachable\ngateway none found in the routing table\n")
 
 
 # -- the running monitor: signals end it promptly, with a last line and a stop event --------------

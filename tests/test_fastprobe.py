@@ -10,7 +10,7 @@ from collections import namedtuple
 
 from fakes import WALL_OFFSET, Run
 from harness import listening_socket
-from pyNetConnMon import Prober, Settings, iso_time, local_time, parse_target
+from pyNetConnMon import Gateway, Prober, Settings, iso_time, local_time, parse_target
 
 
 def wall(mono):
@@ -72,16 +72,17 @@ def test_down_and_up_carry_the_start_window_and_the_duration_runs_from_its_middl
     # at least from the first failed round (11) to the last (12.5), at most from the last
     # answer (10) to the first answer again (12.75)
     assert (up["duration_min"], up["duration_max"]) == (1.5, 2.75)
-    assert run.console_lines()[1:3] == [
-        "DOWN 198.18.0.2:53 refused",
-        "UP after 2.2 s (down since %s, refused)" % local(10.5)]
+    assert [line for line in run.console_lines() if line.startswith(("DOWN", "UP"))] == [
+        "DOWN 198.18.0.2:53 refused (unknown: no router known to check)",
+        "UP after 2.2 s (down since %s, refused; unknown: no router known that answered, so no "
+        "telling where)" % local(10.5)]
 
 
 def test_the_report_and_the_pending_list_use_the_middle_of_the_window(tmp_path):
     run = fast_run(tmp_path, outages=[(10.5, 12.75)], stop_at=15)
     run.run()
     _, _, body = run.deliverer.sent[0]
-    assert "%s  %s         2.2 s  refused" % (local(10.5), local(12.75)) in body
+    assert "\n%s  %s         2.2 s  unknown   refused\n" % (local(10.5), local(12.75)) in body
 
 
 def test_an_outage_found_by_the_very_first_round_begins_there(tmp_path):
@@ -129,13 +130,23 @@ class TickingClock:
 
 class FakeSelector:
     """The Prober's selector, scripted: select(timeout) moves the clock on by `timeout`, or to
-    the instant a connect is told to get through (`through[socket] = instant`), and returns it.
-    The sockets are real (connects to a loopback listener); only their readiness is scripted."""
+    the instant a connect is told to get through (`through[socket] = instant`, or `answers[target]
+    = seconds` after each of its connects began), and returns it. The sockets are real (connects
+    to a loopback listener); only their readiness is scripted."""
 
-    def __init__(self, clock):
+    def __init__(self, clock, prober):
         self.clock = clock
+        self.prober = prober
         self.keys = {}
         self.through = {}
+        self.answers = {}
+
+    def _through(self, sock):
+        if sock in self.through:
+            return self.through[sock]
+        target, began, _ = self.prober.in_flight[sock]
+        delay = self.answers.get(target)
+        return None if delay is None else began + delay
 
     def register(self, fileobj, events, data=None):
         self.keys[fileobj] = Key(fileobj, data)
@@ -145,7 +156,8 @@ class FakeSelector:
 
     def select(self, timeout):
         until = self.clock.now + timeout
-        due = [(self.through[sock], sock) for sock in self.keys if self.through.get(sock, until + 1) <= until]
+        due = [(self._through(sock), sock) for sock in self.keys]
+        due = [(instant, sock) for instant, sock in due if instant is not None and instant <= until]
         if not due:
             self.clock.now = until
             return []
@@ -161,7 +173,7 @@ def scripted_prober(limit=3, timeout=1.0):
     clock = TickingClock()
     prober = Prober(timeout, clock=clock, limit=limit)
     prober.selector.close()
-    prober.selector = FakeSelector(clock)
+    prober.selector = FakeSelector(clock, prober)
     return prober, clock
 
 
@@ -213,3 +225,25 @@ def test_a_round_while_up_closes_what_fast_rounds_left_and_leaves_nothing_behind
         assert [sock.fileno() for sock in left] == [-1, -1]
         assert prober.in_flight == {}
         prober.close()
+
+
+def test_the_gateway_keeps_its_latest_outcome_while_its_connect_waits():
+    """A router's connect that still waits at the end of a fast round has not shown whether the
+    router answers: the round reports its latest outcome until one of its connects ends. And
+    the router answering shows nothing about the targets: their connects stay in flight."""
+    with listening_socket() as port:
+        target = parse_target("127.0.0.1:%d" % port, 53)
+        router = Gateway("127.0.0.1", port)       # given with --gateway: probed in every round
+        prober, clock = scripted_prober(limit=10, timeout=1.0)
+        prober.selector.answers[router] = 0.01
+        [down, answered] = prober.probe_round([target], gateway=router)   # from 0 to 1.0
+        assert (down.reason, answered.up, clock.now) == ("timeout", True, 1.0)
+        del prober.selector.answers[router]       # from now on the router does not answer
+        seen = []
+        for _ in range(5):                         # fast rounds from 1.0 to 2.25
+            [down, gateway] = prober.probe_round([target], gateway=router, wait=0.25)
+            seen.append((down.reason, gateway.up or gateway.reason, len(prober.in_flight)))
+        prober.close()
+    # the router's first unanswered connect (begun at 1.0) times out at 2.0
+    assert seen == [("timeout", True, 2), ("timeout", True, 4), ("timeout", True, 6),
+                    ("timeout", True, 8), ("timeout", "timeout", 8)]

@@ -131,7 +131,7 @@ def test_mail_server_down_when_the_network_returns_gets_the_report_out_once(
             assert monitor.terminate() == 0
         [message] = server.messages()
         [up] = events(monitor.log, "up")
-        [(start, end, _duration, reason)] = report_rows(message.get_content())
+        [(start, end, _duration, _cause, reason)] = report_rows(message.get_content())
         assert reason == "unreachable"
         assert start == int(wall_time(up["start"])) and end == int(wall_time(up["end"]))
         assert len(events(monitor.log, "report_sent")) == 1

@@ -51,8 +51,10 @@ def report_rows(body):
     return rows
 
 
-def row(up, duration_text, reason='refused'):
-    return '%s  %s  %12s  %s' % (second(up['start']), second(up['end']), duration_text, reason)
+def row(up, duration_text, reason='refused', cause='unknown'):
+    """A report's row; beside loopback targets no gateway is probed, so the cause is unknown."""
+    return '%s  %s  %12s  %-8s  %s' % (second(up['start']), second(up['end']), duration_text,
+                                       cause, reason)
 
 
 def read_state(path):

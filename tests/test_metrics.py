@@ -28,6 +28,9 @@ FIXED_SNAPSHOT = program.MetricsSnapshot(
     reports_sent=4,
     report_failures=5,
     last_round=1700000000.5,
+    gateway=("198.18.0.1:53", True),
+    causes=(("local", 1, 10.0), ("lan", 0, 0.0), ("provider", 2, 85.25), ("dns", 0, 0.0),
+            ("unknown", 0, 0.0)),
 )
 
 FIXED_EXPOSITION = """\
@@ -71,6 +74,26 @@ pynetconnmon_report_failures_total 5
 the monitor's heartbeat.
 # TYPE pynetconnmon_last_round_timestamp_seconds gauge
 pynetconnmon_last_round_timestamp_seconds 1700000000.5
+# HELP pynetconnmon_gateway_up 1 if the gateway (router) answered in the last round, by accepting \
+or refusing the connect, else 0; absent without a gateway.
+# TYPE pynetconnmon_gateway_up gauge
+pynetconnmon_gateway_up{gateway="198.18.0.1:53"} 1
+# HELP pynetconnmon_interruptions_by_cause_total Interruptions of at least --min-interruption by \
+cause (local, lan, provider, dns, unknown), counted when they end, with their final cause.
+# TYPE pynetconnmon_interruptions_by_cause_total counter
+pynetconnmon_interruptions_by_cause_total{cause="local"} 1
+pynetconnmon_interruptions_by_cause_total{cause="lan"} 0
+pynetconnmon_interruptions_by_cause_total{cause="provider"} 2
+pynetconnmon_interruptions_by_cause_total{cause="dns"} 0
+pynetconnmon_interruptions_by_cause_total{cause="unknown"} 0
+# HELP pynetconnmon_downtime_by_cause_seconds_total Seconds of downtime in counted interruptions \
+by cause, counted when they end.
+# TYPE pynetconnmon_downtime_by_cause_seconds_total counter
+pynetconnmon_downtime_by_cause_seconds_total{cause="local"} 10.0
+pynetconnmon_downtime_by_cause_seconds_total{cause="lan"} 0.0
+pynetconnmon_downtime_by_cause_seconds_total{cause="provider"} 85.25
+pynetconnmon_downtime_by_cause_seconds_total{cause="dns"} 0.0
+pynetconnmon_downtime_by_cause_seconds_total{cause="unknown"} 0.0
 """
 
 EXPECTED_TYPES = {
@@ -85,6 +108,9 @@ EXPECTED_TYPES = {
     "pynetconnmon_reports_sent": "counter",
     "pynetconnmon_report_failures": "counter",
     "pynetconnmon_last_round_timestamp_seconds": "gauge",
+    "pynetconnmon_gateway_up": "gauge",
+    "pynetconnmon_interruptions_by_cause": "counter",
+    "pynetconnmon_downtime_by_cause_seconds": "counter",
 }
 
 

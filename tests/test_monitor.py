@@ -12,7 +12,7 @@ from fakes import FAILURE, WALL_OFFSET, CancellableDeliverer, Crash, Run
 from pyNetConnMon import EventLog, ProbeResult, StateFile
 
 # A report's rows under TZ=UTC: the round at 11 s is 11:06:51 on the wall clock (WALL_OFFSET).
-HEADER = "start                end                      duration  reason"
+HEADER = "start                end                      duration  cause     reason"
 
 
 def test_rounds_start_every_interval(tmp_path):
@@ -74,8 +74,11 @@ def test_a_batched_report_lists_each_outage_and_their_total(tmp_path, utc):
         "Targets: 198.18.0.2:53\n"
         "\n"
         + HEADER + "\n"
-        "2026-11-18 11:07:10  2026-11-18 11:07:20        10.0 s  refused\n"
-        "2026-11-18 11:07:30  2026-11-18 11:07:40        10.0 s  refused\n"
+        "2026-11-18 11:07:10  2026-11-18 11:07:20        10.0 s  unknown   refused\n"
+        "2026-11-18 11:07:30  2026-11-18 11:07:40        10.0 s  unknown   refused\n"
+        "\n"
+        "unknown: where it broke cannot be told: no router was known to check, or it has not "
+        "answered a check since the monitor started (see --gateway).\n"
         "\n"
         "Total: 2 interruptions, 20.0 s of downtime.\n")
 
@@ -147,7 +150,7 @@ def test_a_report_pending_at_stop_goes_out_after_a_restart(tmp_path, utc):
     assert second.sent_at() == [0.01]
     _, subject, body = second.deliverer.sent[0]
     assert subject == "pyNetConnMon on pi: 1 interruption, 10.0 s of downtime"
-    assert "2026-11-18 11:06:50  2026-11-18 11:07:00        10.0 s  refused\n" in body
+    assert "2026-11-18 11:06:50  2026-11-18 11:07:00        10.0 s  unknown   refused\n" in body
     assert len(second.events("report_sent")) == 1
     assert second.saved_state()["pending"] == []
     assert second.events("gap") == []       # the first run stopped cleanly
@@ -191,8 +194,8 @@ def test_an_outage_ends_when_the_connect_got_through_not_when_its_round_began(tm
     run = Run(tmp_path, outages=[(10.5, 20.5)], stop_at=30, down_interval=1.0)
     original = run.prober.probe_round
 
-    def slow_recovery(targets, interrupted=lambda: False, wait=None):
-        results = original(targets, interrupted, wait=wait)
+    def slow_recovery(targets, interrupted=lambda: False, gateway=None, wait=None):
+        results = original(targets, interrupted, gateway, wait=wait)
         if run.prober.rounds[-1] == 20.0:      # the round began during the outage ...
             results = [ProbeResult(r.target, True, None, 0.9) for r in results]   # ... got through
         return results
@@ -220,8 +223,8 @@ def test_a_monitor_that_died_leaves_a_gap_from_its_last_heartbeat_to_the_restart
     assert second.sent_at() == [0.01]
     _, subject, body = second.deliverer.sent[0]
     assert subject == "pyNetConnMon on pi: 1 interruption, 9 min of downtime"
-    assert ("2026-11-18 11:07:40  2026-11-18 11:16:40         9 min  gap: the monitor was not "
-            "running (no clean stop)\n") in body
+    assert ("2026-11-18 11:07:40  2026-11-18 11:16:40         9 min  -         gap: the monitor "
+            "was not running (no clean stop)\n") in body
 
 
 def test_a_corrupt_state_file_is_moved_aside_and_the_monitor_runs_afresh(tmp_path):

@@ -25,11 +25,11 @@ def test_human_durations():
 def test_report_lists_each_interruption_with_gaps_marked(utc):
     items = [
         Interruption(1, at("2026-11-24 01:02:03") + 0.468, at("2026-11-24 01:05:15") + 0.5,
-                     192.03, "timeout", targets=TARGETS),
+                     192.03, "timeout", targets=TARGETS, cause="provider"),
         Interruption(2, at("2026-11-24 03:00:00"), at("2026-11-24 03:20:00"), 1200.0,
                      "monitor not running", kind="gap", targets=TARGETS),
         Interruption(3, at("2026-11-24 04:00:00"), at("2026-11-24 04:00:09"), 9.0, "refused",
-                     cut_short=True, targets=TARGETS),
+                     cut_short=True, targets=TARGETS, cause="lan"),
     ]
     subject, body = format_report(items, "pi")
     assert subject == "pyNetConnMon on pi: 3 interruptions, 23 min 21 s of downtime"
@@ -39,12 +39,17 @@ def test_report_lists_each_interruption_with_gaps_marked(utc):
         "Host:    pi\n"
         "Targets: 198.18.0.2:53, [::1]:53\n"
         "\n"
-        "start                end                      duration  reason\n"
-        "2026-11-24 01:02:03  2026-11-24 01:05:15    3 min 12 s  timeout\n"
-        "2026-11-24 03:00:00  2026-11-24 03:20:00        20 min  gap: the monitor was not running "
-        "(no clean stop)\n"
-        "2026-11-24 04:00:00  2026-11-24 04:00:09         9.0 s  refused (the monitor stopped "
-        "while still down)\n"
+        "start                end                      duration  cause     reason\n"
+        "2026-11-24 01:02:03  2026-11-24 01:05:15    3 min 12 s  provider  timeout\n"
+        "2026-11-24 03:00:00  2026-11-24 03:20:00        20 min  -         gap: the monitor was "
+        "not running (no clean stop)\n"
+        "2026-11-24 04:00:00  2026-11-24 04:00:09         9.0 s  lan       refused (the monitor "
+        "stopped while still down)\n"
+        "\n"
+        "lan: your router did not answer either: the router, the Wi-Fi or a cable of your home "
+        "network failed.\n"
+        "provider: your router answered throughout; the line, the modem or the provider's network "
+        "failed.\n"
         "\n"
         "Total: 3 interruptions, 23 min 21 s of downtime.\n"
         "Of these, 1 gap (20 min) were times the monitor itself was not running, e.g. a power "
@@ -83,8 +88,8 @@ def test_each_interruption_keeps_the_targets_it_was_measured_on(utc):
     _, body = format_report(items, "pi")
     assert ("Targets: 198.18.0.2:53, 198.18.0.3:80 (they changed between runs: each line names "
             "its own)\n") in body
-    assert "2026-11-24 01:00:07         7.0 s  timeout; targets 198.18.0.2:53\n" in body
-    assert "2026-11-24 02:00:09         9.0 s  refused; targets 198.18.0.3:80\n" in body
+    assert "2026-11-24 01:00:07         7.0 s  -         timeout; targets 198.18.0.2:53\n" in body
+    assert "2026-11-24 02:00:09         9.0 s  -         refused; targets 198.18.0.3:80\n" in body
 
 
 def test_a_folded_entry_counts_every_interruption_it_holds(utc):
@@ -94,5 +99,5 @@ def test_a_folded_entry_counts_every_interruption_it_holds(utc):
                           kind="many", targets=["198.18.0.2:53"], count=40)]
     subject, body = format_report(items, "pi")
     assert subject == "pyNetConnMon on pi: 41 interruptions, 10 min 7 s of downtime"
-    assert ("2026-11-24 02:00:00  2026-11-24 05:00:00        10 min  40 interruptions between "
-            "these times, added up here (the event log has each)\n") in body
+    assert ("2026-11-24 02:00:00  2026-11-24 05:00:00        10 min  -         40 interruptions "
+            "between these times, added up here (the event log has each)\n") in body

@@ -213,7 +213,7 @@ def test_soak(netlab, tmp_path, smtp_certificate):
     print("fds %d -> %d, VmRSS %d -> %d kB (%+d kB), threads %d -> %d" % (
         before[0], after[0], before[1], after[1], after[1] - before[1], before[2], after[2]))
     seen = {id(fault): 0 for fault in injected}
-    for start, _end, duration, reason in rows:
+    for start, _end, duration, _cause, reason in rows:
         candidates = [fault for fault in injected if fault.matches(start)]
         assert len(candidates) == 1, (start, candidates, injected)
         [fault] = candidates

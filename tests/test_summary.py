@@ -451,7 +451,7 @@ def test_fields_no_handler_reads_are_ignored():
     plain = three_days()
     extended = three_days()
     for record in extended.events:
-        record.update(cause="dns", start_after=record["time"], start_before=None, rtt=[1, 2])
+        record.update(verdict="dns", start_after=record["time"], start_before=None, rtt=[1, 2])
     assert (pnm.format_summary(summarize(extended), "x")
             == pnm.format_summary(summarize(plain), "x"))
 

@@ -1,0 +1,456 @@
+"""Where an interruption broke (local, lan, provider, dns, unknown) and partial outages: the pure
+judge and trackers, then the monitor loop on a scripted network with a fake clock.
+
+In the scripted network every probe's outcome is given per target (and for the gateway) as
+[start, end) spans of failure; rounds start every second, so a fault from 10.5 to 20.5 is seen
+first by the round at 11 and last by the round at 20.
+"""
+import json
+
+import pytest
+
+from fakes import Run
+from pyNetConnMon import (CauseJudge, Gateway, InterruptionTracker, MetricsBoard, MetricsSnapshot,
+                          PartialOutages, ProbeResult, closer_cause, parse_target)
+
+ROUTER = Gateway("198.18.0.1", 53, found=True)
+A = parse_target("198.18.1.2:80", 53)
+B = parse_target("198.18.1.3:80", 53)
+V6 = parse_target("[2001:db8:0:2::2]:80", 53)
+V6B = parse_target("[2001:db8:0:2::3]:80", 53)
+NAME = parse_target("target.lab.test:80", 53)
+ALWAYS = (0.0, 1e9)
+
+
+def result(target, reason=None, connect_time=0.001):
+    return ProbeResult(target, reason is None, reason, connect_time if reason is None else None)
+
+
+# -- the judge: one round in which no target answered ----------------------------------------------
+
+def judged(local=None, gateway="198.18.0.1:53", answered_before=True, answers_now=True,
+           reasons=None):
+    judge = CauseJudge()
+    if gateway is not None and answered_before:
+        judge.gateway_probed(gateway, True)
+    judge.gateway_probed(gateway, answers_now)
+    return judge.judge(local, answers_now, reasons or {"198.18.1.2:80": "timeout"})
+
+
+@pytest.mark.parametrize("situation, expected", [
+    (dict(local="this machine has no default route"),
+     ("local", "this machine has no default route")),
+    (dict(local="eth0 has no link", answers_now=False), ("local", "eth0 has no link")),
+    (dict(answers_now=False), ("lan", "the router 198.18.0.1:53 did not answer either")),
+    (dict(), ("provider", "the router 198.18.0.1:53 answered")),
+    (dict(reasons={"a.test:80": "dns", "b.test:80": "dns"}),
+     ("dns", "the router 198.18.0.1:53 answered, no name resolved")),
+    (dict(reasons={"a.test:80": "dns", "198.18.1.2:80": "timeout"}),
+     ("provider", "the router 198.18.0.1:53 answered")),
+    (dict(gateway=None, answers_now=False), ("unknown", "no router known to check")),
+    (dict(answered_before=False, answers_now=False),
+     ("unknown", "the router 198.18.0.1:53 has not answered since the start")),
+])
+def test_the_cause_of_a_failed_round(situation, expected):
+    assert judged(**situation) == expected
+
+
+def test_a_gateway_that_answers_now_for_the_first_time_counts():
+    assert judged(answered_before=False, answers_now=True)[0] == "provider"
+
+
+def test_a_new_gateway_must_answer_before_it_can_tell_lan():
+    judge = CauseJudge()
+    assert judge.gateway_probed("198.18.0.1:53", True) is True
+    assert judge.gateway_probed("198.18.0.1:53", False) is False
+    assert judge.judge(None, False, {"x": "timeout"})[0] == "lan"
+    assert judge.gateway_probed("198.18.0.254:53", False) is True    # DHCP: another router
+    assert judge.judge(None, False, {"x": "timeout"})[0] == "unknown"
+
+
+@pytest.mark.parametrize("first, second, closer", [
+    ("provider", "lan", "lan"), ("lan", "provider", "lan"), ("local", "lan", "local"),
+    ("dns", "provider", "provider"), ("unknown", "dns", "dns"), ("lan", "unknown", "lan"),
+    ("unknown", "unknown", "unknown"), (None, "provider", "provider"), (None, None, None),
+])
+def test_the_cause_closer_to_this_machine_wins(first, second, closer):
+    assert closer_cause(first, second) == closer
+
+
+def test_the_tracker_keeps_the_first_cause_for_down_and_the_closest_for_up():
+    tracker = InterruptionTracker(min_interruption=5.0)
+    _, outage = tracker.observe(False, 10.0, 1010.0, "timeout", {}, cause="provider")
+    assert outage.cause == "provider"
+    tracker.observe(False, 11.0, 1011.0, "timeout", {}, cause="lan")
+    tracker.observe(False, 12.0, 1012.0, "timeout", {}, cause="provider")
+    tracker.observe(False, 13.0, 1013.0, "timeout", {}, cause="unknown")
+    _, (ended, _, _) = tracker.observe(True, 14.0, 1014.0)
+    assert ended.cause == "lan"
+
+
+# -- partial outages -------------------------------------------------------------------------------
+
+def observe(partials, mono, outcomes):
+    """One round: `outcomes` maps a target to its failure reason (None: it answered)."""
+    return [(change[0], change[1], round(change[4], 3), change[5]) if change[0] == "up"
+            else change[:2]
+            for change in partials.observe([result(target, reason)
+                                            for target, reason in outcomes.items()],
+                                           mono, 1000.0 + mono)]
+
+
+def test_one_target_failing_while_another_answers():
+    partials = PartialOutages([A, B], min_interruption=5.0)
+    assert observe(partials, 10, {A: "timeout", B: None}) == [("down", ("target", A.label))]
+    assert observe(partials, 11, {A: "timeout", B: None}) == []
+    assert observe(partials, 20, {A: None, B: None}) == [
+        ("up", ("target", A.label), 10.001, False)]
+
+
+def test_a_partial_outage_shorter_than_m_is_ignored():
+    partials = PartialOutages([A, B], min_interruption=5.0)
+    observe(partials, 10, {A: None, B: "refused"})
+    assert observe(partials, 12, {A: None, B: None}) == [("up", ("target", B.label), 2.001, True)]
+
+
+def test_a_round_with_no_answer_changes_no_partial_outage():
+    partials = PartialOutages([A, B], min_interruption=5.0)
+    observe(partials, 10, {A: "timeout", B: None})
+    assert observe(partials, 11, {A: "timeout", B: "timeout"}) == []   # an interruption
+    assert observe(partials, 12, {A: "timeout", B: None}) == []
+    assert observe(partials, 13, {A: None, B: None}) == [("up", ("target", A.label), 3.001, True)]
+    assert observe(partials, 14, {A: "timeout", B: "timeout"}) == []   # nothing new opens
+
+
+def test_one_family_failing_while_the_other_answers_is_one_family_outage():
+    partials = PartialOutages([A, V6, V6B], min_interruption=5.0)
+    assert observe(partials, 10, {A: None, V6: "timeout", V6B: "unreachable"}) == [
+        ("down", ("family", "ipv6"))]
+    assert partials.open[("family", "ipv6")].reason == "timeout"
+    assert observe(partials, 20, {A: None, V6: None, V6B: "timeout"}) == [
+        ("up", ("family", "ipv6"), 10.001, False), ("down", ("target", V6B.label))]
+
+
+def test_a_targets_own_outage_stays_when_its_whole_family_follows():
+    partials = PartialOutages([A, V6, V6B], min_interruption=5.0)
+    assert observe(partials, 10, {A: None, V6: "timeout", V6B: None}) == [
+        ("down", ("target", V6.label))]
+    assert observe(partials, 11, {A: None, V6: "timeout", V6B: "timeout"}) == [
+        ("down", ("family", "ipv6"))]
+    assert observe(partials, 20, {A: None, V6: None, V6B: None}) == [
+        ("up", ("target", V6.label), 10.001, False), ("up", ("family", "ipv6"), 9.001, False)]
+
+
+def test_families_need_targets_of_both():
+    partials = PartialOutages([A, B], min_interruption=5.0)
+    assert observe(partials, 10, {A: "timeout", B: None}) == [("down", ("target", A.label))]
+
+
+def test_names_failing_while_addresses_answer_is_a_dns_partial_outage():
+    other = parse_target("target2.lab.test:80", 53)
+    partials = PartialOutages([NAME, other, A], min_interruption=5.0)
+    assert observe(partials, 10, {NAME: "dns", other: "dns", A: None}) == [
+        ("down", ("dns", "names"))]
+    # one name back (its address times out) is DNS back: that target's own outage starts
+    assert observe(partials, 20, {NAME: "timeout", other: "dns", A: None}) == [
+        ("up", ("dns", "names"), 10.0, False), ("down", ("target", NAME.label)),
+        ("down", ("target", other.label))]
+
+
+def test_one_name_that_does_not_resolve_among_names_that_do_is_that_targets_outage():
+    other = parse_target("target2.lab.test:80", 53)
+    partials = PartialOutages([NAME, other], min_interruption=5.0)
+    assert observe(partials, 10, {NAME: "dns", other: None}) == [("down", ("target", NAME.label))]
+
+
+# -- the monitor on a scripted network -------------------------------------------------------------
+
+class ScriptedNetwork:
+    """Prober and surroundings at once. `fails`: {label or "gateway": [(start, end, reason)]};
+    `local`: [(start, end)] while this machine shows no way out; `router`: the gateway found
+    in the routing table (None: none)."""
+
+    beyond_loopback = True
+
+    def __init__(self, clock, fails, local=(), router=ROUTER):
+        self.clock = clock
+        self.fails = fails
+        self.local = local
+        self.router = router
+        self.rounds = []
+
+    def gateway(self):
+        return self.router
+
+    def local_trouble(self):
+        now = self.clock.now
+        return ("this machine has no default route"
+                if any(start <= now < end for start, end in self.local) else None)
+
+    def probe_round(self, targets, interrupted=lambda: False, gateway=None, wait=None):
+        now = self.clock.now
+        self.rounds.append((now, gateway))
+        probed = list(targets) + ([gateway] if gateway is not None else [])
+        self.clock.now += 0.01
+        return [result(target, self._failure(target, now)) for target in probed]
+
+    def _failure(self, target, now):
+        key = "gateway" if isinstance(target, Gateway) else target.label
+        return next((reason for start, end, reason in self.fails.get(key, ())
+                     if start <= now < end), None)
+
+    def close(self):
+        pass
+
+
+class ScriptedRun(Run):
+    """Run on a ScriptedNetwork, with a metrics board; report() is the one report sent."""
+
+    def __init__(self, tmp_path, targets, fails, stop_at=40.0, local=(), router=ROUTER,
+                 **overrides):
+        super().__init__(tmp_path, (), stop_at, metrics_board=MetricsBoard(MetricsSnapshot()),
+                         network=lambda clock: ScriptedNetwork(clock, fails, local, router),
+                         targets=targets, **overrides)
+        self.network, self.board = self.prober, self.monitor.metrics_board
+        self.state_path = tmp_path / "state.json"
+
+    def run(self):
+        super().run()
+        return self
+
+    def events(self, *names):
+        return [event for event in super().events() if event["event"] in names]
+
+    def lines(self, *starts):
+        """Console lines without their timestamp, those starting with one of `starts`."""
+        return [line for line in self.console_lines() if line.startswith(starts)]
+
+    def report(self):
+        [(_, subject, body)] = self.deliverer.sent
+        return subject, body
+
+
+def outage(label, reason="timeout", start=10.5, end=20.5):
+    return {label: [(start, end, reason)]}
+
+
+CASES = {
+    # cause: (targets, faults, local spans, the DOWN line's words)
+    "local": ([A], dict(outage(A.label, "unreachable"), gateway=[(10.5, 20.5, "unreachable")]),
+              [(10.5, 20.5)], "this machine has no default route"),
+    "lan": ([A], dict(outage(A.label), gateway=[(10.5, 20.5, "timeout")]), (),
+            "the router 198.18.0.1:53 did not answer either"),
+    "provider": ([A], dict(outage(A.label, "unreachable"), gateway=[ALWAYS + ("refused",)]), (),
+                 "the router 198.18.0.1:53 answered"),
+    "dns": ([NAME], dict(outage(NAME.label, "dns")), (),
+            "the router 198.18.0.1:53 answered, no name resolved"),
+    "unknown": ([A], dict(outage(A.label), gateway=[ALWAYS + ("timeout",)]), (),
+                "the router 198.18.0.1:53 has not answered since the start"),
+}
+
+
+@pytest.mark.parametrize("cause", list(CASES))
+def test_each_cause_in_the_events_the_console_the_report_and_the_metrics(tmp_path, cause, utc):
+    targets, fails, local, words = CASES[cause]
+    run = ScriptedRun(tmp_path, targets, fails, local=local).run()
+    down, up = run.events("down", "up")
+    assert (down["cause"], up["cause"], up["duration"]) == (cause, cause, 10.001)
+    reason = down["reason"]
+    assert run.lines("DOWN", "UP") == [
+        "DOWN %s %s (%s: %s)" % (targets[0].label, reason, cause, words),
+        "UP after 10.0 s (down since 2026-11-18 11:06:50, %s; %s: %s)" % (
+            reason, cause, {"local": "this machine had no link or no route",
+                            "lan": "the router did not answer either",
+                            "provider": "the router answered, so the line or the provider failed",
+                            "dns": "the router answered, only names did not resolve",
+                            "unknown": "no router known that answered, so no telling "
+                                       "where"}[cause])]
+    _, body = run.report()
+    assert "2026-11-18 11:07:00        10.0 s  %-8s  %s\n" % (cause, reason) in body
+    explained = [line for line in body.splitlines() if line.startswith(cause + ": ")]
+    assert len(explained) == 1
+    causes = {name: (count, downtime) for name, count, downtime in run.board.latest().causes}
+    assert causes == {name: (1, 10.001) if name == cause else (0, 0.0)
+                      for name in ("local", "lan", "provider", "dns", "unknown")}
+
+
+@pytest.mark.parametrize("gateway, line", [
+    ("auto", "gateway (router) from the routing table, probed on TCP port 53 in every round to "
+             "tell where an interruption broke"),
+    (Gateway("198.18.0.254", 80), "gateway (router) 198.18.0.254:80, probed on TCP port 80 in "
+                                  "every round to tell where an interruption broke"),
+    ("none", "gateway not probed (--gateway none): a cause other than local reads unknown"),
+])
+def test_the_start_says_which_gateway_is_probed(tmp_path, gateway, line):
+    run = ScriptedRun(tmp_path, [A], {}, stop_at=0.5, gateway=gateway).run()
+    assert run.console_lines()[1] == line
+    assert run.events("start")[0]["gateway"] == {"auto": "auto", "none": "none"}.get(
+        gateway, "198.18.0.254:80")
+
+
+def test_without_any_gateway_the_cause_is_unknown(tmp_path):
+    run = ScriptedRun(tmp_path, [A], outage(A.label), router=None).run()
+    [down] = run.events("down")
+    assert down["cause"] == "unknown"
+    assert run.lines("DOWN") == ["DOWN 198.18.1.2:80 timeout (unknown: no router known to check)"]
+    assert run.board.latest().gateway is None
+
+
+def test_the_gateway_is_probed_in_every_round_with_the_targets(tmp_path):
+    run = ScriptedRun(tmp_path, [A], {}, stop_at=3.5).run()
+    assert run.network.rounds == [(0.0, ROUTER), (1.0, ROUTER), (2.0, ROUTER), (3.0, ROUTER)]
+    assert run.board.latest().gateway == ("198.18.0.1:53", True)
+    assert run.events("gateway_changed") == [
+        {"time": run.events("gateway_changed")[0]["time"], "event": "gateway_changed",
+         "gateway": "198.18.0.1:53"}]
+
+
+def test_a_router_that_stops_answering_during_the_outage_makes_it_lan(tmp_path):
+    fails = dict(outage(A.label, start=10.5, end=30.5), gateway=[(15.5, 30.5, "timeout")])
+    run = ScriptedRun(tmp_path, [A], fails, stop_at=50).run()
+    down, up = run.events("down", "up")
+    assert (down["cause"], up["cause"]) == ("provider", "lan")
+    _, body = run.report()
+    assert "        20.0 s  lan       timeout\n" in body
+    assert "provider:" not in body
+
+
+def test_a_gateway_that_answers_late_in_the_outage_makes_unknown_precise(tmp_path):
+    # it never answered before the outage; from 13.5 on it refuses: it is there
+    fails = dict(outage(A.label), gateway=[(0.0, 13.5, "timeout")] + [(13.5, 1e9, "refused")])
+    run = ScriptedRun(tmp_path, [A], fails).run()
+    down, up = run.events("down", "up")
+    assert (down["cause"], up["cause"]) == ("unknown", "provider")
+
+
+def test_a_stop_while_down_keeps_the_cause_in_the_state_file_and_the_report(tmp_path, utc):
+    fails = dict(outage(A.label, start=10.5, end=1e9), gateway=[(15.5, 1e9, "timeout")])
+    run = ScriptedRun(tmp_path, [A], fails, stop_at=30).run()
+    state = json.loads(run.state_path.read_text())
+    [pending] = state["pending"]
+    assert (pending["cause"], pending["cut_short"], pending["part"]) == ("lan", True, None)
+    assert state["down"] is None                 # a clean stop: nothing is still down
+    # the next run reports it, with its cause
+    again = ScriptedRun(tmp_path, [A], {}, stop_at=2).run()
+    _, body = again.report()
+    assert "  lan       timeout (the monitor stopped while still down)\n" in body
+
+
+def test_the_state_file_saved_while_down_holds_the_cause_so_far(tmp_path):
+    fails = dict(outage(A.label, start=10.5, end=1e9), gateway=[(15.5, 1e9, "timeout")])
+    run = ScriptedRun(tmp_path, [A], fails, stop_at=30)
+    saved = []
+    original = run.monitor.state.save
+    run.monitor.state.save = lambda data: saved.append(json.loads(json.dumps(data))) or \
+        original(data)
+    run.run()
+    causes = [data["down"]["cause"] for data in saved if data["down"]]
+    assert causes[0] == "provider" and causes[-1] == "lan"
+
+
+def test_one_target_of_two_failing_is_a_partial_outage_not_an_interruption(tmp_path, utc):
+    run = ScriptedRun(tmp_path, [A, B], outage(A.label)).run()
+    assert run.events("down", "up") == []
+    target_down, target_up = run.events("target_down", "target_up")
+    assert (target_down["target"], target_down["reason"]) == ("198.18.1.2:80", "timeout")
+    assert (target_up["target"], target_up["duration"], target_up["ignored"]) == (
+        "198.18.1.2:80", 10.001, False)
+    assert target_up["start"] == target_down["time"]
+    assert run.lines("PARTIAL") == [
+        "PARTIAL DOWN target 198.18.1.2:80 (timeout); the connection stays up",
+        "PARTIAL UP target 198.18.1.2:80 after 10.0 s"]
+    subject, body = run.report()
+    assert subject == "pyNetConnMon on pi: 1 partial outage, the connection stayed up"
+    assert body == (
+        "pyNetConnMon on pi saw 1 partial outage and no interruption: the connection stayed up.\n"
+        "\n"
+        "Host:    pi\n"
+        "Targets: 198.18.1.2:80, 198.18.1.3:80\n"
+        "\n"
+        "Partial outages: the connection stayed up (another target answered), but these failed:\n"
+        "start                end                      duration  what failed\n"
+        "2026-11-18 11:06:51  2026-11-18 11:07:01        10.0 s  target 198.18.1.2:80 (timeout)\n"
+        "\n"
+        "Total: 1 partial outage, 10.0 s in all.\n")
+    [sent] = run.events("report_sent")
+    assert (sent["interruptions"], sent["partial_outages"]) == (0, 1)
+
+
+def test_a_partial_outage_shorter_than_m_is_logged_and_not_reported(tmp_path):
+    run = ScriptedRun(tmp_path, [A, B], outage(A.label, start=10.5, end=12.5)).run()
+    [target_up] = run.events("target_up")
+    assert (target_up["duration"], target_up["ignored"]) == (2.001, True)
+    assert run.lines("PARTIAL UP") == [
+        "PARTIAL UP target 198.18.1.2:80 after 2.0 s: shorter than 5 s, ignored"]
+    assert run.deliverer.sent == []
+
+
+def test_ipv6_failing_while_ipv4_answers_is_a_family_outage(tmp_path):
+    run = ScriptedRun(tmp_path, [A, V6], outage(V6.label)).run()
+    assert run.events("down", "target_down") == []
+    family_down, family_up = run.events("family_down", "family_up")
+    assert (family_down["family"], family_down["reason"]) == ("ipv6", "timeout")
+    assert (family_up["family"], family_up["duration"]) == ("ipv6", 10.001)
+    assert run.lines("PARTIAL") == [
+        "PARTIAL DOWN every IPv6 target (timeout); the connection stays up",
+        "PARTIAL UP every IPv6 target after 10.0 s"]
+    _, body = run.report()
+    assert "        10.0 s  every IPv6 target (timeout)\n" in body
+
+
+def test_the_loop_logs_and_reports_a_dns_partial_outage(tmp_path):
+    run = ScriptedRun(tmp_path, [NAME, A], outage(NAME.label, "dns")).run()
+    dns_down, dns_up = run.events("dns_down", "dns_up")
+    assert (dns_down["targets"], dns_down["reason"]) == (["target.lab.test:80"], "dns")
+    assert (dns_up["targets"], dns_up["duration"]) == (["target.lab.test:80"], 10.001)
+    _, body = run.report()
+    assert "        10.0 s  every target given by name (dns)\n" in body
+
+
+def test_a_report_with_both_lists_interruptions_first(tmp_path, utc):
+    fails = dict(outage(A.label, start=10.5, end=20.5), **outage(B.label, start=5.5, end=20.5))
+    fails["gateway"] = [ALWAYS + ("refused",)]
+    run = ScriptedRun(tmp_path, [A, B], fails).run()
+    subject, body = run.report()
+    assert subject == "pyNetConnMon on pi: 1 interruption, 10.0 s of downtime; 1 partial outage"
+    assert body.startswith("pyNetConnMon on pi saw 1 interruption (10.0 s of downtime in total) "
+                           "and 1 partial outage.\n")
+    assert body.index("provider: your router answered throughout") < body.index(
+        "Partial outages:") < body.index("target 198.18.1.3:80 (timeout)")
+    assert run.lines("report sent") == [
+        "report sent (1 interruption, 1 partial outage) by mail; next report no sooner than in "
+        "1 min"]
+
+
+def test_a_partial_outage_at_a_stop_is_kept_as_cut_short_and_reported_after_a_restart(tmp_path):
+    run = ScriptedRun(tmp_path, [A, B], outage(A.label, start=10.5, end=1e9), stop_at=30).run()
+    [pending] = json.loads(run.state_path.read_text())["pending"]
+    assert (pending["kind"], pending["part"], pending["cut_short"]) == (
+        "partial", "target 198.18.1.2:80", True)
+    assert run.console_lines()[-1] == "stopped (SIGTERM); 1 partial outage still to report"
+    again = ScriptedRun(tmp_path, [A, B], {}, stop_at=2).run()
+    assert "1 partial outage from the previous run still to report" in again.console_lines()
+    subject, body = again.report()
+    assert subject == "pyNetConnMon on pi: 1 partial outage, the connection stayed up"
+    assert "  target 198.18.1.2:80 (timeout) (the monitor stopped while it still failed)\n" in body
+
+
+def test_a_run_that_died_while_down_reports_the_cause_it_had_saved():
+    from pyNetConnMon import recover_previous_run
+    state = {"clean_stop": False, "heartbeat": 1000.0, "targets": [A.label],
+             "down": {"start": 900.0, "reason": "timeout", "cause": "lan"}}
+    cut_short, _ = recover_previous_run(state, wall=1600.0, min_interruption=5.0)
+    assert (cut_short["cause"], cut_short["duration"], cut_short["cut_short"]) == ("lan", 100.0,
+                                                                                   True)
+
+
+def test_a_state_file_cause_must_be_one_of_the_five_and_older_files_have_none():
+    from pyNetConnMon import check_state
+    entry = {"id": 1, "start": 1.8e9, "end": 1.8e9 + 7, "duration": 7.0, "reason": "timeout"}
+    older = check_state({"format": 1, "pending": [entry], "down": {"start": 1.8e9}})
+    assert older["pending"][0]["cause"] is None and older["down"]["cause"] is None
+    with pytest.raises(ValueError, match="^pending entry 1 cause is not one of local, lan, "
+                                         "provider, dns, unknown$"):
+        check_state({"format": 1, "pending": [dict(entry, cause="aliens")]})
+    with pytest.raises(ValueError, match="^down cause is not one of"):
+        check_state({"format": 1, "down": {"start": 1.8e9, "cause": ["lan"]}})

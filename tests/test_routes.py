@@ -1,0 +1,179 @@
+"""The routing table as Linux shows it: default routes and the gateway from the text of
+/proc/net/route and /proc/net/ipv6_route, interface state from /sys/class/net, and `local`.
+
+Every text here was read from a real file (a lab namespace, or this machine), byte for byte.
+"""
+import pytest
+
+from pyNetConnMon import (GATEWAY_PORT, Route, Surroundings, choose_gateway, link_is_up,
+                          local_trouble, parse_ipv4_routes, parse_ipv6_routes)
+
+# A namespace with the lab's home network: default routes via 198.18.0.1 and 2001:db8:0:1::1.
+HOME_IPV4 = 'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT                                                       \nvca\t00000000\t010012C6\t0003\t0\t0\t0\t00000000\t0\t0\t0                                                                                \nvca\t000012C6\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0                                                                                \n'  # noqa: E501
+HOME_IPV6 = '20010db8000000010000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001      vca\nfe800000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001      vca\n00000000000000000000000000000000 00 00000000000000000000000000000000 00 20010db8000000010000000000000001 00000400 00000001 00000000 00000003      vca\n00000000000000000000000000000001 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000002 00000000 80200001       lo\n20010db8000000010000000000000010 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000003 00000000 80200001      vca\nff000000000000000000000000000000 08 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000002 00000000 00000001      vca\n00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo\n'  # noqa: E501
+# The same with a second IPv4 default route (metric 600) and an IPv6 one learnt from a router
+# advertisement: a link-local gateway, flags with RTF_EXPIRES.
+TWO_IPV4 = 'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT                                                       \nvca\t00000000\t010012C6\t0003\t0\t0\t0\t00000000\t0\t0\t0                                                                                \nvca\t00000000\tFE0012C6\t0003\t0\t0\t600\t00000000\t0\t0\t0                                                                              \nvca\t000012C6\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0                                                                                \n'  # noqa: E501
+RA_IPV6 = '20010db8000000010000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001      vca\nfe800000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001      vca\n00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00400003      vca\n00000000000000000000000000000001 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000002 00000000 80200001       lo\n20010db8000000010000000000000010 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000003 00000000 80200001      vca\nff000000000000000000000000000000 08 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000002 00000000 00000001      vca\n00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo\n'  # noqa: E501
+# `ip link set vca down`: the routes through it are gone; only the unreachable ones on lo stay.
+DOWN_IPV4 = 'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT                                                       \n'  # noqa: E501
+DOWN_IPV6 = '00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo\n00000000000000000000000000000001 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000002 00000000 80200001       lo\n00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo\n'  # noqa: E501
+# A container on this machine: gateway 192.0.2.1, IPv6 gateway fd00::1.
+HOST_IPV4 = 'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT                                                       \neth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0                                                                               \neth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0                                                                               \n'  # noqa: E501
+HOST_IPV6 = 'fd000000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0\nfe800000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000002 00000000 00000001     eth0\n00000000000000000000000000000000 00 00000000000000000000000000000000 00 fd000000000000000000000000000001 00000400 00000002 00000000 00000003     eth0\n00000000000000000000000000000001 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000004 00000000 80200001       lo\nfd000000000000000000000000000002 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000003 00000000 80200001     eth0\nfe8000000000000000fc00fffe000001 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000002 00000000 80200001     eth0\nff000000000000000000000000000000 08 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000003 00000000 00000001     eth0\n00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo\n'  # noqa: E501
+
+
+# -- parsing ---------------------------------------------------------------------------------------
+
+def test_the_default_routes_of_a_home_network():
+    assert parse_ipv4_routes(HOME_IPV4, "little") == [Route(4, "198.18.0.1", "vca", 0)]
+    assert parse_ipv6_routes(HOME_IPV6) == [Route(6, "2001:db8:0:1::1", "vca", 1024)]
+
+
+def test_this_machines_own_routing_table():
+    assert parse_ipv4_routes(HOST_IPV4, "little") == [Route(4, "192.0.2.1", "eth0", 0)]
+    assert parse_ipv6_routes(HOST_IPV6) == [Route(6, "fd00::1", "eth0", 1024)]
+
+
+def test_two_default_routes_and_a_link_local_gateway_with_its_interface_as_scope():
+    assert parse_ipv4_routes(TWO_IPV4, "little") == [Route(4, "198.18.0.1", "vca", 0),
+                                                     Route(4, "198.18.0.254", "vca", 600)]
+    assert parse_ipv6_routes(RA_IPV6) == [Route(6, "fe80::1%vca", "vca", 1024)]
+
+
+def test_a_link_that_went_down_leaves_no_default_route_and_unreachable_routes_are_none():
+    assert parse_ipv4_routes(DOWN_IPV4, "little") == []
+    assert parse_ipv6_routes(DOWN_IPV6) == []
+
+
+def test_a_big_endian_machine_writes_the_address_the_other_way_round():
+    text = HOME_IPV4.replace("010012C6", "C6120001")
+    assert parse_ipv4_routes(text, "big") == [Route(4, "198.18.0.1", "vca", 0)]
+
+
+def test_a_default_route_without_gateway_is_a_route_with_nothing_to_probe():
+    # `ip route add default dev wg0` (a VPN): RTF_UP only
+    text = (HOME_IPV4.splitlines(True)[0]
+            + "wg0\t00000000\t00000000\t0001\t0\t0\t0\t00000000\t0\t0\t0\n")
+    assert parse_ipv4_routes(text, "little") == [Route(4, None, "wg0", 0)]
+    assert choose_gateway(parse_ipv4_routes(text, "little")) is None
+
+
+@pytest.mark.parametrize("text", ["", "garbage\n", "Iface\tDestination\nvca\tZZ\n",
+                                  "x y z\n" * 3, "\x00\xff\n"])
+def test_text_that_is_not_a_routing_table_gives_no_routes(text):
+    assert parse_ipv4_routes(text) == [] and parse_ipv6_routes(text) == []
+
+
+# -- choosing the gateway --------------------------------------------------------------------------
+
+def test_the_gateway_is_the_ipv4_default_route_with_the_lowest_metric():
+    routes = parse_ipv4_routes(TWO_IPV4, "little") + parse_ipv6_routes(RA_IPV6)
+    assert choose_gateway(routes) == "198.18.0.1"
+    assert choose_gateway(list(reversed(routes))) == "198.18.0.1"
+
+
+def test_without_an_ipv4_default_route_the_ipv6_gateway_is_probed():
+    assert choose_gateway(parse_ipv6_routes(RA_IPV6)) == "fe80::1%vca"
+    assert choose_gateway([]) is None
+
+
+# -- link state and `local` ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("operstate, carrier, up", [
+    ("up\n", "1\n", True),
+    ("down\n", "0\n", False),               # a veth whose peer went down; a cable pulled out
+    ("down\n", None, False),                # admin down: carrier cannot be read (EINVAL)
+    ("dormant\n", "1\n", False),            # Wi-Fi not associated
+    ("lowerlayerdown\n", None, False),
+    ("unknown\n", "1\n", True),             # lo, many VPN and PPP interfaces
+    ("unknown\n", "0\n", False),
+    ("unknown\n", None, True),              # the kernel cannot tell: not counted as down
+    (None, None, False),                    # the interface is gone (a USB stick pulled out)
+])
+def test_link_state_from_operstate_and_carrier(operstate, carrier, up):
+    assert link_is_up(operstate, carrier) is up
+
+
+def test_local_when_the_default_routes_seen_before_are_gone():
+    assert local_trouble([], had_routes=True, down_interfaces=set()) == \
+        "this machine has no default route"
+
+
+def test_never_local_for_a_machine_that_never_had_a_default_route():
+    # a monitor of its own LAN: its targets are on a directly connected network
+    assert local_trouble([], had_routes=False, down_interfaces=set()) is None
+
+
+def test_local_when_every_default_routes_interface_has_no_link():
+    routes = parse_ipv4_routes(TWO_IPV4, "little") + [Route(6, "fe80::1%wlan0", "wlan0", 1024)]
+    assert local_trouble(routes, True, {"vca", "wlan0"}) == "vca and wlan0 have no link"
+    assert local_trouble(routes, True, {"vca"}) is None          # Wi-Fi still has a link
+    assert local_trouble(routes[:1], True, {"vca"}) == "vca has no link"
+
+
+# -- the files read by Surroundings ----------------------------------------------------------------
+
+class Files:
+    """A routing table and /sys/class/net in tmp_path, changed between reads."""
+
+    def __init__(self, tmp_path):
+        self.ipv4, self.ipv6 = tmp_path / "route", tmp_path / "ipv6_route"
+        self.sys_net = tmp_path / "net"
+        self.set(HOME_IPV4, HOME_IPV6)
+        self.link("vca", "up\n", "1\n")
+
+    def set(self, ipv4, ipv6):
+        self.ipv4.write_text(ipv4)
+        self.ipv6.write_text(ipv6)
+
+    def link(self, name, operstate, carrier):
+        folder = self.sys_net / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "operstate").write_text(operstate)
+        (folder / "carrier").write_text(carrier)
+
+    def surroundings(self, gateway="auto"):
+        return Surroundings(gateway, (str(self.ipv4), str(self.ipv6)), str(self.sys_net))
+
+
+def test_the_gateway_follows_the_routing_table_while_running(tmp_path):
+    files = Files(tmp_path)
+    surroundings = files.surroundings()
+    first = surroundings.gateway()
+    assert (first.label, first.found) == ("198.18.0.1:%d" % GATEWAY_PORT, True)
+    assert surroundings.gateway() is first          # the same router: the same object
+    files.set(HOME_IPV4.replace("010012C6", "FE0012C6"), HOME_IPV6)     # DHCP: a new router
+    assert surroundings.gateway().label == "198.18.0.254:53"
+    files.set(DOWN_IPV4, HOME_IPV6)
+    assert surroundings.gateway().label == "[2001:db8:0:1::1]:53"
+    files.set(DOWN_IPV4, DOWN_IPV6)
+    assert surroundings.gateway() is None
+
+
+def test_local_trouble_from_the_files(tmp_path):
+    files = Files(tmp_path)
+    surroundings = files.surroundings()
+    assert surroundings.local_trouble() is None
+    files.link("vca", "down\n", "0\n")                 # the cable: routes stay, no link
+    assert surroundings.local_trouble() == "vca has no link"
+    files.set(DOWN_IPV4, DOWN_IPV6)                    # the link down: no route at all
+    assert surroundings.local_trouble() == "this machine has no default route"
+
+
+def test_without_the_files_nothing_is_found_and_nothing_is_local(tmp_path):
+    surroundings = Surroundings("auto", (str(tmp_path / "no"), str(tmp_path / "none")),
+                                str(tmp_path / "net"))
+    assert surroundings.gateway() is None and surroundings.local_trouble() is None
+
+
+def test_a_gateway_given_or_turned_off_is_kept_whatever_the_table_says(tmp_path):
+    from pyNetConnMon import parse_gateway
+    files = Files(tmp_path)
+    given = parse_gateway("198.18.0.254:80")
+    assert (given.label, given.found) == ("198.18.0.254:80", False)
+    assert files.surroundings(given).gateway() is given
+    off = files.surroundings(parse_gateway("none"))
+    assert off.gateway() is None
+    files.set(DOWN_IPV4, DOWN_IPV6)
+    assert off.local_trouble() == "this machine has no default route"   # still seen
