@@ -64,6 +64,9 @@ CAUSES = ("local", "lan", "provider", "dns", "unknown")    # the closest to this
 ROUTE_FILES = ("/proc/net/route", "/proc/net/ipv6_route")  # Linux: the routing table as text
 SYS_NET = "/sys/class/net"                                  # Linux: IF/operstate, IF/carrier
 ROUTE_FILE_LIMIT = 1024 * 1024   # bytes read of a routing table file (a router's may be large)
+ROUTES_RECHECK = 1.0             # seconds: the gateway is looked up in the routing table at most
+                                 # this often (read in every round at -i 0.05, it doubled a
+                                 # round's CPU)
 
 # Prometheus metrics and the ping URL (dead man's switch)
 DEFAULT_METRICS_ADDRESS = "127.0.0.1"
@@ -502,6 +505,8 @@ class PartialOutages:
         """[("down", key, OngoingOutage) or ("up", key, OngoingOutage, back, duration,
         ignored)], where `back` is how far into the round the connect that showed it back got
         through."""
+        if not self.open and all(result.up for result in results):
+            return []                # the usual round: everything answers, nothing was down
         by_label = {result.target.label: result for result in results}
         if not any(result.up for result in results):
             return []
@@ -1262,6 +1267,7 @@ class Prober:
         if wake_fd is not None:
             self.selector.register(wake_fd, selectors.EVENT_READ, "wake")
         self.beyond_loopback = False     # has a target had an address beyond this machine?
+        self.loopback = {}               # address -> is it loopback? (see _leaves_this_machine)
         self.gateway_result = None       # the gateway's latest outcome (see probe_round)
 
     def close(self):
@@ -1299,9 +1305,7 @@ class Prober:
         probed = list(targets)
         if admitted:
             resolved = resolve_all(targets, started + self.timeout, self.clock)
-            self.beyond_loopback = self.beyond_loopback or any(
-                not _ip_literal(sockaddr[0]).is_loopback for addresses in resolved.values()
-                if not isinstance(addresses, str) for _, sockaddr in addresses)
+            self.beyond_loopback = self.beyond_loopback or self._leaves_this_machine(resolved)
             if gateway is not None and (self.beyond_loopback or not gateway.found):
                 probed.append(gateway)
                 resolved.update(resolve_all([gateway], started + self.timeout, self.clock))
@@ -1353,6 +1357,20 @@ class Prober:
         if gateway is not None and gateway in probed:
             self.gateway_result = results[gateway]
         return [results[target] for target in probed]
+
+    def _leaves_this_machine(self, resolved):
+        """Has a target an address beyond loopback? Each address is looked at once (a round
+        must stay cheap); the memory of them is bounded."""
+        for addresses in resolved.values():
+            for _, sockaddr in () if isinstance(addresses, str) else addresses:
+                local = self.loopback.get(sockaddr[0])
+                if local is None:
+                    if len(self.loopback) >= 256:
+                        self.loopback.clear()
+                    local = self.loopback[sockaddr[0]] = _ip_literal(sockaddr[0]).is_loopback
+                if not local:
+                    return True
+        return False
 
     def _start_connect(self, target, family, sockaddr, own, results):
         try:
@@ -1415,16 +1433,19 @@ def read_small_file(path, limit=ROUTE_FILE_LIMIT):
 
 class Surroundings:
     """This machine's own view of its way out (Linux): its default routes, whether their
-    interfaces have a link, and the gateway to probe. Reads a few small files each round; sends
-    nothing. Elsewhere the files are missing: no gateway is found (--gateway sets one) and
-    `local` is never seen."""
+    interfaces have a link, and the gateway to probe. Reads a few small files (the routing table
+    for the gateway at most every ROUTES_RECHECK seconds); sends nothing. Elsewhere the files are
+    missing: no gateway is found (--gateway sets one) and `local` is never seen."""
 
-    def __init__(self, gateway="auto", route_files=ROUTE_FILES, sys_net=SYS_NET):
+    def __init__(self, gateway="auto", route_files=ROUTE_FILES, sys_net=SYS_NET,
+                 clock=time.monotonic):
         self.setting = gateway       # "auto" (the routing table's), "none", or a Target
         self.route_files = route_files
         self.sys_net = sys_net
+        self.clock = clock
         self.had_routes = False      # has a default route been seen since the start?
         self.found = None            # the gateway Target found, kept while its address stays
+        self.looked = None           # when gateway() last read the routing table
 
     def routes(self):
         ipv4, ipv6 = (read_small_file(path) or "" for path in self.route_files)
@@ -1433,16 +1454,20 @@ class Surroundings:
         return routes
 
     def gateway(self):
-        """The gateway to probe now (a Target), or None; reads the routing table again, so a
-        new router (DHCP) is followed."""
-        routes = self.routes()
+        """The gateway to probe now (a Target), or None; reads the routing table again (when
+        ROUTES_RECHECK seconds have passed), so a new router (DHCP) is followed."""
+        now = self.clock()
+        if self.looked is None or now - self.looked >= ROUTES_RECHECK:
+            self.looked = now
+            routes = self.routes()
+            if self.setting == "auto":
+                address = choose_gateway(routes)
+                if address is None:
+                    self.found = None
+                elif self.found is None or self.found.host != address:
+                    self.found = Gateway(address, GATEWAY_PORT, found=True)
         if self.setting != "auto":
             return None if self.setting == "none" else self.setting
-        address = choose_gateway(routes)
-        if address is None:
-            self.found = None
-        elif self.found is None or self.found.host != address:
-            self.found = Gateway(address, GATEWAY_PORT, found=True)
         return self.found
 
     def link_is_up(self, interface):
