@@ -203,15 +203,25 @@ class RoundSchedule:
         self.interval = interval
         self.down_interval = min(down_interval or interval, interval)
         self.origin = first_round
-        self.next_due = self.next_due_down = first_round
+        self.next_due = first_round
+        self.last_start = None
+
+    @property
+    def next_due_down(self):
+        if self.last_start is None:
+            return self.origin
+        return self._next_after(self.last_start, self.down_interval)
 
     def seconds_until_due(self, now, down=False):
         left = (self.next_due_down if down else self.next_due) - now
         return left if left > 1e-9 else 0.0     # a rounding error away is due: no wait of 1e-16 s
 
     def round_started(self, now):
-        self.next_due = self._next_after(now, self.interval)
-        self.next_due_down = self._next_after(now, self.down_interval)
+        self.last_start = now
+        if now >= self.next_due - 1e-9:     # a round on the interval's grid (not a fast one)
+            self.next_due += self.interval
+            if self.next_due <= now:         # it overran, or rounds were missed: skip them
+                self.next_due = self._next_after(now, self.interval)
 
     def _next_after(self, now, step):
         """The first instant of the grid of `step` after `now`; a round that starts a rounding
@@ -1299,9 +1309,8 @@ class Prober:
                 self._drop(list(in_flight))
             else:
                 self._expire(started, own, results)
-        needed = sum(1 if target.is_literal else MAX_ADDRESSES_PER_TARGET
-                     for target in targets) + (gateway is not None)
-        admitted = not in_flight or len(in_flight) + needed <= self.limit
+        admitted = not in_flight or len(in_flight) + (gateway is not None) + sum(
+            1 if target.is_literal else MAX_ADDRESSES_PER_TARGET for target in targets) <= self.limit
         probed = list(targets)
         if admitted:
             resolved = resolve_all(targets, started + self.timeout, self.clock)
@@ -1316,8 +1325,9 @@ class Prober:
                     continue
                 for family, sockaddr in addresses:
                     self._start_connect(target, family, sockaddr, own, results)
-        end = math.inf if wait is None else started + wait
-        deadline = self._soonest_deadline()
+        # a round while up has only its own connects, none due before started + timeout
+        end, deadline = ((math.inf, started + self.timeout) if wait is None
+                         else (started + wait, self._soonest_deadline()))
         selector = self.selector
         try:
             while (own if admitted else in_flight) and not interrupted():
@@ -1330,7 +1340,7 @@ class Prober:
                     self._expire(now, own, results)
                     deadline = self._soonest_deadline()
                     continue
-                for key, _ in selector.select(min(end, deadline) - now):
+                for key, _ in selector.select((deadline if deadline < end else end) - now):
                     if key.data == "wake":
                         _drain(self.wake_fd)
                         continue
@@ -1342,7 +1352,8 @@ class Prober:
                     sock.close()
                     self._record(results, target, error, began, self.clock())
         finally:
-            if wait is None or any(results[target].up for target in targets if target in results):
+            if in_flight and (wait is None or any(results[target].up for target in targets
+                                                  if target in results)):
                 self._drop(list(in_flight))
         return self._round_results(probed, gateway, results)
 
