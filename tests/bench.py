@@ -68,6 +68,8 @@ LOW_FILE_LIMIT = 256         # soft RLIMIT_NOFILE for the "too few file descript
 
 CPU_INTERVAL = "0.05"
 CPU_SECONDS, QUICK_CPU_SECONDS = 30.0, 5.0
+CPU_REPEAT, QUICK_CPU_REPEAT = 3, 1     # side-by-side runs per interpreter; the median is shown
+CALLGRIND_WARMUP, CALLGRIND_SECONDS = 15.0, 20.0   # under valgrind: start-up, then counted
 CPU_WARMUP = 2.0             # the steady-state figure leaves out the first seconds (start-up)
 SEED_QUOTED = {"cpu_seconds": 0.3, "vmhwm_mb": 21.0}   # the issue's figures for the seed, 30 s
 
@@ -610,6 +612,14 @@ def _stderr(proc):
     return text.strip()[-1000:]
 
 
+def _pin_to_last_cpu():
+    """The programs measured side by side share one CPU (the last), the listeners' threads in
+    this process keep to the others: every program meets the same cache and the same rivals.
+    (Their starts are staggered, so that their rounds do not wake together.)"""
+    cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpus[-1]})
+
+
 def cpu_runs(runs, seconds):
     """Starts every run [(name, argv, cwd, env)] at the same time, each probing its own counting
     listener, and stops them all after `seconds`: side by side, they share whatever else the
@@ -619,10 +629,12 @@ def cpu_runs(runs, seconds):
     procs = []
     try:
         for (name, argv, cwd, env), listener in zip(runs, listeners):
+            if procs:       # their rounds must not wake together: a share of the interval apart
+                time.sleep(float(CPU_INTERVAL) / len(runs))
             argv = [part.replace("{port}", str(listener.port)) for part in argv]
             procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                          cwd=cwd, env=env))
+                                          cwd=cwd, env=env, preexec_fn=_pin_to_last_cpu))
         started = time.monotonic()
         time.sleep(CPU_WARMUP)
         warm = [(_schedstat_seconds(proc.pid), listener.count)
@@ -657,7 +669,56 @@ def cpu_runs(runs, seconds):
     return rows
 
 
-def bench_cpu(work, seconds, before=None):
+def median_row(rows):
+    """One row for the same program's runs: the median of each figure (the steady state's every
+    value kept in `steady_runs`), the highest peak memory."""
+    row = dict(rows[0])
+    for key in ("probes", "cpu", "user", "system", "cpu_per_1000", "steady_cpu_per_1000"):
+        values = [r[key] for r in rows if r[key] is not None]
+        row[key] = statistics.median(values) if values else None
+    row["probes"] = int(row["probes"]) if row["probes"] is not None else 0
+    row["steady_runs"] = [r["steady_cpu_per_1000"] for r in rows]
+    row["vmhwm_mb"] = max((r["vmhwm_mb"] for r in rows if r["vmhwm_mb"]), default=None)
+    return row
+
+
+def instructions_per_probe(script, work, seconds=CALLGRIND_SECONDS):
+    """User-space instructions per probe in the steady state, counted by valgrind's callgrind
+    (None without valgrind): instrumentation is switched on after a warm-up and off after
+    `seconds`; the probes are the connections a counting listener accepted in between. Unlike
+    CPU time, the count does not depend on what else the machine does."""
+    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        return None
+    listener = CountingListener()
+    out = work / ("callgrind-%s.out" % Path(script).parent.name)
+    proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                             "--callgrind-out-file=%s" % out, sys.executable, str(script),
+                             "-a", "127.0.0.1:%d" % listener.port, "-i", CPU_INTERVAL, "-t", "1",
+                             "--no-mail", "-q", "--state-file", str(out) + ".state"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(CALLGRIND_WARMUP)
+        subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], capture_output=True,
+                       timeout=30)
+        first = listener.count
+        time.sleep(seconds)
+        subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], capture_output=True,
+                       timeout=30)
+        probes = listener.count - first
+    finally:
+        stop_process(proc, timeout=60)
+        listener.close()
+    total = 0
+    for path in work.glob(out.name + "*"):
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith(("summary:", "totals:")):
+                total = max(total, int(line.split()[1]))
+    return {"probes": probes, "instructions": total,
+            "per_probe": round(total / probes) if probes else None}
+
+
+def bench_cpu(work, seconds, before=None, repeat=CPU_REPEAT):
     baseline = work / "baseline_loop.py"
     baseline.write_text(BASELINE_LOOP)
     # Run as a script, the program is compiled from source at every start; run as a module
@@ -685,12 +746,25 @@ def bench_cpu(work, seconds, before=None):
                 ("plain blocking loop", [sys.executable, *flags, str(baseline), "-a", "127.0.0.1",
                                          "-p", "{port}", "-i", CPU_INTERVAL, "-t", "1"],
                  None, None)]
-        log("cpu: %s side by side under %s for %g s at -i %s"
-            % (", ".join(name for name, _, _, _ in runs), interpreter, seconds, CPU_INTERVAL))
-        for row in cpu_runs(runs, seconds):
+        batches = []
+        for number in range(repeat):
+            log("cpu: %s side by side under %s for %g s at -i %s (%d of %d)"
+                % (", ".join(name for name, _, _, _ in runs), interpreter, seconds, CPU_INTERVAL,
+                   number + 1, repeat))
+            batches.append(cpu_runs(runs, seconds))
+        for index in range(len(runs)):
+            row = median_row([batch[index] for batch in batches])
             row["interpreter"] = interpreter
             rows.append(row)
-    return {"interval": float(CPU_INTERVAL), "seconds": seconds, "warmup": CPU_WARMUP,
+    counted = {}
+    for name, script in (("pyNetConnMon", PROGRAM), (BEFORE_NAME, before)):
+        if script is not None:
+            log("cpu: instructions per probe of %s under callgrind (%g s)"
+                % (name, CALLGRIND_WARMUP + CALLGRIND_SECONDS))
+            counted[name] = instructions_per_probe(script, work)
+    return {"interval": float(CPU_INTERVAL), "seconds": seconds, "repeat": repeat,
+            "instructions": counted,
+            "warmup": CPU_WARMUP,
             "rows": rows, "site_pth": site_note(), "seed_quoted": SEED_QUOTED,
             "before": str(before) if before else None}
 
@@ -835,6 +909,18 @@ def markdown(results):
             lines.append("| CPU per 1000 probes at `-i %g`, %s | %s (steady state %s) | %s | %s |"
                          % (cpu["interval"], row["program"], _s(row["cpu_per_1000"], 3),
                             _s(row["steady_cpu_per_1000"], 3), goal, met))
+        counted = cpu.get("instructions") or {}
+        old = counted.get(BEFORE_NAME)
+        for name, count in counted.items():
+            if not count:
+                continue
+            goal, met = "—", ""
+            if name == "pyNetConnMon" and old:
+                goal = "≤ the `--before` copy's (%s)" % format(old["per_probe"], ",")
+                met = _met(count["per_probe"] <= old["per_probe"])
+            lines.append("| instructions per probe at `-i %g` (callgrind, user space, %d probes), "
+                         "%s | %s | %s | %s |" % (cpu["interval"], count["probes"], name,
+                                                  format(count["per_probe"], ","), goal, met))
         for row in cpu["rows"]:
             if row["interpreter"] != "python3":
                 continue
@@ -877,15 +963,20 @@ def markdown(results):
                 if own["n"] else "—", _s(stats["floor"], 3), _s(stats["grid_floor"], 3)))
         lines.append("")
     if cpu:
-        lines += ["### CPU and memory, %g s at `-i %g`, one healthy loopback target" % (
-                      cpu["seconds"], cpu["interval"]), "",
+        repeat = cpu.get("repeat", 1)
+        lines += ["### CPU and memory, %g s at `-i %g`, one healthy loopback target%s" % (
+                      cpu["seconds"], cpu["interval"],
+                      ", %d side-by-side runs (medians)" % repeat if repeat > 1 else ""), "",
                   "| program | interpreter | probes | CPU s (user+sys) | CPU s / 1000 probes | "
                   "steady CPU s / 1000 probes | VmHWM MB |", "|---|---|---|---|---|---|---|"]
         for row in cpu["rows"]:
-            lines.append("| %s | `%s` | %d | %.3f (%.3f+%.3f) | %s | %s | %s |" % (
+            runs = row.get("steady_runs") or []
+            lines.append("| %s | `%s` | %d | %.3f (%.3f+%.3f) | %s | %s%s | %s |" % (
                 row["program"], row["interpreter"], row["probes"], row["cpu"], row["user"],
                 row["system"], _s(row["cpu_per_1000"], 3).replace(" s", ""),
-                _s(row["steady_cpu_per_1000"], 3).replace(" s", ""), row["vmhwm_mb"]))
+                _s(row["steady_cpu_per_1000"], 3).replace(" s", ""),
+                " (runs: %s)" % ", ".join("%.3f" % value for value in runs if value is not None)
+                if len(runs) > 1 else "", row["vmhwm_mb"]))
         if cpu["seconds"] == CPU_SECONDS:
             lines.append("| seed program (quoted in the issue, not measured here) | | ~600 "
                          "| ~%.1f | | | ~%g |"
@@ -951,6 +1042,9 @@ def build_parser():
     parser.add_argument("--before", metavar="PATH",
                         help="an older pyNetConnMon.py to run in the cpu section beside the one "
                              "measured, for a before/after of CPU and memory in one run")
+    parser.add_argument("--cpu-repeat", type=int, metavar="N",
+                        help="side-by-side CPU runs per interpreter, the median shown (default: "
+                             "%d, %d with --quick)" % (CPU_REPEAT, QUICK_CPU_REPEAT))
     parser.add_argument("--cpu-seconds", type=float, metavar="SECONDS",
                         help="length of each CPU run (default: %g, %g with --quick)"
                              % (CPU_SECONDS, QUICK_CPU_SECONDS))
@@ -992,8 +1086,9 @@ def main(argv=None):
             elif name == "cpu":
                 (work / name).mkdir()
                 seconds = args.cpu_seconds or (QUICK_CPU_SECONDS if args.quick else CPU_SECONDS)
-                results[name] = bench_cpu(work / name, seconds,
-                                          Path(args.before).resolve() if args.before else None)
+                results[name] = bench_cpu(
+                    work / name, seconds, Path(args.before).resolve() if args.before else None,
+                    args.cpu_repeat or (QUICK_CPU_REPEAT if args.quick else CPU_REPEAT))
             elif name == "mail":
                 results[name] = bench_mail(netlab, work / name, rng,
                                            QUICK_MAIL_REPEAT if args.quick else MAIL_REPEAT)
