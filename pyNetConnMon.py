@@ -11,6 +11,7 @@ Python 3.9+, standard library only. Mail goes through the pySendMail submodule.
 """
 
 import argparse
+import bisect
 import errno
 import ipaddress
 import json
@@ -43,6 +44,8 @@ DEFAULT_HEARTBEAT = 60.0
 DOWN_INTERVAL_SHARE = 10         # while down, probe this many times as often as -i by default ...
 DOWN_INTERVAL_MIN = 0.05         # ... but no more often than every this many seconds
 DOWN_CONNECTS_LIMIT = 64         # connects in flight at most while probing fast (see Prober)
+DEFAULT_SLOW_MS = 1000.0         # a SYN the kernel had to send again makes a connect 1 s slower
+DEFAULT_STATS_INTERVAL = 60.0
 
 NOTIFY_COMMAND_TIMEOUT = 60.0
 NOTIFY_ERROR_TAIL = 4096         # bytes: only the end of a notify command's stderr is kept
@@ -80,6 +83,15 @@ METRICS_ACCEPT_PAUSE = 0.5       # seconds without accepting after accept() foun
 DEFAULT_PING_INTERVAL = 60.0
 PING_RESPONSE_LIMIT = 4096       # bytes of the ping answer read before closing (it is not used)
 
+# Connect times: statistics windows, losses the kernel repaired, the metrics histogram
+CONNECT_TIME_RATIO = 1.01        # log-spaced buckets, each 1 % wider: percentiles within 1 %
+CONNECT_TIME_RANGE = (0.001, 1e6)    # ms; a time outside is counted at the edge (2084 buckets)
+RESENT_SYN_AFTER = (1.0, 3.0, 7.0, 15.0, 31.0, 63.0)   # s after the first SYN (Linux: RTO 1 s,
+                                                       # doubled for each further one)
+RESENT_SYN_MARGIN = 0.1          # s: a connect this much earlier than a resend still counts
+CONNECT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0,
+                   16.0)         # s, the metrics histogram's: 1, 2, 4, 8 s part resent SYNs
+
 # ---------------------------------------------------------------------------------------------
 # Exceptions: library code raises these; only main() turns them into messages and exit codes
 # ---------------------------------------------------------------------------------------------
@@ -110,7 +122,8 @@ class Settings:
                  "backoff_max", "backoff_step", "heartbeat", "log_file", "state_file",
                  "metrics_port", "metrics_address", "ping_url", "ping_interval", "pysendmail",
                  "notify_command", "no_mail", "test_mail", "once", "quiet", "summary", "since",
-                 "until", "discard_pending", "gateway", "down_interval")
+                 "until", "discard_pending", "gateway", "slow", "stats_interval",
+                 "down_interval")
 
     DEFAULTS = dict(targets=(), interval=DEFAULT_INTERVAL, timeout=DEFAULT_TIMEOUT,
                     min_interruption=DEFAULT_MIN_INTERRUPTION, backoff_min=DEFAULT_BACKOFF_MIN,
@@ -119,8 +132,8 @@ class Settings:
                     metrics_port=None, metrics_address=DEFAULT_METRICS_ADDRESS, ping_url=None,
                     ping_interval=DEFAULT_PING_INTERVAL, pysendmail=None, notify_command=None,
                     no_mail=False, test_mail=False, once=False, quiet=False, summary=False,
-                    since=None, until=None, discard_pending=False, gateway="auto",
-                    down_interval=None)
+                    since=None, until=None, discard_pending=False, gateway="auto", slow=None,
+                    stats_interval=DEFAULT_STATS_INTERVAL, down_interval=None)
 
     def __init__(self, **values):
         unknown = set(values) - set(self.__slots__)
@@ -141,6 +154,14 @@ class Settings:
             return self.down_interval
         return min(self.interval, max(DOWN_INTERVAL_MIN, self.interval / DOWN_INTERVAL_SHARE))
 
+    @property
+    def slow_ms(self):
+        """The slow threshold in effect, in ms; 0: slow periods are not watched. --slow not
+        given (None) means DEFAULT_SLOW_MS, but only if a connect that slow is not a timeout."""
+        if self.slow is not None:
+            return self.slow
+        return DEFAULT_SLOW_MS if DEFAULT_SLOW_MS < self.timeout * 1000.0 else 0.0
+
 
 # ---------------------------------------------------------------------------------------------
 # The event log's vocabulary: the one list of events that the monitor writes and --summary reads
@@ -158,7 +179,7 @@ class EventKind:
 EVENTS = {
     "start": EventKind(("version", "targets", "interval", "down_interval", "timeout",
                         "min_interruption", "backoff_min", "backoff_max", "backoff_step", "pid",
-                        "state_file", "gateway"), True),
+                        "state_file", "gateway", "slow_ms", "stats_interval"), True),
     "stop": EventKind(("signal", "down_since", "cause"), True),
     "down": EventKind(("start", "start_after", "start_before", "reason", "targets", "cause"),
                       True),    # the first round's cause
@@ -174,9 +195,15 @@ EVENTS = {
     "dns_down": EventKind(("targets", "reason")),
     "dns_up": EventKind(("targets", "start", "end", "duration", "ignored")),
     "gateway_changed": EventKind(("gateway",)),
-    "report_sent": EventKind(("interruptions", "partial_outages", "via", "next_wait")),
-    "report_failed": EventKind(("interruptions", "partial_outages", "via", "reason", "retry_in")),
-    "pending_discarded": EventKind(("interruptions", "partial_outages")),
+    # slow, not down: even the fastest target took --slow or longer to connect
+    "slow": EventKind(("start", "connect_ms"), True),
+    "slow_end": EventKind(("start", "end", "duration", "ignored", "median_ms", "max_ms"), True),
+    "stats": EventKind(("start", "end", "targets")),
+    "report_sent": EventKind(("interruptions", "partial_outages", "slow_periods", "via",
+                              "next_wait")),
+    "report_failed": EventKind(("interruptions", "partial_outages", "slow_periods", "via",
+                                "reason", "retry_in")),
+    "pending_discarded": EventKind(("interruptions", "partial_outages", "slow_periods")),
     "ping_failed": EventKind(("url", "reason")),
     "ping_ok": EventKind(("url",)),
 }
@@ -239,26 +266,32 @@ class Interruption:
     """One stretch of downtime: wall-clock start for people, a monotonic-clock duration."""
 
     __slots__ = ("id", "start", "end", "duration", "reason", "kind", "cut_short", "targets",
-                 "count", "cause", "part")
+                 "count", "cause", "part", "median_ms", "max_ms")
 
     def __init__(self, id, start, end, duration, reason, kind="outage", cut_short=False,
-                 targets=(), count=1, cause=None, part=None):
+                 targets=(), count=1, cause=None, part=None, median_ms=None, max_ms=None):
         self.id = id
         self.start = start          # wall-clock epoch seconds of the first failed round
         self.end = end              # wall-clock epoch seconds of the first good round
         self.duration = duration    # seconds, from the monotonic clock
         self.reason = reason
-        self.kind = kind            # "outage", "gap" (the monitor was not running), "many", or
-                                    # "partial" (the connection stayed up: see `part`)
-        self.cut_short = cut_short  # the monitor stopped while the network was still down
+        self.kind = kind            # "outage", "gap" (the monitor was not running), "many",
+                                    # "partial" (the connection stayed up: see `part`), or
+                                    # "slow": a slow period (the connection was up, but slow)
+        self.cut_short = cut_short  # the monitor stopped while the network was still down (slow)
         self.targets = list(targets)    # labels of the targets it was measured on
-        self.count = count          # > 1 only for "many": interruptions folded into one entry
+        self.count = count          # > 1 for "many", and for slow periods folded into one entry
         self.cause = cause          # one of CAUSES, the final one; None: not known (gap, folded)
         self.part = part            # a partial outage's what ("target X", "IPv6", "names");
                                     # None for an interruption
+        self.median_ms = median_ms  # a slow period's fastest connects: their median (None when
+        self.max_ms = max_ms        # folded) and maximum
 
     def to_dict(self):
-        return {name: getattr(self, name) for name in self.__slots__}
+        data = {name: getattr(self, name) for name in self.__slots__}
+        if self.kind != "slow":
+            del data["median_ms"], data["max_ms"]
+        return data
 
     @classmethod
     def from_dict(cls, data):
@@ -669,14 +702,246 @@ class PingHealth:
         return "failed"
 
 
-class PendingReports:
-    """Interruptions (and partial outages) waiting for an accepted report, their ids, and when
-    the next report may go out (the backoff). No I/O: the state file and the deliverer are
-    someone else's job.
+# -- connect times: statistics windows, losses the kernel repaired, slow periods ---------------
 
-    Interruptions are in `items`, partial outages in `partials`. Each list is bounded: beyond
-    PENDING_LIMIT entries the first and last half are kept in full and the ones between are
-    folded into one counted, timed entry (kind "many").
+_LOG_RATIO = math.log(CONNECT_TIME_RATIO)
+
+
+class ConnectTimes:
+    """Connect times in a log-spaced histogram: its size never depends on how many times it
+    holds (at most 2084 buckets over CONNECT_TIME_RANGE). The minimum and maximum are exact; a
+    percentile is the mean of the times in the bucket holding its sample: exact when they are
+    all equal, and always within 1 % of that sample, since a bucket is 1 % wide."""
+
+    __slots__ = ("buckets", "count", "minimum", "maximum")
+
+    def __init__(self):
+        self.buckets = {}           # bucket number n -> [count, sum of ms] of the times in
+        self.count = 0              # [ratio**n, ratio**(n+1)) ms
+        self.minimum = math.inf     # ms
+        self.maximum = -math.inf    # ms
+
+    def add(self, seconds, count=1):
+        """`count` times a connect of `seconds` (the summary weighs windows by their connects)."""
+        ms = seconds * 1000.0
+        if ms < self.minimum:
+            self.minimum = ms
+        if ms > self.maximum:
+            self.maximum = ms
+        low, high = CONNECT_TIME_RANGE
+        number = math.floor(math.log(min(max(ms, low), high)) / _LOG_RATIO)
+        bucket = self.buckets.get(number)
+        if bucket is None:
+            self.buckets[number] = [count, ms * count]
+        else:
+            bucket[0] += count
+            bucket[1] += ms * count
+        self.count += count
+
+    def values(self):
+        """(mean ms, count) for each bucket, fastest first."""
+        for number in sorted(self.buckets):
+            count, total = self.buckets[number]
+            yield total / count, count
+
+    def percentile(self, fraction):
+        """The ms below which `fraction` of the times lie (nearest rank), or None when empty."""
+        rank = max(1, math.ceil(fraction * self.count - 1e-9))
+        seen = 0
+        for ms, count in self.values():
+            seen += count
+            if seen >= rank:
+                return ms
+        return None
+
+
+def resent_syns(extra):
+    """How many SYNs the kernel sent again for a connect that took `extra` seconds longer than
+    the usual: Linux resends an unanswered SYN 1 s after the first, then 3, 7, 15 ... s after
+    it; each counts once the connect took that long, less RESENT_SYN_MARGIN."""
+    count = 0
+    for after in RESENT_SYN_AFTER:
+        if extra < after - RESENT_SYN_MARGIN:
+            break
+        count += 1
+    return count
+
+
+def _ms(value):
+    return None if value is None or not math.isfinite(value) else round(value, 3)
+
+
+class TargetWindow:
+    __slots__ = ("probes", "failures", "times")
+
+    def __init__(self):
+        self.probes = 0
+        self.failures = 0
+        self.times = ConnectTimes()
+
+
+class StatisticsWindow:
+    """Each target's probes, failures and connect times over windows of `length` seconds on
+    the monotonic clock, and at each window's end its figures (see figures()).
+
+    A round belongs to the window it began in. Losses: a connect that took at least 0.9 s
+    longer than the usual (the lower of this window's minimum and the previous window's median)
+    waited for a SYN sent again, 2.9 s longer for two (see resent_syns).
+    """
+
+    def __init__(self, length):
+        self.length = length
+        self.start = None           # (monotonic, wall clock) of the window's start
+        self.targets = {}           # label -> TargetWindow
+        self.previous_median = {}   # label -> ms, of the window before
+
+    def add(self, results, mono, wall):
+        """Records a round begun at `mono`. Returns (start, end, figures) of the window it ended
+        (wall-clock instants), or None."""
+        ended = None
+        if self.start is None:
+            self.start = (mono, wall)
+        elif mono >= self.start[0] + self.length:
+            start_mono, start_wall = self.start
+            ended = self.close(start_mono + self.length)
+            later = math.floor((mono - start_mono) / self.length) * self.length
+            self.start = (start_mono + later, start_wall + later)
+        targets = self.targets
+        for result in results:
+            label = result.target.label
+            window = targets.get(label)
+            if window is None:
+                window = targets[label] = TargetWindow()
+            window.probes += 1
+            if result.up:
+                window.times.add(result.connect_time or 0.0)
+            else:
+                window.failures += 1
+        return ended
+
+    def close(self, mono):
+        """Ends the window at `mono` (a stop ends it early). Returns (start, end, figures), or
+        None when it holds no probe."""
+        if self.start is None or not self.targets:
+            return None
+        start_mono, start_wall = self.start
+        figures = {label: self._figures(label, window) for label, window in self.targets.items()}
+        self.start, self.targets = (mono, start_wall + (mono - start_mono)), {}
+        return start_wall, start_wall + (mono - start_mono), figures
+
+    def _figures(self, label, window):
+        times = window.times
+        median = times.percentile(0.5)
+        usual = min(times.minimum, self.previous_median.get(label, math.inf))
+        losses = sum(resent_syns((ms - usual) / 1000.0) * count for ms, count in times.values())
+        if median is not None:
+            self.previous_median[label] = median
+        return {"probes": window.probes, "failures": window.failures, "losses": losses,
+                "min_ms": _ms(times.minimum), "median_ms": _ms(median),
+                "p95_ms": _ms(times.percentile(0.95)), "max_ms": _ms(times.maximum)}
+
+
+class ConnectCounters:
+    """Per target since the start: probes, failures, and the connect times of the metrics
+    histogram (CONNECT_BUCKETS), as Prometheus counts them."""
+
+    def __init__(self):
+        self.targets = {}           # label -> [probes, failures, sum of seconds, bucket counts]
+
+    def record(self, results):
+        for result in results:
+            counts = self.targets.get(result.target.label)
+            if counts is None:
+                counts = self.targets[result.target.label] = [
+                    0, 0, 0.0, [0] * (len(CONNECT_BUCKETS) + 1)]
+            counts[0] += 1
+            if result.up:
+                seconds = result.connect_time or 0.0
+                counts[2] += seconds
+                counts[3][bisect.bisect_left(CONNECT_BUCKETS, seconds)] += 1
+            else:
+                counts[1] += 1
+
+    def snapshot(self):
+        """((label, probes, failures, sum, cumulative counts, one per bucket and +Inf), ...)"""
+        rows = []
+        for label, (probes, failures, total, buckets) in self.targets.items():
+            cumulative, running = [], 0
+            for count in buckets:
+                running += count
+                cumulative.append(running)
+            rows.append((label, probes, failures, round(total, 6), tuple(cumulative)))
+        return tuple(rows)
+
+
+def fastest_connect(results):
+    """The connect time of the fastest target that answered, or None when none did."""
+    times = [result.connect_time or 0.0 for result in results if result.up]
+    return min(times) if times else None
+
+
+class OngoingSlow:
+    __slots__ = ("start_mono", "start_wall", "times")
+
+    def __init__(self, start_mono, start_wall):
+        self.start_mono = start_mono
+        self.start_wall = start_wall
+        self.times = ConnectTimes()     # the fastest connect of each of its rounds
+
+
+class SlowTracker:
+    """Turns the fastest connect of each round into SLOW and SLOW ENDED transitions.
+
+    The connection is slow from the first round whose fastest connect took `threshold_ms` or
+    longer, to the moment a faster connect got through, or to the start of a round in which no
+    target answered: a slow stretch that turns into an interruption ends where it begins.
+    """
+
+    def __init__(self, threshold_ms, min_duration):
+        self.threshold = threshold_ms / 1000.0
+        self.min_duration = min_duration
+        self.slow = None
+
+    @property
+    def is_slow(self):
+        return self.slow is not None
+
+    def observe(self, fastest, mono, wall):
+        """`fastest`: seconds, or None when no target answered. Returns ("slow", OngoingSlow),
+        ("slow_end", (OngoingSlow, end wall, duration, ignored, by_interruption)) or None."""
+        if fastest is not None and fastest >= self.threshold:
+            if self.slow is None:
+                self.slow = OngoingSlow(mono, wall)
+                self.slow.times.add(fastest)
+                return ("slow", self.slow)
+            self.slow.times.add(fastest)
+            return None
+        if self.slow is None:
+            return None
+        if fastest is None:
+            return ("slow_end", self.end(mono, wall) + (True,))
+        return ("slow_end", self.end(mono + fastest, wall + fastest) + (False,))
+
+    def end(self, mono, wall):
+        """Ends the slow stretch at `mono` (also at a stop): (OngoingSlow, end wall, duration,
+        ignored)."""
+        slow, self.slow = self.slow, None
+        duration = max(0.0, mono - slow.start_mono)
+        return (slow, wall, duration, not counts_as_interruption(duration, self.min_duration))
+
+    def ongoing_duration(self, mono):
+        return 0.0 if self.slow is None else max(0.0, mono - self.slow.start_mono)
+
+
+class PendingReports:
+    """Interruptions (partial outages, slow periods) waiting for an accepted report, their ids,
+    and when the next report may go out (one backoff for all). No I/O: the state file and the
+    deliverer are someone else's job.
+
+    Interruptions are in `items`, partial outages in `partials`, slow periods in `slow_items`.
+    Each list is bounded: beyond PENDING_LIMIT entries the first and last half are kept in full
+    and the ones between are folded into one counted, timed entry (kind "many"; for slow
+    periods a "slow" entry with a count, its maximum and no median).
     """
 
     def __init__(self, backoff, limit=None):
@@ -684,10 +949,11 @@ class PendingReports:
         self.limit = limit or PENDING_LIMIT
         self.items = []
         self.partials = []
+        self.slow_items = []
         self.next_id = 1
 
     def __len__(self):
-        return len(self.items) + len(self.partials)
+        return len(self.items) + len(self.partials) + len(self.slow_items)
 
     @property
     def count(self):
@@ -699,11 +965,18 @@ class PendingReports:
         """How many partial outages wait, the folded ones included."""
         return sum(item.count for item in self.partials)
 
+    @property
+    def slow_count(self):
+        """How many slow periods wait, the folded ones included."""
+        return sum(item.count for item in self.slow_items)
+
     def add(self, start, end, duration, reason, targets, kind="outage", cut_short=False,
-            cause=None, part=None):
-        entries = self.items if part is None else self.partials
+            cause=None, part=None, median_ms=None, max_ms=None):
+        entries = (self.slow_items if kind == "slow" else self.items if part is None
+                   else self.partials)
         entries.append(Interruption(self.next_id, start, end, duration, reason, kind, cut_short,
-                                    targets, cause=cause, part=part))
+                                    targets, cause=cause, part=part, median_ms=median_ms,
+                                    max_ms=max_ms))
         self.next_id += 1
         if len(entries) > self.limit:
             self._fold(entries, self.limit // 2)
@@ -712,7 +985,10 @@ class PendingReports:
     def _fold(entries, at):
         """Folds the entry after `at` into the entry at `at` (which becomes a "many" entry)."""
         into, item = entries[at], entries.pop(at + 1)
-        if into.kind != "many":
+        if into.kind == "slow" and into.count == 1:
+            into = entries[at] = Interruption(into.id, into.start, into.end, into.duration, "",
+                                              "slow", targets=into.targets, max_ms=into.max_ms)
+        elif into.kind not in ("many", "slow"):
             into = entries[at] = Interruption(
                 into.id, into.start, into.end, into.duration, "", "many", targets=into.targets,
                 count=into.count, cause=into.cause,
@@ -723,30 +999,36 @@ class PendingReports:
         into.count += item.count
         into.targets = into.targets + [label for label in item.targets
                                        if label not in into.targets]
+        if into.kind == "slow":
+            into.max_ms = max(into.max_ms or 0.0, item.max_ms or 0.0)
 
     def due(self, now, network_down):
         """The entries a report should carry now; [] when none is due."""
         if not len(self) or network_down:
             self.backoff.quiet(now)
             return []
-        return self.items + self.partials if self.backoff.may_send(now) else []
+        if not self.backoff.may_send(now):
+            return []
+        return self.items + self.slow_items + self.partials
 
     def accepted(self, ids, now):
         self.backoff.record_success(now)
         sent = set(ids)
         self.items = [item for item in self.items if item.id not in sent]
         self.partials = [item for item in self.partials if item.id not in sent]
+        self.slow_items = [item for item in self.slow_items if item.id not in sent]
 
     def failed(self, now):
         self.backoff.record_failure(now)
 
     def discard(self):
         """Forgets everything pending; returns how many interruptions that was."""
-        count, self.items, self.partials = self.count, [], []
+        count, self.items, self.partials, self.slow_items = self.count, [], [], []
         return count
 
     def to_dict(self, mono, wall):
         return {"pending": [item.to_dict() for item in self.items + self.partials],
+                "slow_pending": [item.to_dict() for item in self.slow_items],
                 "next_id": self.next_id, "backoff": self.backoff.to_dict(mono, wall)}
 
     def restore(self, state, mono, wall):
@@ -754,8 +1036,10 @@ class PendingReports:
         entries = [Interruption.from_dict(item) for item in state["pending"]]
         self.items = [item for item in entries if item.part is None]
         self.partials = [item for item in entries if item.part is not None]
-        self.next_id = max([state["next_id"]] + [item.id + 1 for item in entries])
-        for kept in (self.items, self.partials):
+        self.slow_items = [Interruption.from_dict(item) for item in state["slow_pending"]]
+        self.next_id = max([state["next_id"]] + [item.id + 1
+                                                 for item in entries + self.slow_items])
+        for kept in (self.items, self.partials, self.slow_items):
             while len(kept) > self.limit:
                 self._fold(kept, self.limit // 2)
         self.backoff.restore(state["backoff"], mono, wall)
@@ -784,6 +1068,20 @@ def recover_previous_run(state, wall, min_interruption):
                        not counts_as_interruption(duration, min_interruption))
 
 
+def recover_slow_period(state, min_interruption):
+    """The slow period a run that did not stop cleanly was in at its last heartbeat, as keyword
+    arguments for PendingReports.add() when it counts, else None."""
+    heartbeat, slow = state.get("heartbeat"), state.get("slow")
+    if state.get("clean_stop") or heartbeat is None or not slow:
+        return None
+    duration = max(0.0, heartbeat - slow["start"])
+    if not counts_as_interruption(duration, min_interruption):
+        return None
+    return dict(start=slow["start"], end=heartbeat, duration=duration, reason="",
+                targets=state["targets"], kind="slow", cut_short=True,
+                median_ms=slow["median_ms"], max_ms=slow["max_ms"])
+
+
 class MetricsCounters:
     """The counters behind /metrics (they never go down), and the snapshot of a round."""
 
@@ -794,6 +1092,8 @@ class MetricsCounters:
         self.reports_sent = 0
         self.report_failures = 0
         self.by_cause = {cause: [0, 0.0] for cause in CAUSES}    # cause -> [count, downtime]
+        self.slow_seconds = 0.0          # in slow periods that ended and counted
+        self.connect = ConnectCounters()
 
     def interruption_ended(self, duration, ignored, cause=None):
         if ignored:
@@ -805,13 +1105,22 @@ class MetricsCounters:
             counted[0] += 1
             counted[1] += duration
 
-    def snapshot(self, results, ongoing, min_interruption, unreported, last_round, gateway=None):
+    def slow_ended(self, duration, ignored):
+        if not ignored:
+            self.slow_seconds += duration
+
+    def snapshot(self, results, ongoing, min_interruption, unreported, last_round, gateway=None,
+                 slow=None, ongoing_slow=0.0):
         """`ongoing`: how long the current outage had lasted at the last round (0 while up);
-        `gateway`: the gateway's ProbeResult in the last round, or None."""
+        `gateway`: the gateway's ProbeResult in the last round, or None; `slow`: whether the
+        connection is slow (None: not watched), and `ongoing_slow` since when (0: not slow)."""
         interruptions, downtime = self.interruptions, self.downtime
         if ongoing and counts_as_interruption(ongoing, min_interruption):
             interruptions += 1           # it can no longer end up ignored
             downtime += ongoing
+        slow_seconds = self.slow_seconds
+        if ongoing_slow and counts_as_interruption(ongoing_slow, min_interruption):
+            slow_seconds += ongoing_slow
         return MetricsSnapshot(
             network_up=any(result.up for result in results) if results else None,
             targets=tuple((result.target.label, result.up,
@@ -824,7 +1133,9 @@ class MetricsCounters:
             gateway=None if gateway is None else (gateway.target.label,
                                                   gateway_answered(gateway)),
             causes=tuple((cause, count, round(downtime, 3))
-                         for cause, (count, downtime) in self.by_cause.items()))
+                         for cause, (count, downtime) in self.by_cause.items()),
+            connect=self.connect.snapshot(), slow=slow,
+            slow_seconds=None if slow is None else round(slow_seconds, 3))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -870,10 +1181,13 @@ def plural(count, word):
     return "%d %s%s" % (count, word, "" if count == 1 else "s")
 
 
-def pending_text(count, partial=0):
-    """'2 interruptions', '2 interruptions and 1 partial outage', or '1 partial outage'."""
-    parts = [plural(count, "interruption")] if count or not partial else []
-    return " and ".join(parts + ([plural(partial, "partial outage")] if partial else []))
+def pending_text(count, partial=0, slow=0):
+    """'2 interruptions', '2 interruptions and 1 partial outage', '1 partial outage',
+    '1 interruption, 1 slow period and 2 partial outages'."""
+    parts = [plural(count, "interruption")] if count or not (partial or slow) else []
+    parts += ([plural(slow, "slow period")] if slow else [])
+    parts += ([plural(partial, "partial outage")] if partial else [])
+    return " and ".join([", ".join(parts[:-1])] + parts[-1:]) if len(parts) > 1 else parts[0]
 
 
 # What each cause means, in the console's few words and in a report's one line per cause.
@@ -943,7 +1257,28 @@ def _targets_of(interruptions):
     return labels
 
 
-def _table(entries, with_targets, noun):
+def milliseconds(value):
+    """1520 ms, 45.3 ms, 0.25 ms; "-" for None."""
+    if value is None:
+        return "-"
+    return "%.*f ms" % (0 if value >= 100 else 1 if value >= 10 else 2, value)
+
+
+def describe_slow_period(item, with_targets=False):
+    note = item.reason
+    if item.count > 1:
+        note = ("%s between these times, added up here (the event log has each)"
+                % plural(item.count, "slow period"))
+    elif item.cut_short:
+        note = "the monitor stopped while still slow"
+    if with_targets and item.targets:
+        note += ("; " if note else "") + "targets " + ", ".join(item.targets)
+    return ("%s  %s  %12s  %9s  %9s  %s" % (
+        local_time(item.start), local_time(item.end), human_duration(item.duration),
+        milliseconds(item.median_ms), milliseconds(item.max_ms), note)).rstrip()
+
+
+def _table(entries, with_targets, noun, describe=describe_interruption):
     """A report's rows for `entries`: beyond REPORT_LIST_LIMIT the first and last half."""
     shown = entries
     if len(entries) > REPORT_LIST_LIMIT:
@@ -951,31 +1286,42 @@ def _table(entries, with_targets, noun):
         left_out = sum(item.count for item in entries[half:-half])
         shown = entries[:half] + [None] + entries[-half:]
     return ["... %s left out here; the event log has all of them ..." % plural(left_out, noun)
-            if item is None else describe_interruption(item, with_targets) for item in shown]
+            if item is None else describe(item, with_targets) for item in shown]
 
 
-def format_report(entries, hostname):
+def format_report(entries, hostname, slow_ms=None):
     """Subject and body of one report about `entries`: interruptions (all of them count in the
-    totals), then partial outages in their own section."""
-    interruptions = [item for item in entries if item.part is None]
+    totals), then slow periods and partial outages, each in their own section. `slow_ms` is the
+    threshold the slow periods were seen with."""
+    interruptions = [item for item in entries if item.part is None and item.kind != "slow"]
+    slow = [item for item in entries if item.kind == "slow"]
     partials = [item for item in entries if item.part is not None]
     count = sum(item.count for item in interruptions)
     partial_count = sum(item.count for item in partials)
+    slow_count = sum(item.count for item in slow)
     total = sum(item.duration for item in interruptions)
+    slowness = "%s, %s slow" % (plural(slow_count, "slow period"),
+                                human_duration(sum(item.duration for item in slow)))
     targets = _targets_of(entries)
     changed = len({tuple(item.targets) for item in entries}) > 1
-    if not interruptions:
+    if not interruptions and not slow:
         subject = "pyNetConnMon on %s: %s, the connection stayed up" % (
             hostname, plural(partial_count, "partial outage"))
         lines = ["pyNetConnMon on %s saw %s and no interruption: the connection stayed up."
                  % (hostname, plural(partial_count, "partial outage"))]
     else:
-        subject = "pyNetConnMon on %s: %s, %s of downtime%s" % (
-            hostname, plural(count, "interruption"), human_duration(total),
-            "; %s" % plural(partial_count, "partial outage") if partials else "")
-        lines = ["pyNetConnMon on %s saw %s (%s of downtime in total)%s." % (
-            hostname, plural(count, "interruption"), human_duration(total),
-            " and %s" % plural(partial_count, "partial outage") if partials else "")]
+        told = ([] if not interruptions else
+                ["%s, %s of downtime" % (plural(count, "interruption"), human_duration(total))])
+        told += [slowness] if slow else []
+        told += [plural(partial_count, "partial outage")] if partials else []
+        subject = "pyNetConnMon on %s: %s" % (hostname, "; ".join(told))
+        saw = [] if not interruptions else ["%s (%s of downtime in total)" % (
+            plural(count, "interruption"), human_duration(total))]
+        saw += ["%s (%s in total)" % (plural(slow_count, "slow period"), human_duration(
+            sum(item.duration for item in slow)))] if slow else []
+        saw += [plural(partial_count, "partial outage")] if partials else []
+        lines = ["pyNetConnMon on %s saw %s." % (
+            hostname, " and ".join([", ".join(saw[:-1])] + saw[-1:] if len(saw) > 1 else saw))]
     lines += [
         "",
         "Host:    %s" % hostname,
@@ -998,6 +1344,13 @@ def format_report(entries, hostname):
                          "a power cut: the connection may or may not have been up then."
                          % (plural(len(gaps), "gap"),
                             human_duration(sum(gap.duration for gap in gaps))))
+    if slow:
+        lines += ["", "Slow periods: the connection was up, but even the fastest target took %s "
+                  "to connect, in every round; median and max of those connects:"
+                  % ("%s or longer" % milliseconds(slow_ms) if slow_ms else "--slow or longer"),
+                  "%-19s  %-19s  %12s  %9s  %9s" % ("start", "end", "duration", "median", "max")]
+        lines += _table(slow, changed, "slow period", describe_slow_period)
+        lines += ["", "Total: %s." % slowness]
     if partials:
         lines += ["", "Partial outages: the connection stayed up (another target answered), "
                       "but these failed:",
@@ -1021,12 +1374,14 @@ class MetricsSnapshot:
 
     __slots__ = ("network_up", "targets", "interruptions", "ignored_interruptions",
                  "downtime_seconds", "unreported_interruptions", "reports_sent",
-                 "report_failures", "last_round", "gateway", "causes")
+                 "report_failures", "last_round", "gateway", "causes", "connect", "slow",
+                 "slow_seconds")
 
     def __init__(self, network_up=None, targets=(), interruptions=0, ignored_interruptions=0,
                  downtime_seconds=0.0, unreported_interruptions=0, reports_sent=0,
                  report_failures=0, last_round=None, gateway=None,
-                 causes=tuple((cause, 0, 0.0) for cause in CAUSES)):
+                 causes=tuple((cause, 0, 0.0) for cause in CAUSES), connect=None, slow=None,
+                 slow_seconds=None):
         self.network_up = network_up                # None before the first round
         self.targets = targets                      # ((label, up, connect seconds or None), ...)
         self.interruptions = interruptions          # counted ones, an ongoing one included
@@ -1038,6 +1393,9 @@ class MetricsSnapshot:
         self.last_round = last_round                # Unix time; None before the first round
         self.gateway = gateway                      # (label, answered) in the last round or None
         self.causes = causes                        # ((cause, interruptions, downtime), ...)
+        self.connect = connect      # ConnectCounters.snapshot(); None: connect times not counted
+        self.slow = slow                            # None: slow periods not watched
+        self.slow_seconds = slow_seconds            # in counted slow periods, an ongoing one too
 
 
 def _metric_value(value):
@@ -1112,6 +1470,27 @@ def render_metrics(snapshot, version=VERSION):
     family("downtime_by_cause_seconds_total", "counter",
            "Seconds of downtime in counted interruptions by cause, counted when they end.",
            [((("cause", cause),), float(downtime)) for cause, _, downtime in snapshot.causes])
+    if snapshot.connect is not None:
+        connect = snapshot.connect
+        name = "connect_duration_seconds"
+        family(name, "histogram", "Time the TCP connects that got through took, per target.", [])
+        for label, _, _, total, cumulative in connect:
+            target = 'target="%s"' % _label_value(label)
+            for bound, count in zip(CONNECT_BUCKETS + (math.inf,), cumulative):
+                lines.append('pynetconnmon_%s_bucket{%s,le="%s"} %d'
+                             % (name, target, _metric_value(bound), count))
+            lines.append("pynetconnmon_%s_sum{%s} %s" % (name, target, _metric_value(total)))
+            lines.append("pynetconnmon_%s_count{%s} %d" % (name, target, cumulative[-1]))
+        family("probes_total", "counter", "TCP connects tried, per target.",
+               [((("target", label),), probes) for label, probes, _, _, _ in connect])
+        family("probe_failures_total", "counter", "TCP connects that failed, per target.",
+               [((("target", label),), failures) for label, _, failures, _, _ in connect])
+    if snapshot.slow is not None:
+        family("slow", "gauge", "1 while the connection is slow: even the fastest target took "
+               "--slow or longer to connect, in every round since the last faster one.",
+               single(snapshot.slow))
+        family("slow_seconds_total", "counter", "Seconds in slow periods of at least "
+               "--min-interruption, an ongoing one included.", single(snapshot.slow_seconds))
     return "\n".join(lines) + "\n"
 
 
@@ -1310,7 +1689,8 @@ class Prober:
             else:
                 self._expire(started, own, results)
         admitted = not in_flight or len(in_flight) + (gateway is not None) + sum(
-            1 if target.is_literal else MAX_ADDRESSES_PER_TARGET for target in targets) <= self.limit
+            1 if target.is_literal else MAX_ADDRESSES_PER_TARGET
+            for target in targets) <= self.limit
         probed = list(targets)
         if admitted:
             resolved = resolve_all(targets, started + self.timeout, self.clock)
@@ -1818,10 +2198,11 @@ class Reporter:
     """Sends the reports PendingReports says are due through a deliverer, one at a time in the
     background, and applies each outcome to the pending list."""
 
-    def __init__(self, pending, deliverer, hostname, on_done, spawn=None):
+    def __init__(self, pending, deliverer, hostname, on_done, spawn=None, slow_ms=None):
         self.pending = pending
         self.deliverer = deliverer
         self.hostname = hostname
+        self.slow_ms = slow_ms          # the threshold slow periods are seen with, for the report
         self.worker = OneJobAtATime("delivery", on_done, describe_send_error, spawn)
         self.problem_shown = False
 
@@ -1844,23 +2225,25 @@ class Reporter:
             shown, self.problem_shown = self.problem_shown, True
             return None if shown else problem
         self.problem_shown = False
-        subject, body = format_report(batch, self.hostname)
+        subject, body = format_report(batch, self.hostname, self.slow_ms)
         self.worker.submit(lambda: self.deliverer.deliver(subject, body),
-                           tag=(sum(item.count for item in batch if item.part is None),
+                           tag=(sum(item.count for item in batch
+                                    if item.part is None and item.kind != "slow"),
                                 sum(item.count for item in batch if item.part is not None),
+                                sum(item.count for item in batch if item.kind == "slow"),
                                 [item.id for item in batch]))
         return None
 
     def outcomes(self, now):
-        """[(interruptions in the report, partial outages in it, None or why it failed)] for
-        deliveries that ended."""
+        """[(interruptions in the report, partial outages in it, slow periods in it, None or
+        why it failed)] for deliveries that ended."""
         done = []
-        for (count, partial, ids), failure in self.worker.take_results():
+        for (count, partial, slow, ids), failure in self.worker.take_results():
             if failure is None:
                 self.pending.accepted(ids, now)
             else:
                 self.pending.failed(now)
-            done.append((count, partial, failure))
+            done.append((count, partial, slow, failure))
         return done
 
     def cancel(self):
@@ -1886,6 +2269,7 @@ STATE_SIZE_LIMIT = 16 * 1024 * 1024  # bytes; a bounded pending list needs far l
 _LATEST_TIME = 253402300799.0        # 9999-12-31 23:59:59 UTC: later instants have no date
 _LONGEST = 100 * 366 * 86400.0       # seconds: no duration or wait in a state file is longer
 _STATE_KINDS = ("outage", "gap", "many", "partial")
+_SLOWEST = 1e9                       # ms: no connect time in a state file is longer
 
 
 def _state_number(value, what, low, high, optional=False):
@@ -1953,6 +2337,19 @@ def _state_cause(value, what):
     return value
 
 
+def _check_slow_period(data, what):
+    data = _state_object(data, what)
+    if data.get("kind") != "slow":
+        raise ValueError("%s is not a slow period" % what)
+    checked = _check_interruption(dict(data, kind="outage"), what)
+    checked.update(kind="slow",
+                   median_ms=_state_number(data.get("median_ms"), what + " median_ms", 0.0,
+                                           _SLOWEST, True),
+                   max_ms=_state_number(data.get("max_ms"), what + " max_ms", 0.0, _SLOWEST,
+                                        True))
+    return checked
+
+
 def check_state(data):
     """The previous run's state with every field checked and nothing else; ValueError says what
     cannot be used. Missing optional fields (older files) get their defaults."""
@@ -1965,7 +2362,15 @@ def check_state(data):
         down = {"start": _state_number(down.get("start"), "down start", 0.0, _LATEST_TIME),
                 "reason": _state_text(down.get("reason", "down"), "down reason"),
                 "cause": _state_cause(down.get("cause"), "down cause")}
+    slow = data.get("slow")
+    if slow is not None:
+        slow = _state_object(slow, "slow")
+        slow = {"start": _state_number(slow.get("start"), "slow start", 0.0, _LATEST_TIME),
+                "median_ms": _state_number(slow.get("median_ms"), "slow median_ms", 0.0,
+                                           _SLOWEST, True),
+                "max_ms": _state_number(slow.get("max_ms"), "slow max_ms", 0.0, _SLOWEST, True)}
     pending = _state_list(data.get("pending", []), "pending", 100 * PENDING_LIMIT)
+    slow_pending = _state_list(data.get("slow_pending", []), "slow_pending", 100 * PENDING_LIMIT)
     return {
         "format": STATE_FORMAT,
         "heartbeat": _state_number(data.get("heartbeat"), "heartbeat", 0.0, _LATEST_TIME, True),
@@ -1975,6 +2380,9 @@ def check_state(data):
         "next_id": int(_state_number(data.get("next_id", 1), "next_id", 0, 2 ** 53)),
         "pending": [_check_interruption(item, "pending entry %d" % number)
                     for number, item in enumerate(pending, 1)],
+        "slow": slow,
+        "slow_pending": [_check_slow_period(item, "slow_pending entry %d" % number)
+                         for number, item in enumerate(slow_pending, 1)],
         "backoff": {
             "wait": _state_number(backoff.get("wait"), "backoff wait", 0.0, _LONGEST, True),
             "last_sent": _state_number(backoff.get("last_sent"), "backoff last_sent", 0.0,
@@ -2706,7 +3114,8 @@ class Announcer:
                        timeout=settings.timeout, min_interruption=settings.min_interruption,
                        backoff_min=settings.backoff_min, backoff_max=settings.backoff_max,
                        backoff_step=settings.backoff_step, pid=os.getpid(), state_file=state_path,
-                       gateway=gateway_setting(settings.gateway))
+                       gateway=gateway_setting(settings.gateway), slow_ms=settings.slow_ms,
+                       stats_interval=settings.stats_interval)
         self.console.info("started pyNetConnMon %s (pid %d): watching %s every %g s%s, timeout %g "
                           "s, interruptions under %g s ignored%s" % (
                               VERSION, os.getpid(), ", ".join(settings.target_labels),
@@ -2724,6 +3133,11 @@ class Announcer:
                                   else settings.gateway.label,
                                   GATEWAY_PORT if settings.gateway == "auto"
                                   else settings.gateway.port), wall)
+        if settings.slow is None and not settings.slow_ms:
+            self.console.info("slow periods are not watched: a connect of %s (the default "
+                              "--slow) is a timeout with -t %g; give a longer -t, or --slow "
+                              "below %g" % (milliseconds(DEFAULT_SLOW_MS), settings.timeout,
+                                            settings.timeout * 1000), wall)
 
     @staticmethod
     def _window(outage):
@@ -2790,6 +3204,28 @@ class Announcer:
             ": shorter than %g s, ignored" % self.settings.min_interruption if ignored else ""),
             wall)
 
+    def slow(self, wall, connect, label):
+        self.log.write("slow", wall, start=iso_time(wall), connect_ms=_ms(connect * 1000.0))
+        self.console.info("SLOW the fastest connect took %s (%s)"
+                          % (milliseconds(connect * 1000.0), label), wall)
+
+    def slow_end(self, wall, slow, duration, ignored, by_interruption):
+        median, maximum = _ms(slow.times.percentile(0.5)), _ms(slow.times.maximum)
+        self.log.write("slow_end", wall, start=iso_time(slow.start_wall), end=iso_time(wall),
+                       duration=round(duration, 3), ignored=ignored, median_ms=median,
+                       max_ms=maximum)
+        if ignored:
+            self.console.info("SLOW ENDED after %s: shorter than %g s, ignored"
+                              % (human_duration(duration), self.settings.min_interruption), wall)
+        else:
+            self.console.info("SLOW ENDED after %s%s (slow since %s, median %s, max %s)" % (
+                human_duration(duration), ", when the interruption began" if by_interruption
+                else "", local_time(slow.start_wall), milliseconds(median),
+                milliseconds(maximum)), wall)
+
+    def stats(self, start, end, figures):
+        self.log.write("stats", end, start=iso_time(start), end=iso_time(end), targets=figures)
+
     def gap(self, wall, start, end, duration, ignored):
         self.log.write("gap", wall, start=iso_time(start), end=iso_time(end),
                        duration=round(duration, 3), ignored=ignored)
@@ -2801,25 +3237,25 @@ class Announcer:
                               "running for %s since %s" % (human_duration(duration),
                                                            local_time(start)), wall)
 
-    def still_to_report(self, wall, count, partial=0):
+    def still_to_report(self, wall, count, partial=0, slow=0):
         self.console.info("%s from the previous run still to report"
-                          % pending_text(count, partial), wall)
+                          % pending_text(count, partial, slow), wall)
 
     def report_not_set_up(self, problem):
         self.console.warning("report pending, but %s" % problem)
 
-    def report_sent(self, wall, count, via, next_wait, partial=0):
-        self.log.write("report_sent", wall, interruptions=count, partial_outages=partial, via=via,
-                       next_wait=next_wait)
-        self.console.info("report sent (%s%s) by %s; next report no sooner than in %s" % (
-            plural(count, "interruption"),
+    def report_sent(self, wall, count, via, next_wait, partial=0, slow=0):
+        self.log.write("report_sent", wall, interruptions=count, partial_outages=partial,
+                       slow_periods=slow, via=via, next_wait=next_wait)
+        self.console.info("report sent (%s%s%s) by %s; next report no sooner than in %s" % (
+            plural(count, "interruption"), ", %s" % plural(slow, "slow period") if slow else "",
             ", %s" % plural(partial, "partial outage") if partial else "", via,
             human_duration(next_wait)), wall)
 
-    def report_failed(self, wall, count, via, reason, partial=0):
+    def report_failed(self, wall, count, via, reason, partial=0, slow=0):
         retry = self.settings.backoff_min
         self.log.write("report_failed", wall, interruptions=count, partial_outages=partial,
-                       via=via, reason=reason, retry_in=retry)
+                       slow_periods=slow, via=via, reason=reason, retry_in=retry)
         self.console.warning("report not delivered: %s; retrying in %s"
                              % (reason, human_duration(retry)), wall)
 
@@ -2843,15 +3279,15 @@ class Announcer:
     def state_not_saved(self, path, error):
         self.console.error("cannot write state file %s: %s" % (path, _one_line(error)))
 
-    def stopped(self, wall, signal_name, down_since, pending, cause=None, partial=0):
+    def stopped(self, wall, signal_name, down_since, pending, cause=None, partial=0, slow=0):
         fields = {"signal": signal_name}
         if down_since is not None:
             fields["down_since"] = iso_time(down_since)
             fields["cause"] = cause
         self.log.write("stop", wall, **fields)
         self.console.info("stopped (%s)%s" % (signal_name, (
-            "; %s still to report" % pending_text(pending, partial)) if pending or partial
-            else ""), wall)
+            "; %s still to report" % pending_text(pending, partial, slow))
+            if pending or partial or slow else ""), wall)
 
 
 class SystemClock:
@@ -2884,6 +3320,9 @@ class Monitor:
         self.tracker = InterruptionTracker(settings.min_interruption)
         self.judge = CauseJudge()
         self.partials = PartialOutages(settings.targets, settings.min_interruption)
+        self.slow = (SlowTracker(settings.slow_ms, settings.min_interruption)
+                     if settings.slow_ms else None)
+        self.stats = StatisticsWindow(settings.stats_interval) if settings.stats_interval else None
         self.counters = MetricsCounters()
         self.last_results = ()
         self.last_gateway = None         # the gateway's ProbeResult in the last round, or None
@@ -2914,8 +3353,11 @@ class Monitor:
             targets, stopping = self.settings.targets, lambda: self.waker.stop_signal is not None
             gateway = self.surroundings.gateway() if self.surroundings is not None else None
             # while down, a fast round lasts until the next is due; its connects may outlive it
+            # (--down-interval equal to -i: none, rounds as while up)
+            fast = down and schedule.down_interval < schedule.interval
             results = self.prober.probe_round(
-                targets, stopping, gateway, wait=schedule.seconds_until_due(now, True) if down else None)
+                targets, stopping, gateway,
+                wait=schedule.seconds_until_due(now, True) if fast else None)
             if self.waker.stop_signal is not None:
                 break
             self._handle_round(results[:len(targets)], now, wall, results[len(targets):])
@@ -2929,6 +3371,7 @@ class Monitor:
         """`gateway`: the gateway's ProbeResult in a list, or [] when it was not probed."""
         self.last_results = results
         self.last_round = (mono, self.clock.wall())
+        self._measure(results, mono, wall)
         answered = [result.answered if result.answered is not None
                     else mono + (result.connect_time or 0.0) for result in results if result.up]
         target_reasons = {result.target.label: result.reason for result in results if not result.up}
@@ -2986,6 +3429,40 @@ class Monitor:
                                    reason=outage.reason, targets=self.settings.target_labels,
                                    kind="partial", part=partial_what(key))
 
+    def _measure(self, results, mono, wall):
+        """Connect times: the metrics, the statistics window, slow periods. The round that ends
+        an interruption is not slow: its connect often waited for a SYN sent again."""
+        self.counters.connect.record(results)
+        if self.stats is not None:
+            ended = self.stats.add(results, mono, wall)
+            if ended is not None:
+                self.say.stats(*ended)
+        fastest = fastest_connect(results)
+        if self.slow is None or (fastest is not None and self.tracker.is_down):
+            return
+        transition = self.slow.observe(fastest, mono, wall)
+        if transition is None:
+            return
+        kind, detail = transition
+        if kind == "slow":
+            label = next(result.target.label for result in results
+                         if result.up and (result.connect_time or 0.0) == fastest)
+            self.say.slow(wall, fastest, label)
+        elif self._slow_ended(*detail):
+            self._save_state()
+
+    def _slow_ended(self, slow, end, duration, ignored, by_interruption=False, cut_short=False):
+        """Tells of it; a slow period that counts waits for a report. Returns whether it counts."""
+        self.counters.slow_ended(duration, ignored)
+        self.say.slow_end(end, slow, duration, ignored, by_interruption)
+        if not ignored:
+            self._add_interruption(
+                start=slow.start_wall, end=end, duration=duration, kind="slow",
+                reason="an interruption followed" if by_interruption else "",
+                targets=self.settings.target_labels, cut_short=cut_short,
+                median_ms=_ms(slow.times.percentile(0.5)), max_ms=_ms(slow.times.maximum))
+        return not ignored
+
     def _after_round(self):
         now = self.clock.monotonic()
         if self.reporter is not None:
@@ -3005,14 +3482,15 @@ class Monitor:
         if self.reporter is None:
             return
         outcomes = self.reporter.outcomes(self.clock.monotonic())
-        for count, partial, failure in outcomes:
+        for count, partial, slow, failure in outcomes:
             wall, via = self.clock.wall(), self.reporter.deliverer.name
             if failure is None:
                 self.counters.reports_sent += 1
-                self.say.report_sent(wall, count, via, self.reporter.pending.backoff.wait, partial)
+                self.say.report_sent(wall, count, via, self.reporter.pending.backoff.wait, partial,
+                                     slow)
             else:
                 self.counters.report_failures += 1
-                self.say.report_failed(wall, count, via, failure, partial)
+                self.say.report_failed(wall, count, via, failure, partial, slow)
         if outcomes:
             self._save_state()
             self._publish_metrics()
@@ -3027,12 +3505,19 @@ class Monitor:
             return
         mono, wall = self.last_round or (None, None)
         ongoing = self.tracker.ongoing_duration(mono) if mono is not None else 0.0
+        slow = self.slow
         self.metrics_board.publish(self.counters.snapshot(
             self.last_results, ongoing, self.settings.min_interruption, self._pending_count(), wall,
-            self.last_gateway))
+            self.last_gateway, slow=None if slow is None else slow.is_slow,
+            ongoing_slow=slow.ongoing_duration(mono) if slow and mono is not None else 0.0))
 
     def _pending_count(self):
         return self.reporter.pending.count if self.reporter is not None else 0
+
+    def _pending_others(self):
+        """(partial outages, slow periods) waiting for a report."""
+        pending = self.reporter.pending if self.reporter is not None else None
+        return (pending.partial_count, pending.slow_count) if pending is not None else (0, 0)
 
     # -- state file and event log ------------------------------------------------------------
     def _save_state(self, clean_stop=False):
@@ -3040,11 +3525,15 @@ class Monitor:
             return
         mono, wall = self.clock.monotonic(), self.clock.wall()
         outage = self.tracker.outage
+        slow = self.slow.slow if self.slow is not None else None
         data = {"format": STATE_FORMAT, "heartbeat": wall, "clean_stop": clean_stop,
                 "targets": self.settings.target_labels, "pending": [], "next_id": 1, "backoff": {},
                 "down": None if outage is None else {
                     "start": outage.start_wall, "reason": outage.reason, "cause": outage.cause,
-                    "duration": self.tracker.ongoing_duration(mono)}}
+                    "duration": self.tracker.ongoing_duration(mono)},
+                "slow": None if slow is None else {
+                    "start": slow.start_wall, "median_ms": _ms(slow.times.percentile(0.5)),
+                    "max_ms": _ms(slow.times.maximum)}}
         if self.reporter is not None:
             data.update(self.reporter.pending.to_dict(mono, wall))
         self.last_heartbeat = mono      # also after a failure: try again at the next heartbeat
@@ -3059,11 +3548,13 @@ class Monitor:
         if self.reporter is not None:
             self.reporter.pending.restore(state, mono, wall)
             if self.reporter.pending:
-                self.say.still_to_report(wall, self._pending_count(),
-                                         self.reporter.pending.partial_count)
+                self.say.still_to_report(wall, self._pending_count(), *self._pending_others())
         cut_short, gap = recover_previous_run(state, wall, self.settings.min_interruption)
         if cut_short:
             self._add_interruption(**cut_short)
+        slow = recover_slow_period(state, self.settings.min_interruption)
+        if slow:
+            self._add_interruption(**slow)
         if gap is not None:
             start, end, duration, ignored = gap
             self.say.gap(wall, start, end, duration, ignored)
@@ -3110,6 +3601,8 @@ class Monitor:
     def stop(self):
         self._wait_for_delivery_in_flight()
         mono, wall = self.clock.monotonic(), self.clock.wall()
+        if self.slow is not None and self.slow.is_slow:
+            self._slow_ended(*self.slow.end(mono, wall), cut_short=True)
         outage, self.tracker.outage = self.tracker.outage, None
         if outage is not None:
             duration = max(0.0, mono - outage.start_mono)
@@ -3126,8 +3619,7 @@ class Monitor:
         self.prober.close()
         self._save_state(clean_stop=True)
         self.say.stopped(wall, self.waker.stop_signal, outage and outage.start_wall,
-                         self._pending_count(), outage and outage.cause,
-                         self.reporter.pending.partial_count if self.reporter is not None else 0)
+                         self._pending_count(), outage and outage.cause, *self._pending_others())
         return self.waker.stop_signal
 
 
@@ -3287,6 +3779,17 @@ class DaySummary:
             hours[hour] += seconds
 
 
+class DayLatency:
+    """One local calendar day's connect times, from the stats windows that ended on it."""
+
+    __slots__ = ("date", "medians", "p95s")
+
+    def __init__(self, key):
+        self.date = _date_text(key)
+        self.medians = ConnectTimes()      # each stats window's median, weighted by its connects
+        self.p95s = ConnectTimes()         # ... and its 95th percentile
+
+
 class Summary:
     """What summarize_events() found. Instants are epoch seconds, durations seconds."""
 
@@ -3314,6 +3817,26 @@ class Summary:
         self.targets = []           # the targets every run watched (none when runs differ)
         self.targets_changed = False
         self.partial_only = {}      # target label or "ipv4"/"ipv6" -> seconds it alone failed
+        self.slow = 0.0             # in slow periods of at least min-interruption
+        self.slow_periods = 0
+        self.slow_longest = 0.0
+        self.slow_ignored = 0       # shorter slow stretches
+        self.slow_spans = []        # (start, end) of each slow period counted, in order
+        self.windows = 0            # stats windows with a connect that got through
+        self.medians = ConnectTimes()   # per window, of its fastest target (by median),
+        self.p95s = ConnectTimes()      # weighted by that target's connects
+        self.latency_days = {}      # (year, month, day) -> DayLatency
+
+    def day_latency(self, key):
+        day = self.latency_days.get(key)
+        if day is None:
+            day = self.latency_days[key] = DayLatency(key)
+        return day
+
+    @property
+    def has_latency(self):
+        """Did the log say anything about slow periods or connect times?"""
+        return bool(self.windows or self.slow_periods or self.slow_ignored)
 
     @property
     def period(self):
@@ -3352,6 +3875,7 @@ class _Timeline:
         self.until = math.inf if summary.until is None else summary.until
         self.monitored_to = -math.inf
         self.down_to = -math.inf
+        self.slow_to = -math.inf
         self.days = {}               # (year, month, day) -> DaySummary: a day a span begins or ends
         self.whole = ([], [])        # [down]: (start, end) of the whole days inside spans, in order
 
@@ -3393,6 +3917,33 @@ class _Timeline:
     def blip(self, instant):
         if self.since <= instant < self.until:
             self.summary.blips += 1
+
+    def slow(self, start, end, ignored):
+        summary = self.summary
+        if ignored:
+            if self.since <= start < self.until:
+                summary.slow_ignored += 1
+            return
+        start, end = max(start, self.since, self.slow_to), min(end, self.until)
+        if end <= start:
+            return
+        self.slow_to = end
+        summary.slow += end - start
+        summary.slow_periods += 1
+        summary.slow_longest = max(summary.slow_longest, end - start)
+        summary.slow_spans.append((start, end))
+
+    def window(self, end, median, p95, connects):
+        """A stats window that ended at `end`: the median and 95th percentile (ms) of its
+        fastest target, which got through `connects` times."""
+        if not self.since <= end < self.until:
+            return
+        summary = self.summary
+        day = summary.day_latency(time.localtime(end)[:3])
+        summary.windows += 1
+        for times, ms in ((summary.medians, median), (summary.p95s, p95),
+                          (day.medians, median), (day.p95s, p95)):
+            times.add(ms / 1000.0, connects)
 
     def _spread(self, start, end, down):
         first = self._day(start)
@@ -3455,7 +4006,7 @@ class _Run:
     """A run of the monitor as the replay sees it: from its start to its latest sign of life."""
 
     __slots__ = ("start", "seen", "down_since", "down_text", "down_cause", "min_interruption",
-                 "targets")
+                 "targets", "slow_since")
 
     def __init__(self, start, min_interruption, targets=()):
         self.start = self.seen = start
@@ -3464,6 +4015,7 @@ class _Run:
         self.down_cause = None       # ... and the cause its `down` gave
         self.min_interruption = min_interruption
         self.targets = targets       # the labels its start names (at most SUMMARY_TARGETS_KEPT)
+        self.slow_since = None       # the connection has been slow since then (None: not slow)
 
 
 def _label_family(label):
@@ -3682,6 +4234,45 @@ class _Replay:
             if alone.covers and alone.since <= start:
                 alone.overlap += self._clipped(start, end)
 
+    def on_slow(self, moment, record):
+        run = self._alive(moment)
+        if run.slow_since is None:
+            run.slow_since = moment
+
+    def on_slow_end(self, moment, record):
+        run = self._alive(moment)
+        began = parse_log_time(record.get("start"))
+        if began is None:
+            began = run.slow_since
+        if began is None:
+            began = moment - max(0.0, _number(record.get("duration"), 0.0))
+        began = max(min(began, moment), run.start)
+        ignored = record.get("ignored")
+        if not isinstance(ignored, bool):
+            ignored = moment - began < run.min_interruption
+        self.timeline.slow(began, moment, ignored)
+        run.slow_since = None
+
+    def on_stats(self, moment, record):
+        """A statistics window: its fastest target (by median) stands for the connection."""
+        self._alive(moment)
+        targets = record.get("targets")
+        if not isinstance(targets, dict):
+            return
+        fastest = None
+        for figures in targets.values():
+            if not isinstance(figures, dict):
+                continue
+            median, p95 = _number(figures.get("median_ms")), _number(figures.get("p95_ms"))
+            connects = (_number(figures.get("probes"), 0.0)
+                        - _number(figures.get("failures"), 0.0))
+            if None in (median, p95) or min(median, p95) < 0 or not 1 <= connects <= 1e9:
+                continue
+            if fastest is None or median < fastest[0]:
+                fastest = (median, p95, int(connects))
+        if fastest is not None:
+            self.timeline.window(moment, *fastest)
+
     def on_log_reopened(self, moment, record):
         """A rotated log begins here with the monitor running: it counts from here."""
         self._alive(moment)
@@ -3723,8 +4314,15 @@ class _Replay:
         return moment if began is None else min(began, moment)
 
     def _close(self, run, end, down, at_end=False):
-        """Counts a run that ended at `end`, the network down since `down` (None: up)."""
+        """Counts a run that ended at `end`, the network down since `down` (None: up); a slow
+        stretch it did not see end lasted until `end`."""
         end = max(run.start, end)
+        if run.slow_since is not None:
+            slow = max(run.start, run.slow_since)
+            if end - slow >= run.min_interruption:
+                self.timeline.slow(slow, end, False)
+            elif not at_end:
+                self.timeline.slow(slow, end, True)
         if down is not None:
             down = max(run.start, down)
             if end - down >= run.min_interruption:
@@ -3952,6 +4550,8 @@ def format_summary(summary, source, ascii=False):
         "Downtime:      %s" % downtime,
     ]
     lines += _summary_by_cause(summary) + _summary_partial(summary)
+    if summary.has_latency:
+        lines += latency_lines(summary)
     lines += [
         "",
         "%-10s  %7s  %4s  %16s   %s" % ("day", "avail", "int", "downtime",
@@ -3966,7 +4566,74 @@ def format_summary(summary, source, ascii=False):
     ]
     if any(day.days > 1 for day in summary.days):
         lines.append("'.. DATE (N days)': N days in a row alike in every hour, with their totals.")
+    if summary.has_latency:
+        lines += latency_table(summary)
     return "\n".join(lines) + "\n"
+
+
+def latency_lines(summary):
+    """The summary's lines on slow periods and connect times, below its downtime."""
+    slow = human_duration(summary.slow)
+    if summary.slow_periods:
+        slow += " in %s (longest %s)" % (plural(summary.slow_periods, "slow period"),
+                                         human_duration(summary.slow_longest))
+    connect = "no stats events"
+    if summary.windows:
+        connect = "median %s, 95th percentile %s (%s)" % (
+            milliseconds(summary.medians.percentile(0.5)),
+            milliseconds(summary.p95s.percentile(0.95)), plural(summary.windows, "stats window"))
+    return ["Slow:          %s, %s ignored" % (slow, plural(summary.slow_ignored, "shorter one")),
+            "Connect time:  %s" % connect]
+
+
+def latency_rows(summary):
+    """For each row of the day table (a day, or days alike in a row): its seconds in slow
+    periods, and the connect times of the stats windows that ended in it, as (row, slow
+    seconds, DayLatency or None). Work grows with the rows, spans and days with windows."""
+    spans, days, result = summary.slow_spans, sorted(summary.latency_days.items()), []
+    next_span = next_day = 0
+    for row in summary.days:
+        slow = 0.0
+        while next_span < len(spans) and spans[next_span][1] <= row.start:
+            next_span += 1
+        for start, end in spans[next_span:]:
+            if start >= row.end:
+                break
+            slow += min(end, row.end) - max(start, row.start)
+        inside = []
+        while next_day < len(days) and days[next_day][1].date <= row.last_date:
+            if days[next_day][1].date >= row.date:
+                inside.append(days[next_day][1])
+            next_day += 1
+        times = inside[0] if len(inside) == 1 else None
+        if len(inside) > 1:                  # days alike in availability: their windows together
+            times = DayLatency(days[next_day - 1][0])
+            for day in inside:
+                for mine, theirs in ((times.medians, day.medians), (times.p95s, day.p95s)):
+                    for ms, count in theirs.values():
+                        mine.add(ms / 1000.0, count)
+        result.append((row, slow, times))
+    return result
+
+
+def latency_table(summary):
+    """One row per row of the day table with slow time or connect times, and what the columns
+    mean."""
+    lines = ["", "%-10s  %12s  %10s  %10s" % ("day", "slow", "median", "p95")]
+    for row, slow, times in latency_rows(summary):
+        if not slow and times is None:
+            continue
+        lines.append(("%-10s  %12s  %10s  %10s%s" % (
+            row.date, human_duration(slow),
+            milliseconds(times and times.medians.percentile(0.5)),
+            milliseconds(times and times.p95s.percentile(0.95)),
+            " .. %s (%d days)" % (row.last_date, row.days) if row.days > 1 else "")))
+    lines += ["",
+              "slow: time in slow periods of at least --min-interruption. median, p95: the "
+              "connect time of the fastest target (the one with the lowest median in each stats "
+              "window): the median of the windows' medians and the 95th percentile of their 95th "
+              "percentiles, each window weighted by its connects that got through."]
+    return lines
 
 
 def _discard_output(out):
@@ -4027,6 +4694,7 @@ TIMEOUT_RANGE = (0.001, 3600.0)
 DURATION_RANGE = (0.0, _YEAR)       # -m, -bmin, -bmax, -bstep
 HEARTBEAT_RANGE = (1.0, _DAY)       # a save more often than rounds can run would starve them
 PING_INTERVAL_RANGE = (0.1, _DAY)    # pings go one at a time, at most one per round
+STATS_INTERVAL_RANGE = (1.0, _DAY)   # or 0: no stats events
 
 # Which run uses which option (--once, --test-mail, --summary, or else the monitor). Any other
 # run refuses the option instead of silently ignoring it. --metrics-address and --ping-interval
@@ -4046,6 +4714,8 @@ OPTION_RUNS = (
     ("log_file", "--log-file", (RUN_MONITOR, RUN_SUMMARY)),
     ("state_file", "--state-file", (RUN_MONITOR,)),
     ("heartbeat", "--heartbeat", (RUN_MONITOR,)),
+    ("slow", "--slow", (RUN_MONITOR,)),
+    ("stats_interval", "--stats-interval", (RUN_MONITOR,)),
     ("metrics_port", "--metrics-port", (RUN_MONITOR,)),
     ("ping_url", "--ping-url", (RUN_MONITOR,)),
     ("pysendmail", "--pysendmail", (RUN_MONITOR, RUN_TEST_MAIL)),
@@ -4138,6 +4808,13 @@ def _seconds(low, high):
     return convert
 
 
+def _milliseconds():
+    """An argparse type: a finite number of milliseconds, 0 or more (-t bounds it further)."""
+    convert = _seconds(0.0, math.inf)
+    convert.__name__ = "milliseconds"
+    return convert
+
+
 def _range(bounds):
     return "%g to %g s" % bounds
 
@@ -4182,6 +4859,19 @@ def build_parser():
     parser.add_argument("-bstep", "--backoff-step", type=duration,
                         help="backoff increment for each further report, up to 1 year (default: %.1f)"
                              % DEFAULT_BACKOFF_STEP)
+    parser.add_argument("--slow", type=_milliseconds(), metavar="MS",
+                        help="the connection is slow while even the fastest target takes MS "
+                             "milliseconds or longer to connect, in every round; a slow stretch "
+                             "of at least -m seconds is reported like an interruption; 0: off. "
+                             "MS must be below -t: a slower connect is a failure (default: %g, "
+                             "off when -t is %g or less)" % (DEFAULT_SLOW_MS,
+                                                             DEFAULT_SLOW_MS / 1000))
+    parser.add_argument("--stats-interval", type=_seconds(0.0, STATS_INTERVAL_RANGE[1]),
+                        metavar="SECONDS",
+                        help="write each target's probes, failures, losses and connect times "
+                             "(min, median, 95th percentile, max) to the event log every "
+                             "SECONDS, %s; 0: never (default: %.1f)"
+                             % (_range(STATS_INTERVAL_RANGE), DEFAULT_STATS_INTERVAL))
     parser.add_argument("--log-file", metavar="PATH",
                         help="append every event to PATH as JSON Lines (SIGHUP reopens it)")
     parser.add_argument("--state-file", metavar="PATH",
@@ -4257,11 +4947,12 @@ def parse_arguments(argv):
         raise UsageError(_unrecognized(extra))
     for action in parser._actions:        # argparse turns "--heartbeat=--" into [], unconverted
         if action.nargs is None and action.option_strings and getattr(args, action.dest) == []:
-            raise UsageError("argument %s: expected one argument" % "/".join(action.option_strings))
+            raise UsageError("argument %s: expected one argument"
+                             % "/".join(action.option_strings))
     given = {name for name, _, _ in OPTION_RUNS       # `is`, not ==: -m 0 is given too
              if getattr(args, name) is not None and getattr(args, name) is not False}
     for name in ("interval", "timeout", "min_interruption", "backoff_min", "backoff_max",
-                 "backoff_step", "heartbeat"):
+                 "backoff_step", "heartbeat", "stats_interval"):
         if getattr(args, name) is None:
             setattr(args, name, Settings.DEFAULTS[name])
     args.port = parse_port(args.port if args.port is not None else DEFAULT_PORT)
@@ -4271,6 +4962,13 @@ def parse_arguments(argv):
     if args.down_interval is not None and args.down_interval > args.interval:
         raise UsageError("--down-interval: %g is above -i/--interval %g"
                          % (args.down_interval, args.interval))
+    if 0 < args.stats_interval < STATS_INTERVAL_RANGE[0]:
+        raise UsageError("--stats-interval: %g s is too short: give 0 (no stats events) or %s"
+                         % (args.stats_interval, _range(STATS_INTERVAL_RANGE)))
+    if args.slow and args.slow >= args.timeout * 1000:
+        raise UsageError("--slow: %g ms cannot be seen with -t %g: a connect that takes %g ms "
+                         "or longer is a failure, not slow; give a longer -t or a lower --slow"
+                         % (args.slow, args.timeout, args.timeout * 1000))
     if args.no_mail and (args.test_mail or args.notify_command):
         raise UsageError("--no-mail cannot be combined with --test-mail or --notify-command")
     _check_paths_and_command(args)
@@ -4494,20 +5192,22 @@ def run_discard_pending(settings, console):
         pending = data["pending"] if data else []
         count = sum(item["count"] for item in pending if item["part"] is None)
         partial = sum(item["count"] for item in pending if item["part"] is not None)
+        slow = sum(item["count"] for item in data["slow_pending"]) if data else 0
         if data:
-            data.update(pending=[], clean_stop=True, down=None)
+            data.update(pending=[], slow_pending=[], clean_stop=True, down=None, slow=None)
             try:
                 state.save(data)
             except OSError as error:
                 raise MonitorError("cannot write state file %s: %s"
                                    % (state.path, _one_line(error)))
         log = EventLog(settings.log_file, warn=console.warning)
-        log.write("pending_discarded", time.time(), interruptions=count, partial_outages=partial)
+        log.write("pending_discarded", time.time(), interruptions=count, partial_outages=partial,
+                  slow_periods=slow)
         log.close()
     finally:
         state.unlock()
     console.info("discarded %s waiting for a report (state file %s)"
-                 % (pending_text(count, partial), settings.state_file))
+                 % (pending_text(count, partial, slow), settings.state_file))
     return 0
 
 
@@ -4547,7 +5247,7 @@ def run_monitor(args, console):
         reporter = None
         if deliverer is not None:
             reporter = Reporter(PendingReports(make_backoff(args)), deliverer,
-                                socket.gethostname(), waker.wake)
+                                socket.gethostname(), waker.wake, slow_ms=args.slow_ms)
         monitor = Monitor(args, Announcer(console, event_log, args), waker,
                           Prober(args.timeout, waker.read_fd), reporter=reporter, state=state,
                           pinger=make_pinger(args, waker, console), metrics_board=metrics_board,

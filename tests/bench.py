@@ -2,7 +2,7 @@
 """Benchmark of pyNetConnMon: how exact, how fast and how light it is, measured on this machine.
 
     python3 tests/bench.py [--quick] [--json] [--only SECTION,...] [--seed N] [--program PATH]
-                           [--before PATH]
+                           [--compare PATH]
 
 A script, not a test (pytest does not collect it): a full run takes about 11 minutes, --quick
 about 1.5. It needs root, iproute2's `ip` and openssl for the fault lab (tests/netlab.py) and
@@ -15,9 +15,12 @@ Sections (all by default):
   rounds    time of one probe round with N = 1, 10, 100, 1000 blackholed targets at -t 1, and
             what the open-file limit does to a round of 1000 targets
   cpu       CPU seconds per 1000 probes and peak memory (VmHWM) at -i 0.05 against one healthy
-            loopback target, beside a plain blocking loop run the same way (and beside an
-            older copy of the program given by --before)
+            loopback target, beside a plain blocking loop run the same way; with --compare,
+            also this program and another copy at the same time; and the connect-time
+            statistics' own cost per probe, in process
   mail      time from connectivity back to the report accepted by the lab's SMTP server
+  slow      congestions of known, uneven lengths in the home lab (tbf) at -i 1 -t 3 --slow 1000:
+            |reported - injected| duration of the slow periods
 
 Progress goes to stderr; the results go to stdout as Markdown (or JSON with --json).
 """
@@ -43,7 +46,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 PROGRAM = REPO / "pyNetConnMon.py"
-SECTIONS = ("duration", "rounds", "cpu", "mail")
+SECTIONS = ("duration", "rounds", "cpu", "mail", "slow")
 
 # -- settings ---------------------------------------------------------------------------------
 # Outage lengths (s): uneven, their fractional parts spread evenly over [0, 1) (one in each
@@ -68,10 +71,19 @@ LOW_FILE_LIMIT = 256         # soft RLIMIT_NOFILE for the "too few file descript
 
 CPU_INTERVAL = "0.05"
 CPU_SECONDS, QUICK_CPU_SECONDS = 30.0, 5.0
-CPU_REPEAT, QUICK_CPU_REPEAT = 3, 1     # side-by-side runs per interpreter; the median is shown
 CALLGRIND_WARMUP, CALLGRIND_SECONDS = 15.0, 20.0   # under valgrind: start-up, then counted
 CPU_WARMUP = 2.0             # the steady-state figure leaves out the first seconds (start-up)
 SEED_QUOTED = {"cpu_seconds": 0.3, "vmhwm_mb": 21.0}   # the issue's figures for the seed, 30 s
+
+CPU_PAIRS, QUICK_CPU_PAIRS = 6, 2   # with --compare: runs of each program, in turns
+STATS_ROUNDS = 200000        # rounds of Monitor._measure timed in process
+
+# Congestion lengths (s) for the slow periods: uneven, their fractional parts spread over [0, 1)
+CONGESTION_LENGTHS = (4.6875, 7.3125, 3.0625, 8.1875, 5.4375, 6.5625, 3.9375, 7.8125)
+QUICK_CONGESTION_LENGTHS = (4.6875, 6.3125)
+SLOW_TIMEOUT = 3.0           # -t: congested connects take 1.3 to 2 s
+SLOW_MS = 1000               # --slow
+CONGESTION_GAP = 4.0         # seconds of a normal line between congestions, at least
 
 MAIL_REPEAT, QUICK_MAIL_REPEAT = 6, 2
 MAIL_OUTAGE = 2.5
@@ -81,8 +93,7 @@ MAIL_WAIT = 20.0             # at most this long for one report to arrive
 DURATION_GOAL = (0.27, 0.65)     # mean and max |reported - injected| at -i 1 -t 1, seconds
 MAIL_GOAL = 0.3                  # mean seconds from connectivity back to the report accepted
 MEMORY_GOAL_MB = 20.6            # VmHWM as a script in the README's run of 2.0.0 (and no more
-                                 # than the --before copy's in the same run)
-BEFORE_NAME = "pyNetConnMon before (`--before`)"
+                                 # than the --compare copy's in the same run)
 
 # A stand-in for a seed-style monitor loop (written here, not taken from the seed): a blocking
 # connect with settimeout, close, sleep, for ever; the same imports a minimal monitor has.
@@ -259,15 +270,16 @@ def summary(values):
             "min": min(values)}
 
 
-def lab_or_reason():
-    """(netlab module, None) if the fault lab works here, else (None, reason)."""
+def lab_or_reason(name="netlab", support="lab_support", what="the fault lab"):
+    """(lab module, None) if that lab works here, else (None, reason)."""
+    import importlib
     try:
-        import netlab
+        module = importlib.import_module(name)
     except ImportError as error:
-        return None, ("the fault lab cannot be imported (%s): pip install -r requirements-dev.txt"
-                      % error)
-    ok, reason = netlab.lab_support()
-    return (netlab, None) if ok else (None, reason)
+        return None, ("%s cannot be imported (%s): pip install -r requirements-dev.txt"
+                      % (what, error))
+    ok, reason = getattr(module, support)()
+    return (module, None) if ok else (None, reason)
 
 
 def monitor_argv(script, *args):
@@ -589,97 +601,109 @@ def _vmhwm_kb(pid):
     return None
 
 
-def _reap(proc, timeout=10.0):
-    """SIGTERM, then the child's own resource usage from wait4() (SIGKILL after `timeout`)."""
-    if proc.poll() is not None:
-        raise RuntimeError("%s ended early: %s" % (" ".join(proc.args), _stderr(proc)))
-    proc.terminate()
-    deadline = time.monotonic() + timeout
-    while True:
-        pid, _, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            proc.returncode = 0          # reaped here: Popen must not wait for it again
-            return usage
-        if time.monotonic() >= deadline:
-            proc.kill()
-            deadline = math.inf
-        time.sleep(0.02)
-
-
-def _stderr(proc):
-    text = proc.stderr.read().decode("utf-8", "replace")
-    proc.stderr.close()
-    return text.strip()[-1000:]
-
-
-def _pin_to_last_cpu():
-    """The programs measured side by side share one CPU (the last), the listeners' threads in
-    this process keep to the others: every program meets the same cache and the same rivals.
-    (Their starts are staggered, so that their rounds do not wake together.)"""
-    cpus = sorted(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpus[-1]})
-
-
-def cpu_runs(runs, seconds):
-    """Starts every run [(name, argv, cwd, env)] at the same time, each probing its own counting
-    listener, and stops them all after `seconds`: side by side, they share whatever else the
-    machine does. CPU (user+sys) from the child's own rusage; the steady state from
-    /proc/PID/schedstat after the warm-up, per probe."""
-    listeners = [CountingListener() for _ in runs]
-    procs = []
+def cpu_run(argv, seconds, listener, cwd=None, env=None):
+    """Runs argv for `seconds`; CPU from getrusage(RUSAGE_CHILDREN) around its wait."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start_count = listener.count
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, cwd=cwd, env=env)
     try:
-        for (name, argv, cwd, env), listener in zip(runs, listeners):
-            if procs:       # their rounds must not wake together: a share of the interval apart
-                time.sleep(float(CPU_INTERVAL) / len(runs))
-            argv = [part.replace("{port}", str(listener.port)) for part in argv]
-            procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                          cwd=cwd, env=env, preexec_fn=_pin_to_last_cpu))
         started = time.monotonic()
         time.sleep(CPU_WARMUP)
-        warm = [(_schedstat_seconds(proc.pid), listener.count)
-                for proc, listener in zip(procs, listeners)]
+        warm_cpu, warm_count = _schedstat_seconds(proc.pid), listener.count
         sleep_until(started + seconds)
-        end = [(_schedstat_seconds(proc.pid), listener.count)
-               for proc, listener in zip(procs, listeners)]
-        vmhwm = [_vmhwm_kb(proc.pid) for proc in procs]
-        usage = [_reap(proc) for proc in procs]
+        end_cpu, end_count = _schedstat_seconds(proc.pid), listener.count
+        vmhwm = _vmhwm_kb(proc.pid)
+        alive = proc.poll() is None
     finally:
-        for proc in procs:
-            if proc.returncode is None:
-                stop_process(proc)
-            if not proc.stderr.closed:
-                proc.stderr.close()
-        for listener in listeners:
-            listener.close()
+        stop_process(proc)
+        stderr = proc.stderr.read().decode("utf-8", "replace")
+        proc.stderr.close()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if not alive:
+        raise RuntimeError("%s ended early: %s" % (" ".join(argv), stderr.strip()[-1000:]))
+    probes = end_count - start_count
+    user = after.ru_utime - before.ru_utime
+    system = after.ru_stime - before.ru_stime
+    steady = None
+    if None not in (warm_cpu, end_cpu) and end_count > warm_count:
+        steady = (end_cpu - warm_cpu) / (end_count - warm_count) * 1000
+    return {"seconds": seconds, "probes": probes, "cpu": round(user + system, 4),
+            "user": round(user, 4), "system": round(system, 4),
+            "cpu_per_1000": round((user + system) / probes * 1000, 4) if probes else None,
+            "steady_cpu_per_1000": round(steady, 4) if steady is not None else None,
+            "vmhwm_mb": round(vmhwm / 1024, 1) if vmhwm else None}
+
+
+def cpu_together(runs, seconds):
+    """Runs several programs at the same time, each against its own CountingListener, for
+    `seconds`: `runs` is [(name, argv, listener)]. Each sees the same load on the machine at the
+    same moments. Returns a row per run: probes, and CPU (schedstat) per 1000 probes over the
+    whole run and from second CPU_WARMUP on."""
+    started, procs = time.monotonic(), []
+    try:
+        for name, argv, listener in runs:
+            procs.append((name, listener, listener.count, subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)))
+        sleep_until(started + CPU_WARMUP)
+        warm = [(_schedstat_seconds(proc.pid), listener.count)
+                for _, listener, _, proc in procs]
+        sleep_until(started + seconds)
+        end = [(_schedstat_seconds(proc.pid), listener.count, proc.poll() is None)
+               for _, listener, _, proc in procs]
+        vmhwm = [_vmhwm_kb(proc.pid) for _, _, _, proc in procs]
+    finally:
+        for _, _, _, proc in procs:
+            stop_process(proc)
     rows = []
-    for index, (name, _, _, _) in enumerate(runs):
-        (warm_cpu, warm_count), (end_cpu, end_count) = warm[index], end[index]
-        probes = end_count
-        user, system = usage[index].ru_utime, usage[index].ru_stime
-        steady = None
-        if None not in (warm_cpu, end_cpu) and end_count > warm_count:
-            steady = (end_cpu - warm_cpu) / (end_count - warm_count) * 1000
-        rows.append({"program": name, "seconds": seconds, "probes": probes,
-                     "cpu": round(user + system, 4), "user": round(user, 4),
-                     "system": round(system, 4),
-                     "cpu_per_1000": round((user + system) / probes * 1000, 4) if probes else None,
-                     "steady_cpu_per_1000": round(steady, 4) if steady is not None else None,
-                     "vmhwm_mb": round(vmhwm[index] / 1024, 1) if vmhwm[index] else None})
+    for (name, _, first, _), (warm_cpu, warm_count), (end_cpu, end_count, alive), peak in zip(
+            procs, warm, end, vmhwm):
+        if not alive or None in (warm_cpu, end_cpu) or end_count <= warm_count:
+            raise RuntimeError("%s did not run for %g s" % (name, seconds))
+        rows.append({"program": name, "seconds": seconds, "probes": end_count - first,
+                     "cpu_per_1000": round(end_cpu / (end_count - first) * 1000, 4),
+                     "steady_cpu_per_1000": round((end_cpu - warm_cpu) / (end_count - warm_count)
+                                                  * 1000, 4),
+                     "vmhwm_mb": round(peak / 1024, 1) if peak else None})
     return rows
 
 
-def median_row(rows):
-    """One row for the same program's runs: the median of each figure (the steady state's every
-    value kept in `steady_runs`), the highest peak memory."""
-    row = dict(rows[0])
-    for key in ("probes", "cpu", "user", "system", "cpu_per_1000", "steady_cpu_per_1000"):
-        values = [r[key] for r in rows if r[key] is not None]
-        row[key] = statistics.median(values) if values else None
-    row["probes"] = int(row["probes"]) if row["probes"] is not None else 0
-    row["steady_runs"] = [r["steady_cpu_per_1000"] for r in rows]
-    row["vmhwm_mb"] = max((r["vmhwm_mb"] for r in rows if r["vmhwm_mb"]), default=None)
-    return row
+# Runs in a child: times Monitor._measure (statistics window, metrics counts, slow tracking) per
+# round of one target, and the end of a window of 1200 probes (60 s at -i 0.05). One JSON line.
+STATS_SNIPPET = r'''
+import importlib.util, json, random, sys, time
+spec = importlib.util.spec_from_file_location("pyNetConnMon", sys.argv[1])
+p = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(p)
+rounds = int(sys.argv[2])
+target = p.Target("127.0.0.1", 53)
+settings = p.Settings(targets=[target])
+monitor = p.Monitor(settings, p.Announcer(p.Console(quiet=True), p.EventLog(None), settings),
+                    None, None)
+rng = random.Random(1)
+results = [[p.ProbeResult(target, True, None, rng.uniform(0.0001, 0.0003))] for _ in range(1000)]
+monitor.stats.length = float("inf")        # no window ends while timing the rounds
+started = time.process_time()
+for number in range(rounds):
+    monitor._measure(results[number % 1000], number * 0.05, 1e9 + number * 0.05)
+per_round = (time.process_time() - started) / rounds
+window = p.StatisticsWindow(60.0)
+for number in range(1200):
+    window.add(results[number % 1000], number * 0.05, 1e9 + number * 0.05)
+started = time.process_time()
+for _ in range(100):
+    window.close(60.0)
+    for number in range(1200):
+        window.add(results[number % 1000], number * 0.05, 1e9 + number * 0.05)
+close = time.process_time() - started
+started = time.process_time()
+for _ in range(100):
+    for number in range(1200):
+        window.add(results[number % 1000], number * 0.05, 1e9 + number * 0.05)
+refill = time.process_time() - started
+print(json.dumps({"per_round": per_round, "window_close": (close - refill) / 100}))
+'''
 
 
 def instructions_per_probe(script, work, seconds=CALLGRIND_SECONDS):
@@ -690,10 +714,10 @@ def instructions_per_probe(script, work, seconds=CALLGRIND_SECONDS):
     if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
         return None
     listener = CountingListener()
-    out = work / ("callgrind-%s.out" % Path(script).parent.name)
+    out = work / ("callgrind-%d.out" % len(list(work.glob("callgrind-*.out"))))
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no",
                              "--callgrind-out-file=%s" % out, sys.executable, str(script),
-                             "-a", "127.0.0.1:%d" % listener.port, "-i", CPU_INTERVAL, "-t", "1",
+                             "-a", "127.0.0.1:%d" % listener.port, "-i", CPU_INTERVAL, "-t", "2",
                              "--no-mail", "-q", "--state-file", str(out) + ".state"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -711,6 +735,8 @@ def instructions_per_probe(script, work, seconds=CALLGRIND_SECONDS):
         listener.close()
     total = 0
     for path in work.glob(out.name + "*"):
+        if path.suffix == ".state" or path.name.endswith((".state", ".lock")):
+            continue
         for line in path.read_text(errors="replace").splitlines():
             if line.startswith(("summary:", "totals:")):
                 total = max(total, int(line.split()[1]))
@@ -718,7 +744,7 @@ def instructions_per_probe(script, work, seconds=CALLGRIND_SECONDS):
             "per_probe": round(total / probes) if probes else None}
 
 
-def bench_cpu(work, seconds, before=None, repeat=CPU_REPEAT):
+def bench_cpu(work, seconds, compare=None, pairs=CPU_PAIRS):
     baseline = work / "baseline_loop.py"
     baseline.write_text(BASELINE_LOOP)
     # Run as a script, the program is compiled from source at every start; run as a module
@@ -730,43 +756,153 @@ def bench_cpu(work, seconds, before=None, repeat=CPU_REPEAT):
     module_env.pop("PYTHONDONTWRITEBYTECODE", None)
     subprocess.run([sys.executable, "-m", "pyNetConnMon", "--version"], cwd=str(module_dir),
                    env=module_env, check=True, capture_output=True, timeout=60)   # writes the .pyc
-    options = ["-i", CPU_INTERVAL, "-t", "1", "--no-mail", "-q"]
-    target = "127.0.0.1:{port}"
+    listener = CountingListener()
+    # -t 2, the default: with it the default --slow 1000 is in effect (-t 1 would turn it off)
+    options = ["-i", CPU_INTERVAL, "-t", "2", "--no-mail", "-q"]
     rows = []
-    for flags, interpreter in (((), "python3"), (("-S",), "python3 -S")):
-        state = str(work / ("state%s.json" % "".join(flags)))
-        runs = [("pyNetConnMon", [sys.executable, *flags, str(PROGRAM), "-a", target,
-                                  *options, "--state-file", state], None, None),
-                *([(BEFORE_NAME, [sys.executable, *flags, str(before), "-a", target,
-                                  *options, "--state-file", state + ".before"], None, None)]
-                  if before else []),
-                ("pyNetConnMon as a module (`-m`, cached bytecode)",
-                 [sys.executable, *flags, "-m", "pyNetConnMon", "-a", target, *options,
-                  "--state-file", state + ".module"], str(module_dir), module_env),
-                ("plain blocking loop", [sys.executable, *flags, str(baseline), "-a", "127.0.0.1",
-                                         "-p", "{port}", "-i", CPU_INTERVAL, "-t", "1"],
-                 None, None)]
-        batches = []
-        for number in range(repeat):
-            log("cpu: %s side by side under %s for %g s at -i %s (%d of %d)"
-                % (", ".join(name for name, _, _, _ in runs), interpreter, seconds, CPU_INTERVAL,
-                   number + 1, repeat))
-            batches.append(cpu_runs(runs, seconds))
-        for index in range(len(runs)):
-            row = median_row([batch[index] for batch in batches])
-            row["interpreter"] = interpreter
-            rows.append(row)
+    compared = []
+    try:
+        for flags, interpreter in (((), "python3"), (("-S",), "python3 -S")):
+            target = "127.0.0.1:%d" % listener.port
+            state = str(work / ("state%s.json" % "".join(flags)))
+            for name, argv, cwd, env in (
+                    ("pyNetConnMon", [sys.executable, *flags, str(PROGRAM), "-a", target,
+                                      *options, "--state-file", state], None, None),
+                    ("pyNetConnMon as a module (`-m`, cached bytecode)",
+                     [sys.executable, *flags, "-m", "pyNetConnMon", "-a", target, *options,
+                      "--state-file", state], str(module_dir), module_env),
+                    ("plain blocking loop", [sys.executable, *flags, str(baseline),
+                                             "-a", "127.0.0.1", "-p", str(listener.port),
+                                             "-i", CPU_INTERVAL, "-t", "1"], None, None)):
+                log("cpu: %s under %s for %g s at -i %s"
+                    % (name, interpreter, seconds, CPU_INTERVAL))
+                row = cpu_run(argv, seconds, listener, cwd, env)
+                row.update(program=name, interpreter=interpreter)
+                rows.append(row)
+        if compare is not None:
+            # both at the same time, each against its own listener: on a machine shared with
+            # other work, runs one after the other meet different loads
+            listeners = {"this": CountingListener(), "compared": CountingListener()}
+            try:
+                for turn in range(pairs):
+                    log("cpu: this program and %s at the same time, turn %d of %d, %g s"
+                        % (compare, turn + 1, pairs, seconds))
+                    runs = [(which, [sys.executable, str(script), "-a",
+                                     "127.0.0.1:%d" % listeners[which].port, *options,
+                                     "--state-file", str(work / ("state-%s.json" % which))],
+                             listeners[which])
+                            for which, script in (("this", PROGRAM), ("compared", compare))]
+                    for row in cpu_together(runs if turn % 2 == 0 else runs[::-1], seconds):
+                        row.update(turn=turn)
+                        compared.append(row)
+            finally:
+                for counting in listeners.values():
+                    counting.close()
+    finally:
+        listener.close()
     counted = {}
-    for name, script in (("pyNetConnMon", PROGRAM), (BEFORE_NAME, before)):
+    for which, script in (("this", PROGRAM), ("compared", compare)):
         if script is not None:
             log("cpu: instructions per probe of %s under callgrind (%g s)"
-                % (name, CALLGRIND_WARMUP + CALLGRIND_SECONDS))
-            counted[name] = instructions_per_probe(script, work)
-    return {"interval": float(CPU_INTERVAL), "seconds": seconds, "repeat": repeat,
-            "instructions": counted,
-            "warmup": CPU_WARMUP,
+                % (script, CALLGRIND_WARMUP + CALLGRIND_SECONDS))
+            counted[which] = instructions_per_probe(script, work)
+    log("cpu: the statistics' own cost, %d rounds in process" % STATS_ROUNDS)
+    own = json.loads(subprocess.run(
+        [sys.executable, "-B", "-c", STATS_SNIPPET, str(PROGRAM), str(STATS_ROUNDS)],
+        capture_output=True, text=True, check=True, timeout=600).stdout)
+    return {"interval": float(CPU_INTERVAL), "seconds": seconds, "warmup": CPU_WARMUP,
             "rows": rows, "site_pth": site_note(), "seed_quoted": SEED_QUOTED,
-            "before": str(before) if before else None}
+            "compare": None if compare is None else str(compare), "compared": compared,
+            "statistics": own, "instructions": counted}
+
+
+def compared_figures(cpu):
+    """Median steady CPU per 1000 probes of this program and the compared one, and their ratio
+    (the median of the ratios of each turn's pair)."""
+    by_turn = {}
+    for row in cpu["compared"]:
+        if row["steady_cpu_per_1000"] is not None:
+            by_turn.setdefault(row["turn"], {})[row["program"]] = row["steady_cpu_per_1000"]
+    pairs = [turn for turn in by_turn.values() if len(turn) == 2]
+    if not pairs:
+        return None
+    return {"this": statistics.median(turn["this"] for turn in pairs),
+            "compared": statistics.median(turn["compared"] for turn in pairs),
+            "ratio": statistics.median(turn["this"] / turn["compared"] for turn in pairs),
+            "ratios": [round(turn["this"] / turn["compared"], 3) for turn in pairs]}
+
+
+# -- slow periods against injected congestion ---------------------------------------------------
+def bench_slow(homelab, work, rng, lengths):
+    """Congestions of the given stream lengths, each begun at a chosen phase of the monitor's
+    grid; each slow period's duration against the lab's timeline (queue full .. queue gone)."""
+    work.mkdir(parents=True)
+    events_path = work / "events.jsonl"
+    lab = homelab.HomeLab()
+    spans = []
+    try:
+        lab.start_listener()
+        with open(work / "monitor.out", "wb") as out:
+            monitor = lab.popen(monitor_argv(
+                PROGRAM, "-a", "%s:%d" % (homelab.TARGET_IP, homelab.TARGET_PORT),
+                "-i", INTERVAL, "-t", SLOW_TIMEOUT, "-m", MIN_INTERRUPTION, "--slow", SLOW_MS,
+                "--no-mail", "-q", "--state-file", work / "state.json",
+                "--log-file", events_path),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        if not wait_for(lambda: any(e["event"] == "start" for e in read_events(events_path)), 15):
+            raise RuntimeError("the monitor did not start: %s" % (work / "monitor.out"))
+        offset = wall_minus_mono()
+        phases = fault_phases(lengths, rng)
+        order = list(range(len(lengths)))
+        rng.shuffle(order)
+        base = time.monotonic()
+        earliest = base + CONGESTION_GAP
+        for count, (length, phase) in enumerate([(lengths[j], phases[j]) for j in order], 1):
+            log("slow: congestion %d of %d, %.3f s" % (count, len(lengths), length))
+            steps = math.ceil((earliest - base) / INTERVAL - phase)
+            sleep_until(base + (steps + phase) * INTERVAL)
+            lab.congestion(length)
+            began = lab.log[-1][1]
+            lab.congestion_end()
+            spans.append((began, lab.log[-1][1], phase))
+            wait_for(lambda: len([e for e in read_events(events_path)
+                                  if e["event"] == "slow_end"]) >= count, SLOW_TIMEOUT + 5)
+            earliest = lab.log[-1][1] + CONGESTION_GAP
+        stop_process(monitor)
+        logged = read_events(events_path)
+    finally:
+        lab.destroy()
+    rows = []
+    ends = [e for e in logged if e["event"] == "slow_end"]
+    for began, ended, phase in spans:
+        injected = ended - began
+        best = None
+        for event in ends:
+            lag = iso_to_wall(event["start"]) - (began + offset)
+            if -INTERVAL - 1.0 <= lag <= INTERVAL + SLOW_TIMEOUT and (
+                    best is None or abs(lag) < best[0]):
+                best = (abs(lag), event)
+        row = {"injected": round(injected, 4), "phase": round(phase, 4), "reported": None,
+               "error": None}
+        rows.append(row)
+        if best is None:
+            continue
+        event = best[1]
+        ends.remove(event)
+        row.update(reported=event["duration"], error=round(event["duration"] - injected, 4),
+                   ignored=event["ignored"], median_ms=event["median_ms"],
+                   max_ms=event["max_ms"],
+                   detect_slow=round(iso_to_wall(event["start"]) - (began + offset), 4),
+                   detect_end=round(iso_to_wall(event["end"]) - (ended + offset), 4))
+    errors = [row["error"] for row in rows if row["error"] is not None]
+    return {"interval": INTERVAL, "timeout": SLOW_TIMEOUT, "slow_ms": SLOW_MS,
+            "min_interruption": MIN_INTERRUPTION, "rows": rows,
+            "abs_error": summary(abs(error) for error in errors),
+            "bias": statistics.mean(errors) if errors else None,
+            "missed": sum(1 for row in rows if row["error"] is None),
+            "extra": len(ends), "downs": sum(1 for e in logged if e["event"] == "down"),
+            "detect_slow": summary(row["detect_slow"] for row in rows if "detect_slow" in row),
+            "detect_end": summary(row["detect_end"] for row in rows if "detect_end" in row)}
 
 
 # -- from connectivity back to the report accepted ----------------------------------------------
@@ -842,11 +978,6 @@ def _met(ok):
     return "yes" if ok else "**no**"
 
 
-def _row(rows, name, interpreter="python3"):
-    """The CPU run of `name` under `interpreter`, or None."""
-    return next((r for r in rows if r["program"] == name and r["interpreter"] == interpreter), None)
-
-
 def markdown(results):
     lines = []
     machine = results["machine"]
@@ -896,31 +1027,30 @@ def markdown(results):
                                                _s(statistics.mean(seconds)), len(seconds),
                                                _s(max(seconds)), outcome, _met(max(seconds) <= 1.2)))
     cpu = results.get("cpu")
+    compared = cpu.get("compare") and Path(cpu["compare"]).name if cpu else None
     if cpu:
-        before = _row(cpu["rows"], BEFORE_NAME)
         for row in cpu["rows"]:
             if row["interpreter"] != "python3":
                 continue
-            goal, met = "—", ""
-            if row["program"] == "pyNetConnMon" and before:
-                goal = "steady state ≤ the `--before` copy's (%s)" % _s(
-                    before["steady_cpu_per_1000"], 3)
-                met = _met(row["steady_cpu_per_1000"] <= before["steady_cpu_per_1000"])
-            lines.append("| CPU per 1000 probes at `-i %g`, %s | %s (steady state %s) | %s | %s |"
-                         % (cpu["interval"], row["program"], _s(row["cpu_per_1000"], 3),
-                            _s(row["steady_cpu_per_1000"], 3), goal, met))
+            lines.append("| CPU per 1000 probes at `-i %g`, %s | %s (steady state %s) | — | |" % (
+                cpu["interval"], row["program"], _s(row["cpu_per_1000"], 3),
+                _s(row["steady_cpu_per_1000"], 3)))
         counted = cpu.get("instructions") or {}
-        old = counted.get(BEFORE_NAME)
-        for name, count in counted.items():
+        old = counted.get("compared")
+        for which, count in counted.items():
             if not count:
                 continue
             goal, met = "—", ""
-            if name == "pyNetConnMon" and old:
-                goal = "≤ the `--before` copy's (%s)" % format(old["per_probe"], ",")
+            if which == "this" and old:
+                goal = "≤ `%s`'s (%s)" % (compared, format(old["per_probe"], ","))
                 met = _met(count["per_probe"] <= old["per_probe"])
             lines.append("| instructions per probe at `-i %g` (callgrind, user space, %d probes), "
-                         "%s | %s | %s | %s |" % (cpu["interval"], count["probes"], name,
-                                                  format(count["per_probe"], ","), goal, met))
+                         "%s | %s | %s | %s |" % (
+                             cpu["interval"], count["probes"],
+                             "pyNetConnMon" if which == "this" else "`%s`" % compared,
+                             format(count["per_probe"], ","), goal, met))
+        peaks = [row["vmhwm_mb"] for row in cpu.get("compared") or ()
+                 if row["program"] == "compared" and row.get("vmhwm_mb")]
         for row in cpu["rows"]:
             if row["interpreter"] != "python3":
                 continue
@@ -928,12 +1058,34 @@ def markdown(results):
             if row["program"] == "pyNetConnMon":
                 goal = "≤ %g MB (2.0.0 in the README)" % MEMORY_GOAL_MB
                 ok = row["vmhwm_mb"] <= MEMORY_GOAL_MB
-                if before:
-                    goal += " and ≤ the `--before` copy's (%s MB)" % before["vmhwm_mb"]
-                    ok = ok and row["vmhwm_mb"] <= before["vmhwm_mb"]
+                if peaks:
+                    goal += " and ≤ `%s`'s (%s MB, run with it)" % (compared, max(peaks))
+                    ok = ok and row["vmhwm_mb"] <= max(peaks)
                 met = _met(ok)
             lines.append("| peak memory (VmHWM), %s | %s MB | %s | %s |"
                          % (row["program"], row["vmhwm_mb"], goal, met))
+    slow = results.get("slow")
+    if slow and slow["abs_error"]["n"]:
+        lines.append("| slow period duration error at `-i 1 -t 3 --slow 1000`, %d congestions "
+                     "(home lab, tbf) | mean %s, max %s (mean error %+.2f s)%s | — | |" % (
+                         slow["abs_error"]["n"], _s(slow["abs_error"]["mean"]),
+                         _s(slow["abs_error"]["max"]), slow["bias"],
+                         "; %d not reported" % slow["missed"] if slow["missed"] else ""))
+    if cpu and cpu.get("compared"):
+        figures = compared_figures(cpu)
+        if figures:
+            lines.append("| steady CPU per 1000 probes at `-i %g`, this program against `%s`, "
+                         "both at once, %d turns | %.3f s against %.3f s: %+.1f %% (median of the "
+                         "turns' ratios) | at most +10 %% against the program before the "
+                         "statistics; no higher than 2.0.0's | |" % (
+                             cpu["interval"], compared, len(figures["ratios"]),
+                             figures["this"], figures["compared"],
+                             100 * (figures["ratio"] - 1)))
+    if cpu and cpu.get("statistics"):
+        own = cpu["statistics"]
+        lines.append("| the connect-time statistics' own CPU (`Monitor._measure`, in process), "
+                     "one target | %.1f µs per round; %.2f ms per window end (1200 probes) | — | |"
+                     % (own["per_round"] * 1e6, own["window_close"] * 1e3))
     mail = results.get("mail")
     if mail and mail["back_to_accepted"]["n"]:
         stats = mail["back_to_accepted"]
@@ -963,20 +1115,15 @@ def markdown(results):
                 if own["n"] else "—", _s(stats["floor"], 3), _s(stats["grid_floor"], 3)))
         lines.append("")
     if cpu:
-        repeat = cpu.get("repeat", 1)
-        lines += ["### CPU and memory, %g s at `-i %g`, one healthy loopback target%s" % (
-                      cpu["seconds"], cpu["interval"],
-                      ", %d side-by-side runs (medians)" % repeat if repeat > 1 else ""), "",
+        lines += ["### CPU and memory, %g s at `-i %g`, one healthy loopback target" % (
+                      cpu["seconds"], cpu["interval"]), "",
                   "| program | interpreter | probes | CPU s (user+sys) | CPU s / 1000 probes | "
                   "steady CPU s / 1000 probes | VmHWM MB |", "|---|---|---|---|---|---|---|"]
         for row in cpu["rows"]:
-            runs = row.get("steady_runs") or []
-            lines.append("| %s | `%s` | %d | %.3f (%.3f+%.3f) | %s | %s%s | %s |" % (
+            lines.append("| %s | `%s` | %d | %.3f (%.3f+%.3f) | %s | %s | %s |" % (
                 row["program"], row["interpreter"], row["probes"], row["cpu"], row["user"],
                 row["system"], _s(row["cpu_per_1000"], 3).replace(" s", ""),
-                _s(row["steady_cpu_per_1000"], 3).replace(" s", ""),
-                " (runs: %s)" % ", ".join("%.3f" % value for value in runs if value is not None)
-                if len(runs) > 1 else "", row["vmhwm_mb"]))
+                _s(row["steady_cpu_per_1000"], 3).replace(" s", ""), row["vmhwm_mb"]))
         if cpu["seconds"] == CPU_SECONDS:
             lines.append("| seed program (quoted in the issue, not measured here) | | ~600 "
                          "| ~%.1f | | | ~%g |"
@@ -985,6 +1132,38 @@ def markdown(results):
             lines += ["", "`python3` runs the .pth files of its site-packages at start-up (%s); "
                       "`python3 -S` leaves site-packages out." % ", ".join(cpu["site_pth"])]
         lines.append("")
+    if cpu and cpu.get("compared"):
+        lines += ["### CPU per 1000 probes, this program and `%s` at the same time, %g s per "
+                  "turn" % (cpu["compare"], cpu["seconds"]), "",
+                  "| turn | program | probes | CPU s / 1000 probes | steady CPU s / 1000 probes |",
+                  "|---|---|---|---|---|"]
+        for row in cpu["compared"]:
+            lines.append("| %d | %s | %d | %s | %s |" % (
+                row["turn"] + 1, row["program"], row["probes"],
+                _s(row["cpu_per_1000"], 3).replace(" s", ""),
+                _s(row["steady_cpu_per_1000"], 3).replace(" s", "")))
+        figures = compared_figures(cpu)
+        if figures:
+            lines += ["", "Ratio this/compared per turn: %s; median %.3f." % (
+                ", ".join("%.3f" % ratio for ratio in figures["ratios"]), figures["ratio"])]
+        lines.append("")
+    if slow and slow["rows"]:
+        lines += ["### Slow periods against congestion at `-i %g -t %g -m %g --slow %d`" % (
+                      slow["interval"], slow["timeout"], slow["min_interruption"],
+                      slow["slow_ms"]), "",
+                  "| congestion (queue full .. removed) | slow period | error | slow noticed "
+                  "after | end noticed after | median | max |", "|---|---|---|---|---|---|---|"]
+        for row in sorted(slow["rows"], key=lambda row: row["injected"]):
+            if row["error"] is None:
+                lines.append("| %s | not reported | | | | | |" % _s(row["injected"], 3))
+                continue
+            lines.append("| %s | %s%s | %+.3f s | %s | %s | %.0f ms | %.0f ms |" % (
+                _s(row["injected"], 3), _s(row["reported"], 3),
+                " (ignored)" if row["ignored"] else "", row["error"],
+                _s(row["detect_slow"], 3), _s(row["detect_end"], 3), row["median_ms"],
+                row["max_ms"]))
+        lines += ["", "Interruptions during the run: %d; slow periods matching no congestion: %d."
+                  % (slow["downs"], slow["extra"]), ""]
     if rounds and rounds["low_limit"]:
         low = rounds["low_limit"]
         lines += ["### %d targets with a soft open-file limit of %d" % (
@@ -1039,15 +1218,14 @@ def build_parser():
     parser.add_argument("--program", metavar="PATH", default=str(PROGRAM),
                         help="the pyNetConnMon.py to measure, e.g. an older copy to compare with "
                              "(default: the repository's)")
-    parser.add_argument("--before", metavar="PATH",
-                        help="an older pyNetConnMon.py to run in the cpu section beside the one "
-                             "measured, for a before/after of CPU and memory in one run")
-    parser.add_argument("--cpu-repeat", type=int, metavar="N",
-                        help="side-by-side CPU runs per interpreter, the median shown (default: "
-                             "%d, %d with --quick)" % (CPU_REPEAT, QUICK_CPU_REPEAT))
     parser.add_argument("--cpu-seconds", type=float, metavar="SECONDS",
                         help="length of each CPU run (default: %g, %g with --quick)"
                              % (CPU_SECONDS, QUICK_CPU_SECONDS))
+    parser.add_argument("--compare", metavar="PATH",
+                        help="cpu: also run this other pyNetConnMon.py (e.g. `git show "
+                             "main:pyNetConnMon.py > /tmp/before.py`) and the program at the "
+                             "same time, in %d turns (%d with --quick), and compare their steady "
+                             "CPU" % (CPU_PAIRS, QUICK_CPU_PAIRS))
     return parser
 
 
@@ -1070,9 +1248,16 @@ def main(argv=None):
     netlab, reason = (None, None)
     if set(sections) & {"duration", "rounds", "mail"}:
         netlab, reason = lab_or_reason()
+    homelab, home_reason = (None, None)
+    if "slow" in sections:
+        homelab, home_reason = lab_or_reason("homelab", "homelab_support", "the home lab")
     try:
         for name in sections:
-            if name != "cpu" and netlab is None:
+            if name == "slow" and homelab is None:
+                results["errors"][name] = home_reason
+                log("%s: skipped: %s" % (name, home_reason))
+                continue
+            if name not in ("cpu", "slow") and netlab is None:
                 results["errors"][name] = reason
                 log("%s: skipped: %s" % (name, reason))
                 continue
@@ -1087,11 +1272,14 @@ def main(argv=None):
                 (work / name).mkdir()
                 seconds = args.cpu_seconds or (QUICK_CPU_SECONDS if args.quick else CPU_SECONDS)
                 results[name] = bench_cpu(
-                    work / name, seconds, Path(args.before).resolve() if args.before else None,
-                    args.cpu_repeat or (QUICK_CPU_REPEAT if args.quick else CPU_REPEAT))
+                    work / name, seconds, args.compare and Path(args.compare).resolve(),
+                    QUICK_CPU_PAIRS if args.quick else CPU_PAIRS)
             elif name == "mail":
                 results[name] = bench_mail(netlab, work / name, rng,
                                            QUICK_MAIL_REPEAT if args.quick else MAIL_REPEAT)
+            elif name == "slow":
+                lengths = QUICK_CONGESTION_LENGTHS if args.quick else CONGESTION_LENGTHS
+                results[name] = bench_slow(homelab, work / name, rng, lengths)
             log("%s: done in %.0f s" % (name, time.monotonic() - started))
     except (KeyboardInterrupt, Stop):
         log("interrupted; cleaned up")

@@ -112,6 +112,12 @@ EXPECTED_TYPES = {
     "pynetconnmon_interruptions_by_cause": "counter",
     "pynetconnmon_downtime_by_cause_seconds": "counter",
 }
+# and from a monitor, which counts connect times (slow periods are off at -t 0.2)
+CONNECT_TYPES = {
+    "pynetconnmon_connect_duration_seconds": "histogram",
+    "pynetconnmon_probes": "counter",
+    "pynetconnmon_probe_failures": "counter",
+}
 
 
 def parse(text):
@@ -258,7 +264,8 @@ def test_scrapes_follow_an_outage_from_start_to_end(tmp_path):
         with serving_monitor(tmp_path, listener, port) as monitor:
             before = scrape_until(port, lambda f: value(f, "pynetconnmon_network_up") == 1, 5,
                                   "network_up 1")
-            assert {name: family.type for name, family in before.items()} == EXPECTED_TYPES
+            assert ({name: family.type for name, family in before.items()}
+                    == {**EXPECTED_TYPES, **CONNECT_TYPES})
             assert value(before, "pynetconnmon_target_up", target=target) == 1
             assert 0 <= value(before, "pynetconnmon_target_connect_seconds", target=target) < 0.2
             assert value(before, "pynetconnmon_interruptions_total") == 0
