@@ -24,7 +24,6 @@ import socket
 import sys
 import threading
 import time
-from datetime import datetime
 
 # ---------------------------------------------------------------------------------------------
 # Version and defaults (the options -a -p -i -t -m -bmin -bmax -bstep keep the names, defaults
@@ -42,6 +41,9 @@ DEFAULT_BACKOFF_MIN = 60.0
 DEFAULT_BACKOFF_MAX = 3600.0
 DEFAULT_BACKOFF_STEP = 300.0
 DEFAULT_HEARTBEAT = 60.0
+DOWN_INTERVAL_SHARE = 10         # while down, probe this many times as often as -i by default ...
+DOWN_INTERVAL_MIN = 0.05         # ... but no more often than every this many seconds
+DOWN_CONNECTS_LIMIT = 64         # connects in flight at most while probing fast (see Prober)
 DEFAULT_SLOW_MS = 1000.0         # a SYN the kernel had to send again makes a connect 1 s slower
 DEFAULT_STATS_INTERVAL = 60.0
 
@@ -65,6 +67,9 @@ CAUSES = ("local", "lan", "provider", "dns", "unknown")    # the closest to this
 ROUTE_FILES = ("/proc/net/route", "/proc/net/ipv6_route")  # Linux: the routing table as text
 SYS_NET = "/sys/class/net"                                  # Linux: IF/operstate, IF/carrier
 ROUTE_FILE_LIMIT = 1024 * 1024   # bytes read of a routing table file (a router's may be large)
+ROUTES_RECHECK = 1.0             # seconds: the gateway is looked up in the routing table at most
+                                 # this often (read in every round at -i 0.05, it doubled a
+                                 # round's CPU)
 
 # Prometheus metrics and the ping URL (dead man's switch)
 DEFAULT_METRICS_ADDRESS = "127.0.0.1"
@@ -117,7 +122,8 @@ class Settings:
                  "backoff_max", "backoff_step", "heartbeat", "log_file", "state_file",
                  "metrics_port", "metrics_address", "ping_url", "ping_interval", "pysendmail",
                  "notify_command", "no_mail", "test_mail", "once", "quiet", "summary", "since",
-                 "until", "discard_pending", "gateway", "slow", "stats_interval", "html", "csv")
+                 "until", "discard_pending", "gateway", "slow", "stats_interval", "html", "csv",
+                 "down_interval")
 
     DEFAULTS = dict(targets=(), interval=DEFAULT_INTERVAL, timeout=DEFAULT_TIMEOUT,
                     min_interruption=DEFAULT_MIN_INTERRUPTION, backoff_min=DEFAULT_BACKOFF_MIN,
@@ -127,7 +133,8 @@ class Settings:
                     ping_interval=DEFAULT_PING_INTERVAL, pysendmail=None, notify_command=None,
                     no_mail=False, test_mail=False, once=False, quiet=False, summary=False,
                     since=None, until=None, discard_pending=False, gateway="auto", slow=None,
-                    stats_interval=DEFAULT_STATS_INTERVAL, html=None, csv=None)
+                    stats_interval=DEFAULT_STATS_INTERVAL, html=None, csv=None,
+                    down_interval=None)
 
     def __init__(self, **values):
         unknown = set(values) - set(self.__slots__)
@@ -139,6 +146,14 @@ class Settings:
     @property
     def target_labels(self):
         return [target.label for target in self.targets]
+
+    @property
+    def down_probe_interval(self):
+        """Seconds between rounds while the network is down: --down-interval, else a tenth of
+        -i, at least DOWN_INTERVAL_MIN (and never more than -i)."""
+        if self.down_interval is not None:
+            return self.down_interval
+        return min(self.interval, max(DOWN_INTERVAL_MIN, self.interval / DOWN_INTERVAL_SHARE))
 
     @property
     def slow_ms(self):
@@ -163,12 +178,14 @@ class EventKind:
 
 
 EVENTS = {
-    "start": EventKind(("version", "targets", "interval", "timeout", "min_interruption",
-                        "backoff_min", "backoff_max", "backoff_step", "pid", "state_file",
-                        "gateway", "slow_ms", "stats_interval", "host"), True),
+    "start": EventKind(("version", "targets", "interval", "down_interval", "timeout",
+                        "min_interruption", "backoff_min", "backoff_max", "backoff_step", "pid",
+                        "state_file", "gateway", "slow_ms", "stats_interval", "host"), True),
     "stop": EventKind(("signal", "down_since", "cause"), True),
-    "down": EventKind(("start", "reason", "targets", "cause"), True),    # the first round's cause
-    "up": EventKind(("start", "end", "duration", "ignored", "reason", "targets", "cause"), True),
+    "down": EventKind(("start", "start_after", "start_before", "reason", "targets", "cause"),
+                      True),    # the first round's cause
+    "up": EventKind(("start", "start_after", "start_before", "end", "duration", "duration_min",
+                     "duration_max", "ignored", "reason", "targets", "cause"), True),
     "gap": EventKind(("start", "end", "duration", "ignored"), True),
     "log_reopened": EventKind((), True),      # a rotated log begins here, with the monitor running
     # partial outages: the connection stays up while one target, one IP family or names fail
@@ -201,23 +218,44 @@ RENAMED_EVENTS = {"mail_sent": "report_sent", "mail_failed": "report_failed"}
 
 
 class RoundSchedule:
-    """Fixed-rate rounds on the monotonic clock.
+    """Rounds on fixed grids of the monotonic clock: every `interval` seconds while the network is
+    up, every `down_interval` seconds while it is down (both grids count from the first round).
 
     A round that overruns lets the next one start at once, but the grid is kept: rounds missed
-    entirely are skipped, not made up in a burst.
+    entirely are skipped, not made up in a burst. Which grid the next round is on is asked after
+    the round, so the first failed round is followed by a fast one, and the first good round by
+    one on the interval's grid again.
     """
 
-    def __init__(self, interval, first_round):
+    def __init__(self, interval, first_round, down_interval=None):
         self.interval = interval
+        self.down_interval = min(down_interval or interval, interval)
+        self.origin = first_round
         self.next_due = first_round
+        self.last_start = None
 
-    def seconds_until_due(self, now):
-        return max(0.0, self.next_due - now)
+    @property
+    def next_due_down(self):
+        if self.last_start is None:
+            return self.origin
+        return self._next_after(self.last_start, self.down_interval)
+
+    def seconds_until_due(self, now, down=False):
+        left = (self.next_due_down if down else self.next_due) - now
+        return left if left > 1e-9 else 0.0     # a rounding error away is due: no wait of 1e-16 s
 
     def round_started(self, now):
-        self.next_due += self.interval
-        if self.next_due <= now:
-            self.next_due += (math.floor((now - self.next_due) / self.interval) + 1) * self.interval
+        self.last_start = now
+        if now >= self.next_due - 1e-9:     # a round on the interval's grid (not a fast one)
+            self.next_due += self.interval
+            if self.next_due <= now:         # it overran, or rounds were missed: skip them
+                self.next_due = self._next_after(now, self.interval)
+
+    def _next_after(self, now, step):
+        """The first instant of the grid of `step` after `now`; a round that starts a rounding
+        error before an instant of the grid counts as started at that instant."""
+        due = self.origin + (math.floor((now - self.origin) / step + 1e-6) + 1) * step
+        return due if due > now else due + step
 
 
 def counts_as_interruption(duration, min_interruption):
@@ -262,47 +300,70 @@ class Interruption:
 
 
 class OngoingOutage:
-    __slots__ = ("start_mono", "start_wall", "reason", "targets", "cause")
+    """An outage while it lasts. It began after the last probe that got through (`after`, None
+    when there was none since the start) and by the first failed round (`before`); it is taken
+    to begin in the middle of that window. Instants are (monotonic, wall clock) pairs."""
 
-    def __init__(self, start_mono, start_wall, reason, targets, cause=None):
-        self.start_mono = start_mono
-        self.start_wall = start_wall
+    __slots__ = ("after", "before", "start_mono", "start_wall", "last_failed", "reason",
+                 "targets", "cause")
+
+    def __init__(self, after, before, reason, targets, cause=None):
+        self.after = after
+        self.before = before
+        start = before if after is None else after
+        self.start_mono = (start[0] + before[0]) / 2
+        self.start_wall = (start[1] + before[1]) / 2
+        self.last_failed = before[0]    # monotonic: the latest round that found it still down
         self.reason = reason
         self.targets = targets
         self.cause = cause          # made more precise while it lasts (closer_cause)
+
+    def duration_bounds(self, end_mono):
+        """(shortest, longest) it can have lasted if it ended by `end_mono` (longest: None when
+        it began before the first round): from the first failed round to the last one, and from
+        the last good probe to the end."""
+        shortest = max(0.0, self.last_failed - self.before[0])
+        return shortest, None if self.after is None else max(0.0, end_mono - self.after[0])
 
 
 class InterruptionTracker:
     """Turns round results into DOWN and UP transitions.
 
-    An interruption starts at the first failed round and ends at the first successful one. Its
-    cause is the first failed round's, made more precise by each further one (closer_cause).
+    An interruption begins between the last probe that got through and the first failed round
+    (taken in the middle) and ends when the first connect gets through again. Its cause is the
+    first failed round's, made more precise by each further one (closer_cause).
     """
 
     def __init__(self, min_interruption):
         self.min_interruption = min_interruption
         self.outage = None
+        self.last_good = None        # (monotonic, wall) of the latest connect that got through
 
     @property
     def is_down(self):
         return self.outage is not None
 
     def observe(self, network_up, mono, wall, reason=None, target_reasons=None, cause=None):
-        """Returns ("down", OngoingOutage), ("up", (OngoingOutage, duration, ignored)),
-        ("cause", OngoingOutage) when a further failed round made the cause more precise, or
-        None."""
-        if not network_up and self.outage is None:
-            self.outage = OngoingOutage(mono, wall, reason, dict(target_reasons or {}), cause)
-            return ("down", self.outage)
-        if not network_up:
-            before, self.outage.cause = self.outage.cause, closer_cause(self.outage.cause, cause)
-            return ("cause", self.outage) if self.outage.cause != before else None
-        if network_up and self.outage is not None:
-            outage, self.outage = self.outage, None
+        """`mono`, `wall`: when the round's first connect got through if the network is up, else
+        when the round began. Returns ("down", OngoingOutage), ("up", (OngoingOutage, duration,
+        ignored)), ("cause", OngoingOutage) when a further failed round made the cause more
+        precise, or None."""
+        outage = self.outage
+        if network_up:
+            self.last_good = (mono, wall)
+            if outage is None:
+                return None
+            self.outage = None
             duration = max(0.0, mono - outage.start_mono)
             return ("up", (outage, duration,
                            not counts_as_interruption(duration, self.min_interruption)))
-        return None
+        if outage is not None:
+            outage.last_failed = mono
+            known, outage.cause = outage.cause, closer_cause(outage.cause, cause)
+            return ("cause", outage) if outage.cause != known else None
+        self.outage = OngoingOutage(self.last_good, (mono, wall), reason,
+                                    dict(target_reasons or {}), cause)
+        return ("down", self.outage)
 
     def ongoing_duration(self, mono):
         """How long the current outage has lasted at `mono` (0 while up)."""
@@ -488,6 +549,8 @@ class PartialOutages:
         """[("down", key, OngoingOutage) or ("up", key, OngoingOutage, back, duration,
         ignored)], where `back` is how far into the round the connect that showed it back got
         through."""
+        if not self.open and all(result.up for result in results):
+            return []                # the usual round: everything answers, nothing was down
         by_label = {result.target.label: result for result in results}
         if not any(result.up for result in results):
             return []
@@ -502,7 +565,7 @@ class PartialOutages:
                                 not counts_as_interruption(duration, self.min_interruption)))
         for key, reason in self._failing(by_label):
             if key not in self.open:
-                self.open[key] = OngoingOutage(mono, wall, reason, {})
+                self.open[key] = OngoingOutage(None, (mono, wall), reason, {})   # from this round
                 changes.append(("down", key, self.open[key]))
         return changes
 
@@ -1081,12 +1144,25 @@ class MetricsCounters:
 # ---------------------------------------------------------------------------------------------
 
 
+# The time module, not datetime, formats the monitor's times: datetime is left to --summary,
+# which is rarely run (fewer modules loaded keep a small machine's memory low).
 def local_time(wall):
-    return datetime.fromtimestamp(wall).strftime("%Y-%m-%d %H:%M:%S")
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))
 
 
 def iso_time(wall):
-    return datetime.fromtimestamp(wall).astimezone().isoformat(timespec="milliseconds")
+    """ISO 8601 local time with its UTC offset, to the millisecond (as datetime's isoformat()
+    writes it): 2026-11-24T01:02:03.456+01:00."""
+    whole = math.floor(wall)
+    micro = round((wall - whole) * 1e6)
+    if micro >= 1000000:
+        whole, micro = whole + 1, 0
+    local = time.localtime(whole)
+    hours, rest = divmod(abs(local.tm_gmtoff), 3600)
+    minutes, seconds = divmod(rest, 60)
+    return "%s.%03d%s%02d:%02d%s" % (time.strftime("%Y-%m-%dT%H:%M:%S", local), micro // 1000,
+                                     "-" if local.tm_gmtoff < 0 else "+", hours, minutes,
+                                     ":%02d" % seconds if seconds else "")
 
 
 def human_duration(seconds):
@@ -1510,13 +1586,14 @@ def reason_for_errno(number):
 
 
 class ProbeResult:
-    __slots__ = ("target", "up", "reason", "connect_time")
+    __slots__ = ("target", "up", "reason", "connect_time", "answered")
 
-    def __init__(self, target, up, reason=None, connect_time=None):
+    def __init__(self, target, up, reason=None, connect_time=None, answered=None):
         self.target = target
         self.up = up
         self.reason = reason
         self.connect_time = connect_time
+        self.answered = answered    # monotonic instant the connect got through (None: not up)
 
 
 def resolve_all(targets, deadline, clock=time.monotonic):
@@ -1561,73 +1638,137 @@ def resolve_all(targets, deadline, clock=time.monotonic):
 
 
 class Prober:
-    """Connects to all targets concurrently; a round lasts at most about `timeout`."""
+    """Connects to all targets concurrently; a round lasts at most about `timeout`.
 
-    def __init__(self, timeout, wake_fd=None, clock=time.monotonic):
+    While the network is down the monitor asks for fast rounds (see probe_round): their connects
+    may outlive the round, each until its own timeout, so that a new round can start every few
+    tenths of a second even while every connect waits for its timeout. At most `limit` connects
+    are in flight then; a round that does not fit starts none (one round alone may exceed it).
+    """
+
+    def __init__(self, timeout, wake_fd=None, clock=time.monotonic, limit=None):
         self.timeout = timeout
         self.wake_fd = wake_fd
         self.clock = clock
+        self.limit = limit or DOWN_CONNECTS_LIMIT
+        self.in_flight = {}     # socket -> (target, connect started, deadline)
         # one selector for the whole run: a new epoll per round would cost CPU on a small Pi
         self.selector = selectors.DefaultSelector()
         if wake_fd is not None:
             self.selector.register(wake_fd, selectors.EVENT_READ, "wake")
         self.beyond_loopback = False     # has a target had an address beyond this machine?
+        self.loopback = {}               # address -> is it loopback? (see _leaves_this_machine)
+        self.gateway_result = None       # the gateway's latest outcome (see probe_round)
 
     def close(self):
+        self._drop(list(self.in_flight))
         self.selector.close()
 
-    def probe_round(self, targets, interrupted=lambda: False, gateway=None):
+    def probe_round(self, targets, interrupted=lambda: False, gateway=None, wait=None):
         """[ProbeResult] for `targets`, and last for `gateway` (a Gateway) when it was probed:
         on the same selector, by the same deadline, so a round takes no longer. A gateway found
         in the routing table is left out while every target is on this machine (loopback):
-        they need no router, and a test on loopback sends nothing beyond this machine."""
+        they need no router, and a test on loopback sends nothing beyond this machine.
+
+        `wait` None: the round waits for its connects, each at most `timeout`, and leaves none
+        behind. `wait` SECONDS (a fast round, while the network is down): it waits at most that
+        long for its own connects; those still waiting stay in flight, watched by the next
+        rounds until their own timeout, and one that ends during a later round counts for that
+        round. A target whose connect still waits is "timeout" for the round; the gateway keeps
+        its latest outcome until one of its connects ends (a connect that waits has not shown
+        whether the router answers). Once a target's connect has got through, the round waits
+        for its own connects as a round while up does, and closes the ones left from earlier
+        rounds: they would only add traffic.
+        """
         started = self.clock()
-        resolved = resolve_all(targets, started + self.timeout, self.clock)
-        self.beyond_loopback = self.beyond_loopback or any(
-            not _ip_literal(sockaddr[0]).is_loopback for addresses in resolved.values()
-            if not isinstance(addresses, str) for _, sockaddr in addresses)
-        if gateway is not None and (self.beyond_loopback or not gateway.found):
-            targets = list(targets) + [gateway]
-            resolved.update(resolve_all([gateway], started + self.timeout, self.clock))
+        in_flight = self.in_flight
         results = {}
-        pending = {}            # socket -> (target, connect started)
-        selector = self.selector
-        try:
-            for target in targets:
+        own = set()
+        if in_flight:
+            if wait is None:
+                self._drop(list(in_flight))
+            else:
+                self._expire(started, own, results)
+        admitted = not in_flight or len(in_flight) + (gateway is not None) + sum(
+            1 if target.is_literal else MAX_ADDRESSES_PER_TARGET
+            for target in targets) <= self.limit
+        probed = list(targets)
+        if admitted:
+            resolved = resolve_all(targets, started + self.timeout, self.clock)
+            self.beyond_loopback = self.beyond_loopback or self._leaves_this_machine(resolved)
+            if gateway is not None and (self.beyond_loopback or not gateway.found):
+                probed.append(gateway)
+                resolved.update(resolve_all([gateway], started + self.timeout, self.clock))
+            for target in probed:
                 addresses = resolved[target]
                 if isinstance(addresses, str):
                     results[target] = ProbeResult(target, False, addresses)
                     continue
                 for family, sockaddr in addresses:
-                    self._start_connect(target, family, sockaddr, selector, pending, results)
-            deadline = self.clock() + self.timeout
-            while pending and not interrupted():
-                remaining = deadline - self.clock()
-                if remaining <= 0:
-                    break
-                for key, _ in selector.select(remaining):
+                    self._start_connect(target, family, sockaddr, own, results)
+        # a round while up has only its own connects, none due before started + timeout
+        end, deadline = ((math.inf, started + self.timeout) if wait is None
+                         else (started + wait, self._soonest_deadline()))
+        selector = self.selector
+        try:
+            while (own if admitted else in_flight) and not interrupted():
+                now = self.clock()
+                if now >= end:
+                    if not any(results[target].up for target in targets if target in results):
+                        break
+                    end = math.inf          # up again: wait for the round's own connects
+                if now >= deadline:
+                    self._expire(now, own, results)
+                    deadline = self._soonest_deadline()
+                    continue
+                for key, _ in selector.select((deadline if deadline < end else end) - now):
                     if key.data == "wake":
                         _drain(self.wake_fd)
                         continue
                     sock = key.fileobj
-                    target, began = pending.pop(sock)
+                    target, began, _ = in_flight.pop(sock)
+                    own.discard(sock)
                     selector.unregister(sock)
                     error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                     sock.close()
-                    self._record(results, target, error, self.clock() - began)
+                    self._record(results, target, error, began, self.clock())
         finally:
-            for sock in pending:
-                selector.unregister(sock)
-                sock.close()
-        for target in targets:
-            results.setdefault(target, ProbeResult(target, False, "timeout"))
-        return [results[target] for target in targets]
+            if in_flight and (wait is None or any(results[target].up for target in targets
+                                                  if target in results)):
+                self._drop(list(in_flight))
+        return self._round_results(probed, gateway, results)
 
-    def _start_connect(self, target, family, sockaddr, selector, pending, results):
+    def _round_results(self, probed, gateway, results):
+        if gateway is not None and gateway not in results and self.gateway_result is not None \
+                and self.gateway_result.target is gateway:
+            results[gateway] = self.gateway_result       # its connects still wait, or none went
+            if gateway not in probed:
+                probed.append(gateway)
+        for target in probed:
+            results.setdefault(target, ProbeResult(target, False, "timeout"))
+        if gateway is not None and gateway in probed:
+            self.gateway_result = results[gateway]
+        return [results[target] for target in probed]
+
+    def _leaves_this_machine(self, resolved):
+        """Has a target an address beyond loopback? Each address is looked at once (a round
+        must stay cheap); the memory of them is bounded."""
+        for addresses in resolved.values():
+            for _, sockaddr in () if isinstance(addresses, str) else addresses:
+                local = self.loopback.get(sockaddr[0])
+                if local is None:
+                    if len(self.loopback) >= 256:
+                        self.loopback.clear()
+                    local = self.loopback[sockaddr[0]] = _ip_literal(sockaddr[0]).is_loopback
+                if not local:
+                    return True
+        return False
+
+    def _start_connect(self, target, family, sockaddr, own, results):
         try:
             sock = socket.socket(family, socket.SOCK_STREAM)
         except OSError as error:
-            self._record(results, target, error.errno or errno.EIO, None)
+            self._record(results, target, error.errno or errno.EIO)
             return
         try:
             sock.setblocking(False)
@@ -1635,22 +1776,40 @@ class Prober:
             error = sock.connect_ex(sockaddr)
         except OSError as exc:       # e.g. an IPv6 scope that does not exist
             sock.close()
-            self._record(results, target, exc.errno or errno.EINVAL, None)
+            self._record(results, target, exc.errno or errno.EINVAL)
             return
         if error in (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
-            selector.register(sock, selectors.EVENT_WRITE)
-            pending[sock] = (target, began)
+            self.selector.register(sock, selectors.EVENT_WRITE)
+            self.in_flight[sock] = (target, began, began + self.timeout)
+            own.add(sock)
         else:
             sock.close()
-            self._record(results, target, error, self.clock() - began)
+            self._record(results, target, error, began, self.clock())
+
+    def _soonest_deadline(self):
+        return min([deadline for _, _, deadline in self.in_flight.values()] or [math.inf])
+
+    def _expire(self, now, own, results):
+        """Connects whose timeout has passed end as "timeout" for this round."""
+        expired = [sock for sock, (_, _, deadline) in self.in_flight.items() if deadline <= now]
+        for sock in expired:
+            own.discard(sock)
+            self._record(results, self.in_flight[sock][0], errno.ETIMEDOUT)
+        self._drop(expired)
+
+    def _drop(self, sockets):
+        for sock in sockets:
+            del self.in_flight[sock]
+            self.selector.unregister(sock)
+            sock.close()
 
     @staticmethod
-    def _record(results, target, error, elapsed):
+    def _record(results, target, error, began=None, ended=None):
         previous = results.get(target)
         if previous is not None and previous.up:
             return       # another address of this target already answered
         if error == 0:
-            results[target] = ProbeResult(target, True, None, elapsed)
+            results[target] = ProbeResult(target, True, None, ended - began, ended)
         elif previous is None:
             results[target] = ProbeResult(target, False, reason_for_errno(error))
 
@@ -1666,16 +1825,19 @@ def read_small_file(path, limit=ROUTE_FILE_LIMIT):
 
 class Surroundings:
     """This machine's own view of its way out (Linux): its default routes, whether their
-    interfaces have a link, and the gateway to probe. Reads a few small files each round; sends
-    nothing. Elsewhere the files are missing: no gateway is found (--gateway sets one) and
-    `local` is never seen."""
+    interfaces have a link, and the gateway to probe. Reads a few small files (the routing table
+    for the gateway at most every ROUTES_RECHECK seconds); sends nothing. Elsewhere the files are
+    missing: no gateway is found (--gateway sets one) and `local` is never seen."""
 
-    def __init__(self, gateway="auto", route_files=ROUTE_FILES, sys_net=SYS_NET):
+    def __init__(self, gateway="auto", route_files=ROUTE_FILES, sys_net=SYS_NET,
+                 clock=time.monotonic):
         self.setting = gateway       # "auto" (the routing table's), "none", or a Target
         self.route_files = route_files
         self.sys_net = sys_net
+        self.clock = clock
         self.had_routes = False      # has a default route been seen since the start?
         self.found = None            # the gateway Target found, kept while its address stays
+        self.looked = None           # when gateway() last read the routing table
 
     def routes(self):
         ipv4, ipv6 = (read_small_file(path) or "" for path in self.route_files)
@@ -1684,16 +1846,20 @@ class Surroundings:
         return routes
 
     def gateway(self):
-        """The gateway to probe now (a Target), or None; reads the routing table again, so a
-        new router (DHCP) is followed."""
-        routes = self.routes()
+        """The gateway to probe now (a Target), or None; reads the routing table again (when
+        ROUTES_RECHECK seconds have passed), so a new router (DHCP) is followed."""
+        now = self.clock()
+        if self.looked is None or now - self.looked >= ROUTES_RECHECK:
+            self.looked = now
+            routes = self.routes()
+            if self.setting == "auto":
+                address = choose_gateway(routes)
+                if address is None:
+                    self.found = None
+                elif self.found is None or self.found.host != address:
+                    self.found = Gateway(address, GATEWAY_PORT, found=True)
         if self.setting != "auto":
             return None if self.setting == "none" else self.setting
-        address = choose_gateway(routes)
-        if address is None:
-            self.found = None
-        elif self.found is None or self.found.host != address:
-            self.found = Gateway(address, GATEWAY_PORT, found=True)
         return self.found
 
     def link_is_up(self, interface):
@@ -2311,7 +2477,7 @@ class StateFile:
             return check_state(json.loads(raw.decode("utf-8"), parse_constant=_no_constant)), None
         except (ValueError, RecursionError) as error:     # UnicodeDecodeError is a ValueError
             reason = "too deeply nested" if isinstance(error, RecursionError) else _one_line(error)
-        aside = "%s.corrupt-%s" % (self.path, datetime.now().strftime("%Y%m%d-%H%M%S"))
+        aside = "%s.corrupt-%s" % (self.path, time.strftime("%Y%m%d-%H%M%S"))
         try:
             os.replace(self.path, aside)
             where = "moved it to %s" % aside
@@ -2947,17 +3113,20 @@ class Announcer:
 
     def started(self, wall, state_path):
         settings = self.settings
+        down_interval = settings.down_probe_interval
         self.log.write("start", wall, version=VERSION, targets=settings.target_labels,
-                       interval=settings.interval, timeout=settings.timeout,
-                       min_interruption=settings.min_interruption,
+                       interval=settings.interval, down_interval=down_interval,
+                       timeout=settings.timeout, min_interruption=settings.min_interruption,
                        backoff_min=settings.backoff_min, backoff_max=settings.backoff_max,
                        backoff_step=settings.backoff_step, pid=os.getpid(), state_file=state_path,
                        gateway=gateway_setting(settings.gateway), slow_ms=settings.slow_ms,
                        stats_interval=settings.stats_interval, host=socket.gethostname())
-        self.console.info("started pyNetConnMon %s (pid %d): watching %s every %g s, timeout %g s, "
-                          "interruptions under %g s ignored%s" % (
+        self.console.info("started pyNetConnMon %s (pid %d): watching %s every %g s%s, timeout %g "
+                          "s, interruptions under %g s ignored%s" % (
                               VERSION, os.getpid(), ", ".join(settings.target_labels),
-                              settings.interval, settings.timeout, settings.min_interruption,
+                              settings.interval, " (%g s while down)" % down_interval
+                              if down_interval < settings.interval else "", settings.timeout,
+                              settings.min_interruption,
                               "; state file %s" % state_path if state_path else ""), wall)
         if settings.gateway == "none":
             self.console.info("gateway not probed (--gateway none): a cause other than local "
@@ -2975,23 +3144,40 @@ class Announcer:
                               "below %g" % (milliseconds(DEFAULT_SLOW_MS), settings.timeout,
                                             settings.timeout * 1000), wall)
 
+    @staticmethod
+    def _window(outage):
+        """The event fields that say when an outage began: the middle of its window, and the
+        window itself (start_after is null when no probe had got through since the start)."""
+        return dict(start=iso_time(outage.start_wall),
+                    start_after=outage.after and iso_time(outage.after[1]),
+                    start_before=iso_time(outage.before[1]))
+
     def gateway_changed(self, wall, label):
         self.log.write("gateway_changed", wall, gateway=label)
         self.console.info("gateway now %s" % (label or "none (no default route with a gateway)"),
                           wall)
 
-    def down(self, wall, reason, target_reasons, cause="unknown", detail=""):
-        self.log.write("down", wall, start=iso_time(wall), reason=reason, targets=target_reasons,
-                       cause=cause)
+    def down(self, wall, outage, detail=""):
+        self.log.write("down", wall, **self._window(outage), reason=outage.reason,
+                       targets=outage.targets, cause=outage.cause)
         self.console.info("DOWN %s (%s: %s)" % (
-            ", ".join("%s %s" % item for item in target_reasons.items()), cause, detail), wall)
+            ", ".join("%s %s" % item for item in outage.targets.items()), outage.cause, detail),
+            wall)
 
-    def up(self, wall, outage, duration, ignored):
-        self.log.write("up", wall, start=iso_time(outage.start_wall), end=iso_time(wall),
-                       duration=round(duration, 3), ignored=ignored, cause=outage.cause)
+    def up(self, wall, outage, duration, ignored, bounds):
+        shortest, longest = bounds
+        self.log.write("up", wall, **self._window(outage), end=iso_time(wall),
+                       duration=round(duration, 3), duration_min=round(shortest, 3),
+                       duration_max=None if longest is None else round(longest, 3),
+                       ignored=ignored, cause=outage.cause)
         if ignored:
-            self.console.info("UP after %s: shorter than %g s, ignored"
-                              % (human_duration(duration), self.settings.min_interruption), wall)
+            # "shorter" only when even its longest possible length is; else "probably shorter"
+            minimum = self.settings.min_interruption
+            surely = longest is not None and longest < minimum
+            lasted = "" if longest is None else " (it lasted %s to %s)" % (
+                human_duration(shortest), human_duration(longest))
+            self.console.info("UP after %s: %sshorter than %g s, ignored%s" % (
+                human_duration(duration), "" if surely else "probably ", minimum, lasted), wall)
         else:
             self.console.info("UP after %s (down since %s, %s; %s: %s)" % (
                 human_duration(duration), local_time(outage.start_wall), outage.reason,
@@ -3152,7 +3338,8 @@ class Monitor:
     def run(self):
         """Runs until SIGTERM or SIGINT; returns the name of the signal."""
         self.start()
-        schedule = RoundSchedule(self.settings.interval, self.clock.monotonic())
+        schedule = RoundSchedule(self.settings.interval, self.clock.monotonic(),
+                                 self.settings.down_probe_interval)
         while self.waker.stop_signal is None:
             if self.waker.reopen_requested:
                 self.waker.reopen_requested = False
@@ -3161,8 +3348,8 @@ class Monitor:
             self._collect_pings()
             if self.clock.monotonic() >= self._heartbeat_due():
                 self._save_state()      # then a round, if one is due: saves never starve them
-            now = self.clock.monotonic()
-            wait = min(schedule.seconds_until_due(now), self._heartbeat_due() - now)
+            now, down = self.clock.monotonic(), self.tracker.is_down
+            wait = min(schedule.seconds_until_due(now, down), self._heartbeat_due() - now)
             if wait > 0:
                 self.waker.wait(wait)
                 continue
@@ -3170,8 +3357,12 @@ class Monitor:
             wall = self.clock.wall()
             targets, stopping = self.settings.targets, lambda: self.waker.stop_signal is not None
             gateway = self.surroundings.gateway() if self.surroundings is not None else None
-            results = (self.prober.probe_round(targets, stopping) if gateway is None
-                       else self.prober.probe_round(targets, stopping, gateway))
+            # while down, a fast round lasts until the next is due; its connects may outlive it
+            # (--down-interval equal to -i: none, rounds as while up)
+            fast = down and schedule.down_interval < schedule.interval
+            results = self.prober.probe_round(
+                targets, stopping, gateway,
+                wait=schedule.seconds_until_due(now, True) if fast else None)
             if self.waker.stop_signal is not None:
                 break
             self._handle_round(results[:len(targets)], now, wall, results[len(targets):])
@@ -3186,17 +3377,20 @@ class Monitor:
         self.last_results = results
         self.last_round = (mono, self.clock.wall())
         self._measure(results, mono, wall)
-        network_up = any(result.up for result in results)
+        answered = [result.answered if result.answered is not None
+                    else mono + (result.connect_time or 0.0) for result in results if result.up]
         target_reasons = {result.target.label: result.reason for result in results if not result.up}
         first_reason = next((result.reason for result in results if not result.up), None)
+        network_up = bool(answered)
         cause, detail = self._where_it_broke(network_up, gateway[0] if gateway else None,
                                              target_reasons, wall)
         for change in self.partials.observe(results, mono, wall):
             self._partial_change(change, wall)
-        if network_up and self.tracker.is_down:
-            # The connect that shows the network back may have got through only on a SYN the
-            # kernel resent (1 s, 3 s ... into the round): until it did, the network was down.
-            back = min(result.connect_time or 0.0 for result in results if result.up)
+        if answered:
+            # The connect that shows the network up may have got through only on a SYN the
+            # kernel resent (1 s, 3 s ... into the round), or in a later round than its own:
+            # until it did, the network was not shown up.
+            back = min(answered) - mono
             mono, wall = mono + back, wall + back
         transition = self.tracker.observe(network_up, mono, wall, first_reason, target_reasons,
                                           cause)
@@ -3204,11 +3398,11 @@ class Monitor:
             return
         kind, change = transition
         if kind == "down":
-            self.say.down(wall, first_reason, target_reasons, cause, detail)
+            self.say.down(wall, change, detail)
         elif kind == "up":
             outage, duration, ignored = change
             self.counters.interruption_ended(duration, ignored, outage.cause)
-            self.say.up(wall, outage, duration, ignored)
+            self.say.up(wall, outage, duration, ignored, outage.duration_bounds(mono))
             if not ignored:
                 self._add_interruption(start=outage.start_wall, end=wall, duration=duration,
                                        reason=outage.reason, targets=self.settings.target_labels,
@@ -3468,6 +3662,7 @@ def parse_log_time(value):
         return None
     if value[-1:] in ("Z", "z"):
         value = value[:-1] + "+00:00"     # fromisoformat() learnt "Z" only in Python 3.11
+    from datetime import datetime
     try:
         moment = datetime.fromisoformat(value).timestamp()
     except (ValueError, OverflowError, OSError):
@@ -3485,6 +3680,7 @@ def parse_summary_date(text, option, end_of_day=False):
     if not match:
         raise UsageError("%s: %r is not a date: use YYYY-MM-DD or 'YYYY-MM-DD HH:MM[:SS]' "
                          "(local time)" % (option, text))
+    from datetime import datetime
     try:
         moment = datetime(*[int(part) for part in match.groups() if part is not None])
         if end_of_day and match.group(4) is None:
@@ -3774,9 +3970,10 @@ class _Timeline:
 
     def _alike(self, start, end):
         """The row of the days from `start` to `end` (local midnights) without any change."""
+        from datetime import date
         first, last = time.localtime(start)[:3], time.localtime(end - 1)[:3]
         row = DaySummary(first, start, end)
-        row.days = datetime(*last).toordinal() - datetime(*first).toordinal() + 1
+        row.days = date(*last).toordinal() - date(*first).toordinal() + 1
         row.last_date = _date_text(last)
         for down in (False, True):
             if not self._covered(down, start, end):
@@ -3926,9 +4123,13 @@ class _Replay:
         self.run = None
 
     def on_down(self, moment, record):
-        run = self._alive(moment)
+        """Down since its `start`: the middle of the window the outage began in (in logs from
+        before that window, the first failed round: the `time`)."""
+        began = parse_log_time(record.get("start"))
+        began = moment if began is None else min(began, moment)
+        run = self._alive(moment, began)
         if run.down_since is None:
-            run.down_since, run.down_text = moment, record.get("time")
+            run.down_since, run.down_text = began, record.get("start")
             run.down_cause = record.get("cause")
 
     def on_up(self, moment, record):
@@ -5909,6 +6110,7 @@ OPTION_RUNS = (
     ("port", "-p/--port", (RUN_MONITOR, RUN_ONCE, RUN_TEST_MAIL)),
     ("interval", "-i/--interval", (RUN_MONITOR,)),
     ("timeout", "-t/--timeout", (RUN_MONITOR, RUN_ONCE)),
+    ("down_interval", "--down-interval", (RUN_MONITOR,)),
     ("gateway", "--gateway", (RUN_MONITOR, RUN_ONCE)),
     ("min_interruption", "-m/--min-interruption", (RUN_MONITOR,)),
     ("backoff_min", "-bmin/--backoff-min", (RUN_MONITOR,)),
@@ -6044,6 +6246,10 @@ def build_parser():
     parser.add_argument("-t", "--timeout", type=_seconds(*TIMEOUT_RANGE),
                         help="connection timeout, %s (default: %.1f)"
                              % (_range(TIMEOUT_RANGE), DEFAULT_TIMEOUT))
+    parser.add_argument("--down-interval", type=_seconds(*INTERVAL_RANGE), metavar="SECONDS",
+                        help="while the connection is down, start a round every SECONDS, so that "
+                             "its end is known that exactly; at most -i, which turns this off "
+                             "(default: a tenth of -i, at least %g)" % DOWN_INTERVAL_MIN)
     parser.add_argument("--gateway", metavar="ADDRESS[:PORT]",
                         help="the router to probe (TCP, port %d unless given) in every round to "
                              "tell where an interruption broke; 'none' turns the probe off "
@@ -6149,9 +6355,14 @@ def _unrecognized(extra):
 
 def parse_arguments(argv):
     """Parses and checks everything before anything runs; raises UsageError."""
-    args, extra = build_parser().parse_known_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
     if extra:
         raise UsageError(_unrecognized(extra))
+    for action in parser._actions:        # argparse turns "--heartbeat=--" into [], unconverted
+        if action.nargs is None and action.option_strings and getattr(args, action.dest) == []:
+            raise UsageError("argument %s: expected one argument"
+                             % "/".join(action.option_strings))
     given = {name for name, _, _ in OPTION_RUNS       # `is`, not ==: -m 0 is given too
              if getattr(args, name) is not None and getattr(args, name) is not False}
     for name in ("interval", "timeout", "min_interruption", "backoff_min", "backoff_max",
@@ -6162,6 +6373,9 @@ def parse_arguments(argv):
     if args.backoff_max < args.backoff_min:
         raise UsageError("-bmax/--backoff-max: %g is below -bmin/--backoff-min %g"
                          % (args.backoff_max, args.backoff_min))
+    if args.down_interval is not None and args.down_interval > args.interval:
+        raise UsageError("--down-interval: %g is above -i/--interval %g"
+                         % (args.down_interval, args.interval))
     if 0 < args.stats_interval < STATS_INTERVAL_RANGE[0]:
         raise UsageError("--stats-interval: %g s is too short: give 0 (no stats events) or %s"
                          % (args.stats_interval, _range(STATS_INTERVAL_RANGE)))

@@ -63,25 +63,29 @@ class Crash(Exception):
 
 
 class ScriptedProber:
-    """The network is down during the given [start, end) spans; a round takes `round_time`.
-    From `crash_at` on, a round raises Crash."""
+    """The network is down during the given [start, end) spans; a round takes `round_time`, and
+    a connect that gets through `connect_time`. From `crash_at` on, a round raises Crash.
+    `waits` keeps each round's `wait` (None while up; while down, the time to the next round)."""
 
-    def __init__(self, clock, outages, round_time=0.01, crash_at=None):
+    def __init__(self, clock, outages, round_time=0.01, crash_at=None, connect_time=0.001):
         self.clock = clock
         self.outages = outages
         self.round_time = round_time
         self.crash_at = crash_at
+        self.connect_time = connect_time
         self.rounds = []
+        self.waits = []
 
-    def probe_round(self, targets, interrupted=lambda: False):
+    def probe_round(self, targets, interrupted=lambda: False, gateway=None, wait=None):
         now = self.clock.now
         if self.crash_at is not None and now >= self.crash_at:
             raise Crash(now)
         self.rounds.append(now)
+        self.waits.append(wait)
         down = any(start <= now < end for start, end in self.outages)
         self.clock.now += self.round_time
-        return [ProbeResult(target, not down, "refused" if down else None, None if down else 0.001)
-                for target in targets]
+        return [ProbeResult(target, not down, "refused" if down else None,
+                            None if down else self.connect_time) for target in targets]
 
     def close(self):
         pass

@@ -187,7 +187,7 @@ class ScriptedNetwork:
         return ("this machine has no default route"
                 if any(start <= now < end for start, end in self.local) else None)
 
-    def probe_round(self, targets, interrupted=lambda: False, gateway=None):
+    def probe_round(self, targets, interrupted=lambda: False, gateway=None, wait=None):
         now = self.clock.now
         self.rounds.append((now, gateway))
         probed = list(targets) + ([gateway] if gateway is not None else [])
@@ -258,7 +258,7 @@ def test_each_cause_in_the_events_the_console_the_report_and_the_metrics(tmp_pat
     reason = down["reason"]
     assert run.lines("DOWN", "UP") == [
         "DOWN %s %s (%s: %s)" % (targets[0].label, reason, cause, words),
-        "UP after 10.0 s (down since 2026-11-18 11:06:51, %s; %s: %s)" % (
+        "UP after 10.0 s (down since 2026-11-18 11:06:50, %s; %s: %s)" % (
             reason, cause, {"local": "this machine had no link or no route",
                             "lan": "the router did not answer either",
                             "provider": "the router answered, so the line or the provider failed",
@@ -266,7 +266,7 @@ def test_each_cause_in_the_events_the_console_the_report_and_the_metrics(tmp_pat
                             "unknown": "no router known that answered, so no telling "
                                        "where"}[cause])]
     _, body = run.report()
-    assert "2026-11-18 11:07:01        10.0 s  %-8s  %s\n" % (cause, reason) in body
+    assert "2026-11-18 11:07:00        10.0 s  %-8s  %s\n" % (cause, reason) in body
     explained = [line for line in body.splitlines() if line.startswith(cause + ": ")]
     assert len(explained) == 1
     causes = {name: (count, downtime) for name, count, downtime in run.board.latest().causes}

@@ -35,6 +35,10 @@ BAD_INPUT = [
     (["-a", "x" * 254], "-a/--address: '%s' is longer than 253 characters" % ("x" * 254)),
     (["-a", "127.0.0.1:0"], "-a/--address: 0 is outside 1-65535"),
     (["--heartbeat", "0"], "argument --heartbeat: 0 must be >= 1"),
+    (["--down-interval", "0"], "argument --down-interval: 0 must be >= 0.01"),
+    (["-i", "1", "--down-interval", "2"], "--down-interval: 2 is above -i/--interval 1"),
+    (["--down-interval=--"], "argument --down-interval: expected one argument"),
+    (["--heartbeat=--"], "argument --heartbeat: expected one argument"),
     (["--no-mail", "--test-mail"], "--no-mail cannot be combined with --test-mail or --notify-command"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
     (["--gateway", "router.lan"], "--gateway: 'router.lan' is not ADDRESS[:PORT], [IPV6]:PORT or "
@@ -181,7 +185,8 @@ def test_console_lines_are_timestamped_and_reach_a_pipe_at_once(tmp_path):
             # not `python -u`'s doing alone: the program flushes each line itself
             match = monitor.wait_for_line(
                 r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) started pyNetConnMon %s \(pid \d+\): "
-                r"watching 127\.0\.0\.1:%d every 60 s, timeout 2 s, interruptions under 5 s "
+                r"watching 127\.0\.0\.1:%d every 60 s \(6 s while down\), timeout 2 s, "
+                r"interruptions under 5 s "
                 r"ignored; state file %s$" % (re.escape(VERSION), port,
                                               re.escape(str(tmp_path / "state.json"))), timeout=5)
             assert match

@@ -137,3 +137,38 @@ def test_mail_server_down_when_the_network_returns_gets_the_report_out_once(
         assert len(events(monitor.log, "report_sent")) == 1
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("kind", ["vanish", "link_down"])
+def test_the_end_of_an_outage_is_known_within_the_down_interval(netlab, tmp_path, kind):
+    """At -i 2 the end of an outage would be known only within 2 s; with rounds every 0.2 s
+    while down it is known within 0.2 s. When packets vanish every connect waits for its
+    timeout (1 s), so several wait at once: -t / --down-interval, one more for a moment."""
+    fault, undo, undo_name, _reason = FAULTS[kind]
+    accepts = tmp_path / "accepts"
+    netlab.start_listener(accept_log=accepts)
+    with start_monitor(netlab, tmp_path, "-a", "%s:%d" % (TARGET_IP, TARGET_PORT), "-i", "2",
+                       "-t", "1", "--down-interval", "0.2", "-m", "1", "--no-mail") as monitor:
+        wait_for_accepts(accepts, 2, timeout=10)
+        fault(netlab)
+        in_flight = []
+        # holding the fault 4.5 s: the first failed round begins within 2 s and lasts up to
+        # 1 s; fast rounds follow for at least 1.5 s
+        for _ in range(45):
+            in_flight.append(connects_in_flight(monitor.pid))
+            time.sleep(0.1)
+        undo(netlab)
+        up = monitor.wait_for_event("up", timeout=5)
+        offset = time.time() - time.monotonic()
+        assert monitor.terminate() == 0
+    back = last_record(netlab, undo_name)
+    late = wall_time(up["end"]) - offset - back
+    [injected] = netlab.durations(kind, undo_name)
+    print("%s: end known %.3f s after the undo; duration error %+.3f s; connects in flight "
+          "while down: at most %d" % (kind, late, up["duration"] - injected, max(in_flight)))
+    assert -0.01 <= late <= 0.2 + SLACK
+    assert abs(up["duration"] - injected) <= 1.0 + 0.2 + SLACK   # half an interval at the start
+    if kind == "vanish":
+        assert 3 <= max(in_flight) <= 6
+    else:
+        assert max(in_flight) == 0      # unreachable at once: nothing waits

@@ -226,7 +226,9 @@ def test_ongoing_duration_and_an_end_at_a_stop():
 
 class TimedProber:
     """`script(t)` gives each round's connect time in seconds (None: timeout) at round start t;
-    a round lasts as long as its connect (at most the timeout), as a real one does."""
+    a round lasts as long as its connect (at most the timeout), as a real one does. A fast
+    round while down (`wait`) lasts at most that long: a connect slower than that is still
+    waiting at its end, and the round finds no answer."""
 
     def __init__(self, clock, script, timeout):
         self.clock = clock
@@ -234,12 +236,13 @@ class TimedProber:
         self.timeout = timeout
         self.rounds = []
 
-    def probe_round(self, targets, interrupted=lambda: False):
+    def probe_round(self, targets, interrupted=lambda: False, gateway=None, wait=None):
         now = self.clock.now
         self.rounds.append(now)
         seconds = self.script(now)
-        if seconds is None or seconds >= self.timeout:
-            self.clock.now += self.timeout
+        limit = self.timeout if wait is None else min(wait, self.timeout)
+        if seconds is None or seconds >= limit:
+            self.clock.now += limit
             return [down(target) for target in targets]
         self.clock.now += seconds
         return [up(seconds, target) for target in targets]
@@ -343,10 +346,11 @@ def test_a_slow_stretch_that_ends_in_an_interruption_is_reported_with_it(tmp_pat
             if event["event"] in ("slow", "slow_end", "down", "up")] == [
         "slow", "slow_end", "down", "up"]
     _, subject, body = run.deliverer.sent[0]
-    # down from 21.5 (rounds of 2 s) to the fast connect at 31.5
-    assert subject == ("pyNetConnMon on pi: 1 interruption, 10.0 s of downtime; 1 slow period, "
+    # down from 21.5 (the slow answer and the failed round that followed it) to the fast connect
+    # in the fast round at 30.5 (rounds every 0.1 s while down)
+    assert subject == ("pyNetConnMon on pi: 1 interruption, 9.0 s of downtime; 1 slow period, "
                        "10.5 s slow")
-    assert body.splitlines()[0] == ("pyNetConnMon on pi saw 1 interruption (10.0 s of downtime in "
+    assert body.splitlines()[0] == ("pyNetConnMon on pi saw 1 interruption (9.0 s of downtime in "
                                     "total) and 1 slow period (10.5 s in total).")
     assert ("2026-11-18 11:06:51  2026-11-18 11:07:01        10.5 s    1500 ms    1500 ms  an "
             "interruption followed\n") in body
@@ -357,12 +361,12 @@ def test_a_slow_stretch_that_ends_in_an_interruption_is_reported_with_it(tmp_pat
 
 def test_the_round_that_ends_an_interruption_does_not_start_a_slow_stretch(tmp_path):
     # rounds at 11, 13 ... 19 time out; the one at 21 got through on a SYN sent again (1.5 s),
-    # the next (22.5) is fast
+    # the next (22.5) is fast (rounds every second while down too, as with --down-interval 1)
     script = congested((19.5, 22.0), outages=[(10.5, 19.5)])
-    run = LatencyRun(tmp_path, script, stop_at=30).run()
+    run = LatencyRun(tmp_path, script, stop_at=30, down_interval=1.0).run()
     assert run.events("slow") == []
     up_event, = run.events("up")
-    assert up_event["duration"] == 11.5
+    assert up_event["duration"] == 11.99       # from 10.51, the middle of 10.02 and 11
 
 
 def test_slow_periods_wait_for_a_report_across_a_restart(tmp_path, utc):

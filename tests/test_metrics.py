@@ -200,10 +200,11 @@ class RecordingBoard(program.MetricsBoard):
 
 
 def snapshots(tmp_path, outages, stop_at, min_interruption):
-    """{round instant: snapshot after it} of a fake-clock run with rounds every second."""
+    """{round instant: snapshot after it} of a fake-clock run with rounds every second, also
+    while down."""
     board = RecordingBoard()
     board.run = Run(tmp_path, outages, stop_at, metrics_board=board,
-                    min_interruption=min_interruption)
+                    min_interruption=min_interruption, down_interval=1.0)
     board.run.run()
     return board.after_round
 
@@ -212,18 +213,20 @@ def test_an_ongoing_interruption_counts_once_it_lasts_min_interruption(tmp_path)
     after = snapshots(tmp_path, outages=[(0.5, 3.5)], stop_at=4.5, min_interruption=1.5)
     counted = {at: (s.network_up, s.interruptions, s.downtime_seconds)
                for at, s in after.items()}
+    # down since 0.5005: the middle of the answer at 0.001 and the failed round at 1
     assert counted == {0.0: (True, 0, 0.0),
-                       1.0: (False, 0, 0.0),       # down since 1.0
-                       2.0: (False, 0, 0.0),       # 1 s: may still be a blip
-                       3.0: (False, 1, 2.0),       # 2 s: counts now
-                       4.0: (True, 1, 3.001)}      # its connect took 1 ms: 3.001 s
+                       1.0: (False, 0, 0.0),
+                       2.0: (False, 0, 0.0),       # 1.4995 s: may still be a blip
+                       3.0: (False, 1, 2.5),       # 2.4995 s: counts now
+                       4.0: (True, 1, 3.501)}      # its connect took 1 ms: 3.5005 s
     assert after[4.0].ignored_interruptions == 0
     assert after[4.0].targets == ((TARGET.label, True, 0.001),)
     assert after[4.0].last_round == pytest.approx(WALL_OFFSET + 4.01, abs=0.001)
 
 
 def test_a_blip_counts_as_ignored_and_never_as_downtime(tmp_path):
-    after = snapshots(tmp_path, outages=[(0.5, 1.5)], stop_at=2.5, min_interruption=1.5)
+    # down from 0.5005 (the middle of 0.001 and 1) to 2.001: 1.5005 s
+    after = snapshots(tmp_path, outages=[(0.5, 1.5)], stop_at=2.5, min_interruption=2.0)
     assert after[1.0].targets == ((TARGET.label, False, None),)
     assert (after[2.0].interruptions, after[2.0].ignored_interruptions,
             after[2.0].downtime_seconds) == (0, 1, 0.0)

@@ -27,11 +27,12 @@ def test_an_outage_is_one_down_one_up_and_one_report(tmp_path):
     down, = run.events("down")
     up, = run.events("up")
     assert down["reason"] == "refused" and down["targets"] == {"198.18.0.2:53": "refused"}
-    # first failed round at 11; the round at 21 connected after 1 ms
+    # it began between the answer at 10.001 and the failed round at 11 (taken in the middle);
+    # from 11 on rounds come every 0.1 s, and the one at 20.5 connected after 1 ms
     assert up["duration"] == 10.001
     assert up["ignored"] is False
     assert up["start"] == down["start"]
-    assert run.sent_at() == [21.01]     # right after the first good round
+    assert run.sent_at() == [20.51]     # right after the first good round
     _, subject, body = run.deliverer.sent[0]
     assert subject == "pyNetConnMon on pi: 1 interruption, 10.0 s of downtime"
     assert "refused" in body
@@ -43,8 +44,9 @@ def test_a_blip_is_logged_ignored_and_never_reported(tmp_path):
     run = Run(tmp_path, outages=[(10.5, 13.5)], stop_at=30)
     run.run()
     up, = run.events("up")
-    assert (up["duration"], up["ignored"]) == (3.001, True)
-    assert "UP after 3.0 s: shorter than 5 s, ignored" in run.console_lines()
+    assert (up["duration"], up["ignored"]) == (3.001, True)     # 13.501 - 10.5005
+    assert ("UP after 3.0 s: shorter than 5 s, ignored (it lasted 2.4 s to 3.5 s)"
+            in run.console_lines())
     assert run.deliverer.attempts == []
     assert not {"report_sent", "report_failed"} & {e["event"] for e in run.events()}
     assert run.saved_state()["pending"] == []
@@ -55,7 +57,7 @@ def test_outages_during_the_wait_are_batched_into_the_next_report(tmp_path):
               stop_at=500)
     run.run()
     # 1st at once; the next may go 60 s later (81), with two outages; then 360 s later (441)
-    assert run.sent_at() == [21.01, 81.01, 441.01]
+    assert run.sent_at() == [20.51, 81.01, 441.01]
     assert [e["interruptions"] for e in run.events("report_sent")] == [1, 2, 1]
     assert [e["next_wait"] for e in run.events("report_sent")] == [60.0, 360.0, 660.0]
 
@@ -72,8 +74,8 @@ def test_a_batched_report_lists_each_outage_and_their_total(tmp_path, utc):
         "Targets: 198.18.0.2:53\n"
         "\n"
         + HEADER + "\n"
-        "2026-11-18 11:07:11  2026-11-18 11:07:21        10.0 s  unknown   refused\n"
-        "2026-11-18 11:07:31  2026-11-18 11:07:41        10.0 s  unknown   refused\n"
+        "2026-11-18 11:07:10  2026-11-18 11:07:20        10.0 s  unknown   refused\n"
+        "2026-11-18 11:07:30  2026-11-18 11:07:40        10.0 s  unknown   refused\n"
         "\n"
         "unknown: where it broke cannot be told: no router was known to check, or it has not "
         "answered a check since the monitor started (see --gateway).\n"
@@ -85,14 +87,14 @@ def test_no_report_goes_out_while_the_network_is_down(tmp_path):
     # outage 2 starts before the wait after report 1 is over, and lasts past it
     run = Run(tmp_path, outages=[(10.5, 20.5), (30.5, 40.5), (70.5, 100.5)], stop_at=200)
     run.run()
-    assert run.sent_at() == [21.01, 101.01]
+    assert run.sent_at() == [20.51, 100.51]
     assert [e["interruptions"] for e in run.events("report_sent")] == [1, 2]
 
 
 def test_a_failed_delivery_is_retried_every_bmin_and_sent_once(tmp_path):
     run = Run(tmp_path, outages=[(10.5, 20.5)], stop_at=300, fail_during=[(0, 150)])
     run.run()
-    assert [round(t, 2) for t in run.deliverer.attempts] == [21.01, 81.01, 141.01, 201.01]
+    assert [round(t, 2) for t in run.deliverer.attempts] == [20.51, 81.01, 141.01, 201.01]
     assert run.sent_at() == [201.01]
     assert len(run.events("report_failed")) == 3
     assert run.events("report_failed")[0]["reason"] == FAILURE
@@ -128,7 +130,9 @@ def test_stopping_while_down_keeps_the_outage_as_cut_short(tmp_path):
     assert stop["down_since"] == run.events("down")[0]["start"]
     saved = json.loads((tmp_path / "state.json").read_text())
     pending, = saved["pending"]
-    assert (pending["cut_short"], pending["duration"], pending["reason"]) == (True, 19.0, "refused")
+    # from the middle of 10.001 (the last answer) and 11 (the first failed round) to the stop
+    assert (pending["cut_short"], round(pending["duration"], 4), pending["reason"]) == (
+        True, 19.4995, "refused")
 
 
 def test_a_report_pending_at_stop_goes_out_after_a_restart(tmp_path, utc):
@@ -146,7 +150,7 @@ def test_a_report_pending_at_stop_goes_out_after_a_restart(tmp_path, utc):
     assert second.sent_at() == [0.01]
     _, subject, body = second.deliverer.sent[0]
     assert subject == "pyNetConnMon on pi: 1 interruption, 10.0 s of downtime"
-    assert "2026-11-18 11:06:51  2026-11-18 11:07:01        10.0 s  unknown   refused\n" in body
+    assert "2026-11-18 11:06:50  2026-11-18 11:07:00        10.0 s  unknown   refused\n" in body
     assert len(second.events("report_sent")) == 1
     assert second.saved_state()["pending"] == []
     assert second.events("gap") == []       # the first run stopped cleanly
@@ -186,21 +190,20 @@ def test_a_full_disk_under_the_event_log_warns_once_and_monitoring_goes_on(tmp_p
 
 def test_an_outage_ends_when_the_connect_got_through_not_when_its_round_began(tmp_path):
     """A SYN lost in the outage is resent by the kernel 1 s into the round; it gets through,
-    but the network was down until then."""
-    run = Run(tmp_path, outages=[(10.5, 20.5)], stop_at=30)
+    but the network was down until then. (Rounds every second while down too: --down-interval 1.)"""
+    run = Run(tmp_path, outages=[(10.5, 20.5)], stop_at=30, down_interval=1.0)
     original = run.prober.probe_round
 
-    def slow_recovery(targets, interrupted=lambda: False):
-        results = original(targets, interrupted)
+    def slow_recovery(targets, interrupted=lambda: False, gateway=None, wait=None):
+        results = original(targets, interrupted, gateway, wait=wait)
         if run.prober.rounds[-1] == 20.0:      # the round began during the outage ...
             results = [ProbeResult(r.target, True, None, 0.9) for r in results]   # ... got through
         return results
 
     run.prober.probe_round = slow_recovery
     run.run()
-    down, = run.events("down")
     up, = run.events("up")
-    assert up["duration"] == 9.9        # from the round at 11 to 20 + 0.9
+    assert up["duration"] == 10.399     # from 10.5005 (the middle of 10.001 and 11) to 20 + 0.9
 
 
 def test_a_monitor_that_died_leaves_a_gap_from_its_last_heartbeat_to_the_restart(tmp_path, utc):
@@ -235,27 +238,27 @@ def test_a_corrupt_state_file_is_moved_aside_and_the_monitor_runs_afresh(tmp_pat
     assert warning.startswith("WARNING state file %s could not be used (" % (tmp_path / "state.json"))
     assert warning.endswith("); moved it to %s and started afresh" % aside)
     assert run.saved_state()["format"] == 1
-    assert run.sent_at() == [21.01]
+    assert run.sent_at() == [20.51]
 
 
 def test_a_report_accepted_while_stopping_is_not_kept_pending(tmp_path):
-    # the report goes out at 21.01 and takes 0.2 s; SIGTERM comes in between, at 21.1
-    run = Run(tmp_path, outages=[(10.5, 20.5)], stop_at=21.1, delivery_time=0.2)
+    # the report goes out at 20.51 and takes 0.2 s; SIGTERM comes in between, at 20.6
+    run = Run(tmp_path, outages=[(10.5, 20.5)], stop_at=20.6, delivery_time=0.2)
     run.run()
-    assert run.sent_at() == [21.25]      # seen done at the stop's first wait past 21.21
+    assert run.sent_at() == [20.75]      # seen done at the stop's first wait past 20.71
     assert len(run.events("report_sent")) == 1
     assert run.saved_state()["pending"] == []
     assert run.console_lines()[-1] == "stopped (SIGTERM)"
 
 
 def test_a_notify_command_still_running_at_stop_is_cancelled_and_retried_after_restart(tmp_path):
-    # the command starts at 21.01 and would take 1.5 s; SIGTERM comes at 21.1
-    run = Run(tmp_path, outages=[(10.5, 20.5)], stop_at=21.1, delivery_time=1.5,
+    # the command starts at 20.51 and would take 1.5 s; SIGTERM comes at 20.6
+    run = Run(tmp_path, outages=[(10.5, 20.5)], stop_at=20.6, delivery_time=1.5,
               deliverer=CancellableDeliverer)
     run.run()
     # waited 0.5 s for the command, cancelled it, waited 0.5 s more: did not sit it out
-    assert round(run.deliverer.cancelled_at, 2) == 21.6
-    assert round(run.clock.now, 2) == 22.1
+    assert round(run.deliverer.cancelled_at, 2) == 21.1
+    assert round(run.clock.now, 2) == 21.6
     assert run.deliverer.sent == []
     assert run.console_lines()[-1] == "stopped (SIGTERM); 1 interruption still to report"
     assert len(run.saved_state()["pending"]) == 1

@@ -134,7 +134,9 @@ class Files:
         (folder / "carrier").write_text(carrier)
 
     def surroundings(self, gateway="auto"):
-        return Surroundings(gateway, (str(self.ipv4), str(self.ipv6)), str(self.sys_net))
+        self.now = 0.0
+        return Surroundings(gateway, (str(self.ipv4), str(self.ipv6)), str(self.sys_net),
+                            clock=lambda: self.now)
 
 
 def test_the_gateway_follows_the_routing_table_while_running(tmp_path):
@@ -142,13 +144,28 @@ def test_the_gateway_follows_the_routing_table_while_running(tmp_path):
     surroundings = files.surroundings()
     first = surroundings.gateway()
     assert (first.label, first.found) == ("198.18.0.1:%d" % GATEWAY_PORT, True)
+    files.now += 1.0
     assert surroundings.gateway() is first          # the same router: the same object
     files.set(HOME_IPV4.replace("010012C6", "FE0012C6"), HOME_IPV6)     # DHCP: a new router
+    files.now += 1.0
     assert surroundings.gateway().label == "198.18.0.254:53"
     files.set(DOWN_IPV4, HOME_IPV6)
+    files.now += 1.0
     assert surroundings.gateway().label == "[2001:db8:0:1::1]:53"
     files.set(DOWN_IPV4, DOWN_IPV6)
+    files.now += 1.0
     assert surroundings.gateway() is None
+
+
+def test_the_routing_table_is_read_for_the_gateway_at_most_once_a_second(tmp_path):
+    files = Files(tmp_path)
+    surroundings = files.surroundings()
+    first = surroundings.gateway()
+    files.set(HOME_IPV4.replace("010012C6", "FE0012C6"), HOME_IPV6)     # DHCP: a new router
+    files.now += 0.99                               # rounds at -i 0.05 in between: not read
+    assert surroundings.gateway() is first
+    files.now += 0.01
+    assert surroundings.gateway().label == "198.18.0.254:53"
 
 
 def test_local_trouble_from_the_files(tmp_path):

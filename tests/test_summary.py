@@ -300,6 +300,34 @@ def test_stop_while_down_for_less_than_the_runs_min_interruption_is_a_blip():
     assert (summary.interruptions, summary.downtime, summary.blips) == (0, 0, 1)
 
 
+def windowed_outage(log, after, before, ended, min_interruption=5.0):
+    """A down and an up as the monitor writes them since the start window: the outage began
+    between `after` (the last answer) and `before` (the first failed round), taken in the middle."""
+    window = dict(start=iso((after + before) / 2), start_after=iso(after), start_before=iso(before))
+    log.add(before, "down", **window, reason="timeout", targets={"192.0.2.1:53": "timeout"})
+    if ended is not None:
+        began = (after + before) / 2
+        log.add(ended, "up", **window, end=iso(ended), duration=round(ended - began, 3),
+                ignored=ended - began < min_interruption)
+    return log
+
+
+def test_an_outage_counts_from_the_middle_of_its_start_window():
+    summary = summarize(windowed_outage(Log().start(T0), T0 + 600, T0 + 602, T0 + 700).stop(T0 + H))
+    assert (summary.interruptions, summary.downtime, summary.longest) == (1, 99, 99)
+
+
+def test_stop_while_down_counts_from_the_middle_of_the_start_window():
+    log = windowed_outage(Log().start(T0), T0 + 600, T0 + 602, None)
+    summary = summarize(log.stop(T0 + 900, down_since=T0 + 601))
+    assert (summary.interruptions, summary.downtime) == (1, 299)
+
+
+def test_a_rotated_log_that_begins_with_a_down_counts_from_its_start():
+    summary = summarize(windowed_outage(Log(), T0 + 600, T0 + 602, T0 + 700).stop(T0 + H))
+    assert (summary.start, summary.downtime) == (T0 + 601, 99)
+
+
 def test_stop_with_down_since_but_no_down_event_in_the_log():
     summary = summarize(Log().start(T0).stop(T0 + 900, down_since=T0 + 600))
     assert (summary.interruptions, summary.downtime) == (1, 300)

@@ -47,3 +47,35 @@ def test_wall_clock_jumps_do_not_distort_the_duration():
     _, (outage, duration, _) = tracker.observe(True, mono=130.0, wall=1_000_000.0 - 3600 + 30)
     assert duration == 30.0
     assert outage.start_wall == 1_000_000.0
+
+
+def test_an_outage_begins_in_the_middle_between_the_last_answer_and_the_first_failed_round():
+    tracker = InterruptionTracker(min_interruption=5.0)
+    tracker.observe(True, mono=9.0, wall=1009.0)
+    tracker.observe(True, mono=10.0, wall=1010.0)       # the last connect that got through
+    _, outage = tracker.observe(False, mono=11.0, wall=1011.0, reason="timeout")
+    assert (outage.after, outage.before) == ((10.0, 1010.0), (11.0, 1011.0))
+    assert (outage.start_mono, outage.start_wall) == (10.5, 1010.5)
+    assert tracker.ongoing_duration(12.0) == 1.5
+    _, (_, duration, ignored) = tracker.observe(True, mono=20.25, wall=1020.25)
+    assert (duration, ignored) == (9.75, False)
+
+
+def test_an_outage_found_by_the_very_first_round_begins_at_that_round():
+    tracker = InterruptionTracker(min_interruption=5.0)
+    _, outage = tracker.observe(False, mono=0.0, wall=1000.0, reason="refused")
+    assert (outage.after, outage.start_mono, outage.start_wall) == (None, 0.0, 1000.0)
+    assert outage.duration_bounds(2.5) == (0.0, None)    # no bound: it may have begun long before
+
+
+def test_how_long_it_lasted_at_least_and_at_most():
+    tracker = InterruptionTracker(min_interruption=5.0)
+    tracker.observe(True, mono=10.0, wall=1010.0)
+    tracker.observe(False, mono=11.0, wall=1011.0, reason="timeout")
+    for mono in (11.25, 11.5, 11.75, 12.0):              # still down in these rounds
+        assert tracker.observe(False, mono=mono, wall=1000.0 + mono) is None
+    _, (outage, duration, ignored) = tracker.observe(True, mono=12.25, wall=1012.25)
+    # down from the first failed round to the last one at least, from the last answer to the
+    # first answer again at most
+    assert (duration, ignored) == (1.75, True)
+    assert outage.duration_bounds(12.25) == (1.0, 2.25)
