@@ -2247,6 +2247,22 @@ class Reporter:
             done.append((count, partial, slow, failure))
         return done
 
+    def settle(self, clock, wait, collect, limit=0.5):
+        """At a stop: a report the server accepted just now must not stay pending and go out
+        twice. Waits up to `limit` s for a delivery in flight (calling `collect` to take its
+        outcome); then cancels a notify command, and waits up to `limit` s more."""
+        deadline, cancelled = clock.monotonic() + limit, False
+        while self.busy:
+            if clock.monotonic() >= deadline:
+                if cancelled:
+                    break
+                # a notify command runs in its own session and would still deliver after the
+                # stop, behind the state file's back: kill it, so its report stays pending
+                self.cancel()
+                cancelled, deadline = True, clock.monotonic() + limit
+            wait(0.05)
+            collect()
+
     def cancel(self):
         """Kills a notify command still running (at a stop), so it cannot deliver a report that
         stays pending."""
@@ -3302,26 +3318,16 @@ class SystemClock:
     wall = staticmethod(time.time)
 
 
-class Monitor:
-    """The loop: rounds on a fixed grid, what their results mean, and the parts that act on it.
+class RoundInterpreter:
+    """What the rounds mean: interruptions and their cause, partial outages, slow periods and
+    connect-time statistics. It holds the trackers; for each round it tells the announcer what
+    changed and hands what waits for a report to `record`. No loop, no state file, no thread."""
 
-    Its parts come ready-made: the prober and the announcer; the reporter (None with --no-mail);
-    the state file, the pinger and the metrics board (None when not used); the surroundings
-    (routing table, links, gateway; None: every cause reads unknown).
-    """
-
-    def __init__(self, settings, announcer, waker, prober, clock=SystemClock, reporter=None,
-                 state=None, pinger=None, metrics_board=None, surroundings=None):
+    def __init__(self, settings, announcer, record, surroundings=None):
         self.settings = settings
         self.say = announcer
-        self.waker = waker
-        self.prober = prober
-        self.clock = clock
-        self.reporter = reporter
-        self.state = state
-        self.pinger = pinger
-        self.metrics_board = metrics_board
-        self.surroundings = surroundings
+        self.record = record             # record(**interruption): a report will tell of it
+        self.surroundings = surroundings  # routing table, links, gateway; None: causes unknown
         self.tracker = InterruptionTracker(settings.min_interruption)
         self.judge = CauseJudge()
         self.partials = PartialOutages(settings.targets, settings.min_interruption)
@@ -3332,51 +3338,17 @@ class Monitor:
         self.last_results = ()
         self.last_gateway = None         # the gateway's ProbeResult in the last round, or None
         self.last_round = None           # (monotonic start, wall clock at its end)
-        self.last_heartbeat = -math.inf
 
-    # -- the loop ----------------------------------------------------------------------------
-    def run(self):
-        """Runs until SIGTERM or SIGINT; returns the name of the signal."""
-        self.start()
-        schedule = RoundSchedule(self.settings.interval, self.clock.monotonic(),
-                                 self.settings.down_probe_interval)
-        while self.waker.stop_signal is None:
-            if self.waker.reopen_requested:
-                self.waker.reopen_requested = False
-                self._reopen_event_log()
-            self._collect_deliveries()
-            self._collect_pings()
-            if self.clock.monotonic() >= self._heartbeat_due():
-                self._save_state()      # then a round, if one is due: saves never starve them
-            now, down = self.clock.monotonic(), self.tracker.is_down
-            wait = min(schedule.seconds_until_due(now, down), self._heartbeat_due() - now)
-            if wait > 0:
-                self.waker.wait(wait)
-                continue
-            schedule.round_started(now)
-            wall = self.clock.wall()
-            targets, stopping = self.settings.targets, lambda: self.waker.stop_signal is not None
-            gateway = self.surroundings.gateway() if self.surroundings is not None else None
-            # while down, a fast round lasts until the next is due; its connects may outlive it
-            # (--down-interval equal to -i: none, rounds as while up)
-            fast = down and schedule.down_interval < schedule.interval
-            results = self.prober.probe_round(
-                targets, stopping, gateway,
-                wait=schedule.seconds_until_due(now, True) if fast else None)
-            if self.waker.stop_signal is not None:
-                break
-            self._handle_round(results[:len(targets)], now, wall, results[len(targets):])
-            self._after_round()
-        return self.stop()
+    @property
+    def is_down(self):
+        return self.tracker.is_down
 
-    def _heartbeat_due(self):
-        return self.last_heartbeat + self.settings.heartbeat if self.state else math.inf
-
-    def _handle_round(self, results, mono, wall, gateway=()):
-        """`gateway`: the gateway's ProbeResult in a list, or [] when it was not probed."""
+    def round(self, results, mono, wall, gateway=(), completed=None):
+        """Takes one round's results (`gateway`: its ProbeResult in a list, or []); returns
+        whether something happened that the state file must keep."""
         self.last_results = results
-        self.last_round = (mono, self.clock.wall())
-        self._measure(results, mono, wall)
+        self.last_round = (mono, wall if completed is None else completed)
+        save = self._measure(results, mono, wall)
         answered = [result.answered if result.answered is not None
                     else mono + (result.connect_time or 0.0) for result in results if result.up]
         target_reasons = {result.target.label: result.reason for result in results if not result.up}
@@ -3395,7 +3367,7 @@ class Monitor:
         transition = self.tracker.observe(network_up, mono, wall, first_reason, target_reasons,
                                           cause)
         if transition is None:
-            return
+            return save
         kind, change = transition
         if kind == "down":
             self.say.down(wall, change, detail)
@@ -3404,10 +3376,10 @@ class Monitor:
             self.counters.interruption_ended(duration, ignored, outage.cause)
             self.say.up(wall, outage, duration, ignored, outage.duration_bounds(mono))
             if not ignored:
-                self._add_interruption(start=outage.start_wall, end=wall, duration=duration,
-                                       reason=outage.reason, targets=self.settings.target_labels,
-                                       cause=outage.cause)
-        self._save_state()
+                self.record(start=outage.start_wall, end=wall, duration=duration,
+                            reason=outage.reason, targets=self.settings.target_labels,
+                            cause=outage.cause)
+        return True
 
     def _where_it_broke(self, network_up, gateway, target_reasons, wall):
         """(cause, plain words) for a round in which no target answered, else (None, None).
@@ -3430,13 +3402,14 @@ class Monitor:
         _, key, outage, back, duration, ignored = change
         self.say.partial_up(wall + back, key, outage, duration, ignored, names)
         if not ignored:
-            self._add_interruption(start=outage.start_wall, end=wall + back, duration=duration,
-                                   reason=outage.reason, targets=self.settings.target_labels,
-                                   kind="partial", part=partial_what(key))
+            self.record(start=outage.start_wall, end=wall + back, duration=duration,
+                        reason=outage.reason, targets=self.settings.target_labels,
+                        kind="partial", part=partial_what(key))
 
     def _measure(self, results, mono, wall):
         """Connect times: the metrics, the statistics window, slow periods. The round that ends
-        an interruption is not slow: its connect often waited for a SYN sent again."""
+        an interruption is not slow: its connect often waited for a SYN sent again. Returns
+        whether a slow period that counts ended."""
         self.counters.connect.record(results)
         if self.stats is not None:
             ended = self.stats.add(results, mono, wall)
@@ -3444,57 +3417,154 @@ class Monitor:
                 self.say.stats(*ended)
         fastest = fastest_connect(results)
         if self.slow is None or (fastest is not None and self.tracker.is_down):
-            return
+            return False
         transition = self.slow.observe(fastest, mono, wall)
         if transition is None:
-            return
+            return False
         kind, detail = transition
         if kind == "slow":
             label = next(result.target.label for result in results
                          if result.up and (result.connect_time or 0.0) == fastest)
             self.say.slow(wall, fastest, label)
-        elif self._slow_ended(*detail):
-            self._save_state()
+            return False
+        return self._slow_ended(*detail)
 
     def _slow_ended(self, slow, end, duration, ignored, by_interruption=False, cut_short=False):
         """Tells of it; a slow period that counts waits for a report. Returns whether it counts."""
         self.counters.slow_ended(duration, ignored)
         self.say.slow_end(end, slow, duration, ignored, by_interruption)
         if not ignored:
-            self._add_interruption(
-                start=slow.start_wall, end=end, duration=duration, kind="slow",
-                reason="an interruption followed" if by_interruption else "",
-                targets=self.settings.target_labels, cut_short=cut_short,
-                median_ms=_ms(slow.times.percentile(0.5)), max_ms=_ms(slow.times.maximum))
+            self.record(start=slow.start_wall, end=end, duration=duration, kind="slow",
+                        reason="an interruption followed" if by_interruption else "",
+                        targets=self.settings.target_labels, cut_short=cut_short,
+                        median_ms=_ms(slow.times.percentile(0.5)), max_ms=_ms(slow.times.maximum))
         return not ignored
+
+    def close(self, mono, wall):
+        """The monitor stops: what is still going on is kept, cut short, if it counts already.
+        Returns the outage in progress, or None."""
+        if self.slow is not None and self.slow.is_slow:
+            self._slow_ended(*self.slow.end(mono, wall), cut_short=True)
+        outage, self.tracker.outage = self.tracker.outage, None
+        going_on = [(outage, dict(cause=outage.cause))] if outage is not None else []
+        going_on += [(partial, dict(kind="partial", part=partial_what(key)))
+                     for key, partial in self.partials.close_all()]
+        for item, what in going_on:
+            duration = max(0.0, mono - item.start_mono)
+            if counts_as_interruption(duration, self.settings.min_interruption):
+                self.record(start=item.start_wall, end=wall, duration=duration, cut_short=True,
+                            reason=item.reason, targets=self.settings.target_labels, **what)
+        return outage
+
+    def state(self, mono):
+        """What the state file keeps of what is going on: an outage and a slow period."""
+        outage = self.tracker.outage
+        slow = self.slow.slow if self.slow is not None else None
+        return {"down": None if outage is None else {
+                    "start": outage.start_wall, "reason": outage.reason, "cause": outage.cause,
+                    "duration": self.tracker.ongoing_duration(mono)},
+                "slow": None if slow is None else {
+                    "start": slow.start_wall, "median_ms": _ms(slow.times.percentile(0.5)),
+                    "max_ms": _ms(slow.times.maximum)}}
+
+    def metrics(self, unreported):
+        """The metrics snapshot as of the last round."""
+        mono, wall = self.last_round or (None, None)
+        ongoing = self.tracker.ongoing_duration(mono) if mono is not None else 0.0
+        slow = self.slow
+        return self.counters.snapshot(
+            self.last_results, ongoing, self.settings.min_interruption, unreported, wall,
+            self.last_gateway, slow=None if slow is None else slow.is_slow,
+            ongoing_slow=slow.ongoing_duration(mono) if slow and mono is not None else 0.0)
+
+
+class Monitor:
+    """The loop: rounds on a fixed grid (faster while down), and the parts that act on them.
+
+    Its parts come ready-made: the announcer, the prober and the interpreter of the rounds; the
+    reporter (None with --no-mail); the state file, the pinger and the metrics board (None
+    when not used).
+    """
+
+    def __init__(self, settings, announcer, waker, prober, interpreter, clock=SystemClock,
+                 reporter=None, state=None, pinger=None, metrics_board=None):
+        self.settings = settings
+        self.say = announcer
+        self.waker = waker
+        self.prober = prober
+        self.rounds = interpreter
+        self.clock = clock
+        self.reporter = reporter
+        self.state = state
+        self.pinger = pinger
+        self.metrics_board = metrics_board
+        self.last_heartbeat = -math.inf
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self):
+        """Runs until SIGTERM or SIGINT; returns the name of the signal."""
+        self.start()
+        schedule = RoundSchedule(self.settings.interval, self.clock.monotonic(),
+                                 self.settings.down_probe_interval)
+        while self.waker.stop_signal is None:
+            if self.waker.reopen_requested:
+                self.waker.reopen_requested = False
+                self._reopen_event_log()
+            self._collect_deliveries()
+            self._collect_pings()
+            if self.clock.monotonic() >= self._heartbeat_due():
+                self._save_state()      # then a round, if one is due: saves never starve them
+            now, down = self.clock.monotonic(), self.rounds.is_down
+            wait = min(schedule.seconds_until_due(now, down), self._heartbeat_due() - now)
+            if wait > 0:
+                self.waker.wait(wait)
+                continue
+            schedule.round_started(now)
+            wall = self.clock.wall()
+            targets, stopping = self.settings.targets, lambda: self.waker.stop_signal is not None
+            surroundings = self.rounds.surroundings
+            gateway = surroundings.gateway() if surroundings is not None else None
+            # while down, a fast round lasts until the next is due; its connects may outlive it
+            # (--down-interval equal to -i: none, rounds as while up)
+            fast = down and schedule.down_interval < schedule.interval
+            results = self.prober.probe_round(
+                targets, stopping, gateway,
+                wait=schedule.seconds_until_due(now, True) if fast else None)
+            if self.waker.stop_signal is not None:
+                break
+            if self.rounds.round(results[:len(targets)], now, wall, results[len(targets):],
+                                 completed=self.clock.wall()):
+                self._save_state()
+            self._after_round()
+        return self.stop()
+
+    def _heartbeat_due(self):
+        return self.last_heartbeat + self.settings.heartbeat if self.state else math.inf
 
     def _after_round(self):
         now = self.clock.monotonic()
         if self.reporter is not None:
-            problem = self.reporter.maybe_send(now, self.tracker.is_down)
+            problem = self.reporter.maybe_send(now, self.rounds.is_down)
             if problem:
                 self.say.report_not_set_up(problem)
         if self.pinger is not None:
-            self.pinger.maybe_ping(now, network_up=not self.tracker.is_down)
+            self.pinger.maybe_ping(now, network_up=not self.rounds.is_down)
         self._publish_metrics()
-
-    def _add_interruption(self, **interruption):
-        if self.reporter is not None:   # --no-mail: the event log is the only record
-            self.reporter.pending.add(**interruption)
 
     # -- what the background jobs did --------------------------------------------------------
     def _collect_deliveries(self):
         if self.reporter is None:
             return
         outcomes = self.reporter.outcomes(self.clock.monotonic())
+        counters = self.rounds.counters
         for count, partial, slow, failure in outcomes:
             wall, via = self.clock.wall(), self.reporter.deliverer.name
             if failure is None:
-                self.counters.reports_sent += 1
+                counters.reports_sent += 1
                 self.say.report_sent(wall, count, via, self.reporter.pending.backoff.wait, partial,
                                      slow)
             else:
-                self.counters.report_failures += 1
+                counters.report_failures += 1
                 self.say.report_failed(wall, count, via, failure, partial, slow)
         if outcomes:
             self._save_state()
@@ -3502,43 +3572,27 @@ class Monitor:
 
     def _collect_pings(self):
         if self.pinger is not None:
-            for news, failure in self.pinger.news(network_down=self.tracker.is_down):
+            for news, failure in self.pinger.news(network_down=self.rounds.is_down):
                 self.say.ping(self.clock.wall(), news, failure, self.pinger.where)
 
     def _publish_metrics(self):
-        if self.metrics_board is None:
-            return
-        mono, wall = self.last_round or (None, None)
-        ongoing = self.tracker.ongoing_duration(mono) if mono is not None else 0.0
-        slow = self.slow
-        self.metrics_board.publish(self.counters.snapshot(
-            self.last_results, ongoing, self.settings.min_interruption, self._pending_count(), wall,
-            self.last_gateway, slow=None if slow is None else slow.is_slow,
-            ongoing_slow=slow.ongoing_duration(mono) if slow and mono is not None else 0.0))
+        if self.metrics_board is not None:
+            self.metrics_board.publish(self.rounds.metrics(self._pending()[0]))
 
-    def _pending_count(self):
-        return self.reporter.pending.count if self.reporter is not None else 0
-
-    def _pending_others(self):
-        """(partial outages, slow periods) waiting for a report."""
+    def _pending(self):
+        """(interruptions, partial outages, slow periods) waiting for a report."""
         pending = self.reporter.pending if self.reporter is not None else None
-        return (pending.partial_count, pending.slow_count) if pending is not None else (0, 0)
+        return (0, 0, 0) if pending is None else (pending.count, pending.partial_count,
+                                                  pending.slow_count)
 
     # -- state file and event log ------------------------------------------------------------
     def _save_state(self, clean_stop=False):
         if self.state is None:
             return
         mono, wall = self.clock.monotonic(), self.clock.wall()
-        outage = self.tracker.outage
-        slow = self.slow.slow if self.slow is not None else None
         data = {"format": STATE_FORMAT, "heartbeat": wall, "clean_stop": clean_stop,
-                "targets": self.settings.target_labels, "pending": [], "next_id": 1, "backoff": {},
-                "down": None if outage is None else {
-                    "start": outage.start_wall, "reason": outage.reason, "cause": outage.cause,
-                    "duration": self.tracker.ongoing_duration(mono)},
-                "slow": None if slow is None else {
-                    "start": slow.start_wall, "median_ms": _ms(slow.times.percentile(0.5)),
-                    "max_ms": _ms(slow.times.maximum)}}
+                "targets": self.settings.target_labels, "pending": [], "next_id": 1, "backoff": {}}
+        data.update(self.rounds.state(mono))
         if self.reporter is not None:
             data.update(self.reporter.pending.to_dict(mono, wall))
         self.last_heartbeat = mono      # also after a failure: try again at the next heartbeat
@@ -3553,19 +3607,18 @@ class Monitor:
         if self.reporter is not None:
             self.reporter.pending.restore(state, mono, wall)
             if self.reporter.pending:
-                self.say.still_to_report(wall, self._pending_count(), *self._pending_others())
+                self.say.still_to_report(wall, *self._pending())
         cut_short, gap = recover_previous_run(state, wall, self.settings.min_interruption)
-        if cut_short:
-            self._add_interruption(**cut_short)
         slow = recover_slow_period(state, self.settings.min_interruption)
-        if slow:
-            self._add_interruption(**slow)
+        for item in (cut_short, slow):
+            if item:
+                self.rounds.record(**item)
         if gap is not None:
             start, end, duration, ignored = gap
             self.say.gap(wall, start, end, duration, ignored)
             if not ignored:
-                self._add_interruption(start=start, end=end, duration=duration, kind="gap",
-                                       reason="monitor not running", targets=state["targets"])
+                self.rounds.record(start=start, end=end, duration=duration, kind="gap",
+                                   reason="monitor not running", targets=state["targets"])
 
     def _reopen_event_log(self):
         if self.say.log.path:
@@ -3589,42 +3642,15 @@ class Monitor:
             self._save_state()
         self._publish_metrics()
 
-    def _wait_for_delivery_in_flight(self, limit=0.5):
-        """A report the server accepted just now must not stay pending and go out twice."""
-        deadline, cancelled = self.clock.monotonic() + limit, False
-        while self.reporter is not None and self.reporter.busy:
-            if self.clock.monotonic() >= deadline:
-                if cancelled:
-                    break
-                # a notify command runs in its own session and would still deliver after the
-                # stop, behind the state file's back: kill it, so its report stays pending
-                self.reporter.cancel()
-                cancelled, deadline = True, self.clock.monotonic() + limit
-            self.waker.wait(0.05)
-            self._collect_deliveries()
-
     def stop(self):
-        self._wait_for_delivery_in_flight()
+        if self.reporter is not None:
+            self.reporter.settle(self.clock, self.waker.wait, self._collect_deliveries)
         mono, wall = self.clock.monotonic(), self.clock.wall()
-        if self.slow is not None and self.slow.is_slow:
-            self._slow_ended(*self.slow.end(mono, wall), cut_short=True)
-        outage, self.tracker.outage = self.tracker.outage, None
-        if outage is not None:
-            duration = max(0.0, mono - outage.start_mono)
-            if counts_as_interruption(duration, self.settings.min_interruption):
-                self._add_interruption(start=outage.start_wall, end=wall, duration=duration,
-                                       reason=outage.reason, targets=self.settings.target_labels,
-                                       cut_short=True, cause=outage.cause)
-        for key, partial in self.partials.close_all():
-            duration = max(0.0, mono - partial.start_mono)
-            if counts_as_interruption(duration, self.settings.min_interruption):
-                self._add_interruption(start=partial.start_wall, end=wall, duration=duration,
-                                       reason=partial.reason, targets=self.settings.target_labels,
-                                       cut_short=True, kind="partial", part=partial_what(key))
+        outage = self.rounds.close(mono, wall)
         self.prober.close()
         self._save_state(clean_stop=True)
         self.say.stopped(wall, self.waker.stop_signal, outage and outage.start_wall,
-                         self._pending_count(), outage and outage.cause, *self._pending_others())
+                         self._pending()[0], outage and outage.cause, *self._pending()[1:])
         return self.waker.stop_signal
 
 
@@ -6545,6 +6571,12 @@ def make_pinger(args, waker, console):
                   PingSchedule(args.ping_interval))
 
 
+def record_for(reporter):
+    """Where what a report will tell of goes: the reporter's pending list; with --no-mail,
+    nowhere (the event log is the only record)."""
+    return reporter.pending.add if reporter is not None else (lambda **interruption: None)
+
+
 def make_backoff(settings):
     return ReportBackoff(settings.backoff_min, settings.backoff_max, settings.backoff_step)
 
@@ -6686,10 +6718,11 @@ def run_monitor(args, console):
                                 socket.gethostname(), waker.wake, slow_ms=args.slow_ms)
         metrics_board, metrics_server = start_metrics(
             args, console, recent, reporter.pending if reporter is not None else None)
-        monitor = Monitor(args, Announcer(console, event_log, args), waker,
-                          Prober(args.timeout, waker.read_fd), reporter=reporter, state=state,
-                          pinger=make_pinger(args, waker, console), metrics_board=metrics_board,
-                          surroundings=Surroundings(args.gateway))
+        announcer = Announcer(console, event_log, args)
+        rounds = RoundInterpreter(args, announcer, record_for(reporter), Surroundings(args.gateway))
+        monitor = Monitor(args, announcer, waker, Prober(args.timeout, waker.read_fd), rounds,
+                          reporter=reporter, state=state, pinger=make_pinger(args, waker, console),
+                          metrics_board=metrics_board)
         stop_signal = monitor.run()
     finally:
         if metrics_server is not None:

@@ -10,7 +10,8 @@ import io
 import json
 
 from pyNetConnMon import (Announcer, Console, DeliveryError, EventLog, Monitor, PendingReports,
-                          ProbeResult, ReportBackoff, Reporter, Settings, StateFile, parse_target)
+                          ProbeResult, ReportBackoff, Reporter, RoundInterpreter, Settings,
+                          StateFile, parse_target)
 
 TARGET = parse_target("198.18.0.2:53", 53)
 WALL_OFFSET = 1_795_000_000.0     # wall clock = monotonic + this
@@ -185,10 +186,12 @@ class Run:
         backoff = ReportBackoff(config.backoff_min, config.backoff_max, config.backoff_step)
         reporter = Reporter(PendingReports(backoff), self.deliverer, "pi", self.waker.wake,
                             spawn=self.spawn)
-        self.monitor = Monitor(config, Announcer(console, self.log, config), self.waker,
-                               self.prober, clock=self.clock, reporter=reporter,
-                               state=self.state, metrics_board=metrics_board,
-                               surroundings=None if network is None else self.prober)
+        announcer = Announcer(console, self.log, config)
+        self.rounds = RoundInterpreter(config, announcer, reporter.pending.add,
+                                       surroundings=None if network is None else self.prober)
+        self.monitor = Monitor(config, announcer, self.waker, self.prober, self.rounds,
+                               clock=self.clock, reporter=reporter, state=self.state,
+                               metrics_board=metrics_board)
 
     def run(self):
         try:
