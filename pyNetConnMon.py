@@ -5946,11 +5946,12 @@ def _status_rows(status, now):
             rows.append(_status_part(entry, start, entry.wall, part_reasons.get(_part_key(entry))))
     if status.down is not None:
         fields = status.down.fields
-        rows.append(EvidenceRow("interruption", status.down.wall, now,
+        rows.append(EvidenceRow("interruption", status.down.start or status.down.wall, now,
                                 _cause_of(fields.get("cause")) or "unknown",
                                 _log_text(fields.get("reason")), note="still down"))
     if status.slow is not None:
-        rows.append(EvidenceRow("slow", status.slow.wall, now, note="still slow"))
+        rows.append(EvidenceRow("slow", status.slow.start or status.slow.wall, now,
+                                note="still slow"))
     for entry in status.parts:
         rows.append(_status_part(entry, entry.wall, now, entry.fields.get("reason"), "still down"))
     return rows
@@ -5966,7 +5967,7 @@ def _status_now(status, now):
     if metrics.network_up is None:
         return "STARTING", STATUS_BADGES["STARTING"], "No round of probes has finished yet."
     if not metrics.network_up or status.down is not None:
-        since = status.down.wall if status.down is not None else now
+        since = (status.down.start or status.down.wall) if status.down is not None else now
         fields = status.down.fields if status.down is not None else {}
         cause = _cause_of(fields.get("cause")) or "unknown"
         return "DOWN", CAUSE_COLOURS.get(cause, CAUSE_COLOURS["unknown"]), (
@@ -5976,7 +5977,8 @@ def _status_now(status, now):
                 escape(CAUSE_WORDS.get(cause, "not recorded"))))
     if status.slow is not None:
         return "SLOW", STATUS_BADGES["SLOW"], "Slow since %s (for %s): the fastest connect took %s." % (
-            local_time(status.slow.wall), human_duration(max(0.0, now - status.slow.wall)),
+            local_time(status.slow.start or status.slow.wall),
+            human_duration(max(0.0, now - (status.slow.start or status.slow.wall))),
             milliseconds(_number(status.slow.fields.get("connect_ms"), 0.0)))
     ups = [entry for entry in status.history if entry.name == "up"]
     if ups:
