@@ -5149,7 +5149,7 @@ background:none!important}
 .muted{color:#666}.small{font-size:.85em}svg{display:block;max-width:100%;height:auto}
 .key{display:inline-block;margin-right:1em;white-space:nowrap}
 .key svg{display:inline-block;vertical-align:-2px;margin-right:.3em}
-.state{font-weight:700;padding:0 .3em}#interruptions-table,#recent{width:100%}
+.state{font-weight:700;padding:0 .3em}.w{white-space:normal}#interruptions-table,#recent{width:100%}
 *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 @media print{@page{size:A4;margin:12mm}body{font-size:9pt;max-width:none;margin:0;padding:0}
 h2{break-after:avoid}tr,svg{break-inside:avoid}a{color:inherit;text-decoration:none}}
@@ -5469,7 +5469,7 @@ def _window_words(window):
     """Below a start: when the outage began at the earliest and the latest (issue 13)."""
     if window is None:
         return ""
-    return '<br><span class="small muted">began between %s and %s</span>' % tuple(
+    return '<br><span class="small muted w">began %s to %s</span>' % tuple(
         "%s.%03d" % (time.strftime("%H:%M:%S", time.localtime(moment)),
                      int(moment * 1000) % 1000) for moment in window)
 

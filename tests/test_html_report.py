@@ -421,5 +421,5 @@ def test_a_start_window_is_shown_below_the_start():
     summary, evidence, rows = evidence_of(log.stop(T0 + 100).events)
     assert [row.window for row in rows] == [(T0 + 9.25, T0 + 10.25)]
     page = pnm.render_report(summary, evidence, "x", made=T0)
-    assert ('<td class="t">2026-11-01 00:00:10<br><span class="small muted">began between '
-            '00:00:09.250 and 00:00:10.250</span></td>') in page
+    assert ('<td class="t">2026-11-01 00:00:10<br><span class="small muted w">began '
+            '00:00:09.250 to 00:00:10.250</span></td>') in page
