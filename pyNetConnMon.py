@@ -63,6 +63,7 @@ STATE_FORMAT = 1
 # as the DNS server, so the connect is accepted; a router without one refuses it, which is an
 # answer too. The connect is closed at once: no query is sent, nothing is logged.
 GATEWAY_PORT = 53
+LAN_MISSES = 2                   # router probes missed in a row that make an ongoing outage `lan`
 CAUSES = ("local", "lan", "provider", "dns", "unknown")    # the closest to this machine first
 ROUTE_FILES = ("/proc/net/route", "/proc/net/ipv6_route")  # Linux: the routing table as text
 SYS_NET = "/sys/class/net"                                  # Linux: IF/operstate, IF/carrier
@@ -493,11 +494,17 @@ class CauseJudge:
     `local` when this machine shows no link or route; `unknown` without a gateway, or with one
     that has not answered since the start (or since it changed); `lan` when it did not answer
     in this round; `dns` when it did and every target failed only in its name lookup; else
-    `provider`. Returns (cause, plain words for the console)."""
+    `provider`. Returns (cause, plain words for the console).
+
+    While an interruption lasts (`ongoing`), one missed router probe is not enough to make it
+    `lan`: a lost SYN or a busy router misses one now and then, and the closer cause would win
+    for the whole interruption. It takes LAN_MISSES misses in a row; until then the round reads
+    `unknown`, which never replaces a cause already known."""
 
     def __init__(self):
         self.gateway = None          # the label of the gateway probed last
         self.answered = False        # has it answered since the start or since it changed?
+        self.misses = 0              # probes it missed in a row
 
     def gateway_probed(self, label, answered):
         """Every round, with the gateway probed in it (None: none). True when it changed."""
@@ -505,15 +512,18 @@ class CauseJudge:
         if changed:
             self.gateway, self.answered = label, False
         self.answered = self.answered or bool(answered)
+        self.misses = 0 if answered else self.misses + 1
         return changed
 
-    def judge(self, local, gateway_answered_now, target_reasons):
+    def judge(self, local, gateway_answered_now, target_reasons, ongoing=False):
         if local:
             return "local", local
         if self.gateway is None:
             return "unknown", "no router known to check"
         if not self.answered:
             return "unknown", "the router %s has not answered since the start" % self.gateway
+        if not gateway_answered_now and ongoing and self.misses < LAN_MISSES:
+            return "unknown", "the router %s missed one probe" % self.gateway
         if not gateway_answered_now:
             return "lan", "the router %s did not answer either" % self.gateway
         if target_reasons and all(reason == "dns" for reason in target_reasons.values()):
@@ -3370,6 +3380,7 @@ class RoundInterpreter:
             return save
         kind, change = transition
         if kind == "down":
+            self._slow_into_outage(change)
             self.say.down(wall, change, detail)
         elif kind == "up":
             outage, duration, ignored = change
@@ -3391,7 +3402,8 @@ class RoundInterpreter:
         if network_up:
             return None, None
         local = self.surroundings.local_trouble() if self.surroundings is not None else None
-        return self.judge.judge(local, gateway_answered(gateway), target_reasons)
+        return self.judge.judge(local, gateway_answered(gateway), target_reasons,
+                                ongoing=self.tracker.is_down)
 
     def _partial_change(self, change, wall):
         names = self.partials.names
@@ -3416,8 +3428,8 @@ class RoundInterpreter:
             if ended is not None:
                 self.say.stats(*ended)
         fastest = fastest_connect(results)
-        if self.slow is None or (fastest is not None and self.tracker.is_down):
-            return False
+        if self.slow is None or fastest is None or self.tracker.is_down:
+            return False        # a round in which no target answered: see _slow_into_outage
         transition = self.slow.observe(fastest, mono, wall)
         if transition is None:
             return False
@@ -3428,6 +3440,14 @@ class RoundInterpreter:
             self.say.slow(wall, fastest, label)
             return False
         return self._slow_ended(*detail)
+
+    def _slow_into_outage(self, outage):
+        """A slow stretch that turns into an interruption ends where the interruption begins
+        (the middle of its start window), never before it began itself."""
+        if self.slow is not None and self.slow.is_slow:
+            began = self.slow.slow
+            end = max((outage.start_mono, outage.start_wall), (began.start_mono, began.start_wall))
+            self._slow_ended(*self.slow.end(*end), by_interruption=True)
 
     def _slow_ended(self, slow, end, duration, ignored, by_interruption=False, cut_short=False):
         """Tells of it; a slow period that counts waits for a report. Returns whether it counts."""

@@ -315,6 +315,33 @@ def test_a_router_that_stops_answering_during_the_outage_makes_it_lan(tmp_path):
     assert "provider:" not in body
 
 
+def test_one_missed_router_probe_does_not_make_a_provider_outage_lan(tmp_path):
+    """A lost SYN to the router (or a busy router) now and then: the outage stays the
+    provider's; two misses in a row are the router's. (While down, rounds come every 0.1 s.)"""
+    fails = dict(outage(A.label, start=10.5, end=30.5),
+                 gateway=[(15.46, 15.54, "timeout"), (20.46, 20.54, "timeout")])
+    run = ScriptedRun(tmp_path, [A], fails, stop_at=50).run()
+    down, up = run.events("down", "up")
+    assert (down["cause"], up["cause"]) == ("provider", "provider")
+
+
+def test_a_router_missing_from_the_first_failed_round_is_lan_at_once(tmp_path):
+    fails = dict(outage(A.label), gateway=[(10.5, 20.5, "timeout")])
+    run = ScriptedRun(tmp_path, [A], fails).run()
+    down, up = run.events("down", "up")
+    assert (down["cause"], up["cause"]) == ("lan", "lan")
+
+
+def test_the_judge_wants_two_misses_in_a_row_while_an_outage_lasts():
+    judge = CauseJudge()
+    judge.gateway_probed("198.18.0.1:53", True)
+    judge.gateway_probed("198.18.0.1:53", False)
+    assert judge.judge(None, False, {"x": "timeout"}, ongoing=True)[0] == "unknown"
+    assert judge.judge(None, False, {"x": "timeout"}, ongoing=False)[0] == "lan"
+    judge.gateway_probed("198.18.0.1:53", False)
+    assert judge.judge(None, False, {"x": "timeout"}, ongoing=True)[0] == "lan"
+
+
 def test_a_gateway_that_answers_late_in_the_outage_makes_unknown_precise(tmp_path):
     # it never answered before the outage; from 13.5 on it refuses: it is there
     fails = dict(outage(A.label), gateway=[(0.0, 13.5, "timeout")] + [(13.5, 1e9, "refused")])
