@@ -1719,7 +1719,6 @@ class Prober:
         # a round while up has only its own connects, none due before started + timeout
         end, deadline = ((math.inf, started + self.timeout) if wait is None
                          else (started + wait, self._soonest_deadline()))
-        selector = self.selector
         try:
             while (own if admitted else in_flight) and not interrupted():
                 now = self.clock()
@@ -1731,17 +1730,7 @@ class Prober:
                     self._expire(now, own, results)
                     deadline = self._soonest_deadline()
                     continue
-                for key, _ in selector.select((deadline if deadline < end else end) - now):
-                    if key.data == "wake":
-                        _drain(self.wake_fd)
-                        continue
-                    sock = key.fileobj
-                    target, began, _ = in_flight.pop(sock)
-                    own.discard(sock)
-                    selector.unregister(sock)
-                    error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                    sock.close()
-                    self._record(results, target, error, began, self.clock())
+                self._take_answers((deadline if deadline < end else end) - now, own, results)
         finally:
             if in_flight and (wait is None or any(results[target].up for target in targets
                                                   if target in results)):
@@ -1799,8 +1788,25 @@ class Prober:
     def _soonest_deadline(self):
         return min([deadline for _, _, deadline in self.in_flight.values()] or [math.inf])
 
+    def _take_answers(self, seconds, own, results):
+        """Waits up to `seconds` for connects to end, and records those that did."""
+        for key, _ in self.selector.select(seconds):
+            if key.data == "wake":
+                _drain(self.wake_fd)
+                continue
+            sock = key.fileobj
+            target, began, _ = self.in_flight.pop(sock)
+            own.discard(sock)
+            self.selector.unregister(sock)
+            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            sock.close()
+            self._record(results, target, error, began, self.clock())
+
     def _expire(self, now, own, results):
-        """Connects whose timeout has passed end as "timeout" for this round."""
+        """Connects whose timeout has passed end as "timeout" for this round; but first those
+        whose answer came and waits unread (a round busy with slow name lookups reads late)."""
+        if any(deadline <= now for _, _, deadline in self.in_flight.values()):
+            self._take_answers(0, own, results)
         expired = [sock for sock, (_, _, deadline) in self.in_flight.items() if deadline <= now]
         for sock in expired:
             own.discard(sock)
