@@ -2019,16 +2019,6 @@ class MailDeliverer:
             raise DeliveryError(describe_send_error(error, server))
 
 
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
-
-
-def escape_controls(text):
-    """Text from outside with its control characters written as escapes (ESC as \\x1b, a
-    newline as \\n), so that it cannot break a line, forge a console line or drive the terminal."""
-    return _CONTROL_CHARACTERS.sub(lambda found: found.group().encode("unicode_escape").decode(),
-                                   text)
-
-
 def bounded_reason(text, limit=REASON_LIMIT):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
@@ -2048,7 +2038,7 @@ def describe_command_exit(status, stderr_tail):
     lines = [line.strip() for line in stderr_tail.decode("utf-8", "replace").splitlines()]
     last = ([line for line in lines if line] or [""])[-1]
     return bounded_reason("notify command exited with status %d%s" % (
-        status, (": " + escape_controls(last)) if last else ""))
+        status, (": " + printable(last)) if last else ""))
 
 
 class CommandDeliverer:
@@ -4792,7 +4782,7 @@ _ENDINGS = {
 
 def _log_text(value, limit=REPORT_TEXT_LIMIT):
     """A string field of the log, bounded and without control characters; '' for anything else."""
-    return bounded_reason(escape_controls(value), limit) if isinstance(value, str) else ""
+    return bounded_reason(printable(value), limit) if isinstance(value, str) else ""
 
 
 def _log_labels(value):
@@ -5534,7 +5524,7 @@ def _explanation(summary, evidence):
         "<li>Each interruption is drawn to scale, at least a hair wide so that a short one "
         "shows. Times are local time of the machine that made this report (%s).</li></ul>"
         % (causes, "" if summary.has_latency else " This log has neither (the monitor that "
-           "wrote it did not record them).", escape_controls(time.strftime("%Z, UTC%z"))))
+           "wrote it did not record them).", printable(time.strftime("%Z, UTC%z"))))
 
 
 def render_report(summary, evidence, source, made=None):
@@ -5542,11 +5532,11 @@ def render_report(summary, evidence, source, made=None):
     from html import escape
     made = time.time() if made is None else made
     hosts = ", ".join(evidence.hosts) or "not in the log (this report was made on %s)" % (
-        escape_controls(socket.gethostname()))
+        printable(socket.gethostname()))
     title = "Internet connection report: %s" % (", ".join(evidence.hosts) or "pyNetConnMon")
     body = ["<h1>%s</h1>" % escape(title),
             '<p class="muted">Made by pyNetConnMon %s on %s from the event log %s.</p>'
-            % (VERSION, local_time(made), escape(escape_controls(source)))]
+            % (VERSION, local_time(made), escape(printable(source)))]
     info = [("host", "Host", hosts),
             ("targets", "Targets", ", ".join(evidence.targets) or "not in the log")]
     if summary.since is not None or summary.until is not None:
@@ -6048,7 +6038,7 @@ def render_status(status, now=None):
     refresh = int(min(60, max(5, status.interval or 5)))
     body = ['<h1>%s: <span id="state" class="state" style="background:%s;color:#fff">%s</span>'
             '</h1><p id="since">%s</p>' % (
-                escape(escape_controls(status.host)), colour, word, sentence)]
+                escape(printable(status.host)), colour, word, sentence)]
     stats = status.latest.get("stats")
     windows = stats.fields.get("targets") if stats is not None else None
     windows = windows if isinstance(windows, dict) else {}
@@ -6124,10 +6114,10 @@ def render_status(status, now=None):
     body.append("".join("<p>%s</p>" % note for note in notes))
     body.append('<p class="small muted">pyNetConnMon %s on %s, checking %s every %g s. This page '
                 'refreshes every %d s; as of %s. <a href="/metrics">Metrics</a> for Prometheus.'
-                '</p>' % (VERSION, escape(escape_controls(status.host)),
+                '</p>' % (VERSION, escape(printable(status.host)),
                           escape(", ".join(status.targets)), status.interval or 0, refresh,
                           local_time(status.made)))
-    return _html_page("%s: %s" % (word, escape_controls(status.host)), "\n".join(body), refresh)
+    return _html_page("%s: %s" % (word, printable(status.host)), "\n".join(body), refresh)
 
 
 def status_page(board):

@@ -9,7 +9,7 @@ import pytest
 
 from harness import wait_until
 from pyNetConnMon import (REASON_LIMIT, CommandDeliverer, DeliveryError, describe_command_exit,
-                          escape_controls)
+                          printable)
 
 
 def failure_of(command, timeout=60.0):
@@ -156,7 +156,7 @@ def test_a_flood_of_stderr_gives_a_short_reason_and_takes_little_memory():
 
 def test_control_characters_in_stderr_are_escaped():
     assert failure_of(r"printf 'token \033[2J\033]0;owned\007 rejected\tnow\n' >&2; exit 4") == (
-        r"notify command exited with status 4: token \x1b[2J\x1b]0;owned\x07 rejected\tnow")
+        r"notify command exited with status 4: token \x1b[2J\x1b]0;owned\x07 rejected\x09now")
 
 
 def test_only_the_last_line_of_stderr_is_the_reason_even_after_a_carriage_return():
@@ -183,9 +183,9 @@ def test_every_exit_status_is_described_in_one_short_line():
         "notify command exited with status 2: \u2717 failed")
 
 
-def test_escape_controls_leaves_no_character_that_moves_the_cursor_or_breaks_the_line():
+def test_printable_leaves_no_character_that_moves_the_cursor_or_breaks_the_line():
     text = "a\x1b[1Ab\rc\nd\x85e\u2028f\u202eg\x7fh\u00e9"
-    assert escape_controls(text) == r"a\x1b[1Ab\rc\nd\x85e\u2028f\u202eg\x7fh" + "\u00e9"
+    assert printable(text) == r"a\x1b[1Ab\x0dc\x0ad\x85e\u2028f\u202eg\x7fh" + "\u00e9"
 
 
 def processes_in_group(pgid):
