@@ -286,6 +286,20 @@ def monitor_argv(script, *args):
     return [sys.executable, "-u", str(script), *map(str, args)]
 
 
+def start_lab_monitor(lab, folder, script, *args, cwd=None):
+    """The monitor `script` with ARGS in the lab's monitor namespace, its state file, event log
+    and output (monitor.out) in `folder`; returns the Popen once it has logged its start."""
+    events_path = folder / "events.jsonl"
+    with open(folder / "monitor.out", "wb") as out:
+        monitor = lab.popen(monitor_argv(script, *args, "--state-file", folder / "state.json",
+                                         "--log-file", events_path),
+                            cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
+                            stderr=subprocess.STDOUT)
+    if not wait_for(lambda: any(e["event"] == "start" for e in read_events(events_path)), 15):
+        raise RuntimeError("the monitor did not start: %s" % (folder / "monitor.out"))
+    return monitor
+
+
 # -- duration error -----------------------------------------------------------------------------
 def bench_duration(netlab, work, rng, lengths):
     outages = []
@@ -320,14 +334,9 @@ def duration_run(netlab, folder, rng, lengths, fault, undo):
     lab = netlab.NetLab()
     try:
         lab.start_listener()
-        with open(folder / "monitor.out", "wb") as out:
-            monitor = lab.popen(monitor_argv(
-                PROGRAM, "-a", "%s:%d" % (netlab.TARGET_IP, netlab.TARGET_PORT),
-                "-i", INTERVAL, "-t", TIMEOUT, "-m", MIN_INTERRUPTION, "--no-mail", "-q",
-                "--state-file", folder / "state.json", "--log-file", events_path),
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        if not wait_for(lambda: any(e["event"] == "start" for e in read_events(events_path)), 15):
-            raise RuntimeError("the monitor did not start: %s" % (folder / "monitor.out"))
+        monitor = start_lab_monitor(
+            lab, folder, PROGRAM, "-a", "%s:%d" % (netlab.TARGET_IP, netlab.TARGET_PORT),
+            "-i", INTERVAL, "-t", TIMEOUT, "-m", MIN_INTERRUPTION, "--no-mail", "-q")
         offset = wall_minus_mono()
         # The rounds keep a fixed grid on the monotonic clock (RoundSchedule), so faults at
         # base + k*i + phase*i meet it at the phases chosen, shifted by one unknown constant.
@@ -845,15 +854,10 @@ def bench_slow(homelab, work, rng, lengths):
     spans = []
     try:
         lab.start_listener()
-        with open(work / "monitor.out", "wb") as out:
-            monitor = lab.popen(monitor_argv(
-                PROGRAM, "-a", "%s:%d" % (homelab.TARGET_IP, homelab.TARGET_PORT),
-                "-i", INTERVAL, "-t", SLOW_TIMEOUT, "-m", MIN_INTERRUPTION, "--slow", SLOW_MS,
-                "--no-mail", "-q", "--state-file", work / "state.json",
-                "--log-file", events_path),
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        if not wait_for(lambda: any(e["event"] == "start" for e in read_events(events_path)), 15):
-            raise RuntimeError("the monitor did not start: %s" % (work / "monitor.out"))
+        monitor = start_lab_monitor(
+            lab, work, PROGRAM, "-a", "%s:%d" % (homelab.TARGET_IP, homelab.TARGET_PORT),
+            "-i", INTERVAL, "-t", SLOW_TIMEOUT, "-m", MIN_INTERRUPTION, "--slow", SLOW_MS,
+            "--no-mail", "-q")
         offset = wall_minus_mono()
         phases = fault_phases(lengths, rng)
         order = list(range(len(lengths)))
@@ -922,15 +926,10 @@ def bench_mail(netlab, work, rng, repeat):
         app = make_program_dir(work / "app", smtp_port=server.port)
         shutil.copyfile(PROGRAM, app.script)      # the copy under test (see --program)
         events_path = work / "events.jsonl"
-        with open(work / "monitor.out", "wb") as out:
-            monitor = lab.popen(monitor_argv(
-                app.script, "-a", "%s:%d" % (netlab.TARGET_IP, netlab.TARGET_PORT),
-                "-i", INTERVAL, "-t", TIMEOUT, "-m", MIN_INTERRUPTION,
-                "-bmin", "0", "-bstep", "0", "-q",
-                "--state-file", work / "state.json", "--log-file", events_path),
-                cwd=str(app.root), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        if not wait_for(lambda: any(e["event"] == "start" for e in read_events(events_path)), 15):
-            raise RuntimeError("the monitor did not start: %s" % (work / "monitor.out"))
+        monitor = start_lab_monitor(
+            lab, work, app.script, "-a", "%s:%d" % (netlab.TARGET_IP, netlab.TARGET_PORT),
+            "-i", INTERVAL, "-t", TIMEOUT, "-m", MIN_INTERRUPTION, "-bmin", "0", "-bstep", "0",
+            "-q", cwd=str(app.root))
         offset = wall_minus_mono()
         log("mail: %d outages of %g s, each reported at once (-bmin 0 -bstep 0)"
             % (repeat, MAIL_OUTAGE))
