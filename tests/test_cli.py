@@ -163,7 +163,8 @@ def test_signal_stops_promptly_in_the_middle_of_a_long_interval(tmp_path, sig, s
     log = tmp_path / "events.jsonl"
     with listening_socket() as port:
         with MonitorProcess(["-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
-                             "--log-file", log, "--state-file", tmp_path / "state.json"]) as monitor:
+                             "--log-file", log, "--state-file", tmp_path / "state.json"],
+                            compiled=False) as monitor:
             monitor.wait_for_line(r"started pyNetConnMon %s " % re.escape(VERSION))
             wait_until(lambda: (tmp_path / "state.json").exists(), 5, "the state file")  # after the start
             started = time.monotonic()
@@ -181,7 +182,7 @@ def test_signal_stops_promptly_in_the_middle_of_a_long_interval(tmp_path, sig, s
 def test_console_lines_are_timestamped_and_reach_a_pipe_at_once(tmp_path):
     with listening_socket() as port:
         with MonitorProcess(["-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
-                             "--state-file", tmp_path / "state.json"]) as monitor:
+                             "--state-file", tmp_path / "state.json"], compiled=False) as monitor:
             # not `python -u`'s doing alone: the program flushes each line itself
             match = monitor.wait_for_line(
                 r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) started pyNetConnMon %s \(pid \d+\): "

@@ -1,13 +1,16 @@
 """The subprocess and event-log helpers, driven by a tiny fake program."""
 import json
+import shutil
 import signal
 import socket
+import subprocess
+import sys
 import textwrap
 
 import pytest
 
-from harness import (MonitorProcess, child_env, closed_port, listening_socket, read_events,
-                     start_monitor, wait_for_event)
+from harness import (PROGRAM, MonitorProcess, child_env, closed_port, listening_socket,
+                     python_command, read_events, start_monitor, wait_for_event)
 
 FAKE = textwrap.dedent('''\
     import os, signal, sys, threading
@@ -78,3 +81,18 @@ def test_listening_socket_and_closed_port():
         socket.create_connection(('127.0.0.1', port), timeout=2).close()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(('127.0.0.1', closed_port()), timeout=2)
+
+
+def test_the_compiled_program_answers_as_the_file_does_and_a_changed_copy_runs_as_a_file(tmp_path):
+    copy = tmp_path / 'pyNetConnMon.py'
+    shutil.copyfile(PROGRAM, copy)
+    assert python_command(copy)[:3] == [sys.executable, '-u', '-c']
+    once = ['-a', '127.0.0.1:%d' % closed_port(), '--gateway', 'none', '--once']
+    for args in (['--version'], ['-i', 'soon'], once):
+        as_file, compiled = (subprocess.run([*python_command(copy, compiled), *map(str, args)],
+                                            capture_output=True, text=True, timeout=15)
+                             for compiled in (False, True))
+        assert (compiled.returncode, compiled.stdout, compiled.stderr) == (
+            as_file.returncode, as_file.stdout, as_file.stderr)
+    copy.write_text(copy.read_text() + '\n')
+    assert python_command(copy) == [sys.executable, '-u', str(copy)]
