@@ -11,7 +11,6 @@ import io
 import os
 import re
 import subprocess
-import sys
 import threading
 from datetime import timedelta
 from unittest import mock
@@ -20,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 import pyNetConnMon as program
-from harness import (PROGRAM, MonitorProcess, closed_port, listening_socket, read_events,
+from harness import (MonitorProcess, closed_port, listening_socket, python_command, read_events,
                      wait_for_event, wait_until)
 from names import private_names_prefix
 
@@ -51,7 +50,7 @@ def usage_error(*argv):
 
 def run(*args, prefix=(), timeout=15):
     """The program as a subprocess, to its end."""
-    return subprocess.run([*prefix, sys.executable, str(PROGRAM), *map(os.fspath, args)],
+    return subprocess.run([*prefix, *python_command(), *map(os.fspath, args)],
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -295,7 +294,7 @@ def test_usage_errors_never_quote_a_secret(argv, message):
                                   ["--help"]], ids=["--once", "--version", "--help"])
 def test_output_into_a_full_device_is_one_error_line_and_status_1(args):
     with open("/dev/full", "w") as full:
-        result = subprocess.run([sys.executable, str(PROGRAM), *args], stdout=full,
+        result = subprocess.run([*python_command(), *args], stdout=full,
                                 stderr=subprocess.PIPE, text=True, timeout=15)
     assert result.returncode == 1
     [line] = result.stderr.splitlines()
@@ -317,7 +316,7 @@ def test_once_into_a_pipe_nobody_reads_still_exits_with_the_result():
     os.close(read_end)          # every write now fails with EPIPE
     try:
         with listening_socket() as port:
-            result = subprocess.run([sys.executable, str(PROGRAM), "-a", "127.0.0.1:%d" % port,
+            result = subprocess.run([*python_command(), "-a", "127.0.0.1:%d" % port,
                                      "--once"], stdout=write_end, stderr=subprocess.PIPE, text=True,
                                     timeout=15)
     finally:

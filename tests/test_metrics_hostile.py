@@ -11,14 +11,14 @@ import re
 import select
 import signal
 import socket
-import subprocess
 import sys
 import time
 
 import pytest
 
 import pyNetConnMon as program
-from harness import PROGRAM, Listener, MonitorProcess, closed_port, read_events, wait_until
+from harness import (PROGRAM, Listener, MonitorProcess, closed_port, read_events, run_program,
+                     wait_until)
 
 LOOPBACK = "127.0.0.1"
 HEAD_ONLY = b"GET /metrics HTTP/1.0\r\n"        # a request whose blank line never comes
@@ -309,10 +309,8 @@ def test_a_flood_under_a_low_file_limit_costs_no_round_no_state_write_and_no_spi
 
 
 def run_with_file_limit(tmp_path, soft, hard, *arguments):
-    return subprocess.run([*file_limit(soft, hard), sys.executable, str(PROGRAM),
-                           "-a", "127.0.0.1:9", "--no-mail", "--state-file", str(tmp_path / "s"),
-                           *arguments], capture_output=True, text=True, timeout=10,
-                          stdin=subprocess.DEVNULL)
+    return run_program("-a", "127.0.0.1:9", "--no-mail", "--state-file", tmp_path / "s",
+                       *arguments, prefix=file_limit(soft, hard), timeout=10)
 
 
 def test_a_file_limit_too_low_for_the_endpoint_and_its_reserve_is_a_one_line_error(tmp_path):
