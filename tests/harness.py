@@ -340,6 +340,26 @@ def start_monitor(tmp_path, *args, log_file=True, state_file=True, cwd=None, pre
                           log=log, state=state, compiled=compiled)
 
 
+RAN = 99        # what run_main's stand-ins return: the arguments were accepted
+
+
+def run_main(*argv):
+    """(exit status, stdout, stderr) of pyNetConnMon.main(argv) in this process, for usage
+    errors without a process start: the monitor, --once and --test-mail are stand-ins that
+    return RAN (nothing is probed or sent), --summary runs for real."""
+    import io
+    from unittest import mock
+    import pyNetConnMon
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.ExitStack() as stack:
+        for name in ('run_monitor', 'run_once', 'run_test_mail'):
+            stack.enter_context(mock.patch.object(pyNetConnMon, name, lambda *args: RAN))
+        stack.enter_context(contextlib.redirect_stdout(out))
+        stack.enter_context(contextlib.redirect_stderr(err))
+        status = pyNetConnMon.main([os.fspath(word) for word in argv])
+    return status, out.getvalue(), err.getvalue()
+
+
 def run_program(*args, prefix=(), cwd=None, env=None, timeout=15.0, compiled=True):
     """pyNetConnMon with ARGS run to its end (usage errors, --once, --version ...): the
     subprocess.CompletedProcess, output as text (UTF-8)."""

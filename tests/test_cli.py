@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from harness import (MonitorProcess, closed_port, listening_socket, read_events, run_program,
-                     wait_until)
+from harness import (MonitorProcess, closed_port, listening_socket, read_events, run_main,
+                     run_program, wait_until)
 from names import private_names_prefix
 from pyNetConnMon import VERSION
 
@@ -51,10 +51,14 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize("args, message", BAD_INPUT, ids=[" ".join(a)[:40] for a, _ in BAD_INPUT])
 def test_bad_input_is_refused_with_one_line_and_status_2(args, message):
-    result = run_program(*args, "--once")
-    assert result.returncode == 2
-    assert result.stdout == ""
-    assert result.stderr == "pyNetConnMon.py: error: %s\n" % message
+    # in this process (harness.run_main): a run that got past the checks returns RAN
+    assert run_main(*args, "--once") == (2, "", "pyNetConnMon.py: error: %s\n" % message)
+
+
+def test_bad_input_ends_the_process_with_status_2_and_one_line():
+    result = run_program("-p", "0", "--once")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        2, "", "pyNetConnMon.py: error: -p/--port: 0 is outside 1-65535\n")
 
 
 def test_version():

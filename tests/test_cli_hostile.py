@@ -1,9 +1,9 @@
 """The command line against hostile input: bounds, secrets, closed and full streams, control
 characters, duplicate targets, options that do nothing, and a fuzzer over all of it.
 
-Usage errors are checked in-process (main(argv) with stdout and stderr captured and every run
-replaced by a stand-in, so nothing probes); whatever needs real streams, signals or a running
-monitor runs the program as a subprocess on loopback."""
+Usage errors are checked in-process (harness.run_main: main(argv) with stdout and stderr captured
+and every run replaced by a stand-in, so nothing probes); whatever needs real streams, signals or
+a running monitor runs the program as a subprocess on loopback."""
 import base64
 import contextlib
 import http.server
@@ -13,36 +13,21 @@ import re
 import subprocess
 import threading
 from datetime import timedelta
-from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 import pyNetConnMon as program
-from harness import (MonitorProcess, closed_port, listening_socket, python_command, read_events,
-                     wait_for_event, wait_until)
+from harness import (RAN, MonitorProcess, closed_port, listening_socket, python_command,
+                     read_events, run_main, wait_for_event, wait_until)
 from names import private_names_prefix
 
 SECRET = "s3cret"
-RAN = 99        # what the stand-in runs return: the arguments were accepted
-
-
-def main(*argv):
-    """(exit status, stdout, stderr) of main(argv) in-process; the monitor, --once and
-    --test-mail are stand-ins that return RAN, --summary runs for real."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.ExitStack() as stack:
-        for name in ("run_monitor", "run_once", "run_test_mail"):
-            stack.enter_context(mock.patch.object(program, name, lambda *args: RAN))
-        stack.enter_context(contextlib.redirect_stdout(out))
-        stack.enter_context(contextlib.redirect_stderr(err))
-        status = program.main([os.fspath(word) for word in argv])
-    return status, out.getvalue(), err.getvalue()
 
 
 def usage_error(*argv):
     """The one-line message of a usage error (exit 2, nothing on stdout)."""
-    status, out, err = main(*argv)
+    status, out, err = run_main(*argv)
     assert (status, out) == (2, ""), (status, out, err)
     assert err.startswith("pyNetConnMon.py: error: ") and err.count("\n") == 1, err
     return err[len("pyNetConnMon.py: error: "):-1]
@@ -90,7 +75,7 @@ def test_usage_errors_escape_control_characters():
 
 def test_an_error_naming_a_log_file_escapes_its_control_characters(tmp_path):
     path = str(tmp_path / "\x1b]0;pwned\x07.jsonl")
-    status, out, err = main("--summary", "--log-file", path)
+    status, out, err = run_main("--summary", "--log-file", path)
     assert (status, out) == (1, "")
     assert err.endswith(" ERROR cannot read event log %s: No such file or directory\n"
                         % program.printable(path))
@@ -162,7 +147,7 @@ def test_numbers_that_crashed_or_starved_the_monitor_are_refused_before_it_start
 
 
 def test_help_shows_the_bounds():
-    status, out, _ = main("--help")
+    status, out, _ = run_main("--help")
     text = " ".join(out.split())
     assert status == 0
     for needle in ["check interval, 0.01 to 86400 s", "connection timeout, 0.001 to 3600 s",
@@ -427,7 +412,7 @@ ACCEPTED = [
 
 @pytest.mark.parametrize("args", ACCEPTED, ids=[" ".join(a)[-40:] for a in ACCEPTED])
 def test_meaningful_combinations_run(args):
-    assert main(*args) == (RAN, "", "")
+    assert run_main(*args) == (RAN, "", "")
 
 
 # -- fuzzing: any command line ends in 0, 1 or 2 with at most one line of error -------------------
@@ -503,7 +488,7 @@ def log_files(tmp_path_factory):
 @given(data=st.data())
 def test_any_command_line_ends_in_a_status_and_at_most_one_error_line(log_files, data):
     argv = data.draw(command_lines(log_files))
-    status, out, err = main(*argv)
+    status, out, err = run_main(*argv)
     event("exit %s" % status)       # --hypothesis-show-statistics shows how the runs ended
     assert status in (0, 1, 2, RAN), (argv, status, out, err)
     assert SECRET not in out + err, (argv, out, err)

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import pyNetConnMon as program
 from fakes import TARGET, WALL_OFFSET, Run
-from harness import (LOOPBACK, REPO, Listener, closed_port, run_program, start_monitor,
+from harness import (LOOPBACK, REPO, Listener, closed_port, run_main, run_program, start_monitor,
                      wait_until)
 
 FIXED_VERSION = "9.8.7"
@@ -403,11 +403,8 @@ def test_http_server_and_urllib_are_imported_only_when_asked_for():
      "--metrics-address: 'localhost' is not an IP address"),
 ])
 def test_bad_metrics_options_are_usage_errors(tmp_path, arguments, message):
-    result = run_program("-a", "127.0.0.1:9", "--no-mail", "--state-file", tmp_path / "state.json",
-                         *arguments)
-    assert result.returncode == 2
-    assert result.stderr == "pyNetConnMon.py: error: %s\n" % message
-    assert result.stdout == ""
+    assert run_main("-a", "127.0.0.1:9", "--no-mail", "--state-file", tmp_path / "state.json",
+                    *arguments) == (2, "", "pyNetConnMon.py: error: %s\n" % message)
 
 
 def test_a_port_in_use_is_a_one_line_error(tmp_path):

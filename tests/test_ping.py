@@ -8,7 +8,7 @@ import pytest
 
 import pyNetConnMon as program
 from fakes import FakePingSender, Run
-from harness import LOOPBACK, Listener, closed_port, run_program, start_monitor, wait_until
+from harness import LOOPBACK, Listener, closed_port, run_main, start_monitor, wait_until
 
 
 # -- PingSchedule and PingHealth: decisions with an injected clock ------------------------------
@@ -88,9 +88,8 @@ def test_ping_errors_read_as_short_reasons():
     (["--ping-interval", "30"], "--ping-interval needs --ping-url"),
 ])
 def test_bad_ping_options_are_usage_errors(tmp_path, arguments, message):
-    result = run_program("-a", "127.0.0.1:9", "--no-mail", "--state-file", tmp_path / "state.json",
-                         *arguments)
-    assert (result.returncode, result.stderr) == (2, "pyNetConnMon.py: error: %s\n" % message)
+    assert run_main("-a", "127.0.0.1:9", "--no-mail", "--state-file", tmp_path / "state.json",
+                    *arguments) == (2, "", "pyNetConnMon.py: error: %s\n" % message)
 
 
 # -- a running monitor and a loopback ping endpoint: the real request, its errors, its thread ---
