@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PROGRAM = REPO / 'pyNetConnMon.py'
 LOOPBACK = '127.0.0.1'
-POLL = 0.05
+POLL = 0.01
 
 
 # -- how the children run pyNetConnMon -----------------------------------------------------------

@@ -88,7 +88,7 @@ def test_the_compiled_program_answers_as_the_file_does_and_a_changed_copy_runs_a
     shutil.copyfile(PROGRAM, copy)
     assert python_command(copy)[:3] == [sys.executable, '-u', '-c']
     once = ['-a', '127.0.0.1:%d' % closed_port(), '--gateway', 'none', '--once']
-    for args in (['--version'], ['-i', 'soon'], once):
+    for args in (['-i', 'soon'], once):
         as_file, compiled = (subprocess.run([*python_command(copy, compiled), *map(str, args)],
                                             capture_output=True, text=True, timeout=15)
                              for compiled in (False, True))
