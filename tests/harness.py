@@ -472,6 +472,8 @@ class Listener:
         if sock is None:
             return
         self._stop.set()
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)     # refuses from now on, not after the accept wait
         self._thread.join(2.0)
         sock.close()
 
