@@ -1,14 +1,18 @@
 """The subprocess and event-log helpers, driven by a tiny fake program."""
 import json
+import random
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import textwrap
+import zlib
 
 import pytest
 
+from browser import png_colours
 from harness import (PROGRAM, MonitorProcess, child_env, closed_port, listening_socket,
                      python_command, read_events, start_monitor, wait_for_event)
 
@@ -96,3 +100,38 @@ def test_the_compiled_program_answers_as_the_file_does_and_a_changed_copy_runs_a
             as_file.returncode, as_file.stdout, as_file.stderr)
     copy.write_text(copy.read_text() + '\n')
     assert python_command(copy) == [sys.executable, '-u', str(copy)]
+
+
+def png(rows, size, rng):
+    """An 8-bit RGB (size 3) or RGBA (size 4) PNG of `rows`, each row with a random filter."""
+    out, previous = bytearray(), bytes(len(rows[0]))
+    for row in rows:
+        kind = rng.randrange(5)
+        out.append(kind)
+        for i, value in enumerate(row):
+            a, b = row[i - size] if i >= size else 0, previous[i]
+            c = previous[i - size] if i >= size else 0
+            p = a + b - c
+            paeth = min((abs(p - a), 0, a), (abs(p - b), 1, b), (abs(p - c), 2, c))[2]
+            out.append((value - (0, a, b, (a + b) // 2, paeth)[kind]) & 255)
+        previous = row
+
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+    header = struct.pack('>IIBBBBB', len(rows[0]) // size, len(rows), 8, 2 if size == 3 else 6,
+                         0, 0, 0)
+    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header)
+            + chunk(b'IDAT', zlib.compress(bytes(out))) + chunk(b'IEND', b''))
+
+
+def test_png_colours_reads_every_row_filter_of_rgb_and_rgba():
+    rng = random.Random(7)
+    for size in (3, 4, 3, 4, 3, 4):
+        palette = [bytes(rng.randrange(256) for _ in range(size))
+                   for _ in range(rng.randrange(1, 30))]
+        width = rng.randrange(1, 20)
+        rows = [b''.join(rng.choice(palette) for _ in range(width)) for _ in range(25)]
+        truth = {row[i:i + 3] for row in rows for i in range(0, len(row), size)}
+        assert png_colours(png(rows, size, rng)) == truth
+        wanted = set(rng.sample(sorted(truth), 1))
+        assert wanted <= png_colours(png(rows, size, rng), wanted=wanted)
