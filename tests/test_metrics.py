@@ -235,7 +235,7 @@ def test_a_blip_counts_as_ignored_and_never_as_downtime(tmp_path):
 # -- /metrics from a running monitor --------------------------------------------------------------
 
 def serving_monitor(tmp_path, listener, metrics_port):
-    return start_monitor(tmp_path, "-a", listener.address, "-i", "0.2", "-t", "0.2", "-m", "0.5",
+    return start_monitor(tmp_path, "-a", listener.address, "-i", "0.05", "-t", "0.2", "-m", "0.2",
                          "--no-mail", "--metrics-port", str(metrics_port))
 
 
@@ -253,7 +253,7 @@ def scrape_until(port, condition, timeout, what):
         except OSError:          # not listening yet
             return None
         return families if condition(families) else None
-    return wait_until(attempt, timeout, what, step=0.05)
+    return wait_until(attempt, timeout, what, step=0.02)
 
 
 def test_scrapes_follow_an_outage_from_start_to_end(tmp_path):
@@ -282,7 +282,7 @@ def test_scrapes_follow_an_outage_from_start_to_end(tmp_path):
             assert value(during, "pynetconnmon_target_up", target=target) == 0
             assert value(during, "pynetconnmon_target_connect_seconds", target=target) is None
             downtime_during = value(during, "pynetconnmon_downtime_seconds_total")
-            assert downtime_during >= 0.5
+            assert downtime_during >= 0.2
 
             listener.start()
             monitor.wait_for_event("up")
