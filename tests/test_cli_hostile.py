@@ -188,7 +188,8 @@ class Recorder:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = "http://127.0.0.1:%d" % self.server.server_port
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)      # shutdown() waits up to one poll
         self.thread.start()
 
     def close(self):
@@ -198,8 +199,8 @@ class Recorder:
 
 
 def start_pinging(tmp_path, target_port, url, prefix):
-    return MonitorProcess(["-a", "127.0.0.1:%d" % target_port, "-i", "0.2", "-t", "1", "--no-mail",
-                           "--ping-url", url, "--ping-interval", "0.2", "--log-file",
+    return MonitorProcess(["-a", "127.0.0.1:%d" % target_port, "-i", "0.05", "-t", "1", "--no-mail",
+                           "--ping-url", url, "--ping-interval", "0.1", "--log-file",
                            tmp_path / "events.jsonl", "--state-file", tmp_path / "state.json"],
                           prefix=prefix)
 
