@@ -476,12 +476,19 @@ def command_lines(draw, log_files):
 
 @pytest.fixture(scope="module")
 def log_files(tmp_path_factory):
+    """The fuzzer's log files; it runs in their folder, so that the files that the command lines
+    name (--html, --state-file ...) land there and not in the folder pytest was started from."""
     folder = tmp_path_factory.mktemp("fuzz")
     log = folder / "events.jsonl"
     log.write_text('{"time": "2026-11-24T10:00:00+00:00", "event": "start", "version": "2.0.0"}\n'
                    '{"time": "2026-11-24T10:05:00+00:00", "event": "stop", "signal": "SIGTERM"}\n'
                    'not json\n')
-    return [str(log), str(folder / "missing.jsonl"), str(folder)]
+    started_in = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield [str(log), str(folder / "missing.jsonl"), str(folder)]
+    finally:
+        os.chdir(started_in)
 
 
 @settings(max_examples=400, deadline=timedelta(seconds=2),
