@@ -50,7 +50,7 @@ def test_wait_for_line_shows_output_on_failure(fake):
     with MonitorProcess(script=fake) as p:
         p.wait_for_line('started', timeout=5)
         with pytest.raises(AssertionError, match='(?s)never.*started'):
-            p.wait_for_line('never', timeout=0.2)
+            p.wait_for_line('never', timeout=0.05)
     assert p.returncode == -signal.SIGKILL
 
 
@@ -61,7 +61,7 @@ def test_read_events_skips_partial_last_line(tmp_path):
     assert read_events(log) == [{'event': 'down'}]
     assert wait_for_event(log, {'event': 'down'}, timeout=1) == {'event': 'down'}
     with pytest.raises(AssertionError, match='1 events'):
-        wait_for_event(log, lambda e: e['event'] == 'up', timeout=0.2)
+        wait_for_event(log, lambda e: e['event'] == 'up', timeout=0.05)
 
 
 def test_wait_for_event_by_name_and_count(tmp_path):
@@ -70,7 +70,7 @@ def test_wait_for_event_by_name_and_count(tmp_path):
                            for n, name in enumerate(['down', 'up', 'down'])))
     assert wait_for_event(log, 'down', timeout=1, count=2) == {'event': 'down', 'n': 2}
     with pytest.raises(AssertionError, match="2 of 3 events matching 'down'"):
-        wait_for_event(log, 'down', timeout=0.2, count=3)
+        wait_for_event(log, 'down', timeout=0.05, count=3)
 
 
 def test_children_get_no_proxy_and_the_monitor_always_a_target(monkeypatch, tmp_path):
