@@ -126,7 +126,7 @@ class Browser:
             self.events.append(message)
 
     # -- pages -----------------------------------------------------------------------------------
-    def open(self, url, screenshot=True, pdf=False, settle=0.3, height=None):
+    def open(self, url, screenshot=True, pdf=False, settle=0.1, height=None):
         """Loads `url` in a new tab and returns its Page: DOM, screenshot (of the whole page, or
         of its top `height` pixels), requests, problems."""
         page = Page(url)
@@ -142,7 +142,8 @@ class Browser:
         self.call("Page.navigate", {"url": url}, session=session)
         deadline = time.monotonic() + self.timeout
         self.wait_for("Page.loadEventFired", session, deadline)
-        # what comes late (a console error of an image that failed): read for `settle` s more
+        # what comes late: read for `settle` s more (Chromium 156 reports a missing image,
+        # stylesheet or background, and its console error, before the load event)
         quiet = time.monotonic() + settle
         try:
             while True:
