@@ -369,7 +369,7 @@ def test_an_endpoint_out_of_files_neither_spins_nor_stays_deaf(tmp_path):
         clients = [connect(port) for _ in range(3)]          # they wait in the listen queue
         try:
             cpu, started = cpu_seconds(endpoint.pid), time.monotonic()
-            time.sleep(0.5)                                  # the window CPU is measured in
+            time.sleep(0.3)                                  # the window CPU is measured in
             cpu_share = (cpu_seconds(endpoint.pid) - cpu) / (time.monotonic() - started)
             endpoint.proc.send_signal(signal.SIGUSR1)
             endpoint.wait_for_line("^files free$")
