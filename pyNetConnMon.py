@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import select
 import selectors
 import signal
 import socket
@@ -43,6 +44,7 @@ DEFAULT_BACKOFF_STEP = 300.0
 DEFAULT_HEARTBEAT = 60.0
 DOWN_INTERVAL_SHARE = 10         # while down, probe this many times as often as -i by default ...
 DOWN_INTERVAL_MIN = 0.05         # ... but no more often than every this many seconds
+MAX_WAIT = 86400.0               # seconds: the longest single wait (poll() counts in an int of ms)
 DOWN_CONNECTS_LIMIT = 64         # connects in flight at most while probing fast (see Prober)
 DEFAULT_SLOW_MS = 1000.0         # a SYN the kernel had to send again makes a connect 1 s slower
 DEFAULT_STATS_INTERVAL = 60.0
@@ -1513,16 +1515,22 @@ _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 
 
 class Target:
-    __slots__ = ("host", "port", "is_literal")
+    """A host (a name or an address) and a port. What a round needs of it is worked out once
+    here: a round at -i 0.05 must stay cheap."""
+
+    __slots__ = ("host", "port", "is_literal", "is_loopback", "addresses", "label")
 
     def __init__(self, host, port):
         self.host = host
         self.port = port
-        self.is_literal = _ip_literal(host) is not None
-
-    @property
-    def label(self):
-        return "[%s]:%d" % (self.host, self.port) if ":" in self.host else "%s:%d" % (self.host, self.port)
+        address = _ip_literal(host)
+        self.is_literal = address is not None
+        self.is_loopback = address is not None and address.is_loopback
+        # [(family, sockaddr)] of an address; None for a name, or for an address with an IPv6
+        # scope (fe80::1%eth0): its interface is looked up each round, it may come and go
+        self.addresses = None if address is None or "%" in host else [
+            (socket.AF_INET6 if address.version == 6 else socket.AF_INET, (host, port))]
+        self.label = "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
 
 
 class Gateway(Target):
@@ -1634,8 +1642,7 @@ def resolve_all(targets, deadline, clock=time.monotonic):
             except (OSError, UnicodeError):
                 results[target] = "unreachable"        # no such interface (any more)
         elif target.is_literal:
-            family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
-            results[target] = [(family, (target.host, target.port))]
+            results[target] = target.addresses
         else:
             thread = threading.Thread(target=lookup, args=(target,), daemon=True)
             thread.start()
@@ -1662,17 +1669,18 @@ class Prober:
         self.clock = clock
         self.limit = limit or DOWN_CONNECTS_LIMIT
         self.in_flight = {}     # socket -> (target, connect started, deadline)
-        # one selector for the whole run: a new epoll per round would cost CPU on a small Pi
-        self.selector = selectors.DefaultSelector()
+        self.sockets = {}       # file descriptor -> socket, of those in flight
+        # poll(), one for the whole run: a round costs one system call to wait, where epoll
+        # (the selectors module) costs three, and Python code of its own (a Pi's CPU)
+        self.poller = select.poll()
         if wake_fd is not None:
-            self.selector.register(wake_fd, selectors.EVENT_READ, "wake")
+            self.poller.register(wake_fd, select.POLLIN)
         self.beyond_loopback = False     # has a target had an address beyond this machine?
         self.loopback = {}               # address -> is it loopback? (see _leaves_this_machine)
         self.gateway_result = None       # the gateway's latest outcome (see probe_round)
 
     def close(self):
         self._drop(list(self.in_flight))
-        self.selector.close()
 
     def probe_round(self, targets, interrupted=lambda: False, gateway=None, wait=None):
         """[ProbeResult] for `targets`, and last for `gateway` (a Gateway) when it was probed:
@@ -1705,7 +1713,8 @@ class Prober:
         probed = list(targets)
         if admitted:
             resolved = resolve_all(targets, started + self.timeout, self.clock)
-            self.beyond_loopback = self.beyond_loopback or self._leaves_this_machine(resolved)
+            if not self.beyond_loopback and not all(target.is_loopback for target in targets):
+                self.beyond_loopback = self._leaves_this_machine(resolved)
             if gateway is not None and (self.beyond_loopback or not gateway.found):
                 probed.append(gateway)
                 resolved.update(resolve_all([gateway], started + self.timeout, self.clock))
@@ -1778,7 +1787,8 @@ class Prober:
             self._record(results, target, exc.errno or errno.EINVAL)
             return
         if error in (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
-            self.selector.register(sock, selectors.EVENT_WRITE)
+            self.poller.register(sock, select.POLLOUT)
+            self.sockets[sock.fileno()] = sock
             self.in_flight[sock] = (target, began, began + self.timeout)
             own.add(sock)
         else:
@@ -1790,14 +1800,14 @@ class Prober:
 
     def _take_answers(self, seconds, own, results):
         """Waits up to `seconds` for connects to end, and records those that did."""
-        for key, _ in self.selector.select(seconds):
-            if key.data == "wake":
+        for fd, _ in self.poller.poll(max(0.0, seconds) * 1000.0):
+            if fd == self.wake_fd:
                 _drain(self.wake_fd)
                 continue
-            sock = key.fileobj
+            sock = self.sockets.pop(fd)
             target, began, _ = self.in_flight.pop(sock)
             own.discard(sock)
-            self.selector.unregister(sock)
+            self.poller.unregister(fd)
             error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             sock.close()
             self._record(results, target, error, began, self.clock())
@@ -1816,7 +1826,8 @@ class Prober:
     def _drop(self, sockets):
         for sock in sockets:
             del self.in_flight[sock]
-            self.selector.unregister(sock)
+            del self.sockets[sock.fileno()]
+            self.poller.unregister(sock)
             sock.close()
 
     @staticmethod
@@ -1831,12 +1842,25 @@ class Prober:
 
 
 def read_small_file(path, limit=ROUTE_FILE_LIMIT):
-    """The text of a /proc or /sys file, or None when it cannot be read."""
+    """The text of a /proc or /sys file, or None when it cannot be read. (os.read: half the
+    CPU of open(), and the routing table is read every second.)"""
     try:
-        with open(path, encoding="ascii", errors="replace") as stream:
-            return stream.read(limit)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return None
+    chunks, left = [], limit
+    try:
+        while left > 0:
+            chunk = os.read(fd, min(left, 65536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("ascii", "replace")
 
 
 class Surroundings:
@@ -1861,9 +1885,13 @@ class Surroundings:
         self.had_routes = self.had_routes or bool(routes)
         return routes
 
-    def gateway(self):
-        """The gateway to probe now (a Target), or None; reads the routing table again (when
-        ROUTES_RECHECK seconds have passed), so a new router (DHCP) is followed."""
+    def gateway(self, targets=()):
+        """The gateway to probe now with `targets` (a Target), or None; reads the routing table
+        again (when ROUTES_RECHECK seconds have passed), so a new router (DHCP) is followed. A
+        router found there is of no use to targets that are all loopback addresses: the table
+        is not read for them."""
+        if self.setting == "auto" and targets and all(target.is_loopback for target in targets):
+            return None
         now = self.clock()
         if self.looked is None or now - self.looked >= ROUTES_RECHECK:
             self.looked = now
@@ -3081,8 +3109,8 @@ class Waker:
         self.stop_signal = None
         self.reopen_requested = False
         self._previous = {}
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(self.read_fd, selectors.EVENT_READ)
+        self._poller = select.poll()
+        self._poller.register(self.read_fd, select.POLLIN)
 
     def install(self):
         signal.set_wakeup_fd(self.write_fd)
@@ -3110,11 +3138,10 @@ class Waker:
 
     def wait(self, seconds):
         """Sleep up to `seconds`, returning early when woken."""
-        if self._selector.select(max(0.0, seconds)):
+        if self._poller.poll(min(max(0.0, seconds), MAX_WAIT) * 1000.0):
             _drain(self.read_fd)
 
     def close(self):
-        self._selector.close()
         os.close(self.read_fd)
         os.close(self.write_fd)
 
@@ -3355,20 +3382,25 @@ class RoundInterpreter:
         self.last_results = results
         self.last_round = (mono, wall if completed is None else completed)
         save = self._measure(results, mono, wall)
-        answered = [result.answered if result.answered is not None
-                    else mono + (result.connect_time or 0.0) for result in results if result.up]
-        target_reasons = {result.target.label: result.reason for result in results if not result.up}
-        first_reason = next((result.reason for result in results if not result.up), None)
-        network_up = bool(answered)
+        first_answer, target_reasons = math.inf, {}
+        for result in results:
+            if not result.up:
+                target_reasons[result.target.label] = result.reason
+            elif result.answered is not None:
+                first_answer = min(first_answer, result.answered)
+            else:
+                first_answer = min(first_answer, mono + (result.connect_time or 0.0))
+        first_reason = next(iter(target_reasons.values()), None)
+        network_up = first_answer < math.inf
         cause, detail = self._where_it_broke(network_up, gateway[0] if gateway else None,
                                              target_reasons, wall)
         for change in self.partials.observe(results, mono, wall):
             self._partial_change(change, wall)
-        if answered:
+        if network_up:
             # The connect that shows the network up may have got through only on a SYN the
             # kernel resent (1 s, 3 s ... into the round), or in a later round than its own:
             # until it did, the network was not shown up.
-            back = min(answered) - mono
+            back = first_answer - mono
             mono, wall = mono + back, wall + back
         transition = self.tracker.observe(network_up, mono, wall, first_reason, target_reasons,
                                           cause)
@@ -3539,7 +3571,7 @@ class Monitor:
             wall = self.clock.wall()
             targets, stopping = self.settings.targets, lambda: self.waker.stop_signal is not None
             surroundings = self.rounds.surroundings
-            gateway = surroundings.gateway() if surroundings is not None else None
+            gateway = surroundings.gateway(targets) if surroundings is not None else None
             # while down, a fast round lasts until the next is due; its connects may outlive it
             # (--down-interval equal to -i: none, rounds as while up)
             fast = down and schedule.down_interval < schedule.interval

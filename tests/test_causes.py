@@ -179,7 +179,7 @@ class ScriptedNetwork:
         self.router = router
         self.rounds = []
 
-    def gateway(self):
+    def gateway(self, targets=()):
         return self.router
 
     def local_trouble(self):
