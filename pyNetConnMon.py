@@ -742,7 +742,7 @@ class ConnectTimes:
         if ms > self.maximum:
             self.maximum = ms
         low, high = CONNECT_TIME_RANGE
-        number = math.floor(math.log(min(max(ms, low), high)) / _LOG_RATIO)
+        number = math.floor(math.log(low if ms < low else high if ms > high else ms) / _LOG_RATIO)
         bucket = self.buckets.get(number)
         if bucket is None:
             self.buckets[number] = [count, ms * count]
@@ -889,8 +889,13 @@ class ConnectCounters:
 
 def fastest_connect(results):
     """The connect time of the fastest target that answered, or None when none did."""
-    times = [result.connect_time or 0.0 for result in results if result.up]
-    return min(times) if times else None
+    fastest = None
+    for result in results:
+        if result.up:
+            seconds = result.connect_time or 0.0
+            if fastest is None or seconds < fastest:
+                fastest = seconds
+    return fastest
 
 
 class OngoingSlow:
@@ -3368,6 +3373,8 @@ class RoundInterpreter:
                      if settings.slow_ms else None)
         self.stats = StatisticsWindow(settings.stats_interval) if settings.stats_interval else None
         self.counters = MetricsCounters()
+        # per-target connect counts feed only /metrics: not kept when nothing serves them
+        self.count_connects = settings.metrics_port is not None
         self.last_results = ()
         self.last_gateway = None         # the gateway's ProbeResult in the last round, or None
         self.last_round = None           # (monotonic start, wall clock at its end)
@@ -3382,20 +3389,22 @@ class RoundInterpreter:
         self.last_results = results
         self.last_round = (mono, wall if completed is None else completed)
         save = self._measure(results, mono, wall)
-        first_answer, target_reasons = math.inf, {}
+        first_answer, target_reasons = None, {}
         for result in results:
             if not result.up:
                 target_reasons[result.target.label] = result.reason
-            elif result.answered is not None:
-                first_answer = min(first_answer, result.answered)
-            else:
-                first_answer = min(first_answer, mono + (result.connect_time or 0.0))
-        first_reason = next(iter(target_reasons.values()), None)
-        network_up = first_answer < math.inf
+                continue
+            answered = (result.answered if result.answered is not None
+                        else mono + (result.connect_time or 0.0))
+            if first_answer is None or answered < first_answer:
+                first_answer = answered
+        first_reason = next(iter(target_reasons.values())) if target_reasons else None
+        network_up = first_answer is not None
         cause, detail = self._where_it_broke(network_up, gateway[0] if gateway else None,
                                              target_reasons, wall)
-        for change in self.partials.observe(results, mono, wall):
-            self._partial_change(change, wall)
+        if target_reasons or self.partials.open:      # else the usual round: nothing to see
+            for change in self.partials.observe(results, mono, wall):
+                self._partial_change(change, wall)
         if network_up:
             # The connect that shows the network up may have got through only on a SYN the
             # kernel resent (1 s, 3 s ... into the round), or in a later round than its own:
@@ -3450,7 +3459,8 @@ class RoundInterpreter:
         """Connect times: the metrics, the statistics window, slow periods. The round that ends
         an interruption is not slow: its connect often waited for a SYN sent again. Returns
         whether a slow period that counts ended."""
-        self.counters.connect.record(results)
+        if self.count_connects:
+            self.counters.connect.record(results)
         if self.stats is not None:
             ended = self.stats.add(results, mono, wall)
             if ended is not None:
