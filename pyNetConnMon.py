@@ -1718,7 +1718,7 @@ class Prober:
         probed = list(targets)
         if admitted:
             resolved = resolve_all(targets, started + self.timeout, self.clock)
-            if not self.beyond_loopback and not all(target.is_loopback for target in targets):
+            if not self.beyond_loopback:
                 self.beyond_loopback = self._leaves_this_machine(resolved)
             if gateway is not None and (self.beyond_loopback or not gateway.found):
                 probed.append(gateway)
@@ -1766,7 +1766,9 @@ class Prober:
     def _leaves_this_machine(self, resolved):
         """Has a target an address beyond loopback? Each address is looked at once (a round
         must stay cheap); the memory of them is bounded."""
-        for addresses in resolved.values():
+        for target, addresses in resolved.items():
+            if target.is_loopback:
+                continue
             for _, sockaddr in () if isinstance(addresses, str) else addresses:
                 local = self.loopback.get(sockaddr[0])
                 if local is None:
@@ -1875,8 +1877,11 @@ class Surroundings:
     missing: no gateway is found (--gateway sets one) and `local` is never seen."""
 
     def __init__(self, gateway="auto", route_files=ROUTE_FILES, sys_net=SYS_NET,
-                 clock=time.monotonic):
+                 clock=time.monotonic, loopback_only=False):
         self.setting = gateway       # "auto" (the routing table's), "none", or a Target
+        # every target is a loopback address: a router found in the table would never be
+        # probed (see Prober.probe_round), so the table is not read for one
+        self.loopback_only = loopback_only
         self.route_files = route_files
         self.sys_net = sys_net
         self.clock = clock
@@ -1890,12 +1895,10 @@ class Surroundings:
         self.had_routes = self.had_routes or bool(routes)
         return routes
 
-    def gateway(self, targets=()):
-        """The gateway to probe now with `targets` (a Target), or None; reads the routing table
-        again (when ROUTES_RECHECK seconds have passed), so a new router (DHCP) is followed. A
-        router found there is of no use to targets that are all loopback addresses: the table
-        is not read for them."""
-        if self.setting == "auto" and targets and all(target.is_loopback for target in targets):
+    def gateway(self):
+        """The gateway to probe now (a Target), or None; reads the routing table again (when
+        ROUTES_RECHECK seconds have passed), so a new router (DHCP) is followed."""
+        if self.setting == "auto" and self.loopback_only:
             return None
         now = self.clock()
         if self.looked is None or now - self.looked >= ROUTES_RECHECK:
@@ -3581,7 +3584,7 @@ class Monitor:
             wall = self.clock.wall()
             targets, stopping = self.settings.targets, lambda: self.waker.stop_signal is not None
             surroundings = self.rounds.surroundings
-            gateway = surroundings.gateway(targets) if surroundings is not None else None
+            gateway = surroundings.gateway() if surroundings is not None else None
             # while down, a fast round lasts until the next is due; its connects may outlive it
             # (--down-interval equal to -i: none, rounds as while up)
             fast = down and schedule.down_interval < schedule.interval
@@ -6779,7 +6782,9 @@ def run_monitor(args, console):
         metrics_board, metrics_server = start_metrics(
             args, console, recent, reporter.pending if reporter is not None else None)
         announcer = Announcer(console, event_log, args)
-        rounds = RoundInterpreter(args, announcer, record_for(reporter), Surroundings(args.gateway))
+        surroundings = Surroundings(args.gateway, loopback_only=all(
+            target.is_loopback for target in args.targets))
+        rounds = RoundInterpreter(args, announcer, record_for(reporter), surroundings)
         monitor = Monitor(args, announcer, waker, Prober(args.timeout, waker.read_fd), rounds,
                           reporter=reporter, state=state, pinger=make_pinger(args, waker, console),
                           metrics_board=metrics_board)

@@ -179,7 +179,7 @@ class ScriptedNetwork:
         self.router = router
         self.rounds = []
 
-    def gateway(self, targets=()):
+    def gateway(self):
         return self.router
 
     def local_trouble(self):
