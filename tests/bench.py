@@ -76,7 +76,7 @@ CPU_WARMUP = 2.0             # the steady-state figure leaves out the first seco
 SEED_QUOTED = {"cpu_seconds": 0.3, "vmhwm_mb": 21.0}   # the issue's figures for the seed, 30 s
 
 CPU_PAIRS, QUICK_CPU_PAIRS = 6, 2   # with --compare: runs of each program, in turns
-STATS_ROUNDS = 200000        # rounds of Monitor._measure timed in process
+STATS_ROUNDS = 200000        # rounds of RoundInterpreter._measure timed in process
 
 # Congestion lengths (s) for the slow periods: uneven, their fractional parts spread over [0, 1)
 CONGESTION_LENGTHS = (4.6875, 7.3125, 3.0625, 8.1875, 5.4375, 6.5625, 3.9375, 7.8125)
@@ -599,11 +599,12 @@ def _schedstat_seconds(pid):
         return None
 
 
-def _vmhwm_kb(pid):
+def _status_kb(pid, field):
+    """A memory figure of /proc/PID/status in KiB: VmHWM (the peak), VmRSS (now)."""
     try:
         with open("/proc/%d/status" % pid) as stream:
             for line in stream:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except (OSError, ValueError):
         pass
@@ -622,7 +623,7 @@ def cpu_run(argv, seconds, listener, cwd=None, env=None):
         warm_cpu, warm_count = _schedstat_seconds(proc.pid), listener.count
         sleep_until(started + seconds)
         end_cpu, end_count = _schedstat_seconds(proc.pid), listener.count
-        vmhwm = _vmhwm_kb(proc.pid)
+        vmhwm, vmrss = _status_kb(proc.pid, "VmHWM"), _status_kb(proc.pid, "VmRSS")
         alive = proc.poll() is None
     finally:
         stop_process(proc)
@@ -641,7 +642,8 @@ def cpu_run(argv, seconds, listener, cwd=None, env=None):
             "user": round(user, 4), "system": round(system, 4),
             "cpu_per_1000": round((user + system) / probes * 1000, 4) if probes else None,
             "steady_cpu_per_1000": round(steady, 4) if steady is not None else None,
-            "vmhwm_mb": round(vmhwm / 1024, 1) if vmhwm else None}
+            "vmhwm_mb": round(vmhwm / 1024, 1) if vmhwm else None,
+            "vmrss_mb": round(vmrss / 1024, 1) if vmrss else None}
 
 
 def cpu_together(runs, seconds):
@@ -661,7 +663,7 @@ def cpu_together(runs, seconds):
         sleep_until(started + seconds)
         end = [(_schedstat_seconds(proc.pid), listener.count, proc.poll() is None)
                for _, listener, _, proc in procs]
-        vmhwm = [_vmhwm_kb(proc.pid) for _, _, _, proc in procs]
+        vmhwm = [_status_kb(proc.pid, "VmHWM") for _, _, _, proc in procs]
     finally:
         for _, _, _, proc in procs:
             stop_process(proc)
@@ -678,7 +680,7 @@ def cpu_together(runs, seconds):
     return rows
 
 
-# Runs in a child: times RoundInterpreter._measure (statistics window, metrics counts, slow tracking) per
+# Runs in a child: times RoundInterpreter._measure (statistics window, slow tracking) per
 # round of one target, and the end of a window of 1200 probes (60 s at -i 0.05). One JSON line.
 STATS_SNIPPET = r'''
 import importlib.util, json, random, sys, time
@@ -1085,8 +1087,9 @@ def markdown(results):
                              100 * (figures["ratio"] - 1)))
     if cpu and cpu.get("statistics"):
         own = cpu["statistics"]
-        lines.append("| the connect-time statistics' own CPU (`Monitor._measure`, in process), "
-                     "one target | %.1f µs per round; %.2f ms per window end (1200 probes) | — | |"
+        lines.append("| the connect-time statistics' own CPU (`RoundInterpreter._measure`, in "
+                     "process), one target | %.1f µs per round; %.2f ms per window end (1200 "
+                     "probes) | — | |"
                      % (own["per_round"] * 1e6, own["window_close"] * 1e3))
     mail = results.get("mail")
     if mail and mail["back_to_accepted"]["n"]:
@@ -1120,15 +1123,17 @@ def markdown(results):
         lines += ["### CPU and memory, %g s at `-i %g`, one healthy loopback target" % (
                       cpu["seconds"], cpu["interval"]), "",
                   "| program | interpreter | probes | CPU s (user+sys) | CPU s / 1000 probes | "
-                  "steady CPU s / 1000 probes | VmHWM MB |", "|---|---|---|---|---|---|---|"]
+                  "steady CPU s / 1000 probes | VmHWM MB | VmRSS MB at the end |",
+                  "|---|---|---|---|---|---|---|---|"]
         for row in cpu["rows"]:
-            lines.append("| %s | `%s` | %d | %.3f (%.3f+%.3f) | %s | %s | %s |" % (
+            lines.append("| %s | `%s` | %d | %.3f (%.3f+%.3f) | %s | %s | %s | %s |" % (
                 row["program"], row["interpreter"], row["probes"], row["cpu"], row["user"],
                 row["system"], _s(row["cpu_per_1000"], 3).replace(" s", ""),
-                _s(row["steady_cpu_per_1000"], 3).replace(" s", ""), row["vmhwm_mb"]))
+                _s(row["steady_cpu_per_1000"], 3).replace(" s", ""), row["vmhwm_mb"],
+                row.get("vmrss_mb")))
         if cpu["seconds"] == CPU_SECONDS:
-            lines.append("| seed program (quoted in the issue, not measured here) | | ~600 "
-                         "| ~%.1f | | | ~%g |"
+            lines.append("| the original pyNetConnMon (figures quoted, not measured here) | | ~600 "
+                         "| ~%.1f | | | ~%g | |"
                          % (SEED_QUOTED["cpu_seconds"], SEED_QUOTED["vmhwm_mb"]))
         if cpu["site_pth"]:
             lines += ["", "`python3` runs the .pth files of its site-packages at start-up (%s); "
