@@ -72,6 +72,7 @@ LOW_FILE_LIMIT = 256         # soft RLIMIT_NOFILE for the "too few file descript
 CPU_INTERVAL = "0.05"
 CPU_SECONDS, QUICK_CPU_SECONDS = 30.0, 5.0
 CALLGRIND_WARMUP, CALLGRIND_SECONDS = 15.0, 20.0   # under valgrind: start-up, then counted
+SYSCALL_SECONDS = 10.0       # under strace, after CPU_WARMUP
 CPU_WARMUP = 2.0             # the steady-state figure leaves out the first seconds (start-up)
 SEED_QUOTED = {"cpu_seconds": 0.3, "vmhwm_mb": 21.0}   # the issue's figures for the seed, 30 s
 
@@ -758,6 +759,42 @@ def instructions_per_probe(script, work, seconds=CALLGRIND_SECONDS):
             "per_probe": round(total / probes) if probes else None}
 
 
+def syscalls_per_probe(script, work, seconds=SYSCALL_SECONDS):
+    """System calls per probe (per connect) in the steady state, counted by `strace -c`
+    attached after a warm-up (None without strace): what the kernel is asked to do, which CPU
+    time on a shared machine cannot show apart from its noise. Returns {"probes", "calls", "per_probe",
+    "by_call": {name: calls}}."""
+    if not shutil.which("strace"):
+        return None
+    listener = CountingListener()
+    out = work / ("strace-%d.txt" % len(list(work.glob("strace-*.txt"))))
+    proc = subprocess.Popen([sys.executable, str(script), "-a", "127.0.0.1:%d" % listener.port,
+                             "-i", CPU_INTERVAL, "-t", "2", "--no-mail", "-q",
+                             "--state-file", str(out) + ".state"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(CPU_WARMUP)
+        tracer = subprocess.Popen(["strace", "-f", "-c", "-o", str(out), "-p", str(proc.pid)],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        time.sleep(seconds)
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(30)
+    finally:
+        stop_process(proc)
+        listener.close()
+    by_call = {}
+    for line in out.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[-1] != "total" and fields[3].isdigit():
+            by_call[fields[-1]] = int(fields[3])
+    calls = sum(by_call.values())
+    probes = by_call.get("connect", 0)      # one connect per probe, each traced whole
+    return {"probes": probes, "calls": calls, "by_call": by_call,
+            "per_probe": round(calls / probes, 2) if probes else None}
+
+
 def bench_cpu(work, seconds, compare=None, pairs=CPU_PAIRS):
     baseline = work / "baseline_loop.py"
     baseline.write_text(BASELINE_LOOP)
@@ -814,12 +851,15 @@ def bench_cpu(work, seconds, compare=None, pairs=CPU_PAIRS):
                     counting.close()
     finally:
         listener.close()
-    counted = {}
+    counted, traced = {}, {}
     for which, script in (("this", PROGRAM), ("compared", compare)):
         if script is not None:
             log("cpu: instructions per probe of %s under callgrind (%g s)"
                 % (script, CALLGRIND_WARMUP + CALLGRIND_SECONDS))
             counted[which] = instructions_per_probe(script, work)
+            log("cpu: system calls per probe of %s under strace (%g s)"
+                % (script, CPU_WARMUP + SYSCALL_SECONDS))
+            traced[which] = syscalls_per_probe(script, work)
     log("cpu: the statistics' own cost, %d rounds in process" % STATS_ROUNDS)
     own = json.loads(subprocess.run(
         [sys.executable, "-B", "-c", STATS_SNIPPET, str(PROGRAM), str(STATS_ROUNDS)],
@@ -827,7 +867,7 @@ def bench_cpu(work, seconds, compare=None, pairs=CPU_PAIRS):
     return {"interval": float(CPU_INTERVAL), "seconds": seconds, "warmup": CPU_WARMUP,
             "rows": rows, "site_pth": site_note(), "seed_quoted": SEED_QUOTED,
             "compare": None if compare is None else str(compare), "compared": compared,
-            "statistics": own, "instructions": counted}
+            "statistics": own, "instructions": counted, "syscalls": traced}
 
 
 def compared_figures(cpu):
@@ -1053,6 +1093,24 @@ def markdown(results):
                              cpu["interval"], count["probes"],
                              "pyNetConnMon" if which == "this" else "`%s`" % compared,
                              format(count["per_probe"], ","), goal, met))
+        traced = cpu.get("syscalls") or {}
+        before = traced.get("compared")
+        for which, count in traced.items():
+            if not count:
+                continue
+            goal, met = "—", ""
+            if which == "this" and before:
+                goal = "≤ `%s`'s (%s)" % (compared, before["per_probe"])
+                met = _met(count["per_probe"] <= before["per_probe"])
+            lines.append("| system calls per probe at `-i %g` (strace -c, %d probes), %s | %s (%s) "
+                         "| %s | %s |" % (
+                             cpu["interval"], count["probes"],
+                             "pyNetConnMon" if which == "this" else "`%s`" % compared,
+                             count["per_probe"], ", ".join(
+                                 "%s %g" % (name, round(calls / count["probes"], 2))
+                                 for name, calls in sorted(count["by_call"].items(),
+                                                           key=lambda item: -item[1])),
+                             goal, met))
         peaks = [row["vmhwm_mb"] for row in cpu.get("compared") or ()
                  if row["program"] == "compared" and row.get("vmhwm_mb")]
         for row in cpu["rows"]:
