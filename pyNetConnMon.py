@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import select
 import selectors
 import signal
 import socket
@@ -43,6 +44,7 @@ DEFAULT_BACKOFF_STEP = 300.0
 DEFAULT_HEARTBEAT = 60.0
 DOWN_INTERVAL_SHARE = 10         # while down, probe this many times as often as -i by default ...
 DOWN_INTERVAL_MIN = 0.05         # ... but no more often than every this many seconds
+MAX_WAIT = 86400.0               # seconds: the longest single wait (poll() counts in an int of ms)
 DOWN_CONNECTS_LIMIT = 64         # connects in flight at most while probing fast (see Prober)
 DEFAULT_SLOW_MS = 1000.0         # a SYN the kernel had to send again makes a connect 1 s slower
 DEFAULT_STATS_INTERVAL = 60.0
@@ -740,7 +742,7 @@ class ConnectTimes:
         if ms > self.maximum:
             self.maximum = ms
         low, high = CONNECT_TIME_RANGE
-        number = math.floor(math.log(min(max(ms, low), high)) / _LOG_RATIO)
+        number = math.floor(math.log(low if ms < low else high if ms > high else ms) / _LOG_RATIO)
         bucket = self.buckets.get(number)
         if bucket is None:
             self.buckets[number] = [count, ms * count]
@@ -887,8 +889,13 @@ class ConnectCounters:
 
 def fastest_connect(results):
     """The connect time of the fastest target that answered, or None when none did."""
-    times = [result.connect_time or 0.0 for result in results if result.up]
-    return min(times) if times else None
+    fastest = None
+    for result in results:
+        if result.up:
+            seconds = result.connect_time or 0.0
+            if fastest is None or seconds < fastest:
+                fastest = seconds
+    return fastest
 
 
 class OngoingSlow:
@@ -1513,16 +1520,22 @@ _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 
 
 class Target:
-    __slots__ = ("host", "port", "is_literal")
+    """A host (a name or an address) and a port. What a round needs of it is worked out once
+    here: a round at -i 0.05 must stay cheap."""
+
+    __slots__ = ("host", "port", "is_literal", "is_loopback", "addresses", "label")
 
     def __init__(self, host, port):
         self.host = host
         self.port = port
-        self.is_literal = _ip_literal(host) is not None
-
-    @property
-    def label(self):
-        return "[%s]:%d" % (self.host, self.port) if ":" in self.host else "%s:%d" % (self.host, self.port)
+        address = _ip_literal(host)
+        self.is_literal = address is not None
+        self.is_loopback = address is not None and address.is_loopback
+        # [(family, sockaddr)] of an address; None for a name, or for an address with an IPv6
+        # scope (fe80::1%eth0): its interface is looked up each round, it may come and go
+        self.addresses = None if address is None or "%" in host else [
+            (socket.AF_INET6 if address.version == 6 else socket.AF_INET, (host, port))]
+        self.label = "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
 
 
 class Gateway(Target):
@@ -1634,8 +1647,7 @@ def resolve_all(targets, deadline, clock=time.monotonic):
             except (OSError, UnicodeError):
                 results[target] = "unreachable"        # no such interface (any more)
         elif target.is_literal:
-            family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
-            results[target] = [(family, (target.host, target.port))]
+            results[target] = target.addresses
         else:
             thread = threading.Thread(target=lookup, args=(target,), daemon=True)
             thread.start()
@@ -1645,6 +1657,10 @@ def resolve_all(targets, deadline, clock=time.monotonic):
     for target in targets:
         results.setdefault(target, "dns")   # the lookup outlived the deadline
     return results
+
+
+# Linux makes a socket non-blocking as it creates it: one system call less per connect
+SOCK_NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
 
 
 class Prober:
@@ -1662,17 +1678,18 @@ class Prober:
         self.clock = clock
         self.limit = limit or DOWN_CONNECTS_LIMIT
         self.in_flight = {}     # socket -> (target, connect started, deadline)
-        # one selector for the whole run: a new epoll per round would cost CPU on a small Pi
-        self.selector = selectors.DefaultSelector()
+        self.sockets = {}       # file descriptor -> socket, of those in flight
+        # poll(), one for the whole run: a round costs one system call to wait, where epoll
+        # (the selectors module) costs three, and Python code of its own (a Pi's CPU)
+        self.poller = select.poll()
         if wake_fd is not None:
-            self.selector.register(wake_fd, selectors.EVENT_READ, "wake")
+            self.poller.register(wake_fd, select.POLLIN)
         self.beyond_loopback = False     # has a target had an address beyond this machine?
         self.loopback = {}               # address -> is it loopback? (see _leaves_this_machine)
         self.gateway_result = None       # the gateway's latest outcome (see probe_round)
 
     def close(self):
         self._drop(list(self.in_flight))
-        self.selector.close()
 
     def probe_round(self, targets, interrupted=lambda: False, gateway=None, wait=None):
         """[ProbeResult] for `targets`, and last for `gateway` (a Gateway) when it was probed:
@@ -1705,7 +1722,8 @@ class Prober:
         probed = list(targets)
         if admitted:
             resolved = resolve_all(targets, started + self.timeout, self.clock)
-            self.beyond_loopback = self.beyond_loopback or self._leaves_this_machine(resolved)
+            if not self.beyond_loopback:
+                self.beyond_loopback = self._leaves_this_machine(resolved)
             if gateway is not None and (self.beyond_loopback or not gateway.found):
                 probed.append(gateway)
                 resolved.update(resolve_all([gateway], started + self.timeout, self.clock))
@@ -1752,7 +1770,9 @@ class Prober:
     def _leaves_this_machine(self, resolved):
         """Has a target an address beyond loopback? Each address is looked at once (a round
         must stay cheap); the memory of them is bounded."""
-        for addresses in resolved.values():
+        for target, addresses in resolved.items():
+            if target.is_loopback:
+                continue
             for _, sockaddr in () if isinstance(addresses, str) else addresses:
                 local = self.loopback.get(sockaddr[0])
                 if local is None:
@@ -1765,12 +1785,13 @@ class Prober:
 
     def _start_connect(self, target, family, sockaddr, own, results):
         try:
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock = socket.socket(family, socket.SOCK_STREAM | SOCK_NONBLOCK)
         except OSError as error:
             self._record(results, target, error.errno or errno.EIO)
             return
         try:
-            sock.setblocking(False)
+            if not SOCK_NONBLOCK:
+                sock.setblocking(False)
             began = self.clock()
             error = sock.connect_ex(sockaddr)
         except OSError as exc:       # e.g. an IPv6 scope that does not exist
@@ -1778,7 +1799,8 @@ class Prober:
             self._record(results, target, exc.errno or errno.EINVAL)
             return
         if error in (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
-            self.selector.register(sock, selectors.EVENT_WRITE)
+            self.poller.register(sock, select.POLLOUT)
+            self.sockets[sock.fileno()] = sock
             self.in_flight[sock] = (target, began, began + self.timeout)
             own.add(sock)
         else:
@@ -1790,14 +1812,14 @@ class Prober:
 
     def _take_answers(self, seconds, own, results):
         """Waits up to `seconds` for connects to end, and records those that did."""
-        for key, _ in self.selector.select(seconds):
-            if key.data == "wake":
+        for fd, _ in self.poller.poll(max(0.0, seconds) * 1000.0):
+            if fd == self.wake_fd:
                 _drain(self.wake_fd)
                 continue
-            sock = key.fileobj
+            sock = self.sockets.pop(fd)
             target, began, _ = self.in_flight.pop(sock)
             own.discard(sock)
-            self.selector.unregister(sock)
+            self.poller.unregister(fd)
             error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             sock.close()
             self._record(results, target, error, began, self.clock())
@@ -1816,7 +1838,8 @@ class Prober:
     def _drop(self, sockets):
         for sock in sockets:
             del self.in_flight[sock]
-            self.selector.unregister(sock)
+            del self.sockets[sock.fileno()]
+            self.poller.unregister(sock)
             sock.close()
 
     @staticmethod
@@ -1831,12 +1854,25 @@ class Prober:
 
 
 def read_small_file(path, limit=ROUTE_FILE_LIMIT):
-    """The text of a /proc or /sys file, or None when it cannot be read."""
+    """The text of a /proc or /sys file, or None when it cannot be read. (os.read: half the
+    CPU of open(), and the routing table is read every second.)"""
     try:
-        with open(path, encoding="ascii", errors="replace") as stream:
-            return stream.read(limit)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return None
+    chunks, left = [], limit
+    try:
+        while left > 0:
+            chunk = os.read(fd, min(left, 65536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("ascii", "replace")
 
 
 class Surroundings:
@@ -1846,8 +1882,11 @@ class Surroundings:
     missing: no gateway is found (--gateway sets one) and `local` is never seen."""
 
     def __init__(self, gateway="auto", route_files=ROUTE_FILES, sys_net=SYS_NET,
-                 clock=time.monotonic):
+                 clock=time.monotonic, loopback_only=False):
         self.setting = gateway       # "auto" (the routing table's), "none", or a Target
+        # every target is a loopback address: a router found in the table would never be
+        # probed (see Prober.probe_round), so the table is not read for one
+        self.loopback_only = loopback_only
         self.route_files = route_files
         self.sys_net = sys_net
         self.clock = clock
@@ -1864,6 +1903,8 @@ class Surroundings:
     def gateway(self):
         """The gateway to probe now (a Target), or None; reads the routing table again (when
         ROUTES_RECHECK seconds have passed), so a new router (DHCP) is followed."""
+        if self.setting == "auto" and self.loopback_only:
+            return None
         now = self.clock()
         if self.looked is None or now - self.looked >= ROUTES_RECHECK:
             self.looked = now
@@ -3081,8 +3122,8 @@ class Waker:
         self.stop_signal = None
         self.reopen_requested = False
         self._previous = {}
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(self.read_fd, selectors.EVENT_READ)
+        self._poller = select.poll()
+        self._poller.register(self.read_fd, select.POLLIN)
 
     def install(self):
         signal.set_wakeup_fd(self.write_fd)
@@ -3110,11 +3151,10 @@ class Waker:
 
     def wait(self, seconds):
         """Sleep up to `seconds`, returning early when woken."""
-        if self._selector.select(max(0.0, seconds)):
+        if self._poller.poll(min(max(0.0, seconds), MAX_WAIT) * 1000.0):
             _drain(self.read_fd)
 
     def close(self):
-        self._selector.close()
         os.close(self.read_fd)
         os.close(self.write_fd)
 
@@ -3341,6 +3381,8 @@ class RoundInterpreter:
                      if settings.slow_ms else None)
         self.stats = StatisticsWindow(settings.stats_interval) if settings.stats_interval else None
         self.counters = MetricsCounters()
+        # per-target connect counts feed only /metrics: not kept when nothing serves them
+        self.count_connects = settings.metrics_port is not None
         self.last_results = ()
         self.last_gateway = None         # the gateway's ProbeResult in the last round, or None
         self.last_round = None           # (monotonic start, wall clock at its end)
@@ -3355,20 +3397,27 @@ class RoundInterpreter:
         self.last_results = results
         self.last_round = (mono, wall if completed is None else completed)
         save = self._measure(results, mono, wall)
-        answered = [result.answered if result.answered is not None
-                    else mono + (result.connect_time or 0.0) for result in results if result.up]
-        target_reasons = {result.target.label: result.reason for result in results if not result.up}
-        first_reason = next((result.reason for result in results if not result.up), None)
-        network_up = bool(answered)
+        first_answer, target_reasons = None, {}
+        for result in results:
+            if not result.up:
+                target_reasons[result.target.label] = result.reason
+                continue
+            answered = (result.answered if result.answered is not None
+                        else mono + (result.connect_time or 0.0))
+            if first_answer is None or answered < first_answer:
+                first_answer = answered
+        first_reason = next(iter(target_reasons.values())) if target_reasons else None
+        network_up = first_answer is not None
         cause, detail = self._where_it_broke(network_up, gateway[0] if gateway else None,
                                              target_reasons, wall)
-        for change in self.partials.observe(results, mono, wall):
-            self._partial_change(change, wall)
-        if answered:
+        if target_reasons or self.partials.open:      # else the usual round: nothing to see
+            for change in self.partials.observe(results, mono, wall):
+                self._partial_change(change, wall)
+        if network_up:
             # The connect that shows the network up may have got through only on a SYN the
             # kernel resent (1 s, 3 s ... into the round), or in a later round than its own:
             # until it did, the network was not shown up.
-            back = min(answered) - mono
+            back = first_answer - mono
             mono, wall = mono + back, wall + back
         transition = self.tracker.observe(network_up, mono, wall, first_reason, target_reasons,
                                           cause)
@@ -3418,7 +3467,8 @@ class RoundInterpreter:
         """Connect times: the metrics, the statistics window, slow periods. The round that ends
         an interruption is not slow: its connect often waited for a SYN sent again. Returns
         whether a slow period that counts ended."""
-        self.counters.connect.record(results)
+        if self.count_connects:
+            self.counters.connect.record(results)
         if self.stats is not None:
             ended = self.stats.add(results, mono, wall)
             if ended is not None:
@@ -6737,7 +6787,9 @@ def run_monitor(args, console):
         metrics_board, metrics_server = start_metrics(
             args, console, recent, reporter.pending if reporter is not None else None)
         announcer = Announcer(console, event_log, args)
-        rounds = RoundInterpreter(args, announcer, record_for(reporter), Surroundings(args.gateway))
+        surroundings = Surroundings(args.gateway, loopback_only=all(
+            target.is_loopback for target in args.targets))
+        rounds = RoundInterpreter(args, announcer, record_for(reporter), surroundings)
         monitor = Monitor(args, announcer, waker, Prober(args.timeout, waker.read_fd), rounds,
                           reporter=reporter, state=state, pinger=make_pinger(args, waker, console),
                           metrics_board=metrics_board)

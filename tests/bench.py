@@ -72,11 +72,12 @@ LOW_FILE_LIMIT = 256         # soft RLIMIT_NOFILE for the "too few file descript
 CPU_INTERVAL = "0.05"
 CPU_SECONDS, QUICK_CPU_SECONDS = 30.0, 5.0
 CALLGRIND_WARMUP, CALLGRIND_SECONDS = 15.0, 20.0   # under valgrind: start-up, then counted
+SYSCALL_SECONDS = 10.0       # under strace, after CPU_WARMUP
 CPU_WARMUP = 2.0             # the steady-state figure leaves out the first seconds (start-up)
 SEED_QUOTED = {"cpu_seconds": 0.3, "vmhwm_mb": 21.0}   # the issue's figures for the seed, 30 s
 
 CPU_PAIRS, QUICK_CPU_PAIRS = 6, 2   # with --compare: runs of each program, in turns
-STATS_ROUNDS = 200000        # rounds of Monitor._measure timed in process
+STATS_ROUNDS = 200000        # rounds of RoundInterpreter._measure timed in process
 
 # Congestion lengths (s) for the slow periods: uneven, their fractional parts spread over [0, 1)
 CONGESTION_LENGTHS = (4.6875, 7.3125, 3.0625, 8.1875, 5.4375, 6.5625, 3.9375, 7.8125)
@@ -599,11 +600,12 @@ def _schedstat_seconds(pid):
         return None
 
 
-def _vmhwm_kb(pid):
+def _status_kb(pid, field):
+    """A memory figure of /proc/PID/status in KiB: VmHWM (the peak), VmRSS (now)."""
     try:
         with open("/proc/%d/status" % pid) as stream:
             for line in stream:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except (OSError, ValueError):
         pass
@@ -622,7 +624,7 @@ def cpu_run(argv, seconds, listener, cwd=None, env=None):
         warm_cpu, warm_count = _schedstat_seconds(proc.pid), listener.count
         sleep_until(started + seconds)
         end_cpu, end_count = _schedstat_seconds(proc.pid), listener.count
-        vmhwm = _vmhwm_kb(proc.pid)
+        vmhwm, vmrss = _status_kb(proc.pid, "VmHWM"), _status_kb(proc.pid, "VmRSS")
         alive = proc.poll() is None
     finally:
         stop_process(proc)
@@ -641,7 +643,8 @@ def cpu_run(argv, seconds, listener, cwd=None, env=None):
             "user": round(user, 4), "system": round(system, 4),
             "cpu_per_1000": round((user + system) / probes * 1000, 4) if probes else None,
             "steady_cpu_per_1000": round(steady, 4) if steady is not None else None,
-            "vmhwm_mb": round(vmhwm / 1024, 1) if vmhwm else None}
+            "vmhwm_mb": round(vmhwm / 1024, 1) if vmhwm else None,
+            "vmrss_mb": round(vmrss / 1024, 1) if vmrss else None}
 
 
 def cpu_together(runs, seconds):
@@ -661,7 +664,7 @@ def cpu_together(runs, seconds):
         sleep_until(started + seconds)
         end = [(_schedstat_seconds(proc.pid), listener.count, proc.poll() is None)
                for _, listener, _, proc in procs]
-        vmhwm = [_vmhwm_kb(proc.pid) for _, _, _, proc in procs]
+        vmhwm = [_status_kb(proc.pid, "VmHWM") for _, _, _, proc in procs]
     finally:
         for _, _, _, proc in procs:
             stop_process(proc)
@@ -678,7 +681,7 @@ def cpu_together(runs, seconds):
     return rows
 
 
-# Runs in a child: times RoundInterpreter._measure (statistics window, metrics counts, slow tracking) per
+# Runs in a child: times RoundInterpreter._measure (statistics window, slow tracking) per
 # round of one target, and the end of a window of 1200 probes (60 s at -i 0.05). One JSON line.
 STATS_SNIPPET = r'''
 import importlib.util, json, random, sys, time
@@ -756,6 +759,42 @@ def instructions_per_probe(script, work, seconds=CALLGRIND_SECONDS):
             "per_probe": round(total / probes) if probes else None}
 
 
+def syscalls_per_probe(script, work, seconds=SYSCALL_SECONDS):
+    """System calls per probe (per connect) in the steady state, counted by `strace -c`
+    attached after a warm-up (None without strace): what the kernel is asked to do, which CPU
+    time on a shared machine cannot show apart from its noise. Returns {"probes", "calls", "per_probe",
+    "by_call": {name: calls}}."""
+    if not shutil.which("strace"):
+        return None
+    listener = CountingListener()
+    out = work / ("strace-%d.txt" % len(list(work.glob("strace-*.txt"))))
+    proc = subprocess.Popen([sys.executable, str(script), "-a", "127.0.0.1:%d" % listener.port,
+                             "-i", CPU_INTERVAL, "-t", "2", "--no-mail", "-q",
+                             "--state-file", str(out) + ".state"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(CPU_WARMUP)
+        tracer = subprocess.Popen(["strace", "-f", "-c", "-o", str(out), "-p", str(proc.pid)],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        time.sleep(seconds)
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(30)
+    finally:
+        stop_process(proc)
+        listener.close()
+    by_call = {}
+    for line in out.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[-1] != "total" and fields[3].isdigit():
+            by_call[fields[-1]] = int(fields[3])
+    calls = sum(by_call.values())
+    probes = by_call.get("connect", 0)      # one connect per probe, each traced whole
+    return {"probes": probes, "calls": calls, "by_call": by_call,
+            "per_probe": round(calls / probes, 2) if probes else None}
+
+
 def bench_cpu(work, seconds, compare=None, pairs=CPU_PAIRS):
     baseline = work / "baseline_loop.py"
     baseline.write_text(BASELINE_LOOP)
@@ -812,12 +851,15 @@ def bench_cpu(work, seconds, compare=None, pairs=CPU_PAIRS):
                     counting.close()
     finally:
         listener.close()
-    counted = {}
+    counted, traced = {}, {}
     for which, script in (("this", PROGRAM), ("compared", compare)):
         if script is not None:
             log("cpu: instructions per probe of %s under callgrind (%g s)"
                 % (script, CALLGRIND_WARMUP + CALLGRIND_SECONDS))
             counted[which] = instructions_per_probe(script, work)
+            log("cpu: system calls per probe of %s under strace (%g s)"
+                % (script, CPU_WARMUP + SYSCALL_SECONDS))
+            traced[which] = syscalls_per_probe(script, work)
     log("cpu: the statistics' own cost, %d rounds in process" % STATS_ROUNDS)
     own = json.loads(subprocess.run(
         [sys.executable, "-B", "-c", STATS_SNIPPET, str(PROGRAM), str(STATS_ROUNDS)],
@@ -825,7 +867,7 @@ def bench_cpu(work, seconds, compare=None, pairs=CPU_PAIRS):
     return {"interval": float(CPU_INTERVAL), "seconds": seconds, "warmup": CPU_WARMUP,
             "rows": rows, "site_pth": site_note(), "seed_quoted": SEED_QUOTED,
             "compare": None if compare is None else str(compare), "compared": compared,
-            "statistics": own, "instructions": counted}
+            "statistics": own, "instructions": counted, "syscalls": traced}
 
 
 def compared_figures(cpu):
@@ -1051,6 +1093,24 @@ def markdown(results):
                              cpu["interval"], count["probes"],
                              "pyNetConnMon" if which == "this" else "`%s`" % compared,
                              format(count["per_probe"], ","), goal, met))
+        traced = cpu.get("syscalls") or {}
+        before = traced.get("compared")
+        for which, count in traced.items():
+            if not count:
+                continue
+            goal, met = "—", ""
+            if which == "this" and before:
+                goal = "≤ `%s`'s (%s)" % (compared, before["per_probe"])
+                met = _met(count["per_probe"] <= before["per_probe"])
+            lines.append("| system calls per probe at `-i %g` (strace -c, %d probes), %s | %s (%s) "
+                         "| %s | %s |" % (
+                             cpu["interval"], count["probes"],
+                             "pyNetConnMon" if which == "this" else "`%s`" % compared,
+                             count["per_probe"], ", ".join(
+                                 "%s %g" % (name, round(calls / count["probes"], 2))
+                                 for name, calls in sorted(count["by_call"].items(),
+                                                           key=lambda item: -item[1])),
+                             goal, met))
         peaks = [row["vmhwm_mb"] for row in cpu.get("compared") or ()
                  if row["program"] == "compared" and row.get("vmhwm_mb")]
         for row in cpu["rows"]:
@@ -1085,8 +1145,9 @@ def markdown(results):
                              100 * (figures["ratio"] - 1)))
     if cpu and cpu.get("statistics"):
         own = cpu["statistics"]
-        lines.append("| the connect-time statistics' own CPU (`Monitor._measure`, in process), "
-                     "one target | %.1f µs per round; %.2f ms per window end (1200 probes) | — | |"
+        lines.append("| the connect-time statistics' own CPU (`RoundInterpreter._measure`, in "
+                     "process), one target | %.1f µs per round; %.2f ms per window end (1200 "
+                     "probes) | — | |"
                      % (own["per_round"] * 1e6, own["window_close"] * 1e3))
     mail = results.get("mail")
     if mail and mail["back_to_accepted"]["n"]:
@@ -1120,15 +1181,17 @@ def markdown(results):
         lines += ["### CPU and memory, %g s at `-i %g`, one healthy loopback target" % (
                       cpu["seconds"], cpu["interval"]), "",
                   "| program | interpreter | probes | CPU s (user+sys) | CPU s / 1000 probes | "
-                  "steady CPU s / 1000 probes | VmHWM MB |", "|---|---|---|---|---|---|---|"]
+                  "steady CPU s / 1000 probes | VmHWM MB | VmRSS MB at the end |",
+                  "|---|---|---|---|---|---|---|---|"]
         for row in cpu["rows"]:
-            lines.append("| %s | `%s` | %d | %.3f (%.3f+%.3f) | %s | %s | %s |" % (
+            lines.append("| %s | `%s` | %d | %.3f (%.3f+%.3f) | %s | %s | %s | %s |" % (
                 row["program"], row["interpreter"], row["probes"], row["cpu"], row["user"],
                 row["system"], _s(row["cpu_per_1000"], 3).replace(" s", ""),
-                _s(row["steady_cpu_per_1000"], 3).replace(" s", ""), row["vmhwm_mb"]))
+                _s(row["steady_cpu_per_1000"], 3).replace(" s", ""), row["vmhwm_mb"],
+                row.get("vmrss_mb")))
         if cpu["seconds"] == CPU_SECONDS:
-            lines.append("| seed program (quoted in the issue, not measured here) | | ~600 "
-                         "| ~%.1f | | | ~%g |"
+            lines.append("| the original pyNetConnMon (figures quoted, not measured here) | | ~600 "
+                         "| ~%.1f | | | ~%g | |"
                          % (SEED_QUOTED["cpu_seconds"], SEED_QUOTED["vmhwm_mb"]))
         if cpu["site_pth"]:
             lines += ["", "`python3` runs the .pth files of its site-packages at start-up (%s); "

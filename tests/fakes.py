@@ -208,6 +208,8 @@ class Run:
         self.log = EventLog(str(self.log_path))
         self.console_text = io.StringIO()
         console = Console(out=self.console_text, err=self.console_text)
+        if metrics_board is not None:        # as run_monitor(): a board only with --metrics-port
+            overrides.setdefault("metrics_port", 9100)
         config = settings(**overrides)
         backoff = ReportBackoff(config.backoff_min, config.backoff_max, config.backoff_step)
         reporter = Reporter(PendingReports(backoff), self.deliverer, "pi", self.waker.wake,

@@ -2,11 +2,10 @@
 
 The monitor with a fake clock, prober and deliverer (tests/fakes.py): which rounds start when,
 and what the `down` and `up` events and the console say. The Prober with a fake clock and a fake
-selector around real sockets: how many connects a fast round leaves in flight, and what happens
+poll() around real sockets: how many connects a fast round leaves in flight, and what happens
 to them. No sleeping; every instant is exact.
 """
-import selectors
-from collections import namedtuple
+import select
 
 from fakes import WALL_OFFSET, Run
 from harness import listening_socket
@@ -117,9 +116,6 @@ def test_a_blip_that_may_have_lasted_min_interruption_says_probably(tmp_path):
 
 # -- the Prober: connects that outlive a fast round ----------------------------------------------
 
-Key = namedtuple("Key", "fileobj data")
-
-
 class TickingClock:
     def __init__(self):
         self.now = 0.0
@@ -128,16 +124,16 @@ class TickingClock:
         return self.now
 
 
-class FakeSelector:
-    """The Prober's selector, scripted: select(timeout) moves the clock on by `timeout`, or to
-    the instant a connect is told to get through (`through[socket] = instant`, or `answers[target]
-    = seconds` after each of its connects began), and returns it. The sockets are real (connects
-    to a loopback listener); only their readiness is scripted."""
+class FakePoller:
+    """The Prober's poll(), scripted: poll(ms) moves the clock on by that long, or to the instant
+    a connect is told to get through (`through[socket] = instant`, or `answers[target] = seconds`
+    after each of its connects began), and returns it. The sockets are real (connects to a
+    loopback listener); only their readiness is scripted."""
 
     def __init__(self, clock, prober):
         self.clock = clock
         self.prober = prober
-        self.keys = {}
+        self.registered = set()
         self.through = {}
         self.answers = {}
 
@@ -148,32 +144,28 @@ class FakeSelector:
         delay = self.answers.get(target)
         return None if delay is None else began + delay
 
-    def register(self, fileobj, events, data=None):
-        self.keys[fileobj] = Key(fileobj, data)
+    def register(self, fd, events):
+        self.registered.add(fd if isinstance(fd, int) else fd.fileno())
 
-    def unregister(self, fileobj):
-        del self.keys[fileobj]
+    def unregister(self, fd):
+        self.registered.remove(fd if isinstance(fd, int) else fd.fileno())
 
-    def select(self, timeout):
-        until = self.clock.now + timeout
-        due = [(self._through(sock), sock) for sock in self.keys]
-        due = [(instant, sock) for instant, sock in due if instant is not None and instant <= until]
+    def poll(self, milliseconds):
+        until = self.clock.now + milliseconds / 1000.0
+        due = [(self._through(self.prober.sockets[fd]), fd) for fd in self.registered]
+        due = [(instant, fd) for instant, fd in due if instant is not None and instant <= until]
         if not due:
             self.clock.now = until
             return []
         first = min(instant for instant, _ in due)
         self.clock.now = max(self.clock.now, first)
-        return [(self.keys[sock], selectors.EVENT_WRITE) for instant, sock in due if instant == first]
-
-    def close(self):
-        pass
+        return [(fd, select.POLLOUT) for instant, fd in due if instant == first]
 
 
 def scripted_prober(limit=3, timeout=1.0):
     clock = TickingClock()
     prober = Prober(timeout, clock=clock, limit=limit)
-    prober.selector.close()
-    prober.selector = FakeSelector(clock, prober)
+    prober.poller = FakePoller(clock, prober)
     return prober, clock
 
 
@@ -205,7 +197,7 @@ def test_a_connect_from_an_earlier_round_that_gets_through_counts_then_and_the_r
         for _ in range(3):
             assert not prober.probe_round([target], wait=0.25)[0].up
         first, second, third = prober.in_flight
-        prober.selector.through[first] = 0.8       # its resent SYN gets through at 0.8
+        prober.poller.through[first] = 0.8       # its resent SYN gets through at 0.8
         [result] = prober.probe_round([target], wait=0.25)     # the round from 0.75 to 1.0
         assert (result.up, result.answered, result.connect_time) == (True, 0.8, 0.8)
         assert prober.in_flight == {}
@@ -235,10 +227,10 @@ def test_the_gateway_keeps_its_latest_outcome_while_its_connect_waits():
         target = parse_target("127.0.0.1:%d" % port, 53)
         router = Gateway("127.0.0.1", port)       # given with --gateway: probed in every round
         prober, clock = scripted_prober(limit=10, timeout=1.0)
-        prober.selector.answers[router] = 0.01
+        prober.poller.answers[router] = 0.01
         [down, answered] = prober.probe_round([target], gateway=router)   # from 0 to 1.0
         assert (down.reason, answered.up, clock.now) == ("timeout", True, 1.0)
-        del prober.selector.answers[router]       # from now on the router does not answer
+        del prober.poller.answers[router]       # from now on the router does not answer
         seen = []
         for _ in range(5):                         # fast rounds from 1.0 to 2.25
             [down, gateway] = prober.probe_round([target], gateway=router, wait=0.25)

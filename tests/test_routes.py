@@ -133,10 +133,10 @@ class Files:
         (folder / "operstate").write_text(operstate)
         (folder / "carrier").write_text(carrier)
 
-    def surroundings(self, gateway="auto"):
+    def surroundings(self, gateway="auto", loopback_only=False):
         self.now = 0.0
         return Surroundings(gateway, (str(self.ipv4), str(self.ipv6)), str(self.sys_net),
-                            clock=lambda: self.now)
+                            clock=lambda: self.now, loopback_only=loopback_only)
 
 
 def test_the_gateway_follows_the_routing_table_while_running(tmp_path):
@@ -175,6 +175,18 @@ def test_local_trouble_from_the_files(tmp_path):
     files.link("vca", "down\n", "0\n")                 # the cable: routes stay, no link
     assert surroundings.local_trouble() == "vca has no link"
     files.set(DOWN_IPV4, DOWN_IPV6)                    # the link down: no route at all
+    assert surroundings.local_trouble() == "this machine has no default route"
+
+
+def test_with_only_loopback_targets_no_router_is_looked_for_unless_one_is_given(tmp_path):
+    from pyNetConnMon import parse_gateway
+    files = Files(tmp_path)
+    surroundings = files.surroundings(loopback_only=True)
+    assert surroundings.gateway() is None           # though the table has one
+    given = parse_gateway("198.18.0.254:80")
+    assert files.surroundings(given, loopback_only=True).gateway() is given
+    assert surroundings.local_trouble() is None     # the table is still read for the causes
+    files.set(DOWN_IPV4, DOWN_IPV6)
     assert surroundings.local_trouble() == "this machine has no default route"
 
 
