@@ -13,6 +13,25 @@ from netlab import netlab  # noqa: E402,F401
 from homelab import homelab  # noqa: E402,F401
 
 
+# The lab tests: they build network namespaces (the fault lab, the home lab) and take minutes;
+# the soak runs for about a minute. Marked `lab`, so that `pytest tests -m "not lab"` runs the
+# fast tests alone.
+LAB_MODULES = {"test_faults.py", "test_netlab.py", "test_homelab.py", "test_causes_lab.py",
+               "test_latency_lab.py", "test_soak.py"}
+LAB_FIXTURES = {"netlab", "homelab"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "lab: needs network namespaces (root) or runs for minutes; "
+                                       "deselect with -m 'not lab'")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in LAB_MODULES or LAB_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.lab)
+
+
 def pytest_report_header(config):
     return "pySendMail for the mail tests: %s" % PYSENDMAIL
 

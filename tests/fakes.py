@@ -4,14 +4,15 @@ builds a Monitor from them.
 Everything the loop does with time goes through the FakeClock and the FakeWaker it is handed, so
 a whole evening of outages and reports runs in milliseconds, with exact instants. Jobs the
 monitor hands to the background (report deliveries) run in line, or, with `delivery_time`,
-that many fake seconds later while the loop waits, as a delivery thread would.
+that many fake seconds later while the loop waits, as a delivery thread would; pings are
+answered that way too (FakePingSender).
 """
 import io
 import json
 
 from pyNetConnMon import (Announcer, Console, DeliveryError, EventLog, Monitor, PendingReports,
-                          ProbeResult, ReportBackoff, Reporter, RoundInterpreter, Settings,
-                          StateFile, parse_target)
+                          Pinger, PingSchedule, PingSender, ProbeResult, ReportBackoff, Reporter,
+                          RoundInterpreter, Settings, StateFile, parse_target)
 
 TARGET = parse_target("198.18.0.2:53", 53)
 WALL_OFFSET = 1_795_000_000.0     # wall clock = monotonic + this
@@ -150,6 +151,30 @@ class LaterSpawn:
             function()
 
 
+class FakePingSender(PingSender):
+    """The ping URL's requests on the fake clock: a ping is answered `answer_time` fake seconds
+    after it was sent (see LaterSpawn), and `failure(sent)` is what it fails with (an exception,
+    as urllib raises it), or None: it worked. `sent` keeps the instants the pings went out."""
+
+    def __init__(self, clock, failure=lambda sent: None, answer_time=0.05,
+                 url="http://192.0.2.7:8080/ping/0000-secret"):
+        super().__init__(url, timeout=1.0, on_done=lambda: None)
+        self.clock = clock
+        self.failure = failure
+        self.later = LaterSpawn(clock, answer_time)
+        self.jobs.spawn = self.later
+        self.sent = []
+
+    def submit(self):
+        self.sent.append(self.clock.now)
+        super().submit()
+
+    def _request(self):
+        error = self.failure(self.sent[-1])
+        if error is not None:
+            raise error
+
+
 def settings(**overrides):
     values = dict(targets=[TARGET], interval=1.0, timeout=1.0, min_interruption=5.0,
                   backoff_min=60.0, backoff_max=3600.0, backoff_step=300.0, heartbeat=60.0)
@@ -162,12 +187,13 @@ class Run:
     lines (info and warnings) are kept for console_lines(); `deliverer` is the deliverer's
     class; `delivery_time` makes deliveries take that long (see LaterSpawn). `network`, called
     with the clock, makes the prober that is also the monitor's surroundings (routing table,
-    links, gateway) in place of a ScriptedProber of `outages` and no surroundings."""
+    links, gateway) in place of a ScriptedProber of `outages` and no surroundings. `ping`,
+    called with the clock, makes the FakePingSender (kept as `ping`) that the monitor pings
+    every `ping_interval` (a setting) while the network is up."""
 
     def __init__(self, tmp_path, outages, stop_at, fail_during=(), state=True,
                  wall_offset=WALL_OFFSET, metrics_board=None, deliverer=RecordingDeliverer,
-                 delivery_time=None,
-                 crash_at=None, network=None, **overrides):
+                 delivery_time=None, crash_at=None, network=None, ping=None, **overrides):
         self.clock = FakeClock(wall_offset)
         self.prober = (ScriptedProber(self.clock, outages, crash_at=crash_at) if network is None
                        else network(self.clock))
@@ -191,9 +217,14 @@ class Run:
         announcer = Announcer(console, self.log, config)
         self.rounds = RoundInterpreter(config, announcer, reporter.pending.add,
                                        surroundings=None if network is None else self.prober)
+        self.ping = pinger = None
+        if ping is not None:
+            self.ping = ping(self.clock)
+            self.waker.background.append(self.ping.later.run_due)
+            pinger = Pinger(self.ping, PingSchedule(config.ping_interval))
         self.monitor = Monitor(config, announcer, self.waker, self.prober, self.rounds,
                                clock=self.clock, reporter=reporter, state=self.state,
-                               metrics_board=metrics_board)
+                               pinger=pinger, metrics_board=metrics_board)
 
     def run(self):
         try:

@@ -6,15 +6,19 @@ wait_for_event() for the event log, MonitorProcess.wait_for_line() for the conso
 has a deadline and polls in small steps; every failure raises AssertionError showing what was
 seen. Everything here binds and connects to loopback only.
 """
+import atexit
 import contextlib
 import json
+import marshal
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import datetime
@@ -23,7 +27,68 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PROGRAM = REPO / 'pyNetConnMon.py'
 LOOPBACK = '127.0.0.1'
-POLL = 0.05
+POLL = 0.01
+
+
+# -- how the children run pyNetConnMon -----------------------------------------------------------
+# Compiling the 325 KB script is most of a start (0.17 s of `--version`, 0.07 s of it compiling),
+# and the tests start it about 150 times. So the code is compiled once per test process and each
+# child runs it as `python -u script` would: as __main__, with the script's __file__, sys.argv[0]
+# and sys.path[0]. A script that is not a copy of the repository's is run as a file, and so is
+# the repository's where a test is about the file itself (compiled=False).
+RUNNER = """\
+def run(code_file, script):
+    import marshal, os, sys, __main__
+    sys.argv[:3] = [script]
+    sys.path[0] = os.path.dirname(os.path.realpath(script))
+    with open(code_file, 'rb') as stream:
+        code = marshal.load(stream)
+    del __main__.run
+    __main__.__file__ = script
+    exec(code, __main__.__dict__)
+run(*__import__('sys').argv[1:3])
+"""
+
+
+class _CompiledProgram:
+    """pyNetConnMon's code, compiled on first use into a file of a temporary folder."""
+
+    def __init__(self):
+        self.source = None
+        self.path = None
+
+    def code_file(self, script):
+        """The file with the code of `script` if it is pyNetConnMon (the repository's, or a
+        copy of it), else None."""
+        if self.source is None:
+            self.source = PROGRAM.read_bytes()
+        try:
+            with open(script, 'rb') as stream:
+                if stream.read() != self.source:
+                    return None
+        except OSError:
+            return None
+        if self.path is None:
+            folder = tempfile.mkdtemp(prefix='pyNetConnMon-code-')
+            atexit.register(shutil.rmtree, folder, True)
+            self.path = os.path.join(folder, 'pyNetConnMon.code')
+            with open(self.path, 'wb') as stream:
+                marshal.dump(compile(self.source, os.fspath(PROGRAM), 'exec'), stream)
+        return self.path
+
+
+_COMPILED = _CompiledProgram()
+
+
+def python_command(script=PROGRAM, compiled=True):
+    """[python, -u, ...] that runs `script` with the arguments that follow: pyNetConnMon (the
+    repository's or a copy of it) from its compiled code unless `compiled` is false, any other
+    script as a file."""
+    script = os.path.abspath(script)
+    code = _COMPILED.code_file(script) if compiled else None
+    if code is None:
+        return [sys.executable, '-u', script]
+    return [sys.executable, '-u', '-c', RUNNER, code, script]
 
 
 def child_env(env=None, state_home=None):
@@ -44,19 +109,20 @@ def child_env(env=None, state_home=None):
 
 
 class MonitorProcess:
-    """The program (or any Python script) as a child: [*prefix, python, -u, script, *args].
+    """The program (or any Python script) as a child: [*prefix, *python_command(script), *args].
 
     stdout and stderr are read by two threads into `lines` (arrival order, newline stripped) and
     `stdout_lines` / `stderr_lines`. Used as a context manager it is always killed at exit.
-    `script` defaults to cwd/pyNetConnMon.py when cwd is given, else the repository's copy.
+    `script` defaults to cwd/pyNetConnMon.py when cwd is given, else the repository's copy;
+    `compiled=False` runs pyNetConnMon as a file (see python_command).
     `log` and `state` are the event log and state file it was given, if any (start_monitor).
     """
 
     def __init__(self, args=(), cwd=None, env=None, prefix=None, script=None, state_home=None,
-                 log=None, state=None):
+                 log=None, state=None, compiled=True):
         if script is None:
             script = Path(cwd) / PROGRAM.name if cwd is not None else PROGRAM
-        self.argv = [*(prefix or []), sys.executable, '-u', os.fspath(script),
+        self.argv = [*(prefix or []), *python_command(script, compiled),
                      *(os.fspath(a) for a in args)]
         self.log, self.state = log, state
         self.lines = []
@@ -258,7 +324,7 @@ def wall_time(iso):
 
 # -- pyNetConnMon itself -------------------------------------------------------------------------
 def start_monitor(tmp_path, *args, log_file=True, state_file=True, cwd=None, prefix=None,
-                  env=None):
+                  env=None, compiled=True):
     """pyNetConnMon with ARGS, its state file in tmp_path/state/ and its event log
     tmp_path/events.jsonl (each unless told not to: --test-mail refuses them), under TZ=UTC plus
     `env`. Outside a lab namespace (`prefix`), ARGS must name a target: the default 8.8.8.8 is
@@ -271,13 +337,33 @@ def start_monitor(tmp_path, *args, log_file=True, state_file=True, cwd=None, pre
     argv = [*args, *(['--state-file', state] if state else []),
             *(['--log-file', log] if log else [])]
     return MonitorProcess(argv, cwd=cwd, env={'TZ': 'UTC', **(env or {})}, prefix=prefix,
-                          log=log, state=state)
+                          log=log, state=state, compiled=compiled)
 
 
-def run_program(*args, prefix=(), cwd=None, env=None, timeout=15.0):
+RAN = 99        # what run_main's stand-ins return: the arguments were accepted
+
+
+def run_main(*argv):
+    """(exit status, stdout, stderr) of pyNetConnMon.main(argv) in this process, for usage
+    errors without a process start: the monitor, --once and --test-mail are stand-ins that
+    return RAN (nothing is probed or sent), --summary runs for real."""
+    import io
+    from unittest import mock
+    import pyNetConnMon
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.ExitStack() as stack:
+        for name in ('run_monitor', 'run_once', 'run_test_mail'):
+            stack.enter_context(mock.patch.object(pyNetConnMon, name, lambda *args: RAN))
+        stack.enter_context(contextlib.redirect_stdout(out))
+        stack.enter_context(contextlib.redirect_stderr(err))
+        status = pyNetConnMon.main([os.fspath(word) for word in argv])
+    return status, out.getvalue(), err.getvalue()
+
+
+def run_program(*args, prefix=(), cwd=None, env=None, timeout=15.0, compiled=True):
     """pyNetConnMon with ARGS run to its end (usage errors, --once, --version ...): the
     subprocess.CompletedProcess, output as text (UTF-8)."""
-    return subprocess.run([*prefix, sys.executable, os.fspath(PROGRAM), *map(os.fspath, args)],
+    return subprocess.run([*prefix, *python_command(PROGRAM, compiled), *map(os.fspath, args)],
                           capture_output=True, encoding='utf-8', errors='replace',
                           timeout=timeout, cwd=cwd, env=child_env(env), stdin=subprocess.DEVNULL)
 
@@ -386,6 +472,8 @@ class Listener:
         if sock is None:
             return
         self._stop.set()
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)     # refuses from now on, not after the accept wait
         self._thread.join(2.0)
         sock.close()
 

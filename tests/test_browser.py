@@ -133,7 +133,7 @@ def test_the_status_page_of_a_running_monitor(browser, tmp_path):
         with urllib.request.urlopen(url, timeout=3) as answer:
             return answer.read().decode("utf-8")
 
-    with Listener() as target, start_monitor(tmp_path, "-a", target.address, "-i", "0.2",
+    with Listener() as target, start_monitor(tmp_path, "-a", target.address, "-i", "0.05",
                                              "-m", "0.2", "--no-mail", "--metrics-port",
                                              str(port)) as monitor:
         monitor.wait_for_line("serving metrics")

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from harness import (MonitorProcess, closed_port, listening_socket, read_events, run_program,
-                     wait_until)
+from harness import (MonitorProcess, closed_port, listening_socket, read_events, run_main,
+                     run_program, wait_until)
 from names import private_names_prefix
 from pyNetConnMon import VERSION
 
@@ -51,10 +51,14 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize("args, message", BAD_INPUT, ids=[" ".join(a)[:40] for a, _ in BAD_INPUT])
 def test_bad_input_is_refused_with_one_line_and_status_2(args, message):
-    result = run_program(*args, "--once")
-    assert result.returncode == 2
-    assert result.stdout == ""
-    assert result.stderr == "pyNetConnMon.py: error: %s\n" % message
+    # in this process (harness.run_main): a run that got past the checks returns RAN
+    assert run_main(*args, "--once") == (2, "", "pyNetConnMon.py: error: %s\n" % message)
+
+
+def test_bad_input_ends_the_process_with_status_2_and_one_line():
+    result = run_program("-p", "0", "--once")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        2, "", "pyNetConnMon.py: error: -p/--port: 0 is outside 1-65535\n")
 
 
 def test_version():
@@ -163,7 +167,8 @@ def test_signal_stops_promptly_in_the_middle_of_a_long_interval(tmp_path, sig, s
     log = tmp_path / "events.jsonl"
     with listening_socket() as port:
         with MonitorProcess(["-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
-                             "--log-file", log, "--state-file", tmp_path / "state.json"]) as monitor:
+                             "--log-file", log, "--state-file", tmp_path / "state.json"],
+                            compiled=False) as monitor:
             monitor.wait_for_line(r"started pyNetConnMon %s " % re.escape(VERSION))
             wait_until(lambda: (tmp_path / "state.json").exists(), 5, "the state file")  # after the start
             started = time.monotonic()
@@ -181,7 +186,7 @@ def test_signal_stops_promptly_in_the_middle_of_a_long_interval(tmp_path, sig, s
 def test_console_lines_are_timestamped_and_reach_a_pipe_at_once(tmp_path):
     with listening_socket() as port:
         with MonitorProcess(["-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
-                             "--state-file", tmp_path / "state.json"]) as monitor:
+                             "--state-file", tmp_path / "state.json"], compiled=False) as monitor:
             # not `python -u`'s doing alone: the program flushes each line itself
             match = monitor.wait_for_line(
                 r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) started pyNetConnMon %s \(pid \d+\): "

@@ -1,9 +1,9 @@
 """The command line against hostile input: bounds, secrets, closed and full streams, control
 characters, duplicate targets, options that do nothing, and a fuzzer over all of it.
 
-Usage errors are checked in-process (main(argv) with stdout and stderr captured and every run
-replaced by a stand-in, so nothing probes); whatever needs real streams, signals or a running
-monitor runs the program as a subprocess on loopback."""
+Usage errors are checked in-process (harness.run_main: main(argv) with stdout and stderr captured
+and every run replaced by a stand-in, so nothing probes); whatever needs real streams, signals or
+a running monitor runs the program as a subprocess on loopback."""
 import base64
 import contextlib
 import http.server
@@ -11,39 +11,23 @@ import io
 import os
 import re
 import subprocess
-import sys
 import threading
 from datetime import timedelta
-from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 import pyNetConnMon as program
-from harness import (PROGRAM, MonitorProcess, closed_port, listening_socket, read_events,
-                     wait_for_event, wait_until)
+from harness import (RAN, MonitorProcess, closed_port, listening_socket, python_command,
+                     read_events, run_main, wait_for_event, wait_until)
 from names import private_names_prefix
 
 SECRET = "s3cret"
-RAN = 99        # what the stand-in runs return: the arguments were accepted
-
-
-def main(*argv):
-    """(exit status, stdout, stderr) of main(argv) in-process; the monitor, --once and
-    --test-mail are stand-ins that return RAN, --summary runs for real."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.ExitStack() as stack:
-        for name in ("run_monitor", "run_once", "run_test_mail"):
-            stack.enter_context(mock.patch.object(program, name, lambda *args: RAN))
-        stack.enter_context(contextlib.redirect_stdout(out))
-        stack.enter_context(contextlib.redirect_stderr(err))
-        status = program.main([os.fspath(word) for word in argv])
-    return status, out.getvalue(), err.getvalue()
 
 
 def usage_error(*argv):
     """The one-line message of a usage error (exit 2, nothing on stdout)."""
-    status, out, err = main(*argv)
+    status, out, err = run_main(*argv)
     assert (status, out) == (2, ""), (status, out, err)
     assert err.startswith("pyNetConnMon.py: error: ") and err.count("\n") == 1, err
     return err[len("pyNetConnMon.py: error: "):-1]
@@ -51,7 +35,7 @@ def usage_error(*argv):
 
 def run(*args, prefix=(), timeout=15):
     """The program as a subprocess, to its end."""
-    return subprocess.run([*prefix, sys.executable, str(PROGRAM), *map(os.fspath, args)],
+    return subprocess.run([*prefix, *python_command(), *map(os.fspath, args)],
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -91,7 +75,7 @@ def test_usage_errors_escape_control_characters():
 
 def test_an_error_naming_a_log_file_escapes_its_control_characters(tmp_path):
     path = str(tmp_path / "\x1b]0;pwned\x07.jsonl")
-    status, out, err = main("--summary", "--log-file", path)
+    status, out, err = run_main("--summary", "--log-file", path)
     assert (status, out) == (1, "")
     assert err.endswith(" ERROR cannot read event log %s: No such file or directory\n"
                         % program.printable(path))
@@ -163,7 +147,7 @@ def test_numbers_that_crashed_or_starved_the_monitor_are_refused_before_it_start
 
 
 def test_help_shows_the_bounds():
-    status, out, _ = main("--help")
+    status, out, _ = run_main("--help")
     text = " ".join(out.split())
     assert status == 0
     for needle in ["check interval, 0.01 to 86400 s", "connection timeout, 0.001 to 3600 s",
@@ -204,7 +188,8 @@ class Recorder:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = "http://127.0.0.1:%d" % self.server.server_port
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)      # shutdown() waits up to one poll
         self.thread.start()
 
     def close(self):
@@ -214,8 +199,8 @@ class Recorder:
 
 
 def start_pinging(tmp_path, target_port, url, prefix):
-    return MonitorProcess(["-a", "127.0.0.1:%d" % target_port, "-i", "0.2", "-t", "1", "--no-mail",
-                           "--ping-url", url, "--ping-interval", "0.2", "--log-file",
+    return MonitorProcess(["-a", "127.0.0.1:%d" % target_port, "-i", "0.05", "-t", "1", "--no-mail",
+                           "--ping-url", url, "--ping-interval", "0.1", "--log-file",
                            tmp_path / "events.jsonl", "--state-file", tmp_path / "state.json"],
                           prefix=prefix)
 
@@ -295,7 +280,7 @@ def test_usage_errors_never_quote_a_secret(argv, message):
                                   ["--help"]], ids=["--once", "--version", "--help"])
 def test_output_into_a_full_device_is_one_error_line_and_status_1(args):
     with open("/dev/full", "w") as full:
-        result = subprocess.run([sys.executable, str(PROGRAM), *args], stdout=full,
+        result = subprocess.run([*python_command(), *args], stdout=full,
                                 stderr=subprocess.PIPE, text=True, timeout=15)
     assert result.returncode == 1
     [line] = result.stderr.splitlines()
@@ -317,7 +302,7 @@ def test_once_into_a_pipe_nobody_reads_still_exits_with_the_result():
     os.close(read_end)          # every write now fails with EPIPE
     try:
         with listening_socket() as port:
-            result = subprocess.run([sys.executable, str(PROGRAM), "-a", "127.0.0.1:%d" % port,
+            result = subprocess.run([*python_command(), "-a", "127.0.0.1:%d" % port,
                                      "--once"], stdout=write_end, stderr=subprocess.PIPE, text=True,
                                     timeout=15)
     finally:
@@ -428,7 +413,7 @@ ACCEPTED = [
 
 @pytest.mark.parametrize("args", ACCEPTED, ids=[" ".join(a)[-40:] for a in ACCEPTED])
 def test_meaningful_combinations_run(args):
-    assert main(*args) == (RAN, "", "")
+    assert run_main(*args) == (RAN, "", "")
 
 
 # -- fuzzing: any command line ends in 0, 1 or 2 with at most one line of error -------------------
@@ -491,12 +476,19 @@ def command_lines(draw, log_files):
 
 @pytest.fixture(scope="module")
 def log_files(tmp_path_factory):
+    """The fuzzer's log files; it runs in their folder, so that the files that the command lines
+    name (--html, --state-file ...) land there and not in the folder pytest was started from."""
     folder = tmp_path_factory.mktemp("fuzz")
     log = folder / "events.jsonl"
     log.write_text('{"time": "2026-11-24T10:00:00+00:00", "event": "start", "version": "2.0.0"}\n'
                    '{"time": "2026-11-24T10:05:00+00:00", "event": "stop", "signal": "SIGTERM"}\n'
                    'not json\n')
-    return [str(log), str(folder / "missing.jsonl"), str(folder)]
+    started_in = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield [str(log), str(folder / "missing.jsonl"), str(folder)]
+    finally:
+        os.chdir(started_in)
 
 
 @settings(max_examples=400, deadline=timedelta(seconds=2),
@@ -504,7 +496,7 @@ def log_files(tmp_path_factory):
 @given(data=st.data())
 def test_any_command_line_ends_in_a_status_and_at_most_one_error_line(log_files, data):
     argv = data.draw(command_lines(log_files))
-    status, out, err = main(*argv)
+    status, out, err = run_main(*argv)
     event("exit %s" % status)       # --hypothesis-show-statistics shows how the runs ended
     assert status in (0, 1, 2, RAN), (argv, status, out, err)
     assert SECRET not in out + err, (argv, out, err)
@@ -512,7 +504,7 @@ def test_any_command_line_ends_in_a_status_and_at_most_one_error_line(log_files,
     assert program.printable(err.rstrip("\n")) == err.rstrip("\n"), (argv, err)
     if status == 2:
         assert out == "" and err.startswith("pyNetConnMon.py: error: "), (argv, out, err)
-    elif status == 1:
-        assert re.search(r" ERROR cannot read event log ", err), (argv, err)
+    elif status == 1:         # --summary: the log it reads, or a report it writes (--html, --csv)
+        assert re.search(r" ERROR cannot (read event log|write (HTML report|CSV)) ", err), (argv, err)
     elif status == RAN:
         assert (out, err) == ("", ""), (argv, out, err)

@@ -5,8 +5,6 @@ no sockets, no sleeping.
 import json
 import math
 import random
-import subprocess
-import sys
 import tracemalloc
 
 import pytest
@@ -17,7 +15,7 @@ from pyNetConnMon import (ConnectTimes, Interruption, PendingReports, ProbeResul
                           SlowTracker, StateFile, StatisticsWindow, check_state, format_report,
                           parse_target,
                           render_metrics, resent_syns)
-from harness import PROGRAM
+from harness import run_main
 from fakes import WALL_OFFSET, Run
 from test_summary import D, H, T0, Log, iso
 
@@ -621,10 +619,8 @@ BAD_INPUT = [
 def test_bad_slow_options_are_refused_with_one_line_and_status_2(tmp_path, args, message):
     # (a state file of its own, in case the monitor were started after all)
     own_state = [] if "--once" in args else ["--state-file", str(tmp_path / "state.json")]
-    result = subprocess.run([sys.executable, str(PROGRAM), "-a", "127.0.0.1", *args, *own_state],
-                            capture_output=True, text=True, timeout=15, stdin=subprocess.DEVNULL)
-    assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == "pyNetConnMon.py: error: %s\n" % message
+    assert run_main("-a", "127.0.0.1", *args, *own_state) == (
+        2, "", "pyNetConnMon.py: error: %s\n" % message)
 
 
 @pytest.mark.parametrize("args, slow_ms, stats_interval", [

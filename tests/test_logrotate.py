@@ -15,15 +15,15 @@ def target():
 
 
 def monitor_of(tmp_path, target, log_file=True):
-    return start_monitor(tmp_path, "-a", target.address, "-i", "0.2", "-t", "0.2", "-m", "0.3",
+    return start_monitor(tmp_path, "-a", target.address, "-i", "0.05", "-t", "0.2", "-m", "0.1",
                          "--no-mail", log_file=log_file)
 
 
 def outage(monitor, target, number, path=None):
-    """Causes the `number`-th outage (at least 0.4 s, longer than -m 0.3) and waits for its end."""
+    """Causes the `number`-th outage (at least 0.15 s, longer than -m 0.1) and waits for its end."""
     target.stop()
     down = wall_time(monitor.wait_for_event("down", count=number, path=path)["time"])
-    wait_until(lambda: time.time() > down + 0.4, 3, "an outage longer than -m")
+    wait_until(lambda: time.time() > down + 0.15, 3, "an outage longer than -m")
     target.start()
     return monitor.wait_for_event("up", count=number, path=path)
 

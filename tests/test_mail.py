@@ -26,8 +26,8 @@ from smtp_server import FAIL_REPLY, PASSWORD
 
 HOST = socket.gethostname()
 BMIN = 0.2      # -bmin: the wait after a first report, and the retry time after a failed one
-FAST = ('-i', '0.1', '-t', '0.2', '-m', '0.3', '-bmin', '%g' % BMIN, '-bstep', '1', '-bmax', '5')
-OUTAGE = 0.4    # seconds the target is off for an interruption that counts (-m is 0.3)
+FAST = ('-i', '0.05', '-t', '0.2', '-m', '0.1', '-bmin', '%g' % BMIN, '-bstep', '1', '-bmax', '5')
+OUTAGE = 0.15   # seconds the target is off for an interruption that counts (-m is 0.1)
 SUBJECT = re.compile(r'^pyNetConnMon on %s: (\d+) interruptions?, (\d+\.\d s) of downtime$'
                      % re.escape(HOST))
 

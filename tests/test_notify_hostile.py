@@ -9,9 +9,9 @@ import time
 from harness import POLL, Listener, events, start_monitor, wait_for_event
 from test_notify_command import pids, sleeper  # noqa: F401 (pids: the fixture that cleans up)
 
-FAST = ('-i', '0.1', '-t', '0.2', '-m', '0.5', '-bmin', '0.5', '-bstep', '1', '-bmax', '5')
-OUTAGE = 0.7        # seconds off: an interruption that counts (-m is 0.5)
-QUIET = 1.5         # watched after the delivery: a retry (after -bmin 0.5) would show within it
+FAST = ('-i', '0.05', '-t', '0.2', '-m', '0.2', '-bmin', '0.3', '-bstep', '1', '-bmax', '5')
+OUTAGE = 0.3        # seconds off: an interruption that counts (-m is 0.2)
+QUIET = 0.6         # watched after the delivery: a retry (after -bmin 0.3) would show within it
 
 
 def test_a_command_that_leaves_a_child_holding_its_output_is_delivered_once_at_once(tmp_path,

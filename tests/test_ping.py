@@ -2,12 +2,13 @@
 import http.server
 import threading
 import time
+import urllib.error
 
 import pytest
 
 import pyNetConnMon as program
-from harness import (LOOPBACK, Listener, closed_port, run_program, start_monitor, wait_until,
-                     wall_time)
+from fakes import FakePingSender, Run
+from harness import LOOPBACK, Listener, closed_port, run_main, start_monitor, wait_until
 
 
 # -- PingSchedule and PingHealth: decisions with an injected clock ------------------------------
@@ -87,12 +88,11 @@ def test_ping_errors_read_as_short_reasons():
     (["--ping-interval", "30"], "--ping-interval needs --ping-url"),
 ])
 def test_bad_ping_options_are_usage_errors(tmp_path, arguments, message):
-    result = run_program("-a", "127.0.0.1:9", "--no-mail", "--state-file", tmp_path / "state.json",
-                         *arguments)
-    assert (result.returncode, result.stderr) == (2, "pyNetConnMon.py: error: %s\n" % message)
+    assert run_main("-a", "127.0.0.1:9", "--no-mail", "--state-file", tmp_path / "state.json",
+                    *arguments) == (2, "", "pyNetConnMon.py: error: %s\n" % message)
 
 
-# -- a running monitor and a loopback ping endpoint ---------------------------------------------
+# -- a running monitor and a loopback ping endpoint: the real request, its errors, its thread ---
 
 class PingEndpoint:
     """A loopback HTTP server that records the time of every request and answers `status`."""
@@ -155,44 +155,13 @@ def endpoint():
     server.close()
 
 
-def pinging_monitor(tmp_path, target, url, interval="0.2", timeout="0.2", ping_interval="0.3"):
+def pinging_monitor(tmp_path, target, url, interval="0.1", timeout="0.2", ping_interval="0.1"):
     return start_monitor(tmp_path, "-a", target.address, "-i", interval, "-t", timeout, "-m", "0.5",
                          "--no-mail", "--ping-url", url, "--ping-interval", ping_interval)
 
 
-def test_pings_come_at_most_once_per_interval_while_up(tmp_path, target, endpoint):
-    # rounds every 0.1 s, a ping due every 0.3 s: it goes out with the first round at or after
-    # that, so 0.3-0.4 s apart, 5 or 6 in 1.5 s. A ping every round would come 0.1 s apart.
-    with pinging_monitor(tmp_path, target, endpoint.url, interval="0.1",
-                         ping_interval="0.3") as monitor:
-        first = wait_until(endpoint.hit_times, 5, "the first ping")[0]
-        wait_until(lambda: time.time() > first + 1.5, 4, "1.5 seconds of pings")
-        window = [hit for hit in endpoint.hit_times() if hit <= first + 1.5]
-        assert monitor.terminate() == 0
-    assert 4 <= len(window) <= 6, window
-    gaps = [later - earlier for earlier, later in zip(window, window[1:])]
-    assert min(gaps) > 0.2, gaps
-    assert {(path, agent) for _, path, agent in endpoint.hits} == {
-        ("/ping/0000-secret", "pyNetConnMon/" + program.VERSION)}
-    assert monitor.stderr_lines == []
-    assert not [e for e in monitor.events() if e["event"].startswith("ping")]
-
-
-def test_no_ping_goes_out_while_the_network_is_down(tmp_path, target, endpoint):
-    with pinging_monitor(tmp_path, target, endpoint.url) as monitor:
-        wait_until(endpoint.hit_times, 5, "the first ping")
-        target.stop()
-        down = wall_time(monitor.wait_for_event("down")["time"])
-        wait_until(lambda: time.time() > down + 0.8, 3, "an outage of several ping intervals")
-        target.start()
-        up = wall_time(monitor.wait_for_event("up")["time"])
-        wait_until(lambda: [t for t in endpoint.hit_times() if t >= up], 2, "a ping after the outage")
-        assert monitor.terminate() == 0
-    assert [t for t in endpoint.hit_times() if down + 0.1 < t < up] == []
-
-
-def test_a_failing_endpoint_warns_once_per_stretch_and_once_when_it_recovers(tmp_path, target,
-                                                                           endpoint):
+def test_a_failing_endpoint_warns_once_without_the_secret_and_once_when_it_recovers(
+        tmp_path, target, endpoint):
     endpoint.status = 503
     with pinging_monitor(tmp_path, target, endpoint.url) as monitor:
         failed = monitor.wait_for_event("ping_failed")
@@ -200,12 +169,12 @@ def test_a_failing_endpoint_warns_once_per_stretch_and_once_when_it_recovers(tmp
         wait_until(lambda: len(endpoint.hit_times()) >= failing_since + 2, 5, "two more failures")
         endpoint.status = 200
         recovered = monitor.wait_for_event("ping_ok")
-        more = len(endpoint.hit_times())
-        wait_until(lambda: len(endpoint.hit_times()) >= more + 1, 5, "one more good ping")
         assert monitor.terminate() == 0
     assert failed["reason"] == "HTTP 503 Service Unavailable"
     assert failed["url"] == recovered["url"] == "http://%s:%d/..." % (
         LOOPBACK, endpoint.server.server_port)
+    assert {(path, agent) for _, path, agent in endpoint.hits} == {
+        ("/ping/0000-secret", "pyNetConnMon/" + program.VERSION)}
     names = [event["event"] for event in monitor.events()]
     assert (names.count("ping_failed"), names.count("ping_ok")) == (1, 1)
     warnings = [line for line in monitor.stderr_lines if "WARNING" in line]
@@ -214,31 +183,24 @@ def test_a_failing_endpoint_warns_once_per_stretch_and_once_when_it_recovers(tmp
     assert sum("ping ok again" in line for line in monitor.stdout_lines) == 1
 
 
-def test_an_endpoint_that_refuses_warns_once_and_the_monitor_carries_on(tmp_path, target):
+def test_an_endpoint_that_refuses_is_a_ping_failed_refused(tmp_path, target):
     url = "http://%s:%d/ping" % (LOOPBACK, closed_port())        # nothing listens there
     with pinging_monitor(tmp_path, target, url) as monitor:
         failed = monitor.wait_for_event("ping_failed")
-        started = time.monotonic()
-        wait_until(lambda: time.monotonic() - started > 0.9, 3, "three more ping attempts")
-        target.stop()
-        monitor.wait_for_event("down")                 # rounds go on as before
         assert monitor.terminate() == 0
     assert failed["reason"] == "refused"
-    names = [event["event"] for event in monitor.events()]
-    assert names.count("ping_failed") == 1 and "ping_ok" not in names
-    assert len([line for line in monitor.stderr_lines if "WARNING" in line]) == 1
 
 
 def test_a_slow_endpoint_never_delays_a_round_and_gets_one_request_at_a_time(tmp_path, target):
     slow = PingEndpoint(hold=0.8)           # answers within the monitor's 1.5 s timeout, slowly
     try:
-        with pinging_monitor(tmp_path, target, slow.url, timeout="1.5",
+        with pinging_monitor(tmp_path, target, slow.url, interval="0.05", timeout="1.5",
                              ping_interval="0.1") as monitor:
-            wait_until(lambda: len(slow.hit_times()) >= 1, 5, "the first ping")
+            first = wait_until(slow.hit_times, 5, "the first ping")[0]
             target.stop()
-            stopped = time.monotonic()
             monitor.wait_for_event("down", timeout=3)
-            assert time.monotonic() - stopped < 0.8 + 0.5, "a round waited for the ping"
+            # noticed while the first ping is still held: rounds that waited for it could not
+            assert time.time() < first + 0.8, "a round waited for the ping"
             target.start()
             monitor.wait_for_event("up", timeout=5)
             wait_until(lambda: len(slow.hit_times()) >= 2, 5, "two slow pings")
@@ -247,3 +209,74 @@ def test_a_slow_endpoint_never_delays_a_round_and_gets_one_request_at_a_time(tmp
         assert "ping_failed" not in [event["event"] for event in monitor.events()]
     finally:
         slow.close()
+
+
+# -- the monitor's pings on the fake clock (fakes.FakePingSender): when, and what is told ---------
+
+def http_503(sent):
+    return urllib.error.HTTPError("url", 503, "Service Unavailable", {}, None)
+
+
+def refused(sent):
+    return urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+
+
+def ping_run(tmp_path, outages=(), stop_at=2.0, failure=lambda sent: None, answer_time=0.05,
+             interval=0.2, ping_interval=0.3):
+    run = Run(tmp_path, list(outages), stop_at, interval=interval, min_interruption=0.5,
+              ping_interval=ping_interval, ping=lambda clock: FakePingSender(
+                  clock, failure=failure, answer_time=answer_time))
+    assert run.run() == "SIGTERM"
+    return run
+
+
+def ping_lines(run):
+    return [line for line in run.console_lines() if line.startswith(("ping", "WARNING ping"))]
+
+
+def test_pings_come_once_per_ping_interval_while_up_not_once_per_round(tmp_path):
+    # rounds every 0.1 s (each takes 0.01), a ping due 0.3 s after the last: it goes out with
+    # the first round at or after that
+    run = ping_run(tmp_path, stop_at=1.5, interval=0.1, ping_interval=0.3)
+    assert [round(t, 2) for t in run.ping.sent] == [0.01, 0.31, 0.71, 1.11, 1.41]
+    assert [e for e in run.events() if e["event"].startswith("ping")] == []
+    assert ping_lines(run) == []
+
+
+def test_no_ping_goes_out_while_the_network_is_down_and_one_at_the_first_round_after(tmp_path):
+    run = ping_run(tmp_path, outages=[(1.0, 3.0)], stop_at=4.0)
+    assert [round(t, 2) for t in run.ping.sent] == [0.01, 0.41, 0.81, 3.01, 3.41, 3.81]
+    assert [e["event"] for e in run.events()] == ["start", "down", "up", "report_sent", "stop"]
+
+
+def test_a_failing_endpoint_warns_once_per_stretch_and_once_when_it_recovers_on_the_fake_clock(
+        tmp_path):
+    def failure(sent):       # failing before 1 s and from 2 s to 3 s
+        return http_503(sent) if sent < 1.0 or 2.0 <= sent < 3.0 else None
+    run = ping_run(tmp_path, stop_at=4.0, failure=failure)
+    assert [round(t, 2) for t in run.ping.sent] == [0.01, 0.41, 0.81, 1.21, 1.61, 2.01, 2.41,
+                                                    2.81, 3.21, 3.61]
+    assert [(e["event"], e.get("reason")) for e in run.events() if e["event"].startswith("ping")] == [
+        ("ping_failed", "HTTP 503 Service Unavailable"), ("ping_ok", None),
+        ("ping_failed", "HTTP 503 Service Unavailable"), ("ping_ok", None)]
+    warning = ("WARNING ping to http://192.0.2.7:8080/... failed: HTTP 503 Service Unavailable; "
+               "trying again every 0.3 s, quietly until it works")
+    again = "ping ok again (http://192.0.2.7:8080/...)"
+    assert ping_lines(run) == [warning, again, warning, again]
+
+
+def test_an_endpoint_that_refuses_warns_once_and_the_monitor_carries_on(tmp_path):
+    run = ping_run(tmp_path, outages=[(2.1, 3.0)], stop_at=4.0, failure=refused)
+    assert [round(t, 2) for t in run.ping.sent] == [0.01, 0.41, 0.81, 1.21, 1.61, 2.01, 3.01, 3.41,
+                                                    3.81]
+    assert [(e["event"], e.get("reason")) for e in run.events()] == [
+        ("start", None), ("ping_failed", "refused"), ("down", "refused"), ("up", None),
+        ("report_sent", None), ("stop", None)]
+    assert len([line for line in run.console_lines() if "WARNING" in line]) == 1
+
+
+def test_a_slow_endpoint_gets_one_request_at_a_time(tmp_path):
+    run = ping_run(tmp_path, stop_at=4.0, answer_time=0.8, ping_interval=0.1)
+    gaps = [later - earlier for earlier, later in zip(run.ping.sent, run.ping.sent[1:])]
+    assert len(gaps) >= 3 and min(gaps) >= 0.8, gaps
+    assert [round(t, 2) for t in run.prober.rounds[:6]] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]

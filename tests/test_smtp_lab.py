@@ -100,4 +100,4 @@ def test_pysendmail_without_config_exits_1(tmp_path, capsys):
 
 def test_wait_for_messages_reports_what_arrived(smtp_server):
     with pytest.raises(AssertionError, match='0 of 1 messages'):
-        smtp_server.wait_for_messages(1, timeout=0.2)
+        smtp_server.wait_for_messages(1, timeout=0.05)

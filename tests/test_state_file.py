@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import pyNetConnMon
-from harness import PROGRAM, closed_port
+from harness import PROGRAM, closed_port, python_command, run_program
 from pyNetConnMon import PendingReports, ReportBackoff, StateFile, check_state
 
 WALL = 1_795_000_000.0
@@ -33,10 +33,12 @@ def runs_as_nobody(python, options):
         return False
 
 
-def run(cwd, state_path, *extra, timeout=10, python=sys.executable, **options):
+def run(cwd, state_path, *extra, timeout=10, python=None, **options):
     """The monitor with a closed loopback target, stopped by itself at once: exit status and
-    stderr. Every case here ends at start, so no round has to run."""
-    argv = [python, str(PROGRAM), "-a", "127.0.0.1:%d" % closed_port(), "--no-mail",
+    stderr. Every case here ends at start, so no round has to run. `python` runs the file with
+    that interpreter (the compiled code is private to this user)."""
+    command = [python, str(PROGRAM)] if python else python_command()
+    argv = [*command, "-a", "127.0.0.1:%d" % closed_port(), "--no-mail",
             "--state-file", str(state_path), *extra]
     options.setdefault("cwd", cwd)
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **options)
@@ -196,9 +198,8 @@ def test_discard_pending_forgets_them_says_how_many_and_logs_it(tmp_path):
     path = tmp_path / "state.json"
     path.write_text(json.dumps(VALID))
     log = tmp_path / "events.jsonl"
-    result = subprocess.run([sys.executable, str(PROGRAM), "-a", "127.0.0.1", "--discard-pending",
-                             "--state-file", str(path), "--log-file", str(log)],
-                            capture_output=True, text=True, timeout=10)
+    result = run_program("-a", "127.0.0.1", "--discard-pending", "--state-file", path,
+                         "--log-file", log, timeout=10)
     assert result.returncode == 0, result.stderr
     assert result.stdout.endswith(" discarded 1 interruption waiting for a report (state file "
                                   "%s)\n" % path)

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import pytest
 
 import pyNetConnMon as pnm
-from harness import run_program
+from harness import run_main, run_program
 
 H = 3600.0
 D = 86400.0
@@ -635,27 +635,24 @@ def test_cli_one_warning_line_for_bad_lines(tmp_path):
 
 
 def test_cli_missing_log_file_option_is_a_usage_error():
-    result = run("--summary")
-    assert result.returncode == 2
-    assert result.stdout == ""
-    assert result.stderr == "pyNetConnMon.py: error: --summary needs --log-file PATH, the event log to read\n"
+    assert run_main("--summary") == (
+        2, "", "pyNetConnMon.py: error: --summary needs --log-file PATH, the event log to read\n")
 
 
 @pytest.mark.parametrize("option", ["--since", "--until"])
 def test_cli_malformed_date_is_a_usage_error(tmp_path, option):
-    result = run("--summary", "--log-file", str(tmp_path / "x"), option, "24.11.2026")
-    assert result.returncode == 2
-    assert len(result.stderr.splitlines()) == 1
-    assert "%s: '24.11.2026' is not a date" % option in result.stderr
+    status, out, err = run_main("--summary", "--log-file", tmp_path / "x", option, "24.11.2026")
+    assert (status, out) == (2, "")
+    assert len(err.splitlines()) == 1
+    assert "%s: '24.11.2026' is not a date" % option in err
 
 
 def test_cli_since_after_until_and_since_without_summary(tmp_path):
-    result = run("--summary", "--log-file", "x", "--since", "2026-11-03", "--until", "2026-11-02")
-    assert (result.returncode, result.stderr) == (
-        2, "pyNetConnMon.py: error: --since must be before --until\n")
-    result = run("--since", "2026-11-03")
-    assert (result.returncode, result.stderr) == (
-        2, "pyNetConnMon.py: error: --since and --until only go with --summary\n")
+    assert run_main("--summary", "--log-file", "x", "--since", "2026-11-03", "--until",
+                    "2026-11-02") == (2, "", "pyNetConnMon.py: error: --since must be before "
+                                             "--until\n")
+    assert run_main("--since", "2026-11-03") == (
+        2, "", "pyNetConnMon.py: error: --since and --until only go with --summary\n")
 
 
 def test_cli_unreadable_log_is_one_error_line(tmp_path):

@@ -10,18 +10,15 @@ import json
 import os
 import resource
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import pyNetConnMon as pnm
-
-PROGRAM = Path(__file__).resolve().parent.parent / "pyNetConnMon.py"
+from harness import python_command
 MEMORY_LIMIT = 100 * 1024 * 1024     # address space of the child; the summary needs about 40 MB
 H = 3600.0
 D = 86400.0
@@ -46,7 +43,7 @@ def run(*args, stdout=subprocess.PIPE, timeout=30, zone="UTC"):
     """The program under MEMORY_LIMIT, TZ=zone; a hang fails as subprocess.TimeoutExpired."""
     def limit_memory():
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-    return subprocess.run([sys.executable, str(PROGRAM)] + [str(arg) for arg in args],
+    return subprocess.run(python_command() + [str(arg) for arg in args],
                           env=dict(os.environ, TZ=zone), stdin=subprocess.DEVNULL,
                           stdout=stdout, stderr=subprocess.PIPE, timeout=timeout,
                           preexec_fn=limit_memory, universal_newlines=True, encoding="utf-8")
