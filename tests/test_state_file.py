@@ -3,7 +3,6 @@ hangs nor renames what is not its own, and a file it cannot read is an error, no
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
