@@ -1291,6 +1291,9 @@ def build_parser():
                              "main:pyNetConnMon.py > /tmp/before.py`) and the program at the "
                              "same time, in %d turns (%d with --quick), and compare their steady "
                              "CPU" % (CPU_PAIRS, QUICK_CPU_PAIRS))
+    parser.add_argument("--keep", metavar="DIR",
+                        help="work in DIR (new or empty) and keep it: the event logs and state "
+                             "files of every run, to look into a figure afterwards")
     return parser
 
 
@@ -1309,7 +1312,13 @@ def main(argv=None):
     rng = random.Random(args.seed)
     results = {"quick": args.quick, "seed": args.seed, "program": str(PROGRAM),
                "machine": machine_info(), "errors": {}}
-    work = Path(tempfile.mkdtemp(prefix="pynetconnmon-bench-"))
+    if args.keep:
+        work = Path(args.keep)
+        work.mkdir(parents=True, exist_ok=True)
+        if any(work.iterdir()):
+            build_parser().error("--keep: %s is not empty" % work)
+    else:
+        work = Path(tempfile.mkdtemp(prefix="pynetconnmon-bench-"))
     netlab, reason = (None, None)
     if set(sections) & {"duration", "rounds", "mail"}:
         netlab, reason = lab_or_reason()
@@ -1350,7 +1359,8 @@ def main(argv=None):
         log("interrupted; cleaned up")
         return 130
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
     results["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     if args.json:
         json.dump(results, sys.stdout, indent=1)

@@ -11,7 +11,7 @@ def test_bench_help_works_and_names_its_options():
     result = subprocess.run([sys.executable, str(BENCH), "--help"], capture_output=True, text=True,
                             timeout=30, stdin=subprocess.DEVNULL)
     assert (result.returncode, result.stderr) == (0, "")
-    for option in ("--quick", "--json", "--only", "--seed", "--cpu-seconds"):
+    for option in ("--quick", "--json", "--only", "--seed", "--cpu-seconds", "--keep"):
         assert option in result.stdout
 
 
