@@ -35,7 +35,7 @@ ARGS = ("-i", "0.5", "-t", "0.5", "-m", "2", "-bmin", "2", "-bstep", "1", "-bmax
 # fault, an outage's as at most one interval shorter: two intervals of margin either side of -m.
 BLIP = (0.2, MIN_INTERRUPTION - 2 * INTERVAL - 0.4)     # a listener takes up to ~0.4 s to restart
 OUTAGE = (MIN_INTERRUPTION + 2 * INTERVAL + 0.2, MIN_INTERRUPTION + 2 * INTERVAL + 2.0)
-QUIET = (2.0, 3.0)      # > the width of a report's start (1 s) + an interval: rows match one fault
+QUIET = (2.0, 3.0)      # > what a row can match (1 s, 1.5 intervals, slack): rows match one fault
 BLIP_SHARE = 0.5
 SMTP_UP = (2.0, 8.0)
 SMTP_DOWN = (1.5, 6.0)
@@ -96,8 +96,11 @@ class Injected:
 
     def matches(self, row_start):
         """Could a report row starting at `row_start` (whole seconds) be this fault? The first
-        failed round comes within one interval after the fault."""
-        return row_start < self.wall + INTERVAL + SLACK and row_start + 1 > self.wall - SLACK
+        failed round comes within one interval after the fault, and the start reported is the
+        middle of the window from the last good probe to that round: up to half an interval
+        before the fault."""
+        return (row_start < self.wall + INTERVAL + SLACK
+                and row_start + 1 > self.wall - INTERVAL / 2 - SLACK)
 
     def __repr__(self):
         return "<%s %s %.2f s at %.3f>" % (self.klass, self.kind, self.duration, self.wall)
