@@ -1079,38 +1079,26 @@ def markdown(results):
             lines.append("| CPU per 1000 probes at `-i %g`, %s | %s (steady state %s) | — | |" % (
                 cpu["interval"], row["program"], _s(row["cpu_per_1000"], 3),
                 _s(row["steady_cpu_per_1000"], 3)))
-        counted = cpu.get("instructions") or {}
-        old = counted.get("compared")
-        for which, count in counted.items():
-            if not count:
-                continue
-            goal, met = "—", ""
-            if which == "this" and old:
-                goal = "≤ `%s`'s (%s)" % (compared, format(old["per_probe"], ","))
-                met = _met(count["per_probe"] <= old["per_probe"])
-            lines.append("| instructions per probe at `-i %g` (callgrind, user space, %d probes), "
-                         "%s | %s | %s | %s |" % (
-                             cpu["interval"], count["probes"],
-                             "pyNetConnMon" if which == "this" else "`%s`" % compared,
-                             format(count["per_probe"], ","), goal, met))
-        traced = cpu.get("syscalls") or {}
-        before = traced.get("compared")
-        for which, count in traced.items():
-            if not count:
-                continue
-            goal, met = "—", ""
-            if which == "this" and before:
-                goal = "≤ `%s`'s (%s)" % (compared, before["per_probe"])
-                met = _met(count["per_probe"] <= before["per_probe"])
-            lines.append("| system calls per probe at `-i %g` (strace -c, %d probes), %s | %s (%s) "
-                         "| %s | %s |" % (
-                             cpu["interval"], count["probes"],
-                             "pyNetConnMon" if which == "this" else "`%s`" % compared,
-                             count["per_probe"], ", ".join(
-                                 "%s %g" % (name, round(calls / count["probes"], 2))
-                                 for name, calls in sorted(count["by_call"].items(),
-                                                           key=lambda item: -item[1])),
-                             goal, met))
+        # counts that do not scatter: user-space instructions (callgrind), system calls (strace)
+        for key, what, tool in (("instructions", "instructions", "callgrind, user space"),
+                                ("syscalls", "system calls", "strace -c")):
+            counts = cpu.get(key) or {}
+            old = counts.get("compared")
+            for which, count in counts.items():
+                if not count:
+                    continue
+                goal, met = "—", ""
+                if which == "this" and old:
+                    goal = "≤ `%s`'s (%s)" % (compared, format(old["per_probe"], ","))
+                    met = _met(count["per_probe"] <= old["per_probe"])
+                shown = format(count["per_probe"], ",")
+                if "by_call" in count:
+                    shown += " (%s)" % ", ".join(
+                        "%s %g" % (name, round(calls / count["probes"], 2)) for name, calls in
+                        sorted(count["by_call"].items(), key=lambda item: -item[1]))
+                lines.append("| %s per probe at `-i %g` (%s, %d probes), %s | %s | %s | %s |" % (
+                    what, cpu["interval"], tool, count["probes"],
+                    "pyNetConnMon" if which == "this" else "`%s`" % compared, shown, goal, met))
         peaks = [row["vmhwm_mb"] for row in cpu.get("compared") or ()
                  if row["program"] == "compared" and row.get("vmhwm_mb")]
         for row in cpu["rows"]:
