@@ -341,15 +341,11 @@ def duration_run(netlab, folder, rng, lengths, fault, undo):
         offset = wall_minus_mono()
         # The rounds keep a fixed grid on the monotonic clock (RoundSchedule), so faults at
         # base + k*i + phase*i meet it at the phases chosen, shifted by one unknown constant.
-        phases = fault_phases(lengths, rng)
-        order = list(range(len(lengths)))
-        rng.shuffle(order)
         base = time.monotonic()
         earliest = base + UP_GAP
         spans = []
-        for length, phase in [(lengths[j], phases[j]) for j in order]:
-            steps = math.ceil((earliest - base) / INTERVAL - phase)
-            sleep_until(base + (steps + phase) * INTERVAL)
+        for length, phase in fault_schedule(lengths, rng):
+            sleep_until_phase(base, earliest, phase)
             getattr(lab, fault)()
             began = lab.log[-1][1]
             sleep_until(began + length)
@@ -383,6 +379,21 @@ def fault_phases(lengths, rng):
     for rank, j in enumerate(by_fraction):
         phases[j] = (rank * step / n + shift) % 1.0
     return phases
+
+
+def fault_schedule(lengths, rng):
+    """[(length, phase)]: every length once, in a random order, each at its phase from
+    fault_phases()."""
+    phases = fault_phases(lengths, rng)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    return [(lengths[j], phases[j]) for j in order]
+
+
+def sleep_until_phase(base, earliest, phase):
+    """Sleeps until the first instant base + (k + phase) * INTERVAL not before `earliest`."""
+    steps = math.ceil((earliest - base) / INTERVAL - phase)
+    sleep_until(base + (steps + phase) * INTERVAL)
 
 
 def grid_phase(walls, interval=INTERVAL):
@@ -901,15 +912,11 @@ def bench_slow(homelab, work, rng, lengths):
             "-i", INTERVAL, "-t", SLOW_TIMEOUT, "-m", MIN_INTERRUPTION, "--slow", SLOW_MS,
             "--no-mail", "-q")
         offset = wall_minus_mono()
-        phases = fault_phases(lengths, rng)
-        order = list(range(len(lengths)))
-        rng.shuffle(order)
         base = time.monotonic()
         earliest = base + CONGESTION_GAP
-        for count, (length, phase) in enumerate([(lengths[j], phases[j]) for j in order], 1):
+        for count, (length, phase) in enumerate(fault_schedule(lengths, rng), 1):
             log("slow: congestion %d of %d, %.3f s" % (count, len(lengths), length))
-            steps = math.ceil((earliest - base) / INTERVAL - phase)
-            sleep_until(base + (steps + phase) * INTERVAL)
+            sleep_until_phase(base, earliest, phase)
             lab.congestion(length)
             began = lab.log[-1][1]
             lab.congestion_end()
