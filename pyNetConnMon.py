@@ -1,14 +1,43 @@
-#!/usr/bin/env python3
-"""pyNetConnMon: watch an Internet (or network) connection and mail a report of every interruption.
-
-Every `interval` seconds it tries a TCP connect to each target at once; the network is UP while at
-least one target answers. Interruptions are logged, kept in a state file until a report about them
-has been accepted by the mail server (or a notify command), and sent with a backoff so that a bad
-line does not flood the inbox.
-
-Copyright (C) the pyNetConnMon authors. License: GNU GPL v3 or later (see LICENSE).
-Python 3.9+, standard library only. Mail goes through the pySendMail submodule.
+#!/bin/sh
+# pyNetConnMon: watch an Internet (or network) connection and mail a report of every interruption.
+#
+# A Python program that starts itself: the shell runs only the `exec` line below, which to Python
+# is a string. It has Python run the bytecode cached in __pycache__ beside this file (compiled in
+# a short-lived child when the file is new or changed, where the folder is writable). Compiling the
+# whole file in the monitor itself, as `python3 pyNetConnMon.py` does at every start, would more
+# than double the monitor's memory for as long as it runs. `python3 pyNetConnMon.py` works too.
+""":"
+exec python3 -c '
+import os, sys
+from importlib.machinery import SourceFileLoader
+from importlib.util import cache_from_source, module_from_spec, spec_from_loader
+typed = sys.argv.pop(1)
+path = os.path.abspath(typed)
+sys.argv[0], sys.path[0] = typed, os.path.dirname(os.path.realpath(typed))
+cache = cache_from_source(path)
+try:
+    fresh = os.stat(cache).st_mtime >= os.stat(path).st_mtime
+except OSError:
+    fresh = False
+folder = os.path.dirname(cache)
+if not (fresh or sys.dont_write_bytecode) and os.access(
+        folder if os.path.isdir(folder) else os.path.dirname(folder), os.W_OK):
+    import subprocess
+    subprocess.run([sys.executable, "-m", "py_compile", path], stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+loader = SourceFileLoader("__main__", path)
+sys.modules["__main__"] = module = module_from_spec(spec_from_loader("__main__", loader))
+loader.exec_module(module)
+' "$0" "$@"
 """
+
+# Every `interval` seconds it tries a TCP connect to each target at once; the network is UP while
+# at least one target answers. Interruptions are logged, kept in a state file until a report about
+# them has been accepted by the mail server (or a notify command), and sent with a backoff so that
+# a bad line does not flood the inbox.
+#
+# Copyright (C) the pyNetConnMon authors. License: GNU GPL v3 or later (see LICENSE).
+# Python 3.9+, standard library only. Mail goes through the pySendMail submodule.
 
 import argparse
 import bisect

@@ -8,6 +8,7 @@ seen. Everything here binds and connects to loopback only.
 """
 import atexit
 import contextlib
+import functools
 import json
 import marshal
 import os
@@ -91,6 +92,22 @@ def python_command(script=PROGRAM, compiled=True):
     return [sys.executable, '-u', '-c', RUNNER, code, script]
 
 
+@functools.lru_cache(maxsize=None)
+def _python3_folder():
+    folder = tempfile.mkdtemp(prefix='pyNetConnMon-bin-')
+    atexit.register(shutil.rmtree, folder, True)
+    os.symlink(sys.executable, os.path.join(folder, 'python3'))
+    return folder
+
+
+def shebang_env(env=None):
+    """`env` for a program started by its shebang (`./pyNetConnMon.py`, as users do): `python3`
+    on PATH is the interpreter running the tests, and Python may write its bytecode cache (this
+    machine's environment may say PYTHONDONTWRITEBYTECODE)."""
+    return {'PATH': _python3_folder() + os.pathsep + os.environ.get('PATH', os.defpath),
+            'PYTHONDONTWRITEBYTECODE': None, **(env or {})}
+
+
 def child_env(env=None, state_home=None):
     """os.environ without proxy variables (the children talk to loopback only) +
     PYTHONUNBUFFERED=1 + `env` (a value of None removes the variable); XDG_STATE_HOME points at
@@ -114,16 +131,20 @@ class MonitorProcess:
     stdout and stderr are read by two threads into `lines` (arrival order, newline stripped) and
     `stdout_lines` / `stderr_lines`. Used as a context manager it is always killed at exit.
     `script` defaults to cwd/pyNetConnMon.py when cwd is given, else the repository's copy;
-    `compiled=False` runs pyNetConnMon as a file (see python_command).
+    `compiled=False` runs pyNetConnMon as a file (see python_command); `by_shebang=True` runs
+    the script itself, as `./pyNetConnMon.py` (with shebang_env).
     `log` and `state` are the event log and state file it was given, if any (start_monitor).
     """
 
     def __init__(self, args=(), cwd=None, env=None, prefix=None, script=None, state_home=None,
-                 log=None, state=None, compiled=True):
+                 log=None, state=None, compiled=True, by_shebang=False):
         if script is None:
             script = Path(cwd) / PROGRAM.name if cwd is not None else PROGRAM
-        self.argv = [*(prefix or []), *python_command(script, compiled),
-                     *(os.fspath(a) for a in args)]
+        if by_shebang:
+            start, env = [os.fspath(script)], shebang_env(env)
+        else:
+            start = python_command(script, compiled)
+        self.argv = [*(prefix or []), *start, *(os.fspath(a) for a in args)]
         self.log, self.state = log, state
         self.lines = []
         self.stdout_lines = []

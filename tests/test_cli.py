@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from harness import (MonitorProcess, closed_port, listening_socket, read_events, run_main,
-                     run_program, wait_until)
+from harness import (PROGRAM, MonitorProcess, closed_port, listening_socket, read_events,
+                     run_main, run_program, wait_until)
 from names import private_names_prefix
 from pyNetConnMon import VERSION
 
@@ -162,13 +162,23 @@ def test_defaults_probe_8_8_8_8_port_53_and_fail_at_once_without_a_route():
 
 # -- the running monitor: signals end it promptly, with a last line and a stop event --------------
 
+@pytest.fixture
+def app(tmp_path):
+    """A copy of the program in a folder of its own, to be started by its shebang as users do
+    (./pyNetConnMon.py): the shell hands the process over to Python, so signals reach it."""
+    folder = tmp_path / "app"
+    folder.mkdir()
+    shutil.copy(PROGRAM, folder / PROGRAM.name)
+    return folder / PROGRAM.name
+
+
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
-def test_signal_stops_promptly_in_the_middle_of_a_long_interval(tmp_path, sig, status):
+def test_signal_stops_promptly_in_the_middle_of_a_long_interval(tmp_path, app, sig, status):
     log = tmp_path / "events.jsonl"
     with listening_socket() as port:
         with MonitorProcess(["-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
                              "--log-file", log, "--state-file", tmp_path / "state.json"],
-                            compiled=False) as monitor:
+                            script=app, by_shebang=True) as monitor:
             monitor.wait_for_line(r"started pyNetConnMon %s " % re.escape(VERSION))
             wait_until(lambda: (tmp_path / "state.json").exists(), 5, "the state file")  # after the start
             started = time.monotonic()
@@ -183,16 +193,17 @@ def test_signal_stops_promptly_in_the_middle_of_a_long_interval(tmp_path, sig, s
     assert events[-1]["signal"] == sig.name
 
 
-def test_console_lines_are_timestamped_and_reach_a_pipe_at_once(tmp_path):
+def test_console_lines_are_timestamped_and_reach_a_pipe_at_once(tmp_path, app):
     with listening_socket() as port:
         with MonitorProcess(["-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
-                             "--state-file", tmp_path / "state.json"], compiled=False) as monitor:
-            # not `python -u`'s doing alone: the program flushes each line itself
+                             "--state-file", tmp_path / "state.json"], script=app,
+                            by_shebang=True, env={"PYTHONUNBUFFERED": None}) as monitor:
+            # the program flushes each line itself; the pid is the one a user signals
             match = monitor.wait_for_line(
-                r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) started pyNetConnMon %s \(pid \d+\): "
+                r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) started pyNetConnMon %s \(pid %d\): "
                 r"watching 127\.0\.0\.1:%d every 60 s \(6 s while down\), timeout 2 s, "
                 r"interruptions under 5 s "
-                r"ignored; state file %s$" % (re.escape(VERSION), port,
+                r"ignored; state file %s$" % (re.escape(VERSION), monitor.pid, port,
                                               re.escape(str(tmp_path / "state.json"))), timeout=5)
             assert match
             assert monitor.terminate() == 0
