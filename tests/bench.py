@@ -94,7 +94,8 @@ MAIL_WAIT = 20.0             # at most this long for one report to arrive
 DURATION_GOAL = (0.27, 0.65)     # mean and max |reported - injected| at -i 1 -t 1, seconds
 MAIL_GOAL = 0.3                  # mean seconds from connectivity back to the report accepted
 MEMORY_GOAL_MB = 20.6            # VmHWM as a script in the README's run of 2.0.0 (and no more
-                                 # than the --compare copy's in the same run)
+                                 # than the --compare copy's in the same run): of the program
+                                 # started as ./pyNetConnMon.py, its first start in a folder
 
 # A stand-in for a seed-style monitor loop (written here, not taken from the seed): a blocking
 # connect with settimeout, close, sleep, for ever; the same imports a minimal monitor has.
@@ -809,8 +810,17 @@ def syscalls_per_probe(script, work, seconds=SYSCALL_SECONDS):
 def bench_cpu(work, seconds, compare=None, pairs=CPU_PAIRS):
     baseline = work / "baseline_loop.py"
     baseline.write_text(BASELINE_LOOP)
-    # Run as a script, the program is compiled from source at every start; run as a module
-    # (python3 -m pyNetConnMon, from its folder) it loads its cached bytecode instead.
+    # Started by its shebang (./pyNetConnMon.py, as users do), the program runs its cached
+    # bytecode, compiled in a child at this first start in a fresh folder. `python3
+    # pyNetConnMon.py` compiles the whole file in the monitor at every start; `python3 -m
+    # pyNetConnMon`, from its folder, loads the cached bytecode too.
+    script_dir, bin_dir = work / "script", work / "bin"
+    script_dir.mkdir()
+    bin_dir.mkdir()
+    shutil.copy(PROGRAM, script_dir / "pyNetConnMon.py")
+    os.symlink(sys.executable, bin_dir / "python3")        # what the shebang's `python3` finds
+    shebang_env = dict(os.environ, PATH="%s%s%s" % (bin_dir, os.pathsep, os.environ["PATH"]))
+    shebang_env.pop("PYTHONDONTWRITEBYTECODE", None)
     module_dir = work / "module"
     module_dir.mkdir()
     shutil.copyfile(PROGRAM, module_dir / "pyNetConnMon.py")
@@ -827,9 +837,13 @@ def bench_cpu(work, seconds, compare=None, pairs=CPU_PAIRS):
         for flags, interpreter in (((), "python3"), (("-S",), "python3 -S")):
             target = "127.0.0.1:%d" % listener.port
             state = str(work / ("state%s.json" % "".join(flags)))
+            started = [("pyNetConnMon", [str(script_dir / "pyNetConnMon.py"), "-a", target,
+                                         *options, "--state-file", state], None, shebang_env)]
             for name, argv, cwd, env in (
-                    ("pyNetConnMon", [sys.executable, *flags, str(PROGRAM), "-a", target,
-                                      *options, "--state-file", state], None, None),
+                    *(started if not flags else ()),          # a shebang takes no -S
+                    ("pyNetConnMon as `python3 pyNetConnMon.py` (compiled at start)",
+                     [sys.executable, *flags, str(PROGRAM), "-a", target, *options,
+                      "--state-file", state], None, None),
                     ("pyNetConnMon as a module (`-m`, cached bytecode)",
                      [sys.executable, *flags, "-m", "pyNetConnMon", "-a", target, *options,
                       "--state-file", state], str(module_dir), module_env),
