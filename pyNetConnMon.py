@@ -13,7 +13,9 @@ from importlib.machinery import SourceFileLoader
 from importlib.util import cache_from_source, module_from_spec, spec_from_loader
 typed = sys.argv.pop(1)
 path = os.path.abspath(typed)
-sys.argv[0], sys.path[0] = typed, os.path.dirname(os.path.realpath(typed))
+sys.argv[0] = typed
+if not getattr(sys.flags, "safe_path", False):
+    sys.path[0] = os.path.dirname(os.path.realpath(typed))
 cache = cache_from_source(path)
 try:
     fresh = os.stat(cache).st_mtime >= os.stat(path).st_mtime

@@ -7,6 +7,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 
 import pytest
 
@@ -118,3 +119,12 @@ def test_a_cache_that_cannot_be_written_costs_only_memory(app):
     for _ in range(2):
         assert start(app, "--version") == (0, "pyNetConnMon %s\n" % VERSION, "")
     assert (app.parent / "__pycache__").read_text() == "not a folder"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="PYTHONSAFEPATH is 3.11+")
+def test_pythonsafepath_keeps_the_program_folder_off_the_module_path(app):
+    # as for a script: a module in the program's folder does not stand in for the standard one
+    (app.parent / "json.py").write_text("raise SystemExit('the json.py beside the program')\n")
+    assert start(app, "--version", env={"PYTHONSAFEPATH": "1"}) == (
+        0, "pyNetConnMon %s\n" % VERSION, "")
+    assert start(app, "--version")[2] == "the json.py beside the program\n"
