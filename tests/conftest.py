@@ -1,5 +1,6 @@
 """Shared fixtures: each concern keeps its fixtures in its own module, gathered here."""
 import os
+import shutil
 import sys
 
 import pytest
@@ -49,3 +50,14 @@ def utc():
     else:
         os.environ["TZ"] = previous
     time.tzset()
+
+
+@pytest.fixture
+def app(tmp_path):
+    """A copy of the program in a folder of its own, as a user who saved the file alone has it:
+    to be started by its shebang (./pyNetConnMon.py), with a bytecode cache of its own."""
+    from harness import PROGRAM
+    folder = tmp_path / "app"
+    folder.mkdir()
+    shutil.copy(PROGRAM, folder / PROGRAM.name)
+    return folder / PROGRAM.name

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from harness import (PROGRAM, MonitorProcess, closed_port, listening_socket, read_events,
-                     run_main, run_program, wait_until)
+from harness import (MonitorProcess, closed_port, listening_socket, read_events, run_main,
+                     run_program, wait_until)
 from names import private_names_prefix
 from pyNetConnMon import VERSION
 
@@ -161,16 +161,7 @@ def test_defaults_probe_8_8_8_8_port_53_and_fail_at_once_without_a_route():
 
 
 # -- the running monitor: signals end it promptly, with a last line and a stop event --------------
-
-@pytest.fixture
-def app(tmp_path):
-    """A copy of the program in a folder of its own, to be started by its shebang as users do
-    (./pyNetConnMon.py): the shell hands the process over to Python, so signals reach it."""
-    folder = tmp_path / "app"
-    folder.mkdir()
-    shutil.copy(PROGRAM, folder / PROGRAM.name)
-    return folder / PROGRAM.name
-
+# (started by its shebang, as users do: the shell hands its process over to Python)
 
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
 def test_signal_stops_promptly_in_the_middle_of_a_long_interval(tmp_path, app, sig, status):

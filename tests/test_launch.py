@@ -11,20 +11,11 @@ import sys
 
 import pytest
 
-from harness import PROGRAM, MonitorProcess, child_env, listening_socket, shebang_env
+from harness import MonitorProcess, child_env, listening_socket, shebang_env
 from pyNetConnMon import VERSION
 
 # SOURCE_DATE_EPOCH would make py_compile write a hash-checked cache instead of a timestamped one
 QUIET_ENV = {"SOURCE_DATE_EPOCH": None}
-
-
-@pytest.fixture
-def app(tmp_path):
-    """A copy of the program in a folder of its own, as a user who saved the file alone has it."""
-    folder = tmp_path / "app"
-    folder.mkdir()
-    shutil.copy(PROGRAM, folder / PROGRAM.name)
-    return folder / PROGRAM.name
 
 
 def start(script, *args, env=None):
