@@ -65,6 +65,17 @@ def test_pysendmail_is_a_submodule_pinned_at_the_known_commit():
     assert "url = https://github.com/scaidermern/pySendMail.git" in gitmodules
 
 
+
+# what the design says the repository holds, at its top level; anything else got in by mistake
+TOP_LEVEL = {".ci", ".gitignore", ".gitmodules", "LICENSE", "README.md", "docs", "pySendMail",
+             "pyNetConnMon.py", "requirements-dev.txt", "tests"}
+
+
+def test_the_repository_holds_only_what_the_design_lists():
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True,
+                             text=True, check=True).stdout.split("\0")
+    assert {path.split("/")[0] for path in tracked if path} - TOP_LEVEL == set()
+
 # -- the options table is --help's -----------------------------------------------------------------
 def readme_option_rows():
     """{option strings: (metavars, default column)} from the table under '## Options'."""
