@@ -43,19 +43,44 @@ loader.exec_module(module)
 
 import argparse
 import bisect
+import collections
+import contextlib
 import errno
+import fcntl
+import importlib.util
+import io
 import ipaddress
 import json
 import math
 import os
 import re
+import resource
 import select
 import selectors
 import signal
 import socket
+import stat
+import struct
 import sys
+import tempfile
 import threading
 import time
+import urllib.parse
+# Imported where first needed, each for the memory the monitor saves without it (resident
+# set, measured on Python 3.11): urllib.request 6.8 MB (only --ping-url), html 0.5 MB and
+# datetime 0.5 MB (only the status page and reading the log back), subprocess 0.4 MB (only
+# --notify-command), traceback 0.3 MB, csv 0.1 MB, base64 0.1 MB, urllib.error 0.1 MB.
+
+
+def _datetime():
+    import datetime     # see above: only for reading the log back
+    return datetime
+
+
+def escape(text):
+    """html.escape(), quotes included."""
+    import html         # see above: only for the pages
+    return html.escape(text)
 
 # ---------------------------------------------------------------------------------------------
 # Version and defaults (the options -a -p -i -t -m -bmin -bmax -bstep keep the names, defaults
@@ -2063,7 +2088,6 @@ class MailDeliverer:
 
     def _load(self):
         if self._module is None:
-            import importlib.util
             path = os.path.join(self.pysendmail_dir, "sendMail.py")
             spec = importlib.util.spec_from_file_location("pySendMail_sendMail", path)
             module = importlib.util.module_from_spec(spec)
@@ -2075,8 +2099,6 @@ class MailDeliverer:
         problem = self.problem()      # the config is checked again at every attempt
         if problem:
             raise DeliveryError("mail is not set up: " + problem)
-        import contextlib
-        import io
         captured = io.StringIO()      # pySendMail prints its errors; keep them off the console
         try:
             with contextlib.redirect_stdout(captured):
@@ -2501,7 +2523,6 @@ class StateFile:
 
     def _refuse_odd_file(self, path):
         """MonitorError if `path` exists and is not a regular file (a FIFO would block)."""
-        import stat
         try:
             mode = os.stat(path).st_mode
         except FileNotFoundError:
@@ -2514,7 +2535,6 @@ class StateFile:
 
     def lock(self):
         """One state file, one monitor: hold an exclusive lock while running."""
-        import fcntl
         self._refuse_odd_file(self.path)
         self._refuse_odd_file(self.path + ".lock")
         directory = os.path.dirname(os.path.abspath(self.path))
@@ -2541,7 +2561,6 @@ class StateFile:
     def read_bytes(self):
         """The file's bytes (at most STATE_SIZE_LIMIT + 1), or None when there is none.
         MonitorError when it cannot be read: that is not corruption, so nothing is moved."""
-        import stat
         self._refuse_odd_file(self.path)
         try:
             descriptor = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -2900,7 +2919,6 @@ class HttpEndpoint:
         except (KeyError, ValueError):
             pass
         if abort:       # linger on, for 0 s: the kernel resets instead of sending on for minutes
-            import struct
             client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         client.sock.close()
 
@@ -2978,7 +2996,6 @@ def check_free_descriptors(needed, what):
     """Raises MonitorError unless `needed` more files can be opened under RLIMIT_NOFILE; the soft
     limit is raised to the hard one first when that is needed. No check where it cannot tell."""
     try:
-        import resource
         in_use = len(os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"))
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     except (ImportError, OSError):
@@ -3019,13 +3036,12 @@ def start_metrics_server(address, port, board, request_timeout=METRICS_REQUEST_T
 def ping_url_problem(url):
     """None if `url` can be pinged, else why not, for a usage error. The reason never quotes the
     URL: its user:password@, path and query are secrets (a Healthchecks URL's path is its key)."""
-    from urllib.parse import urlsplit
     if any(character.isspace() or ord(character) < 32 or ord(character) == 127 for character in url):
         return "the URL contains spaces or control characters"
     if not url.isascii():
         return "the URL contains characters that are not ASCII: percent-encode them"
     try:
-        parts = urlsplit(url)
+        parts = urllib.parse.urlsplit(url)
     except ValueError:
         return "not a valid URL"
     try:
@@ -3041,8 +3057,7 @@ def ping_url_problem(url):
 
 def ping_url_for_people(url):
     """scheme://host:port/... without the path: ping URLs carry secrets, keep them out of logs."""
-    from urllib.parse import urlsplit
-    parts = urlsplit(url)
+    parts = urllib.parse.urlsplit(url)
     host = parts.netloc.rpartition("@")[2]     # drop user:password@
     return "%s://%s/..." % (parts.scheme.lower(), host)
 
@@ -3050,15 +3065,14 @@ def ping_url_for_people(url):
 def ping_request_parts(url):
     """(the URL without user:password@, the Authorization header for them or None): urllib
     would take user:password@ for part of the host name and never reach the server."""
-    from urllib.parse import unquote, urlsplit
-    netloc = urlsplit(url).netloc
+    netloc = urllib.parse.urlsplit(url).netloc
     userinfo, at, host = netloc.rpartition("@")
     if not at:
         return url, None
     start = url.index("//") + 2                # the netloc follows scheme:// as it was written
     user, _, password = userinfo.partition(":")
     import base64
-    credentials = ("%s:%s" % (unquote(user), unquote(password))).encode("utf-8")
+    credentials = ("%s:%s" % (urllib.parse.unquote(user), urllib.parse.unquote(password))).encode("utf-8")
     authorization = "Basic " + base64.b64encode(credentials).decode("ascii")
     return url[:start] + host + url[start + len(netloc):], authorization
 
@@ -3785,7 +3799,7 @@ def parse_log_time(value):
         return None
     if value[-1:] in ("Z", "z"):
         value = value[:-1] + "+00:00"     # fromisoformat() learnt "Z" only in Python 3.11
-    from datetime import datetime
+    datetime = _datetime().datetime
     try:
         moment = datetime.fromisoformat(value).timestamp()
     except (ValueError, OverflowError, OSError):
@@ -3803,7 +3817,7 @@ def parse_summary_date(text, option, end_of_day=False):
     if not match:
         raise UsageError("%s: %r is not a date: use YYYY-MM-DD or 'YYYY-MM-DD HH:MM[:SS]' "
                          "(local time)" % (option, text))
-    from datetime import datetime
+    datetime = _datetime().datetime
     try:
         moment = datetime(*[int(part) for part in match.groups() if part is not None])
         if end_of_day and match.group(4) is None:
@@ -3918,8 +3932,196 @@ class DayLatency:
         self.p95s = ConnectTimes()         # ... and its 95th percentile
 
 
-class Summary:
-    """What summarize_events() found. Instants are epoch seconds, durations seconds."""
+# -- the model: what one reading of the event log found -----------------------------------
+
+REPORT_ROWS_KEPT = 20000         # rows of the HTML's table and spans drawn: the first and last half
+REPORT_TARGETS_KEPT = 64         # targets with their own figures; a log with more counts the rest
+REPORT_WINDOWS_PER_HOUR = 3600   # statistics windows taken per target and hour
+REPORT_WINDOWS_KEPT = 3000       # windows kept as they are, per target, for a short period
+REPORT_TEXT_LIMIT = 200          # characters of any text from the log shown in a cell
+ROW_KINDS = ("interruption", "gap", "partial", "slow")
+# how a period still open when its run was closed ended, by how the run was closed
+_ENDINGS = {
+    "stopped": "the monitor stopped while still down",
+    "crash": "the monitor ended without a stop line (crash, power cut): counted to its last sign "
+             "of life",
+    "end": "still down where the log ends",
+    "now": "still down",
+}
+_STILL = {"end": "where the log ends", "stopped": "the monitor stopped", "crash":
+          "the monitor stopped"}
+
+
+def _log_text(value, limit=REPORT_TEXT_LIMIT):
+    """A string field of the log, bounded and without control characters; '' for anything else."""
+    return bounded_reason(printable(value), limit) if isinstance(value, str) else ""
+
+
+def _log_labels(value):
+    """Target labels from a list (start, dns_*) or the keys of a dict (down), bounded."""
+    if isinstance(value, dict):
+        value = list(value)
+    if not isinstance(value, list):
+        return []
+    return [_log_text(label, 100) for label in value[:REPORT_TARGETS_KEPT] if isinstance(label, str)]
+
+
+def _cause_of(value):
+    return _log_text(value, 20) or None
+
+
+class WindowFigures:
+    """One target's connect times in one statistics window (a `stats` event)."""
+
+    __slots__ = ("median", "p95", "connects")
+
+    def __init__(self, median, p95, connects):
+        self.median = median        # ms
+        self.p95 = p95              # ms, never below the median
+        self.connects = connects    # connects that got through, 1 to 1e9
+
+
+def stats_figures(record):
+    """The one reading of a `stats` event: [(label, WindowFigures)] of the targets with a valid
+    median and at least one connect that got through. A missing or odd 95th percentile is
+    taken as the median (the window still tells the median)."""
+    targets = record.get("targets")
+    if not isinstance(targets, dict):
+        return []
+    found = []
+    for label, figures in targets.items():
+        if not isinstance(figures, dict):
+            continue
+        median, p95 = _number(figures.get("median_ms")), _number(figures.get("p95_ms"))
+        connects = _number(figures.get("probes"), 0.0) - _number(figures.get("failures"), 0.0)
+        if median is None or median < 0 or not 1 <= connects <= 1e9:
+            continue
+        found.append((label, WindowFigures(median, median if p95 is None else max(median, p95),
+                                           int(connects))))
+    return found
+
+
+class EvidenceRow:
+    """One line of the report's table and of the CSV: an interruption, a gap (the monitor not
+    running, counted as down), a partial outage or a slow period, clipped to --since/--until."""
+
+    __slots__ = ("kind", "start", "end", "cause", "reason", "targets", "note", "window", "open")
+
+    def __init__(self, kind, start, end, cause="", reason="", targets=(), note="", window=None,
+                 open=False):
+        self.kind = kind            # one of ROW_KINDS
+        self.start = start          # epoch seconds
+        self.end = end
+        self.cause = cause          # interruptions: the cause, "not recorded" in old logs
+        self.reason = reason
+        self.targets = list(targets)
+        self.note = note            # how it ended, when not as usual
+        self.window = window        # (after, before): the outage began in between
+        self.open = open            # still going on at `end` (the status page's now)
+
+    @property
+    def duration(self):
+        return self.end - self.start
+
+    @property
+    def why(self):
+        return "%s (%s)" % (self.reason, self.note) if self.reason and self.note else \
+            self.reason or self.note
+
+
+class _Kept:
+    """The first and the last half of at most `limit` items, and how many between them were
+    left out: memory stays bounded however long the log is."""
+
+    def __init__(self, limit):
+        self.half = limit // 2
+        self.first = []
+        self.last = collections.deque(maxlen=limit - self.half)
+        self.left_out = 0
+
+    def add(self, item):
+        if len(self.first) < self.half:
+            self.first.append(item)
+            return
+        if len(self.last) == self.last.maxlen:
+            self.left_out += 1
+        self.last.append(item)
+
+    def __iter__(self):
+        yield from self.first
+        yield from self.last
+
+    def __len__(self):
+        return len(self.first) + len(self.last)
+
+
+def _weighted_quantile(pairs, fraction):
+    """The value below which `fraction` of the weight of (value, weight) pairs lies."""
+    pairs = sorted(pairs)
+    goal, seen = fraction * sum(weight for _, weight in pairs), 0.0
+    for value, weight in pairs:
+        seen += weight
+        if seen >= goal - 1e-9:
+            return value
+    return pairs[-1][0]
+
+
+class HourlyConnectTimes:
+    """Connect time per target and local hour from the statistics windows (`stats` events):
+    the median of the windows' medians and the 95th percentile of their 95th percentiles, each
+    window weighted by its connects. Only the hour being filled keeps its windows; the log's
+    order closes an hour when the next begins. The first REPORT_WINDOWS_KEPT windows of each
+    target are kept as they are too, for a short period."""
+
+    def __init__(self, limit=REPORT_TARGETS_KEPT):
+        self.limit = limit
+        self.open = {}              # label -> (hour start, [(median, p95, weight), ...])
+        self.hours = {}             # label -> [(middle of the hour, median ms, p95 ms), ...]
+        self.windows = {}           # label -> [(middle of the window, median, p95), ...] or
+        #                             None once there were more than REPORT_WINDOWS_KEPT
+        self.connects = {}          # label -> connects in all windows
+
+    def add(self, label, moment, end, median, p95, weight):
+        """A window [moment, end) of `label`."""
+        if label not in self.hours:
+            if len(self.hours) >= self.limit:
+                return
+            self.hours[label], self.connects[label], self.windows[label] = [], 0.0, []
+        windows = self.windows[label]
+        if windows is not None:
+            windows.append(((moment + max(moment, end)) / 2, median, p95))
+            if len(windows) > REPORT_WINDOWS_KEPT:
+                self.windows[label] = None
+        local = time.localtime(moment)
+        hour = math.floor(moment) - local.tm_min * 60 - local.tm_sec
+        current = self.open.get(label)
+        if current is not None and current[0] != hour:
+            self._close(label)
+            current = None
+        if current is None:
+            current = self.open[label] = (hour, [])
+        if len(current[1]) < REPORT_WINDOWS_PER_HOUR:
+            current[1].append((median, p95, weight))
+            self.connects[label] += weight
+
+    def _close(self, label):
+        hour, windows = self.open.pop(label)
+        self.hours[label].append((hour + 1800.0,
+                                  _weighted_quantile([(m, w) for m, _, w in windows], 0.5),
+                                  _weighted_quantile([(p, w) for _, p, w in windows], 0.95)))
+
+    def finish(self):
+        for label in list(self.open):
+            self._close(label)
+        for points in list(self.hours.values()) + list(self.windows.values()):
+            if points is not None:
+                points.sort()
+
+
+class History:
+    """What one replay of the event log found: the figures --summary prints, and the evidence
+    the HTML report, the CSV and the status page show (every row, the stretches monitored,
+    hosts, targets, connect times per hour). Instants are epoch seconds, durations seconds."""
 
     def __init__(self, since=None, until=None):
         self.since = since
@@ -3954,6 +4156,25 @@ class Summary:
         self.medians = ConnectTimes()   # per window, of its fastest target (by median),
         self.p95s = ConnectTimes()      # weighted by that target's connects
         self.latency_days = {}      # (year, month, day) -> DayLatency
+        # the evidence
+        self.rows = _Kept(REPORT_ROWS_KEPT)               # EvidenceRows, in the log's order
+        self.monitored_spans = _Kept(REPORT_ROWS_KEPT)    # (start, end) of the time monitored
+        self.row_counts = dict.fromkeys(ROW_KINDS, 0)
+        self.hosts = []
+        self.all_targets = []       # every target label of every run, in order of appearance
+        self.hourly = HourlyConnectTimes()
+        # what is still going on where the log ends (the status page's headline)
+        self.run_start = None       # the run in progress began then (None: not running)
+        self.down_since = None      # the outage in progress: its start, cause and reason
+        self.down_cause = None
+        self.down_reason = ""
+        self.slow_since = None      # the slow period in progress, and its first slow connect
+        self.slow_connect_ms = None
+        self.last_up = None         # the end of the latest outage, blip or not
+        self.latest_stats = []      # stats_figures() of the latest stats window, and its span
+        self.latest_stats_span = None
+        self.report_sent = None     # when the latest report was sent
+        self.report_failed = None   # (when, why) of the latest report that failed
 
     def day_latency(self, key):
         day = self.latency_days.get(key)
@@ -3986,21 +4207,31 @@ class Summary:
         else:
             self.unknown_others += 1
 
+    def saw_run(self, host, labels):
+        if host and host not in self.hosts and len(self.hosts) < 16:
+            self.hosts.append(host)
+        self.all_targets += [label for label in labels if label not in self.all_targets
+                             ][:max(0, REPORT_TARGETS_KEPT - len(self.all_targets))]
 
-class _Timeline:
+    def add_row(self, row):
+        self.rows.add(row)
+        self.row_counts[row.kind] += 1
+
+
+class Timeline:
     """Adds up monitored time and downtime clipped to [since, until), in all, per day and per hour.
 
     A span that overlaps one already counted is cut to the part after it, so an odd log (clock
     set back, a line written twice) never counts a second twice; so the spans of each kind come
     in order. A span is counted hour by hour only on its first and its last day; the whole days
     between are kept as one stretch. Work and memory grow with the number of spans, never with
-    the time they cover.
+    the time they cover. Each method returns the span it counted, as clipped, or None.
     """
 
-    def __init__(self, summary):
-        self.summary = summary
-        self.since = -math.inf if summary.since is None else summary.since
-        self.until = math.inf if summary.until is None else summary.until
+    def __init__(self, history):
+        self.history = history
+        self.since = -math.inf if history.since is None else history.since
+        self.until = math.inf if history.until is None else history.until
         self.monitored_to = -math.inf
         self.down_to = -math.inf
         self.slow_to = -math.inf
@@ -4014,64 +4245,71 @@ class _Timeline:
             day = self.days[key] = DaySummary(*_local_day(moment))
         return day
 
+    def clip(self, start, end):
+        start, end = max(start, self.since), min(end, self.until)
+        return (start, end) if end > start else None
+
     def monitored(self, start, end):
         start, end = max(start, self.since, self.monitored_to), min(end, self.until)
         if end <= start:
-            return
+            return None
         self.monitored_to = end
-        self.summary.monitored += end - start
+        self.history.monitored += end - start
+        self.history.monitored_spans.add((start, end))
         self._spread(start, end, down=False)
+        return start, end
 
     def down(self, start, end, gap=False, cause=None):
         start, end = max(start, self.since, self.down_to), min(end, self.until)
         if end <= start:
-            return
+            return None
         self.down_to = end
-        summary = self.summary
-        summary.downtime += end - start
-        summary.interruptions += 1
-        summary.longest = max(summary.longest, end - start)
+        history = self.history
+        history.downtime += end - start
+        history.interruptions += 1
+        history.longest = max(history.longest, end - start)
         if gap:
-            summary.gaps += 1
-            summary.gap_downtime += end - start
+            history.gaps += 1
+            history.gap_downtime += end - start
         else:
-            counted = summary.by_cause.setdefault(cause if cause in CAUSES else "not recorded",
+            counted = history.by_cause.setdefault(cause if cause in CAUSES else "not recorded",
                                                   [0, 0.0])
             counted[0] += 1
             counted[1] += end - start
         self._day(start).interruptions += 1
         self._spread(start, end, down=True)
+        return start, end
 
     def blip(self, instant):
         if self.since <= instant < self.until:
-            self.summary.blips += 1
+            self.history.blips += 1
 
     def slow(self, start, end, ignored):
-        summary = self.summary
+        history = self.history
         if ignored:
             if self.since <= start < self.until:
-                summary.slow_ignored += 1
-            return
+                history.slow_ignored += 1
+            return None
         start, end = max(start, self.since, self.slow_to), min(end, self.until)
         if end <= start:
-            return
+            return None
         self.slow_to = end
-        summary.slow += end - start
-        summary.slow_periods += 1
-        summary.slow_longest = max(summary.slow_longest, end - start)
-        summary.slow_spans.append((start, end))
+        history.slow += end - start
+        history.slow_periods += 1
+        history.slow_longest = max(history.slow_longest, end - start)
+        history.slow_spans.append((start, end))
+        return start, end
 
-    def window(self, end, median, p95, connects):
-        """A stats window that ended at `end`: the median and 95th percentile (ms) of its
-        fastest target, which got through `connects` times."""
+    def window(self, end, fastest):
+        """A stats window that ended at `end`: the WindowFigures of its fastest target."""
         if not self.since <= end < self.until:
             return
-        summary = self.summary
-        day = summary.day_latency(time.localtime(end)[:3])
-        summary.windows += 1
-        for times, ms in ((summary.medians, median), (summary.p95s, p95),
-                          (day.medians, median), (day.p95s, p95)):
-            times.add(ms / 1000.0, connects)
+        history = self.history
+        day = history.day_latency(time.localtime(end)[:3])
+        history.windows += 1
+        for times, ms in ((history.medians, fastest.median), (history.p95s, fastest.p95),
+                          (day.medians, fastest.median), (day.p95s, fastest.p95)):
+            times.add(ms / 1000.0, fastest.connects)
 
     def _spread(self, start, end, down):
         first = self._day(start)
@@ -4086,16 +4324,15 @@ class _Timeline:
 
     def _covered(self, down, start, end):
         """Is [start, end), whole days, inside the whole days of one span of this kind?"""
-        import bisect
         whole = self.whole[down]
         index = bisect.bisect_right(whole, (start, math.inf)) - 1
         return index >= 0 and whole[index][0] <= start and end <= whole[index][1]
 
     def _alike(self, start, end):
         """The row of the days from `start` to `end` (local midnights) without any change."""
-        from datetime import date
         first, last = time.localtime(start)[:3], time.localtime(end - 1)[:3]
         row = DaySummary(first, start, end)
+        date = _datetime().date
         row.days = date(*last).toordinal() - date(*first).toordinal() + 1
         row.last_date = _date_text(last)
         for down in (False, True):
@@ -4134,7 +4371,7 @@ class _Run:
     """A run of the monitor as the replay sees it: from its start to its latest sign of life."""
 
     __slots__ = ("start", "seen", "down_since", "down_text", "down_cause", "min_interruption",
-                 "targets", "slow_since")
+                 "targets", "slow_since", "slow_connect_ms")
 
     def __init__(self, start, min_interruption, targets=()):
         self.start = self.seen = start
@@ -4144,6 +4381,7 @@ class _Run:
         self.min_interruption = min_interruption
         self.targets = targets       # the labels its start names (at most SUMMARY_TARGETS_KEPT)
         self.slow_since = None       # the connection has been slow since then (None: not slow)
+        self.slow_connect_ms = None  # ... and the fastest connect of its first slow round
 
 
 def _label_family(label):
@@ -4167,25 +4405,32 @@ class _AloneFailing:
         self.seconds = 0.0
 
 
-class _Replay:
-    """Replays event-log records, in file order, onto a _Timeline.
+class Replay:
+    """The one reading of the event log: replays its records, in file order, into a History
+    that every view renders (the text summary, the HTML report, the CSV, the status page).
 
-    Every event in EVENTS that counts for availability has a handler on_<event>(moment, record);
-    any other known event only shows that the monitor was running then. A handler reads the
-    fields it knows and ignores the rest. To count a new event: add it to EVENTS, give it a
-    handler here and a counter in Summary.
+    Every event in EVENTS that counts has a handler on_<event>(moment, record); any other known
+    event only shows that the monitor was running then. A handler reads the fields it knows and
+    ignores the rest; a field or event a log lacks is shown as not recorded, or left out. To
+    count a new event: add it to EVENTS, give it a handler here and a field in History.
     """
 
-    def __init__(self, summary):
-        self.summary = summary
-        self.timeline = _Timeline(summary)
+    def __init__(self, history, on_row=None):
+        self.history = history
+        self.timeline = Timeline(history)
+        self.on_row = on_row         # gets each row as it is found (the CSV, written as it comes)
         self.min_interruption = DEFAULT_MIN_INTERRUPTION     # that of the latest start
         self.run = None          # the run in progress (None: the monitor is not running)
         self.crashed = None      # a run ended without a stop, until we see if a gap follows
         self.first = None        # the first instant known to be monitored
         self.last = None         # the latest event
-        self.partials = {}       # partial outage key -> (start, the _AloneFailing it covers)
+        self.partials = {}       # partial outage key -> (start, the _AloneFailing it covers,
+        #                          the reason its down gave)
         self.alone = {}          # target label or family -> _AloneFailing
+        self.outage = {}         # what the down of the outage in progress said
+        self.closing = None      # (the run being closed, how it ended: a key of _ENDINGS)
+        self.stopping = False    # a stop is being replayed
+        self.last_labels = []    # the latest start's targets
         self.handlers = {name: getattr(self, "on_" + name, self.on_sign_of_life)
                          for name in EVENTS}
         for kind in ("target", "family", "dns"):
@@ -4195,36 +4440,49 @@ class _Replay:
                 kind, moment, record)
 
     def feed(self, record):
+        """One record as read from the log (its `time` an ISO 8601 text)."""
         name = record.get("event") if isinstance(record, dict) else None
         moment = parse_log_time(record.get("time")) if isinstance(name, str) else None
         if moment is None:
-            self.summary.invalid += 1
+            self.history.invalid += 1
             return
+        self.feed_event(name, moment, record)
+
+    def feed_event(self, name, moment, record):
+        """One event at `moment` (epoch seconds), its fields in `record`."""
         name = RENAMED_EVENTS.get(name, name)
         if name not in EVENTS:
-            self.summary.count_unknown(name)
+            self.history.count_unknown(name)
             return
         self.last = moment if self.last is None else max(self.last, moment)
         if self.crashed is not None and EVENTS[name].availability and name != "gap":
             self._end_crashed_run(None)
         self.handlers[name](moment, record)
 
-    def finish(self):
-        summary, timeline, run = self.summary, self.timeline, self.run
-
+    def finish(self, now=None):
+        """The History. With `now` (the status page), the log is the monitor's own, running at
+        `now`: what is still open is counted to then, whatever its length."""
+        history, timeline, run = self.history, self.timeline, self.run
         if self.crashed is not None:
             self._end_crashed_run(None)
         if run is not None:
-            self._close(run, run.seen, run.down_since, at_end=True)
-            summary.still_running = run.seen <= timeline.until
-            summary.still_down = summary.still_running and run.down_since is not None
+            history.run_start = run.start
+            history.down_since, history.down_cause = run.down_since, run.down_cause
+            history.down_reason = self.outage.get("reason", "")
+            history.slow_since, history.slow_connect_ms = run.slow_since, run.slow_connect_ms
+            if now is not None:
+                run.seen = self.last = max(run.seen, now)
+            self._close(run, run.seen, run.down_since, at_end="end" if now is None else "now")
+            history.still_running = run.seen <= timeline.until
+            history.still_down = history.still_running and run.down_since is not None
         if self.first is not None:
             start, end = max(self.first, timeline.since), min(self.last, timeline.until)
             if end > start:
-                summary.start, summary.end = start, end
-        summary.days = timeline.rows(summary.start, summary.end)
-        summary.partial_only = {key: alone.seconds for key, alone in self.alone.items()}
-        return summary
+                history.start, history.end = start, end
+        history.days = timeline.rows(history.start, history.end)
+        history.partial_only = {key: alone.seconds for key, alone in self.alone.items()}
+        history.hourly.finish()
+        return history
 
     # -- one handler per event -----------------------------------------------------------------
     def on_start(self, moment, record):
@@ -4233,6 +4491,8 @@ class _Replay:
         self.min_interruption = _number(record.get("min_interruption"), DEFAULT_MIN_INTERRUPTION)
         self.run = self._begin(moment)
         self._watching(record.get("targets"))
+        self.last_labels = _log_labels(record.get("targets"))
+        self.history.saw_run(_log_text(record.get("host"), 100), self.last_labels)
 
     def on_stop(self, moment, record):
         run = self.run
@@ -4242,12 +4502,21 @@ class _Replay:
         if run is None:                      # a log that begins with a stop (rotated)
             run = self._begin(moment if down is None else min(moment, down))
         run.down_cause = record.get("cause") or run.down_cause
+        self.stopping = True
         self._close(run, moment, down)
+        self.stopping = False
         self.run = None
 
     def on_down(self, moment, record):
         """Down since its `start`: the middle of the window the outage began in (in logs from
         before that window, the first failed round: the `time`)."""
+        if self.run is None or self.run.down_since is None:
+            after, before = (parse_log_time(record.get(name))
+                             for name in ("start_after", "start_before"))
+            self.outage = {"reason": _log_text(record.get("reason")),
+                           "targets": _log_labels(record.get("targets")),
+                           "window": (after, before) if after and before and after <= before
+                           else None}
         began = parse_log_time(record.get("start"))
         began = moment if began is None else min(began, moment)
         run = self._alive(moment, began)
@@ -4256,6 +4525,8 @@ class _Replay:
             run.down_cause = record.get("cause")
 
     def on_up(self, moment, record):
+        if not self.outage.get("reason"):
+            self.outage = dict(self.outage, reason=_log_text(record.get("reason")))
         began = self._outage_start(moment, record)
         run = self._alive(moment, began)
         began = max(began, run.start)
@@ -4267,6 +4538,8 @@ class _Replay:
         else:
             self._interruption(began, moment, record.get("cause") or run.down_cause)
         run.down_since = None
+        self.history.last_up = moment
+        self.outage = {}
 
     def on_gap(self, moment, record):
         start, end = parse_log_time(record.get("start")), parse_log_time(record.get("end"))
@@ -4279,7 +4552,11 @@ class _Replay:
                 ignored = end - start < self.min_interruption
             if end > start and not ignored:
                 self.timeline.monitored(start, end)
-                self.timeline.down(start, end, gap=True)
+                span = self.timeline.down(start, end, gap=True)
+                if span is not None:
+                    self._add_row(EvidenceRow(
+                        "gap", *span, reason="the monitor was not running (no clean stop): "
+                        "counted as down", targets=self._labels()))
                 self._monitored_from(start)
         if self.run is not None:
             self.run.seen = max(self.run.seen, moment)
@@ -4291,7 +4568,7 @@ class _Replay:
         if key is None or key in self.partials:
             return
         covered = [self.alone.setdefault(name, _AloneFailing()) for name in self._covered(key)]
-        self.partials[key] = (moment, covered)
+        self.partials[key] = (moment, covered, _log_text(record.get("reason")))
         for alone in covered:
             if alone.covers == 0:
                 alone.since, alone.overlap = moment, 0.0
@@ -4305,18 +4582,34 @@ class _Replay:
             self._partial_end(key, moment, ignored if isinstance(ignored, bool) else None)
 
     def _partial_end(self, key, moment, ignored=None):
-        start, covered = self.partials.pop(key)
+        start, covered, reason = self.partials.pop(key)
+        labels = [label for label in self._covered(key) if label not in ("ipv4", "ipv6")]
         if ignored is None:
             ignored = moment - start < self.min_interruption
+            if self.closing is not None and self.closing[1] == "now":
+                ignored = False              # still failing now: shown whatever its length
         seconds = self._clipped(start, moment)
         if not ignored and seconds > 0:
-            counted = self.summary.partial.setdefault(key[0], [0, 0.0])
+            counted = self.history.partial.setdefault(key[0], [0, 0.0])
             counted[0] += 1
             counted[1] += seconds
         for alone in covered:
             alone.covers -= 1
             if alone.covers == 0 and not (ignored and alone.since == start):
                 alone.seconds += max(0.0, self._clipped(alone.since, moment) - alone.overlap)
+        if ignored:
+            return
+        kind, what = key
+        if kind == "family":
+            reason = "every %s target failed%s" % ("IPv6" if what == "ipv6" else "IPv4",
+                                                  ": " + reason if reason else "")
+        elif kind == "dns":
+            reason = "names did not resolve%s" % (": " + reason if reason else "")
+        span = self.timeline.clip(start, moment)
+        if span is not None:
+            self._add_row(EvidenceRow("partial", *span, reason=reason,
+                                      targets=[_log_text(label, 100) for label in labels],
+                                      **self._still("still down")))
 
     def _partial_key(self, kind, record):
         run = self.run
@@ -4347,17 +4640,23 @@ class _Replay:
         """A run's targets: per-target figures only while every run watches the same ones."""
         labels = ([label for label in targets if isinstance(label, str)]
                   if isinstance(targets, list) else [])
-        summary = self.summary
+        history = self.history
         if len(labels) > SUMMARY_TARGETS_KEPT or (
-                summary.targets and labels != summary.targets):
-            summary.targets_changed = True
-        if not summary.targets_changed and not summary.targets:
-            summary.targets = labels
-        self.run.targets = labels if not summary.targets_changed else []
+                history.targets and labels != history.targets):
+            history.targets_changed = True
+        if not history.targets_changed and not history.targets:
+            history.targets = labels
+        self.run.targets = labels if not history.targets_changed else []
 
     def _interruption(self, start, end, cause):
         """Downtime: the interruption's time is no part of what failed alone meanwhile."""
-        self.timeline.down(start, end, cause=cause)
+        span = self.timeline.down(start, end, cause=cause)
+        if span is not None:
+            closing = self.closing[1] if self.closing is not None else None
+            self._add_row(EvidenceRow(
+                "interruption", *span, _cause_of(cause) or "not recorded",
+                self.outage.get("reason", ""), self.outage.get("targets") or self._labels(),
+                _ENDINGS.get(closing, ""), self.outage.get("window"), closing == "now"))
         for alone in self.alone.values():
             if alone.covers and alone.since <= start:
                 alone.overlap += self._clipped(start, end)
@@ -4366,6 +4665,7 @@ class _Replay:
         run = self._alive(moment)
         if run.slow_since is None:
             run.slow_since = moment
+            run.slow_connect_ms = _number(record.get("connect_ms"))
 
     def on_slow_end(self, moment, record):
         run = self._alive(moment)
@@ -4378,28 +4678,43 @@ class _Replay:
         ignored = record.get("ignored")
         if not isinstance(ignored, bool):
             ignored = moment - began < run.min_interruption
-        self.timeline.slow(began, moment, ignored)
+        median, slowest = _number(record.get("median_ms")), _number(record.get("max_ms"))
+        self._slow(began, moment, ignored, ", ".join(words for words in (
+            median is not None and "median %s" % milliseconds(median),
+            slowest is not None and "max %s" % milliseconds(slowest)) if words))
         run.slow_since = None
 
+    def _slow(self, start, end, ignored, figures=""):
+        span = self.timeline.slow(start, end, ignored)
+        if span is not None:
+            self._add_row(EvidenceRow("slow", *span, reason=figures, targets=self._labels(),
+                                      **self._still("still slow")))
+
     def on_stats(self, moment, record):
-        """A statistics window: its fastest target (by median) stands for the connection."""
+        """A statistics window: its fastest target (by median) stands for the connection; each
+        target's figures go to its connect time per hour."""
         self._alive(moment)
-        targets = record.get("targets")
-        if not isinstance(targets, dict):
+        found = stats_figures(record)
+        if found:
+            self.timeline.window(moment, min((figures for _, figures in found),
+                                             key=lambda figures: figures.median))
+        start = parse_log_time(record.get("start")) or moment
+        end = parse_log_time(record.get("end")) or moment
+        history = self.history
+        history.latest_stats, history.latest_stats_span = found, (start, end)
+        if self.timeline.clip(start, start + 1) is None:
             return
-        fastest = None
-        for figures in targets.values():
-            if not isinstance(figures, dict):
-                continue
-            median, p95 = _number(figures.get("median_ms")), _number(figures.get("p95_ms"))
-            connects = (_number(figures.get("probes"), 0.0)
-                        - _number(figures.get("failures"), 0.0))
-            if None in (median, p95) or min(median, p95) < 0 or not 1 <= connects <= 1e9:
-                continue
-            if fastest is None or median < fastest[0]:
-                fastest = (median, p95, int(connects))
-        if fastest is not None:
-            self.timeline.window(moment, *fastest)
+        for label, figures in found[:REPORT_TARGETS_KEPT]:
+            history.hourly.add(_log_text(label, 100), start, end, figures.median, figures.p95,
+                               figures.connects)
+
+    def on_report_sent(self, moment, record):
+        self._alive(moment)
+        self.history.report_sent = moment
+
+    def on_report_failed(self, moment, record):
+        self._alive(moment)
+        self.history.report_failed = (moment, _log_text(record.get("reason")))
 
     def on_log_reopened(self, moment, record):
         """A rotated log begins here with the monitor running: it counts from here."""
@@ -4441,25 +4756,31 @@ class _Replay:
                 began = max(run.start, moment - duration)
         return moment if began is None else min(began, moment)
 
-    def _close(self, run, end, down, at_end=False):
+    def _close(self, run, end, down, at_end=None):
         """Counts a run that ended at `end`, the network down since `down` (None: up); a slow
-        stretch it did not see end lasted until `end`."""
+        stretch it did not see end lasted until `end`. `at_end`: "end" where the log ends, "now"
+        for the monitor's own events at the status page's now; what is open then may not be
+        over yet."""
+        self.closing = (run, at_end or ("stopped" if self.stopping else "crash"))
         end = max(run.start, end)
+        long_enough = (lambda since: at_end == "now" or
+                       end - since >= run.min_interruption)
         if run.slow_since is not None:
             slow = max(run.start, run.slow_since)
-            if end - slow >= run.min_interruption:
-                self.timeline.slow(slow, end, False)
+            if long_enough(slow):
+                self._slow(slow, end, False)
             elif not at_end:
-                self.timeline.slow(slow, end, True)
+                self._slow(slow, end, True)
         if down is not None:
             down = max(run.start, down)
-            if end - down >= run.min_interruption:
+            if long_enough(down):
                 self._interruption(down, end, run.down_cause)
             elif not at_end:                 # at the end of the log it may not be over yet
                 self.timeline.blip(down)
         for key in list(self.partials):      # what still failed when the run ended
             self._partial_end(key, max(end, self.partials[key][0]))
         self.timeline.monitored(run.start, end)
+        self.closing, self.outage = None, {}
 
     def _end_crashed_run(self, gap_start):
         """The run before the latest start had no stop: it lasted until its last event, or until
@@ -4470,9 +4791,29 @@ class _Replay:
             end = min(max(end, gap_start), self.run.start)
         self._close(crashed, end, crashed.down_since)
 
+    # -- rows ----------------------------------------------------------------------------------
+    def _labels(self):
+        run = self.closing[0] if self.closing is not None else self.run
+        return _log_labels(getattr(run, "targets", None) or self.last_labels)
 
-def summarize_events(events, since=None, until=None):
-    """Availability from event-log records (parsed JSON, in file order), clipped to [since, until).
+    def _still(self, words):
+        """The note and flag of a row still open when its run was closed."""
+        if self.closing is None:
+            return {}
+        how = self.closing[1]
+        if how == "now":
+            return {"note": words, "open": True}
+        return {"note": "%s: %s" % (words, _STILL[how])}
+
+    def _add_row(self, row):
+        self.history.add_row(row)
+        if self.on_row is not None:
+            self.on_row(row)
+
+
+def summarize_events(events, since=None, until=None, on_row=None):
+    """The History of event-log records (parsed JSON, in file order), clipped to [since, until).
+    `on_row` gets each row of the evidence as it is found.
 
     The rules, in short: the monitor runs from a `start` to the next `stop`; `down`..`up` is an
     interruption unless the `up` says it was ignored (a blip); a `stop` while down ends the
@@ -4483,9 +4824,9 @@ def summarize_events(events, since=None, until=None):
     (the last heartbeat), else its last event. A log that begins while the monitor runs (after
     logrotate: `log_reopened`) counts from its first event; one that ends while running, to its
     last. Records without a valid time and event, and unknown events, are counted in the
-    summary and otherwise skipped; fields no handler reads are ignored.
+    history and otherwise skipped; fields no handler reads are ignored.
     """
-    replay = _Replay(Summary(since, until))
+    replay = Replay(History(since, until), on_row)
     for record in events:
         replay.feed(record)
     return replay.finish()
@@ -4494,7 +4835,6 @@ def summarize_events(events, since=None, until=None):
 def open_event_log(path):
     """The event log as a binary stream. Only a regular file is read: a FIFO, a device or a
     directory is refused at once (opened without blocking, then checked)."""
-    import stat
     descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     try:
         mode = os.fstat(descriptor).st_mode
@@ -4829,12 +5169,7 @@ def run_summary(settings, out, console):
 # HTML and CSV report (--summary --html FILE, --csv FILE): the same replay, kept as evidence
 # ---------------------------------------------------------------------------------------------
 
-REPORT_ROWS_KEPT = 20000         # rows of the HTML's table and spans drawn: the first and last half
-REPORT_TARGETS_KEPT = 64         # targets with their own figures; a log with more counts the rest
 REPORT_CHARTS = 8                # targets with a connect-time chart: those with the most connects
-REPORT_WINDOWS_PER_HOUR = 3600   # statistics windows taken per target and hour
-REPORT_WINDOWS_KEPT = 3000       # windows kept as they are, per target, for a short period
-REPORT_TEXT_LIMIT = 200          # characters of any text from the log shown in a cell
 REPORT_ZOOM = 3 * 86400.0       # a period this short also gets one bar of its own, to scale
 BAR_WIDTH = 480                  # SVG units of a day's 24 hours (one unit: 3 minutes)
 BAR_HEIGHT = 16
@@ -4851,369 +5186,7 @@ REPORT_COLOURS = {               # the rest of the picture; every colour has a C
     "a100": "#1a9850", "a999": "#91cf60", "a99": "#fee08b", "a95": "#fc8d59", "alow": "#d73027",
     "median": "#2166ac", "p95": "#92c5de",
 }
-ROW_KINDS = ("interruption", "gap", "partial", "slow")
 CSV_COLUMNS = ("start", "end", "duration_s", "kind", "cause", "reason", "targets")
-_ENDINGS = {
-    "stopped": "the monitor stopped while still down",
-    "crash": "the monitor ended without a stop line (crash, power cut): counted to its last sign "
-             "of life",
-    "end": "still down where the log ends",
-}
-
-
-def _log_text(value, limit=REPORT_TEXT_LIMIT):
-    """A string field of the log, bounded and without control characters; '' for anything else."""
-    return bounded_reason(printable(value), limit) if isinstance(value, str) else ""
-
-
-def _log_labels(value):
-    """Target labels from a list (start, dns_*) or the keys of a dict (down), bounded."""
-    if isinstance(value, dict):
-        value = list(value)
-    if not isinstance(value, list):
-        return []
-    return [_log_text(label, 100) for label in value[:REPORT_TARGETS_KEPT] if isinstance(label, str)]
-
-
-def _cause_of(value):
-    return _log_text(value, 20) or None
-
-
-class EvidenceRow:
-    """One line of the report's table and of the CSV: an interruption, a gap (the monitor not
-    running, counted as down), a partial outage or a slow period, clipped to --since/--until."""
-
-    __slots__ = ("kind", "start", "end", "cause", "reason", "targets", "note", "window")
-
-    def __init__(self, kind, start, end, cause="", reason="", targets=(), note="", window=None):
-        self.kind = kind            # one of ROW_KINDS
-        self.start = start          # epoch seconds
-        self.end = end
-        self.cause = cause          # interruptions: the cause, "not recorded" in old logs
-        self.reason = reason
-        self.targets = list(targets)
-        self.note = note            # how it ended, when not as usual
-        self.window = window        # (after, before): the outage began in between (issue 13)
-
-    @property
-    def duration(self):
-        return self.end - self.start
-
-    @property
-    def why(self):
-        return "%s (%s)" % (self.reason, self.note) if self.reason and self.note else \
-            self.reason or self.note
-
-
-class _Kept:
-    """The first and the last half of at most `limit` items, and how many between them were
-    left out: memory stays bounded however long the log is."""
-
-    def __init__(self, limit):
-        import collections
-        self.half = limit // 2
-        self.first = []
-        self.last = collections.deque(maxlen=limit - self.half)
-        self.left_out = 0
-
-    def add(self, item):
-        if len(self.first) < self.half:
-            self.first.append(item)
-            return
-        if len(self.last) == self.last.maxlen:
-            self.left_out += 1
-        self.last.append(item)
-
-    def __iter__(self):
-        yield from self.first
-        yield from self.last
-
-    def __len__(self):
-        return len(self.first) + len(self.last)
-
-
-def _weighted_quantile(pairs, fraction):
-    """The value below which `fraction` of the weight of (value, weight) pairs lies."""
-    pairs = sorted(pairs)
-    goal, seen = fraction * sum(weight for _, weight in pairs), 0.0
-    for value, weight in pairs:
-        seen += weight
-        if seen >= goal - 1e-9:
-            return value
-    return pairs[-1][0]
-
-
-class HourlyConnectTimes:
-    """Connect time per target and local hour from the statistics windows (`stats` events):
-    the median of the windows' medians and the 95th percentile of their 95th percentiles, each
-    window weighted by its connects. Only the hour being filled keeps its windows; the log's
-    order closes an hour when the next begins. The first REPORT_WINDOWS_KEPT windows of each
-    target are kept as they are too, for a short period."""
-
-    def __init__(self, limit=REPORT_TARGETS_KEPT):
-        self.limit = limit
-        self.open = {}              # label -> (hour start, [(median, p95, weight), ...])
-        self.hours = {}             # label -> [(middle of the hour, median ms, p95 ms), ...]
-        self.windows = {}           # label -> [(middle of the window, median, p95), ...] or
-        #                             None once there were more than REPORT_WINDOWS_KEPT
-        self.connects = {}          # label -> connects in all windows
-
-    def add(self, label, moment, end, median, p95, weight):
-        """A window [moment, end) of `label`."""
-        if label not in self.hours:
-            if len(self.hours) >= self.limit:
-                return
-            self.hours[label], self.connects[label], self.windows[label] = [], 0.0, []
-        windows = self.windows[label]
-        if windows is not None:
-            windows.append(((moment + max(moment, end)) / 2, median, p95))
-            if len(windows) > REPORT_WINDOWS_KEPT:
-                self.windows[label] = None
-        local = time.localtime(moment)
-        hour = math.floor(moment) - local.tm_min * 60 - local.tm_sec
-        current = self.open.get(label)
-        if current is not None and current[0] != hour:
-            self._close(label)
-            current = None
-        if current is None:
-            current = self.open[label] = (hour, [])
-        if len(current[1]) < REPORT_WINDOWS_PER_HOUR:
-            current[1].append((median, p95, weight))
-            self.connects[label] += weight
-
-    def _close(self, label):
-        hour, windows = self.open.pop(label)
-        self.hours[label].append((hour + 1800.0,
-                                  _weighted_quantile([(m, w) for m, _, w in windows], 0.5),
-                                  _weighted_quantile([(p, w) for _, p, w in windows], 0.95)))
-
-    def finish(self):
-        for label in list(self.open):
-            self._close(label)
-        for points in list(self.hours.values()) + list(self.windows.values()):
-            if points is not None:
-                points.sort()
-
-
-class Evidence:
-    """What the report shows beyond the Summary: every row (kept bounded for the HTML, each
-    handed to `on_row` as it comes, for the CSV), the stretches monitored, hosts and targets,
-    and each target's connect time per hour."""
-
-    def __init__(self, since=None, until=None, on_row=None):
-        self.since = -math.inf if since is None else since
-        self.until = math.inf if until is None else until
-        self.on_row = on_row or (lambda row: None)
-        self.rows = _Kept(REPORT_ROWS_KEPT)
-        self.monitored = _Kept(REPORT_ROWS_KEPT)    # (start, end) of the time monitored
-        self.counts = dict.fromkeys(ROW_KINDS, 0)
-        self.hosts = []
-        self.targets = []           # every target label of every run, in order of appearance
-        self.hourly = HourlyConnectTimes()
-
-    def clip(self, start, end):
-        start, end = max(start, self.since), min(end, self.until)
-        return (start, end) if end > start else None
-
-    def saw_run(self, host, labels):
-        if host and host not in self.hosts and len(self.hosts) < 16:
-            self.hosts.append(host)
-        self.targets += [label for label in labels if label not in self.targets
-                         ][:max(0, REPORT_TARGETS_KEPT - len(self.targets))]
-
-    def add_row(self, row):
-        """Counts a row, its span already clipped to --since/--until."""
-        self.rows.add(row)
-        self.counts[row.kind] += 1
-        self.on_row(row)
-
-
-class _EvidenceTimeline(_Timeline):
-    """A _Timeline that also hands every span it counts, as clipped, to the replay."""
-
-    def __init__(self, summary, replay):
-        super().__init__(summary)
-        self.replay = replay
-
-    def monitored(self, start, end):
-        before = self.monitored_to
-        super().monitored(start, end)
-        if self.monitored_to != before:
-            self.replay.evidence.monitored.add((max(start, self.since, before), self.monitored_to))
-
-    def down(self, start, end, gap=False, cause=None):
-        before = self.down_to
-        super().down(start, end, gap, cause)
-        if self.down_to != before:
-            self.replay.down_span(max(start, self.since, before), self.down_to, gap, cause)
-
-    def slow(self, start, end, ignored):
-        before = self.slow_to
-        super().slow(start, end, ignored)
-        if self.slow_to != before:
-            self.replay.slow_span(max(start, self.since, before), self.slow_to)
-
-
-# partial outages: event -> (the field that says what failed, whether it ends one); read by
-# the status page (the report takes them from the summary's replay)
-_PART_EVENTS = {"target_down": ("target", False), "target_up": ("target", True),
-                "family_down": ("family", False), "family_up": ("family", True),
-                "dns_down": ("targets", False), "dns_up": ("targets", True)}
-
-
-class _EvidenceReplay(_Replay):
-    """The --summary replay, which also keeps the evidence: a row for every interruption, gap
-    and partial outage it counts, with what its down said (reason, targets), and the events
-    the availability does not depend on: slow periods and statistics (issue 11). These are read
-    whenever the log has them, whether or not this version writes them: a field or event a log
-    lacks is shown as not recorded, or left out."""
-
-    def __init__(self, summary, evidence):
-        super().__init__(summary)
-        self.timeline = _EvidenceTimeline(summary, self)
-        self.evidence = evidence
-        self.outage = {}            # what the down of the outage in progress said
-        self.stopping = False       # a stop is being replayed
-        self.closing = None         # (the run being closed, how it ended)
-        self.last_labels = []       # the latest start's targets
-        self.slow_figures = ""      # what the slow_end being replayed says of its connects
-        self.part_reasons = {}      # partial outage key -> the reason its down gave
-        self.notes = {"stats": self._note_stats}
-
-    def feed(self, record):
-        super().feed(record)
-        name = record.get("event") if isinstance(record, dict) else None
-        note = self.notes.get(name) if isinstance(name, str) else None
-        if note is not None:
-            moment = parse_log_time(record.get("time"))
-            if moment is not None:
-                note(moment, record)
-
-    def finish(self):
-        summary = super().finish()
-        self.evidence.hourly.finish()
-        return summary
-
-    # -- the events --summary counts: what they say besides up and down ------------------------
-    def on_start(self, moment, record):
-        super().on_start(moment, record)
-        self.last_labels = _log_labels(record.get("targets"))
-        self.evidence.saw_run(_log_text(record.get("host"), 100), self.last_labels)
-
-    def on_stop(self, moment, record):
-        self.stopping = True
-        super().on_stop(moment, record)
-        self.stopping = False
-
-    def on_down(self, moment, record):
-        if self.run is None or self.run.down_since is None:
-            after, before = (parse_log_time(record.get(name))
-                             for name in ("start_after", "start_before"))
-            self.outage = {"reason": _log_text(record.get("reason")),
-                           "targets": _log_labels(record.get("targets")),
-                           "window": (after, before) if after and before and after <= before
-                           else None}
-        super().on_down(moment, record)
-
-    def on_up(self, moment, record):
-        if not self.outage.get("reason"):
-            self.outage = dict(self.outage, reason=_log_text(record.get("reason")))
-        super().on_up(moment, record)
-        self.outage = {}
-
-    def _close(self, run, end, down, at_end=False):
-        self.closing = (run, "end" if at_end else "stopped" if self.stopping else "crash")
-        super()._close(run, end, down, at_end)
-        self.closing, self.outage = None, {}
-
-    def _labels(self):
-        run = self.closing[0] if self.closing is not None else self.run
-        return _log_labels(getattr(run, "targets", None) or self.last_labels)
-
-    # -- what the replay counted, as rows ------------------------------------------------------
-    def down_span(self, start, end, gap, cause):
-        labels = self._labels()
-        if gap:
-            row = EvidenceRow("gap", start, end, reason="the monitor was not running "
-                              "(no clean stop): counted as down", targets=labels)
-        else:
-            row = EvidenceRow("interruption", start, end, _cause_of(cause) or "not recorded",
-                              self.outage.get("reason", ""), self.outage.get("targets") or labels,
-                              _ENDINGS.get(self.closing[1]) if self.closing else "",
-                              self.outage.get("window"))
-        self.evidence.add_row(row)
-
-    def _partial_down(self, kind, moment, record):
-        super()._partial_down(kind, moment, record)
-        key = self._partial_key(kind, record)
-        if key in self.partials and key not in self.part_reasons:
-            self.part_reasons[key] = _log_text(record.get("reason"))
-
-    def _partial_end(self, key, moment, ignored=None):
-        start = self.partials[key][0]
-        covered = [label for label in self._covered(key) if label not in ("ipv4", "ipv6")]
-        super()._partial_end(key, moment, ignored)
-        reason = self.part_reasons.pop(key, "")
-        if ignored is None:
-            ignored = moment - start < self.min_interruption
-        kind, what = key
-        if kind == "family":
-            reason = "every %s target failed%s" % ("IPv6" if what == "ipv6" else "IPv4",
-                                                  ": " + reason if reason else "")
-        elif kind == "dns":
-            reason = "names did not resolve%s" % (": " + reason if reason else "")
-        note = ("still down: %s" % {"end": "where the log ends"}.get(
-            self.closing[1], "the monitor stopped") if self.closing else "")
-        if not ignored:
-            self._add_span("partial", start, moment, reason=reason,
-                           targets=[_log_text(label, 100) for label in covered], note=note)
-
-    # -- slow periods and statistics (issue 11) -------------------------------------------------
-    def on_slow_end(self, moment, record):
-        median, slowest = _number(record.get("median_ms")), _number(record.get("max_ms"))
-        self.slow_figures = ", ".join(words for words in (
-            median is not None and "median %s" % milliseconds(median),
-            slowest is not None and "max %s" % milliseconds(slowest)) if words)
-        super().on_slow_end(moment, record)
-        self.slow_figures = ""
-
-    def slow_span(self, start, end):
-        note = ""
-        if self.closing is not None:
-            note = "still slow: %s" % ("where the log ends" if self.closing[1] == "end"
-                                       else "the monitor stopped")
-        self.evidence.add_row(EvidenceRow("slow", start, end, reason=self.slow_figures,
-                                          targets=self._labels(), note=note))
-
-    def _note_stats(self, moment, record):
-        start, targets = parse_log_time(record.get("start")) or moment, record.get("targets")
-        end = parse_log_time(record.get("end")) or moment
-        if not isinstance(targets, dict) or self.evidence.clip(start, start + 1) is None:
-            return
-        for label, figures in list(targets.items())[:REPORT_TARGETS_KEPT]:
-            if not isinstance(figures, dict):
-                continue
-            median, p95 = _number(figures.get("median_ms")), _number(figures.get("p95_ms"))
-            connects = (_number(figures.get("probes"), 0.0)
-                        - _number(figures.get("failures"), 0.0))
-            if median is not None and median >= 0 and connects > 0:
-                self.evidence.hourly.add(_log_text(label, 100), start, end, median,
-                                         median if p95 is None else max(median, p95), connects)
-
-    def _add_span(self, kind, start, end, **details):
-        span = self.evidence.clip(start, end)
-        if span is not None:
-            self.evidence.add_row(EvidenceRow(kind, *span, **details))
-
-
-def collect_evidence(lines, since=None, until=None, on_row=None):
-    """(Summary, Evidence) of event-log records: the summary exactly as summarize_events()
-    makes it, and the evidence of the same replay. `on_row` gets each row as it comes."""
-    evidence = Evidence(since, until, on_row)
-    replay = _EvidenceReplay(Summary(since, until), evidence)
-    for record in lines:
-        replay.feed(record)
-    return replay.finish(), evidence
 
 
 # -- CSV: one row per interruption, gap, partial outage and slow period ----------------------
@@ -5265,7 +5238,6 @@ def _style():
 
 
 def _html_page(title, body, refresh=None):
-    from html import escape
     return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             '%s<link rel="icon" href="data:,"><title>%s</title><style>%s</style></head>\n'
@@ -5275,7 +5247,6 @@ def _html_page(title, body, refresh=None):
 
 
 def _svg(width, height, inner, label):
-    from html import escape
     return ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %g %g" width="%g" height="%g" '
             'role="img" aria-label="%s">%s</svg>' % (width, height, width, height,
                                                       escape(label), "".join(inner)))
@@ -5301,7 +5272,6 @@ def _bar(start, end, monitored, rows, ticks=(), width=BAR_WIDTH, height=BAR_HEIG
     """A bar of [start, end): blank where not monitored, then the monitored stretches, slow
     periods, interruptions and gaps (full height) and partial outages (a stripe below), each
     to scale and at least 0.6 units wide; white lines at `ticks` (instants)."""
-    from html import escape
     scale = width / float(end - start)
     inner = ['<rect class="off" x="0" y="0" width="%g" height="%g"/>' % (width, height)]
 
@@ -5362,7 +5332,7 @@ def _day_text(day):
 
 
 def _ordinal(date_text):
-    from datetime import datetime          # only the report needs it (not the monitor)
+    datetime = _datetime().datetime
     return datetime.strptime(date_text, "%Y-%m-%d").toordinal()
 
 
@@ -5370,8 +5340,7 @@ def _calendar(days):
     """Weeks as columns, Monday to Sunday as rows, a cell per day coloured by its availability;
     days in a row alike are drawn as one shape, so its size grows with the rows, not the days.
     One picture per 53 weeks; a stretch of such weeks not monitored at all is one line."""
-    from datetime import datetime, timedelta
-    from html import escape
+    datetime, timedelta = _datetime().datetime, _datetime().timedelta
     if not days:
         return ""
     step, cell, left, top = 13, 11, 26, 14
@@ -5436,7 +5405,7 @@ def _nice_ceiling(value):
 
 def _time_ticks(start, end, most=8):
     """About `most` instants at round local times between start and end, and their format."""
-    from datetime import datetime, timedelta
+    datetime, timedelta = _datetime().datetime, _datetime().timedelta
     span = end - start
     for step, fmt in ((10, "%H:%M:%S"), (30, "%H:%M:%S"), (60, "%H:%M"), (120, "%H:%M"),
                       (300, "%H:%M"), (600, "%H:%M"), (900, "%H:%M"), (1800, "%H:%M")):
@@ -5527,20 +5496,17 @@ def _connect_chart(label, points, step, start, end, width=720, height=130):
 
 
 def _swatch(css, label):
-    from html import escape
     return '<span class="key">%s%s</span>' % (
         _svg(12, 12, ['<rect class="%s" x="0" y="0" width="12" height="12"/>' % css], label),
         escape(label))
 
 
 def _figure_rows(figures):
-    from html import escape
     return "".join('<tr><th>%s</th><td id="%s">%s</td></tr>' % (escape(name), key, escape(text))
                    for key, name, text in figures)
 
 
 def _rows_table(rows, left_out=0, half=0, caption_id="interruptions-table"):
-    from html import escape
     out = ['<table id="%s"><thead><tr><th class="n">#</th><th>start</th><th>end</th>'
            '<th class="n">duration</th><th>kind</th><th>cause</th><th>reason</th>'
            '<th>targets</th></tr></thead><tbody>' % caption_id]
@@ -5553,8 +5519,9 @@ def _rows_table(rows, left_out=0, half=0, caption_id="interruptions-table"):
                    '<td class="n">%s</td><td>%s</td><td>%s</td><td>%s</td><td class="small">%s'
                    '</td></tr>' % (row.kind, number + (left_out if left_out and number > half else 0),
                                    local_time(row.start) + _window_words(row.window),
-                                   local_time(row.end),
-                                   human_duration(row.duration), row.kind,
+                                   "going on" if row.open else local_time(row.end),
+                                   human_duration(row.duration) + (" so far" if row.open else ""),
+                                   row.kind,
                                    escape(row.cause or "-"), escape(row.why or "-"),
                                    escape(" ".join(row.targets)) if row.kind == "partial"
                                    else "all"))
@@ -5571,8 +5538,7 @@ def _window_words(window):
                      int(moment * 1000) % 1000) for moment in window)
 
 
-def _explanation(summary, evidence):
-    from html import escape
+def _explanation(summary):
     explained = dict(CAUSE_EXPLAINED, **{"not recorded": "not recorded: the log is from a "
                                          "version of the monitor that did not record causes."})
     causes = "".join("<li>%s %s</li>" % (
@@ -5608,18 +5574,17 @@ def _explanation(summary, evidence):
            "wrote it did not record them).", printable(time.strftime("%Z, UTC%z"))))
 
 
-def render_report(summary, evidence, source, made=None):
-    """The HTML report of a replayed log: one self-contained page."""
-    from html import escape
+def render_report(summary, source, made=None):
+    """The HTML report of a History: one self-contained page."""
     made = time.time() if made is None else made
-    hosts = ", ".join(evidence.hosts) or "not in the log (this report was made on %s)" % (
+    hosts = ", ".join(summary.hosts) or "not in the log (this report was made on %s)" % (
         printable(socket.gethostname()))
-    title = "Internet connection report: %s" % (", ".join(evidence.hosts) or "pyNetConnMon")
+    title = "Internet connection report: %s" % (", ".join(summary.hosts) or "pyNetConnMon")
     body = ["<h1>%s</h1>" % escape(title),
             '<p class="muted">Made by pyNetConnMon %s on %s from the event log %s.</p>'
             % (VERSION, local_time(made), escape(printable(source)))]
     info = [("host", "Host", hosts),
-            ("targets", "Targets", ", ".join(evidence.targets) or "not in the log")]
+            ("targets", "Targets", ", ".join(summary.all_targets) or "not in the log")]
     if summary.since is not None or summary.until is not None:
         info.append(("selected", "Selected", "%s to %s" % (
             "the beginning" if summary.since is None else local_time(summary.since),
@@ -5654,40 +5619,40 @@ def render_report(summary, evidence, source, made=None):
                     'last event.</p>' % (" and the network is down" if summary.still_down else ""))
 
     if summary.period <= REPORT_ZOOM:
-        body.append(_period_bar(summary, evidence))
+        body.append(_period_bar(summary))
     body.append("<h2>Every day at a glance</h2>" + _calendar(summary.days))
     body.append('<p class="small">%s</p>' % " ".join(_swatch(css, words) for css, words in (
         ("a100", "100 %"), ("a999", "99.9 % or more"), ("a99", "99 % or more"),
         ("a95", "95 % or more"), ("alow", "less"), ("off", "not monitored"))))
 
-    body.append(_day_table(summary, evidence))
-    body.append(_charts(summary, evidence))
-    rows = sorted(evidence.rows, key=lambda row: (row.start, row.end))
+    body.append(_day_table(summary))
+    body.append(_charts(summary))
+    rows = sorted(summary.rows, key=lambda row: (row.start, row.end))
     body.append("<h2>Every interruption%s</h2>" % (
-        ", partial outage and slow period" if summary.has_latency or evidence.counts["partial"]
+        ", partial outage and slow period" if summary.has_latency or summary.row_counts["partial"]
         else ""))
     if rows:
-        body.append(_rows_table(rows, evidence.rows.left_out, evidence.rows.half))
+        body.append(_rows_table(rows, summary.rows.left_out, summary.rows.half))
     else:
         body.append("<p>None.</p>")
     body.append(_target_table(summary))
-    body.append(_explanation(summary, evidence))
+    body.append(_explanation(summary))
     return _html_page(title, "\n".join(body))
 
 
-def _period_bar(summary, evidence):
+def _period_bar(summary):
     """The whole of a short period as one bar, so that its interruptions show to scale."""
     start, end = summary.start, summary.end
     ticks, fmt = _time_ticks(start, end, most=10)
     scale = 720.0 / (end - start)
     return ("<h2>The whole period</h2>" + _bar(
-        start, end, list(evidence.monitored), list(evidence.rows), ticks, width=720, height=22,
+        start, end, list(summary.monitored_spans), list(summary.rows), ticks, width=720, height=22,
         label="the whole period") + _svg(720, 11, ['<text x="%.1f" y="9">%s</text>' % (
             min(676, max(0, (tick - start) * scale - 12)),
             time.strftime(fmt, time.localtime(tick))) for tick in ticks], "times"))
 
 
-def _day_table(summary, evidence):
+def _day_table(summary):
     keys = [_swatch(_cause_class(cause), "down: %s" % cause) for cause in CAUSE_COLOURS]
     keys += [_swatch(css, words) for css, words in (
         ("gap", "gap (not running, counted as down)"), ("slow", "slow"),
@@ -5702,8 +5667,8 @@ def _day_table(summary, evidence):
                                   % (min(BAR_WIDTH - 12, hour * BAR_WIDTH // 24), hour)
                                   for hour in range(0, 25, 3)], "hours of the day")]
     days = summary.days
-    spans = _overlapping(days, evidence.monitored, key=lambda span: span)
-    rows = _overlapping(days, evidence.rows, key=lambda row: (row.start, row.end))
+    spans = _overlapping(days, summary.monitored_spans, key=lambda span: span)
+    rows = _overlapping(days, summary.rows, key=lambda row: (row.start, row.end))
     for day, monitored, trouble in zip(days, spans, rows):
         if day.days > 1:
             bar = _bar(day.start, day.end, [(day.start, day.end)] if day.monitored else [], [],
@@ -5728,9 +5693,8 @@ def _day_table(summary, evidence):
     return "".join(out)
 
 
-def _charts(summary, evidence):
-    from html import escape
-    hourly = evidence.hourly
+def _charts(summary):
+    hourly = summary.hourly
     if not hourly.hours:
         return ""
     labels = sorted(hourly.hours, key=lambda label: -hourly.connects[label])[:REPORT_CHARTS]
@@ -5758,7 +5722,6 @@ def _charts(summary, evidence):
 def _target_table(summary):
     """Each target's (and IP family's) availability, as --summary counts it: the connection's
     downtime and the partial outages in which that target alone failed."""
-    from html import escape
     if summary.targets_changed:
         return ('<h2>Each target</h2><p class="muted">Not shown: the targets changed between '
                 'runs.</p>')
@@ -5786,7 +5749,6 @@ def _target_table(summary):
 def _write_atomically(path, what, write):
     """Writes a new file at `path` through write(stream) on a temporary file beside it, then
     puts it in place: a failure leaves any old file as it was and no half-written one."""
-    import tempfile
     folder = os.path.dirname(os.path.abspath(path))
     try:
         descriptor, temporary = tempfile.mkstemp(prefix=".pyNetConnMon-", dir=folder)
@@ -5849,11 +5811,11 @@ class ReportFiles:
                                % (source, error.strerror or _one_line(error)))
 
     def _replay(self, lines, since, until, on_row, source):
-        summary, evidence = collect_evidence(lines, since, until, on_row)
+        history = summarize_events(lines, since, until, on_row)
         if self.html_path is not None:
-            page = render_report(summary, evidence, source)
+            page = render_report(history, source)
             _write_atomically(self.html_path, "HTML report", lambda stream: stream.write(page))
-        return summary
+        return history
 
 
 # ---------------------------------------------------------------------------------------------
@@ -5864,98 +5826,114 @@ STATUS_HISTORY_SECONDS = 24 * 3600.0
 STATUS_HISTORY_LIMIT = 1000      # transitions kept; on a day with more, the oldest go first
 STATUS_OPEN_PARTS = 256          # partial outages open at once
 STATUS_ROWS_SHOWN = 10           # last interruptions, and reports waiting, shown
-# events that change what the page draws; of any other event only the latest of each is kept
-STATUS_TRANSITIONS = frozenset(("start", "down", "up", "gap", "slow", "slow_end") +
-                               tuple(_PART_EVENTS))
+# Events that the page's replay needs in order, and what each opens or closes: an event that
+# opened something still open is kept however old (an outage of three days still shows). Of any
+# other event only the latest of each name is kept.
+STATUS_OPENS = {"start": "run", "down": "down", "slow": "slow", "target_down": "part",
+                "family_down": "part", "dns_down": "part"}
+STATUS_CLOSES = {"up": "down", "slow_end": "slow", "target_up": "part", "family_up": "part",
+                 "dns_up": "part"}
+STATUS_TRANSITIONS = frozenset(("gap",) + tuple(STATUS_OPENS) + tuple(STATUS_CLOSES))
 
 
 class StatusEvent:
-    """An event as the monitor wrote it, `start` already read from its fields."""
+    """An event as the monitor wrote it (`fields`: the dict the Announcer wrote; never changed
+    after), numbered in the order written."""
 
-    __slots__ = ("name", "wall", "start", "fields")
+    __slots__ = ("number", "name", "wall", "fields")
 
-    def __init__(self, name, wall, fields):
+    def __init__(self, number, name, wall, fields):
+        self.number = number
         self.name = name
         self.wall = wall
-        self.fields = fields            # the dict the Announcer wrote; never changed after
-        self.start = parse_log_time(fields.get("start")) if "start" in fields else None
+        self.fields = fields
 
 
-def _part_key(entry):
-    field = _PART_EVENTS[entry.name][0]
-    return entry.name.split("_")[0], "names" if field == "targets" else str(entry.fields.get(field))
+def _opened_key(name, fields):
+    """What an event opens or closes, as a key: ("down",), ("part", "target", "a:1"), ..."""
+    kind = STATUS_OPENS.get(name) or STATUS_CLOSES.get(name)
+    if kind != "part":
+        return (kind,)
+    what = name.split("_")[0]
+    field = {"target": "target", "family": "family"}.get(what)
+    return ("part", what, "names" if field is None else str(fields.get(field))[:REASON_LIMIT])
 
 
 class RecentEvents:
-    """The past the status page shows: the transitions of the last 24 hours (at most
-    STATUS_HISTORY_LIMIT), what is open now (an outage, a slow period, partial outages), this
-    run's start and the latest event of every other kind. The event log hands it each event it
-    writes (EventLog's `listener`), in the monitor's thread; snapshot() is all that leaves it."""
+    """The events the status page replays: the transitions of the last 24 hours (at most
+    STATUS_HISTORY_LIMIT), those that opened what is still open, and the latest event of every
+    other kind. The event log hands it each event it writes (EventLog's `listener`), in the
+    monitor's thread; snapshot() is all that leaves it. It keeps events; it reads none of them
+    but for what each opens or closes."""
 
     def __init__(self, limit=STATUS_HISTORY_LIMIT, keep=STATUS_HISTORY_SECONDS):
-        import collections
         self.keep = keep
         self.entries = collections.deque(maxlen=limit)
         self.latest = {}            # event name -> StatusEvent, for events not transitions
-        self.started = None
-        self.down = None
-        self.slow = None
-        self.parts = {}             # (kind, what) -> StatusEvent of a partial outage still open
+        self.open = {}              # _opened_key() -> the StatusEvent that opened it
+        self.written = 0
         self._frozen = ()
 
+    @property
+    def down(self):
+        return self.open.get(("down",))
+
     def record(self, name, wall, fields):
-        entry = StatusEvent(name, wall, fields)
+        self.written += 1
+        entry = StatusEvent(self.written, name, wall, fields)
+        self._frozen = None
         if name not in STATUS_TRANSITIONS:
             self.latest[name] = entry
             return
         self.entries.append(entry)
-        self._frozen = None
         if name == "start":
-            self.started = entry
-        elif name == "down":
-            self.down = entry
-        elif name == "up":
-            self.down = None
-        elif name == "slow":
-            self.slow = entry
-        elif name == "slow_end":
-            self.slow = None
-        elif _PART_EVENTS[name][1]:
-            self.parts.pop(_part_key(entry), None)
-        elif len(self.parts) < STATUS_OPEN_PARTS:
-            self.parts.setdefault(_part_key(entry), entry)
+            self.open.clear()
+        if name in STATUS_CLOSES:
+            self.open.pop(_opened_key(name, fields), None)
+        elif name in STATUS_OPENS:
+            key = _opened_key(name, fields)
+            if key[0] != "part" or len(self.open) < STATUS_OPEN_PARTS + 3:
+                self.open.setdefault(key, entry)
 
     def snapshot(self, now):
-        """The transitions since `now` - 24 h, as a tuple (made anew only after a change)."""
+        """The events to replay, in the order written, as a tuple (made anew only after a
+        change): transitions since `now` - 24 h, what they need that is older, the latest of
+        the others."""
         while self.entries and self.entries[0].wall < now - self.keep:
             self.entries.popleft()
             self._frozen = None
         if self._frozen is None:
-            self._frozen = tuple(self.entries)
+            kept = {entry.number: entry for entry in self.entries}
+            for entry in list(self.open.values()) + list(self.latest.values()):
+                kept.setdefault(entry.number, entry)
+            self._frozen = tuple(kept[number] for number in sorted(kept))
         return self._frozen
 
 
 class StatusSnapshot:
     """What GET / shows, as of the last round; built in the monitor's thread, then only read."""
 
-    __slots__ = ("metrics", "made", "history", "started", "down", "slow", "parts", "latest",
-                 "pending_count", "pending", "host", "targets", "interval")
+    __slots__ = ("metrics", "made", "events", "pending_count", "pending", "host", "targets",
+                 "interval")
 
-    def __init__(self, metrics, made, history=(), started=None, down=None, slow=None, parts=(),
-                 latest=None, pending_count=(0, 0), pending=(), host="", targets=(), interval=None):
+    def __init__(self, metrics, made, events=(), pending_count=(0, 0), pending=(), host="",
+                 targets=(), interval=None):
         self.metrics = metrics              # the MetricsSnapshot of the same round
         self.made = made                    # wall clock
-        self.history = history              # StatusEvents of the last 24 h, oldest first
-        self.started = started
-        self.down = down                    # the outage in progress (its down event) or None
-        self.slow = slow
-        self.parts = parts
-        self.latest = latest or {}
+        self.events = events                # StatusEvents to replay (RecentEvents.snapshot())
         self.pending_count = pending_count  # (interruptions, partial outages); None: --no-mail
         self.pending = pending              # ((start, end, duration, cause, what), ...)
         self.host = host
         self.targets = targets
         self.interval = interval
+
+    def history(self, now):
+        """The History of the last 24 hours before `now`: the same replay as --summary, of the
+        events this monitor wrote, with what is still open counted to `now`."""
+        replay = Replay(History(since=now - STATUS_HISTORY_SECONDS))
+        for entry in self.events:
+            replay.feed_event(entry.name, entry.wall, entry.fields)
+        return replay.finish(now=max(now, replay.last or now))
 
 
 def _pending_words(item):
@@ -5982,7 +5960,7 @@ class StatusBoard(MetricsBoard):
         self._status = self._compose(snapshot)
 
     def _compose(self, metrics):
-        now, recent, pending = self.clock(), self.recent, self.pending
+        now, pending = self.clock(), self.pending
         waiting = ()
         if pending is not None and len(pending):
             latest = sorted(pending.items[-STATUS_ROWS_SHOWN:] +
@@ -5990,11 +5968,9 @@ class StatusBoard(MetricsBoard):
             waiting = tuple((item.start, item.end, item.duration, item.cause or "-",
                              _pending_words(item)) for item in latest[-STATUS_ROWS_SHOWN:])
         return StatusSnapshot(
-            metrics, now, recent.snapshot(now), recent.started, recent.down, recent.slow,
-            tuple(recent.parts.values()), dict(recent.latest),
+            metrics, now, self.recent.snapshot(now),
             None if pending is None else (pending.count, pending.partial_count), waiting,
-            self.host,
-            tuple(self.settings.target_labels), self.settings.interval)
+            self.host, tuple(self.settings.target_labels), self.settings.interval)
 
     def publish(self, snapshot):
         status = self._compose(snapshot)
@@ -6006,94 +5982,42 @@ class StatusBoard(MetricsBoard):
             return self._status
 
 
-def _status_part(entry, start, end, reason, note=""):
-    """The row of a partial outage (its down or up event)."""
-    kind, what = _part_key(entry)
-    words = ("names" if kind == "dns" else partial_what((kind, what))
-             if kind == "target" or what in ("ipv4", "ipv6") else what)
-    reason = _log_text(reason)
-    return EvidenceRow("partial", start, end, reason="%s failed%s" % (
-        words, ": " + reason if reason else ""), targets=[what] if kind == "target" else [],
-        note=note)
-
-
-def _status_rows(status, now):
-    """EvidenceRows of the last 24 hours: what ended, then what is still open (to `now`)."""
-    rows, down_fields, part_reasons = [], {}, {}
-    for entry in status.history:
-        fields = entry.fields
-        start = entry.start if entry.start is not None else entry.wall
-        if entry.name in _PART_EVENTS and not _PART_EVENTS[entry.name][1]:
-            part_reasons[_part_key(entry)] = fields.get("reason")
-        if entry.name == "down":
-            down_fields = fields
-        elif entry.name == "up" and fields.get("ignored") is not True:
-            rows.append(EvidenceRow(
-                "interruption", start, entry.wall,
-                _cause_of(fields.get("cause")) or _cause_of(down_fields.get("cause")) or "unknown",
-                _log_text(down_fields.get("reason") or fields.get("reason"))))
-        elif entry.name == "gap" and fields.get("ignored") is not True and entry.start:
-            rows.append(EvidenceRow("gap", entry.start, parse_log_time(fields.get("end")) or
-                                    entry.wall, reason="the monitor was not running"))
-        elif entry.name == "slow_end" and fields.get("ignored") is not True:
-            rows.append(EvidenceRow("slow", start, entry.wall, reason="median %s" % (
-                milliseconds(_number(fields.get("median_ms"), 0.0)))))
-        elif entry.name in _PART_EVENTS and _PART_EVENTS[entry.name][1] \
-                and fields.get("ignored") is not True:
-            rows.append(_status_part(entry, start, entry.wall, part_reasons.get(_part_key(entry))))
-    if status.down is not None:
-        fields = status.down.fields
-        rows.append(EvidenceRow("interruption", status.down.start or status.down.wall, now,
-                                _cause_of(fields.get("cause")) or "unknown",
-                                _log_text(fields.get("reason")), note="still down"))
-    if status.slow is not None:
-        rows.append(EvidenceRow("slow", status.slow.start or status.slow.wall, now,
-                                note="still slow"))
-    for entry in status.parts:
-        rows.append(_status_part(entry, entry.wall, now, entry.fields.get("reason"), "still down"))
-    return rows
-
-
 STATUS_BADGES = {"STARTING": "#636363", "UP": "#1a9850", "SLOW": "#a6611a"}
 
 
-def _status_now(status, now):
+def _status_now(status, history, now):
     """(state word, its colour, a sentence on since when and why)."""
-    from html import escape
     metrics = status.metrics
     if metrics.network_up is None:
         return "STARTING", STATUS_BADGES["STARTING"], "No round of probes has finished yet."
-    if not metrics.network_up or status.down is not None:
-        since = (status.down.start or status.down.wall) if status.down is not None else now
-        fields = status.down.fields if status.down is not None else {}
-        cause = _cause_of(fields.get("cause")) or "unknown"
+    if not metrics.network_up or history.down_since is not None:
+        since = now if history.down_since is None else history.down_since
+        cause = _cause_of(history.down_cause) or "unknown"
         return "DOWN", CAUSE_COLOURS.get(cause, CAUSE_COLOURS["unknown"]), (
             "Down since %s (for %s): %s. Cause: <b>%s</b> (%s)." % (
                 local_time(since), human_duration(max(0.0, now - since)),
-                escape(_log_text(fields.get("reason")) or "no target answered"), escape(cause),
+                escape(history.down_reason or "no target answered"), escape(cause),
                 escape(CAUSE_WORDS.get(cause, "not recorded"))))
-    if status.slow is not None:
+    if history.slow_since is not None:
+        since = history.slow_since
         return "SLOW", STATUS_BADGES["SLOW"], "Slow since %s (for %s): the fastest connect took %s." % (
-            local_time(status.slow.start or status.slow.wall),
-            human_duration(max(0.0, now - (status.slow.start or status.slow.wall))),
-            milliseconds(_number(status.slow.fields.get("connect_ms"), 0.0)))
-    ups = [entry for entry in status.history if entry.name == "up"]
-    if ups:
-        since, words = ups[-1].wall, "the last interruption ended"
+            local_time(since), human_duration(max(0.0, now - since)),
+            milliseconds(history.slow_connect_ms or 0.0))
+    if history.last_up is not None:
+        since, words = history.last_up, "the last interruption ended"
     else:
-        since = status.started.wall if status.started is not None else status.made
+        since = history.run_start if history.run_start is not None else status.made
         words = "the monitor started"
     return "UP", STATUS_BADGES["UP"], "Up since %s, when %s (%s ago)." % (
         local_time(since), words, human_duration(max(0.0, now - since)))
 
 
-def _recent_bar(status, rows, now, ticks, step, every):
+def _recent_bar(history, now, ticks, step, every):
     """A bar of the `ticks` * `step` seconds before `now`, a line at each round `step` of local
     time and a label at every `every`th of them."""
     start = now - ticks * step
-    monitored = []
-    if status.started is not None:
-        monitored = [(max(start, status.started.wall), now)]
+    monitored = list(history.monitored_spans)
+    rows = list(history.rows)
     local = time.localtime(start)
     first = math.floor(start) - (local.tm_min * 60 + local.tm_sec) % step + step
     lines = [first + number * step for number in range(ticks) if first + number * step < now]
@@ -6112,22 +6036,20 @@ def _recent_bar(status, rows, now, ticks, step, every):
 
 def render_status(status, now=None):
     """The status page (HTML text) of a StatusSnapshot."""
-    from html import escape
     now = status.made if now is None else now
     metrics = status.metrics
-    word, colour, sentence = _status_now(status, now)
+    history = status.history(now)
+    word, colour, sentence = _status_now(status, history, now)
     refresh = int(min(60, max(5, status.interval or 5)))
     body = ['<h1>%s: <span id="state" class="state" style="background:%s;color:#fff">%s</span>'
             '</h1><p id="since">%s</p>' % (
                 escape(printable(status.host)), colour, word, sentence)]
-    stats = status.latest.get("stats")
-    windows = stats.fields.get("targets") if stats is not None else None
-    windows = windows if isinstance(windows, dict) else {}
+    windows = dict(history.latest_stats)
+    span = history.latest_stats_span
     targets = ['<h2>Targets</h2><table id="targets"><thead><tr><th>target</th><th>now</th>'
                '<th class="n">last connect</th>%s</tr></thead><tbody>' % (
                    '<th class="n">median, 95th percentile (%s to %s)</th>' % (
-                       local_time(stats.start)[11:], local_time(stats.wall)[11:])
-                   if windows and stats.start else "")]
+                       local_time(span[0])[11:], local_time(span[1])[11:]) if windows else "")]
     rows = list(metrics.targets)
     gateway = getattr(metrics, "gateway", None)
     if gateway:
@@ -6136,12 +6058,10 @@ def render_status(status, now=None):
     for label, up, seconds in rows:
         figures = windows.get(label)
         window = ""
-        if isinstance(figures, dict):
-            median, p95 = _number(figures.get("median_ms")), _number(figures.get("p95_ms"))
-            window = '<td class="n">%s</td>' % (
-                "%s, %s" % (milliseconds(median), milliseconds(p95)) if median is not None and
-                p95 is not None else "-")
-        elif windows and stats.start:
+        if figures is not None:
+            window = '<td class="n">%s, %s</td>' % (milliseconds(figures.median),
+                                                    milliseconds(figures.p95))
+        elif windows:
             window = '<td class="n">-</td>'
         targets.append('<tr><td>%s</td><td>%s</td><td class="n">%s</td>%s</tr>' % (
             escape(label), "up" if up else "<b>down</b>",
@@ -6151,9 +6071,9 @@ def render_status(status, now=None):
     targets.append("</tbody></table>")
     body.append("".join(targets))
 
-    recent = _status_rows(status, now)
-    body.append("<h2>The last 24 hours</h2>" + _recent_bar(status, recent, now, 24, 3600, 3))
-    body.append("<h2>The last hour</h2>" + _recent_bar(status, recent, now, 12, 300, 2))
+    recent = list(history.rows)
+    body.append("<h2>The last 24 hours</h2>" + _recent_bar(history, now, 24, 3600, 3))
+    body.append("<h2>The last hour</h2>" + _recent_bar(history, now, 12, 300, 2))
     body.append('<p class="small">%s</p>' % " ".join(
         [_swatch("up", "up"), _swatch("off", "not monitored by this run"),
          _swatch("slow", "slow"), _swatch("partial", "partial outage"),
@@ -6183,15 +6103,12 @@ def render_status(status, now=None):
                             local_time(begin), local_time(end), human_duration(duration),
                             escape(cause), escape(what))
                         for begin, end, duration, cause, what in status.pending[::-1]))
-    latest = status.latest
     notes = []
-    for name, words in (("report_sent", "Last report sent"), ("report_failed",
-                                                              "Last report that failed")):
-        if name in latest:
-            entry = latest[name]
-            notes.append("%s: %s%s." % (words, local_time(entry.wall), (
-                " (%s)" % escape(_log_text(entry.fields.get("reason"))))
-                if name == "report_failed" else ""))
+    if history.report_sent is not None:
+        notes.append("Last report sent: %s." % local_time(history.report_sent))
+    if history.report_failed is not None:
+        notes.append("Last report that failed: %s (%s)." % (
+            local_time(history.report_failed[0]), escape(history.report_failed[1])))
     body.append("".join("<p>%s</p>" % note for note in notes))
     body.append('<p class="small muted">pyNetConnMon %s on %s, checking %s every %g s. This page '
                 'refreshes every %d s; as of %s. <a href="/metrics">Metrics</a> for Prometheus.'
@@ -6780,7 +6697,6 @@ def run_discard_pending(settings, console):
 def _raise_file_limit():
     """Many targets need many sockets at once; use the hard limit that is already allowed."""
     try:
-        import resource
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft != hard:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -20,9 +20,9 @@ from test_summary import D, H, T0, Log, iso, utc  # noqa: F401  (utc: the autous
 
 
 def evidence_of(records, since=None, until=None):
+    """The History of the records, and every row handed out as it was found."""
     rows = []
-    summary, evidence = pnm.collect_evidence(records, since, until, rows.append)
-    return summary, evidence, rows
+    return pnm.summarize_events(records, since, until, rows.append), rows
 
 
 def spans(rows, kind):
@@ -39,25 +39,23 @@ def svgs(page):
 
 # -- the replay: the same figures as --summary, and every row ------------------------------------
 
-def test_the_report_replay_gives_exactly_the_text_summary():
+def test_the_rows_handed_out_are_the_rows_kept():
     made = make_log(days=60, seed=3)
-    plain = pnm.summarize_events(made.events)
-    summary, _, _ = evidence_of(made.events)
-    assert pnm.format_summary(summary, "x") == pnm.format_summary(plain, "x")
-    assert pnm.summary_figures(summary) == pnm.summary_figures(plain)
+    summary, rows = evidence_of(made.events)
+    assert rows == list(summary.rows) and len(rows) == sum(summary.row_counts.values())
 
 
 def test_every_interruption_gap_slow_period_and_partial_outage_is_a_row():
     made = make_log(days=40, seed=5)
-    summary, evidence, rows = evidence_of(made.events)
+    summary, rows = evidence_of(made.events)
     assert spans(rows, "interruption") == isos(made.interruptions)
     assert spans(rows, "gap") == isos(made.gaps)
     assert spans(rows, "slow") == isos(made.slow)
     assert [(iso(row.start), iso(row.end), row.targets) for row in rows if row.kind == "partial"] \
         == [(iso(a), iso(b), [target]) for a, b, target in made.partial]
-    assert evidence.counts == {"interruption": len(made.interruptions), "gap": len(made.gaps),
+    assert summary.row_counts == {"interruption": len(made.interruptions), "gap": len(made.gaps),
                                "slow": len(made.slow), "partial": len(made.partial)}
-    assert evidence.hosts == ["pi.example"] and evidence.targets == TARGETS
+    assert summary.hosts == ["pi.example"] and summary.all_targets == TARGETS
     assert summary.has_latency
 
 
@@ -68,7 +66,7 @@ def test_a_row_tells_the_downs_reason_and_the_ups_cause():
     log.add(T0 + 70, "up", start=iso(T0 + 10), end=iso(T0 + 70), duration=60.0, ignored=False,
             cause="provider")
     log.outage(T0 + 100, T0 + 130)                 # a log without causes
-    _, _, rows = evidence_of(log.events)
+    _, rows = evidence_of(log.events)
     assert [(row.kind, row.cause, row.reason, row.targets, row.note) for row in rows] == [
         ("interruption", "provider", "timeout", ["192.0.2.1:53"], ""),
         ("interruption", "not recorded", "timeout", ["192.0.2.1:53"], "")]
@@ -86,7 +84,7 @@ def test_an_outage_not_ended_by_an_up_says_how_it_ended(ending, note):
         log.stop(T0 + 100)
     elif ending == "crash":
         log.start(T0 + 200)
-    _, _, rows = evidence_of(log.events)
+    _, rows = evidence_of(log.events)
     end = T0 + 100 if ending == "stop" else T0 + 60
     assert [(row.start, row.end, row.note) for row in rows] == [(T0 + 10, end, note)]
 
@@ -94,7 +92,7 @@ def test_an_outage_not_ended_by_an_up_says_how_it_ended(ending, note):
 def test_a_gap_is_a_row_counted_down_for_every_target():
     log = Log().start(T0).add(T0 + 50, "report_sent", interruptions=0, via="mail", next_wait=1.0)
     log.start(T0 + 3600).gap(T0 + 50, T0 + 3600, T0 + 3600).stop(T0 + 7200)
-    summary, evidence, rows = evidence_of(log.events)
+    summary, rows = evidence_of(log.events)
     assert [(row.kind, row.start, row.end, row.targets) for row in rows] == [
         ("gap", T0 + 50, T0 + 3600, ["192.0.2.1:53"])]
     assert summary.availability == pytest.approx(100 * 3650 / 7200)
@@ -102,7 +100,7 @@ def test_a_gap_is_a_row_counted_down_for_every_target():
 
 def test_since_and_until_clip_the_rows_as_they_clip_the_summary():
     log = Log().start(T0).outage(T0 + 100, T0 + 400).outage(T0 + 1000, T0 + 1100).stop(T0 + 2000)
-    summary, _, rows = evidence_of(log.events, since=T0 + 300, until=T0 + 1050)
+    summary, rows = evidence_of(log.events, since=T0 + 300, until=T0 + 1050)
     assert [(row.start, row.end) for row in rows] == [(T0 + 300, T0 + 400), (T0 + 1000, T0 + 1050)]
     assert summary.downtime == 150.0
 
@@ -115,7 +113,7 @@ def test_a_partial_outage_is_a_row_and_the_target_table_is_the_summarys():
     log.add(T0 + 400, "target_up", target="b:1", start=iso(T0 + 100), end=iso(T0 + 400),
             duration=300.0, ignored=False)
     log.stop(T0 + 1000)
-    summary, evidence, rows = evidence_of(log.events)
+    summary, rows = evidence_of(log.events)
     assert [(row.kind, row.start, row.end, row.reason, row.targets) for row in rows
             if row.kind == "partial"] == [("partial", T0 + 100, T0 + 400, "timeout", ["b:1"])]
     assert summary.partial_only == {"b:1": 200.0}
@@ -128,7 +126,7 @@ def test_a_slow_period_still_open_at_the_stop_ends_there():
     log = Log().start(T0)
     log.add(T0 + 10, "slow", start=iso(T0 + 10), connect_ms=1500.0)
     log.stop(T0 + 70)
-    summary, evidence, rows = evidence_of(log.events)
+    summary, rows = evidence_of(log.events)
     assert [(row.kind, row.start, row.end, row.note) for row in rows] == [
         ("slow", T0 + 10, T0 + 70, "still slow: the monitor stopped")]
     assert summary.slow == 60.0
@@ -145,22 +143,22 @@ def test_connect_time_per_hour_weights_each_window_by_its_connects():
     log.add(T0 + 3600 + 60, "stats", start=iso(T0 + 3600), end=iso(T0 + 3660), targets={
         "192.0.2.1:53": {"probes": 5, "failures": 5, "median_ms": None}})   # no connect: skipped
     log.stop(T0 + 7200)
-    summary, evidence, _ = evidence_of(log.events)
+    summary, _ = evidence_of(log.events)
     # medians 10 (w 10), 30 (w 30), 20 (w 10): half the weight (25) is reached at 30;
     # 95 % of it (47.5) at 90
-    assert evidence.hourly.hours == {"192.0.2.1:53": [(T0 + 1800, 30.0, 90.0)]}
-    assert evidence.hourly.windows == {"192.0.2.1:53": [
+    assert summary.hourly.hours == {"192.0.2.1:53": [(T0 + 1800, 30.0, 90.0)]}
+    assert summary.hourly.windows == {"192.0.2.1:53": [
         (T0 + 30, 10.0, 20.0), (T0 + 90, 30.0, 90.0), (T0 + 150, 20.0, 40.0)]}
-    page = pnm.render_report(summary, evidence, "x", made=T0)
+    page = pnm.render_report(summary, "x", made=T0)
     assert "<h2>Connect time per statistics window (1 min)</h2>" in page
 
 
 def test_a_log_from_before_causes_and_statistics_shows_neither():
     made = make_log(days=20, seed=2, later_fields=False)
-    summary, evidence, rows = evidence_of(made.events)
+    summary, rows = evidence_of(made.events)
     assert {row.cause for row in rows if row.kind == "interruption"} == {"not recorded"}
-    assert not summary.has_latency and not evidence.hourly.hours
-    page = pnm.render_report(summary, evidence, "old.jsonl", made=T0)
+    assert not summary.has_latency and not summary.hourly.hours
+    page = pnm.render_report(summary, "old.jsonl", made=T0)
     assert "Connect time per hour" not in page and 'id="slow"' not in page
     assert "This log has neither" in page
 
@@ -171,9 +169,9 @@ def test_rows_beyond_the_bound_are_left_out_of_the_page_but_counted(monkeypatch)
     for number in range(25):
         log.outage(T0 + 100 * number + 10, T0 + 100 * number + 20)
     log.stop(T0 + 3000)
-    summary, evidence, rows = evidence_of(log.events)
-    assert len(rows) == 25 and len(evidence.rows) == 10 and evidence.rows.left_out == 15
-    page = pnm.render_report(summary, evidence, "x", made=T0)
+    summary, rows = evidence_of(log.events)
+    assert len(rows) == 25 and len(summary.rows) == 10 and summary.rows.left_out == 15
+    page = pnm.render_report(summary, "x", made=T0)
     assert "... 15 rows left out here; the CSV (--csv) and the event log have every one ..." in page
     numbers = re.findall(r'<tr class="interruption"><td class="n">(\d+)</td>', page)
     assert numbers == [str(n) for n in list(range(1, 6)) + list(range(21, 26))]
@@ -183,8 +181,8 @@ def test_rows_beyond_the_bound_are_left_out_of_the_page_but_counted(monkeypatch)
 
 def test_the_page_is_self_contained_and_its_svg_parses_as_xml():
     made = make_log(days=30, seed=4)
-    summary, evidence, rows = evidence_of(made.events)
-    page = pnm.render_report(summary, evidence, "a <log>.jsonl", made=T0)
+    summary, rows = evidence_of(made.events)
+    page = pnm.render_report(summary, "a <log>.jsonl", made=T0)
     assert "<script" not in page.lower()
     # nothing outside the file: no src, no link but the empty icon, no url() in the style
     assert re.findall(r'\b(?:src|href)="([^"]*)"', page) == ["data:,"]
@@ -198,8 +196,8 @@ def test_the_page_is_self_contained_and_its_svg_parses_as_xml():
 
 def test_the_page_shows_the_text_summarys_figures_and_every_row():
     made = make_log(days=15, seed=6)
-    summary, evidence, rows = evidence_of(made.events)
-    page = pnm.render_report(summary, evidence, "x", made=T0)
+    summary, rows = evidence_of(made.events)
+    page = pnm.render_report(summary, "x", made=T0)
     for key, text in pnm.summary_figures(summary).items():
         assert '<td id="%s">%s</td>' % (key, text.replace("&", "&amp;")) in page
     table = page.split('id="interruptions-table"')[1]
@@ -221,9 +219,9 @@ def test_a_decade_with_few_events_makes_a_small_page_quickly():
     for year in range(10):
         start = T0 + year * 365 * D
         log.start(start).outage(start + 100, start + 200).stop(start + 40 * D)
-    summary, evidence, _ = evidence_of(log.events)
+    summary, _ = evidence_of(log.events)
     began = time.perf_counter()
-    page = pnm.render_report(summary, evidence, "x", made=T0)
+    page = pnm.render_report(summary, "x", made=T0)
     assert time.perf_counter() - began < 1.0
     assert len(page) < 150000
 
@@ -363,8 +361,8 @@ def test_text_from_the_log_cannot_break_out_of_the_page():
     log.add(T0 + 80, "stats", start=iso(T0 + 20), end=iso(T0 + 80),
             targets={"<x>": {"probes": 3, "failures": 0, "median_ms": 1.0, "p95_ms": 2.0}})
     log.stop(T0 + 100)
-    summary, evidence, rows = evidence_of(log.events)
-    page = pnm.render_report(summary, evidence, "x", made=T0)
+    summary, rows = evidence_of(log.events)
+    page = pnm.render_report(summary, "x", made=T0)
     assert "<script" not in page and "<img" not in page and "<b>host" not in page
     assert re.findall(r'\b(?:src|href)="([^"]*)"', page) == ["data:,"]
     for picture in svgs(page):
@@ -397,10 +395,9 @@ def test_fuzz_any_records_give_the_summarys_figures_a_page_and_rows():
         if window is not None:
             since, until = sorted(pnm.parse_log_time(text) for text in window)
         with local_zone(zone):
-            summary, evidence, rows = evidence_of(events, since, until)
-            plain = pnm.summarize_events(events, since, until)
-            assert pnm.format_summary(summary, "x") == pnm.format_summary(plain, "x")
-            page = pnm.render_report(summary, evidence, "x", made=T0)
+            summary, rows = evidence_of(events, since, until)
+            pnm.format_summary(summary, "x")
+            page = pnm.render_report(summary, "x", made=T0)
             for row in rows:
                 pnm.csv_fields(row)
                 assert row.kind in pnm.ROW_KINDS and row.start < row.end
@@ -418,8 +415,8 @@ def test_a_start_window_is_shown_below_the_start():
     log.add(T0 + 10, "down", start=iso(T0 + 10), start_after=iso(T0 + 9.25),
             start_before=iso(T0 + 10.25), reason="timeout", targets={"192.0.2.1:53": "timeout"})
     log.add(T0 + 70, "up", start=iso(T0 + 10), end=iso(T0 + 70), duration=60.0, ignored=False)
-    summary, evidence, rows = evidence_of(log.stop(T0 + 100).events)
+    summary, rows = evidence_of(log.stop(T0 + 100).events)
     assert [row.window for row in rows] == [(T0 + 9.25, T0 + 10.25)]
-    page = pnm.render_report(summary, evidence, "x", made=T0)
+    page = pnm.render_report(summary, "x", made=T0)
     assert ('<td class="t">2026-11-01 00:00:10<br><span class="small muted w">began '
             '00:00:09.250 to 00:00:10.250</span></td>') in page

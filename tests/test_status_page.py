@@ -57,12 +57,12 @@ def text_of(page, element_id):
 def test_the_history_keeps_at_most_its_limit_and_only_24_hours():
     recent = pnm.RecentEvents(limit=5)
     for number in range(8):
-        recent.record("down", NOW - 30 * 3600 + number, {})
+        recent.record("gap", NOW - 30 * 3600 + number, {})
     assert len(recent.entries) == 5
     assert recent.snapshot(NOW) == ()
     recent.record("up", NOW - 10, {"start": pnm.iso_time(NOW - 20)})
     history = recent.snapshot(NOW)
-    assert [(entry.name, entry.start) for entry in history] == [("up", NOW - 20)]
+    assert [(entry.name, entry.wall) for entry in history] == [("up", NOW - 10)]
     assert recent.snapshot(NOW) is history          # not made anew without a change
 
 
@@ -70,25 +70,27 @@ def test_other_events_keep_only_their_latest():
     recent = pnm.RecentEvents()
     for number in range(100):
         recent.record("report_sent", NOW + number, {"interruptions": 1})
-    assert recent.snapshot(NOW) == () and recent.latest["report_sent"].wall == NOW + 99
+    assert [(entry.name, entry.wall) for entry in recent.snapshot(NOW)] == [
+        ("report_sent", NOW + 99)]
 
 
 def test_an_outage_stays_open_however_old():
     recent = pnm.RecentEvents()
     recent.record("down", NOW - 3 * 86400, {"reason": "timeout"})
-    assert recent.snapshot(NOW) == () and recent.down.wall == NOW - 3 * 86400
+    assert [entry.wall for entry in recent.snapshot(NOW)] == [NOW - 3 * 86400]
     recent.record("up", NOW, {"start": pnm.iso_time(NOW - 3 * 86400)})
-    assert recent.down is None
+    assert recent.down is None and [entry.name for entry in recent.snapshot(NOW)] == ["up"]
 
 
 def test_the_snapshot_is_published_with_the_metrics_and_never_changes_after():
     board = board_with([start(NOW - 600)])
     first = board.status()
     board.recent.record(*down(NOW - 5))
-    assert board.status() is first and first.down is None
+    assert board.status() is first and first.history(NOW).down_since is None
     board.publish(pnm.MetricsSnapshot(network_up=False))
-    assert board.status().down.wall == NOW - 5 and board.latest().network_up is False
-    assert first.history == tuple(first.history) and len(first.history) == 1
+    assert board.status().history(NOW).down_since == NOW - 5
+    assert board.latest().network_up is False
+    assert first.events == tuple(first.events) and len(first.events) == 1
 
 
 def test_the_monitor_publishes_the_status_with_each_round(tmp_path):
@@ -106,10 +108,11 @@ def test_the_monitor_publishes_the_status_with_each_round(tmp_path):
     monitor.metrics_board = Watching(pnm.MetricsSnapshot(), recent, monitor.settings,
                                      monitor.reporter.pending, clock=run.clock.wall)
     run.run()
-    down_now = [status for status in seen if status.down is not None]
+    down_now = [status for status in seen if status.history(status.made).down_since is not None]
     assert down_now and all(status.metrics.network_up is False for status in down_now)
     last = seen[-1]
-    assert [entry.name for entry in last.history] == ["start", "down", "up"]
+    assert [entry.name for entry in last.events if entry.name in pnm.STATUS_TRANSITIONS] == [
+        "start", "down", "up"]
     waiting = [status.pending for status in seen if any(status.pending_count)]
     assert [len(pending) for pending in waiting] == [1] and last.pending_count == (0, 0)
 
@@ -253,7 +256,9 @@ def test_a_partial_outage_says_what_failed():
               ("target_down", NOW - 50, {"target": TARGET.label, "reason": "refused"})]
     page = pnm.render_status(board_with(events).status())
     assert "<td>every IPv6 target failed: timeout</td>" in page
-    assert "<td>target %s failed: refused (still down)</td>" % TARGET.label in page
+    assert '<td>refused (still down)</td><td class="small">%s</td>' % TARGET.label in page
+    assert ('<td class="t">%s</td><td class="t">going on</td><td class="n">50.0 s so far</td>'
+            % pnm.local_time(NOW - 50)) in page
 
 
 def test_the_last_statistics_window_is_shown_per_target():

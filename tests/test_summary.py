@@ -441,10 +441,18 @@ def test_the_old_names_of_the_report_events_are_read():
 
 
 def test_every_event_that_counts_for_availability_has_a_handler():
-    handlers = {name[3:] for name in vars(pnm._Replay) if name.startswith("on_")}
+    handlers = {name[3:] for name in vars(pnm.Replay) if name.startswith("on_")}
     counting = {name for name, kind in pnm.EVENTS.items() if kind.availability}
     assert counting <= handlers
     assert handlers - set(pnm.EVENTS) == {"sign_of_life"}    # the one for all other events
+
+
+def test_the_event_log_has_one_reading():
+    """The summary, the report, the CSV and the status page render one replay: no class
+    extends the replay or the timeline to read the log a second way."""
+    for name, value in vars(pnm).items():
+        if isinstance(value, type) and value not in (pnm.Replay, pnm.Timeline):
+            assert not issubclass(value, (pnm.Replay, pnm.Timeline)), name
 
 
 def test_fields_no_handler_reads_are_ignored():
