@@ -2699,22 +2699,50 @@ def printable(text):
     return _CONTROLS.sub(_escape, text)
 
 
-def write_line(stream, line):
-    """Writes one printable line and flushes it; False if the stream is closed (None: it was
-    closed at the start), full or gone. An encoding the text does not fit gets \\ escapes."""
-    if stream is None:
+def write_text(stream, text, what=None):
+    """The one way text leaves for a stream: the console, --summary, --once, --help. Text the
+    stream's encoding cannot hold gets \\ escapes; a stream closed at the start (None) takes
+    nothing. On failure, a one-shot output (`what` names it) points the descriptor at /dev/null,
+    so that the interpreter's last flush cannot fail a second time, and is a MonitorError
+    ("cannot write WHAT: ..."), except for a reader that has gone (`| head`), which is not an
+    error. The console (`what` None) gets False and tries again with its next line: a full
+    disk or terminal never stops the monitor. True when written."""
+    if stream is None or not text:
         return False
-    line = printable(line) + "\n"
     try:
         try:
-            stream.write(line)
+            stream.write(text)
         except UnicodeEncodeError:
             encoding = getattr(stream, "encoding", None) or "ascii"
-            stream.write(line.encode(encoding, "backslashreplace").decode(encoding))
+            stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
         stream.flush()
         return True
-    except (OSError, ValueError):
-        return False
+    except (OSError, ValueError) as error:          # ValueError: closed meanwhile
+        if what is None:
+            return False
+        _discard(stream)
+        if isinstance(error, BrokenPipeError):
+            return False
+        raise MonitorError("cannot write %s: %s" % (what, getattr(error, "strerror", None)
+                                                     or _one_line(error)))
+
+
+def write_line(stream, line):
+    """One printable line of the console, flushed at once."""
+    return write_text(stream, printable(line) + "\n")
+
+
+def _discard(stream):
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(devnull, stream.fileno())
+    except (OSError, ValueError, AttributeError):     # a stream without a descriptor
+        pass
+    finally:
+        os.close(devnull)
 
 
 class Console:
@@ -5116,16 +5144,6 @@ def latency_table(summary):
     return lines
 
 
-def _discard_output(out):
-    """Points `out` at /dev/null, so that its last flush at exit cannot fail again."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, out.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):
-        pass
-
-
 def run_summary(settings, out, console):
     """--summary: the I/O around summarize_events() and format_summary(); with --html or
     --csv, ReportFiles replays the log instead and writes those files as well."""
@@ -5146,19 +5164,7 @@ def run_summary(settings, out, console):
         plain = False
     except (LookupError, UnicodeError):
         plain = True
-    text = format_summary(summary, path, ascii=plain)
-    try:
-        try:
-            out.write(text)
-        except UnicodeEncodeError:      # e.g. a file name the terminal cannot show
-            encoding = getattr(out, "encoding", None) or "ascii"
-            out.write(text.encode(encoding, "replace").decode(encoding))
-        out.flush()
-    except BrokenPipeError:             # `--summary | head`: the reader has seen enough
-        _discard_output(out)
-    except OSError as error:            # a full disk, a closed descriptor, ...
-        _discard_output(out)
-        raise MonitorError("cannot write the summary: %s" % (error.strerror or _one_line(error)))
+    write_text(out, format_summary(summary, path, ascii=plain), "the summary")
     warning = describe_skipped(lines.not_json, summary, path, lines.too_long)
     if warning:
         console.warning(warning)
@@ -6193,37 +6199,7 @@ class _Parser(argparse.ArgumentParser):
         raise _ParserExit(status)
 
     def _print_message(self, message, file=None):     # argparse's one writer (--help, --version)
-        write_output(file, message)
-
-
-def write_output(stream, text):
-    """Writes what a run exists for (--once lines, --help, --version) to stdout. A stdout that
-    was closed at the start takes nothing; a reader that has gone (`| head`) is not an error;
-    any other failure (a full disk) is a MonitorError. After a failure the descriptor points at
-    /dev/null, so that the interpreter's last flush cannot fail a second time."""
-    if stream is None or not text:
-        return
-    try:
-        stream.write(text)
-        stream.flush()
-    except OSError as error:
-        _discard(stream)
-        if not isinstance(error, BrokenPipeError):
-            raise MonitorError("cannot write to standard output: %s"
-                               % (error.strerror or _one_line(error)))
-
-
-def _discard(stream):
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-    except OSError:
-        return
-    try:
-        os.dup2(devnull, stream.fileno())
-    except (OSError, ValueError, AttributeError):     # a stream without a descriptor
-        pass
-    finally:
-        os.close(devnull)
+        write_text(file, message, "to standard output")
 
 
 def _settle_standard_streams():
@@ -6622,7 +6598,7 @@ def run_once(args, console_out):
         lines.append(printable("%s %s" % (result.target.label, detail)) + "\n")
     lines.append(describe_gateway_once(args.gateway, gateway, results[len(args.targets):]))
     if not args.quiet:
-        write_output(console_out, "".join(lines))
+        write_text(console_out, "".join(lines), "to standard output")
     return 0 if any(result.up for result in results[:len(args.targets)]) else 1
 
 
