@@ -1488,83 +1488,115 @@ def _label_value(text):
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render_metrics(snapshot, version=VERSION):
-    """The text a Prometheus scrape of /metrics gets for `snapshot`."""
-    lines = []
+def _one(value):
+    """The sample of a metric without labels; none while its value is None."""
+    return [((), value)] if value is not None else []
 
-    def family(name, kind, help_text, samples):
-        lines.append("# HELP pynetconnmon_%s %s" % (name, help_text))
-        lines.append("# TYPE pynetconnmon_%s %s" % (name, kind))
-        for labels, value in samples:
-            label_text = ",".join('%s="%s"' % (key, _label_value(text)) for key, text in labels)
-            lines.append("pynetconnmon_%s%s %s" % (name, "{%s}" % label_text if labels else "",
-                                                    _metric_value(value)))
 
-    def single(value):
-        return [((), value)] if value is not None else []
+def _per_target(pairs):
+    return [((("target", label),), value) for label, value in pairs]
 
-    targets = snapshot.targets
-    family("build_info", "gauge", "Always 1; the version label says which pyNetConnMon runs.",
-           [((("version", version),), 1)])
-    family("network_up", "gauge", "1 if at least one target answered in the last round, else 0.",
-           single(snapshot.network_up))
-    family("target_up", "gauge", "1 if the target answered in the last round, else 0.",
-           [((("target", label),), up) for label, up, _ in targets])
-    family("target_connect_seconds", "gauge",
+
+def _connect_histogram(connect):
+    """The samples of connect_duration_seconds: (suffix, labels, value) per bucket, sum, count."""
+    samples = []
+    for label, _, _, total, cumulative in connect:
+        for bound, count in zip(CONNECT_BUCKETS + (math.inf,), cumulative):
+            samples.append(("_bucket", (("target", label), ("le", _metric_value(bound))), count))
+        samples.append(("_sum", (("target", label),), total))
+        samples.append(("_count", (("target", label),), cumulative[-1]))
+    return samples
+
+
+class Metric:
+    """One metric of /metrics: its name (after "pynetconnmon_"), type, help, and where its value
+    comes from: samples(snapshot) gives [(labels, value)] or, for a histogram, [(suffix, labels,
+    value)]; None leaves the metric out (what it counts is not watched)."""
+
+    __slots__ = ("name", "kind", "help", "samples")
+
+    def __init__(self, name, kind, help_text, samples):
+        self.name = name
+        self.kind = kind
+        self.help = help_text
+        self.samples = samples
+
+
+# The one list of metrics: /metrics is rendered from it, and the docs' list is checked against it.
+METRICS = (
+    Metric("build_info", "gauge", "Always 1; the version label says which pyNetConnMon runs.",
+           lambda s: [((("version", VERSION),), 1)]),
+    Metric("network_up", "gauge", "1 if at least one target answered in the last round, else 0.",
+           lambda s: _one(s.network_up)),
+    Metric("target_up", "gauge", "1 if the target answered in the last round, else 0.",
+           lambda s: _per_target((label, up) for label, up, _ in s.targets)),
+    Metric("target_connect_seconds", "gauge",
            "Time the target's TCP connect took in the last round; absent while the target is down.",
-           [((("target", label),), seconds) for label, up, seconds in targets
-            if up and seconds is not None])
-    family("interruptions_total", "counter",
+           lambda s: _per_target((label, seconds) for label, up, seconds in s.targets
+                                 if up and seconds is not None)),
+    Metric("interruptions_total", "counter",
            "Interruptions of at least --min-interruption; an ongoing one counts once it is that long.",
-           single(snapshot.interruptions))
-    family("ignored_interruptions_total", "counter",
+           lambda s: _one(s.interruptions)),
+    Metric("ignored_interruptions_total", "counter",
            "Interruptions shorter than --min-interruption (blips), counted when they end.",
-           single(snapshot.ignored_interruptions))
-    family("downtime_seconds_total", "counter",
+           lambda s: _one(s.ignored_interruptions)),
+    Metric("downtime_seconds_total", "counter",
            "Seconds of downtime in counted interruptions, an ongoing one included.",
-           single(snapshot.downtime_seconds))
-    family("unreported_interruptions", "gauge",
+           lambda s: _one(s.downtime_seconds)),
+    Metric("unreported_interruptions", "gauge",
            "Interruptions waiting for a report to be accepted (always 0 with --no-mail).",
-           single(snapshot.unreported_interruptions))
-    family("reports_sent_total", "counter", "Reports accepted by the mail server or notify command.",
-           single(snapshot.reports_sent))
-    family("report_failures_total", "counter", "Report deliveries that failed (each is retried).",
-           single(snapshot.report_failures))
-    family("last_round_timestamp_seconds", "gauge",
+           lambda s: _one(s.unreported_interruptions)),
+    Metric("reports_sent_total", "counter", "Reports accepted by the mail server or notify command.",
+           lambda s: _one(s.reports_sent)),
+    Metric("report_failures_total", "counter", "Report deliveries that failed (each is retried).",
+           lambda s: _one(s.report_failures)),
+    Metric("last_round_timestamp_seconds", "gauge",
            "Unix time the last round of probes completed: the monitor's heartbeat.",
-           single(snapshot.last_round))
-    family("gateway_up", "gauge",
+           lambda s: _one(s.last_round)),
+    Metric("gateway_up", "gauge",
            "1 if the gateway (router) answered in the last round, by accepting or refusing the "
            "connect, else 0; absent without a gateway.",
-           [((("gateway", snapshot.gateway[0]),), snapshot.gateway[1])] if snapshot.gateway else [])
-    family("interruptions_by_cause_total", "counter",
+           lambda s: [((("gateway", s.gateway[0]),), s.gateway[1])] if s.gateway else []),
+    Metric("interruptions_by_cause_total", "counter",
            "Interruptions of at least --min-interruption by cause (local, lan, provider, dns, "
            "unknown), counted when they end, with their final cause.",
-           [((("cause", cause),), count) for cause, count, _ in snapshot.causes])
-    family("downtime_by_cause_seconds_total", "counter",
+           lambda s: [((("cause", cause),), count) for cause, count, _ in s.causes]),
+    Metric("downtime_by_cause_seconds_total", "counter",
            "Seconds of downtime in counted interruptions by cause, counted when they end.",
-           [((("cause", cause),), float(downtime)) for cause, _, downtime in snapshot.causes])
-    if snapshot.connect is not None:
-        connect = snapshot.connect
-        name = "connect_duration_seconds"
-        family(name, "histogram", "Time the TCP connects that got through took, per target.", [])
-        for label, _, _, total, cumulative in connect:
-            target = 'target="%s"' % _label_value(label)
-            for bound, count in zip(CONNECT_BUCKETS + (math.inf,), cumulative):
-                lines.append('pynetconnmon_%s_bucket{%s,le="%s"} %d'
-                             % (name, target, _metric_value(bound), count))
-            lines.append("pynetconnmon_%s_sum{%s} %s" % (name, target, _metric_value(total)))
-            lines.append("pynetconnmon_%s_count{%s} %d" % (name, target, cumulative[-1]))
-        family("probes_total", "counter", "TCP connects tried, per target.",
-               [((("target", label),), probes) for label, probes, _, _, _ in connect])
-        family("probe_failures_total", "counter", "TCP connects that failed, per target.",
-               [((("target", label),), failures) for label, _, failures, _, _ in connect])
-    if snapshot.slow is not None:
-        family("slow", "gauge", "1 while the connection is slow: even the fastest target took "
-               "--slow or longer to connect, in every round since the last faster one.",
-               single(snapshot.slow))
-        family("slow_seconds_total", "counter", "Seconds in slow periods of at least "
-               "--min-interruption, an ongoing one included.", single(snapshot.slow_seconds))
+           lambda s: [((("cause", cause),), float(downtime)) for cause, _, downtime in s.causes]),
+    Metric("connect_duration_seconds", "histogram",
+           "Time the TCP connects that got through took, per target.",
+           lambda s: None if s.connect is None else _connect_histogram(s.connect)),
+    Metric("probes_total", "counter", "TCP connects tried, per target.",
+           lambda s: None if s.connect is None else _per_target(
+               (label, probes) for label, probes, _, _, _ in s.connect)),
+    Metric("probe_failures_total", "counter", "TCP connects that failed, per target.",
+           lambda s: None if s.connect is None else _per_target(
+               (label, failures) for label, _, failures, _, _ in s.connect)),
+    Metric("slow", "gauge", "1 while the connection is slow: even the fastest target took "
+           "--slow or longer to connect, in every round since the last faster one.",
+           lambda s: None if s.slow is None else _one(s.slow)),
+    Metric("slow_seconds_total", "counter", "Seconds in slow periods of at least "
+           "--min-interruption, an ongoing one included.",
+           lambda s: None if s.slow is None else _one(s.slow_seconds)),
+)
+
+
+def render_metrics(snapshot):
+    """The text a Prometheus scrape of /metrics gets for `snapshot`."""
+    lines = []
+    for metric in METRICS:
+        samples = metric.samples(snapshot)
+        if samples is None:
+            continue
+        name = "pynetconnmon_" + metric.name
+        lines.append("# HELP %s %s" % (name, metric.help))
+        lines.append("# TYPE %s %s" % (name, metric.kind))
+        for sample in samples:
+            suffix, labels, value = sample if len(sample) == 3 else ("",) + tuple(sample)
+            label_text = ",".join('%s="%s"' % (key, _label_value(text)) for key, text in labels)
+            lines.append("%s%s%s %s" % (name, suffix, "{%s}" % label_text if labels else "",
+                                        _metric_value(value)))
     return "\n".join(lines) + "\n"
 
 

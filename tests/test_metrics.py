@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from unittest import mock
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -151,12 +152,18 @@ def value(families, name, **labels):
 
 # -- the pure renderer ---------------------------------------------------------------------------
 
+def rendered(snapshot, version):
+    """/metrics of `snapshot` from a program of `version`."""
+    with mock.patch.object(program, "VERSION", version):
+        return program.render_metrics(snapshot)
+
+
 def test_render_metrics_gives_exact_text_for_a_fixed_snapshot():
-    assert program.render_metrics(FIXED_SNAPSHOT, FIXED_VERSION) == FIXED_EXPOSITION
+    assert rendered(FIXED_SNAPSHOT, FIXED_VERSION) == FIXED_EXPOSITION
 
 
 def test_rendered_text_parses_with_the_right_types():
-    families = parse(program.render_metrics(FIXED_SNAPSHOT, FIXED_VERSION))
+    families = parse(rendered(FIXED_SNAPSHOT, FIXED_VERSION))
     assert {name: family.type for name, family in families.items()} == EXPECTED_TYPES
     assert value(families, "pynetconnmon_target_connect_seconds", target="[::1]:853") is None
 
@@ -171,7 +178,7 @@ def test_before_the_first_round_only_counters_and_build_info_have_samples():
 
 
 def test_label_values_are_escaped():
-    text = program.render_metrics(FIXED_SNAPSHOT, version='a"b\\c\nd')
+    text = rendered(FIXED_SNAPSHOT, 'a"b\\c\nd')
     assert 'pynetconnmon_build_info{version="a\\"b\\\\c\\nd"} 1\n' in text
     assert value(parse(text), "pynetconnmon_build_info", version='a"b\\c\nd') == 1
 
