@@ -1,6 +1,7 @@
 """Shared fixtures: each concern keeps its fixtures in its own module, gathered here."""
 import os
 import shutil
+import signal
 import sys
 
 import pytest
@@ -8,10 +9,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)   # tests import the program itself: `import pyNetConnMon`
 
-from smtp_lab import (PYSENDMAIL, program_dir, session_smtp_server,  # noqa: E402,F401
-                      smtp_certificate, smtp_server)
-from netlab import netlab  # noqa: E402,F401
-from homelab import homelab  # noqa: E402,F401
+# the fixtures each concern keeps in its own module
+pytest_plugins = ["smtp_lab", "netlab", "homelab"]
 
 
 # The lab tests: they build network namespaces (the fault lab, the home lab) and take minutes;
@@ -34,7 +33,8 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_report_header(config):
-    return "pySendMail for the mail tests: %s" % PYSENDMAIL
+    import smtp_lab
+    return "pySendMail for the mail tests: %s" % smtp_lab.PYSENDMAIL
 
 
 @pytest.fixture
@@ -61,3 +61,16 @@ def app(tmp_path):
     folder.mkdir()
     shutil.copy(PROGRAM, folder / PROGRAM.name)
     return folder / PROGRAM.name
+
+
+@pytest.fixture
+def pids(tmp_path):
+    """A file where commands note the pids of children they leave behind; killed at the end."""
+    path = tmp_path / "pids"
+    yield path
+    if path.exists():
+        for pid in path.read_text().split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -10,9 +10,10 @@ answered that way too (FakePingSender).
 import io
 import json
 
-from pyNetConnMon import (Announcer, Console, DeliveryError, EventLog, Monitor, PendingReports,
-                          Pinger, PingSchedule, PingSender, ProbeResult, ReportBackoff, Reporter,
-                          RoundInterpreter, Settings, StateFile, parse_target)
+from pyNetConnMon import (Announcer, Console, DeliveryError, EventLog, Gateway, MetricsBoard,
+                          MetricsSnapshot, Monitor, PendingReports, Pinger, PingSchedule, PingSender,
+                          ProbeResult, ReportBackoff, Reporter, RoundInterpreter, Settings, StateFile,
+                          parse_target)
 
 TARGET = parse_target("198.18.0.2:53", 53)
 WALL_OFFSET = 1_795_000_000.0     # wall clock = monotonic + this
@@ -246,3 +247,82 @@ class Run:
     def saved_state(self):
         with open(self.state.path, encoding="utf-8") as stream:
             return json.load(stream)
+
+
+# -- a scripted network: causes and partial outages ----------------------------------------
+
+ROUTER = Gateway("198.18.0.1", 53, found=True)
+ALWAYS = (0.0, 1e9)
+
+
+def result(target, reason=None, connect_time=0.001):
+    return ProbeResult(target, reason is None, reason, connect_time if reason is None else None)
+
+
+class ScriptedNetwork:
+    """Prober and surroundings at once. `fails`: {label or "gateway": [(start, end, reason)]};
+    `local`: [(start, end)] while this machine shows no way out; `router`: the gateway found
+    in the routing table (None: none)."""
+
+    beyond_loopback = True
+
+    def __init__(self, clock, fails, local=(), router=ROUTER):
+        self.clock = clock
+        self.fails = fails
+        self.local = local
+        self.router = router
+        self.rounds = []
+
+    def gateway(self):
+        return self.router
+
+    def local_trouble(self):
+        now = self.clock.now
+        return ("this machine has no default route"
+                if any(start <= now < end for start, end in self.local) else None)
+
+    def probe_round(self, targets, interrupted=lambda: False, gateway=None, wait=None):
+        now = self.clock.now
+        self.rounds.append((now, gateway))
+        probed = list(targets) + ([gateway] if gateway is not None else [])
+        self.clock.now += 0.01
+        return [result(target, self._failure(target, now)) for target in probed]
+
+    def _failure(self, target, now):
+        key = "gateway" if isinstance(target, Gateway) else target.label
+        return next((reason for start, end, reason in self.fails.get(key, ())
+                     if start <= now < end), None)
+
+    def close(self):
+        pass
+
+
+class ScriptedRun(Run):
+    """Run on a ScriptedNetwork, with a metrics board; report() is the one report sent."""
+
+    def __init__(self, tmp_path, targets, fails, stop_at=40.0, local=(), router=ROUTER,
+                 **overrides):
+        super().__init__(tmp_path, (), stop_at, metrics_board=MetricsBoard(MetricsSnapshot()),
+                         network=lambda clock: ScriptedNetwork(clock, fails, local, router),
+                         targets=targets, **overrides)
+        self.network, self.board = self.prober, self.monitor.metrics_board
+        self.state_path = tmp_path / "state.json"
+
+    def run(self):
+        super().run()
+        return self
+
+    def events(self, *names):
+        return [event for event in super().events() if event["event"] in names]
+
+    def lines(self, *starts):
+        """Console lines without their timestamp, those starting with one of `starts`."""
+        return [line for line in self.console_lines() if line.startswith(starts)]
+
+    def report(self):
+        [(_, subject, body)] = self.deliverer.sent
+        return subject, body
+
+
+def outage(label, reason="timeout", start=10.5, end=20.5):
+    return {label: [(start, end, reason)]}

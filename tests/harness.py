@@ -504,3 +504,8 @@ class Listener:
     def __exit__(self, *exc):
         self.stop()
         return False
+
+
+def sleeper(pids, seconds=30):
+    """A shell fragment: a process that appends its pid to `pids` and sleeps."""
+    return "sh -c 'echo $$ >> \"%s\"; exec sleep %d'" % (pids, seconds)

@@ -17,7 +17,7 @@ from pyNetConnMon import (ConnectTimes, Interruption, PendingReports, ProbeResul
                           render_metrics, resent_syns)
 from harness import run_main
 from fakes import WALL_OFFSET, Run
-from test_summary import D, H, T0, Log, iso
+from eventlogs import D, H, T0, Log, iso
 
 TARGET = parse_target("198.18.0.2:53", 53)
 OTHER = parse_target("198.18.0.3:53", 53)

@@ -1,13 +1,11 @@
 """CommandDeliverer on its own: what a user of --notify-command reads when their command fails."""
 import glob
-import os
-import signal
 import threading
 import time
 
 import pytest
 
-from harness import wait_until
+from harness import sleeper, wait_until
 from pyNetConnMon import (REASON_LIMIT, CommandDeliverer, DeliveryError, describe_command_exit,
                           printable)
 
@@ -42,24 +40,6 @@ def test_a_command_that_hangs_is_killed_after_its_time_limit():
 
 
 # -- hostile commands: background children, floods of output, odd endings (issue 9) --------------
-def sleeper(pids, seconds=30):
-    """A shell fragment: a process that appends its pid to `pids` and sleeps."""
-    return "sh -c 'echo $$ >> \"%s\"; exec sleep %d'" % (pids, seconds)
-
-
-@pytest.fixture
-def pids(tmp_path):
-    """A file where commands note the pids of children they leave behind; killed at the end."""
-    path = tmp_path / "pids"
-    yield path
-    if path.exists():
-        for pid in path.read_text().split():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
 def deliver_in_thread(deliverer, body="body\n"):
     """Starts deliver() in a daemon thread; returns a function that waits up to `within` s for
     its outcome: None (delivered) or the failure text. A test that fails thus does not hang."""

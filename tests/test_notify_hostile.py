@@ -6,8 +6,7 @@ Everything stays on 127.0.0.1; the monitor runs with short intervals.
 """
 import time
 
-from harness import POLL, Listener, events, start_monitor, wait_for_event
-from test_notify_command import pids, sleeper  # noqa: F401 (pids: the fixture that cleans up)
+from harness import POLL, Listener, events, sleeper, start_monitor, wait_for_event
 
 FAST = ('-i', '0.05', '-t', '0.2', '-m', '0.2', '-bmin', '0.3', '-bstep', '1', '-bmax', '5')
 OUTAGE = 0.3        # seconds off: an interruption that counts (-m is 0.2)

@@ -4,87 +4,16 @@ Needs no network. Local time is pinned: in-process tests run under TZ=UTC (or a 
 where a test is about local time), and subprocesses get TZ=UTC in their environment.
 Hostile input (huge spans, huge lines, odd files, fuzzing) is in test_summary_hostile.py.
 """
-import json
-import os
-import time
 from datetime import datetime, timezone
 
 import pytest
 
 import pyNetConnMon as pnm
+from eventlogs import D, H, T0, Log, iso, set_tz
 from harness import run_main, run_program
 
-H = 3600.0
-D = 86400.0
-T0 = datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp()    # a Sunday, 00:00 UTC
-
-
-def set_tz(name):
-    os.environ["TZ"] = name
-    time.tzset()
-
-
-@pytest.fixture(autouse=True)
-def utc():
-    """Every test here runs with local time = UTC unless it switches zone itself."""
-    saved = os.environ.get("TZ")
-    set_tz("UTC")
-    yield
-    if saved is None:
-        os.environ.pop("TZ", None)
-    else:
-        os.environ["TZ"] = saved
-    time.tzset()
-
-
-def iso(wall):
-    return datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="milliseconds")
-
-
-class Log:
-    """Builds events the way the monitor writes them (times in UTC, with offset)."""
-
-    def __init__(self):
-        self.events = []
-
-    def add(self, wall, name, **fields):
-        record = {"time": iso(wall), "event": name}
-        record.update(fields)
-        self.events.append(record)
-        return self
-
-    def start(self, wall, min_interruption=5.0):
-        return self.add(wall, "start", version=pnm.VERSION, targets=["192.0.2.1:53"], interval=2.0,
-                        timeout=2.0, min_interruption=min_interruption, backoff_min=60.0,
-                        backoff_max=3600.0, backoff_step=300.0, pid=4242)
-
-    def down(self, wall):
-        return self.add(wall, "down", start=iso(wall), reason="timeout",
-                        targets={"192.0.2.1:53": "timeout"})
-
-    def up(self, began, wall, min_interruption=5.0):
-        return self.add(wall, "up", start=iso(began), end=iso(wall),
-                        duration=round(wall - began, 3), ignored=wall - began < min_interruption)
-
-    def outage(self, began, ended, min_interruption=5.0):
-        return self.down(began).up(began, ended, min_interruption)
-
-    def stop(self, wall, down_since=None):
-        fields = {"signal": "SIGTERM"}
-        if down_since is not None:
-            fields["down_since"] = iso(down_since)
-        return self.add(wall, "stop", **fields)
-
-    def gap(self, began, ended, logged, ignored=False):
-        return self.add(logged, "gap", start=iso(began), end=iso(ended),
-                        duration=round(ended - began, 3), ignored=ignored)
-
-    def lines(self):
-        return [json.dumps(record) for record in self.events]
-
-    def write(self, path, extra_lines=()):
-        path.write_text("\n".join(self.lines() + list(extra_lines)) + "\n", encoding="utf-8")
-        return path
+# every test here runs with local time = UTC unless it switches zone itself
+pytestmark = pytest.mark.usefixtures("utc")
 
 
 def summarize(log, since=None, until=None):

@@ -3,7 +3,7 @@ per target and per IP family. Hand-made events, then the event log of a monitor 
 from datetime import datetime, timezone
 
 import pyNetConnMon as pnm
-from test_causes import ALWAYS, ROUTER, ScriptedRun, outage
+from fakes import ALWAYS, ROUTER, ScriptedRun, outage
 
 A, B, V6 = "198.18.1.2:80", "198.18.1.3:80", "[2001:db8:0:2::2]:80"
 T0 = datetime(2026, 11, 24, tzinfo=timezone.utc).timestamp()

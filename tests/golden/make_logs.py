@@ -1,10 +1,10 @@
 """How the event logs in golden/logs/ were made (once; they are kept as they are, not remade):
     python tests/golden/make_logs.py tests/golden/logs
 """
-import json, sys, random
+import sys
 from datetime import datetime, timezone
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
-import reportlog
+
 from reportlog import iso, make_log, Made
 
 out = sys.argv[1]
