@@ -33,13 +33,36 @@ loader.exec_module(module)
 ' "$0" "$@"
 """
 
-# Every `interval` seconds it tries a TCP connect to each target at once; the network is UP while
-# at least one target answers. Interruptions are logged, kept in a state file until a report about
-# them has been accepted by the mail server (or a notify command), and sent with a backoff so that
-# a bad line does not flood the inbox.
+# pyNetConnMon watches an Internet (or network) connection. Every `interval` seconds it tries a
+# TCP connect to each target at once; the network is UP while at least one target answers.
+# Interruptions (and partial outages and slow periods) are logged, kept in a state file until a
+# report about them has been accepted by the mail server (or a notify command), and sent with a
+# backoff so that a bad line does not flood the inbox. The event log is read back as a summary,
+# an HTML/CSV report and a live status page; /metrics serves Prometheus.
 #
 # Copyright (C) the pyNetConnMon authors. License: GNU GPL v3 or later (see LICENSE).
 # Python 3.9+, standard library only. Mail goes through the pySendMail submodule.
+#
+# THE MAP. Sections, in this order, each under a banner:
+#   version and defaults; exceptions; settings; the event log's vocabulary (EVENTS);
+#   pure decision logic: when an outage begins and ends (InterruptionTracker), where it broke
+#     (CauseJudge, PartialOutages), slow periods and statistics, when a report is due
+#     (PendingReports, ReportBackoff): no sockets, no clocks, every instant handed in;
+#   formatting for people (console lines, the mail report); the metrics table (METRICS);
+#   I/O at the edges: targets, probing (Prober), delivery (pySendMail or a notify command),
+#     the state file, the event log and console, the HTTP endpoint, the ping URL, signals;
+#   the monitor: Announcer, RoundInterpreter, Monitor (the loop);
+#   the event log read back: Replay -> History; the text summary; the HTML and CSV report;
+#     the status page;
+#   the command line and main().
+#
+# Two flows:
+#   monitoring: Monitor runs a round (Prober) -> RoundInterpreter (trackers: transitions)
+#     -> Announcer (console, event log, metrics) and PendingReports -> Reporter (delivery,
+#     backoff) -> StateFile (what must survive a restart).
+#   reading back: the event log (or the events the monitor keeps in memory, RecentEvents)
+#     -> Replay -> History -> the views: format_summary, render_report and the CSV,
+#     render_status. No view reads an event itself.
 
 import argparse
 import bisect
@@ -3826,7 +3849,8 @@ class Monitor:
 
 
 # ---------------------------------------------------------------------------------------------
-# Availability summary (--summary): reads the event log back; pure apart from run_summary()
+# The event log read back: one Replay builds one History that every view renders (the text
+# summary, the HTML and CSV report, the status page); pure apart from reading the file
 # ---------------------------------------------------------------------------------------------
 
 HOUR_SHADES = "\u00b7\u2591\u2592\u2593\u2588"   # ·░▒▓█: no downtime, down <25 %, <50 %, <75 %, more
@@ -4950,6 +4974,10 @@ class EventLines:
                 self.not_json += 1
 
 
+# ---------------------------------------------------------------------------------------------
+# The text summary (--summary): renders a History
+# ---------------------------------------------------------------------------------------------
+
 def describe_skipped(not_json, summary, source, too_long=0):
     """The one warning about skipped lines, or None when nothing was skipped."""
     unknown = sum(summary.unknown.values()) + summary.unknown_others
@@ -5204,7 +5232,7 @@ def run_summary(settings, out, console):
 
 
 # ---------------------------------------------------------------------------------------------
-# HTML and CSV report (--summary --html FILE, --csv FILE): the same replay, kept as evidence
+# HTML and CSV report (--summary --html FILE, --csv FILE): render the same History
 # ---------------------------------------------------------------------------------------------
 
 REPORT_CHARTS = 8                # targets with a connect-time chart: those with the most connects
@@ -5857,7 +5885,7 @@ class ReportFiles:
 
 
 # ---------------------------------------------------------------------------------------------
-# Status page: GET / on the metrics server, from what the monitor keeps in memory
+# Status page: GET / on the metrics server: the same Replay, fed the events the monitor keeps
 # ---------------------------------------------------------------------------------------------
 
 STATUS_HISTORY_SECONDS = 24 * 3600.0
