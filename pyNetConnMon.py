@@ -5596,7 +5596,7 @@ def _rows_table(rows, left_out=0, half=0, caption_id="interruptions-table"):
 
 
 def _window_words(window):
-    """Below a start: when the outage began at the earliest and the latest (issue 13)."""
+    """Below a start: when the outage began at the earliest and the latest."""
     if window is None:
         return ""
     return '<br><span class="small muted w">began %s to %s</span>' % tuple(

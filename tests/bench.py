@@ -90,7 +90,7 @@ MAIL_REPEAT, QUICK_MAIL_REPEAT = 6, 2
 MAIL_OUTAGE = 2.5
 MAIL_WAIT = 20.0             # at most this long for one report to arrive
 
-# The goals each figure is printed beside (issue 13: faster probing while down)
+# The goals each figure is printed beside (faster probing while down)
 DURATION_GOAL = (0.27, 0.65)     # mean and max |reported - injected| at -i 1 -t 1, seconds
 MAIL_GOAL = 0.3                  # mean seconds from connectivity back to the report accepted
 MEMORY_GOAL_MB = 20.6            # VmHWM as a script in the README's run of 2.0.0 (and no more

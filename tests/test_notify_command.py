@@ -39,7 +39,7 @@ def test_a_command_that_hangs_is_killed_after_its_time_limit():
     assert time.monotonic() - started < 5
 
 
-# -- hostile commands: background children, floods of output, odd endings (issue 9) --------------
+# -- hostile commands: background children, floods of output, odd endings --------------------
 def deliver_in_thread(deliverer, body="body\n"):
     """Starts deliver() in a daemon thread; returns a function that waits up to `within` s for
     its outcome: None (delivered) or the failure text. A test that fails thus does not hang."""

@@ -1,4 +1,4 @@
-"""A hostile notify command against the monitor as a subprocess (issue 9): a child left behind
+"""A hostile notify command against the monitor as a subprocess: a child left behind
 holding the pipe must not turn one delivery into a timeout and a second delivery; a flood of
 stderr with control characters must come out as one short, escaped console line.
 
