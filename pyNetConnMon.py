@@ -408,6 +408,23 @@ class OngoingOutage:
         return shortest, None if self.after is None else max(0.0, end_mono - self.after[0])
 
 
+class Transition:
+    """A change a tracker found in a round: "down", "up", or "cause" (a further failed round made
+    the cause more precise), of the connection (`key` None) or of a part of it (`key`: the
+    partial outage's key). An "up" says how long it lasted, whether it was too short to count,
+    and how far into the round the connect that showed it back got through (`back`)."""
+
+    __slots__ = ("kind", "outage", "key", "duration", "ignored", "back")
+
+    def __init__(self, kind, outage, key=None, duration=None, ignored=None, back=0.0):
+        self.kind = kind
+        self.outage = outage        # the OngoingOutage it is about
+        self.key = key
+        self.duration = duration
+        self.ignored = ignored
+        self.back = back
+
+
 class InterruptionTracker:
     """Turns round results into DOWN and UP transitions.
 
@@ -427,9 +444,8 @@ class InterruptionTracker:
 
     def observe(self, network_up, mono, wall, reason=None, target_reasons=None, cause=None):
         """`mono`, `wall`: when the round's first connect got through if the network is up, else
-        when the round began. Returns ("down", OngoingOutage), ("up", (OngoingOutage, duration,
-        ignored)), ("cause", OngoingOutage) when a further failed round made the cause more
-        precise, or None."""
+        when the round began. Returns a Transition ("down", "up", or "cause" when a further
+        failed round made the cause more precise), or None."""
         outage = self.outage
         if network_up:
             self.last_good = (mono, wall)
@@ -437,15 +453,15 @@ class InterruptionTracker:
                 return None
             self.outage = None
             duration = max(0.0, mono - outage.start_mono)
-            return ("up", (outage, duration,
-                           not counts_as_interruption(duration, self.min_interruption)))
+            return Transition("up", outage, duration=duration, ignored=not counts_as_interruption(
+                duration, self.min_interruption))
         if outage is not None:
             outage.last_failed = mono
             known, outage.cause = outage.cause, closer_cause(outage.cause, cause)
-            return ("cause", outage) if outage.cause != known else None
+            return Transition("cause", outage) if outage.cause != known else None
         self.outage = OngoingOutage(self.last_good, (mono, wall), reason,
                                     dict(target_reasons or {}), cause)
-        return ("down", self.outage)
+        return Transition("down", self.outage)
 
     def ongoing_duration(self, mono):
         """How long the current outage has lasted at `mono` (0 while up)."""
@@ -637,9 +653,7 @@ class PartialOutages:
         self.open = {}               # key -> OngoingOutage
 
     def observe(self, results, mono, wall):
-        """[("down", key, OngoingOutage) or ("up", key, OngoingOutage, back, duration,
-        ignored)], where `back` is how far into the round the connect that showed it back got
-        through."""
+        """The Transitions ("down" or "up") of the parts, each with its key."""
         if not self.open and all(result.up for result in results):
             return []                # the usual round: everything answers, nothing was down
         by_label = {result.target.label: result for result in results}
@@ -652,12 +666,12 @@ class PartialOutages:
                 outage = self.open.pop(key)
                 seconds = min(result.connect_time or 0.0 for result in back)
                 duration = max(0.0, mono + seconds - outage.start_mono)
-                changes.append(("up", key, outage, seconds, duration,
-                                not counts_as_interruption(duration, self.min_interruption)))
+                changes.append(Transition("up", outage, key, duration, not counts_as_interruption(
+                    duration, self.min_interruption), back=seconds))
         for key, reason in self._failing(by_label):
             if key not in self.open:
                 self.open[key] = OngoingOutage(None, (mono, wall), reason, {})   # from this round
-                changes.append(("down", key, self.open[key]))
+                changes.append(Transition("down", self.open[key], key))
         return changes
 
     def _members(self, key, by_label):
@@ -3551,12 +3565,12 @@ class RoundInterpreter:
                                           cause)
         if transition is None:
             return save
-        kind, change = transition
-        if kind == "down":
-            self._slow_into_outage(change)
-            self.say.down(wall, change, detail)
-        elif kind == "up":
-            outage, duration, ignored = change
+        outage = transition.outage
+        if transition.kind == "down":
+            self._slow_into_outage(outage)
+            self.say.down(wall, outage, detail)
+        elif transition.kind == "up":
+            duration, ignored = transition.duration, transition.ignored
             self.counters.interruption_ended(duration, ignored, outage.cause)
             self.say.up(wall, outage, duration, ignored, outage.duration_bounds(mono))
             if not ignored:
@@ -3579,15 +3593,14 @@ class RoundInterpreter:
                                 ongoing=self.tracker.is_down)
 
     def _partial_change(self, change, wall):
-        names = self.partials.names
-        if change[0] == "down":
-            _, key, outage = change
+        names, key, outage = self.partials.names, change.key, change.outage
+        if change.kind == "down":
             self.say.partial_down(wall, key, outage.reason, names)
             return
-        _, key, outage, back, duration, ignored = change
-        self.say.partial_up(wall + back, key, outage, duration, ignored, names)
-        if not ignored:
-            self.record(start=outage.start_wall, end=wall + back, duration=duration,
+        end = wall + change.back
+        self.say.partial_up(end, key, outage, change.duration, change.ignored, names)
+        if not change.ignored:
+            self.record(start=outage.start_wall, end=end, duration=change.duration,
                         reason=outage.reason, targets=self.settings.target_labels,
                         kind="partial", part=partial_what(key))
 

@@ -73,21 +73,20 @@ def test_the_cause_closer_to_this_machine_wins(first, second, closer):
 
 def test_the_tracker_keeps_the_first_cause_for_down_and_the_closest_for_up():
     tracker = InterruptionTracker(min_interruption=5.0)
-    _, outage = tracker.observe(False, 10.0, 1010.0, "timeout", {}, cause="provider")
+    outage = tracker.observe(False, 10.0, 1010.0, "timeout", {}, cause="provider").outage
     assert outage.cause == "provider"
     tracker.observe(False, 11.0, 1011.0, "timeout", {}, cause="lan")
     tracker.observe(False, 12.0, 1012.0, "timeout", {}, cause="provider")
     tracker.observe(False, 13.0, 1013.0, "timeout", {}, cause="unknown")
-    _, (ended, _, _) = tracker.observe(True, 14.0, 1014.0)
-    assert ended.cause == "lan"
+    assert tracker.observe(True, 14.0, 1014.0).outage.cause == "lan"
 
 
 # -- partial outages -------------------------------------------------------------------------------
 
 def observe(partials, mono, outcomes):
     """One round: `outcomes` maps a target to its failure reason (None: it answered)."""
-    return [(change[0], change[1], round(change[4], 3), change[5]) if change[0] == "up"
-            else change[:2]
+    return [(change.kind, change.key, round(change.duration, 3), change.ignored)
+            if change.kind == "up" else (change.kind, change.key)
             for change in partials.observe([result(target, reason)
                                             for target, reason in outcomes.items()],
                                            mono, 1000.0 + mono)]
