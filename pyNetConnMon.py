@@ -132,7 +132,8 @@ NOTIFY_COMMAND_TIMEOUT = 60.0
 NOTIFY_ERROR_TAIL = 4096         # bytes: only the end of a notify command's stderr is kept
 NOTIFY_OUTPUT_GRACE = 0.2        # seconds to read a notify command's last output after it exited
 REASON_LIMIT = 200               # characters: a failure reason from outside text stays this short
-REPORT_LIST_LIMIT = 100          # beyond this many interruptions a report lists the first and last half
+REPORT_LIST_LIMIT = 100          # beyond this many interruptions a report lists the first and
+#                                  last half
 PENDING_LIMIT = 1000             # beyond this many pending interruptions the middle ones are folded
 PYSENDMAIL_CONFIG = "sendMailConfig.json"
 PYSENDMAIL_KEYS = ("mail.from", "mail.to", "mail.smtp.server", "mail.smtp.port", "mail.smtp.user",
@@ -160,7 +161,7 @@ METRICS_REQUEST_TIMEOUT = 5.0    # seconds a metrics client has for its whole re
 METRICS_MAX_CONNECTIONS = 8      # metrics clients served at once; more are answered 503 at once
 METRICS_REQUEST_LIMIT = 8192     # bytes of request line and headers read; beyond: 414 or 431
 METRICS_HEADER_LIMIT = 64        # header lines; beyond: 431
-METRICS_FD_RESERVE = 32          # free file descriptors the endpoint leaves to probes, state, reports
+METRICS_FD_RESERVE = 32          # free descriptors the endpoint leaves to probes, state, reports
 METRICS_ACCEPT_PAUSE = 0.5       # seconds without accepting after accept() found no free descriptor
 DEFAULT_PING_INTERVAL = 60.0
 PING_RESPONSE_LIMIT = 4096       # bytes of the ping answer read before closing (it is not used)
@@ -1437,7 +1438,8 @@ def format_report(entries, hostname, slow_ms=None):
         "",
         "Host:    %s" % hostname,
         "Targets: %s%s" % (", ".join(targets) or "not recorded",
-                           " (they changed between runs: each line names its own)" if changed else ""),
+                           " (they changed between runs: each line names its own)"
+                           if changed else ""),
     ]
     if interruptions:
         lines += ["", "%-19s  %-19s  %12s  %-8s  %s" % ("start", "end", "duration", "cause",
@@ -1572,7 +1574,8 @@ METRICS = (
            lambda s: _per_target((label, seconds) for label, up, seconds in s.targets
                                  if up and seconds is not None)),
     Metric("interruptions_total", "counter",
-           "Interruptions of at least --min-interruption; an ongoing one counts once it is that long.",
+           "Interruptions of at least --min-interruption; an ongoing one counts once it is that "
+           "long.",
            lambda s: _one(s.interruptions)),
     Metric("ignored_interruptions_total", "counter",
            "Interruptions shorter than --min-interruption (blips), counted when they end.",
@@ -1583,7 +1586,8 @@ METRICS = (
     Metric("unreported_interruptions", "gauge",
            "Interruptions waiting for a report to be accepted (always 0 with --no-mail).",
            lambda s: _one(s.unreported_interruptions)),
-    Metric("reports_sent_total", "counter", "Reports accepted by the mail server or notify command.",
+    Metric("reports_sent_total", "counter",
+           "Reports accepted by the mail server or notify command.",
            lambda s: _one(s.reports_sent)),
     Metric("report_failures_total", "counter", "Report deliveries that failed (each is retried).",
            lambda s: _one(s.report_failures)),
@@ -1707,7 +1711,8 @@ def parse_target(value, default_port):
         match = re.match(r"^\[([^\[\]]+)\](?::([^:]*))?$", value)
         if not match or not isinstance(_ip_literal(match.group(1)), ipaddress.IPv6Address):
             raise UsageError("-a/--address: %r is not a valid [IPv6]:PORT" % value)
-        port = default_port if match.group(2) is None else parse_port(match.group(2), "-a/--address")
+        port = (default_port if match.group(2) is None
+                else parse_port(match.group(2), "-a/--address"))
         return Target(match.group(1), port)
     if value.count(":") > 1:
         if not isinstance(_ip_literal(value), ipaddress.IPv6Address):
@@ -2176,7 +2181,8 @@ class MailDeliverer:
                 mail.content = body
                 mail.sendInternal()
         except SystemExit:
-            raise DeliveryError("pySendMail gave up: %s" % (_one_line(captured.getvalue()) or "exit"))
+            raise DeliveryError("pySendMail gave up: %s"
+                                % (_one_line(captured.getvalue()) or "exit"))
         except Exception as error:  # noqa: BLE001 - any failure of the helper is a failed delivery
             server = mail_server_address(self.pysendmail_dir)
             raise DeliveryError(describe_send_error(error, server))
@@ -2446,7 +2452,8 @@ class Reporter:
 
 
 def default_state_path():
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    base = (os.environ.get("XDG_STATE_HOME")
+            or os.path.join(os.path.expanduser("~"), ".local", "state"))
     return os.path.join(base, "pyNetConnMon", "state.json")
 
 
@@ -2716,7 +2723,8 @@ class EventLog:
     def write(self, event, wall, **fields):
         kind = EVENTS[event]                 # a KeyError here is a bug: add the event to EVENTS
         if not kind.fields.issuperset(fields):
-            raise ValueError("event %s has no field(s) %s" % (event, sorted(set(fields) - kind.fields)))
+            raise ValueError("event %s has no field(s) %s"
+                             % (event, sorted(set(fields) - kind.fields)))
         if self.listener is not None:
             self.listener(event, wall, fields)
         if not self.path:
@@ -3081,7 +3089,8 @@ class HttpEndpoint:
         if client.answer is not None:
             self._selector.modify(client.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, client)
             return
-        try:        # all sent: say so, and read (and drop) until the client closes or its time is up
+        try:        # all sent: say so, and read (and drop) until the client closes or its time
+            #         is up
             client.sock.shutdown(socket.SHUT_WR)
         except OSError:
             self._close(client)
@@ -3133,7 +3142,8 @@ def start_metrics_server(address, port, board, request_timeout=METRICS_REQUEST_T
 def ping_url_problem(url):
     """None if `url` can be pinged, else why not, for a usage error. The reason never quotes the
     URL: its user:password@, path and query are secrets (a Healthchecks URL's path is its key)."""
-    if any(character.isspace() or ord(character) < 32 or ord(character) == 127 for character in url):
+    if any(character.isspace() or ord(character) < 32 or ord(character) == 127
+           for character in url):
         return "the URL contains spaces or control characters"
     if not url.isascii():
         return "the URL contains characters that are not ASCII: percent-encode them"
@@ -3169,7 +3179,8 @@ def ping_request_parts(url):
     start = url.index("//") + 2                # the netloc follows scheme:// as it was written
     user, _, password = userinfo.partition(":")
     import base64
-    credentials = ("%s:%s" % (urllib.parse.unquote(user), urllib.parse.unquote(password))).encode("utf-8")
+    credentials = ("%s:%s" % (urllib.parse.unquote(user),
+                              urllib.parse.unquote(password))).encode("utf-8")
     authorization = "Basic " + base64.b64encode(credentials).decode("ascii")
     return url[:start] + host + url[start + len(netloc):], authorization
 
@@ -3866,7 +3877,7 @@ class Monitor:
 # summary, the HTML and CSV report, the status page); pure apart from reading the file
 # ---------------------------------------------------------------------------------------------
 
-HOUR_SHADES = "\u00b7\u2591\u2592\u2593\u2588"   # ·░▒▓█: no downtime, down <25 %, <50 %, <75 %, more
+HOUR_SHADES = "\u00b7\u2591\u2592\u2593\u2588"   # ·░▒▓█: no downtime, down <25, <50, <75 %, more
 HOUR_SHADES_ASCII = ".-+*#"                      # the same, for a terminal without those characters
 EVENT_LINE_LIMIT = 64 * 1024     # bytes; a longer line is skipped and counted, never held in memory
 UNKNOWN_NAMES_KEPT = 100         # unknown event names counted by name; any further ones in one sum
@@ -4060,7 +4071,8 @@ def _log_labels(value):
         value = list(value)
     if not isinstance(value, list):
         return []
-    return [_log_text(label, 100) for label in value[:REPORT_TARGETS_KEPT] if isinstance(label, str)]
+    return [_log_text(label, 100) for label in value[:REPORT_TARGETS_KEPT]
+            if isinstance(label, str)]
 
 
 def _cause_of(value):
@@ -4232,7 +4244,7 @@ class History:
         self.interruptions = 0      # gaps included, blips not
         self.longest = 0.0
         self.blips = 0              # shorter than min-interruption: ignored, not downtime
-        self.still_running = False  # the log ends with the monitor running: counted to its last event
+        self.still_running = False  # the log ends with the monitor running: counted to its end
         self.still_down = False     # ... and with the network down
         self.days = []              # DaySummary rows from the period's first day to its last, in
         #                             order; days in a row without any change share one row
@@ -5470,7 +5482,8 @@ def _calendar(days):
         out.append(_svg(left + weeks * step + 40, top + 7 * step, inner,
                         "availability per day from %s" % datetime.fromordinal(chunk).date()))
     if quiet_from is not None and out:
-        out.append('<p class="muted">%s on: not monitored.</p>' % datetime.fromordinal(quiet_from).date())
+        out.append('<p class="muted">%s on: not monitored.</p>'
+                   % datetime.fromordinal(quiet_from).date())
     return "\n".join(out)
 
 
@@ -5537,7 +5550,8 @@ def _connect_chart(label, points, step, start, end, width=720, height=130):
     if len(points) > plot_w:
         columns = {}
         for moment, median, p95 in points:
-            columns.setdefault(int((moment - start) / span * plot_w), []).append((moment, median, p95))
+            column = int((moment - start) / span * plot_w)
+            columns.setdefault(column, []).append((moment, median, p95))
         points = [(sum(m for m, _, _ in group) / len(group),
                    sorted(med for _, med, _ in group)[len(group) // 2],
                    max(p for _, _, p in group)) for _, group in sorted(columns.items())]
@@ -5594,9 +5608,10 @@ def _rows_table(rows, left_out=0, half=0, caption_id="interruptions-table"):
             out.append('<tr><td></td><td colspan="7" class="muted">... %s left out here; the CSV '
                        '(--csv) and the event log have every one ...</td></tr>'
                        % plural(left_out, "row"))
+        shown_number = number + (left_out if left_out and number > half else 0)
         out.append('<tr class="%s"><td class="n">%d</td><td class="t">%s</td><td class="t">%s</td>'
                    '<td class="n">%s</td><td>%s</td><td>%s</td><td>%s</td><td class="small">%s'
-                   '</td></tr>' % (row.kind, number + (left_out if left_out and number > half else 0),
+                   '</td></tr>' % (row.kind, shown_number,
                                    local_time(row.start) + _window_words(row.window),
                                    "going on" if row.open else local_time(row.end),
                                    human_duration(row.duration) + (" so far" if row.open else ""),
@@ -6079,9 +6094,10 @@ def _status_now(status, history, now):
                 escape(CAUSE_WORDS.get(cause, "not recorded"))))
     if history.slow_since is not None:
         since = history.slow_since
-        return "SLOW", STATUS_BADGES["SLOW"], "Slow since %s (for %s): the fastest connect took %s." % (
-            local_time(since), human_duration(max(0.0, now - since)),
-            milliseconds(history.slow_connect_ms or 0.0))
+        return "SLOW", STATUS_BADGES["SLOW"], (
+            "Slow since %s (for %s): the fastest connect took %s." % (
+                local_time(since), human_duration(max(0.0, now - since)),
+                milliseconds(history.slow_connect_ms or 0.0)))
     if history.last_up is not None:
         since, words = history.last_up, "the last interruption ended"
     else:
@@ -6225,7 +6241,8 @@ STATS_INTERVAL_RANGE = (1.0, _DAY)   # or 0: no stats events
 # Which run uses which option (--once, --test-mail, --summary, or else the monitor). Any other
 # run refuses the option instead of silently ignoring it. --metrics-address and --ping-interval
 # need --metrics-port and --ping-url, so they go where those go.
-RUN_MONITOR, RUN_ONCE, RUN_TEST_MAIL, RUN_SUMMARY = "the monitor", "--once", "--test-mail", "--summary"
+RUN_MONITOR, RUN_ONCE = "the monitor", "--once"
+RUN_TEST_MAIL, RUN_SUMMARY = "--test-mail", "--summary"
 OPTION_RUNS = (
     ("address", "-a/--address", (RUN_MONITOR, RUN_ONCE, RUN_TEST_MAIL)),
     ("port", "-p/--port", (RUN_MONITOR, RUN_ONCE, RUN_TEST_MAIL)),
@@ -6265,8 +6282,8 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         # argparse quotes an abbreviated option with its value ("--ping=URL could match ..."):
         # keep the value out, it may be a secret
-        raise UsageError(re.sub(r"^(ambiguous option: -[^=\s]*)=.* could match ", r"\1=... could match ",
-                                message))
+        raise UsageError(re.sub(r"^(ambiguous option: -[^=\s]*)=.* could match ",
+                                r"\1=... could match ", message))
 
     def exit(self, status=0, message=None):
         raise _ParserExit(status)
@@ -6321,7 +6338,8 @@ def build_parser():
     parser = _Parser(
         prog="pyNetConnMon.py",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Monitor Internet or network connectivity and report interruptions via mail.\n\n"
+        description="Monitor Internet or network connectivity and report interruptions via "
+                    "mail.\n\n"
                     "All time-based arguments are specified in seconds. An option that the chosen\n"
                     "run (the monitor, --once, --test-mail or --summary) does not use is refused.")
     duration = _seconds(*DURATION_RANGE)
@@ -6353,10 +6371,11 @@ def build_parser():
                              "failed one; up to 1 year (default: %.1f)" % DEFAULT_BACKOFF_MIN)
     parser.add_argument("-bmax", "--backoff-max", type=duration,
                         help="maximum time between mail reports; after this long without a report "
-                             "the backoff resets; up to 1 year (default: %.1f)" % DEFAULT_BACKOFF_MAX)
+                             "the backoff resets; up to 1 year (default: %.1f)"
+                             % DEFAULT_BACKOFF_MAX)
     parser.add_argument("-bstep", "--backoff-step", type=duration,
-                        help="backoff increment for each further report, up to 1 year (default: %.1f)"
-                             % DEFAULT_BACKOFF_STEP)
+                        help="backoff increment for each further report, up to 1 year "
+                             "(default: %.1f)" % DEFAULT_BACKOFF_STEP)
     parser.add_argument("--slow", type=_milliseconds(), metavar="MS",
                         help="the connection is slow while even the fastest target takes MS "
                              "milliseconds or longer to connect, in every round; a slow stretch "
@@ -6398,7 +6417,8 @@ def build_parser():
                         help="the pySendMail folder (default: pySendMail/ beside this script)")
     parser.add_argument("--notify-command", metavar="CMD",
                         help="deliver reports by running CMD (report on stdin, subject in "
-                             "$PYNETCONNMON_SUBJECT; exit status 0 means delivered) instead of mail")
+                             "$PYNETCONNMON_SUBJECT; exit status 0 means delivered) instead of "
+                             "mail")
     parser.add_argument("--no-mail", action="store_true", help="do not send reports at all")
     parser.add_argument("--test-mail", action="store_true",
                         help="send one test report now; exit 0 if it was accepted, else 1")
@@ -6439,8 +6459,8 @@ def _unrecognized(extra):
     values = len(extra) - len(names)
     shown = " ".join(names)
     if values:
-        shown += "%s%s (not shown: it may be a secret; did a value with spaces lose its quotes?)" % (
-            " and " if names else "", plural(values, "value"))
+        shown += ("%s%s (not shown: it may be a secret; did a value with spaces lose its "
+                  "quotes?)" % (" and " if names else "", plural(values, "value")))
     return "unrecognized arguments: " + shown
 
 

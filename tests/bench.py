@@ -361,7 +361,8 @@ def duration_run(netlab, folder, rng, lengths, fault, undo):
     finally:
         lab.destroy()
     # the start event says how often the monitor probes while down (older copies: -i)
-    down_interval = next(e.get("down_interval") or INTERVAL for e in events if e["event"] == "start")
+    down_interval = next(e.get("down_interval") or INTERVAL
+                         for e in events if e["event"] == "start")
     return match_outages(spans, [e for e in events if e["event"] == "up"], fault, offset,
                          down_interval)
 
@@ -774,7 +775,8 @@ def instructions_per_probe(script, work, seconds=CALLGRIND_SECONDS):
 def syscalls_per_probe(script, work, seconds=SYSCALL_SECONDS):
     """System calls per probe (per connect) in the steady state, counted by `strace -c`
     attached after a warm-up (None without strace): what the kernel is asked to do, which CPU
-    time on a shared machine cannot show apart from its noise. Returns {"probes", "calls", "per_probe",
+    time on a shared machine cannot show apart from its noise. Returns {"probes", "calls",
+    "per_probe",
     "by_call": {name: calls}}."""
     if not shutil.which("strace"):
         return None
@@ -1090,7 +1092,8 @@ def markdown(results):
             lines.append("| round time, %d blackholed target%s at `-t 1` | %s (max of %d: %s; %s) "
                          "| ≤ 1.2 s | %s |" % (n, "" if n == 1 else "s",
                                                _s(statistics.mean(seconds)), len(seconds),
-                                               _s(max(seconds)), outcome, _met(max(seconds) <= 1.2)))
+                                               _s(max(seconds)), outcome,
+                                               _met(max(seconds) <= 1.2)))
     cpu = results.get("cpu")
     compared = cpu.get("compare") and Path(cpu["compare"]).name if cpu else None
     if cpu:

@@ -64,7 +64,8 @@ class Browser:
         from_browser = os.pipe()
         # the protocol's pipe is the browser's fd 3 (it reads) and fd 4 (it writes)
         self.proc = subprocess.Popen(
-            [*prefix, "bash", "-c", 'exec "$@" 3<&%d 4>&%d' % (to_browser[0], from_browser[1]), "bash",
+            [*prefix, "bash", "-c", 'exec "$@" 3<&%d 4>&%d' % (to_browser[0], from_browser[1]),
+             "bash",
              path, *CHROMIUM_FLAGS, "--user-data-dir=" + self.profile, "about:blank"],
             pass_fds=(to_browser[0], from_browser[1]), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
@@ -265,7 +266,8 @@ def png_colours(data, most=100000, wanted=None):
             line = bytearray((((a & low) + (b & low)) ^ ((a ^ b) & high)).to_bytes(stride, "big"))
         elif kind == 3:
             for i in range(stride):
-                line[i] = (line[i] + ((line[i - size] if i >= size else 0) + previous[i]) // 2) & 255
+                left = line[i - size] if i >= size else 0
+                line[i] = (line[i] + (left + previous[i]) // 2) & 255
         elif kind == 4:
             for i in range(stride):
                 a = line[i - size] if i >= size else 0

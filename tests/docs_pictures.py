@@ -62,7 +62,8 @@ def main():
         lab.start_listener()
         monitor = lab.popen([sys.executable, str(PROGRAM), "-a", "%s:%d" % (TARGET_IP, TARGET_PORT),
                              "-a", "[%s]:%d" % (TARGET_IP6, TARGET_PORT), "-i", "0.2", "-t", "3",
-                             "-m", "1", "--stats-interval", "5", "--no-mail", "--log-file", str(log),
+                             "-m", "1", "--stats-interval", "5", "--no-mail",
+                             "--log-file", str(log),
                              "--state-file", str(work / "state.json"),
                              "--metrics-port", str(STATUS_PORT)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)

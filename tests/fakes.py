@@ -11,9 +11,9 @@ import io
 import json
 
 from pyNetConnMon import (Announcer, Console, DeliveryError, EventLog, Gateway, MetricsBoard,
-                          MetricsSnapshot, Monitor, PendingReports, Pinger, PingSchedule, PingSender,
-                          ProbeResult, ReportBackoff, Reporter, RoundInterpreter, Settings, StateFile,
-                          parse_target)
+                          MetricsSnapshot, Monitor, PendingReports, Pinger, PingSchedule,
+                          PingSender, ProbeResult, ReportBackoff, Reporter, RoundInterpreter,
+                          Settings, StateFile, parse_target)
 
 TARGET = parse_target("198.18.0.2:53", 53)
 WALL_OFFSET = 1_795_000_000.0     # wall clock = monotonic + this

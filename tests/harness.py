@@ -457,7 +457,7 @@ class Listener:
 
     @property
     def address(self):
-        return '[%s]:%d' % (self.host, self.port) if ':' in self.host else '%s:%d' % (self.host, self.port)
+        return ('[%s]:%d' if ':' in self.host else '%s:%d') % (self.host, self.port)
 
     def start(self):
         if self._sock is not None:

@@ -1,4 +1,5 @@
-"""The benchmark script (tests/bench.py) stays runnable; the benchmark itself is not a timed test."""
+"""The benchmark script (tests/bench.py) stays runnable; the benchmark itself is not a timed
+test."""
 import subprocess
 import sys
 

@@ -31,7 +31,8 @@ BAD_INPUT = [
     (["-bmin", "100", "-bmax", "50"], "-bmax/--backoff-max: 50 is below -bmin/--backoff-min 100"),
     (["-a", ""], "-a/--address: empty address"),
     (["-a", "[::1:53"], "-a/--address: '[::1:53' is not a valid [IPv6]:PORT"),
-    (["-a", "no_such..host"], "-a/--address: 'no_such..host' is not a valid host name or IP address"),
+    (["-a", "no_such..host"],
+     "-a/--address: 'no_such..host' is not a valid host name or IP address"),
     (["-a", "x" * 254], "-a/--address: '%s' is longer than 253 characters" % ("x" * 254)),
     (["-a", "127.0.0.1:0"], "-a/--address: 0 is outside 1-65535"),
     (["--heartbeat", "0"], "argument --heartbeat: 0 must be >= 1"),
@@ -39,7 +40,8 @@ BAD_INPUT = [
     (["-i", "1", "--down-interval", "2"], "--down-interval: 2 is above -i/--interval 1"),
     (["--down-interval=--"], "argument --down-interval: expected one argument"),
     (["--heartbeat=--"], "argument --heartbeat: expected one argument"),
-    (["--no-mail", "--test-mail"], "--no-mail cannot be combined with --test-mail or --notify-command"),
+    (["--no-mail", "--test-mail"],
+     "--no-mail cannot be combined with --test-mail or --notify-command"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
     (["--gateway", "router.lan"], "--gateway: 'router.lan' is not ADDRESS[:PORT], [IPV6]:PORT or "
                                   "none; give the router's IP address, which needs no name lookup"),
@@ -73,7 +75,8 @@ def test_help_lists_every_1x_option_with_its_default():
     for needle in ["-a ADDRESS, --address ADDRESS", "(default: 8.8.8.8)", "-p PORT, --port PORT",
                    "(default: 53)", "-i INTERVAL, --interval INTERVAL",
                    "check interval, 0.01 to 86400 s (default: 2.0)",
-                   "-t TIMEOUT, --timeout TIMEOUT", "connection timeout, 0.001 to 3600 s (default: 2.0)",
+                   "-t TIMEOUT, --timeout TIMEOUT",
+                   "connection timeout, 0.001 to 3600 s (default: 2.0)",
                    "-m MIN_INTERRUPTION, --min-interruption MIN_INTERRUPTION", "(default: 5.0)",
                    "-bmin BACKOFF_MIN, --backoff-min BACKOFF_MIN", "(default: 60.0)",
                    "-bmax BACKOFF_MAX, --backoff-max BACKOFF_MAX", "(default: 3600.0)",
@@ -171,7 +174,8 @@ def test_signal_stops_promptly_in_the_middle_of_a_long_interval(tmp_path, app, s
                              "--log-file", log, "--state-file", tmp_path / "state.json"],
                             script=app, by_shebang=True) as monitor:
             monitor.wait_for_line(r"started pyNetConnMon %s " % re.escape(VERSION))
-            wait_until(lambda: (tmp_path / "state.json").exists(), 5, "the state file")  # after the start
+            # after the start
+            wait_until(lambda: (tmp_path / "state.json").exists(), 5, "the state file")
             started = time.monotonic()
             code = monitor.terminate(sig, timeout=5)
             elapsed = time.monotonic() - started

@@ -57,7 +57,8 @@ def test_every_console_line_is_printable(utc):
     console = program.Console(out=out, err=err)
     console.info("DOWN x\r2026-01-01 00:00:00 UP\x1b]0;title\x07", wall=0)
     console.warning("reason\nERROR forged", wall=0)
-    assert out.getvalue() == "1970-01-01 00:00:00 DOWN x\\x0d2026-01-01 00:00:00 UP\\x1b]0;title\\x07\n"
+    assert out.getvalue() == ("1970-01-01 00:00:00 DOWN x\\x0d2026-01-01 00:00:00 "
+                              "UP\\x1b]0;title\\x07\n")
     assert err.getvalue() == "1970-01-01 00:00:00 WARNING reason\\x0aERROR forged\n"
 
 
@@ -107,7 +108,8 @@ BOUNDS = [
     (["-bstep", "4e7"], "argument -bstep/--backoff-step: 4e7 must be <= 31536000 (365 d)"),
     (["--heartbeat", "0.0001"], "argument --heartbeat: 0.0001 must be >= 1"),
     (["--heartbeat", "1e300"], "argument --heartbeat: 1e300 must be <= 86400 (1 d)"),
-    (["--ping-url", URL, "--ping-interval", "0.01"], "argument --ping-interval: 0.01 must be >= 0.1"),
+    (["--ping-url", URL, "--ping-interval", "0.01"],
+     "argument --ping-interval: 0.01 must be >= 0.1"),
     (["--ping-url", URL, "--ping-interval", "1e300"],
      "argument --ping-interval: 1e300 must be <= 86400 (1 d)"),
     (["-i", "1e309"], "argument -i/--interval: '1e309' is not a finite number"),
@@ -125,7 +127,8 @@ def test_the_bounds_themselves_are_accepted():
         "-bmax", "31536000", "-bstep", "0", "--heartbeat", "86400", "--ping-url", URL,
         "--ping-interval", "0.1"])
     assert (settings.interval, settings.timeout, settings.min_interruption, settings.backoff_max,
-            settings.heartbeat, settings.ping_interval) == (0.01, 3600, 31536000, 31536000, 86400, 0.1)
+            settings.heartbeat, settings.ping_interval) == (
+                0.01, 3600, 31536000, 31536000, 86400, 0.1)
     settings = program.parse_arguments(["-a", "127.0.0.1:9", "-i", "86400", "-t", "0.001",
                                         "--heartbeat", "1"])
     assert (settings.interval, settings.timeout, settings.heartbeat) == (86400, 0.001, 1)
@@ -134,7 +137,8 @@ def test_the_bounds_themselves_are_accepted():
 @pytest.mark.parametrize("args, message", [
     (["-t", "2147484"], "argument -t/--timeout: 2147484 must be <= 3600 (1 h)"),
     (["-i", "1e-320"], "argument -i/--interval: 1e-320 must be >= 0.01"),
-    (["-i", "1e300", "--heartbeat", "1e300"], "argument -i/--interval: 1e300 must be <= 86400 (1 d)"),
+    (["-i", "1e300", "--heartbeat", "1e300"],
+     "argument -i/--interval: 1e300 must be <= 86400 (1 d)"),
     (["--heartbeat", "0.0001"], "argument --heartbeat: 0.0001 must be >= 1"),
 ])
 def test_numbers_that_crashed_or_starved_the_monitor_are_refused_before_it_starts(tmp_path, args,
@@ -151,7 +155,8 @@ def test_help_shows_the_bounds():
     text = " ".join(out.split())
     assert status == 0
     for needle in ["check interval, 0.01 to 86400 s", "connection timeout, 0.001 to 3600 s",
-                   "ignore interruptions shorter than this, up to 1 year", "1 to 86400 s (default: 60.0)",
+                   "ignore interruptions shorter than this, up to 1 year",
+                   "1 to 86400 s (default: 60.0)",
                    "at most one ping per this many seconds, 0.1 to 86400 s"]:
         assert needle in text
 
@@ -251,7 +256,8 @@ def test_a_failing_ping_with_credentials_shows_neither_them_nor_the_path(tmp_pat
     (["--ping-url", "u:s3cret@h/s3cret"], "--ping-url: not an http:// or https:// URL"),
     (["--ping-url", "https://u:s3cret@h/s3 cret"],
      "--ping-url: the URL contains spaces or control characters"),
-    (["--ping-url", "https://h/s3cret\x7f"], "--ping-url: the URL contains spaces or control characters"),
+    (["--ping-url", "https://h/s3cret\x7f"],
+     "--ping-url: the URL contains spaces or control characters"),
     (["--ping-url", "https://h/s3crét"],
      "--ping-url: the URL contains characters that are not ASCII: percent-encode them"),
     (["--ping-url", "https://u:s3cret@h:99999/s3cret"],
@@ -268,7 +274,8 @@ def test_a_failing_ping_with_credentials_shows_neither_them_nor_the_path(tmp_pat
      "lose its quotes?)"),
     (["--frobnicate=s3cret"], "unrecognized arguments: --frobnicate=..."),
     (["--notify-command", "  "], "--notify-command: empty command"),
-    (["--notify-command", "curl -d s3cret\0"], "--notify-command: the command contains a NUL character"),
+    (["--notify-command", "curl -d s3cret\0"],
+     "--notify-command: the command contains a NUL character"),
 ])
 def test_usage_errors_never_quote_a_secret(argv, message):
     assert usage_error("-a", "127.0.0.1:9", *argv) == message
@@ -334,9 +341,11 @@ def test_quiet_once_prints_nothing_and_answers_with_its_status():
 # -- every target once; every option used by the run it is given to ------------------------------
 
 @pytest.mark.parametrize("args, message", [
-    (["-a", "127.0.0.1", "-a", "127.0.0.1:53", "-p", "53"], "-a/--address: 127.0.0.1:53 is given twice"),
+    (["-a", "127.0.0.1", "-a", "127.0.0.1:53", "-p", "53"],
+     "-a/--address: 127.0.0.1:53 is given twice"),
     (["-a", "127.0.0.1:53", "-a", "127.0.0.1:53"], "-a/--address: 127.0.0.1:53 is given twice"),
-    (["-a", "::1", "-a", "[0:0::1]:53"], "-a/--address: [::1]:53 and [0:0::1]:53 are the same target"),
+    (["-a", "::1", "-a", "[0:0::1]:53"],
+     "-a/--address: [::1]:53 and [0:0::1]:53 are the same target"),
     (["-a", "Router.Lan", "-a", "router.lan.:53"],
      "-a/--address: Router.Lan:53 and router.lan.:53 are the same target"),
 ])
@@ -355,16 +364,20 @@ LOG = "events.jsonl"
 REFUSED = [
     (["--once", "--test-mail"], "--once cannot be combined with --test-mail"),
     (["--summary", "--log-file", LOG, "--once"], "--once cannot be combined with --summary"),
-    (["--test-mail", "--summary", "--log-file", LOG], "--test-mail cannot be combined with --summary"),
-    (["--summary", "--log-file", LOG, "-a", "127.0.0.1"], "-a/--address has no effect with --summary"),
+    (["--test-mail", "--summary", "--log-file", LOG],
+     "--test-mail cannot be combined with --summary"),
+    (["--summary", "--log-file", LOG, "-a", "127.0.0.1"],
+     "-a/--address has no effect with --summary"),
     (["--summary", "--log-file", LOG, "-p", "80"], "-p/--port has no effect with --summary"),
     (["--summary", "--log-file", LOG, "-t", "1"], "-t/--timeout has no effect with --summary"),
     (["--summary", "--log-file", LOG, "--metrics-port", "9100"],
      "--metrics-port has no effect with --summary"),
-    (["--summary", "--log-file", LOG, "--ping-url", URL], "--ping-url has no effect with --summary"),
+    (["--summary", "--log-file", LOG, "--ping-url", URL],
+     "--ping-url has no effect with --summary"),
     (["--summary", "--log-file", LOG, "--notify-command", "true"],
      "--notify-command has no effect with --summary"),
-    (["--summary", "--log-file", LOG, "--state-file", "s"], "--state-file has no effect with --summary"),
+    (["--summary", "--log-file", LOG, "--state-file", "s"],
+     "--state-file has no effect with --summary"),
     (["--summary", "--log-file", LOG, "--no-mail"], "--no-mail has no effect with --summary"),
     (["--summary", "--log-file", LOG, "-q"], "-q/--quiet has no effect with --summary"),
     (["--once", "-i", "5"], "-i/--interval has no effect with --once"),
@@ -384,7 +397,8 @@ REFUSED = [
     (["--no-mail", "-bmin", "5"], "-bmin/--backoff-min has no effect with --no-mail"),
     (["--no-mail", "-bmax", "5000"], "-bmax/--backoff-max has no effect with --no-mail"),
     (["--no-mail", "--pysendmail", "p"], "--pysendmail has no effect with --no-mail"),
-    (["--notify-command", "true", "--pysendmail", "p"], "--pysendmail has no effect with --notify-command"),
+    (["--notify-command", "true", "--pysendmail", "p"],
+     "--pysendmail has no effect with --notify-command"),
     (["-a", "127.0.0.1:9", "-a", "[::1]:9", "-p", "80"],
      "-p/--port has no effect: every -a/--address names its own port"),
     (["--until", "2026-11-24"], "--since and --until only go with --summary"),
@@ -402,7 +416,8 @@ def test_options_the_run_would_ignore_are_refused(args, message):
 ACCEPTED = [
     ["-a", "127.0.0.1:9", "-i", "5", "-t", "1", "-m", "0", "--no-mail", "--heartbeat", "5",
      "--log-file", LOG, "--state-file", "s", "--metrics-port", "9100", "--ping-url", URL, "-q"],
-    ["-a", "127.0.0.1", "-p", "9", "-bmin", "1", "-bmax", "2", "-bstep", "1", "--notify-command", "true"],
+    ["-a", "127.0.0.1", "-p", "9", "-bmin", "1", "-bmax", "2", "-bstep", "1",
+     "--notify-command", "true"],
     ["-a", "127.0.0.1:9", "-a", "::1", "-p", "9", "--pysendmail", "p"],
     ["-a", "127.0.0.1:9", "-t", "1", "-q", "--once"],
     ["-a", "127.0.0.1:9", "-p", "9", "-a", "::1", "--once"],
@@ -458,7 +473,8 @@ def _value(option, log_files):
 @st.composite
 def command_lines(draw, log_files):
     """A run's usual start, then options from the parser with values fit to provoke them."""
-    argv = draw(st.sampled_from([[], ["-a", "127.0.0.1:9"], ["--once", "-a", "::1"], ["--test-mail"],
+    argv = draw(st.sampled_from([[], ["-a", "127.0.0.1:9"], ["--once", "-a", "::1"],
+                                 ["--test-mail"],
                                  ["--summary", "--log-file", log_files[0]],
                                  ["--summary", "--log-file", log_files[1]]]))
     for _ in range(draw(st.integers(0, 5))):
@@ -505,6 +521,7 @@ def test_any_command_line_ends_in_a_status_and_at_most_one_error_line(log_files,
     if status == 2:
         assert out == "" and err.startswith("pyNetConnMon.py: error: "), (argv, out, err)
     elif status == 1:         # --summary: the log it reads, or a report it writes (--html, --csv)
-        assert re.search(r" ERROR cannot (read event log|write (HTML report|CSV)) ", err), (argv, err)
+        assert re.search(r" ERROR cannot (read event log|write (HTML report|CSV)) ", err), (
+            argv, err)
     elif status == RAN:
         assert (out, err) == ("", ""), (argv, out, err)

@@ -124,7 +124,8 @@ def test_mail_server_down_when_the_network_returns_gets_the_report_out_once(
             netlab.link_up()
             monitor.wait_for_event("report_failed", timeout=5)
             [failed] = events(monitor.log, "report_failed")
-            assert failed["reason"] == "mail server 127.0.0.1:%d refused the connection" % server.port
+            assert failed["reason"] == ("mail server 127.0.0.1:%d refused the connection"
+                                        % server.port)
             server.start()
             monitor.wait_for_event("report_sent", timeout=10)
             time.sleep(2.0)     # twice -bmin: a second copy would have been sent by now

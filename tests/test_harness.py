@@ -117,7 +117,8 @@ def png(rows, size, rng):
         previous = row
 
     def chunk(kind, data):
-        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+        return (struct.pack('>I', len(data)) + kind + data
+                + struct.pack('>I', zlib.crc32(kind + data)))
     header = struct.pack('>IIBBBBB', len(rows[0]) // size, len(rows), 8, 2 if size == 3 else 6,
                          0, 0, 0)
     return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header)

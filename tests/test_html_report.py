@@ -288,8 +288,10 @@ def test_cli_since_until_apply_to_the_csv(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["-a", "127.0.0.1", "--html", "r.html"], "--html has no effect with the monitor"),
-    (["--summary", "--log-file", "{log}", "--html", "{log}"], "--html: {log} is the event log itself"),
-    (["--summary", "--log-file", "{log}", "--csv", "{log}"], "--csv: {log} is the event log itself"),
+    (["--summary", "--log-file", "{log}", "--html", "{log}"],
+     "--html: {log} is the event log itself"),
+    (["--summary", "--log-file", "{log}", "--csv", "{log}"],
+     "--csv: {log} is the event log itself"),
     (["--summary", "--log-file", "{log}", "--html", "x", "--csv", "x"],
      "--html and --csv name the same file"),
     (["--summary", "--log-file", "{log}", "--html", ""], "--html: empty path"),
@@ -350,7 +352,7 @@ def test_a_log_with_nothing_monitored_makes_a_page_that_says_so(tmp_path):
     assert '<p id="nothing">Nothing to report: no monitored time in the selected time.</p>' in page
 
 
-# -- hostile logs -----------------------------------------------------------------------------------
+# -- hostile logs ----------------------------------------------------------------------------
 
 def test_text_from_the_log_cannot_break_out_of_the_page():
     log = Log()

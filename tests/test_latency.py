@@ -107,7 +107,8 @@ def test_memory_stays_bounded_at_i_0_05_over_a_long_window():
     whatever the times; with times that repeat, no more than a few minutes' window does."""
     rng = random.Random(1)
     labels = (TARGET, OTHER)
-    biggest = math.ceil(math.log(1e9) / math.log(pyNetConnMon.CONNECT_TIME_RATIO)) + 1  # 1 us-1000 s
+    # 1 us to 1000 s
+    biggest = math.ceil(math.log(1e9) / math.log(pyNetConnMon.CONNECT_TIME_RATIO)) + 1
     assert biggest == 2084
 
     def rounds(window, first, last, draw):
@@ -411,7 +412,8 @@ def test_a_stats_event_at_the_end_of_each_window(tmp_path):
     run = LatencyRun(tmp_path, script, stop_at=25, stats_interval=10.0).run()
     stats = run.events("stats")
     # the third window is not over at the stop: its figures are not written
-    assert [(event["time"][11:23], event["start"][11:23], event["end"][11:23]) for event in stats] == [
+    assert [(event["time"][11:23], event["start"][11:23], event["end"][11:23])
+            for event in stats] == [
         ("11:06:50.000", "11:06:40.000", "11:06:50.000"),
         ("11:07:00.000", "11:06:50.000", "11:07:00.000")]
     figures = [event["targets"]["198.18.0.2:53"] for event in stats]

@@ -21,7 +21,8 @@ TIMESTAMPED_CACHE_ENV = {"SOURCE_DATE_EPOCH": None}
 def start(script, *args, env=None):
     """`script ARGS` run to its end by its shebang: (exit status, stdout, stderr)."""
     result = subprocess.run([os.fspath(script), *args], capture_output=True, text=True,
-                            timeout=30, env=child_env(shebang_env({**TIMESTAMPED_CACHE_ENV, **(env or {})})),
+                            timeout=30,
+                            env=child_env(shebang_env({**TIMESTAMPED_CACHE_ENV, **(env or {})})),
                             stdin=subprocess.DEVNULL)
     return result.returncode, result.stdout, result.stderr
 

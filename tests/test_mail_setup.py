@@ -135,7 +135,7 @@ def test_test_mail_says_nothing_about_a_private_config(tmp_path):
     assert len(run.stderr_lines) == 1 and ' ERROR ' in run.stderr_lines[0], run.stderr_lines
 
 
-# -- mail cannot work yet: the warning names the other ways -----------------------------------------
+# -- mail cannot work yet: the warning names the other ways ----------------------------------
 def test_mail_cannot_work_yet_names_notify_command_and_no_mail(tmp_path):
     app = make_program_dir(tmp_path / 'app', with_config=False)
     with MonitorProcess(['-a', '127.0.0.1:%d' % closed_port(), '-i', '0.2', '-t', '0.2'],

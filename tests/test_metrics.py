@@ -49,16 +49,16 @@ pynetconnmon_target_up{target="[::1]:853"} 0
 absent while the target is down.
 # TYPE pynetconnmon_target_connect_seconds gauge
 pynetconnmon_target_connect_seconds{target="127.0.0.1:53"} 0.0125
-# HELP pynetconnmon_interruptions_total Interruptions of at least --min-interruption; an ongoing one \
-counts once it is that long.
+# HELP pynetconnmon_interruptions_total Interruptions of at least --min-interruption; an ongoing \
+one counts once it is that long.
 # TYPE pynetconnmon_interruptions_total counter
 pynetconnmon_interruptions_total 3
 # HELP pynetconnmon_ignored_interruptions_total Interruptions shorter than --min-interruption \
 (blips), counted when they end.
 # TYPE pynetconnmon_ignored_interruptions_total counter
 pynetconnmon_ignored_interruptions_total 2
-# HELP pynetconnmon_downtime_seconds_total Seconds of downtime in counted interruptions, an ongoing \
-one included.
+# HELP pynetconnmon_downtime_seconds_total Seconds of downtime in counted interruptions, an \
+ongoing one included.
 # TYPE pynetconnmon_downtime_seconds_total counter
 pynetconnmon_downtime_seconds_total 95.25
 # HELP pynetconnmon_unreported_interruptions Interruptions waiting for a report to be accepted \

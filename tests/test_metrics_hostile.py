@@ -156,7 +156,8 @@ def test_a_client_that_takes_its_answer_slowly_is_dropped_at_the_answer_deadline
     big = b"x" * (16 << 20)          # far more than the socket buffers hold
     server.routes["/big"] = lambda: (200, "text/plain", big)
     with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)    # before connect: no autotuning
+        # before connect: no autotuning
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.settimeout(3)
         sock.connect((LOOPBACK, server.server_port))
         sock.sendall(b"GET /big HTTP/1.0\r\n\r\n")

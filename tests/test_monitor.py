@@ -235,7 +235,8 @@ def test_a_corrupt_state_file_is_moved_aside_and_the_monitor_runs_afresh(tmp_pat
     aside, = tmp_path.glob("state.json.corrupt-*")
     assert aside.read_bytes() == garbage
     warning, = [line for line in run.console_lines() if line.startswith("WARNING")]
-    assert warning.startswith("WARNING state file %s could not be used (" % (tmp_path / "state.json"))
+    assert warning.startswith("WARNING state file %s could not be used ("
+                              % (tmp_path / "state.json"))
     assert warning.endswith("); moved it to %s and started afresh" % aside)
     assert run.saved_state()["format"] == 1
     assert run.sent_at() == [20.51]

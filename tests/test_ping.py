@@ -1,4 +1,5 @@
-"""--ping-url: the pure schedule and health logic, and a running monitor pinging a loopback server."""
+"""--ping-url: the pure schedule and health logic, and a running monitor pinging a loopback
+server."""
 import http.server
 import threading
 import time
@@ -74,8 +75,9 @@ def test_ping_errors_read_as_short_reasons():
     assert program.describe_ping_error(urllib.error.HTTPError("u", 503, "", {}, None)) == "HTTP 503"
     assert (program.describe_ping_error(urllib.error.HTTPError("u", 404, "Not  Found", {}, None))
             == "HTTP 404 Not Found")
-    assert program.describe_ping_error(urllib.error.URLError(ConnectionRefusedError(111, "x"))) == "refused"
-    assert program.describe_ping_error(urllib.error.URLError(program.socket.timeout("t"))) == "timeout"
+    describe, error = program.describe_ping_error, urllib.error.URLError
+    assert describe(error(ConnectionRefusedError(111, "x"))) == "refused"
+    assert describe(error(program.socket.timeout("t"))) == "timeout"
     assert program.describe_ping_error(program.socket.timeout("read")) == "timeout"
 
 
@@ -83,8 +85,8 @@ def test_ping_errors_read_as_short_reasons():
     (["--ping-url", "ftp://127.0.0.1/x"], "--ping-url: not an http:// or https:// URL"),
     (["--ping-url", "http://127.0.0.1:9/", "--ping-interval", "0"], "argument --ping-interval: "
                                                                      "0 must be >= 0.1"),
-    (["--ping-url", "http://127.0.0.1:9/", "--ping-interval", "inf"], "argument --ping-interval: "
-                                                                       "'inf' is not a finite number"),
+    (["--ping-url", "http://127.0.0.1:9/", "--ping-interval", "inf"],
+     "argument --ping-interval: 'inf' is not a finite number"),
     (["--ping-interval", "30"], "--ping-interval needs --ping-url"),
 ])
 def test_bad_ping_options_are_usage_errors(tmp_path, arguments, message):
@@ -256,7 +258,8 @@ def test_a_failing_endpoint_warns_once_per_stretch_and_once_when_it_recovers_on_
     run = ping_run(tmp_path, stop_at=4.0, failure=failure)
     assert [round(t, 2) for t in run.ping.sent] == [0.01, 0.41, 0.81, 1.21, 1.61, 2.01, 2.41,
                                                     2.81, 3.21, 3.61]
-    assert [(e["event"], e.get("reason")) for e in run.events() if e["event"].startswith("ping")] == [
+    assert [(e["event"], e.get("reason"))
+            for e in run.events() if e["event"].startswith("ping")] == [
         ("ping_failed", "HTTP 503 Service Unavailable"), ("ping_ok", None),
         ("ping_failed", "HTTP 503 Service Unavailable"), ("ping_ok", None)]
     warning = ("WARNING ping to http://192.0.2.7:8080/... failed: HTTP 503 Service Unavailable; "

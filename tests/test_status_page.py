@@ -121,7 +121,8 @@ def test_the_monitor_publishes_the_status_with_each_round(tmp_path):
 
 def test_down_now_says_since_when_why_and_the_cause():
     board = board_with([start(NOW - 3600), down(NOW - 125, cause="provider")],
-                       pnm.MetricsSnapshot(network_up=False, targets=((TARGET.label, False, None),)))
+                       pnm.MetricsSnapshot(network_up=False,
+                                           targets=((TARGET.label, False, None),)))
     board.publish(board.latest())
     page = pnm.render_status(board.status())
     assert text_of(page, "state") == "DOWN"
@@ -177,7 +178,7 @@ def test_the_page_is_self_contained_and_its_svg_parses():
     assert page.count('<tr class="interruption">') == pnm.STATUS_ROWS_SHOWN
 
 
-# -- a running monitor ------------------------------------------------------------------------------
+# -- a running monitor -------------------------------------------------------------------------
 
 def get(url, timeout=3.0):
     with urllib.request.urlopen(url, timeout=timeout) as answer:

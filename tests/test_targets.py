@@ -38,8 +38,10 @@ def test_literal_addresses_need_no_lookup():
     ("bad..name", "-a/--address: 'bad..name' is not a valid host name or IP address"),
     ("-lead.example", "-a/--address: '-lead.example' is not a valid host name or IP address"),
     ("sp ace", "-a/--address: 'sp ace' is not a valid host name or IP address"),
-    ("a" * 64 + ".lan", "-a/--address: '%s.lan' is not a valid host name or IP address" % ("a" * 64)),
-    (("a" * 63 + ".") * 4, "-a/--address: '%s' is longer than 253 characters" % (("a" * 63 + ".") * 4)),
+    ("a" * 64 + ".lan",
+     "-a/--address: '%s.lan' is not a valid host name or IP address" % ("a" * 64)),
+    (("a" * 63 + ".") * 4,
+     "-a/--address: '%s' is longer than 253 characters" % (("a" * 63 + ".") * 4)),
 ])
 def test_invalid_targets_are_refused_with_the_reason(value, message):
     with pytest.raises(UsageError) as caught:

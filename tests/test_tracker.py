@@ -1,4 +1,5 @@
-"""InterruptionTracker: from round results to DOWN and UP, with durations from the monotonic clock."""
+"""InterruptionTracker: from round results to DOWN and UP, with durations from the monotonic
+clock."""
 from pyNetConnMon import InterruptionTracker
 
 
