@@ -37,6 +37,8 @@ def multisite():
     ok, reason = homelab_support()
     if not ok:
         pytest.skip(reason)
+    for name in ("promtool", "prometheus", "prometheus-alertmanager"):
+        tool(name)
     sweep_stale_posts()
     labs, post = {}, None
     try:
@@ -60,8 +62,8 @@ def start_server(post, argv, ready_url, log_path):
 
     def ready():
         if proc.poll() is not None:
-            raise AssertionError("%s exited %s:\n%s" % (argv[0], proc.returncode,
-                                                         log_path.read_text()[-3000:]))
+            raise AssertionError("%s exited %s:\n%s" % (
+                argv[0], proc.returncode, log_path.read_text()[-3000:]))
         return post.get(ready_url)[0] == 200
     try:
         wait_until(ready, START_TIMEOUT, "%s ready" % argv[0], step=0.1)

@@ -147,7 +147,8 @@ def test_the_rules_and_the_dashboard_use_only_metrics_the_program_serves(tmp_pat
 def test_every_dashboard_panel_asks_prometheus_for_its_sites():
     dashboard = json.loads(DASHBOARD.read_text())
     [site] = [var for var in dashboard["templating"]["list"] if var["name"] == "site"]
-    assert site["query"]["query"] == 'label_values(pynetconnmon_build_info{job="pynetconnmon"}, site)'
+    assert site["query"]["query"] == \
+        'label_values(pynetconnmon_build_info{job="pynetconnmon"}, site)'
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids))
     for panel in dashboard["panels"]:
