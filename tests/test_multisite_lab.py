@@ -7,16 +7,19 @@ watch post's loopback and the monitors' lab links, nothing else.
 The lab runs the docs' files with shorter times (tests/prometheus_lab.py names each change). A
 fault at one site must fire that site's alert through Alertmanager to that site's receiver, and
 resolve after; no other site may alert meanwhile; every query of the Grafana dashboard must return
-data for every site; and a stopped monitor must fire the stale alert of its own site.
+data for every site; and a stopped monitor must fire the stale alert of its own site. And the
+watch post reaches each monitor and nothing beyond it.
 """
+import errno
 import json
+import socket
 import subprocess
 import time
 
 import pytest
 
 from harness import wait_until
-from homelab import TARGET_IP, TARGET_PORT, HomeLab, homelab_support
+from homelab import ROUTER_IP, TARGET_IP, TARGET_PORT, HomeLab, homelab_support
 from lab_monitor import start_monitor
 from prometheus_lab import (dashboard_queries, lab_alertmanager_config, lab_prometheus_config,
                             lab_rules, sites, tool, webhook_addresses, write_yaml)
@@ -187,3 +190,26 @@ def test_a_fault_alerts_its_own_site_only_and_a_stopped_monitor_goes_stale(multi
         for monitor in monitors.values():
             monitor.kill()
     print("whole test: %.1f s" % (time.monotonic() - started))
+
+
+def connect(address, port, timeout=1.0):
+    """'ok' or the errno name of one TCP connect from the calling thread's namespace."""
+    try:
+        socket.create_connection((address, port), timeout=timeout).close()
+        return "ok"
+    except socket.timeout:
+        return "timeout"
+    except OSError as error:
+        return errno.errorcode.get(error.errno, str(error.errno))
+
+
+def test_the_watch_post_reaches_each_monitor_and_nothing_beyond(multisite):
+    post, labs = multisite
+    for lab in labs.values():
+        lab.start_listener()
+        assert lab.probe()[0] == "ok"           # the site's own line works
+        # the monitor's address on the post's link answers (refused: nothing listens yet) ...
+        assert post.call(connect, lab.metrics_address, METRICS_PORT) == "ECONNREFUSED"
+        # ... and nothing beyond it: the site's router and targets have no route from the post
+        for address in (ROUTER_IP, TARGET_IP):
+            assert post.call(connect, address, TARGET_PORT) == "ENETUNREACH"
