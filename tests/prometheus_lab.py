@@ -19,6 +19,7 @@ site's name and `$__rate_interval` LAB_RATE_INTERVAL.
 """
 import json
 import os
+import re
 import shutil
 import urllib.parse
 
@@ -123,12 +124,23 @@ def write_yaml(path, data):
     return path
 
 
+def dashboard():
+    with open(DASHBOARD) as stream:
+        return json.load(stream)
+
+
+def dashboard_sites_query():
+    """The PromQL that lists the sites as the dashboard's `site` menu does (Grafana's
+    label_values(SELECTOR, site) asks for the site labels of the series SELECTOR finds)."""
+    [variable] = [var for var in dashboard()["templating"]["list"] if var["name"] == "site"]
+    match = re.fullmatch(r"label_values\((.+), site\)", variable["query"])
+    return "count by (site) (%s)" % match.group(1)
+
+
 def dashboard_queries(site):
     """[(panel title, PromQL)] of every panel of the Grafana dashboard, as sent for `site`."""
-    with open(DASHBOARD) as stream:
-        dashboard = json.load(stream)
     queries = []
-    for panel in dashboard["panels"]:
+    for panel in dashboard()["panels"]:
         for target in panel["targets"]:
             expr = target["expr"].replace("$__rate_interval", LAB_RATE_INTERVAL)
             queries.append((panel["title"], expr.replace("$site", site)))

@@ -21,8 +21,9 @@ import pytest
 from harness import wait_until
 from homelab import ROUTER_IP, TARGET_IP, TARGET_PORT, HomeLab, homelab_support
 from lab_monitor import start_monitor
-from prometheus_lab import (dashboard_queries, lab_alertmanager_config, lab_prometheus_config,
-                            lab_rules, sites, tool, webhook_addresses, write_yaml)
+from prometheus_lab import (dashboard_queries, dashboard_sites_query, lab_alertmanager_config,
+                            lab_prometheus_config, lab_rules, sites, tool, webhook_addresses,
+                            write_yaml)
 from sitelab import WatchPost, sweep_stale_posts
 
 METRICS_PORT = 9469
@@ -161,6 +162,7 @@ def test_a_fault_alerts_its_own_site_only_and_a_stopped_monitor_goes_stale(multi
         wait_until(lambda: by_site(post, 'site_cause:pynetconnmon_downtime_seconds:increase1d'
                                          '{cause="provider"}').get(home, 0) > 0,
                    START_TIMEOUT, "the provider's downtime at %s" % home)
+        assert set(by_site(post, dashboard_sites_query())) == set(labs)
         for site in labs:
             for title, expr in dashboard_queries(site):
                 assert query(post, expr), "no data for %s: %s: %s" % (site, title, expr)

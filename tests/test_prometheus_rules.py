@@ -4,7 +4,6 @@ checked by Debian's promtool and amtool and against what the program really serv
 The unit tests of every rule are promtool's (docs/prometheus/*.test.yml); the lab test
 (test_multisite_lab.py) runs it all with the real servers.
 """
-import json
 import re
 import subprocess
 import urllib.request
@@ -12,8 +11,8 @@ import urllib.request
 import pytest
 
 from harness import LOOPBACK, Listener, closed_port, start_monitor, wait_until
-from prometheus_lab import (ALERTMANAGER_CONFIG, DASHBOARD, MULTI_SITE_DOC, PROMETHEUS_CONFIG,
-                            RULE_TESTS, RULES, load, sites, tool, webhook_addresses)
+from prometheus_lab import (ALERTMANAGER_CONFIG, MULTI_SITE_DOC, PROMETHEUS_CONFIG, RULE_TESTS,
+                            RULES, dashboard, load, sites, tool, webhook_addresses)
 
 TOOL_TIMEOUT = 60
 
@@ -136,8 +135,7 @@ def test_the_rules_and_the_dashboard_use_only_metrics_the_program_serves(tmp_pat
     assert "pynetconnmon_network_up" in served and "pynetconnmon_gateway_up" in served
     recorded = {rule["record"] for rule in rules() if "record" in rule}
     in_rules = used_metric_names(" ".join(rule["expr"] for rule in rules()))
-    dashboard = json.loads(DASHBOARD.read_text())
-    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    exprs = [target["expr"] for panel in dashboard()["panels"] for target in panel["targets"]]
     assert in_rules - served == set()
     assert used_metric_names(" ".join(exprs)) - served == set()
     # every recording rule is on the dashboard, so the lab checks each in the real Prometheus
@@ -145,13 +143,12 @@ def test_the_rules_and_the_dashboard_use_only_metrics_the_program_serves(tmp_pat
 
 
 def test_every_dashboard_panel_asks_prometheus_for_its_sites():
-    dashboard = json.loads(DASHBOARD.read_text())
-    [site] = [var for var in dashboard["templating"]["list"] if var["name"] == "site"]
-    assert site["query"]["query"] == \
-        'label_values(pynetconnmon_build_info{job="pynetconnmon"}, site)'
-    ids = [panel["id"] for panel in dashboard["panels"]]
+    board = dashboard()
+    [site] = [var for var in board["templating"]["list"] if var["name"] == "site"]
+    assert site["query"] == 'label_values(pynetconnmon_build_info{job="pynetconnmon"}, site)'
+    ids = [panel["id"] for panel in board["panels"]]
     assert len(ids) == len(set(ids))
-    for panel in dashboard["panels"]:
+    for panel in board["panels"]:
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
         assert panel["targets"], panel["title"]
         for target in panel["targets"]:
