@@ -13,11 +13,11 @@ sys.path.insert(0, ROOT)   # tests import the program itself: `import pyNetConnM
 pytest_plugins = ["smtp_lab", "netlab", "homelab"]
 
 
-# The lab tests: they build network namespaces (the fault lab, the home lab) and take minutes;
-# the soak runs for about a minute. Marked `lab`, so that `pytest tests -m "not lab"` runs the
-# fast tests alone.
+# The lab tests: they build network namespaces (the fault lab, the home lab, several sites with
+# Prometheus and Alertmanager) and take minutes; the soak runs for about a minute. Marked `lab`,
+# so that `pytest tests -m "not lab"` runs the fast tests alone.
 LAB_MODULES = {"test_faults.py", "test_netlab.py", "test_homelab.py", "test_causes_lab.py",
-               "test_latency_lab.py", "test_soak.py"}
+               "test_latency_lab.py", "test_soak.py", "test_multisite_lab.py"}
 LAB_FIXTURES = {"netlab", "homelab"}
 
 
