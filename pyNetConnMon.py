@@ -3,33 +3,58 @@
 #
 # A Python program that starts itself: the shell runs only the `exec` line below, which to Python
 # is a string. It has Python run the bytecode cached in __pycache__ beside this file (compiled in
-# a short-lived child when the file is new or changed, where the folder is writable). Compiling the
-# whole file in the monitor itself, as `python3 pyNetConnMon.py` does at every start, would more
-# than double the monitor's memory for as long as it runs. `python3 pyNetConnMon.py` works too.
+# a short-lived child when the file is new, changed or its cache damaged, where the folder is
+# writable). Compiling the whole file in the monitor itself would more than double the monitor's
+# memory for as long as it runs: started as `python3 pyNetConnMon.py` (or `-m`), which compiles
+# it, the monitor moves onto the cache before its loop. The loader's code is LOADER below.
 """:"
 exec python3 -c '
-import os, sys
+import sys
+if sys.version_info < (3, 9):
+    sys.exit("pyNetConnMon needs Python 3.9 or newer; this is Python %d.%d" % sys.version_info[:2])
+script_first = sys.path[:1] == [""]
+if script_first:
+    del sys.path[0]
+import os
 from importlib.machinery import SourceFileLoader
 from importlib.util import cache_from_source, module_from_spec, spec_from_loader
 typed = sys.argv.pop(1)
-path = os.path.abspath(typed)
+path = os.path.realpath(typed)
 sys.argv[0] = typed
-if not getattr(sys.flags, "safe_path", False):
-    sys.path[0] = os.path.dirname(os.path.realpath(typed))
+if script_first:
+    sys.path.insert(0, os.path.dirname(path))
 cache = cache_from_source(path)
+folder = os.path.dirname(cache)
+
+
+def compile_cache():
+    if sys.dont_write_bytecode or not os.access(
+            folder if os.path.isdir(folder) else os.path.dirname(folder), os.W_OK):
+        return
+    import subprocess
+    subprocess.run([sys.executable, "-I", "-c", "import py_compile, sys; py_compile.compile("
+                    "sys.argv[1], sys.argv[2], optimize=int(sys.argv[3]))",
+                    path, cache, str(sys.flags.optimize)], stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 try:
     fresh = os.stat(cache).st_mtime >= os.stat(path).st_mtime
 except OSError:
     fresh = False
-folder = os.path.dirname(cache)
-if not (fresh or sys.dont_write_bytecode) and os.access(
-        folder if os.path.isdir(folder) else os.path.dirname(folder), os.W_OK):
-    import subprocess
-    subprocess.run([sys.executable, "-m", "py_compile", path], stdin=subprocess.DEVNULL,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+if not fresh:
+    compile_cache()
 loader = SourceFileLoader("__main__", path)
 sys.modules["__main__"] = module = module_from_spec(spec_from_loader("__main__", loader))
-loader.exec_module(module)
+try:
+    code = loader.get_code("__main__")
+except (EOFError, ValueError, TypeError, ImportError):
+    compile_cache()
+    try:
+        code = loader.get_code("__main__")
+    except (EOFError, ValueError, TypeError, ImportError):
+        code = compile(loader.get_data(path), path, "exec", dont_inherit=True)
+exec(code, module.__dict__)
 ' "$0" "$@"
 """
 
@@ -40,6 +65,11 @@ loader.exec_module(module)
 #
 # Copyright (C) the pyNetConnMon authors. License: GNU GPL v3 or later (see LICENSE).
 # Python 3.9+, standard library only. Mail goes through the pySendMail submodule.
+
+import sys
+
+if sys.version_info < (3, 9):     # before anything that may need a newer Python can fail
+    sys.exit("pyNetConnMon needs Python 3.9 or newer; this is Python %d.%d" % sys.version_info[:2])
 
 import argparse
 import bisect
@@ -53,7 +83,6 @@ import select
 import selectors
 import signal
 import socket
-import sys
 import threading
 import time
 
@@ -6836,6 +6865,110 @@ def run_monitor(args, console):
     return 130 if stop_signal == "SIGINT" else 0
 
 
+# ---------------------------------------------------------------------------------------------
+# The start on cached bytecode: the loader that the shell prologue at the top runs, kept here once
+# (a test checks that the prologue is this text), and the move onto it of a monitor that Python
+# started by compiling the whole file in the process
+# ---------------------------------------------------------------------------------------------
+
+# Run by `python3 -c LOADER FILE ARGS...`. It keeps the current folder off the module path (a
+# py_compile.py, os.py ... that someone put there must not run as the monitor's user), checks the
+# Python version before anything can fail on an older one, compiles FILE in a short-lived child
+# in isolated mode when its cache is missing, stale or damaged, and runs FILE as __main__ from
+# the cache. No single quote in it: the prologue holds it in one.
+LOADER = """\
+import sys
+if sys.version_info < (3, 9):
+    sys.exit("pyNetConnMon needs Python 3.9 or newer; this is Python %d.%d" % sys.version_info[:2])
+script_first = sys.path[:1] == [""]
+if script_first:
+    del sys.path[0]
+import os
+from importlib.machinery import SourceFileLoader
+from importlib.util import cache_from_source, module_from_spec, spec_from_loader
+typed = sys.argv.pop(1)
+path = os.path.realpath(typed)
+sys.argv[0] = typed
+if script_first:
+    sys.path.insert(0, os.path.dirname(path))
+cache = cache_from_source(path)
+folder = os.path.dirname(cache)
+
+
+def compile_cache():
+    if sys.dont_write_bytecode or not os.access(
+            folder if os.path.isdir(folder) else os.path.dirname(folder), os.W_OK):
+        return
+    import subprocess
+    subprocess.run([sys.executable, "-I", "-c", "import py_compile, sys; py_compile.compile("
+                    "sys.argv[1], sys.argv[2], optimize=int(sys.argv[3]))",
+                    path, cache, str(sys.flags.optimize)], stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+try:
+    fresh = os.stat(cache).st_mtime >= os.stat(path).st_mtime
+except OSError:
+    fresh = False
+if not fresh:
+    compile_cache()
+loader = SourceFileLoader("__main__", path)
+sys.modules["__main__"] = module = module_from_spec(spec_from_loader("__main__", loader))
+try:
+    code = loader.get_code("__main__")
+except (EOFError, ValueError, TypeError, ImportError):
+    compile_cache()
+    try:
+        code = loader.get_code("__main__")
+    except (EOFError, ValueError, TypeError, ImportError):
+        code = compile(loader.get_data(path), path, "exec", dont_inherit=True)
+exec(code, module.__dict__)
+"""
+
+
+def _interpreter_options():
+    """The options of this interpreter's command line that a restart must keep."""
+    flags = sys.flags
+    options = ["-" + letter for name, letter in (
+        ("isolated", "I"), ("ignore_environment", "E"), ("no_user_site", "s"), ("no_site", "S"),
+        ("dont_write_bytecode", "B"), ("safe_path", "P")) if getattr(flags, name, 0)]
+    options += ["-O"] * flags.optimize + ["-b"] * flags.bytes_warning
+    for warning in sys.warnoptions:
+        options += ["-W", warning]
+    for name, value in getattr(sys, "_xoptions", {}).items():
+        options += ["-X", name if value is True else "%s=%s" % (name, value)]
+    return options
+
+
+def compiled_in_process(module_globals):
+    """True if Python compiled this file from source in this process: `python3 pyNetConnMon.py`
+    always does, `python3 -m pyNetConnMon` does when the cache is missing or stale. The loader
+    (a spec named __main__) and anything that hands in code of its own (no file loader) did not."""
+    spec = module_globals.get("__spec__")
+    loader = module_globals.get("__loader__")
+    if not hasattr(loader, "get_filename") or sys.dont_write_bytecode:
+        return False
+    return spec is None or spec.name != "__main__"
+
+
+def restart_on_cached_bytecode(script):
+    """Replaces this process (same pid) with the loader running `script` from its cache. The
+    compile's memory would otherwise stay for as long as the monitor runs (a process keeps its
+    peak), more than doubling it. Returns only if the exec failed."""
+    if not sys.executable:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    try:
+        os.execv(sys.executable, [sys.executable, *_interpreter_options(), "-c", LOADER,
+                                  script, *sys.argv[1:]])
+    except OSError:
+        pass
+
+
 def main(argv=None):
     console = Console()
     try:
@@ -6849,6 +6982,8 @@ def main(argv=None):
             return run_test_mail(args, console)
         if args.discard_pending:
             return run_discard_pending(args, console)
+        if argv is None and compiled_in_process(globals()):
+            restart_on_cached_bytecode(sys.argv[0])
         return run_monitor(args, console)
     except _ParserExit as done:      # --help, --version
         return done.status
