@@ -116,6 +116,7 @@ REASON_LIMIT = 200               # characters: a failure reason from outside tex
 REPORT_LIST_LIMIT = 100          # beyond this many interruptions a report lists the first and last half
 PENDING_LIMIT = 1000             # beyond this many pending interruptions the middle ones are folded
 PYSENDMAIL_CONFIG = "sendMailConfig.json"
+PYSENDMAIL_URL = "https://github.com/scaidermern/pySendMail.git"
 PYSENDMAIL_KEYS = ("mail.from", "mail.to", "mail.smtp.server", "mail.smtp.port", "mail.smtp.user",
                    "mail.smtp.password", "mail.smtp.tls", "mail.smtp.timeout")
 STATE_FORMAT = 1
@@ -2007,8 +2008,12 @@ def _drain(fd):
 def check_mail_setup(pysendmail_dir):
     """Returns None when pySendMail can send, else a one-line problem that names the fix."""
     if not os.path.isfile(os.path.join(pysendmail_dir, "sendMail.py")):
-        return ("the pySendMail submodule in %s is empty or missing: run "
-                "`git submodule update --init` in the program's folder" % pysendmail_dir)
+        if is_submodule_path(pysendmail_dir):
+            return ("the pySendMail submodule in %s is empty or missing: run "
+                    "`git submodule update --init` in %s" % (
+                        pysendmail_dir, os.path.dirname(pysendmail_dir)))
+        return ("pySendMail is not in %s: put it there (`git clone %s %s`) or name its folder "
+                "with --pysendmail DIR" % (pysendmail_dir, PYSENDMAIL_URL, pysendmail_dir))
     config_path = os.path.join(pysendmail_dir, PYSENDMAIL_CONFIG)
     if not os.path.isfile(config_path):
         return ("%s does not exist: copy sendMailConfig.json.example to sendMailConfig.json there "
@@ -2028,6 +2033,20 @@ def check_mail_setup(pysendmail_dir):
         if node is None:
             return "%s lacks the setting %s" % (config_path, key)
     return None
+
+
+def is_submodule_path(folder):
+    """True if `folder` is a submodule's path in the git checkout around it (its .gitmodules
+    names it): only then can `git submodule update --init` fill it."""
+    folder = os.path.abspath(folder)
+    try:
+        with open(os.path.join(os.path.dirname(folder), ".gitmodules"), encoding="utf-8",
+                  errors="replace") as stream:
+            text = stream.read(65536)
+    except OSError:
+        return False
+    name = re.escape(os.path.basename(folder))
+    return re.search(r"(?m)^\s*path\s*=\s*%s\s*$" % name, text) is not None
 
 
 def config_permission_warning(pysendmail_dir):
@@ -6458,7 +6477,8 @@ def build_parser():
                         help="at most one ping per this many seconds, %s (default: %.1f)"
                              % (_range(PING_INTERVAL_RANGE), DEFAULT_PING_INTERVAL))
     parser.add_argument("--pysendmail", metavar="DIR",
-                        help="the pySendMail folder (default: pySendMail/ beside this script)")
+                        help="the pySendMail folder (default: pySendMail/ beside this script, the "
+                             "file a symlink points to)")
     parser.add_argument("--notify-command", metavar="CMD",
                         help="deliver reports by running CMD (report on stdin, subject in "
                              "$PYNETCONNMON_SUBJECT; exit status 0 means delivered) instead of mail")
@@ -6554,7 +6574,8 @@ def parse_arguments(argv):
     if args.since is not None and args.until is not None and args.since >= args.until:
         raise UsageError("--since must be before --until")
     if args.pysendmail is None:
-        args.pysendmail = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pySendMail")
+        # beside the file itself: started through a symlink, not beside the link
+        args.pysendmail = os.path.join(os.path.dirname(os.path.realpath(__file__)), "pySendMail")
     args.state_file = args.state_file or default_state_path()
     return Settings(**{name: getattr(args, name) for name in Settings.__slots__})
 
