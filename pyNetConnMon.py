@@ -83,6 +83,7 @@ import select
 import selectors
 import signal
 import socket
+import struct
 import threading
 import time
 
@@ -130,10 +131,12 @@ LAN_MISSES = 2                   # router probes missed in a row that make an on
 CAUSES = ("local", "lan", "provider", "dns", "unknown")    # the closest to this machine first
 ROUTE_FILES = ("/proc/net/route", "/proc/net/ipv6_route")  # Linux: the routing table as text
 SYS_NET = "/sys/class/net"                                  # Linux: IF/operstate, IF/carrier
-ROUTE_FILE_LIMIT = 1024 * 1024   # bytes read of a routing table file (a router's may be large)
-ROUTES_RECHECK = 1.0             # seconds: the gateway is looked up in the routing table at most
-                                 # this often (read in every round at -i 0.05, it doubled a
-                                 # round's CPU)
+ROUTE_FILE_LIMIT = 128 * 1024 * 1024   # bytes read of a routing table file: a router's may
+                                       # hold many thousands of routes (about 150 bytes each);
+                                       # only its default routes are kept
+ROUTES_RECHECK = 1.0             # seconds: the routing table is read at most this often, up or
+                                 # down (read in every round at -i 0.05, it doubled a round's CPU;
+                                 # with 20,000 routes, every round while down took 63 % of a core)
 
 # Prometheus metrics and the ping URL (dead man's switch)
 DEFAULT_METRICS_ADDRESS = "127.0.0.1"
@@ -1914,9 +1917,9 @@ class Prober:
             results[target] = ProbeResult(target, False, reason_for_errno(error))
 
 
-def read_small_file(path, limit=ROUTE_FILE_LIMIT):
-    """The text of a /proc or /sys file, or None when it cannot be read. (os.read: half the
-    CPU of open(), and the routing table is read every second.)"""
+def read_small_file(path, limit=4096):
+    """The text of a small /sys file, or None when it cannot be read. (os.read: half the CPU
+    of open(), and these are read in every round while down.)"""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
@@ -1936,6 +1939,122 @@ def read_small_file(path, limit=ROUTE_FILE_LIMIT):
     return b"".join(chunks).decode("ascii", "replace")
 
 
+DEFAULT_ROUTES_KEPT = 1000           # default routes kept of one table file (one is used)
+_DEFAULT_ROUTE_LINES = re.compile(
+    rb"^(?:[^\t\n]+\t00000000\t|0{32} 00 )[^\n]*", re.M)    # IPv4's, IPv6's (destination 0/0)
+
+
+def read_default_route_lines(path, limit=ROUTE_FILE_LIMIT):
+    """The first line of a Linux routing table file (/proc/net/route's names the columns) and
+    its lines for a default destination, as text; None when it cannot be read. Read in pieces
+    and filtered as it goes: a table of 20,000 routes is 3 MB, and the default route of an IPv6
+    table tends to be near its end."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    first, kept, rest, left = None, [], b"", limit
+    try:
+        while True:
+            chunk = os.read(fd, min(left, 65536)) if left > 0 else b""
+            left -= len(chunk)
+            data = rest + chunk
+            end = data.rfind(b"\n") + 1 if chunk else len(data)
+            if end == 0 and len(data) > 65536:
+                break                # no line is this long in a routing table
+            rest, data = data[end:], data[:end]
+            if first is None and data:
+                first, _, data = data.partition(b"\n")
+            kept += _DEFAULT_ROUTE_LINES.findall(data)[:DEFAULT_ROUTES_KEPT - len(kept)]
+            if not chunk:
+                break
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"\n".join([first or b"", *kept]).decode("ascii", "replace")
+
+
+_NETLINK_ROUTE, _RTM_GETROUTE, _RTM_NEWROUTE, _NLMSG_ERROR, _NLMSG_DONE = 0, 26, 24, 2, 3
+_NLM_F_DUMP_REQUEST = 0x301
+_RTN_UNICAST, _RTA_OIF, _RTA_GATEWAY, _RTA_PRIORITY, _RTA_MULTIPATH = 1, 4, 5, 6, 9
+NETLINK_DUMP_LIMIT = 256 * 1024 * 1024   # bytes of a route dump read at most
+
+
+def _route_attributes(data, start, end):
+    """{type: value bytes} of the netlink attributes in data[start:end]."""
+    found = {}
+    while start + 4 <= end:
+        length, kind = struct.unpack_from("=HH", data, start)
+        if length < 4:
+            break
+        found[kind & 0x3FFF] = data[start + 4:start + length]
+        start += (length + 3) & ~3
+    return found
+
+
+def _ipv6_route(attributes):
+    """A Route from a default route's netlink attributes (the first hop of a multipath one)."""
+    gateway, index = attributes.get(_RTA_GATEWAY), attributes.get(_RTA_OIF)
+    hops = attributes.get(_RTA_MULTIPATH)
+    if gateway is None and hops is not None and len(hops) >= 8:
+        length, _, _, index = struct.unpack_from("=HBBi", hops)
+        hop = _route_attributes(hops, 8, min(length, len(hops)))
+        gateway, index = hop.get(_RTA_GATEWAY), struct.pack("=i", index)
+    try:
+        interface = socket.if_indextoname(struct.unpack("=i", index)[0]) if index else "?"
+    except (OSError, struct.error):
+        interface = "?"
+    metric = struct.unpack("=I", attributes[_RTA_PRIORITY])[0] \
+        if len(attributes.get(_RTA_PRIORITY, b"")) == 4 else 0
+    address = None
+    if gateway is not None and len(gateway) == 16 and gateway != bytes(16):
+        next_hop = ipaddress.IPv6Address(gateway)
+        address = str(next_hop) + ("%" + interface if next_hop.is_link_local else "")
+    return Route(6, address, interface, metric)
+
+
+def netlink_ipv6_default_routes(limit=NETLINK_DUMP_LIMIT):
+    """The IPv6 default routes, asked of the kernel over netlink (as `ip -6 route` does): with
+    20,000 routes /proc/net/ipv6_route takes half a second of the kernel's time to read, a dump
+    12 ms. OSError when netlink cannot be used."""
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_ROUTE) as sock:
+        sock.settimeout(2.0)
+        sock.send(struct.pack("=LHHLL", 28, _RTM_GETROUTE, _NLM_F_DUMP_REQUEST, 1, 0)
+                  + struct.pack("=BBBBBBBBI", socket.AF_INET6, 0, 0, 0, 0, 0, 0, 0, 0))
+        routes = []
+        while limit > 0:
+            data = sock.recv(65536)
+            limit -= len(data)
+            offset = 0
+            while offset + 16 <= len(data):
+                length, kind = struct.unpack_from("=LH", data, offset)
+                if kind == _NLMSG_DONE:
+                    return routes
+                if kind == _NLMSG_ERROR or length < 16:
+                    raise OSError("netlink route dump refused")
+                # rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags
+                if kind == _RTM_NEWROUTE and data[offset + 17] == 0 \
+                        and data[offset + 23] == _RTN_UNICAST and len(routes) < DEFAULT_ROUTES_KEPT:
+                    routes.append(_ipv6_route(_route_attributes(
+                        data, offset + 28, offset + length)))
+                offset += (length + 3) & ~3
+            if not data:
+                break
+        raise OSError("netlink route dump cut short")
+
+
+def read_ipv6_default_routes(path):
+    """The IPv6 default routes: from the kernel over netlink for the machine's own table, else
+    (elsewhere, or a test's file) from the file at `path`."""
+    if path == ROUTE_FILES[1]:
+        try:
+            return netlink_ipv6_default_routes()
+        except (OSError, AttributeError, struct.error):
+            pass
+    return parse_ipv6_routes(read_default_route_lines(path) or "")
+
+
 class Surroundings:
     """This machine's own view of its way out (Linux): its default routes, whether their
     interfaces have a link, and the gateway to probe. Reads a few small files (the routing table
@@ -1953,29 +2072,33 @@ class Surroundings:
         self.clock = clock
         self.had_routes = False      # has a default route been seen since the start?
         self.found = None            # the gateway Target found, kept while its address stays
-        self.looked = None           # when gateway() last read the routing table
+        self.looked = None           # when the routing table was last read
+        self.default_routes = []     # what it said then
 
     def routes(self):
-        ipv4, ipv6 = (read_small_file(path) or "" for path in self.route_files)
-        routes = parse_ipv4_routes(ipv4) + parse_ipv6_routes(ipv6)
-        self.had_routes = self.had_routes or bool(routes)
-        return routes
+        """This machine's default routes, read again when ROUTES_RECHECK seconds have passed
+        (while down too: every round asks)."""
+        now = self.clock()
+        if self.looked is None or now - self.looked >= ROUTES_RECHECK:
+            self.looked = now
+            ipv4, ipv6 = self.route_files
+            self.default_routes = (parse_ipv4_routes(read_default_route_lines(ipv4) or "")
+                                   + read_ipv6_default_routes(ipv6))
+            self.had_routes = self.had_routes or bool(self.default_routes)
+            if self.setting == "auto":
+                address = choose_gateway(self.default_routes)
+                if address is None:
+                    self.found = None
+                elif self.found is None or self.found.host != address:
+                    self.found = Gateway(address, GATEWAY_PORT, found=True)
+        return self.default_routes
 
     def gateway(self):
         """The gateway to probe now (a Target), or None; reads the routing table again (when
         ROUTES_RECHECK seconds have passed), so a new router (DHCP) is followed."""
         if self.setting == "auto" and self.loopback_only:
             return None
-        now = self.clock()
-        if self.looked is None or now - self.looked >= ROUTES_RECHECK:
-            self.looked = now
-            routes = self.routes()
-            if self.setting == "auto":
-                address = choose_gateway(routes)
-                if address is None:
-                    self.found = None
-                elif self.found is None or self.found.host != address:
-                    self.found = Gateway(address, GATEWAY_PORT, found=True)
+        self.routes()
         if self.setting != "auto":
             return None if self.setting == "none" else self.setting
         return self.found
