@@ -1683,25 +1683,49 @@ class ProbeResult:
         self.answered = answered    # monotonic instant the connect got through (None: not up)
 
 
-def resolve_all(targets, deadline, clock=time.monotonic):
-    """Look up every host name (again, each round) in parallel, each at most until `deadline`.
+class NameLookups:
+    """Host name lookups, each in a thread of its own, at most one at a time per name: with the
+    DNS server unreachable a lookup waits for the resolver's timeouts (10 s and more), far
+    longer than a round while down (0.1 s), and a new thread per name and round would pile up
+    by the thousand. A round whose name is still being looked up waits for that same lookup."""
 
-    Returns {target: [sockaddr tuples] or a failure reason string}. IP literals need no lookup.
-    """
-    results = {}
-    threads = []
+    def __init__(self):
+        self.running = {}       # (host, port) -> (thread, {"result": ...} filled when done)
 
-    def lookup(target):
+    def start(self, target):
+        """(thread, box) of the lookup of `target`, started now unless one is under way."""
+        key = (target.host, target.port)
+        found = self.running.get(key)
+        if found is not None and found[0].is_alive():
+            return found
+        box = {}
+        thread = threading.Thread(target=self._lookup, args=(target, box), daemon=True)
+        self.running[key] = (thread, box)
+        thread.start()
+        return thread, box
+
+    @staticmethod
+    def _lookup(target, box):
         try:
             infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
             seen = []
             for family, _, _, _, sockaddr in infos:
                 if (family, sockaddr) not in seen:
                     seen.append((family, sockaddr))
-            results[target] = seen[:MAX_ADDRESSES_PER_TARGET] or "dns"
+            box["result"] = seen[:MAX_ADDRESSES_PER_TARGET] or "dns"
         except (OSError, UnicodeError):
-            results[target] = "dns"
+            box["result"] = "dns"
 
+
+def resolve_all(targets, deadline, clock=time.monotonic, lookups=None):
+    """Look up every host name (again, each round) in parallel, each at most until `deadline`.
+
+    Returns {target: [sockaddr tuples] or a failure reason string}. IP literals need no lookup.
+    `lookups` (a NameLookups) lets a lookup that outlives its round serve the next one.
+    """
+    results = {}
+    waiting = []
+    lookups = lookups if lookups is not None else NameLookups()
     for target in targets:
         if target.is_literal and "%" in target.host:   # fe80::1%eth0: the scope needs a lookup,
             try:                                       # of a number only (no DNS)
@@ -1713,13 +1737,10 @@ def resolve_all(targets, deadline, clock=time.monotonic):
         elif target.is_literal:
             results[target] = target.addresses
         else:
-            thread = threading.Thread(target=lookup, args=(target,), daemon=True)
-            thread.start()
-            threads.append(thread)
-    for thread in threads:
+            waiting.append((target, lookups.start(target)))
+    for target, (thread, box) in waiting:
         thread.join(max(0.0, deadline - clock()))
-    for target in targets:
-        results.setdefault(target, "dns")   # the lookup outlived the deadline
+        results[target] = box.get("result", "dns")    # "dns": the lookup outlived the deadline
     return results
 
 
@@ -1751,6 +1772,7 @@ class Prober:
         self.beyond_loopback = False     # has a target had an address beyond this machine?
         self.loopback = {}               # address -> is it loopback? (see _leaves_this_machine)
         self.gateway_result = None       # the gateway's latest outcome (see probe_round)
+        self.lookups = NameLookups()
 
     def close(self):
         self._drop(list(self.in_flight))
@@ -1780,17 +1802,21 @@ class Prober:
                 self._drop(list(in_flight))
             else:
                 self._expire(started, own, results)
-        admitted = not in_flight or len(in_flight) + (gateway is not None) + sum(
-            1 if target.is_literal else MAX_ADDRESSES_PER_TARGET
-            for target in targets) <= self.limit
         probed = list(targets)
+        # names are looked up first: only the connects a round really starts count against
+        # the limit (a name whose lookup failed starts none)
+        resolved = resolve_all(targets, started + self.timeout, self.clock, self.lookups)
+        if not self.beyond_loopback:
+            self.beyond_loopback = self._leaves_this_machine(resolved)
+        if gateway is not None and (self.beyond_loopback or not gateway.found):
+            resolved.update(resolve_all([gateway], started + self.timeout, self.clock,
+                                        self.lookups))
+        admitted = not in_flight or len(in_flight) + sum(
+            len(addresses) for addresses in resolved.values()
+            if not isinstance(addresses, str)) <= self.limit
         if admitted:
-            resolved = resolve_all(targets, started + self.timeout, self.clock)
-            if not self.beyond_loopback:
-                self.beyond_loopback = self._leaves_this_machine(resolved)
-            if gateway is not None and (self.beyond_loopback or not gateway.found):
+            if gateway in resolved:
                 probed.append(gateway)
-                resolved.update(resolve_all([gateway], started + self.timeout, self.clock))
             for target in probed:
                 addresses = resolved[target]
                 if isinstance(addresses, str):
