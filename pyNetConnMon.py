@@ -2942,16 +2942,24 @@ class MetricsBoard:
             return self._snapshot
 
 
-HTTP_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 414: "URI Too Long",
+HTTP_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+                414: "URI Too Long", 421: "Misdirected Request",
                 431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+# Every answer: no type sniffing. A page: nothing but its own inline style and data: images, and
+# no other site may frame it (clickjacking)
+HTTP_HEADERS = "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
+HTTP_PAGE_HEADERS = ("Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; "
+                     "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+                     "\r\nX-Frame-Options: DENY\r\n")
 HTTP_BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
              b"Retry-After: %d\r\n\r\n" % int(METRICS_REQUEST_TIMEOUT))
 
 
 def http_request_head(received, limit=METRICS_REQUEST_LIMIT, max_headers=METRICS_HEADER_LIMIT):
-    """(method, path) once `received` holds a whole request head, None while it may still come,
-    or the status (int) that refuses it: 414 or 431 beyond `limit` bytes or `max_headers` header
-    lines, 400 when the request line is not "METHOD TARGET HTTP/1.x"."""
+    """(method, path, Host header or None) once `received` holds a whole request head, None
+    while it may still come, or the status (int) that refuses it: 414 or 431 beyond `limit`
+    bytes or `max_headers` header lines, 400 when the request line is not "METHOD TARGET
+    HTTP/1.x" or Host is given twice."""
     ends = [at for at in (received.find(b"\n\r\n"), received.find(b"\n\n")) if at >= 0]
     end = min(ends) if ends else len(received)
     if end >= limit:
@@ -2968,7 +2976,37 @@ def http_request_head(received, limit=METRICS_REQUEST_LIMIT, max_headers=METRICS
         method, target = words[0].decode("ascii"), words[1].decode("ascii")
     except UnicodeDecodeError:
         return 400
-    return method, target.split("?", 1)[0]
+    hosts = [line.split(b":", 1)[1].strip() for line in lines[1:]
+             if line[:5].lower() == b"host:"]
+    if len(hosts) > 1:
+        return 400
+    host = hosts[0].decode("latin-1") if hosts else None
+    return method, target.split("?", 1)[0], host
+
+
+def host_names_of_this_machine():
+    """The names a browser may use for this machine's endpoint without DNS rebinding: its own
+    host name (short, and .local for mDNS, as raspberrypi.local)."""
+    name = socket.gethostname().lower().rstrip(".")
+    short = name.split(".", 1)[0]
+    return frozenset(item for item in (name, short, short + ".local") if item)
+
+
+def host_allowed(host, names):
+    """Whether a request's Host header (None: not sent) is one this endpoint answers to: an IP
+    address (the one it serves on), localhost (and *.localhost), or one of `names`. A page
+    from another site that rebinds its own name to this machine sends that name: refused."""
+    if host is None:
+        return True          # no browser leaves it out (HTTP/1.0 tools may)
+    host = host.strip().lower()
+    if host.startswith("["):
+        name = host[1:host.find("]")] if "]" in host else host
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.rstrip(".")
+    if _ip_literal(name) is not None:
+        return True
+    return name == "localhost" or name.endswith(".localhost") or name in names
 
 
 class _HttpClient:
@@ -2993,8 +3031,9 @@ class HttpEndpoint:
     """
 
     def __init__(self, address, port, routes, timeout, max_connections=METRICS_MAX_CONNECTIONS,
-                 clock=time.monotonic):
+                 clock=time.monotonic, host_names=frozenset()):
         self.routes = routes
+        self.host_names = host_names   # names besides addresses and localhost (host_allowed)
         self.timeout = timeout
         self.max_connections = max_connections
         self.clock = clock
@@ -3133,20 +3172,27 @@ class HttpEndpoint:
             elif head is not None:
                 self._route(client, *head)
 
-    def _route(self, client, method, path):
-        route = self.routes.get(path) if method in ("GET", "HEAD") else None
-        if route is None:
-            self._reply(client, 404, "text/plain; charset=utf-8", b"404 Not Found\n",
-                        head_only=method == "HEAD")
+    def _route(self, client, method, path, host):
+        head_only = method == "HEAD"
+        if method not in ("GET", "HEAD"):
+            self._reply(client, 405, "text/plain; charset=utf-8", b"405 Method Not Allowed\n",
+                        extra="Allow: GET, HEAD\r\n")
+        elif not host_allowed(host, self.host_names):
+            self._reply(client, 421, "text/plain; charset=utf-8", b"421 Misdirected Request: "
+                        b"ask by this machine's address, its name or localhost\n", head_only)
+        elif path not in self.routes:
+            self._reply(client, 404, "text/plain; charset=utf-8", b"404 Not Found\n", head_only)
         else:
-            self._reply(client, *route(), head_only=method == "HEAD")
+            self._reply(client, *self.routes[path](), head_only=head_only)
 
-    def _reply(self, client, status, content_type, body, head_only=False):
-        head = ("HTTP/1.0 %d %s\r\nServer: pyNetConnMon/%s\r\nDate: %s\r\nContent-Type: %s\r\n"
-                "Content-Length: %d\r\nConnection: close\r\n\r\n"
-                % (status, HTTP_REASONS[status], VERSION,
+    def _reply(self, client, status, content_type, body, head_only=False, extra=""):
+        if content_type.startswith("text/html"):
+            extra += HTTP_PAGE_HEADERS
+        head = ("HTTP/1.0 %d %s\r\nServer: pyNetConnMon\r\nDate: %s\r\nContent-Type: %s\r\n"
+                "Content-Length: %d\r\n%s%sConnection: close\r\n\r\n"
+                % (status, HTTP_REASONS[status],
                    time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()), content_type,
-                   len(body))).encode("latin-1")
+                   len(body), HTTP_HEADERS, extra)).encode("latin-1")
         client.received = None
         client.answer = memoryview(head if head_only else head + body)
         client.deadline = self.clock() + self.timeout
@@ -3202,7 +3248,8 @@ def start_metrics_server(address, port, board, request_timeout=METRICS_REQUEST_T
     check_free_descriptors(METRICS_MAX_CONNECTIONS + 5 + METRICS_FD_RESERVE, where)
     try:
         server = HttpEndpoint(address, port, {"/metrics": metrics_page,
-                                              "/": lambda: status_page(board)}, request_timeout)
+                                              "/": lambda: status_page(board)}, request_timeout,
+                              host_names=host_names_of_this_machine())
     except OSError as error:
         raise MonitorError("%s: %s" % (where, _one_line(error.strerror or error)))
     return server.start()
