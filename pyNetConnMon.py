@@ -2860,7 +2860,8 @@ class EventLog:
         self._drop_stream()
 
 
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
+                       r"\u2066-\u2069\ud800-\udfff]")
 
 
 def _escape(match):
@@ -6973,12 +6974,18 @@ def describe_gateway_once(setting, gateway, results):
     return "gateway %s %s\n" % (gateway.label, detail)
 
 
+def mail_hostname():
+    """This machine's name as reports give it: a name may hold any byte (sethostname), and a
+    line break in a mail header makes every report fail."""
+    return printable(socket.gethostname())[:REASON_LIMIT]
+
+
 def run_test_mail(args, console):
     deliverer = make_deliverer(args)
     warning = isinstance(deliverer, MailDeliverer) and config_permission_warning(args.pysendmail)
     if warning:
         console.warning(warning)      # as the monitor warns at start
-    hostname = socket.gethostname()
+    hostname = mail_hostname()
     subject = "pyNetConnMon on %s: test report" % hostname
     body = ("This is a test report from pyNetConnMon %s on %s.\n"
             "Reports about interruptions of %s will arrive the same way.\n"
@@ -7060,7 +7067,7 @@ def run_monitor(args, console):
         reporter = None
         if deliverer is not None:
             reporter = Reporter(PendingReports(make_backoff(args)), deliverer,
-                                socket.gethostname(), waker.wake, slow_ms=args.slow_ms)
+                                mail_hostname(), waker.wake, slow_ms=args.slow_ms)
         metrics_board, metrics_server = start_metrics(
             args, console, recent, reporter.pending if reporter is not None else None)
         announcer = Announcer(console, event_log, args)

@@ -15,8 +15,10 @@ import json
 import os
 import re
 import shlex
+import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -285,6 +287,27 @@ def test_test_mail_is_delivered_and_exits_0(lab, program_dir, smtp_server):
     (line,) = run.lines
     assert line.endswith(' test report accepted by mail')
     assert not (lab.tmp / 'xdg').exists()        # no state file at its default place either
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="a host name of our own needs root and unshare")
+def test_a_host_name_with_a_line_break_does_not_break_the_report(program_dir, smtp_server,
+                                                                 tmp_path):
+    # sethostname takes any bytes; in a UTS namespace of its own the program's machine is named
+    # "pi<LF>Bcc: x" (no dot: smtplib, inside pySendMail, then greets as [127.0.0.1])
+    name = "pi\nBcc: x"
+    command = ["unshare", "--uts", sys.executable, "-c",
+               "import socket, subprocess, sys; socket.sethostname(sys.argv[1]); "
+               "sys.exit(subprocess.call(sys.argv[2:]))", name, sys.executable,
+               os.fspath(program_dir.script), "-a", "127.0.0.1:9", "--test-mail"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30,
+                            stdin=subprocess.DEVNULL,
+                            env=child_env({"XDG_STATE_HOME": tmp_path / "xdg"}))
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    (msg,) = smtp_server.wait_for_messages(1, timeout=5)
+    assert msg["Subject"] == "pyNetConnMon on pi\\x0aBcc: x: test report"
+    assert msg["Bcc"] is None
+    assert "on pi\\x0aBcc: x." in msg.get_content()
 
 
 def test_test_mail_with_smtp_stopped_exits_1_with_one_line(lab, program_dir, smtp_server):
