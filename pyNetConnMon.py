@@ -1580,7 +1580,8 @@ def render_metrics(snapshot, version=VERSION):
 # Targets: parsing and validation
 # ---------------------------------------------------------------------------------------------
 
-_HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+_HOSTNAME_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)", re.ASCII)     # fullmatch
+_SCOPE = re.compile(r"[A-Za-z0-9_.@+-]{1,15}", re.ASCII)    # an interface name or number
 
 
 class Target:
@@ -1614,16 +1615,24 @@ class Gateway(Target):
 
 
 def _ip_literal(host):
+    """The address of an IP literal (an IPv6 one may name its scope: fe80::1%eth0), else None."""
+    address, percent, scope = host.partition("%")
+    if percent and not (_SCOPE.fullmatch(scope) and scope not in (".", "..")):
+        return None
     try:
-        return ipaddress.ip_address(host.split("%", 1)[0])
+        found = ipaddress.ip_address(address)
     except ValueError:
         return None
+    return found if not percent or found.version == 6 else None
 
 
 def parse_port(text, option="-p/--port"):
-    try:
+    # ASCII digits only: int() would also take " 53", "+53", "5_3" and other scripts' digits
+    if isinstance(text, int) and not isinstance(text, bool):
+        port = text
+    elif isinstance(text, str) and re.fullmatch(r"[0-9]{1,5}", text, re.ASCII):
         port = int(text)
-    except (TypeError, ValueError):
+    else:
         raise UsageError("%s: %r is not a port number (1-65535)" % (option, text))
     if not 1 <= port <= 65535:
         raise UsageError("%s: %d is outside 1-65535" % (option, port))
@@ -1634,7 +1643,7 @@ def _check_hostname(host, value):
     if len(host.rstrip(".")) > 253:
         raise UsageError("-a/--address: %r is longer than 253 characters" % value)
     labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
-    if not all(_HOSTNAME_LABEL.match(label) for label in labels):
+    if not all(_HOSTNAME_LABEL.fullmatch(label) for label in labels):
         raise UsageError("-a/--address: %r is not a valid host name or IP address" % value)
 
 
@@ -1868,7 +1877,8 @@ class Prober:
                 if local is None:
                     if len(self.loopback) >= 256:
                         self.loopback.clear()
-                    local = self.loopback[sockaddr[0]] = _ip_literal(sockaddr[0]).is_loopback
+                    local = self.loopback[sockaddr[0]] = ipaddress.ip_address(
+                        sockaddr[0].partition("%")[0]).is_loopback
                 if not local:
                     return True
         return False
@@ -6869,7 +6879,15 @@ def parse_gateway(value):
     if target is None or not target.is_literal:
         raise UsageError("--gateway: %r is not ADDRESS[:PORT], [IPV6]:PORT or none; give the "
                          "router's IP address, which needs no name lookup" % value)
+    address = _ip_literal(target.host)
+    if address.is_unspecified or address.is_multicast or address == _BROADCAST:
+        raise UsageError("--gateway: %s is not a router's address (%s)" % (
+            target.host, "unspecified" if address.is_unspecified
+            else "multicast" if address.is_multicast else "broadcast"))
     return Gateway(target.host, target.port)
+
+
+_BROADCAST = ipaddress.ip_address("255.255.255.255")
 
 
 def _check_metrics_and_ping(args):
