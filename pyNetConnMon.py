@@ -3424,7 +3424,22 @@ class Waker:
 
     def _on_stop(self, signum, frame):
         if self.stop_signal is None:
-            self.stop_signal = signal.Signals(signum).name
+            self.stop_signal = signal.Signals(self._first_stop_signal(signum)).name
+
+    def _first_stop_signal(self, signum):
+        """The stop signal that came first. Signals that arrive during one long call (parsing
+        a large state file) have their handlers run afterwards in the order of their numbers,
+        SIGINT before SIGTERM; the wakeup fd got their numbers as they arrived."""
+        try:
+            pending = os.read(self.read_fd, 4096)
+        except OSError:
+            return signum
+        if pending:
+            self.wake()          # what was read was a wake-up too
+        for number in pending:
+            if number in (signal.SIGTERM, signal.SIGINT):
+                return number
+        return signum
 
     def _on_hangup(self, signum, frame):
         self.reopen_requested = True
