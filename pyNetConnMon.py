@@ -3,33 +3,58 @@
 #
 # A Python program that starts itself: the shell runs only the `exec` line below, which to Python
 # is a string. It has Python run the bytecode cached in __pycache__ beside this file (compiled in
-# a short-lived child when the file is new or changed, where the folder is writable). Compiling the
-# whole file in the monitor itself, as `python3 pyNetConnMon.py` does at every start, would more
-# than double the monitor's memory for as long as it runs. `python3 pyNetConnMon.py` works too.
+# a short-lived child when the file is new, changed or its cache damaged, where the folder is
+# writable). Compiling the whole file in the monitor itself would more than double the monitor's
+# memory for as long as it runs: started as `python3 pyNetConnMon.py` (or `-m`), which compiles
+# it, the monitor moves onto the cache before its loop. The loader's code is LOADER below.
 """:"
 exec python3 -c '
-import os, sys
+import sys
+if sys.version_info < (3, 9):
+    sys.exit("pyNetConnMon needs Python 3.9 or newer; this is Python %d.%d" % sys.version_info[:2])
+script_first = sys.path[:1] == [""]
+if script_first:
+    del sys.path[0]
+import os
 from importlib.machinery import SourceFileLoader
 from importlib.util import cache_from_source, module_from_spec, spec_from_loader
 typed = sys.argv.pop(1)
-path = os.path.abspath(typed)
+path = os.path.realpath(typed)
 sys.argv[0] = typed
-if not getattr(sys.flags, "safe_path", False):
-    sys.path[0] = os.path.dirname(os.path.realpath(typed))
+if script_first:
+    sys.path.insert(0, os.path.dirname(path))
 cache = cache_from_source(path)
+folder = os.path.dirname(cache)
+
+
+def compile_cache():
+    if sys.dont_write_bytecode or not os.access(
+            folder if os.path.isdir(folder) else os.path.dirname(folder), os.W_OK):
+        return
+    import subprocess
+    subprocess.run([sys.executable, "-I", "-c", "import py_compile, sys; py_compile.compile("
+                    "sys.argv[1], sys.argv[2], optimize=int(sys.argv[3]))",
+                    path, cache, str(sys.flags.optimize)], stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 try:
     fresh = os.stat(cache).st_mtime >= os.stat(path).st_mtime
 except OSError:
     fresh = False
-folder = os.path.dirname(cache)
-if not (fresh or sys.dont_write_bytecode) and os.access(
-        folder if os.path.isdir(folder) else os.path.dirname(folder), os.W_OK):
-    import subprocess
-    subprocess.run([sys.executable, "-m", "py_compile", path], stdin=subprocess.DEVNULL,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+if not fresh:
+    compile_cache()
 loader = SourceFileLoader("__main__", path)
 sys.modules["__main__"] = module = module_from_spec(spec_from_loader("__main__", loader))
-loader.exec_module(module)
+try:
+    code = loader.get_code("__main__")
+except (EOFError, ValueError, TypeError, ImportError):
+    compile_cache()
+    try:
+        code = loader.get_code("__main__")
+    except (EOFError, ValueError, TypeError, ImportError):
+        code = compile(loader.get_data(path), path, "exec", dont_inherit=True)
+exec(code, module.__dict__)
 ' "$0" "$@"
 """
 
@@ -64,6 +89,11 @@ loader.exec_module(module)
 #     -> Replay -> History -> the views: format_summary, render_report and the CSV,
 #     render_status. No view reads an event itself.
 
+import sys
+
+if sys.version_info < (3, 9):     # before anything that may need a newer Python can fail
+    sys.exit("pyNetConnMon needs Python 3.9 or newer; this is Python %d.%d" % sys.version_info[:2])
+
 import argparse
 import bisect
 import collections
@@ -84,7 +114,6 @@ import signal
 import socket
 import stat
 import struct
-import sys
 import tempfile
 import threading
 import time
@@ -136,6 +165,7 @@ REPORT_LIST_LIMIT = 100          # beyond this many interruptions a report lists
 #                                  last half
 PENDING_LIMIT = 1000             # beyond this many pending interruptions the middle ones are folded
 PYSENDMAIL_CONFIG = "sendMailConfig.json"
+PYSENDMAIL_URL = "https://github.com/scaidermern/pySendMail.git"
 PYSENDMAIL_KEYS = ("mail.from", "mail.to", "mail.smtp.server", "mail.smtp.port", "mail.smtp.user",
                    "mail.smtp.password", "mail.smtp.tls", "mail.smtp.timeout")
 STATE_FORMAT = 1
@@ -149,10 +179,12 @@ LAN_MISSES = 2                   # router probes missed in a row that make an on
 CAUSES = ("local", "lan", "provider", "dns", "unknown")    # the closest to this machine first
 ROUTE_FILES = ("/proc/net/route", "/proc/net/ipv6_route")  # Linux: the routing table as text
 SYS_NET = "/sys/class/net"                                  # Linux: IF/operstate, IF/carrier
-ROUTE_FILE_LIMIT = 1024 * 1024   # bytes read of a routing table file (a router's may be large)
-ROUTES_RECHECK = 1.0             # seconds: the gateway is looked up in the routing table at most
-                                 # this often (read in every round at -i 0.05, it doubled a
-                                 # round's CPU)
+ROUTE_FILE_LIMIT = 128 * 1024 * 1024   # bytes read of a routing table file: a router's may
+                                       # hold many thousands of routes (about 150 bytes each);
+                                       # only its default routes are kept
+ROUTES_RECHECK = 1.0             # seconds: the routing table is read at most this often, up or
+                                 # down (read in every round at -i 0.05, it doubled a round's CPU;
+                                 # with 20,000 routes, every round while down took 63 % of a core)
 
 # Prometheus metrics and the ping URL (dead man's switch)
 DEFAULT_METRICS_ADDRESS = "127.0.0.1"
@@ -1645,7 +1677,8 @@ def render_metrics(snapshot):
 # Targets: parsing and validation
 # ---------------------------------------------------------------------------------------------
 
-_HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+_HOSTNAME_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)", re.ASCII)     # fullmatch
+_SCOPE = re.compile(r"[A-Za-z0-9_.@+-]{1,15}", re.ASCII)    # an interface name or number
 
 
 class Target:
@@ -1679,16 +1712,24 @@ class Gateway(Target):
 
 
 def _ip_literal(host):
+    """The address of an IP literal (an IPv6 one may name its scope: fe80::1%eth0), else None."""
+    address, percent, scope = host.partition("%")
+    if percent and not (_SCOPE.fullmatch(scope) and scope not in (".", "..")):
+        return None
     try:
-        return ipaddress.ip_address(host.split("%", 1)[0])
+        found = ipaddress.ip_address(address)
     except ValueError:
         return None
+    return found if not percent or found.version == 6 else None
 
 
 def parse_port(text, option="-p/--port"):
-    try:
+    # ASCII digits only: int() would also take " 53", "+53", "5_3" and other scripts' digits
+    if isinstance(text, int) and not isinstance(text, bool):
+        port = text
+    elif isinstance(text, str) and re.fullmatch(r"[0-9]{1,5}", text, re.ASCII):
         port = int(text)
-    except (TypeError, ValueError):
+    else:
         raise UsageError("%s: %r is not a port number (1-65535)" % (option, text))
     if not 1 <= port <= 65535:
         raise UsageError("%s: %d is outside 1-65535" % (option, port))
@@ -1699,7 +1740,7 @@ def _check_hostname(host, value):
     if len(host.rstrip(".")) > 253:
         raise UsageError("-a/--address: %r is longer than 253 characters" % value)
     labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
-    if not all(_HOSTNAME_LABEL.match(label) for label in labels):
+    if not all(_HOSTNAME_LABEL.fullmatch(label) for label in labels):
         raise UsageError("-a/--address: %r is not a valid host name or IP address" % value)
 
 
@@ -1749,25 +1790,49 @@ class ProbeResult:
         self.answered = answered    # monotonic instant the connect got through (None: not up)
 
 
-def resolve_all(targets, deadline, clock=time.monotonic):
-    """Look up every host name (again, each round) in parallel, each at most until `deadline`.
+class NameLookups:
+    """Host name lookups, each in a thread of its own, at most one at a time per name: with the
+    DNS server unreachable a lookup waits for the resolver's timeouts (10 s and more), far
+    longer than a round while down (0.1 s), and a new thread per name and round would pile up
+    by the thousand. A round whose name is still being looked up waits for that same lookup."""
 
-    Returns {target: [sockaddr tuples] or a failure reason string}. IP literals need no lookup.
-    """
-    results = {}
-    threads = []
+    def __init__(self):
+        self.running = {}       # (host, port) -> (thread, {"result": ...} filled when done)
 
-    def lookup(target):
+    def start(self, target):
+        """(thread, box) of the lookup of `target`, started now unless one is under way."""
+        key = (target.host, target.port)
+        found = self.running.get(key)
+        if found is not None and found[0].is_alive():
+            return found
+        box = {}
+        thread = threading.Thread(target=self._lookup, args=(target, box), daemon=True)
+        self.running[key] = (thread, box)
+        thread.start()
+        return thread, box
+
+    @staticmethod
+    def _lookup(target, box):
         try:
             infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
             seen = []
             for family, _, _, _, sockaddr in infos:
                 if (family, sockaddr) not in seen:
                     seen.append((family, sockaddr))
-            results[target] = seen[:MAX_ADDRESSES_PER_TARGET] or "dns"
+            box["result"] = seen[:MAX_ADDRESSES_PER_TARGET] or "dns"
         except (OSError, UnicodeError):
-            results[target] = "dns"
+            box["result"] = "dns"
 
+
+def resolve_all(targets, deadline, clock=time.monotonic, lookups=None):
+    """Look up every host name (again, each round) in parallel, each at most until `deadline`.
+
+    Returns {target: [sockaddr tuples] or a failure reason string}. IP literals need no lookup.
+    `lookups` (a NameLookups) lets a lookup that outlives its round serve the next one.
+    """
+    results = {}
+    waiting = []
+    lookups = lookups if lookups is not None else NameLookups()
     for target in targets:
         if target.is_literal and "%" in target.host:   # fe80::1%eth0: the scope needs a lookup,
             try:                                       # of a number only (no DNS)
@@ -1779,13 +1844,10 @@ def resolve_all(targets, deadline, clock=time.monotonic):
         elif target.is_literal:
             results[target] = target.addresses
         else:
-            thread = threading.Thread(target=lookup, args=(target,), daemon=True)
-            thread.start()
-            threads.append(thread)
-    for thread in threads:
+            waiting.append((target, lookups.start(target)))
+    for target, (thread, box) in waiting:
         thread.join(max(0.0, deadline - clock()))
-    for target in targets:
-        results.setdefault(target, "dns")   # the lookup outlived the deadline
+        results[target] = box.get("result", "dns")    # "dns": the lookup outlived the deadline
     return results
 
 
@@ -1817,6 +1879,7 @@ class Prober:
         self.beyond_loopback = False     # has a target had an address beyond this machine?
         self.loopback = {}               # address -> is it loopback? (see _leaves_this_machine)
         self.gateway_result = None       # the gateway's latest outcome (see probe_round)
+        self.lookups = NameLookups()
 
     def close(self):
         self._drop(list(self.in_flight))
@@ -1846,17 +1909,21 @@ class Prober:
                 self._drop(list(in_flight))
             else:
                 self._expire(started, own, results)
-        admitted = not in_flight or len(in_flight) + (gateway is not None) + sum(
-            1 if target.is_literal else MAX_ADDRESSES_PER_TARGET
-            for target in targets) <= self.limit
         probed = list(targets)
+        # names are looked up first: only the connects a round really starts count against
+        # the limit (a name whose lookup failed starts none)
+        resolved = resolve_all(targets, started + self.timeout, self.clock, self.lookups)
+        if not self.beyond_loopback:
+            self.beyond_loopback = self._leaves_this_machine(resolved)
+        if gateway is not None and (self.beyond_loopback or not gateway.found):
+            resolved.update(resolve_all([gateway], started + self.timeout, self.clock,
+                                        self.lookups))
+        admitted = not in_flight or len(in_flight) + sum(
+            len(addresses) for addresses in resolved.values()
+            if not isinstance(addresses, str)) <= self.limit
         if admitted:
-            resolved = resolve_all(targets, started + self.timeout, self.clock)
-            if not self.beyond_loopback:
-                self.beyond_loopback = self._leaves_this_machine(resolved)
-            if gateway is not None and (self.beyond_loopback or not gateway.found):
+            if gateway in resolved:
                 probed.append(gateway)
-                resolved.update(resolve_all([gateway], started + self.timeout, self.clock))
             for target in probed:
                 addresses = resolved[target]
                 if isinstance(addresses, str):
@@ -1908,7 +1975,8 @@ class Prober:
                 if local is None:
                     if len(self.loopback) >= 256:
                         self.loopback.clear()
-                    local = self.loopback[sockaddr[0]] = _ip_literal(sockaddr[0]).is_loopback
+                    local = self.loopback[sockaddr[0]] = ipaddress.ip_address(
+                        sockaddr[0].partition("%")[0]).is_loopback
                 if not local:
                     return True
         return False
@@ -1983,9 +2051,9 @@ class Prober:
             results[target] = ProbeResult(target, False, reason_for_errno(error))
 
 
-def read_small_file(path, limit=ROUTE_FILE_LIMIT):
-    """The text of a /proc or /sys file, or None when it cannot be read. (os.read: half the
-    CPU of open(), and the routing table is read every second.)"""
+def read_small_file(path, limit=4096):
+    """The text of a small /sys file, or None when it cannot be read. (os.read: half the CPU
+    of open(), and these are read in every round while down.)"""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
@@ -2005,6 +2073,122 @@ def read_small_file(path, limit=ROUTE_FILE_LIMIT):
     return b"".join(chunks).decode("ascii", "replace")
 
 
+DEFAULT_ROUTES_KEPT = 1000           # default routes kept of one table file (one is used)
+_DEFAULT_ROUTE_LINES = re.compile(
+    rb"^(?:[^\t\n]+\t00000000\t|0{32} 00 )[^\n]*", re.M)    # IPv4's, IPv6's (destination 0/0)
+
+
+def read_default_route_lines(path, limit=ROUTE_FILE_LIMIT):
+    """The first line of a Linux routing table file (/proc/net/route's names the columns) and
+    its lines for a default destination, as text; None when it cannot be read. Read in pieces
+    and filtered as it goes: a table of 20,000 routes is 3 MB, and the default route of an IPv6
+    table tends to be near its end."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    first, kept, rest, left = None, [], b"", limit
+    try:
+        while True:
+            chunk = os.read(fd, min(left, 65536)) if left > 0 else b""
+            left -= len(chunk)
+            data = rest + chunk
+            end = data.rfind(b"\n") + 1 if chunk else len(data)
+            if end == 0 and len(data) > 65536:
+                break                # no line is this long in a routing table
+            rest, data = data[end:], data[:end]
+            if first is None and data:
+                first, _, data = data.partition(b"\n")
+            kept += _DEFAULT_ROUTE_LINES.findall(data)[:DEFAULT_ROUTES_KEPT - len(kept)]
+            if not chunk:
+                break
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"\n".join([first or b"", *kept]).decode("ascii", "replace")
+
+
+_NETLINK_ROUTE, _RTM_GETROUTE, _RTM_NEWROUTE, _NLMSG_ERROR, _NLMSG_DONE = 0, 26, 24, 2, 3
+_NLM_F_DUMP_REQUEST = 0x301
+_RTN_UNICAST, _RTA_OIF, _RTA_GATEWAY, _RTA_PRIORITY, _RTA_MULTIPATH = 1, 4, 5, 6, 9
+NETLINK_DUMP_LIMIT = 256 * 1024 * 1024   # bytes of a route dump read at most
+
+
+def _route_attributes(data, start, end):
+    """{type: value bytes} of the netlink attributes in data[start:end]."""
+    found = {}
+    while start + 4 <= end:
+        length, kind = struct.unpack_from("=HH", data, start)
+        if length < 4:
+            break
+        found[kind & 0x3FFF] = data[start + 4:start + length]
+        start += (length + 3) & ~3
+    return found
+
+
+def _ipv6_route(attributes):
+    """A Route from a default route's netlink attributes (the first hop of a multipath one)."""
+    gateway, index = attributes.get(_RTA_GATEWAY), attributes.get(_RTA_OIF)
+    hops = attributes.get(_RTA_MULTIPATH)
+    if gateway is None and hops is not None and len(hops) >= 8:
+        length, _, _, index = struct.unpack_from("=HBBi", hops)
+        hop = _route_attributes(hops, 8, min(length, len(hops)))
+        gateway, index = hop.get(_RTA_GATEWAY), struct.pack("=i", index)
+    try:
+        interface = socket.if_indextoname(struct.unpack("=i", index)[0]) if index else "?"
+    except (OSError, struct.error):
+        interface = "?"
+    metric = struct.unpack("=I", attributes[_RTA_PRIORITY])[0] \
+        if len(attributes.get(_RTA_PRIORITY, b"")) == 4 else 0
+    address = None
+    if gateway is not None and len(gateway) == 16 and gateway != bytes(16):
+        next_hop = ipaddress.IPv6Address(gateway)
+        address = str(next_hop) + ("%" + interface if next_hop.is_link_local else "")
+    return Route(6, address, interface, metric)
+
+
+def netlink_ipv6_default_routes(limit=NETLINK_DUMP_LIMIT):
+    """The IPv6 default routes, asked of the kernel over netlink (as `ip -6 route` does): with
+    20,000 routes /proc/net/ipv6_route takes half a second of the kernel's time to read, a dump
+    12 ms. OSError when netlink cannot be used."""
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_ROUTE) as sock:
+        sock.settimeout(2.0)
+        sock.send(struct.pack("=LHHLL", 28, _RTM_GETROUTE, _NLM_F_DUMP_REQUEST, 1, 0)
+                  + struct.pack("=BBBBBBBBI", socket.AF_INET6, 0, 0, 0, 0, 0, 0, 0, 0))
+        routes = []
+        while limit > 0:
+            data = sock.recv(65536)
+            limit -= len(data)
+            offset = 0
+            while offset + 16 <= len(data):
+                length, kind = struct.unpack_from("=LH", data, offset)
+                if kind == _NLMSG_DONE:
+                    return routes
+                if kind == _NLMSG_ERROR or length < 16:
+                    raise OSError("netlink route dump refused")
+                # rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags
+                if kind == _RTM_NEWROUTE and data[offset + 17] == 0 \
+                        and data[offset + 23] == _RTN_UNICAST and len(routes) < DEFAULT_ROUTES_KEPT:
+                    routes.append(_ipv6_route(_route_attributes(
+                        data, offset + 28, offset + length)))
+                offset += (length + 3) & ~3
+            if not data:
+                break
+        raise OSError("netlink route dump cut short")
+
+
+def read_ipv6_default_routes(path):
+    """The IPv6 default routes: from the kernel over netlink for the machine's own table, else
+    (elsewhere, or a test's file) from the file at `path`."""
+    if path == ROUTE_FILES[1]:
+        try:
+            return netlink_ipv6_default_routes()
+        except (OSError, AttributeError, struct.error):
+            pass
+    return parse_ipv6_routes(read_default_route_lines(path) or "")
+
+
 class Surroundings:
     """This machine's own view of its way out (Linux): its default routes, whether their
     interfaces have a link, and the gateway to probe. Reads a few small files (the routing table
@@ -2022,29 +2206,33 @@ class Surroundings:
         self.clock = clock
         self.had_routes = False      # has a default route been seen since the start?
         self.found = None            # the gateway Target found, kept while its address stays
-        self.looked = None           # when gateway() last read the routing table
+        self.looked = None           # when the routing table was last read
+        self.default_routes = []     # what it said then
 
     def routes(self):
-        ipv4, ipv6 = (read_small_file(path) or "" for path in self.route_files)
-        routes = parse_ipv4_routes(ipv4) + parse_ipv6_routes(ipv6)
-        self.had_routes = self.had_routes or bool(routes)
-        return routes
+        """This machine's default routes, read again when ROUTES_RECHECK seconds have passed
+        (while down too: every round asks)."""
+        now = self.clock()
+        if self.looked is None or now - self.looked >= ROUTES_RECHECK:
+            self.looked = now
+            ipv4, ipv6 = self.route_files
+            self.default_routes = (parse_ipv4_routes(read_default_route_lines(ipv4) or "")
+                                   + read_ipv6_default_routes(ipv6))
+            self.had_routes = self.had_routes or bool(self.default_routes)
+            if self.setting == "auto":
+                address = choose_gateway(self.default_routes)
+                if address is None:
+                    self.found = None
+                elif self.found is None or self.found.host != address:
+                    self.found = Gateway(address, GATEWAY_PORT, found=True)
+        return self.default_routes
 
     def gateway(self):
         """The gateway to probe now (a Target), or None; reads the routing table again (when
         ROUTES_RECHECK seconds have passed), so a new router (DHCP) is followed."""
         if self.setting == "auto" and self.loopback_only:
             return None
-        now = self.clock()
-        if self.looked is None or now - self.looked >= ROUTES_RECHECK:
-            self.looked = now
-            routes = self.routes()
-            if self.setting == "auto":
-                address = choose_gateway(routes)
-                if address is None:
-                    self.found = None
-                elif self.found is None or self.found.host != address:
-                    self.found = Gateway(address, GATEWAY_PORT, found=True)
+        self.routes()
         if self.setting != "auto":
             return None if self.setting == "none" else self.setting
         return self.found
@@ -2077,8 +2265,12 @@ def _drain(fd):
 def check_mail_setup(pysendmail_dir):
     """Returns None when pySendMail can send, else a one-line problem that names the fix."""
     if not os.path.isfile(os.path.join(pysendmail_dir, "sendMail.py")):
-        return ("the pySendMail submodule in %s is empty or missing: run "
-                "`git submodule update --init` in the program's folder" % pysendmail_dir)
+        if is_submodule_path(pysendmail_dir):
+            return ("the pySendMail submodule in %s is empty or missing: run "
+                    "`git submodule update --init` in %s" % (
+                        pysendmail_dir, os.path.dirname(pysendmail_dir)))
+        return ("pySendMail is not in %s: put it there (`git clone %s %s`) or name its folder "
+                "with --pysendmail DIR" % (pysendmail_dir, PYSENDMAIL_URL, pysendmail_dir))
     config_path = os.path.join(pysendmail_dir, PYSENDMAIL_CONFIG)
     if not os.path.isfile(config_path):
         return ("%s does not exist: copy sendMailConfig.json.example to sendMailConfig.json there "
@@ -2098,6 +2290,20 @@ def check_mail_setup(pysendmail_dir):
         if node is None:
             return "%s lacks the setting %s" % (config_path, key)
     return None
+
+
+def is_submodule_path(folder):
+    """True if `folder` is a submodule's path in the git checkout around it (its .gitmodules
+    names it): only then can `git submodule update --init` fill it."""
+    folder = os.path.abspath(folder)
+    try:
+        with open(os.path.join(os.path.dirname(folder), ".gitmodules"), encoding="utf-8",
+                  errors="replace") as stream:
+            text = stream.read(65536)
+    except OSError:
+        return False
+    name = re.escape(os.path.basename(folder))
+    return re.search(r"(?m)^\s*path\s*=\s*%s\s*$" % name, text) is not None
 
 
 def config_permission_warning(pysendmail_dir):
@@ -2759,7 +2965,8 @@ class EventLog:
         self._drop_stream()
 
 
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
+                       r"\u2066-\u2069\ud800-\udfff]")
 
 
 def _escape(match):
@@ -2869,16 +3076,24 @@ class MetricsBoard:
             return self._snapshot
 
 
-HTTP_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 414: "URI Too Long",
+HTTP_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+                414: "URI Too Long", 421: "Misdirected Request",
                 431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+# Every answer: no type sniffing. A page: nothing but its own inline style and data: images, and
+# no other site may frame it (clickjacking)
+HTTP_HEADERS = "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
+HTTP_PAGE_HEADERS = ("Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; "
+                     "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+                     "\r\nX-Frame-Options: DENY\r\n")
 HTTP_BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
              b"Retry-After: %d\r\n\r\n" % int(METRICS_REQUEST_TIMEOUT))
 
 
 def http_request_head(received, limit=METRICS_REQUEST_LIMIT, max_headers=METRICS_HEADER_LIMIT):
-    """(method, path) once `received` holds a whole request head, None while it may still come,
-    or the status (int) that refuses it: 414 or 431 beyond `limit` bytes or `max_headers` header
-    lines, 400 when the request line is not "METHOD TARGET HTTP/1.x"."""
+    """(method, path, Host header or None) once `received` holds a whole request head, None
+    while it may still come, or the status (int) that refuses it: 414 or 431 beyond `limit`
+    bytes or `max_headers` header lines, 400 when the request line is not "METHOD TARGET
+    HTTP/1.x" or Host is given twice."""
     ends = [at for at in (received.find(b"\n\r\n"), received.find(b"\n\n")) if at >= 0]
     end = min(ends) if ends else len(received)
     if end >= limit:
@@ -2895,7 +3110,37 @@ def http_request_head(received, limit=METRICS_REQUEST_LIMIT, max_headers=METRICS
         method, target = words[0].decode("ascii"), words[1].decode("ascii")
     except UnicodeDecodeError:
         return 400
-    return method, target.split("?", 1)[0]
+    hosts = [line.split(b":", 1)[1].strip() for line in lines[1:]
+             if line[:5].lower() == b"host:"]
+    if len(hosts) > 1:
+        return 400
+    host = hosts[0].decode("latin-1") if hosts else None
+    return method, target.split("?", 1)[0], host
+
+
+def host_names_of_this_machine():
+    """The names a browser may use for this machine's endpoint without DNS rebinding: its own
+    host name (short, and .local for mDNS, as raspberrypi.local)."""
+    name = socket.gethostname().lower().rstrip(".")
+    short = name.split(".", 1)[0]
+    return frozenset(item for item in (name, short, short + ".local") if item)
+
+
+def host_allowed(host, names):
+    """Whether a request's Host header (None: not sent) is one this endpoint answers to: an IP
+    address (the one it serves on), localhost (and *.localhost), or one of `names`. A page
+    from another site that rebinds its own name to this machine sends that name: refused."""
+    if host is None:
+        return True          # no browser leaves it out (HTTP/1.0 tools may)
+    host = host.strip().lower()
+    if host.startswith("["):
+        name = host[1:host.find("]")] if "]" in host else host
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.rstrip(".")
+    if _ip_literal(name) is not None:
+        return True
+    return name == "localhost" or name.endswith(".localhost") or name in names
 
 
 class _HttpClient:
@@ -2920,8 +3165,9 @@ class HttpEndpoint:
     """
 
     def __init__(self, address, port, routes, timeout, max_connections=METRICS_MAX_CONNECTIONS,
-                 clock=time.monotonic):
+                 clock=time.monotonic, host_names=frozenset()):
         self.routes = routes
+        self.host_names = host_names   # names besides addresses and localhost (host_allowed)
         self.timeout = timeout
         self.max_connections = max_connections
         self.clock = clock
@@ -3059,20 +3305,27 @@ class HttpEndpoint:
             elif head is not None:
                 self._route(client, *head)
 
-    def _route(self, client, method, path):
-        route = self.routes.get(path) if method in ("GET", "HEAD") else None
-        if route is None:
-            self._reply(client, 404, "text/plain; charset=utf-8", b"404 Not Found\n",
-                        head_only=method == "HEAD")
+    def _route(self, client, method, path, host):
+        head_only = method == "HEAD"
+        if method not in ("GET", "HEAD"):
+            self._reply(client, 405, "text/plain; charset=utf-8", b"405 Method Not Allowed\n",
+                        extra="Allow: GET, HEAD\r\n")
+        elif not host_allowed(host, self.host_names):
+            self._reply(client, 421, "text/plain; charset=utf-8", b"421 Misdirected Request: "
+                        b"ask by this machine's address, its name or localhost\n", head_only)
+        elif path not in self.routes:
+            self._reply(client, 404, "text/plain; charset=utf-8", b"404 Not Found\n", head_only)
         else:
-            self._reply(client, *route(), head_only=method == "HEAD")
+            self._reply(client, *self.routes[path](), head_only=head_only)
 
-    def _reply(self, client, status, content_type, body, head_only=False):
-        head = ("HTTP/1.0 %d %s\r\nServer: pyNetConnMon/%s\r\nDate: %s\r\nContent-Type: %s\r\n"
-                "Content-Length: %d\r\nConnection: close\r\n\r\n"
-                % (status, HTTP_REASONS[status], VERSION,
+    def _reply(self, client, status, content_type, body, head_only=False, extra=""):
+        if content_type.startswith("text/html"):
+            extra += HTTP_PAGE_HEADERS
+        head = ("HTTP/1.0 %d %s\r\nServer: pyNetConnMon\r\nDate: %s\r\nContent-Type: %s\r\n"
+                "Content-Length: %d\r\n%s%sConnection: close\r\n\r\n"
+                % (status, HTTP_REASONS[status],
                    time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()), content_type,
-                   len(body))).encode("latin-1")
+                   len(body), HTTP_HEADERS, extra)).encode("latin-1")
         client.received = None
         client.answer = memoryview(head if head_only else head + body)
         client.deadline = self.clock() + self.timeout
@@ -3128,7 +3381,8 @@ def start_metrics_server(address, port, board, request_timeout=METRICS_REQUEST_T
     check_free_descriptors(METRICS_MAX_CONNECTIONS + 5 + METRICS_FD_RESERVE, where)
     try:
         server = HttpEndpoint(address, port, {"/metrics": metrics_page,
-                                              "/": lambda: status_page(board)}, request_timeout)
+                                              "/": lambda: status_page(board)}, request_timeout,
+                              host_names=host_names_of_this_machine())
     except OSError as error:
         raise MonitorError("%s: %s" % (where, _one_line(error.strerror or error)))
     return server.start()
@@ -3291,7 +3545,22 @@ class Waker:
 
     def _on_stop(self, signum, frame):
         if self.stop_signal is None:
-            self.stop_signal = signal.Signals(signum).name
+            self.stop_signal = signal.Signals(self._first_stop_signal(signum)).name
+
+    def _first_stop_signal(self, signum):
+        """The stop signal that came first. Signals that arrive during one long call (parsing
+        a large state file) have their handlers run afterwards in the order of their numbers,
+        SIGINT before SIGTERM; the wakeup fd got their numbers as they arrived."""
+        try:
+            pending = os.read(self.read_fd, 4096)
+        except OSError:
+            return signum
+        if pending:
+            self.wake()          # what was read was a wake-up too
+        for number in pending:
+            if number in (signal.SIGTERM, signal.SIGINT):
+                return number
+        return signum
 
     def _on_hangup(self, signum, frame):
         self.reopen_requested = True
@@ -6414,7 +6683,8 @@ def build_parser():
                         help="at most one ping per this many seconds, %s (default: %.1f)"
                              % (_range(PING_INTERVAL_RANGE), DEFAULT_PING_INTERVAL))
     parser.add_argument("--pysendmail", metavar="DIR",
-                        help="the pySendMail folder (default: pySendMail/ beside this script)")
+                        help="the pySendMail folder (default: pySendMail/ beside this script, the "
+                             "file a symlink points to)")
     parser.add_argument("--notify-command", metavar="CMD",
                         help="deliver reports by running CMD (report on stdin, subject in "
                              "$PYNETCONNMON_SUBJECT; exit status 0 means delivered) instead of "
@@ -6511,7 +6781,8 @@ def parse_arguments(argv):
     if args.since is not None and args.until is not None and args.since >= args.until:
         raise UsageError("--since must be before --until")
     if args.pysendmail is None:
-        args.pysendmail = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pySendMail")
+        # beside the file itself: started through a symlink, not beside the link
+        args.pysendmail = os.path.join(os.path.dirname(os.path.realpath(__file__)), "pySendMail")
     args.state_file = args.state_file or default_state_path()
     return Settings(**{name: getattr(args, name) for name in Settings.__slots__})
 
@@ -6608,7 +6879,15 @@ def parse_gateway(value):
     if target is None or not target.is_literal:
         raise UsageError("--gateway: %r is not ADDRESS[:PORT], [IPV6]:PORT or none; give the "
                          "router's IP address, which needs no name lookup" % value)
+    address = _ip_literal(target.host)
+    if address.is_unspecified or address.is_multicast or address == _BROADCAST:
+        raise UsageError("--gateway: %s is not a router's address (%s)" % (
+            target.host, "unspecified" if address.is_unspecified
+            else "multicast" if address.is_multicast else "broadcast"))
     return Gateway(target.host, target.port)
+
+
+_BROADCAST = ipaddress.ip_address("255.255.255.255")
 
 
 def _check_metrics_and_ping(args):
@@ -6713,12 +6992,18 @@ def describe_gateway_once(setting, gateway, results):
     return "gateway %s %s\n" % (gateway.label, detail)
 
 
+def mail_hostname():
+    """This machine's name as reports give it: a name may hold any byte (sethostname), and a
+    line break in a mail header makes every report fail."""
+    return printable(socket.gethostname())[:REASON_LIMIT]
+
+
 def run_test_mail(args, console):
     deliverer = make_deliverer(args)
     warning = isinstance(deliverer, MailDeliverer) and config_permission_warning(args.pysendmail)
     if warning:
         console.warning(warning)      # as the monitor warns at start
-    hostname = socket.gethostname()
+    hostname = mail_hostname()
     subject = "pyNetConnMon on %s: test report" % hostname
     body = ("This is a test report from pyNetConnMon %s on %s.\n"
             "Reports about interruptions of %s will arrive the same way.\n"
@@ -6799,7 +7084,7 @@ def run_monitor(args, console):
         reporter = None
         if deliverer is not None:
             reporter = Reporter(PendingReports(make_backoff(args)), deliverer,
-                                socket.gethostname(), waker.wake, slow_ms=args.slow_ms)
+                                mail_hostname(), waker.wake, slow_ms=args.slow_ms)
         metrics_board, metrics_server = start_metrics(
             args, console, recent, reporter.pending if reporter is not None else None)
         announcer = Announcer(console, event_log, args)
@@ -6821,6 +7106,110 @@ def run_monitor(args, console):
     return 130 if stop_signal == "SIGINT" else 0
 
 
+# ---------------------------------------------------------------------------------------------
+# The start on cached bytecode: the loader that the shell prologue at the top runs, kept here once
+# (a test checks that the prologue is this text), and the move onto it of a monitor that Python
+# started by compiling the whole file in the process
+# ---------------------------------------------------------------------------------------------
+
+# Run by `python3 -c LOADER FILE ARGS...`. It keeps the current folder off the module path (a
+# py_compile.py, os.py ... that someone put there must not run as the monitor's user), checks the
+# Python version before anything can fail on an older one, compiles FILE in a short-lived child
+# in isolated mode when its cache is missing, stale or damaged, and runs FILE as __main__ from
+# the cache. No single quote in it: the prologue holds it in one.
+LOADER = """\
+import sys
+if sys.version_info < (3, 9):
+    sys.exit("pyNetConnMon needs Python 3.9 or newer; this is Python %d.%d" % sys.version_info[:2])
+script_first = sys.path[:1] == [""]
+if script_first:
+    del sys.path[0]
+import os
+from importlib.machinery import SourceFileLoader
+from importlib.util import cache_from_source, module_from_spec, spec_from_loader
+typed = sys.argv.pop(1)
+path = os.path.realpath(typed)
+sys.argv[0] = typed
+if script_first:
+    sys.path.insert(0, os.path.dirname(path))
+cache = cache_from_source(path)
+folder = os.path.dirname(cache)
+
+
+def compile_cache():
+    if sys.dont_write_bytecode or not os.access(
+            folder if os.path.isdir(folder) else os.path.dirname(folder), os.W_OK):
+        return
+    import subprocess
+    subprocess.run([sys.executable, "-I", "-c", "import py_compile, sys; py_compile.compile("
+                    "sys.argv[1], sys.argv[2], optimize=int(sys.argv[3]))",
+                    path, cache, str(sys.flags.optimize)], stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+try:
+    fresh = os.stat(cache).st_mtime >= os.stat(path).st_mtime
+except OSError:
+    fresh = False
+if not fresh:
+    compile_cache()
+loader = SourceFileLoader("__main__", path)
+sys.modules["__main__"] = module = module_from_spec(spec_from_loader("__main__", loader))
+try:
+    code = loader.get_code("__main__")
+except (EOFError, ValueError, TypeError, ImportError):
+    compile_cache()
+    try:
+        code = loader.get_code("__main__")
+    except (EOFError, ValueError, TypeError, ImportError):
+        code = compile(loader.get_data(path), path, "exec", dont_inherit=True)
+exec(code, module.__dict__)
+"""
+
+
+def _interpreter_options():
+    """The options of this interpreter's command line that a restart must keep."""
+    flags = sys.flags
+    options = ["-" + letter for name, letter in (
+        ("isolated", "I"), ("ignore_environment", "E"), ("no_user_site", "s"), ("no_site", "S"),
+        ("dont_write_bytecode", "B"), ("safe_path", "P")) if getattr(flags, name, 0)]
+    options += ["-O"] * flags.optimize + ["-b"] * flags.bytes_warning
+    for warning in sys.warnoptions:
+        options += ["-W", warning]
+    for name, value in getattr(sys, "_xoptions", {}).items():
+        options += ["-X", name if value is True else "%s=%s" % (name, value)]
+    return options
+
+
+def compiled_in_process(module_globals):
+    """True if Python compiled this file from source in this process: `python3 pyNetConnMon.py`
+    always does, `python3 -m pyNetConnMon` does when the cache is missing or stale. The loader
+    (a spec named __main__) and anything that hands in code of its own (no file loader) did not."""
+    spec = module_globals.get("__spec__")
+    loader = module_globals.get("__loader__")
+    if not hasattr(loader, "get_filename") or sys.dont_write_bytecode:
+        return False
+    return spec is None or spec.name != "__main__"
+
+
+def restart_on_cached_bytecode(script):
+    """Replaces this process (same pid) with the loader running `script` from its cache. The
+    compile's memory would otherwise stay for as long as the monitor runs (a process keeps its
+    peak), more than doubling it. Returns only if the exec failed."""
+    if not sys.executable:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    try:
+        os.execv(sys.executable, [sys.executable, *_interpreter_options(), "-c", LOADER,
+                                  script, *sys.argv[1:]])
+    except OSError:
+        pass
+
+
 def main(argv=None):
     console = Console()
     try:
@@ -6834,6 +7223,8 @@ def main(argv=None):
             return run_test_mail(args, console)
         if args.discard_pending:
             return run_discard_pending(args, console)
+        if argv is None and compiled_in_process(globals()):
+            restart_on_cached_bytecode(sys.argv[0])
         return run_monitor(args, console)
     except _ParserExit as done:      # --help, --version
         return done.status

@@ -134,13 +134,16 @@ class MonitorProcess:
     `compiled=False` runs pyNetConnMon as a file (see python_command); `by_shebang=True` runs
     the script itself, as `./pyNetConnMon.py` (with shebang_env).
     `log` and `state` are the event log and state file it was given, if any (start_monitor).
+    `start` is a command that starts the program another way (e.g. `python3 -m pyNetConnMon`).
     """
 
     def __init__(self, args=(), cwd=None, env=None, prefix=None, script=None, state_home=None,
-                 log=None, state=None, compiled=True, by_shebang=False):
+                 log=None, state=None, compiled=True, by_shebang=False, start=None):
         if script is None:
             script = Path(cwd) / PROGRAM.name if cwd is not None else PROGRAM
-        if by_shebang:
+        if start is not None:
+            start = list(start)
+        elif by_shebang:
             start, env = [os.fspath(script)], shebang_env(env)
         else:
             start = python_command(script, compiled)

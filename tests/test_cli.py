@@ -188,6 +188,27 @@ def test_signal_stops_promptly_in_the_middle_of_a_long_interval(tmp_path, app, s
     assert events[-1]["signal"] == sig.name
 
 
+def test_the_first_stop_signal_decides_even_when_both_come_during_one_long_call():
+    # as while a large state file is parsed (one call that holds the interpreter for a second):
+    # Python runs the handlers afterwards, in the order of the signals' numbers, SIGINT's first
+    import json
+    import subprocess
+    from pyNetConnMon import Waker
+    big = "[" + "1," * 5_000_000 + "1]"      # about a second to parse
+    waker = Waker()
+    waker.install()
+    try:
+        sender = subprocess.Popen(["sh", "-c", "sleep 0.2; kill -TERM %d; sleep 0.05; "
+                                   "kill -INT %d" % (os.getpid(), os.getpid())])
+        json.loads(big)
+        assert sender.wait(5) == 0
+        json.loads("[]")             # the handlers run here at the latest
+        assert waker.stop_signal == "SIGTERM"
+    finally:
+        waker.uninstall()
+        waker.close()
+
+
 def test_console_lines_are_timestamped_and_reach_a_pipe_at_once(tmp_path, app):
     with listening_socket() as port:
         with MonitorProcess(["-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",

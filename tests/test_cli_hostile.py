@@ -52,6 +52,11 @@ def test_printable_escapes_c0_c1_del_line_and_bidi_controls_and_keeps_unicode():
         "a\\x1b[2Jb\\x0ac\\x0dd\\x09e\\x00\\x7f\\x9b\\x85 \\u2028\\u202e\\u2066 é 日本 ✓ \\xff")
 
 
+def test_printable_escapes_the_direction_marks_too():
+    # left-to-right, right-to-left and Arabic letter marks reorder what a terminal shows
+    assert program.printable("a\u200eb\u200fc\u061cd") == "a\\u200eb\\u200fc\\u061cd"
+
+
 def test_every_console_line_is_printable(utc):
     out, err = io.StringIO(), io.StringIO()
     console = program.Console(out=out, err=err)

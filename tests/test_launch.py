@@ -1,6 +1,7 @@
 """Started as ./pyNetConnMon.py, the file has Python run its cached bytecode: the monitor does not
 compile the whole file itself (a child does, when the file is new or changed), and what runs is
 always the code of the file as it is now."""
+import glob
 import importlib.util
 import marshal
 import os
@@ -12,6 +13,7 @@ import sys
 import pytest
 
 from harness import MonitorProcess, child_env, listening_socket, shebang_env
+import pyNetConnMon
 from pyNetConnMon import VERSION
 
 # SOURCE_DATE_EPOCH would make py_compile write a hash-checked cache instead of a timestamped one
@@ -69,22 +71,54 @@ def test_a_changed_file_runs_its_new_code(app, moved):
     assert start(app, "--version") == (0, "pyNetConnMon 9.9.9\n", "")
 
 
-def test_the_monitor_started_without_a_cache_does_not_hold_the_compile(app, tmp_path):
+def compile_only_peak_kib(script):
+    """The peak memory of a process that only compiles `script`, as `python3 script` does."""
+    probe = ("import sys\ncompile(open(sys.argv[1], 'rb').read(), sys.argv[1], 'exec')\n"
+             "print(next(line.split()[1] for line in open('/proc/self/status') "
+             "if line.startswith('VmHWM:')))")
+    return int(subprocess.run([sys.executable, "-c", probe, os.fspath(script)], check=True,
+                              capture_output=True, text=True, timeout=30).stdout)
+
+
+def test_the_monitor_does_not_hold_the_compile_however_it_is_started(app, tmp_path):
     # compiling the file takes more memory than the monitor needs, and a process keeps its peak:
-    # started by its shebang the compile happens in a child that ends; `python3 file` compiles
-    # in the monitor itself
+    # started by its shebang the compile happens in a child that ends; started as a script or a
+    # module, Python compiles it in the process, which then moves (same pid) onto the cache
     peaks = {}
+    compile_peak = compile_only_peak_kib(app)
+    ways = {"./pyNetConnMon.py": dict(by_shebang=True),
+            "python3 pyNetConnMon.py": dict(compiled=False),
+            "python3 -m pyNetConnMon": dict(start=[sys.executable, "-m", "pyNetConnMon"],
+                                            cwd=app.parent)}
     with listening_socket() as port:
-        for how in ("./pyNetConnMon.py", "python3 pyNetConnMon.py"):
+        for how, way in ways.items():
             shutil.rmtree(os.path.dirname(cache_of(app)), ignore_errors=True)
             with MonitorProcess(["-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
                                  "--state-file", tmp_path / "state.json"], script=app,
-                                compiled=False, by_shebang=how.startswith("./")) as monitor:
-                monitor.wait_for_line(r"started pyNetConnMon ")
+                                env={**TIMESTAMPED_CACHE_ENV, "PYTHONDONTWRITEBYTECODE": None},
+                                **way) as monitor:
+                started = monitor.wait_for_line(r"started pyNetConnMon \S+ \(pid (\d+)\)")
+                assert int(started.group(1)) == monitor.pid
                 peaks[how] = vmhwm_kib(monitor.pid)
                 assert monitor.terminate() == 0
-            assert os.path.exists(cache_of(app)) == how.startswith("./")
-    assert peaks["./pyNetConnMon.py"] < 0.75 * peaks["python3 pyNetConnMon.py"], peaks
+            assert os.path.exists(cache_of(app))
+    assert all(peak < 0.75 * compile_peak for peak in peaks.values()), (compile_peak, peaks)
+
+
+def test_a_script_start_keeps_its_interpreter_options_when_it_moves_onto_the_cache(app, tmp_path):
+    with listening_socket() as port:
+        with MonitorProcess(["-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
+                             "--state-file", tmp_path / "state.json"],
+                            start=[sys.executable, "-S", "-X", "faulthandler", os.fspath(app)],
+                            env={**TIMESTAMPED_CACHE_ENV, "PYTHONDONTWRITEBYTECODE": None}
+                            ) as monitor:
+            monitor.wait_for_line(r"started pyNetConnMon ")
+            with open("/proc/%d/cmdline" % monitor.pid, "rb") as cmdline:
+                argv = cmdline.read().decode().split("\0")[:-1]
+            assert monitor.terminate() == 0
+    assert argv == [sys.executable, "-S", "-X", "faulthandler", "-c", pyNetConnMon.LOADER,
+                    os.fspath(app), "-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
+                    "--state-file", os.fspath(tmp_path / "state.json")]
 
 
 def test_a_renamed_copy_and_a_link_to_the_file_start_too(app, tmp_path):
@@ -120,3 +154,110 @@ def test_pythonsafepath_keeps_the_program_folder_off_the_module_path(app):
     assert start(app, "--version", env={"PYTHONSAFEPATH": "1"}) == (
         0, "pyNetConnMon %s\n" % VERSION, "")
     assert start(app, "--version")[2] == "the json.py beside the program\n"
+
+
+def prologue_of(script):
+    """The Python code that the shell prologue of `script` runs with `python3 -c`."""
+    text = script.read_text()
+    start = text.index("exec python3 -c '\n") + len("exec python3 -c '\n")
+    return text[start:text.index("' \"$0\" \"$@\"\n", start)]
+
+
+def test_the_prologue_runs_the_loader_the_program_keeps():
+    from harness import PROGRAM
+    assert prologue_of(PROGRAM) == pyNetConnMon.LOADER
+
+
+def test_the_loader_is_clean_for_pyflakes():
+    from pyflakes.api import check
+    from pyflakes.reporter import Reporter
+    import io
+    out, err = io.StringIO(), io.StringIO()
+    assert check(pyNetConnMon.LOADER, "LOADER", Reporter(out, err)) == 0, out.getvalue()
+
+
+@pytest.mark.parametrize("module", ["py_compile", "subprocess", "importlib", "os"])
+def test_a_module_in_the_current_folder_is_not_run_at_the_start(app, tmp_path, module):
+    # root, cron or systemd may start the monitor from a folder others can write (/tmp)
+    hostile = tmp_path / "cwd"
+    hostile.mkdir()
+    marker = tmp_path / "ran"
+    (hostile / (module + ".py")).write_text(
+        "open(%r, 'w').write('ran')\nraise SystemExit('the planted %s.py')\n"
+        % (os.fspath(marker), module))
+    result = subprocess.run([os.fspath(app), "--version"], capture_output=True, text=True,
+                            timeout=30, cwd=hostile, stdin=subprocess.DEVNULL,
+                            env=child_env(shebang_env(TIMESTAMPED_CACHE_ENV)))
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0, "pyNetConnMon %s\n" % VERSION, "")
+    assert not marker.exists()
+    with open(cache_of(app), "rb") as cache:
+        assert cache.read(16) == timestamp_header(app)
+
+
+def test_a_damaged_cache_is_compiled_again(app):
+    assert start(app, "--version")[0] == 0
+    with open(cache_of(app), "r+b") as cache:       # header still valid, the code cut short
+        cache.seek(16)
+        body = cache.read()
+        cache.seek(16)
+        cache.write(body[:len(body) // 2])
+        cache.truncate()
+    assert start(app, "--version") == (0, "pyNetConnMon %s\n" % VERSION, "")
+    with open(cache_of(app), "rb") as cache:
+        assert cache.read(16) == timestamp_header(app)
+        marshal.loads(cache.read())
+
+
+OLD_PYTHON = "import sys\nsys.version_info = (3, 6, 15, 'final', 0)\n"
+
+
+@pytest.mark.parametrize("how", ["./pyNetConnMon.py", "python3 pyNetConnMon.py",
+                                 "python3 -m pyNetConnMon"])
+def test_an_older_python_is_told_what_is_needed_in_one_line(app, tmp_path, how):
+    # a stand-in for Python 3.6: a sitecustomize that makes the interpreter say it is 3.6
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(OLD_PYTHON)
+    command = {"./pyNetConnMon.py": [os.fspath(app)],
+               "python3 pyNetConnMon.py": [sys.executable, app.name],
+               "python3 -m pyNetConnMon": [sys.executable, "-m", "pyNetConnMon"]}[how]
+    result = subprocess.run([*command, "-a", "127.0.0.1", "--once"], capture_output=True,
+                            text=True, timeout=30, cwd=app.parent, stdin=subprocess.DEVNULL,
+                            env=child_env(shebang_env({"PYTHONPATH": site})))
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1, "", "pyNetConnMon needs Python 3.9 or newer; this is Python 3.6\n")
+
+
+def test_the_version_check_comes_before_anything_else_in_the_file():
+    # Python compiles the whole file before running any of it: the file must parse as Python
+    # 3.6 does, and the check must be its first statement after `import sys`
+    import ast
+    from harness import PROGRAM
+    tree = ast.parse(PROGRAM.read_text(), feature_version=(3, 6))
+    first, check = tree.body[1:3]           # after the docstring (the shell prologue)
+    assert ast.dump(first) == ast.dump(ast.parse("import sys").body[0])
+    assert ast.unparse(check.test) == "sys.version_info < (3, 9)"
+    ast.parse(pyNetConnMon.LOADER, feature_version=(3, 6))
+    assert pyNetConnMon.LOADER.startswith(
+        "import sys\nif sys.version_info < (3, 9):\n    sys.exit(")
+
+
+OLD_INTERPRETERS = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.[5-8].*/bin/python3")))
+
+
+@pytest.mark.skipif(not OLD_INTERPRETERS, reason="no Python older than 3.9 here")
+@pytest.mark.parametrize("python", OLD_INTERPRETERS)
+def test_a_real_older_python_is_told_what_is_needed(app, tmp_path, python):
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    os.symlink(python, folder / "python3")
+    version = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, timeout=30).stdout.strip()
+    expected = (1, "", "pyNetConnMon needs Python 3.9 or newer; this is Python %s\n" % version)
+    for command in ([os.fspath(app)], [python, os.fspath(app)]):
+        result = subprocess.run([*command, "-a", "127.0.0.1", "--once"], capture_output=True,
+                                text=True, timeout=30, stdin=subprocess.DEVNULL,
+                                env=child_env({"PATH": "%s:%s" % (folder, os.environ["PATH"]),
+                                               "PYENV_VERSION": None}))
+        assert (result.returncode, result.stdout, result.stderr) == expected

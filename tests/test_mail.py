@@ -10,17 +10,21 @@ stop during a delivery) is tested on a fake clock in test_monitor.py.
 Everything stays on 127.0.0.1. The monitor runs with short intervals (FAST) and TZ=UTC, so the
 times in a report can be compared exactly with the event log.
 """
+import importlib.util
 import json
 import os
 import re
 import shlex
+import shutil
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from harness import Listener, start_monitor, wait_until, wall_time
+from harness import Listener, child_env, shebang_env, start_monitor, wait_until, wall_time
 from smtp_lab import mail_config, make_program_dir, write_config
 from smtp_server import FAIL_REPLY, PASSWORD
 
@@ -205,13 +209,45 @@ def test_no_config_warns_keeps_monitoring_and_delivers_once_configured(lab, tmp_
 def test_empty_submodule_folder_warns_to_init_the_submodule(lab, tmp_path):
     app = make_program_dir(tmp_path / 'app', with_pysendmail=False)
     (app.root / 'pySendMail').mkdir()
+    (app.root / '.gitmodules').write_text(
+        '[submodule "pySendMail"]\n\tpath = pySendMail\n\turl = https://example.invalid/x\n')
     monitor = lab.started(app)
     warning = monitor.wait_for_line(r'WARNING mail cannot work yet: ').string
-    assert 'the pySendMail submodule in %s is empty or missing' % (app.root / 'pySendMail') \
-        in warning
-    assert '`git submodule update --init`' in warning
+    assert 'the pySendMail submodule in %s is empty or missing: run `git submodule update ' \
+        '--init` in %s. Monitoring anyway' % (app.root / 'pySendMail', app.root) in warning
     assert len(monitor.stderr_lines) == 1
     assert monitor.terminate() == 0
+
+
+def test_a_missing_pysendmail_outside_a_checkout_is_not_sent_to_git_submodule(lab, tmp_path):
+    # the file downloaded alone: `git submodule update --init` cannot help there
+    app = make_program_dir(tmp_path / 'app', with_pysendmail=False)
+    monitor = lab.started(app)
+    warning = monitor.wait_for_line(r'WARNING mail cannot work yet: ').string
+    folder = app.root / 'pySendMail'
+    assert ('pySendMail is not in %s: put it there (`git clone '
+            'https://github.com/scaidermern/pySendMail.git %s`) or name its folder with '
+            '--pysendmail DIR. Monitoring anyway' % (folder, folder)) in warning
+    assert 'submodule' not in warning
+    assert monitor.terminate() == 0
+
+
+def test_started_through_a_symlink_it_finds_pysendmail_and_its_cache_beside_the_file(
+        program_dir, smtp_server, tmp_path):
+    links = tmp_path / 'bin'
+    links.mkdir()
+    os.chmod(program_dir.script, 0o755)
+    (links / 'pynetconnmon').symlink_to(program_dir.script)
+    result = subprocess.run([os.fspath(links / 'pynetconnmon'), '-a', '127.0.0.1:9',
+                             '--test-mail'], capture_output=True, text=True, timeout=30,
+                            stdin=subprocess.DEVNULL,
+                            env=child_env(shebang_env({'XDG_STATE_HOME': tmp_path / 'xdg'})))
+    assert (result.returncode, result.stdout.endswith(' test report accepted by mail\n'),
+            result.stderr) == (0, True, '')
+    smtp_server.wait_for_messages(1, timeout=5)
+    assert os.listdir(links) == ['pynetconnmon']
+    assert os.listdir(program_dir.root / '__pycache__') == [
+        os.path.basename(importlib.util.cache_from_source(os.fspath(program_dir.script)))]
 
 
 def test_config_readable_by_others_gets_a_chmod_warning(lab, program_dir):
@@ -251,6 +287,27 @@ def test_test_mail_is_delivered_and_exits_0(lab, program_dir, smtp_server):
     (line,) = run.lines
     assert line.endswith(' test report accepted by mail')
     assert not (lab.tmp / 'xdg').exists()        # no state file at its default place either
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="a host name of our own needs root and unshare")
+def test_a_host_name_with_a_line_break_does_not_break_the_report(program_dir, smtp_server,
+                                                                 tmp_path):
+    # sethostname takes any bytes; in a UTS namespace of its own the program's machine is named
+    # "pi<LF>Bcc: x" (no dot: smtplib, inside pySendMail, then greets as [127.0.0.1])
+    name = "pi\nBcc: x"
+    command = ["unshare", "--uts", sys.executable, "-c",
+               "import socket, subprocess, sys; socket.sethostname(sys.argv[1]); "
+               "sys.exit(subprocess.call(sys.argv[2:]))", name, sys.executable,
+               os.fspath(program_dir.script), "-a", "127.0.0.1:9", "--test-mail"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30,
+                            stdin=subprocess.DEVNULL,
+                            env=child_env({"XDG_STATE_HOME": tmp_path / "xdg"}))
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    (msg,) = smtp_server.wait_for_messages(1, timeout=5)
+    assert msg["Subject"] == "pyNetConnMon on pi\\x0aBcc: x: test report"
+    assert msg["Bcc"] is None
+    assert "on pi\\x0aBcc: x." in msg.get_content()
 
 
 def test_test_mail_with_smtp_stopped_exits_1_with_one_line(lab, program_dir, smtp_server):

@@ -307,7 +307,7 @@ def test_scrapes_follow_an_outage_from_start_to_end(tmp_path):
         listener.stop()
 
 
-def test_anything_but_get_metrics_and_the_status_page_is_not_found(tmp_path):
+def test_anything_but_get_metrics_and_the_status_page_is_not_found_or_not_allowed(tmp_path):
     listener = Listener().start()
     port = closed_port()
     base = "http://%s:%d" % (LOOPBACK, port)
@@ -319,7 +319,9 @@ def test_anything_but_get_metrics_and_the_status_page_is_not_found(tmp_path):
             assert (status, headers["Content-Type"]) == (200, "text/html; charset=utf-8")
             assert http_request(base + "/index.html")[0] == 404
             assert http_request(base + "/metrics/x")[0] == 404
-            assert http_request(base + "/metrics", method="POST")[0] == 404
+            for method in ("POST", "OPTIONS", "TRACE", "PUT", "DELETE"):
+                status, headers, _ = http_request(base + "/metrics", method=method)
+                assert (status, headers["Allow"]) == (405, "GET, HEAD"), method
             status, headers, body = http_request(base + "/metrics", method="HEAD")
             assert (status, body) == (200, b"")
             assert int(headers["Content-Length"]) > 0
@@ -327,6 +329,67 @@ def test_anything_but_get_metrics_and_the_status_page_is_not_found(tmp_path):
         assert monitor.stderr_lines == []
     finally:
         listener.stop()
+
+
+def raw_request(port, head):
+    """(status, {header: value}, body) of one request head sent as it is to 127.0.0.1:port."""
+    with socket.create_connection((LOOPBACK, port), timeout=3) as sock:
+        sock.sendall(head.encode("latin-1"))
+        answer = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    top, _, body = answer.partition(b"\r\n\r\n")
+    lines = top.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
+PAGE_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+               "form-action 'none'; frame-ancestors 'none'")
+
+
+def test_the_endpoint_answers_with_safe_headers_and_only_to_names_of_this_machine(tmp_path):
+    listener = Listener().start()
+    port = closed_port()
+    try:
+        with serving_monitor(tmp_path, listener, port) as monitor:
+            scrape_until(port, lambda f: True, 5, "the metrics endpoint")
+            status, headers, _ = raw_request(port, "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                                                   "\r\n" % port)
+            assert (status, headers["Server"], headers["X-Content-Type-Options"],
+                    headers["Content-Security-Policy"], headers["X-Frame-Options"]) == (
+                200, "pyNetConnMon", "nosniff", PAGE_POLICY, "DENY")
+            status, headers, _ = raw_request(port, "GET /metrics HTTP/1.0\r\n\r\n")
+            assert (status, headers["Server"], headers["X-Content-Type-Options"]) == (
+                200, "pyNetConnMon", "nosniff")
+            for host in ("localhost:%d" % port, "[::1]:%d" % port, "127.0.0.1",
+                         "%s:%d" % (socket.gethostname(), port), "LOCALHOST"):
+                assert raw_request(port, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % host)[0] \
+                    == 200, host
+            # a page of another site whose name now points at this machine (DNS rebinding)
+            for path in ("/", "/metrics"):
+                status, headers, body = raw_request(
+                    port, "GET %s HTTP/1.1\r\nHost: rebind.example:%d\r\n\r\n" % (path, port))
+                assert (status, headers["X-Content-Type-Options"]) == (421, "nosniff")
+                assert b"pynetconnmon_" not in body and b"<html" not in body
+            assert raw_request(port, "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n")[0] == 400
+            assert monitor.terminate() == 0
+        assert monitor.stderr_lines == []
+    finally:
+        listener.stop()
+
+
+def test_host_allowed():
+    names = frozenset({"pi", "pi.local", "pi.home.arpa"})
+    for host in (None, "127.0.0.1", "127.0.0.1:9100", "[::1]:9100", "198.18.0.5:1", "localhost",
+                 "LocalHost:9100", "status.localhost", "pi:9100", "pi.local.", "[fe80::1%eth0]"):
+        assert program.host_allowed(host, names), host
+    for host in ("", "rebind.example", "rebind.example:9100", "127.0.0.1.nip.io", "pi.evil",
+                 "localhost.example", "[rebind.example]"):
+        assert not program.host_allowed(host, names), host
 
 
 def test_a_silent_client_stalls_neither_the_rounds_nor_other_scrapes(tmp_path):

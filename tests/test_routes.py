@@ -183,8 +183,9 @@ def test_local_trouble_from_the_files(tmp_path):
     surroundings = files.surroundings()
     assert surroundings.local_trouble() is None
     files.link("vca", "down\n", "0\n")                 # the cable: routes stay, no link
-    assert surroundings.local_trouble() == "vca has no link"
+    assert surroundings.local_trouble() == "vca has no link"      # seen at once
     files.set(DOWN_IPV4, DOWN_IPV6)                    # the link down: no route at all
+    files.now += 1.0                                   # the table is read once a second
     assert surroundings.local_trouble() == "this machine has no default route"
 
 
@@ -197,6 +198,7 @@ def test_with_only_loopback_targets_no_router_is_looked_for_unless_one_is_given(
     assert files.surroundings(given, loopback_only=True).gateway() is given
     assert surroundings.local_trouble() is None     # the table is still read for the causes
     files.set(DOWN_IPV4, DOWN_IPV6)
+    files.now += 1.0
     assert surroundings.local_trouble() == "this machine has no default route"
 
 
@@ -215,4 +217,44 @@ def test_a_gateway_given_or_turned_off_is_kept_whatever_the_table_says(tmp_path)
     off = files.surroundings(parse_gateway("none"))
     assert off.gateway() is None
     files.set(DOWN_IPV4, DOWN_IPV6)
+    files.now += 1.0
     assert off.local_trouble() == "this machine has no default route"   # still seen
+
+
+def many_routes(count, default_last=True):
+    """/proc/net/route and /proc/net/ipv6_route text of a router's table: `count` routes each,
+    the default route (via 198.18.0.1 and 2001:db8:0:1::1) last, as the kernel lists IPv6's."""
+    ipv4 = [HOME_IPV4.splitlines()[0]]
+    ipv6 = []
+    for number in range(count):
+        destination = bytes((10, number >> 8 & 255, number & 255, 0))[::-1].hex().upper()
+        ipv4.append("vca\t%s\t010012C6\t0003\t0\t0\t0\t00FFFFFF\t0\t0\t0" % destination)
+        ipv6.append("2001db8%025x 40 00000000000000000000000000000000 00 "
+                    "20010db8000000010000000000000001 00000400 00000001 00000000 00000003     vca"
+                    % (number << 64))
+    default4 = [line for line in HOME_IPV4.splitlines()[1:] if "\t00000000\t" in line]
+    default6 = [line for line in HOME_IPV6.splitlines() if line.startswith("0" * 32 + " 00 ")]
+    return "\n".join(ipv4 + default4) + "\n", "\n".join(ipv6 + default6) + "\n"
+
+
+@pytest.mark.parametrize("count", [2000, 20000])
+def test_while_down_a_big_routing_table_is_read_at_most_once_a_second(tmp_path, count):
+    # every round while down asks for local trouble (at --down-interval 0.05: 20 a second)
+    files = Files(tmp_path)
+    files.set(*many_routes(count))
+    surroundings = files.surroundings()
+    assert surroundings.gateway().label == "198.18.0.1:%d" % GATEWAY_PORT
+    assert surroundings.local_trouble() is None
+    files.set(DOWN_IPV4, DOWN_IPV6)                 # the routes gone, as when the link is down
+    for _ in range(19):
+        files.now += 0.05
+        assert surroundings.local_trouble() is None      # not read again within the second
+    files.now += 0.05
+    assert surroundings.local_trouble() == "this machine has no default route"
+
+
+def test_the_default_route_is_found_at_the_end_of_a_table_of_many_megabytes(tmp_path):
+    files = Files(tmp_path)
+    files.set(DOWN_IPV4, many_routes(40000)[1])      # 6 MB of IPv6 routes, the default last
+    assert files.ipv6.stat().st_size > 5 * 1024 * 1024
+    assert files.surroundings().gateway().label == "[2001:db8:0:1::1]:53"

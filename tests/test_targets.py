@@ -42,8 +42,53 @@ def test_literal_addresses_need_no_lookup():
      "-a/--address: '%s.lan' is not a valid host name or IP address" % ("a" * 64)),
     (("a" * 63 + ".") * 4,
      "-a/--address: '%s' is longer than 253 characters" % (("a" * 63 + ".") * 4)),
+    ('[::1%"><img>]:1', "-a/--address: '[::1%\"><img>]:1' is not a valid [IPv6]:PORT"),
+    ("::1%", "-a/--address: '::1%' is not a valid IPv6 address"),
+    ("fe80::1%eth0/x", "-a/--address: 'fe80::1%eth0/x' is not a valid IPv6 address"),
+    ("[fe80::1%" + "e" * 16 + "]", "-a/--address: '[fe80::1%%%s]' is not a valid [IPv6]:PORT"
+     % ("e" * 16)),
+    ("router.lan\n", "-a/--address: 'router.lan\\n' is not a valid host name or IP address"),
+    ("router.lan\n:53", "-a/--address: 'router.lan\\n:53' is not a valid host name or IP "
+                        "address"),
+    ("198.18.0.2%eth0", "-a/--address: '198.18.0.2%eth0' is not a valid host name or IP address"),
+    ("host: 53", "-a/--address: ' 53' is not a port number (1-65535)"),
+    ("host:+53", "-a/--address: '+53' is not a port number (1-65535)"),
+    ("host:5_3", "-a/--address: '5_3' is not a port number (1-65535)"),
+    ("host:\u0665\u0663", "-a/--address: '\u0665\u0663' is not a port number (1-65535)"),
 ])
 def test_invalid_targets_are_refused_with_the_reason(value, message):
     with pytest.raises(UsageError) as caught:
         parse_target(value, 53)
     assert str(caught.value) == message
+
+
+def test_a_scoped_ipv6_address_names_an_interface():
+    target = parse_target("[fe80::1%eth0.100]:53", 53)
+    assert (target.host, target.port) == ("fe80::1%eth0.100", 53)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("0.0.0.0", "--gateway: 0.0.0.0 is not a router's address (unspecified)"),
+    ("::", "--gateway: :: is not a router's address (unspecified)"),
+    ("255.255.255.255", "--gateway: 255.255.255.255 is not a router's address (broadcast)"),
+    ("224.0.0.1", "--gateway: 224.0.0.1 is not a router's address (multicast)"),
+    ("[ff02::1]:53", "--gateway: ff02::1 is not a router's address (multicast)"),
+    ("198.18.0.1:+53", "--gateway: '198.18.0.1:+53' is not ADDRESS[:PORT], [IPV6]:PORT or none; "
+                       "give the router's IP address, which needs no name lookup"),
+    ("198.18.0.1: 53", "--gateway: '198.18.0.1: 53' is not ADDRESS[:PORT], [IPV6]:PORT or none; "
+                       "give the router's IP address, which needs no name lookup"),
+    ("198.18.0.1:\u0665\u0663", "--gateway: '198.18.0.1:\u0665\u0663' is not ADDRESS[:PORT], "
+                                "[IPV6]:PORT or none; give the router's IP address, which needs "
+                                "no name lookup"),
+])
+def test_a_gateway_that_cannot_be_a_router_is_refused_at_once(value, message):
+    from harness import run_main
+    assert run_main("-a", "127.0.0.1", "--gateway", value) == (
+        2, "", "pyNetConnMon.py: error: %s\n" % message)
+
+
+@pytest.mark.parametrize("value", ["+53", " 53", "\u0665\u0663", "53 "])
+def test_a_port_is_ascii_digits(value):
+    from harness import run_main
+    assert run_main("-a", "127.0.0.1", "-p", value) == (
+        2, "", "pyNetConnMon.py: error: -p/--port: %r is not a port number (1-65535)\n" % value)
