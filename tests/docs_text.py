@@ -3,7 +3,8 @@
 A fenced block's info string says what it holds: `sh` commands, anything else (`text`, `json`,
 `yaml`, `promql`) output or configuration. A command block either starts with a comment line
 `# example: ...` (an example to adapt, never run by the tests) or holds commands the tests run
-exactly as printed; command() finds one of those for the test that runs it.
+exactly as printed; command() finds one of those for the test that runs it. The same holds for
+the program's command lines printed in the prose.
 """
 import re
 
@@ -52,11 +53,18 @@ def links(path):
     return LINK.findall(prose(path))
 
 
+INLINE_COMMAND = re.compile(r"`((?:\./pyNetConnMon\.py|python3 -m py_compile) [^`\n]+)`")
+
+
 def exact_commands():
     """{command line: the file that prints it} for every line of the command blocks that are not
-    marked as examples (comment lines left out)."""
+    marked as examples (comment lines left out), and for the commands printed in the prose that
+    start the program or compile it (a `...` in one says it is left out on purpose)."""
     found = {}
     for path in doc_files():
+        for line in INLINE_COMMAND.findall(prose(path)):
+            if "..." not in line:
+                found.setdefault(line, path.relative_to(REPO).as_posix())
         for info, body in blocks(path):
             if info != "sh" or body.startswith(EXAMPLE_MARK):
                 continue

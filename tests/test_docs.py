@@ -9,6 +9,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 
 import pytest
 
@@ -17,7 +18,7 @@ from docs_text import REPO, command
 from harness import child_env, shebang_env
 from pyNetConnMon import VERSION
 from reportlog import make_log
-from smtp_lab import PYSENDMAIL
+from smtp_lab import PYSENDMAIL, make_program_dir
 
 README_MAX_LINES = 400
 
@@ -27,6 +28,10 @@ README_MAX_LINES = 400
 RUN_AS_PRINTED = {
     "./pyNetConnMon.py --version": "test_version_command",
     "./pyNetConnMon.py --discard-pending": "test_discard_pending_command",
+    "./pyNetConnMon.py -a 192.0.2.1 -i 1 -t 1 -m 1":
+        "test_docs_lab.py::test_the_trial_interruption_command",
+    "./pyNetConnMon.py --test-mail": "test_test_mail_command",
+    "python3 -m py_compile pyNetConnMon.py": "test_py_compile_command",
     "cp pySendMail/sendMailConfig.json.example pySendMail/sendMailConfig.json":
         "test_mail_config_commands",
     "chmod 600 pySendMail/sendMailConfig.json": "test_mail_config_commands",
@@ -147,6 +152,24 @@ def test_discard_pending_command(folder, tmp_path):
                        env={"XDG_STATE_HOME": tmp_path / "state"})
     assert result.returncode == 0, result.stderr
     assert "0 interruptions" in result.stdout, result.stdout
+
+
+def test_test_mail_command(tmp_path, smtp_server):
+    # the owner's real configuration is never read: the folder has a copy of pySendMail and a
+    # config of its own, for the test's SMTP server (STARTTLS and a login, as pySendMail needs)
+    app = make_program_dir(tmp_path / "app", smtp_port=smtp_server.port)
+    app.script.chmod(0o755)
+    result = run_shell(command("./pyNetConnMon.py --test-mail"), app.root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (mail,) = smtp_server.wait_for_messages(1)
+    assert mail["Subject"].endswith(": test report")
+
+
+def test_py_compile_command(folder):
+    result = run_shell(command("python3 -m py_compile pyNetConnMon.py"), folder)
+    assert result.returncode == 0, result.stderr
+    assert [path.name for path in (folder / "__pycache__").iterdir()] == [
+        "pyNetConnMon.%s.pyc" % sys.implementation.cache_tag]
 
 
 def test_mail_config_commands(folder):

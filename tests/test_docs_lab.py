@@ -11,17 +11,17 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
-import time
 from email import message_from_bytes
 
 import pytest
 
 import docs_text
 from docs_text import REPO, command
-from harness import POLL, PROGRAM, child_env, listening_socket, shebang_env, wait_until
+from harness import PROGRAM, child_env, listening_socket, shebang_env, wait_until
 from pyNetConnMon import VERSION
 
 pytestmark = pytest.mark.lab
@@ -200,6 +200,38 @@ def test_logrotate_and_pkill_reach_only_the_users_monitors(private_home, tmp_pat
         assert [e for e in log_events(other_log) if e["event"] == "log_reopened"] == []
         for process in (shebang, module, other, pager):
             assert process.poll() is None, process.args
+
+
+# -- a trial run: an address that never answers -------------------------------------------------
+
+def test_the_trial_interruption_command(app, tmp_path):
+    """The README's trial run, in a network namespace with no route at all: the connect to the
+    documentation address fails at once (nothing leaves), and the monitor says DOWN."""
+    need("ip")
+    name = "pd-%s" % secrets.token_hex(4)
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    monitor = None
+    output = tmp_path / "output"
+    trial = command("./pyNetConnMon.py -a 192.0.2.1 ")
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        with open(output, "w") as stream:
+            monitor = subprocess.Popen(
+                ["ip", "netns", "exec", name, "sh", "-c", trial],
+                cwd=app.parent, stdin=subprocess.DEVNULL, stdout=stream, stderr=subprocess.STDOUT,
+                env=child_env(shebang_env({"XDG_STATE_HOME": tmp_path / "state"})),
+                start_new_session=True)
+        wait_until(lambda: re.search(r" DOWN 192\.0\.2\.1:53 unreachable", output.read_text()),
+                   15, "a DOWN line")
+        os.killpg(monitor.pid, signal.SIGTERM)          # the shell and the monitor, as Ctrl-C would
+        wait_until(lambda: output.read_text().endswith(" stopped (SIGTERM)\n"), 10,
+                   "the monitor's stop")
+        monitor.wait(10)
+    finally:
+        if monitor is not None and monitor.poll() is None:
+            os.killpg(monitor.pid, signal.SIGKILL)
+            monitor.wait(5)
+        subprocess.run(["ip", "netns", "del", name])
 
 
 # -- msmtp to a relay without TLS or login ---------------------------------------------------------
