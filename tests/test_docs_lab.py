@@ -110,6 +110,18 @@ def private_home(tmp_path):
     lab.close()
 
 
+def installed_logrotate_config(folder):
+    """The shipped logrotate file, byte for byte, as an administrator installs it: owned by root
+    and not writable by others (logrotate ignores a configuration file owned by another user,
+    which a checkout may be)."""
+    copy = folder / LOGROTATE.name
+    shutil.copyfile(LOGROTATE, copy)
+    os.chown(copy, 0, 0)
+    copy.chmod(0o644)
+    assert copy.read_bytes() == LOGROTATE.read_bytes()
+    return copy
+
+
 def log_events(path):
     if not path.exists():
         return []
@@ -149,7 +161,8 @@ def test_logrotate_debug_is_clean(private_home, tmp_path):
     log = private_home.home / "pi" / "pynetconnmon-log" / "events.jsonl"
     log.write_text('{"time": "2026-11-24T10:00:00.000+00:00", "event": "stop"}\n')
     os.chown(log, PI, PI)
-    result = private_home.run("logrotate", "--debug", "--state", tmp_path / "state", LOGROTATE)
+    result = private_home.run("logrotate", "--debug", "--state", tmp_path / "state",
+                              installed_logrotate_config(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "error" not in result.stderr.lower(), result.stderr
 
@@ -181,7 +194,7 @@ def test_logrotate_and_pkill_reach_only_the_users_monitors(private_home, tmp_pat
             wait_for(log, "start")
 
         rotated = private_home.run("logrotate", "--force", "--state", tmp_path / "state",
-                                   LOGROTATE)
+                                   installed_logrotate_config(tmp_path))
         assert rotated.returncode == 0, rotated.stderr
         assert [e["event"] for e in log_events(shebang_log.with_name("events.jsonl.1"))][0] \
             == "start"
@@ -305,6 +318,7 @@ def test_the_msmtp_recipe_mails_subject_to_and_report(relay_namespace, app):
                           text=True).stdout.strip()
     assert mail["Subject"] == "pyNetConnMon on %s: test report" % host
     assert (mail["To"], mail["From"]) == ("owner@example.org", "pi@home.arpa")
+    assert mail["Date"] and mail["Message-ID"]      # msmtp adds them: no bare mail for spam filters
     body = mail.get_payload()
     assert body.startswith("This is a test report from pyNetConnMon %s on %s.\n" % (
         VERSION, host)), body
