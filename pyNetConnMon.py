@@ -139,7 +139,7 @@ def escape(text):
 # and meaning they had in pyNetConnMon 1.x)
 # ---------------------------------------------------------------------------------------------
 
-VERSION = "2.0.0"
+VERSION = "2.1.0"
 
 DEFAULT_ADDRESS = "8.8.8.8"
 DEFAULT_PORT = 53

@@ -15,7 +15,7 @@ def readme():
 
 
 def readme_test_command():
-    match = re.search(r"## Running the tests\n.*?```\n(.*?)\n```", readme(), re.S)
+    match = re.search(r"## Running the tests\n.*?```(?:sh)?\n(.*?)\n```", readme(), re.S)
     assert match, "README.md has no test command under '## Running the tests'"
     return match.group(1).strip()
 
