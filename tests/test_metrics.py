@@ -2,6 +2,7 @@
 
 Loopback only: the monitor watches a local listener that the tests stop to cause an outage.
 """
+import re
 import socket
 import subprocess
 import sys
@@ -489,3 +490,12 @@ def test_a_port_in_use_is_a_one_line_error(tmp_path):
     assert len(lines) == 1, result.stderr
     assert lines[0].endswith("ERROR cannot serve metrics on 127.0.0.1:%d: Address already in use"
                              % port)
+
+
+def test_the_documented_metrics_are_the_table_of_metrics():
+    """docs/metrics.md shows a real scrape: its HELP and TYPE lines are those of METRICS, every
+    metric there, in the table's order."""
+    documented = re.findall(r"^# (HELP|TYPE) pynetconnmon_(\w+) (.*)$",
+                            (REPO / "docs" / "metrics.md").read_text(encoding="utf-8"), re.M)
+    assert documented == [(line, metric.name, metric.help if line == "HELP" else metric.kind)
+                          for metric in program.METRICS for line in ("HELP", "TYPE")]
