@@ -8,8 +8,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)   # tests import the program itself: `import pyNetConnMon`
 
-from smtp_lab import (PYSENDMAIL, program_dir, session_smtp_server,  # noqa: E402,F401
-                      smtp_certificate, smtp_server)
+from smtp_lab import (PYSENDMAIL, program_dir, remove_written_configs,  # noqa: E402,F401
+                      session_smtp_server, smtp_certificate, smtp_server)
 from netlab import netlab  # noqa: E402,F401
 from homelab import homelab  # noqa: E402,F401
 

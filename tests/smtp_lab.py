@@ -5,9 +5,14 @@ points at the server.
 Which pySendMail is decided here and nowhere else (PYSENDMAIL): the real one, i.e. the files of
 the submodule's pinned commit kept beside the repository in ../shared/vendor/ (or, failing that,
 a checked-out submodule), and only where neither is at hand the stand-in in pysendmail_standin/.
+Only the submodule's own files are ever copied (PYSENDMAIL_FILES): the owner's
+sendMailConfig.json in a checked-out submodule is never read, copied or sent through.
+
+Every config a test writes (write_config) is mode 0600 and removed when the test ends
+(remove_written_configs): it holds a password.
 
 Fixtures (gathered by conftest.py): smtp_certificate, session_smtp_server, smtp_server,
-program_dir.
+program_dir, remove_written_configs (autouse).
 """
 import collections
 import email.policy
@@ -45,6 +50,9 @@ def _pysendmail():
 
 
 PYSENDMAIL = _pysendmail()     # the folder whose files an app folder's pySendMail/ gets
+# What an app folder's pySendMail/ gets from PYSENDMAIL: the submodule's code and example, never
+# a sendMailConfig.json (in a checked-out submodule, that is the owner's, with their password).
+PYSENDMAIL_FILES = ('sendMail.py', 'sendMailConfig.json.example')
 MAIL_FROM = 'monitor@test.invalid'
 MAIL_TO = 'owner@test.invalid'
 
@@ -224,9 +232,13 @@ def mail_config(port, host='127.0.0.1', **smtp):
     return {'mail': {'from': MAIL_FROM, 'to': MAIL_TO, 'smtp': settings}}
 
 
+_WRITTEN_CONFIGS = set()
+
+
 def write_config(path, config):
-    """Write a config (dict, or raw text) with mode 0600."""
+    """Write a config (dict, or raw text) with mode 0600; it is removed when the test ends."""
     text = config if isinstance(config, str) else json.dumps(config, indent=4) + '\n'
+    _WRITTEN_CONFIGS.add(Path(path))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)
     with open(fd, 'w', encoding='utf-8') as f:
@@ -247,12 +259,20 @@ def make_program_dir(dest, smtp_port=None, with_pysendmail=True, with_config=Tru
     config = root / 'pySendMail' / 'sendMailConfig.json'
     if with_pysendmail:
         config.parent.mkdir(exist_ok=True)
-        for source in PYSENDMAIL.iterdir():
-            if source.is_file():
-                shutil.copyfile(source, config.parent / source.name)   # not the read-only mode
+        for name in PYSENDMAIL_FILES:
+            if (PYSENDMAIL / name).is_file():
+                shutil.copyfile(PYSENDMAIL / name, config.parent / name)   # not the read-only mode
         if with_config:
             write_config(config, mail_config(smtp_port if smtp_port else closed_port()))
     return ProgramDir(root, script, config)
+
+
+@pytest.fixture(autouse=True)
+def remove_written_configs():
+    """Removes every config the test wrote (they hold a password), wherever it was written."""
+    yield
+    while _WRITTEN_CONFIGS:
+        _WRITTEN_CONFIGS.pop().unlink(missing_ok=True)
 
 
 @pytest.fixture
