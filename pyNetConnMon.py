@@ -2023,30 +2023,81 @@ def mail_server_address(pysendmail_dir):
     """host:port of the mail server in pySendMail's config (port 0: the protocol's default), or
     None when the config does not say."""
     try:
-        with open(os.path.join(pysendmail_dir, PYSENDMAIL_CONFIG), encoding="utf-8") as stream:
-            smtp = json.load(stream)["mail"]["smtp"]
+        smtp = _smtp_settings(pysendmail_dir)
         host, port = str(smtp["server"]), int(smtp["port"]) or (465 if smtp["tls"] else 25)
     except (OSError, ValueError, LookupError, TypeError):
         return None
     return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
 
 
-def describe_send_error(error, server=None):
-    """One line for a failed delivery; `server` (host:port) is named when the connection failed."""
+def mail_server_tls(pysendmail_dir):
+    """The config's "tls" (True: TLS from the first byte, False: STARTTLS), or None when unknown."""
+    try:
+        tls = _smtp_settings(pysendmail_dir)["tls"]
+    except (OSError, ValueError, LookupError, TypeError):
+        return None
+    return tls if isinstance(tls, bool) else None
+
+
+def _smtp_settings(pysendmail_dir):
+    with open(os.path.join(pysendmail_dir, PYSENDMAIL_CONFIG), encoding="utf-8") as stream:
+        return json.load(stream)["mail"]["smtp"]
+
+
+# pySendMail always uses TLS and always logs in; a server that offers neither is reached by a
+# notify command instead (the README's section of that name gives an msmtp recipe).
+PLAIN_RELAY_WAY = ('deliver with --notify-command and msmtp instead (README.md: "A mail server '
+                   'without TLS or login")')
+
+
+def describe_send_error(error, server=None, tls=None):
+    """One line for a failed delivery: what went wrong, and for a server that lacks what
+    pySendMail needs, what it lacks and the way out; never an exception's class name. `server`
+    (host:port) is named when known; `tls` is the config's "tls" (None: not known)."""
     if isinstance(error, DeliveryError):
         return str(error)
+    where = "mail server %s" % server if server else "mail server"
+    text = _one_line(error)
+    smtplib = sys.modules.get("smtplib")      # loaded by pySendMail, not by this program
+    if smtplib is not None and isinstance(error, smtplib.SMTPNotSupportedError):
+        if "STARTTLS" in text:
+            return "%s offers no TLS (no STARTTLS), and pySendMail sends only over TLS: %s" % (
+                where, PLAIN_RELAY_WAY)
+        if "AUTH" in text:
+            return "%s offers no login (no AUTH), and pySendMail always logs in: %s" % (
+                where, PLAIN_RELAY_WAY)
+    if smtplib is not None and isinstance(error, smtplib.SMTPException) \
+            and "authentication method" in text:
+        return "%s offers no login method that pySendMail can use: %s" % (where, PLAIN_RELAY_WAY)
     code = getattr(error, "smtp_code", None)
     if code is not None:
         message = getattr(error, "smtp_error", b"")
         if isinstance(message, bytes):
             message = message.decode("utf-8", "replace")
-        return "SMTP server answered %s %s" % (code, " ".join(str(message).split()))
-    where = "mail server %s" % server if server else "mail server"
-    if isinstance(error, socket.timeout):
+        answer = "%s %s" % (code, " ".join(str(message).split()))
+        if smtplib is not None and isinstance(error, smtplib.SMTPAuthenticationError):
+            # a wrong password and a server that takes no logins get the same answer
+            return ("%s did not accept the login (%s): check user and password in %s; if the "
+                    "server takes no logins, %s" % (where, answer, PYSENDMAIL_CONFIG,
+                                                     PLAIN_RELAY_WAY))
+        return "SMTP server answered %s" % answer
+    if "WRONG_VERSION_NUMBER" in text:      # TLS from the first byte, but the server spoke plain
+        return ('%s does not speak TLS from the first byte, as "tls": true in %s asks: set '
+                '"tls": false if it offers STARTTLS; if it offers no TLS at all, %s'
+                % (where, PYSENDMAIL_CONFIG, PLAIN_RELAY_WAY))
+    timed_out = isinstance(error, socket.timeout) or text.endswith("timed out")
+    if timed_out and tls is False:          # a server on a TLS port waits for TLS in silence
+        return ('%s timed out; if it speaks TLS from the first byte (as on port 465), set '
+                '"tls": true in %s' % (where, PYSENDMAIL_CONFIG))
+    if timed_out:
         return where + " timed out"
     if isinstance(error, ConnectionRefusedError):
         return where + " refused the connection"
-    return "%s: %s" % (type(error).__name__, _one_line(error))
+    if smtplib is not None and isinstance(error, smtplib.SMTPServerDisconnected):
+        return "%s closed the connection" % where
+    if isinstance(error, OSError) and error.strerror:
+        return "%s: %s" % (where, " ".join(error.strerror.split()))
+    return "%s: %s" % (where, text)
 
 
 class MailDeliverer:
@@ -2088,7 +2139,8 @@ class MailDeliverer:
             raise DeliveryError("pySendMail gave up: %s" % (_one_line(captured.getvalue()) or "exit"))
         except Exception as error:  # noqa: BLE001 - any failure of the helper is a failed delivery
             server = mail_server_address(self.pysendmail_dir)
-            raise DeliveryError(describe_send_error(error, server))
+            raise DeliveryError(describe_send_error(error, server,
+                                                    mail_server_tls(self.pysendmail_dir)))
 
 
 def bounded_reason(text, limit=REASON_LIMIT):

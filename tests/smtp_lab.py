@@ -80,10 +80,12 @@ class SmtpServer:
 
     `prefix` (e.g. ['ip', 'netns', 'exec', 'pm-x']) is put before the command; `host` is where it
     listens in that namespace. The port is picked once (free on 127.0.0.1 here) and kept across
-    stop()/start(). Its own files live in a fresh folder under `workdir`.
+    stop()/start(). Its own files live in a fresh folder under `workdir`. `options` are more
+    of the server's options (e.g. ['--tls', 'none', '--no-auth'], as a plain local relay).
     """
 
-    def __init__(self, workdir, cert, key, prefix=None, host='127.0.0.1', port=None):
+    def __init__(self, workdir, cert, key, prefix=None, host='127.0.0.1', port=None,
+                 options=()):
         self.dir = Path(tempfile.mkdtemp(prefix='smtp-', dir=workdir))
         self.maildir = self.dir / 'maildir'
         self.maildir.mkdir()
@@ -93,6 +95,7 @@ class SmtpServer:
         self.prefix = list(prefix or [])
         self.host = host
         self.port = port or closed_port()
+        self.options = list(options)
         self.proc = None
 
     def __repr__(self):
@@ -116,7 +119,8 @@ class SmtpServer:
         argv = [*self.prefix, sys.executable, '-u', str(SERVER_SCRIPT),
                 '--host', self.host, '--port', str(self.port),
                 '--cert', str(self.cert), '--key', str(self.key),
-                '--maildir', str(self.maildir), '--fail-file', str(self.fail_file)]
+                '--maildir', str(self.maildir), '--fail-file', str(self.fail_file),
+                *self.options]
         with open(self.stderr_path, 'ab') as err:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=err, start_new_session=True)
