@@ -534,7 +534,8 @@ class CauseJudge:
     for the whole interruption. It takes LAN_MISSES misses in a row; until then the round reads
     `unknown`, which never replaces a cause already known."""
 
-    def __init__(self):
+    def __init__(self, no_router="no router known to check"):
+        self.no_router = no_router   # why there is no gateway to tell by (see no_router_words)
         self.gateway = None          # the label of the gateway probed last
         self.answered = False        # has it answered since the start or since it changed?
         self.misses = 0              # probes it missed in a row
@@ -552,7 +553,7 @@ class CauseJudge:
         if local:
             return "local", local
         if self.gateway is None:
-            return "unknown", "no router known to check"
+            return "unknown", self.no_router
         if not self.answered:
             return "unknown", "the router %s has not answered since the start" % self.gateway
         if not gateway_answered_now and ongoing and self.misses < LAN_MISSES:
@@ -562,6 +563,22 @@ class CauseJudge:
         if target_reasons and all(reason == "dns" for reason in target_reasons.values()):
             return "dns", "the router %s answered, no name resolved" % self.gateway
         return "provider", "the router %s answered" % self.gateway
+
+
+def router_not_needed(gateway, targets):
+    """True when the gateway is left unprobed because every target is a loopback address: they
+    need no router (--gateway auto only; a gateway given is always probed)."""
+    return gateway == "auto" and all(target.is_loopback for target in targets)
+
+
+def no_router_words(gateway, targets):
+    """Why no router tells where an interruption broke, in the same words as the start line
+    and --once: not probed (--gateway none, or every target on this machine), or none known."""
+    if gateway == "none":
+        return "router not probed (--gateway none)"
+    if router_not_needed(gateway, targets):
+        return "router not probed: every target is on this machine"
+    return "no router known to check"
 
 
 def target_family(target):
@@ -1245,7 +1262,7 @@ CAUSE_WORDS = {
     "lan": "the router did not answer either",
     "provider": "the router answered, so the line or the provider failed",
     "dns": "the router answered, only names did not resolve",
-    "unknown": "no router known that answered, so no telling where",
+    "unknown": "no router probed that answered, so no telling where",
 }
 CAUSE_EXPLAINED = {
     "local": "local: this machine itself had no working link or no route out: its network "
@@ -1256,8 +1273,9 @@ CAUSE_EXPLAINED = {
                 "provider's network failed.",
     "dns": "dns: your router answered and only the targets' names could not be looked up: the "
            "DNS server failed (addresses may have worked).",
-    "unknown": "unknown: where it broke cannot be told: no router was known to check, or it "
-               "has not answered a check since the monitor started (see --gateway).",
+    "unknown": "unknown: where it broke cannot be told: no router was probed (every target is "
+               "on this machine, --gateway none, or none in the routing table), or it had not "
+               "answered a probe since the monitor started (see --gateway).",
 }
 
 
@@ -1956,7 +1974,10 @@ class Surroundings:
                           read_small_file(os.path.join(folder, "carrier"), 64))
 
     def local_trouble(self):
-        """Why this machine has no way out right now, or None (see local_trouble)."""
+        """Why this machine has no way out right now, or None (see local_trouble). None while
+        every target is on this machine: its links and routes do not lead to them."""
+        if self.loopback_only:
+            return None
         routes = self.routes()
         down = {route.interface for route in routes if not self.link_is_up(route.interface)}
         return local_trouble(routes, self.had_routes, down)
@@ -3276,6 +3297,9 @@ class Announcer:
         if settings.gateway == "none":
             self.console.info("gateway not probed (--gateway none): a cause other than local "
                               "reads unknown", wall)
+        elif router_not_needed(settings.gateway, settings.targets):
+            self.console.info("gateway not probed: every target is on this machine, so no router "
+                              "is on the way and an interruption's cause reads unknown", wall)
         else:
             self.console.info("gateway (router) %s, probed on TCP port %d in every round to tell "
                               "where an interruption broke" % (
@@ -3458,7 +3482,7 @@ class RoundInterpreter:
         self.record = record             # record(**interruption): a report will tell of it
         self.surroundings = surroundings  # routing table, links, gateway; None: causes unknown
         self.tracker = InterruptionTracker(settings.min_interruption)
-        self.judge = CauseJudge()
+        self.judge = CauseJudge(no_router_words(settings.gateway, settings.targets))
         self.partials = PartialOutages(settings.targets, settings.min_interruption)
         self.slow = (SlowTracker(settings.slow_ms, settings.min_interruption)
                      if settings.slow_ms else None)
@@ -6745,7 +6769,8 @@ def run_once(args, console_out):
     if len(args.targets) > 200:
         _raise_file_limit()      # as the monitor does: else a low soft limit reads as EMFILE
     prober = Prober(args.timeout)
-    gateway = Surroundings(args.gateway).gateway()
+    gateway = Surroundings(args.gateway, loopback_only=all(
+        target.is_loopback for target in args.targets)).gateway()      # as the monitor does
     results = prober.probe_round(args.targets, gateway=gateway)
     prober.close()
     lines = []
@@ -6755,16 +6780,20 @@ def run_once(args, console_out):
         else:
             detail = "down %s" % result.reason
         lines.append(printable("%s %s" % (result.target.label, detail)) + "\n")
-    lines.append(describe_gateway_once(args.gateway, gateway, results[len(args.targets):]))
+    lines.append(describe_gateway_once(args.gateway, gateway, results[len(args.targets):],
+                                       router_not_needed(args.gateway, args.targets)))
     if not args.quiet:
         write_output(console_out, "".join(lines))
     return 0 if any(result.up for result in results[:len(args.targets)]) else 1
 
 
-def describe_gateway_once(setting, gateway, results):
-    """--once's line for the gateway."""
+def describe_gateway_once(setting, gateway, results, not_needed=False):
+    """--once's line for the gateway; `not_needed`: every target is a loopback address, so the
+    monitor would not look for a router either (see router_not_needed)."""
     if setting == "none":
         return "gateway not probed (--gateway none)\n"
+    if not_needed:
+        return "gateway not probed: every target is on this machine\n"
     if gateway is None:
         return "gateway none found in the routing table\n"
     if not results:

@@ -263,7 +263,7 @@ def test_each_cause_in_the_events_the_console_the_report_and_the_metrics(tmp_pat
                             "lan": "the router did not answer either",
                             "provider": "the router answered, so the line or the provider failed",
                             "dns": "the router answered, only names did not resolve",
-                            "unknown": "no router known that answered, so no telling "
+                            "unknown": "no router probed that answered, so no telling "
                                        "where"}[cause])]
     _, body = run.report()
     assert "2026-11-18 11:07:00        10.0 s  %-8s  %s\n" % (cause, reason) in body

@@ -77,8 +77,9 @@ def test_a_batched_report_lists_each_outage_and_their_total(tmp_path, utc):
         "2026-11-18 11:07:10  2026-11-18 11:07:20        10.0 s  unknown   refused\n"
         "2026-11-18 11:07:30  2026-11-18 11:07:40        10.0 s  unknown   refused\n"
         "\n"
-        "unknown: where it broke cannot be told: no router was known to check, or it has not "
-        "answered a check since the monitor started (see --gateway).\n"
+        "unknown: where it broke cannot be told: no router was probed (every target is on "
+        "this machine, --gateway none, or none in the routing table), or it had not answered a "
+        "probe since the monitor started (see --gateway).\n"
         "\n"
         "Total: 2 interruptions, 20.0 s of downtime.\n")
 
