@@ -97,6 +97,18 @@ STATE_FORMAT = 1
 # answer too. The connect is closed at once: no query is sent, nothing is logged.
 GATEWAY_PORT = 53
 LAN_MISSES = 2                   # router probes missed in a row that make an ongoing outage `lan`
+# A router that redirects DNS to itself (Pi-hole set-ups, some providers' routers) accepts a
+# connect to ANY address on port 53, also while the line is down: such a target watches the router.
+# Its sign: a target beyond the router connects about as fast as the router. The line's own first
+# hop costs a real Internet target at least a few ms more than the router (fibre about 1 to 3 ms,
+# DSL and cable 5 to 20 ms); a connect the router answers costs what the router's own does. So
+# over the first rounds in which both accept, a target is suspect when its median connect time
+# is at most the router's median plus max(ROUTER_ECHO_MARGIN_MS, half the router's) and under
+# ROUTER_ECHO_CAP_MS (a slow Wi-Fi router is not compared at all).
+ROUTER_ECHO_ROUNDS = 5
+ROUTER_ECHO_MARGIN_MS = 1.0
+ROUTER_ECHO_RATIO = 1.5
+ROUTER_ECHO_CAP_MS = 5.0
 CAUSES = ("local", "lan", "provider", "dns", "unknown")    # the closest to this machine first
 ROUTE_FILES = ("/proc/net/route", "/proc/net/ipv6_route")  # Linux: the routing table as text
 SYS_NET = "/sys/class/net"                                  # Linux: IF/operstate, IF/carrier
@@ -569,6 +581,80 @@ def router_not_needed(gateway, targets):
     """True when the gateway is left unprobed because every target is a loopback address: they
     need no router (--gateway auto only; a gateway given is always probed)."""
     return gateway == "auto" and all(target.is_loopback for target in targets)
+
+
+def beyond_router(target, router):
+    """Whether `target` lies beyond `router` (both Targets): not on this machine, and not on
+    the router's own network, taken as its /24 (IPv4) or /64 (IPv6), as home networks are. A
+    name counts as beyond: what it resolves to is not kept."""
+    if target.is_loopback:
+        return False
+    mine, theirs = _ip_literal(target.host), _ip_literal(router.host)
+    if mine is None or theirs is None or mine.version != theirs.version:
+        return True
+    prefix = 24 if mine.version == 4 else 64
+    return ipaddress.ip_network("%s/%d" % (theirs, prefix), strict=False).network_address != \
+        ipaddress.ip_network("%s/%d" % (mine, prefix), strict=False).network_address
+
+
+def router_answers_for(target_times, router_times):
+    """[(label, target's median, router's median)] in ms of the targets whose connects take
+    about as long as the router's (see ROUTER_ECHO_ROUNDS): the router probably answers for
+    them. `target_times`: {label: [seconds]}; `router_times`: [seconds]."""
+    if not router_times:
+        return []
+    router = _median(router_times) * 1000
+    limit = min(ROUTER_ECHO_CAP_MS, max(router + ROUTER_ECHO_MARGIN_MS, router * ROUTER_ECHO_RATIO))
+    suspects = []
+    for label, times in target_times.items():
+        median = _median(times) * 1000
+        if times and median <= limit:
+            suspects.append((label, median, router))
+    return suspects
+
+
+def _median(values):
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+class RouterEcho:
+    """Watches the first rounds for a router that answers for targets beyond it (see
+    ROUTER_ECHO_ROUNDS): fed each round's results and the router's, it judges once, after
+    `rounds` rounds in which the router and a target beyond it accepted, and is then done.
+    Bounded: `rounds` times per target."""
+
+    def __init__(self, rounds=ROUTER_ECHO_ROUNDS):
+        self.rounds = rounds
+        self.router = []             # the router's connect times (s)
+        self.targets = {}            # label -> connect times (s)
+        self.done = False
+
+    def observe(self, results, router):
+        """None until it judges; then, once, the suspects (router_answers_for; maybe [])."""
+        if self.done or router is None or not router.up or router.connect_time is None:
+            return None
+        beyond = [result for result in results if result.up and result.connect_time is not None
+                  and beyond_router(result.target, router.target)]
+        if not beyond:
+            return None
+        self.router.append(router.connect_time)
+        for result in beyond:
+            self.targets.setdefault(result.target.label, []).append(result.connect_time)
+        if len(self.router) < self.rounds:
+            return None
+        self.done = True
+        return router_answers_for(self.targets, self.router)
+
+
+def router_echo_warning(label, median, router_label, router_median):
+    """The warning for a target that the router probably answers for (start and --once)."""
+    return ("target %s connects about as fast as the router %s (median %s against %s): the "
+            "router probably answers for it, as routers that redirect DNS to themselves do, and "
+            "then an outage of the line goes unseen; watch a target the router does not "
+            "intercept, e.g. on port 443" % (label, router_label, milliseconds(median),
+                                             milliseconds(router_median)))
 
 
 def no_router_words(gateway, targets):
@@ -3321,6 +3407,10 @@ class Announcer:
                     start_after=outage.after and iso_time(outage.after[1]),
                     start_before=iso_time(outage.before[1]))
 
+    def router_echo(self, wall, suspect, router_label):
+        label, median, router_median = suspect
+        self.console.warning(router_echo_warning(label, median, router_label, router_median), wall)
+
     def gateway_changed(self, wall, label):
         self.log.write("gateway_changed", wall, gateway=label)
         self.console.info("gateway now %s" % (label or "none (no default route with a gateway)"),
@@ -3483,6 +3573,7 @@ class RoundInterpreter:
         self.surroundings = surroundings  # routing table, links, gateway; None: causes unknown
         self.tracker = InterruptionTracker(settings.min_interruption)
         self.judge = CauseJudge(no_router_words(settings.gateway, settings.targets))
+        self.router_echo = RouterEcho()
         self.partials = PartialOutages(settings.targets, settings.min_interruption)
         self.slow = (SlowTracker(settings.slow_ms, settings.min_interruption)
                      if settings.slow_ms else None)
@@ -3504,6 +3595,10 @@ class RoundInterpreter:
         self.last_results = results
         self.last_round = (mono, wall if completed is None else completed)
         save = self._measure(results, mono, wall)
+        router = gateway[0] if gateway else None
+        if not self.router_echo.done:
+            for suspect in self.router_echo.observe(results, router) or ():
+                self.say.router_echo(wall, suspect, router.target.label)
         first_answer, target_reasons = None, {}
         for result in results:
             if not result.up:
@@ -6764,8 +6859,9 @@ def make_deliverer(args):
     return MailDeliverer(args.pysendmail)
 
 
-def run_once(args, console_out):
-    """--once: one line per target on stdout (none with -q); exit 0 if any is up, else 1."""
+def run_once(args, console_out, console=None):
+    """--once: one line per target on stdout (none with -q); exit 0 if any is up, else 1. A
+    target that the router probably answers for is warned about on `console`."""
     if len(args.targets) > 200:
         _raise_file_limit()      # as the monitor does: else a low soft limit reads as EMFILE
     prober = Prober(args.timeout)
@@ -6782,6 +6878,12 @@ def run_once(args, console_out):
         lines.append(printable("%s %s" % (result.target.label, detail)) + "\n")
     lines.append(describe_gateway_once(args.gateway, gateway, results[len(args.targets):],
                                        router_not_needed(args.gateway, args.targets)))
+    router = results[len(args.targets)] if len(results) > len(args.targets) else None
+    for label, median, router_median in RouterEcho(rounds=1).observe(
+            results[:len(args.targets)], router) or ():
+        if console is not None:
+            console.warning(router_echo_warning(label, median, router.target.label,
+                                                router_median))
     if not args.quiet:
         write_output(console_out, "".join(lines))
     return 0 if any(result.up for result in results[:len(args.targets)]) else 1
@@ -6925,7 +7027,7 @@ def main(argv=None):
         if args.summary:
             return run_summary(args, sys.stdout, console)
         if args.once:
-            return run_once(args, sys.stdout)
+            return run_once(args, sys.stdout, console)
         if args.test_mail:
             return run_test_mail(args, console)
         if args.discard_pending:
