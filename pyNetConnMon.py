@@ -1365,6 +1365,40 @@ CAUSE_EXPLAINED = {
 }
 
 
+# What the reason words mean, for a reader who is no network person (the mail report and the
+# HTML report's explanation). Each line starts with "- ": a cause's line starts with its word.
+REASON_EXPLAINED = {
+    "timeout": "timeout: no answer at all within the timeout (-t): the packets were lost on the "
+               "way, or the far end was switched off or gone.",
+    "refused": "refused: the target's machine answered at once that nothing takes connections "
+               "on that port: the way there worked, but the service was stopped (or a router "
+               "answered for a target it could not reach).",
+    "unreachable": "unreachable: this machine or a router on the way said at once that there is "
+                   "no way to the target: a cable or Wi-Fi down, no route, or the line down "
+                   "behind the router.",
+    "dns": "dns: the target's name could not be looked up: the DNS server did not answer or "
+           "did not know the name.",
+}
+
+
+def reasons_explained(reasons):
+    """The explanation lines ("- word: ...") of the known reason words among `reasons`."""
+    return ["- " + REASON_EXPLAINED[word] for word in REASON_EXPLAINED if word in reasons]
+
+
+def time_zones(moments):
+    """The time zones of local times at `moments`, e.g. "CET, UTC+0100" (two across a change)."""
+    zones = []
+    for moment in moments:
+        local = time.localtime(moment)
+        name, offset = time.strftime("%Z", local), time.strftime("%z", local)
+        zone = printable("UTC" if name == "UTC" and offset == "+0000" else
+                         "%s, UTC%s:%s" % (name, offset[:3], offset[3:]))
+        if zone not in zones:
+            zones.append(zone)
+    return " and ".join(zones)
+
+
 def describe_interruption(item, with_targets=False):
     reason = item.reason
     what = "partial outage" if item.part is not None else "interruption"
@@ -1449,27 +1483,35 @@ def format_report(entries, hostname, slow_ms=None):
     interruptions = [item for item in entries if item.part is None and item.kind != "slow"]
     slow = [item for item in entries if item.kind == "slow"]
     partials = [item for item in entries if item.part is not None]
-    count = sum(item.count for item in interruptions)
+    # a gap (the monitor was not running: a crash, a power cut) is listed with the
+    # interruptions but counted apart: nothing shows the connection was down then
+    gaps = [item for item in interruptions if item.kind == "gap"]
+    gap_total = sum(gap.duration for gap in gaps)
+    gap_words = "%s (%s) when the monitor was not running" % (plural(len(gaps), "gap"),
+                                                              human_duration(gap_total))
+    count = sum(item.count for item in interruptions if item.kind != "gap")
     partial_count = sum(item.count for item in partials)
     slow_count = sum(item.count for item in slow)
-    total = sum(item.duration for item in interruptions)
+    total = sum(item.duration for item in interruptions if item.kind != "gap")
     slowness = "%s, %s slow" % (plural(slow_count, "slow period"),
                                 human_duration(sum(item.duration for item in slow)))
     targets = _targets_of(entries)
     changed = len({tuple(item.targets) for item in entries}) > 1
-    if not interruptions and not slow:
+    if not count and not gaps and not slow:
         subject = "pyNetConnMon on %s: %s, the connection stayed up" % (
             hostname, plural(partial_count, "partial outage"))
         lines = ["pyNetConnMon on %s saw %s and no interruption: the connection stayed up."
                  % (hostname, plural(partial_count, "partial outage"))]
     else:
-        told = ([] if not interruptions else
+        told = ([] if not count else
                 ["%s, %s of downtime" % (plural(count, "interruption"), human_duration(total))])
+        told += [gap_words] if gaps else []
         told += [slowness] if slow else []
         told += [plural(partial_count, "partial outage")] if partials else []
         subject = "pyNetConnMon on %s: %s" % (hostname, "; ".join(told))
-        saw = [] if not interruptions else ["%s (%s of downtime in total)" % (
+        saw = [] if not count else ["%s (%s of downtime in total)" % (
             plural(count, "interruption"), human_duration(total))]
+        saw += [gap_words] if gaps else []
         saw += ["%s (%s in total)" % (plural(slow_count, "slow period"), human_duration(
             sum(item.duration for item in slow)))] if slow else []
         saw += [plural(partial_count, "partial outage")] if partials else []
@@ -1480,6 +1522,8 @@ def format_report(entries, hostname, slow_ms=None):
         "Host:    %s" % hostname,
         "Targets: %s%s" % (", ".join(targets) or "not recorded",
                            " (they changed between runs: each line names its own)" if changed else ""),
+        "Times:   local time of %s (%s)" % (hostname, time_zones(
+            [moment for item in entries for moment in (item.start, item.end)])),
     ]
     if interruptions:
         lines += ["", "%-19s  %-19s  %12s  %-8s  %s" % ("start", "end", "duration", "cause",
@@ -1489,14 +1533,14 @@ def format_report(entries, hostname, slow_ms=None):
         explained = [CAUSE_EXPLAINED[cause] for cause in CAUSES if cause in causes]
         if explained:
             lines += [""] + explained
-        gaps = [item for item in interruptions if item.kind == "gap"]
         lines += ["", "Total: %s, %s of downtime." % (plural(count, "interruption"),
-                                                       human_duration(total))]
+                                                       human_duration(total))
+                  if count else "Total: no interruption while the monitor ran."]
         if gaps:
-            lines.append("Of these, %s (%s) were times the monitor itself was not running, e.g. "
-                         "a power cut: the connection may or may not have been up then."
-                         % (plural(len(gaps), "gap"),
-                            human_duration(sum(gap.duration for gap in gaps))))
+            lines.append("Not counted: %s (%s) %s the monitor itself was not running, e.g. a "
+                         "crash or a power cut: the connection may or may not have been up then."
+                         % (plural(len(gaps), "gap"), human_duration(gap_total),
+                            "was a time" if len(gaps) == 1 else "were times"))
     if slow:
         lines += ["", "Slow periods: the connection was up, but even the fastest target took %s "
                   "to connect, in every round; median and max of those connects:"
@@ -1511,6 +1555,9 @@ def format_report(entries, hostname, slow_ms=None):
         lines += _table(partials, changed, "partial outage")
         lines += ["", "Total: %s, %s in all." % (plural(partial_count, "partial outage"),
                                                  human_duration(sum(p.duration for p in partials)))]
+    explained = reasons_explained({item.reason for item in interruptions + partials})
+    if explained:
+        lines += ["", "What the reasons mean:"] + explained
     return subject, "\n".join(lines) + "\n"
 
 
