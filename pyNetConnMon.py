@@ -5767,12 +5767,14 @@ def _rows_table(rows, left_out=0, half=0, caption_id="interruptions-table"):
             out.append('<tr><td></td><td colspan="7" class="muted">... %s left out here; the CSV '
                        '(--csv) and the event log have every one ...</td></tr>'
                        % plural(left_out, "row"))
+        going_on = row.note in ("still down", "still slow")    # the status page's: no end yet
         out.append('<tr class="%s"><td class="n">%d</td><td class="t">%s</td><td class="t">%s</td>'
                    '<td class="n">%s</td><td>%s</td><td>%s</td><td>%s</td><td class="small">%s'
                    '</td></tr>' % (row.kind, number + (left_out if left_out and number > half else 0),
                                    local_time(row.start) + _window_words(row.window),
-                                   local_time(row.end),
-                                   human_duration(row.duration), row.kind,
+                                   "going on" if going_on else local_time(row.end),
+                                   human_duration(row.duration) + (" so far" if going_on else ""),
+                                   row.kind,
                                    escape(row.cause or "-"), escape(row.why or "-"),
                                    escape(" ".join(row.targets)) if row.kind == "partial"
                                    else "all"))
@@ -5802,9 +5804,11 @@ def _explanation(summary, evidence):
         "<h2>How the figures are counted</h2><ul>"
         "<li>Every few seconds (its interval) the monitor tries a TCP connect to each target. "
         "The connection is <b>up</b> while at least one target answers.</li>"
-        "<li>An <b>interruption</b> begins with the first round in which no target answered "
-        "and ends with the first in which one did. One shorter than the monitor's "
-        "--min-interruption is a <b>blip</b>: counted apart, not as downtime.</li>"
+        "<li>An <b>interruption</b> began between the last round in which a target answered and "
+        "the first in which none did: its start is the middle of that window, shown below it "
+        "(&ldquo;began ... to ...&rdquo;). It ends when a connect got through again. One shorter "
+        "than the monitor's --min-interruption is a <b>blip</b>: counted apart, not as "
+        "downtime.</li>"
         "<li><b>Monitored</b> time is the time the monitor ran. When it ended without a stop "
         "(a crash, a power cut), the time until it ran again is a <b>gap</b>: it counts as "
         "monitored and as down, since nothing shows the connection was up then. Time the monitor "
@@ -5812,6 +5816,7 @@ def _explanation(summary, evidence):
         "<li><b>Availability</b> = (monitored time &minus; downtime) / monitored time.</li>"
         "<li>The <b>cause</b> says where the way out broke, as the monitor saw it while it "
         "lasted:<ul>%s</ul></li>"
+        "<li>The <b>reason</b> says what the connects saw:<ul>%s</ul></li>"
         "<li>A <b>partial outage</b>: a target, every target of one IP family, or name lookups "
         "failed while another target answered; the connection counts as up. A target's own "
         "availability counts its partial outages too.</li>"
@@ -5822,7 +5827,8 @@ def _explanation(summary, evidence):
         "weighted by its connects.%s</li>"
         "<li>Each interruption is drawn to scale, at least a hair wide so that a short one "
         "shows. Times are local time of the machine that made this report (%s).</li></ul>"
-        % (causes, "" if summary.has_latency else " This log has neither (the monitor that "
+        % (causes, "".join("<li>%s</li>" % escape(text) for text in REASON_EXPLAINED.values()),
+           "" if summary.has_latency else " This log has neither (the monitor that "
            "wrote it did not record them).", printable(time.strftime("%Z, UTC%z"))))
 
 
@@ -6964,9 +6970,10 @@ def run_test_mail(args, console):
         console.warning(warning)      # as the monitor warns at start
     hostname = socket.gethostname()
     subject = "pyNetConnMon on %s: test report" % hostname
+    # no targets named: the monitor that sends the reports may watch others than this run's
+    # (its default, without -a); each report names its own
     body = ("This is a test report from pyNetConnMon %s on %s.\n"
-            "Reports about interruptions of %s will arrive the same way.\n"
-            % (VERSION, hostname, ", ".join(target.label for target in args.targets)))
+            "Reports about interruptions will arrive the same way.\n" % (VERSION, hostname))
     try:
         deliverer.deliver(subject, body)
     except DeliveryError as error:
