@@ -103,8 +103,8 @@ LAN_MISSES = 2                   # router probes missed in a row that make an on
 # hop costs a real Internet target at least a few ms more than the router (fibre about 1 to 3 ms,
 # DSL and cable 5 to 20 ms); a connect the router answers costs what the router's own does. So
 # over the first rounds in which both accept, a target is suspect when its median connect time
-# is at most the router's median plus max(ROUTER_ECHO_MARGIN_MS, half the router's) and under
-# ROUTER_ECHO_CAP_MS (a slow Wi-Fi router is not compared at all).
+# is at most max(the router's + ROUTER_ECHO_MARGIN_MS, the router's x ROUTER_ECHO_RATIO) and
+# under ROUTER_ECHO_CAP_MS (beyond that, over slow Wi-Fi, the two are too noisy to compare).
 ROUTER_ECHO_ROUNDS = 5
 ROUTER_ECHO_MARGIN_MS = 1.0
 ROUTER_ECHO_RATIO = 1.5
@@ -608,7 +608,7 @@ def router_answers_for(target_times, router_times):
     suspects = []
     for label, times in target_times.items():
         median = _median(times) * 1000
-        if times and median <= limit:
+        if median <= limit:
             suspects.append((label, median, router))
     return suspects
 
