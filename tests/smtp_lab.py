@@ -70,8 +70,11 @@ def make_certificate(folder):
 
 @pytest.fixture(scope='session')
 def smtp_certificate(tmp_path_factory):
-    """(cert, key) paths of one self-signed certificate for the whole run."""
-    return make_certificate(tmp_path_factory.mktemp('smtp-cert'))
+    """(cert, key) paths of one self-signed certificate for the whole run; the key (0600, as
+    openssl writes it) is removed at the end."""
+    cert, key = make_certificate(tmp_path_factory.mktemp('smtp-cert'))
+    yield cert, key
+    key.unlink(missing_ok=True)
 
 
 # -- server ------------------------------------------------------------------------------------

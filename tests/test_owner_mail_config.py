@@ -17,7 +17,8 @@ from smtp_lab import PYSENDMAIL, TESTS, load_sendmail, mail_config, write_config
 from smtp_server import PASSWORD
 
 # The mail tests, and one that runs the repository's own program in the two ways it mails.
-MAIL_MODULES = ('test_mail.py', 'test_mail_setup.py', 'test_smtp_lab.py', 'test_zz_program.py')
+MAIL_MODULES = ('test_mail.py', 'test_mail_setup.py', 'test_mail_servers.py', 'test_smtp_lab.py',
+                'test_zz_program.py')
 PROGRAM_TEST = '''\
 from harness import REPO, closed_port, run_program, start_monitor
 
@@ -41,7 +42,10 @@ def make_clone(root):
     shutil.copyfile(PROGRAM, root / PROGRAM.name)
     shutil.copytree(TESTS, root / 'tests', ignore=shutil.ignore_patterns('__pycache__'))
     (root / 'tests' / 'test_zz_program.py').write_text(PROGRAM_TEST)
-    shutil.copytree(PYSENDMAIL, root / 'pySendMail', ignore=shutil.ignore_patterns('__pycache__'))
+    # the submodule's files; never a config (run from a checked-out submodule, PYSENDMAIL is
+    # that very folder, with the owner's own config in it)
+    shutil.copytree(PYSENDMAIL, root / 'pySendMail',
+                    ignore=shutil.ignore_patterns('__pycache__', 'sendMailConfig.json'))
     return root
 
 
@@ -80,7 +84,10 @@ def test_the_mail_tests_pass_and_send_nothing_through_the_owners_config(tmp_path
 
     assert smtp_server.messages() == []
     assert owner_config.read_bytes() == as_written
-    # whatever the run wrote, in the clone or in any temporary folder, holds no password
-    assert holding(files_under(clone, temp, basetemp) - before, PASSWORD.encode()) == []
+    # whatever the run wrote, in the clone or in any temporary folder, holds no password, and
+    # no private key is left
+    written = files_under(clone, temp, basetemp) - before
+    assert holding(written, PASSWORD.encode()) == []
+    assert holding(written, b'PRIVATE KEY') == []
     assert sorted(os.listdir(clone / 'pySendMail')) == sorted(
-        os.listdir(PYSENDMAIL) + ['sendMailConfig.json'])
+        {*os.listdir(PYSENDMAIL), 'sendMailConfig.json'} - {'__pycache__'})
