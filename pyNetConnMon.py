@@ -584,13 +584,14 @@ def router_not_needed(gateway, targets):
 
 
 def beyond_router(target, router):
-    """Whether `target` lies beyond `router` (both Targets): not on this machine, and not on
-    the router's own network, taken as its /24 (IPv4) or /64 (IPv6), as home networks are. A
-    name counts as beyond: what it resolves to is not kept."""
-    if target.is_loopback:
-        return False
+    """Whether `target` lies beyond `router` (both Targets): an address not on this machine
+    and not on the router's own network, taken as its /24 (IPv4) or /64 (IPv6), as home networks
+    are. A name is not known to be beyond: it may name a host at home (what it resolves to is
+    not kept)."""
     mine, theirs = _ip_literal(target.host), _ip_literal(router.host)
-    if mine is None or theirs is None or mine.version != theirs.version:
+    if mine is None or mine.is_loopback:
+        return False
+    if theirs is None or mine.version != theirs.version:
         return True
     prefix = 24 if mine.version == 4 else 64
     return ipaddress.ip_network("%s/%d" % (theirs, prefix), strict=False).network_address != \
@@ -1537,7 +1538,7 @@ def format_report(entries, hostname, slow_ms=None):
                                                        human_duration(total))
                   if count else "Total: no interruption while the monitor ran."]
         if gaps:
-            lines.append("Not counted: %s (%s) %s the monitor itself was not running, e.g. a "
+            lines.append("Besides, %s (%s) %s the monitor itself was not running, e.g. a "
                          "crash or a power cut: the connection may or may not have been up then."
                          % (plural(len(gaps), "gap"), human_duration(gap_total),
                             "was a time" if len(gaps) == 1 else "were times"))

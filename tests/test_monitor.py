@@ -231,7 +231,7 @@ def test_a_monitor_that_died_leaves_a_gap_from_its_last_heartbeat_to_the_restart
     _, subject, body = second.deliverer.sent[0]
     assert subject == "pyNetConnMon on pi: 1 gap (9 min) when the monitor was not running"
     assert ("Total: no interruption while the monitor ran.\n"
-            "Not counted: 1 gap (9 min) was a time the monitor itself was not running, e.g. a "
+            "Besides, 1 gap (9 min) was a time the monitor itself was not running, e.g. a "
             "crash or a power cut: the connection may or may not have been up then.\n") in body
     assert ("2026-11-18 11:07:40  2026-11-18 11:16:40         9 min  -         gap: the monitor "
             "was not running (no clean stop)\n") in body

@@ -55,7 +55,7 @@ def test_report_lists_each_interruption_with_gaps_marked(utc):
         "failed.\n"
         "\n"
         "Total: 2 interruptions, 3 min 21 s of downtime.\n"
-        "Not counted: 1 gap (20 min) was a time the monitor itself was not running, e.g. a "
+        "Besides, 1 gap (20 min) was a time the monitor itself was not running, e.g. a "
         "crash or a power cut: the connection may or may not have been up then.\n"
         "\n"
         "What the reasons mean:\n"
@@ -120,12 +120,12 @@ def test_a_crash_alone_is_mailed_as_a_gap_and_two_gaps_agree_in_number(utc):
     assert subject == "pyNetConnMon on pi: 1 gap (11.0 s) when the monitor was not running"
     assert "interruption," not in subject + body and "of downtime" not in subject + body
     assert ("Total: no interruption while the monitor ran.\n"
-            "Not counted: 1 gap (11.0 s) was a time the monitor itself") in body
+            "Besides, 1 gap (11.0 s) was a time the monitor itself") in body
     second = Interruption(2, at("2026-11-24 05:00:00"), at("2026-11-24 05:01:00"), 60.0,
                           "monitor not running", kind="gap", targets=TARGETS)
     subject, body = format_report([gap, second], "pi")
     assert subject == "pyNetConnMon on pi: 2 gaps (1 min 11 s) when the monitor was not running"
-    assert "Not counted: 2 gaps (1 min 11 s) were times the monitor itself" in body
+    assert "Besides, 2 gaps (1 min 11 s) were times the monitor itself" in body
     assert "What the reasons mean" not in body
 
 

@@ -33,7 +33,7 @@ def test_a_target_is_suspect_within_max_1_ms_and_half_the_routers_time_and_under
 
 def test_only_targets_beyond_the_router_are_compared():
     assert beyond_router(parse_target("1.1.1.1:53", 53), ROUTER)
-    assert beyond_router(parse_target("nas.home.test:445", 53), ROUTER)    # a name: beyond
+    assert not beyond_router(parse_target("nas.home.test:445", 53), ROUTER)  # maybe at home
     assert not beyond_router(parse_target("192.168.1.20:445", 53), ROUTER)  # the router's /24
     assert not beyond_router(parse_target("127.0.0.1:53", 53), ROUTER)
     router6 = Gateway("fe80::1%eth0", 53, found=True)
