@@ -176,6 +176,18 @@ STATE_FORMAT = 1
 # answer too. The connect is closed at once: no query is sent, nothing is logged.
 GATEWAY_PORT = 53
 LAN_MISSES = 2                   # router probes missed in a row that make an ongoing outage `lan`
+# A router that redirects DNS to itself (Pi-hole set-ups, some providers' routers) accepts a
+# connect to ANY address on port 53, also while the line is down: such a target watches the router.
+# Its sign: a target beyond the router connects about as fast as the router. The line's own first
+# hop costs a real Internet target at least a few ms more than the router (fibre about 1 to 3 ms,
+# DSL and cable 5 to 20 ms); a connect the router answers costs what the router's own does. So
+# over the first rounds in which both accept, a target is suspect when its median connect time
+# is at most max(the router's + ROUTER_ECHO_MARGIN_MS, the router's x ROUTER_ECHO_RATIO) and
+# under ROUTER_ECHO_CAP_MS (beyond that, over slow Wi-Fi, the two are too noisy to compare).
+ROUTER_ECHO_ROUNDS = 5
+ROUTER_ECHO_MARGIN_MS = 1.0
+ROUTER_ECHO_RATIO = 1.5
+ROUTER_ECHO_CAP_MS = 5.0
 CAUSES = ("local", "lan", "provider", "dns", "unknown")    # the closest to this machine first
 ROUTE_FILES = ("/proc/net/route", "/proc/net/ipv6_route")  # Linux: the routing table as text
 SYS_NET = "/sys/class/net"                                  # Linux: IF/operstate, IF/carrier
@@ -631,7 +643,8 @@ class CauseJudge:
     for the whole interruption. It takes LAN_MISSES misses in a row; until then the round reads
     `unknown`, which never replaces a cause already known."""
 
-    def __init__(self):
+    def __init__(self, no_router="no router known to check"):
+        self.no_router = no_router   # why there is no gateway to tell by (see no_router_words)
         self.gateway = None          # the label of the gateway probed last
         self.answered = False        # has it answered since the start or since it changed?
         self.misses = 0              # probes it missed in a row
@@ -649,7 +662,7 @@ class CauseJudge:
         if local:
             return "local", local
         if self.gateway is None:
-            return "unknown", "no router known to check"
+            return "unknown", self.no_router
         if not self.answered:
             return "unknown", "the router %s has not answered since the start" % self.gateway
         if not gateway_answered_now and ongoing and self.misses < LAN_MISSES:
@@ -659,6 +672,97 @@ class CauseJudge:
         if target_reasons and all(reason == "dns" for reason in target_reasons.values()):
             return "dns", "the router %s answered, no name resolved" % self.gateway
         return "provider", "the router %s answered" % self.gateway
+
+
+def router_not_needed(gateway, targets):
+    """True when the gateway is left unprobed because every target is a loopback address: they
+    need no router (--gateway auto only; a gateway given is always probed)."""
+    return gateway == "auto" and all(target.is_loopback for target in targets)
+
+
+def beyond_router(target, router):
+    """Whether `target` lies beyond `router` (both Targets): an address not on this machine
+    and not on the router's own network, taken as its /24 (IPv4) or /64 (IPv6), as home networks
+    are. A name is not known to be beyond: it may name a host at home (what it resolves to is
+    not kept)."""
+    mine, theirs = _ip_literal(target.host), _ip_literal(router.host)
+    if mine is None or mine.is_loopback:
+        return False
+    if theirs is None or mine.version != theirs.version:
+        return True
+    prefix = 24 if mine.version == 4 else 64
+    return ipaddress.ip_network("%s/%d" % (theirs, prefix), strict=False).network_address != \
+        ipaddress.ip_network("%s/%d" % (mine, prefix), strict=False).network_address
+
+
+def router_answers_for(target_times, router_times):
+    """[(label, target's median, router's median)] in ms of the targets whose connects take
+    about as long as the router's (see ROUTER_ECHO_ROUNDS): the router probably answers for
+    them. `target_times`: {label: [seconds]}; `router_times`: [seconds]."""
+    if not router_times:
+        return []
+    router = _median(router_times) * 1000
+    limit = min(ROUTER_ECHO_CAP_MS, max(router + ROUTER_ECHO_MARGIN_MS, router * ROUTER_ECHO_RATIO))
+    suspects = []
+    for label, times in target_times.items():
+        median = _median(times) * 1000
+        if median <= limit:
+            suspects.append((label, median, router))
+    return suspects
+
+
+def _median(values):
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+class RouterEcho:
+    """Watches the first rounds for a router that answers for targets beyond it (see
+    ROUTER_ECHO_ROUNDS): fed each round's results and the router's, it judges once, after
+    `rounds` rounds in which the router and a target beyond it accepted, and is then done.
+    Bounded: `rounds` times per target."""
+
+    def __init__(self, rounds=ROUTER_ECHO_ROUNDS):
+        self.rounds = rounds
+        self.router = []             # the router's connect times (s)
+        self.targets = {}            # label -> connect times (s)
+        self.done = False
+
+    def observe(self, results, router):
+        """None until it judges; then, once, the suspects (router_answers_for; maybe [])."""
+        if self.done or router is None or not router.up or router.connect_time is None:
+            return None
+        beyond = [result for result in results if result.up and result.connect_time is not None
+                  and beyond_router(result.target, router.target)]
+        if not beyond:
+            return None
+        self.router.append(router.connect_time)
+        for result in beyond:
+            self.targets.setdefault(result.target.label, []).append(result.connect_time)
+        if len(self.router) < self.rounds:
+            return None
+        self.done = True
+        return router_answers_for(self.targets, self.router)
+
+
+def router_echo_warning(label, median, router_label, router_median):
+    """The warning for a target that the router probably answers for (start and --once)."""
+    return ("target %s connects about as fast as the router %s (median %s against %s): the "
+            "router probably answers for it, as routers that redirect DNS to themselves do, and "
+            "then an outage of the line goes unseen; watch a target the router does not "
+            "intercept, e.g. on port 443" % (label, router_label, milliseconds(median),
+                                             milliseconds(router_median)))
+
+
+def no_router_words(gateway, targets):
+    """Why no router tells where an interruption broke, in the same words as the start line
+    and --once: not probed (--gateway none, or every target on this machine), or none known."""
+    if gateway == "none":
+        return "router not probed (--gateway none)"
+    if router_not_needed(gateway, targets):
+        return "router not probed: every target is on this machine"
+    return "no router known to check"
 
 
 def target_family(target):
@@ -1340,7 +1444,7 @@ CAUSE_WORDS = {
     "lan": "the router did not answer either",
     "provider": "the router answered, so the line or the provider failed",
     "dns": "the router answered, only names did not resolve",
-    "unknown": "no router known that answered, so no telling where",
+    "unknown": "no router probed that answered, so no telling where",
 }
 CAUSE_EXPLAINED = {
     "local": "local: this machine itself had no working link or no route out: its network "
@@ -1351,9 +1455,44 @@ CAUSE_EXPLAINED = {
                 "provider's network failed.",
     "dns": "dns: your router answered and only the targets' names could not be looked up: the "
            "DNS server failed (addresses may have worked).",
-    "unknown": "unknown: where it broke cannot be told: no router was known to check, or it "
-               "has not answered a check since the monitor started (see --gateway).",
+    "unknown": "unknown: where it broke cannot be told: no router was probed (every target is "
+               "on this machine, --gateway none, or none in the routing table), or it had not "
+               "answered a probe since the monitor started (see --gateway).",
 }
+
+
+# What the reason words mean, for a reader who is no network person (the mail report and the
+# HTML report's explanation). Each line starts with "- ": a cause's line starts with its word.
+REASON_EXPLAINED = {
+    "timeout": "timeout: no answer at all within the timeout (-t): the packets were lost on the "
+               "way, or the far end was switched off or gone.",
+    "refused": "refused: the target's machine answered at once that nothing takes connections "
+               "on that port: the way there worked, but the service was stopped (or a router "
+               "answered for a target it could not reach).",
+    "unreachable": "unreachable: this machine or a router on the way said at once that there is "
+                   "no way to the target: a cable or Wi-Fi down, no route, or the line down "
+                   "behind the router.",
+    "dns": "dns: the target's name could not be looked up: the DNS server did not answer or "
+           "did not know the name.",
+}
+
+
+def reasons_explained(reasons):
+    """The explanation lines ("- word: ...") of the known reason words among `reasons`."""
+    return ["- " + REASON_EXPLAINED[word] for word in REASON_EXPLAINED if word in reasons]
+
+
+def time_zones(moments):
+    """The time zones of local times at `moments`, e.g. "CET, UTC+0100" (two across a change)."""
+    zones = []
+    for moment in moments:
+        local = time.localtime(moment)
+        name, offset = time.strftime("%Z", local), time.strftime("%z", local)
+        zone = printable("UTC" if name == "UTC" and offset == "+0000" else
+                         "%s, UTC%s:%s" % (name, offset[:3], offset[3:]))
+        if zone not in zones:
+            zones.append(zone)
+    return " and ".join(zones)
 
 
 def describe_interruption(item, with_targets=False):
@@ -1440,27 +1579,35 @@ def format_report(entries, hostname, slow_ms=None):
     interruptions = [item for item in entries if item.part is None and item.kind != "slow"]
     slow = [item for item in entries if item.kind == "slow"]
     partials = [item for item in entries if item.part is not None]
-    count = sum(item.count for item in interruptions)
+    # a gap (the monitor was not running: a crash, a power cut) is listed with the
+    # interruptions but counted apart: nothing shows the connection was down then
+    gaps = [item for item in interruptions if item.kind == "gap"]
+    gap_total = sum(gap.duration for gap in gaps)
+    gap_words = "%s (%s) when the monitor was not running" % (plural(len(gaps), "gap"),
+                                                              human_duration(gap_total))
+    count = sum(item.count for item in interruptions if item.kind != "gap")
     partial_count = sum(item.count for item in partials)
     slow_count = sum(item.count for item in slow)
-    total = sum(item.duration for item in interruptions)
+    total = sum(item.duration for item in interruptions if item.kind != "gap")
     slowness = "%s, %s slow" % (plural(slow_count, "slow period"),
                                 human_duration(sum(item.duration for item in slow)))
     targets = _targets_of(entries)
     changed = len({tuple(item.targets) for item in entries}) > 1
-    if not interruptions and not slow:
+    if not count and not gaps and not slow:
         subject = "pyNetConnMon on %s: %s, the connection stayed up" % (
             hostname, plural(partial_count, "partial outage"))
         lines = ["pyNetConnMon on %s saw %s and no interruption: the connection stayed up."
                  % (hostname, plural(partial_count, "partial outage"))]
     else:
-        told = ([] if not interruptions else
+        told = ([] if not count else
                 ["%s, %s of downtime" % (plural(count, "interruption"), human_duration(total))])
+        told += [gap_words] if gaps else []
         told += [slowness] if slow else []
         told += [plural(partial_count, "partial outage")] if partials else []
         subject = "pyNetConnMon on %s: %s" % (hostname, "; ".join(told))
-        saw = [] if not interruptions else ["%s (%s of downtime in total)" % (
+        saw = [] if not count else ["%s (%s of downtime in total)" % (
             plural(count, "interruption"), human_duration(total))]
+        saw += [gap_words] if gaps else []
         saw += ["%s (%s in total)" % (plural(slow_count, "slow period"), human_duration(
             sum(item.duration for item in slow)))] if slow else []
         saw += [plural(partial_count, "partial outage")] if partials else []
@@ -1472,6 +1619,8 @@ def format_report(entries, hostname, slow_ms=None):
         "Targets: %s%s" % (", ".join(targets) or "not recorded",
                            " (they changed between runs: each line names its own)"
                            if changed else ""),
+        "Times:   local time of %s (%s)" % (hostname, time_zones(
+            [moment for item in entries for moment in (item.start, item.end)])),
     ]
     if interruptions:
         lines += ["", "%-19s  %-19s  %12s  %-8s  %s" % ("start", "end", "duration", "cause",
@@ -1481,14 +1630,14 @@ def format_report(entries, hostname, slow_ms=None):
         explained = [CAUSE_EXPLAINED[cause] for cause in CAUSES if cause in causes]
         if explained:
             lines += [""] + explained
-        gaps = [item for item in interruptions if item.kind == "gap"]
         lines += ["", "Total: %s, %s of downtime." % (plural(count, "interruption"),
-                                                       human_duration(total))]
+                                                       human_duration(total))
+                  if count else "Total: no interruption while the monitor ran."]
         if gaps:
-            lines.append("Of these, %s (%s) were times the monitor itself was not running, e.g. "
-                         "a power cut: the connection may or may not have been up then."
-                         % (plural(len(gaps), "gap"),
-                            human_duration(sum(gap.duration for gap in gaps))))
+            lines.append("Besides, %s (%s) %s the monitor itself was not running, e.g. a "
+                         "crash or a power cut: the connection may or may not have been up then."
+                         % (plural(len(gaps), "gap"), human_duration(gap_total),
+                            "was a time" if len(gaps) == 1 else "were times"))
     if slow:
         lines += ["", "Slow periods: the connection was up, but even the fastest target took %s "
                   "to connect, in every round; median and max of those connects:"
@@ -1503,6 +1652,9 @@ def format_report(entries, hostname, slow_ms=None):
         lines += _table(partials, changed, "partial outage")
         lines += ["", "Total: %s, %s in all." % (plural(partial_count, "partial outage"),
                                                  human_duration(sum(p.duration for p in partials)))]
+    explained = reasons_explained({item.reason for item in interruptions + partials})
+    if explained:
+        lines += ["", "What the reasons mean:"] + explained
     return subject, "\n".join(lines) + "\n"
 
 
@@ -2243,7 +2395,10 @@ class Surroundings:
                           read_small_file(os.path.join(folder, "carrier"), 64))
 
     def local_trouble(self):
-        """Why this machine has no way out right now, or None (see local_trouble)."""
+        """Why this machine has no way out right now, or None (see local_trouble). None while
+        every target is on this machine: its links and routes do not lead to them."""
+        if self.loopback_only:
+            return None
         routes = self.routes()
         down = {route.interface for route in routes if not self.link_is_up(route.interface)}
         return local_trouble(routes, self.had_routes, down)
@@ -2328,30 +2483,81 @@ def mail_server_address(pysendmail_dir):
     """host:port of the mail server in pySendMail's config (port 0: the protocol's default), or
     None when the config does not say."""
     try:
-        with open(os.path.join(pysendmail_dir, PYSENDMAIL_CONFIG), encoding="utf-8") as stream:
-            smtp = json.load(stream)["mail"]["smtp"]
+        smtp = _smtp_settings(pysendmail_dir)
         host, port = str(smtp["server"]), int(smtp["port"]) or (465 if smtp["tls"] else 25)
     except (OSError, ValueError, LookupError, TypeError):
         return None
     return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
 
 
-def describe_send_error(error, server=None):
-    """One line for a failed delivery; `server` (host:port) is named when the connection failed."""
+def mail_server_tls(pysendmail_dir):
+    """The config's "tls" (True: TLS from the first byte, False: STARTTLS), or None when unknown."""
+    try:
+        tls = _smtp_settings(pysendmail_dir)["tls"]
+    except (OSError, ValueError, LookupError, TypeError):
+        return None
+    return tls if isinstance(tls, bool) else None
+
+
+def _smtp_settings(pysendmail_dir):
+    with open(os.path.join(pysendmail_dir, PYSENDMAIL_CONFIG), encoding="utf-8") as stream:
+        return json.load(stream)["mail"]["smtp"]
+
+
+# pySendMail always uses TLS and always logs in; a server that offers neither is reached by a
+# notify command instead (the README's section of that name gives an msmtp recipe).
+PLAIN_RELAY_WAY = ('deliver with --notify-command and msmtp instead (README.md: "A mail server '
+                   'without TLS or login")')
+
+
+def describe_send_error(error, server=None, tls=None):
+    """One line for a failed delivery: what went wrong, and for a server that lacks what
+    pySendMail needs, what it lacks and the way out; never an exception's class name. `server`
+    (host:port) is named when known; `tls` is the config's "tls" (None: not known)."""
     if isinstance(error, DeliveryError):
         return str(error)
+    where = "mail server %s" % server if server else "mail server"
+    text = _one_line(error)
+    smtplib = sys.modules.get("smtplib")      # loaded by pySendMail, not by this program
+    if smtplib is not None and isinstance(error, smtplib.SMTPNotSupportedError):
+        if "STARTTLS" in text:
+            return "%s offers no TLS (no STARTTLS), and pySendMail sends only over TLS: %s" % (
+                where, PLAIN_RELAY_WAY)
+        if "AUTH" in text:
+            return "%s offers no login (no AUTH), and pySendMail always logs in: %s" % (
+                where, PLAIN_RELAY_WAY)
+    if smtplib is not None and isinstance(error, smtplib.SMTPException) \
+            and "authentication method" in text:
+        return "%s offers no login method that pySendMail can use: %s" % (where, PLAIN_RELAY_WAY)
     code = getattr(error, "smtp_code", None)
     if code is not None:
         message = getattr(error, "smtp_error", b"")
         if isinstance(message, bytes):
             message = message.decode("utf-8", "replace")
-        return "SMTP server answered %s %s" % (code, " ".join(str(message).split()))
-    where = "mail server %s" % server if server else "mail server"
-    if isinstance(error, socket.timeout):
+        answer = "%s %s" % (code, " ".join(str(message).split()))
+        if smtplib is not None and isinstance(error, smtplib.SMTPAuthenticationError):
+            # a wrong password and a server that takes no logins get the same answer
+            return ("%s did not accept the login (%s): check user and password in %s; if the "
+                    "server takes no logins, %s" % (where, answer, PYSENDMAIL_CONFIG,
+                                                     PLAIN_RELAY_WAY))
+        return "SMTP server answered %s" % answer
+    if "WRONG_VERSION_NUMBER" in text:      # TLS from the first byte, but the server spoke plain
+        return ('%s does not speak TLS from the first byte, as "tls": true in %s asks: set '
+                '"tls": false if it offers STARTTLS; if it offers no TLS at all, %s'
+                % (where, PYSENDMAIL_CONFIG, PLAIN_RELAY_WAY))
+    timed_out = isinstance(error, socket.timeout) or text.endswith("timed out")
+    if timed_out and tls is False:          # a server on a TLS port waits for TLS in silence
+        return ('%s timed out; if it speaks TLS from the first byte (as on port 465), set '
+                '"tls": true in %s' % (where, PYSENDMAIL_CONFIG))
+    if timed_out:
         return where + " timed out"
     if isinstance(error, ConnectionRefusedError):
         return where + " refused the connection"
-    return "%s: %s" % (type(error).__name__, _one_line(error))
+    if smtplib is not None and isinstance(error, smtplib.SMTPServerDisconnected):
+        return "%s closed the connection" % where
+    if isinstance(error, OSError) and error.strerror:
+        return "%s: %s" % (where, " ".join(error.strerror.split()))
+    return "%s: %s" % (where, text)
 
 
 class MailDeliverer:
@@ -2391,7 +2597,8 @@ class MailDeliverer:
                                 % (_one_line(captured.getvalue()) or "exit"))
         except Exception as error:  # noqa: BLE001 - any failure of the helper is a failed delivery
             server = mail_server_address(self.pysendmail_dir)
-            raise DeliveryError(describe_send_error(error, server))
+            raise DeliveryError(describe_send_error(error, server,
+                                                    mail_server_tls(self.pysendmail_dir)))
 
 
 def bounded_reason(text, limit=REASON_LIMIT):
@@ -3615,6 +3822,9 @@ class Announcer:
         if settings.gateway == "none":
             self.console.info("gateway not probed (--gateway none): a cause other than local "
                               "reads unknown", wall)
+        elif router_not_needed(settings.gateway, settings.targets):
+            self.console.info("gateway not probed: every target is on this machine, so no router "
+                              "is on the way and an interruption's cause reads unknown", wall)
         else:
             self.console.info("gateway (router) %s, probed on TCP port %d in every round to tell "
                               "where an interruption broke" % (
@@ -3635,6 +3845,10 @@ class Announcer:
         return dict(start=iso_time(outage.start_wall),
                     start_after=outage.after and iso_time(outage.after[1]),
                     start_before=iso_time(outage.before[1]))
+
+    def router_echo(self, wall, suspect, router_label):
+        label, median, router_median = suspect
+        self.console.warning(router_echo_warning(label, median, router_label, router_median), wall)
 
     def gateway_changed(self, wall, label):
         self.log.write("gateway_changed", wall, gateway=label)
@@ -3797,7 +4011,8 @@ class RoundInterpreter:
         self.record = record             # record(**interruption): a report will tell of it
         self.surroundings = surroundings  # routing table, links, gateway; None: causes unknown
         self.tracker = InterruptionTracker(settings.min_interruption)
-        self.judge = CauseJudge()
+        self.judge = CauseJudge(no_router_words(settings.gateway, settings.targets))
+        self.router_echo = RouterEcho()
         self.partials = PartialOutages(settings.targets, settings.min_interruption)
         self.slow = (SlowTracker(settings.slow_ms, settings.min_interruption)
                      if settings.slow_ms else None)
@@ -3819,6 +4034,10 @@ class RoundInterpreter:
         self.last_results = results
         self.last_round = (mono, wall if completed is None else completed)
         save = self._measure(results, mono, wall)
+        router = gateway[0] if gateway else None
+        if not self.router_echo.done:
+            for suspect in self.router_echo.observe(results, router) or ():
+                self.say.router_echo(wall, suspect, router.target.label)
         first_answer, target_reasons = None, {}
         for result in results:
             if not result.up:
@@ -5913,9 +6132,11 @@ def _explanation(summary):
         "<h2>How the figures are counted</h2><ul>"
         "<li>Every few seconds (its interval) the monitor tries a TCP connect to each target. "
         "The connection is <b>up</b> while at least one target answers.</li>"
-        "<li>An <b>interruption</b> begins with the first round in which no target answered "
-        "and ends with the first in which one did. One shorter than the monitor's "
-        "--min-interruption is a <b>blip</b>: counted apart, not as downtime.</li>"
+        "<li>An <b>interruption</b> began between the last round in which a target answered and "
+        "the first in which none did: its start is the middle of that window, shown below it "
+        "(&ldquo;began ... to ...&rdquo;). It ends when a connect got through again. One shorter "
+        "than the monitor's --min-interruption is a <b>blip</b>: counted apart, not as "
+        "downtime.</li>"
         "<li><b>Monitored</b> time is the time the monitor ran. When it ended without a stop "
         "(a crash, a power cut), the time until it ran again is a <b>gap</b>: it counts as "
         "monitored and as down, since nothing shows the connection was up then. Time the monitor "
@@ -5923,6 +6144,7 @@ def _explanation(summary):
         "<li><b>Availability</b> = (monitored time &minus; downtime) / monitored time.</li>"
         "<li>The <b>cause</b> says where the way out broke, as the monitor saw it while it "
         "lasted:<ul>%s</ul></li>"
+        "<li>The <b>reason</b> says what the connects saw:<ul>%s</ul></li>"
         "<li>A <b>partial outage</b>: a target, every target of one IP family, or name lookups "
         "failed while another target answered; the connection counts as up. A target's own "
         "availability counts its partial outages too.</li>"
@@ -5933,7 +6155,8 @@ def _explanation(summary):
         "weighted by its connects.%s</li>"
         "<li>Each interruption is drawn to scale, at least a hair wide so that a short one "
         "shows. Times are local time of the machine that made this report (%s).</li></ul>"
-        % (causes, "" if summary.has_latency else " This log has neither (the monitor that "
+        % (causes, "".join("<li>%s</li>" % escape(text) for text in REASON_EXPLAINED.values()),
+           "" if summary.has_latency else " This log has neither (the monitor that "
            "wrote it did not record them).", printable(time.strftime("%Z, UTC%z"))))
 
 
@@ -6953,12 +7176,14 @@ def make_deliverer(args):
     return MailDeliverer(args.pysendmail)
 
 
-def run_once(args, console_out):
-    """--once: one line per target on stdout (none with -q); exit 0 if any is up, else 1."""
+def run_once(args, console_out, console=None):
+    """--once: one line per target on stdout (none with -q); exit 0 if any is up, else 1. A
+    target that the router probably answers for is warned about on `console`."""
     if len(args.targets) > 200:
         _raise_file_limit()      # as the monitor does: else a low soft limit reads as EMFILE
     prober = Prober(args.timeout)
-    gateway = Surroundings(args.gateway).gateway()
+    gateway = Surroundings(args.gateway, loopback_only=all(
+        target.is_loopback for target in args.targets)).gateway()      # as the monitor does
     results = prober.probe_round(args.targets, gateway=gateway)
     prober.close()
     lines = []
@@ -6968,16 +7193,26 @@ def run_once(args, console_out):
         else:
             detail = "down %s" % result.reason
         lines.append(printable("%s %s" % (result.target.label, detail)) + "\n")
-    lines.append(describe_gateway_once(args.gateway, gateway, results[len(args.targets):]))
+    lines.append(describe_gateway_once(args.gateway, gateway, results[len(args.targets):],
+                                       router_not_needed(args.gateway, args.targets)))
+    router = results[len(args.targets)] if len(results) > len(args.targets) else None
+    for label, median, router_median in RouterEcho(rounds=1).observe(
+            results[:len(args.targets)], router) or ():
+        if console is not None:
+            console.warning(router_echo_warning(label, median, router.target.label,
+                                                router_median))
     if not args.quiet:
         write_text(console_out, "".join(lines), "to standard output")
     return 0 if any(result.up for result in results[:len(args.targets)]) else 1
 
 
-def describe_gateway_once(setting, gateway, results):
-    """--once's line for the gateway."""
+def describe_gateway_once(setting, gateway, results, not_needed=False):
+    """--once's line for the gateway; `not_needed`: every target is a loopback address, so the
+    monitor would not look for a router either (see router_not_needed)."""
     if setting == "none":
         return "gateway not probed (--gateway none)\n"
+    if not_needed:
+        return "gateway not probed: every target is on this machine\n"
     if gateway is None:
         return "gateway none found in the routing table\n"
     if not results:
@@ -7005,9 +7240,10 @@ def run_test_mail(args, console):
         console.warning(warning)      # as the monitor warns at start
     hostname = mail_hostname()
     subject = "pyNetConnMon on %s: test report" % hostname
+    # no targets named: the monitor that sends the reports may watch others than this run's
+    # (its default, without -a); each report names its own
     body = ("This is a test report from pyNetConnMon %s on %s.\n"
-            "Reports about interruptions of %s will arrive the same way.\n"
-            % (VERSION, hostname, ", ".join(target.label for target in args.targets)))
+            "Reports about interruptions will arrive the same way.\n" % (VERSION, hostname))
     try:
         deliverer.deliver(subject, body)
     except DeliveryError as error:
@@ -7218,7 +7454,7 @@ def main(argv=None):
         if args.summary:
             return run_summary(args, sys.stdout, console)
         if args.once:
-            return run_once(args, sys.stdout)
+            return run_once(args, sys.stdout, console)
         if args.test_mail:
             return run_test_mail(args, console)
         if args.discard_pending:

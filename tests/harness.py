@@ -84,12 +84,28 @@ _COMPILED = _CompiledProgram()
 def python_command(script=PROGRAM, compiled=True):
     """[python, -u, ...] that runs `script` with the arguments that follow: pyNetConnMon (the
     repository's or a copy of it) from its compiled code unless `compiled` is false, any other
-    script as a file."""
+    script as a file. The repository's own program runs as its copy in _repository_view()."""
     script = os.path.abspath(script)
+    if script == os.fspath(PROGRAM):
+        script = _repository_view()
     code = _COMPILED.code_file(script) if compiled else None
     if code is None:
         return [sys.executable, '-u', script]
     return [sys.executable, '-u', '-c', RUNNER, code, script]
+
+
+@functools.lru_cache(maxsize=None)
+def _repository_view():
+    """A copy of the repository's program in a folder of its own with an empty pySendMail/, as
+    in a clone without the submodule. The program looks for pySendMail beside its real file (a
+    link would lead it back to the repository), so no test can read, copy or mail through the
+    owner's own config in the repository's pySendMail/ (sendMailConfig.json, their password)."""
+    folder = tempfile.mkdtemp(prefix='pyNetConnMon-repo-')
+    atexit.register(shutil.rmtree, folder, True)
+    os.mkdir(os.path.join(folder, 'pySendMail'))
+    copy = os.path.join(folder, PROGRAM.name)
+    shutil.copy2(PROGRAM, copy)
+    return copy
 
 
 @functools.lru_cache(maxsize=None)

@@ -57,6 +57,14 @@ fault / undo                              what a connect (or lookup) from pm-<sf
                                           congestion, median 1.62 s; 3 of 3 in the test's 6 s);
                                           the router: refused in under 1 ms; a lookup: answered
                                           in 1.6 s; after congestion_end(): under 1 ms at once
+``delay_uplink(ms)``                      TARGET_IP: accepted in *ms* more (delayline.py on the
+                                          router holds the packets towards it), as a real line
+                                          puts the Internet a few ms beyond the router
+``router_serves_dns()``                   the router accepts connects to its port 53 (a DNS
+                                          forwarder, as nearly every home router runs)
+``intercept_dns()``                       with router_serves_dns(): a connect to port 53 of ANY
+                                          address is accepted by the router itself (an nftables
+                                          redirect), as DNS-intercepting routers do
 ========================================  ========================================================
 
 The router's "network unreachable" for IPv4 is rate-limited by the kernel's route error cost
@@ -104,7 +112,8 @@ import time
 
 import pytest
 
-from netlab import (BOGUS_MAC, LOCALHOST_LINES, NETNS_ETC, READY_TIMEOUT, TARGET_PORT, NetLab,
+from netlab import (BOGUS_MAC, LISTENER, LOCALHOST_LINES, NETNS_ETC, READY_TIMEOUT, TARGET_PORT,
+                    NetLab,
                     NetLabError, _close_pipes, _ip, _netns_names, _nsswitch_text, _stop_process,
                     _wait_for_line, lab_support, sweep_stale_labs)
 
@@ -131,6 +140,8 @@ CONGESTION_BACKLOG = 32000   # bytes queued (4 datagrams, 1.3 s at 200 kbit/s): 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DNS_SERVER = os.path.join(HERE, "dns_server.py")
+DELAYLINE = os.path.join(HERE, "delayline.py")
+DELAY_DEV, DELAY_TABLE = "dl0", "200"     # the delay's device and the policy table after it
 
 _counter = itertools.count(1)
 
@@ -340,10 +351,10 @@ class HomeLab(NetLab):
         """Popen *cmd* (argv list) inside the router's namespace."""
         return self._popen(self.router_prefix, cmd, **kw)
 
-    def _start_ready(self, cmd):
-        """Popen *cmd* in the Internet namespace and wait for its READY line."""
-        proc = self.popen_target(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
+    def _start_ready(self, cmd, popen=None):
+        """Popen *cmd* in the Internet namespace (or with *popen*) and wait for its READY line."""
+        proc = (popen or self.popen_target)(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, text=True)
         if not _wait_for_line(proc.stdout, "READY", READY_TIMEOUT):
             _stop_process(proc, close=False)
             err = proc.stderr.read()
@@ -498,6 +509,41 @@ class HomeLab(NetLab):
         self.stream = None
         _netns(self.target_ns, "tc", "qdisc", "del", "dev", self.target_if, "root")
         self._record("congestion_end")
+
+
+    def delay_uplink(self, ms, address=TARGET_IP):
+        """Packets from the LAN to *address* (IPv4) reach it *ms* later: the router routes them
+        into delayline.py's device, which gives them back after *ms*, and a policy rule for
+        packets from that device sends them on over the uplink. The answers come back as
+        before. Lasts until the lab is destroyed."""
+        self._start_ready([sys.executable, DELAYLINE, DELAY_DEV, "%g" % ms, "--duration", "900"],
+                          popen=self.popen_router)
+        # packets come back from the device with the LAN's source: no reverse-path check there
+        _netns(self.router_ns, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0",
+               "net.ipv4.conf.%s.rp_filter=0" % DELAY_DEV)
+        _ip("-n", self.router_ns, "link", "set", DELAY_DEV, "up")
+        _ip("-n", self.router_ns, "route", "add", UPLINK_IP.rsplit(".", 1)[0] + ".0/24",
+            "dev", self.router_uplink_if, "table", DELAY_TABLE)
+        _ip("-n", self.router_ns, "rule", "add", "iif", DELAY_DEV, "table", DELAY_TABLE)
+        _ip("-n", self.router_ns, "route", "add", address + "/32", "dev", DELAY_DEV)
+        self._record("delay_uplink")
+
+    def router_serves_dns(self):
+        """The router accepts TCP connects to its LAN address, port 53 (listener.py)."""
+        self._start_ready([sys.executable, LISTENER, ROUTER_IP, "53", "--lifetime", "900"],
+                          popen=self.popen_router)
+        self._record("router_serves_dns")
+
+    def intercept_dns(self):
+        """The router redirects every TCP connect to port 53 from the LAN, whatever address it
+        is for, to itself (nftables): with router_serves_dns() it accepts them all."""
+        for rule in (("add", "table", "ip", "nat"),
+                     ("add", "chain", "ip", "nat", "prerouting",
+                      "{ type nat hook prerouting priority -100; }"),
+                     ("add", "rule", "ip", "nat", "prerouting", "iifname", self.router_lan_if,
+                      "tcp", "dport", "53", "redirect")):
+            _netns(self.router_ns, "nft", *rule)
+        self._record("intercept_dns")
 
 
 _HOMELAB_NAMESPACE = re.compile(r"^p[mri]-(\d+)h\d+$")

@@ -5,9 +5,14 @@ points at the server.
 Which pySendMail is decided here and nowhere else (PYSENDMAIL): the real one, i.e. the files of
 the submodule's pinned commit kept beside the repository in ../shared/vendor/ (or, failing that,
 a checked-out submodule), and only where neither is at hand the stand-in in pysendmail_standin/.
+Only the submodule's own files are ever copied (PYSENDMAIL_FILES): the owner's
+sendMailConfig.json in a checked-out submodule is never read, copied or sent through.
+
+Every config a test writes (write_config) is mode 0600 and removed when the test ends
+(remove_written_configs): it holds a password.
 
 Fixtures (gathered by conftest.py): smtp_certificate, session_smtp_server, smtp_server,
-program_dir.
+program_dir, remove_written_configs (autouse).
 """
 import collections
 import email.policy
@@ -45,6 +50,9 @@ def _pysendmail():
 
 
 PYSENDMAIL = _pysendmail()     # the folder whose files an app folder's pySendMail/ gets
+# What an app folder's pySendMail/ gets from PYSENDMAIL: the submodule's code and example, never
+# a sendMailConfig.json (in a checked-out submodule, that is the owner's, with their password).
+PYSENDMAIL_FILES = ('sendMail.py', 'sendMailConfig.json.example')
 MAIL_FROM = 'monitor@test.invalid'
 MAIL_TO = 'owner@test.invalid'
 
@@ -62,8 +70,11 @@ def make_certificate(folder):
 
 @pytest.fixture(scope='session')
 def smtp_certificate(tmp_path_factory):
-    """(cert, key) paths of one self-signed certificate for the whole run."""
-    return make_certificate(tmp_path_factory.mktemp('smtp-cert'))
+    """(cert, key) paths of one self-signed certificate for the whole run; the key (0600, as
+    openssl writes it) is removed at the end."""
+    cert, key = make_certificate(tmp_path_factory.mktemp('smtp-cert'))
+    yield cert, key
+    key.unlink(missing_ok=True)
 
 
 # -- server ------------------------------------------------------------------------------------
@@ -72,10 +83,12 @@ class SmtpServer:
 
     `prefix` (e.g. ['ip', 'netns', 'exec', 'pm-x']) is put before the command; `host` is where it
     listens in that namespace. The port is picked once (free on 127.0.0.1 here) and kept across
-    stop()/start(). Its own files live in a fresh folder under `workdir`.
+    stop()/start(). Its own files live in a fresh folder under `workdir`. `options` are more
+    of the server's options (e.g. ['--tls', 'none', '--no-auth'], as a plain local relay).
     """
 
-    def __init__(self, workdir, cert, key, prefix=None, host='127.0.0.1', port=None):
+    def __init__(self, workdir, cert, key, prefix=None, host='127.0.0.1', port=None,
+                 options=()):
         self.dir = Path(tempfile.mkdtemp(prefix='smtp-', dir=workdir))
         self.maildir = self.dir / 'maildir'
         self.maildir.mkdir()
@@ -85,6 +98,7 @@ class SmtpServer:
         self.prefix = list(prefix or [])
         self.host = host
         self.port = port or closed_port()
+        self.options = list(options)
         self.proc = None
 
     def __repr__(self):
@@ -108,7 +122,8 @@ class SmtpServer:
         argv = [*self.prefix, sys.executable, '-u', str(SERVER_SCRIPT),
                 '--host', self.host, '--port', str(self.port),
                 '--cert', str(self.cert), '--key', str(self.key),
-                '--maildir', str(self.maildir), '--fail-file', str(self.fail_file)]
+                '--maildir', str(self.maildir), '--fail-file', str(self.fail_file),
+                *self.options]
         with open(self.stderr_path, 'ab') as err:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=err, start_new_session=True)
@@ -224,9 +239,13 @@ def mail_config(port, host='127.0.0.1', **smtp):
     return {'mail': {'from': MAIL_FROM, 'to': MAIL_TO, 'smtp': settings}}
 
 
+_WRITTEN_CONFIGS = set()
+
+
 def write_config(path, config):
-    """Write a config (dict, or raw text) with mode 0600."""
+    """Write a config (dict, or raw text) with mode 0600; it is removed when the test ends."""
     text = config if isinstance(config, str) else json.dumps(config, indent=4) + '\n'
+    _WRITTEN_CONFIGS.add(Path(path))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)
     with open(fd, 'w', encoding='utf-8') as f:
@@ -247,12 +266,20 @@ def make_program_dir(dest, smtp_port=None, with_pysendmail=True, with_config=Tru
     config = root / 'pySendMail' / 'sendMailConfig.json'
     if with_pysendmail:
         config.parent.mkdir(exist_ok=True)
-        for source in PYSENDMAIL.iterdir():
-            if source.is_file():
-                shutil.copyfile(source, config.parent / source.name)   # not the read-only mode
+        for name in PYSENDMAIL_FILES:
+            if (PYSENDMAIL / name).is_file():
+                shutil.copyfile(PYSENDMAIL / name, config.parent / name)   # not the read-only mode
         if with_config:
             write_config(config, mail_config(smtp_port if smtp_port else closed_port()))
     return ProgramDir(root, script, config)
+
+
+@pytest.fixture(autouse=True)
+def remove_written_configs():
+    """Removes every config the test wrote (they hold a password), wherever it was written."""
+    yield
+    while _WRITTEN_CONFIGS:
+        _WRITTEN_CONFIGS.pop().unlink(missing_ok=True)
 
 
 @pytest.fixture

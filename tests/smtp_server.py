@@ -7,6 +7,7 @@ accepted. Each accepted message is stored atomically as MAILDIR/<monotonic-ns>-<
 the file given by --fail-file exists, every message is answered FAIL_REPLY and not stored.
 
     python3 tests/smtp_server.py --port 2525 --cert c.pem --key k.pem --maildir DIR [--fail-file F]
+        [--tls starttls|implicit|none] [--no-auth]
     ip netns exec pm-x python3 tests/smtp_server.py --host 127.0.0.1 --port 2525 ...
 
 Prints "READY <port>" on stdout once it answers, and stops cleanly on SIGTERM or SIGINT (or after
@@ -65,21 +66,26 @@ def tls_context(cert, key):
     return ctx
 
 
-def make_controller(host, port, cert, key, maildir, fail_file=None):
+# What a server offers (--tls, --no-auth): the careful provider above by default, or one that
+# lacks what pySendMail needs, as a plain local relay does.
+TLS_MODES = ('starttls', 'implicit', 'none')
+
+
+def make_controller(host, port, cert, key, maildir, fail_file=None, tls='starttls', auth=True):
     """A started-able Controller. `port` must be a fixed, non-zero port: the Controller's
-    readiness check connects to (host, port), so port 0 cannot work."""
+    readiness check connects to (host, port), so port 0 cannot work. `tls`: 'starttls'
+    (required before anything else), 'implicit' (TLS from the first byte, as on port 465) or
+    'none'; without `auth` no login is accepted (aiosmtpd still offers AUTH after STARTTLS and
+    answers 535; over implicit TLS it offers none)."""
     from aiosmtpd.controller import Controller
     os.makedirs(maildir, exist_ok=True)
-    return Controller(
-        MaildirHandler(maildir, fail_file),
-        hostname=host,
-        port=port,
-        ready_timeout=10.0,
-        tls_context=tls_context(cert, key),   # STARTTLS; `ssl_context` would mean implicit TLS
-        require_starttls=True,
-        authenticator=authenticator,
-        auth_required=True,
-    )
+    kwargs = dict(authenticator=authenticator, auth_required=True) if auth else {}
+    if tls == 'starttls':
+        kwargs.update(tls_context=tls_context(cert, key), require_starttls=True)
+    elif tls == 'implicit':
+        kwargs.update(ssl_context=tls_context(cert, key))
+    return Controller(MaildirHandler(maildir, fail_file), hostname=host, port=port,
+                      ready_timeout=10.0, **kwargs)
 
 
 def main(argv=None):
@@ -91,6 +97,8 @@ def main(argv=None):
     parser.add_argument('--maildir', required=True)
     parser.add_argument('--fail-file')
     parser.add_argument('--max-seconds', type=float, default=900.0)
+    parser.add_argument('--tls', choices=TLS_MODES, default='starttls')
+    parser.add_argument('--no-auth', dest='auth', action='store_false')
     args = parser.parse_args(argv)
     if not 0 < args.port < 65536:
         parser.error('--port must be a fixed port (1-65535)')
@@ -103,7 +111,7 @@ def main(argv=None):
         signal.signal(sig, lambda signum, frame: stop.set())
 
     controller = make_controller(args.host, args.port, args.cert, args.key,
-                                 args.maildir, args.fail_file)
+                                 args.maildir, args.fail_file, args.tls, args.auth)
     controller.start()
     try:
         print('READY %d' % controller.port, flush=True)

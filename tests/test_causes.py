@@ -187,7 +187,7 @@ def test_each_cause_in_the_events_the_console_the_report_and_the_metrics(tmp_pat
                             "lan": "the router did not answer either",
                             "provider": "the router answered, so the line or the provider failed",
                             "dns": "the router answered, only names did not resolve",
-                            "unknown": "no router known that answered, so no telling "
+                            "unknown": "no router probed that answered, so no telling "
                                        "where"}[cause])]
     _, body = run.report()
     assert "2026-11-18 11:07:00        10.0 s  %-8s  %s\n" % (cause, reason) in body
@@ -317,12 +317,17 @@ def test_one_target_of_two_failing_is_a_partial_outage_not_an_interruption(tmp_p
         "\n"
         "Host:    pi\n"
         "Targets: 198.18.1.2:80, 198.18.1.3:80\n"
+        "Times:   local time of pi (UTC)\n"
         "\n"
         "Partial outages: the connection stayed up (another target answered), but these failed:\n"
         "start                end                      duration  what failed\n"
         "2026-11-18 11:06:51  2026-11-18 11:07:01        10.0 s  target 198.18.1.2:80 (timeout)\n"
         "\n"
-        "Total: 1 partial outage, 10.0 s in all.\n")
+        "Total: 1 partial outage, 10.0 s in all.\n"
+        "\n"
+        "What the reasons mean:\n"
+        "- timeout: no answer at all within the timeout (-t): the packets were lost on the way, or "
+        "the far end was switched off or gone.\n")
     [sent] = run.events("report_sent")
     assert (sent["interruptions"], sent["partial_outages"]) == (0, 1)
 

@@ -73,7 +73,7 @@ def test_down_and_up_carry_the_start_window_and_the_duration_runs_from_its_middl
     assert (up["duration_min"], up["duration_max"]) == (1.5, 2.75)
     assert [line for line in run.console_lines() if line.startswith(("DOWN", "UP"))] == [
         "DOWN 198.18.0.2:53 refused (unknown: no router known to check)",
-        "UP after 2.2 s (down since %s, refused; unknown: no router known that answered, so no "
+        "UP after 2.2 s (down since %s, refused; unknown: no router probed that answered, so no "
         "telling where)" % local(10.5)]
 
 

@@ -421,3 +421,17 @@ def test_a_start_window_is_shown_below_the_start():
     page = pnm.render_report(summary, "x", made=T0)
     assert ('<td class="t">2026-11-01 00:00:10<br><span class="small muted w">began '
             '00:00:09.250 to 00:00:10.250</span></td>') in page
+    # the explanation says the same: not "begins with the first round in which none answered"
+    assert ("An <b>interruption</b> began between the last round in which a target answered and "
+            "the first in which none did: its start is the middle of that window, shown below "
+            "it (&ldquo;began ... to ...&rdquo;). It ends when a connect got through "
+            "again.") in page
+
+
+def test_the_explanation_says_what_each_reason_word_means():
+    summary, _ = evidence_of(Log().start(T0).stop(T0 + 100).events)
+    page = pnm.render_report(summary, "x", made=T0)
+    legend = re.search(r"<li>The <b>reason</b> says what the connects saw:<ul>(.*?)</ul></li>",
+                       page).group(1)
+    assert re.findall(r"<li>(\w+): ", legend) == ["timeout", "refused", "unreachable", "dns"]
+    assert "<li>refused: the target&#x27;s machine answered at once that nothing takes " in legend

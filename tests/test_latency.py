@@ -308,6 +308,7 @@ def test_a_slow_stretch_is_one_slow_period_told_reported_and_served(tmp_path, ut
         "\n"
         "Host:    pi\n"
         "Targets: 198.18.0.2:53\n"
+        "Times:   local time of pi (UTC)\n"
         "\n"
         "Slow periods: the connection was up, but even the fastest target took 1000 ms or longer "
         "to connect, in every round; median and max of those connects:\n"
@@ -401,8 +402,8 @@ def test_a_slow_period_cut_short_by_a_crash_is_reported_from_the_heartbeat(tmp_p
                 "backoff": {"wait": None, "last_sent": None, "last_failed": None}})
     run = LatencyRun(tmp_path, congested(), stop_at=5).run()
     _, subject, body = run.deliverer.sent[0]
-    assert subject == ("pyNetConnMon on pi: 1 interruption, 10 min of downtime; 1 slow period, "
-                       "1 min slow")
+    assert subject == ("pyNetConnMon on pi: 1 gap (10 min) when the monitor was not running; "
+                       "1 slow period, 1 min slow")
     assert ("2026-11-18 10:55:40  2026-11-18 10:56:40         1 min    1480 ms    1720 ms  the "
             "monitor stopped while still slow\n") in body
 
@@ -526,6 +527,7 @@ def test_a_report_of_slow_periods_lists_each_and_folds_like_interruptions(utc):
         "\n"
         "Host:    pi\n"
         "Targets: 198.18.0.2:53\n"
+        "Times:   local time of pi (UTC)\n"
         "\n"
         "Slow periods: the connection was up, but even the fastest target took 40.0 ms or longer "
         "to connect, in every round; median and max of those connects:\n"

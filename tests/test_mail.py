@@ -24,7 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import Listener, child_env, shebang_env, start_monitor, wait_until, wall_time
+from harness import (Listener, MonitorProcess, child_env, shebang_env, start_monitor, wait_until,
+                     wall_time)
+from pyNetConnMon import DEFAULT_ADDRESS, VERSION
 from smtp_lab import mail_config, make_program_dir, write_config
 from smtp_server import FAIL_REPLY, PASSWORD
 
@@ -283,7 +285,9 @@ def test_test_mail_is_delivered_and_exits_0(lab, program_dir, smtp_server):
     assert code == 0, run.output()
     (msg,) = smtp_server.wait_for_messages(1, timeout=5)
     assert msg['Subject'] == 'pyNetConnMon on %s: test report' % HOST
-    assert lab.target.address in msg.get_content()
+    assert msg.get_content() == ('This is a test report from pyNetConnMon %s on %s.\n'
+                                 'Reports about interruptions will arrive the same way.\n'
+                                 % (VERSION, HOST))
     (line,) = run.lines
     assert line.endswith(' test report accepted by mail')
     assert not (lab.tmp / 'xdg').exists()        # no state file at its default place either
@@ -374,7 +378,7 @@ def test_test_mail_through_the_notify_command(lab, tmp_path):
     assert code == 0, run.output()
     ((subject, report),) = notifications(out)
     assert subject == 'pyNetConnMon on %s: test report\n' % HOST
-    assert lab.target.address in report
+    assert lab.target.address not in report     # each report names its own targets
     assert run.lines[-1].endswith(' test report accepted by notify command')
     (out / 'fail').touch()
     code, run = lab.run(app, '--test-mail', '--notify-command', notify_command(out))
@@ -383,3 +387,15 @@ def test_test_mail_through_the_notify_command(lab, tmp_path):
     assert line.endswith(' ERROR test report not delivered: notify command exited with status 3: '
                          'ntfy server unreachable')
     assert len(notifications(out)) == 1
+
+
+def test_test_mail_without_targets_names_none(tmp_path):
+    # --test-mail probes nothing: run without -a, it must not claim the default target for the
+    # reports of a monitor that may watch others
+    out = tmp_path / 'notify'
+    run = MonitorProcess(['--test-mail', '--notify-command', notify_command(out)],
+                         state_home=tmp_path / 'xdg')
+    assert run.wait(20) == 0, run.output()
+    ((_, report),) = notifications(out)
+    assert report.splitlines()[1] == 'Reports about interruptions will arrive the same way.'
+    assert DEFAULT_ADDRESS not in report

@@ -60,6 +60,15 @@ def test_refused_connection_names_the_server_and_port():
     assert pyNetConnMon.describe_send_error(error) == 'mail server refused the connection'
 
 
+def test_other_failures_name_the_server_and_no_exception_class():
+    describe = pyNetConnMon.describe_send_error
+    assert describe(OSError(113, 'No route to host'), '192.0.2.1:25') == (
+        'mail server 192.0.2.1:25: No route to host')
+    assert describe(TimeoutError('timed out'), '127.0.0.1:465', tls=True) == (
+        'mail server 127.0.0.1:465 timed out')
+    assert describe(ValueError('bad port'), '127.0.0.1:25') == 'mail server 127.0.0.1:25: bad port'
+
+
 def test_mail_server_address_is_read_from_the_config(tmp_path):
     app = make_program_dir(tmp_path / 'app')
     cases = [(dict(port=2525), '127.0.0.1:2525'),

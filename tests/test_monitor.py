@@ -72,15 +72,22 @@ def test_a_batched_report_lists_each_outage_and_their_total(tmp_path, utc):
         "\n"
         "Host:    pi\n"
         "Targets: 198.18.0.2:53\n"
+        "Times:   local time of pi (UTC)\n"
         "\n"
         + HEADER + "\n"
         "2026-11-18 11:07:10  2026-11-18 11:07:20        10.0 s  unknown   refused\n"
         "2026-11-18 11:07:30  2026-11-18 11:07:40        10.0 s  unknown   refused\n"
         "\n"
-        "unknown: where it broke cannot be told: no router was known to check, or it has not "
-        "answered a check since the monitor started (see --gateway).\n"
+        "unknown: where it broke cannot be told: no router was probed (every target is on "
+        "this machine, --gateway none, or none in the routing table), or it had not answered a "
+        "probe since the monitor started (see --gateway).\n"
         "\n"
-        "Total: 2 interruptions, 20.0 s of downtime.\n")
+        "Total: 2 interruptions, 20.0 s of downtime.\n"
+        "\n"
+        "What the reasons mean:\n"
+        "- refused: the target's machine answered at once that nothing takes connections on that "
+        "port: the way there worked, but the service was stopped (or a router answered for a "
+        "target it could not reach).\n")
 
 
 def test_no_report_goes_out_while_the_network_is_down(tmp_path):
@@ -172,7 +179,7 @@ def test_a_run_that_did_not_stop_cleanly_leaves_a_gap(tmp_path, stopped_cleanly)
     gap, = gaps
     assert (gap["duration"], gap["ignored"]) == (600.0, False)
     _, subject, body = run.deliverer.sent[0]
-    assert subject == "pyNetConnMon on pi: 1 interruption, 10 min of downtime"
+    assert subject == "pyNetConnMon on pi: 1 gap (10 min) when the monitor was not running"
     assert "gap: the monitor was not running (no clean stop)" in body
 
 
@@ -222,7 +229,10 @@ def test_a_monitor_that_died_leaves_a_gap_from_its_last_heartbeat_to_the_restart
             "since 2026-11-18 11:07:40") in second.console_lines()
     assert second.sent_at() == [0.01]
     _, subject, body = second.deliverer.sent[0]
-    assert subject == "pyNetConnMon on pi: 1 interruption, 9 min of downtime"
+    assert subject == "pyNetConnMon on pi: 1 gap (9 min) when the monitor was not running"
+    assert ("Total: no interruption while the monitor ran.\n"
+            "Besides, 1 gap (9 min) was a time the monitor itself was not running, e.g. a "
+            "crash or a power cut: the connection may or may not have been up then.\n") in body
     assert ("2026-11-18 11:07:40  2026-11-18 11:16:40         9 min  -         gap: the monitor "
             "was not running (no clean stop)\n") in body
 

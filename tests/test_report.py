@@ -32,12 +32,15 @@ def test_report_lists_each_interruption_with_gaps_marked(utc):
                      cut_short=True, targets=TARGETS, cause="lan"),
     ]
     subject, body = format_report(items, "pi")
-    assert subject == "pyNetConnMon on pi: 3 interruptions, 23 min 21 s of downtime"
+    assert subject == ("pyNetConnMon on pi: 2 interruptions, 3 min 21 s of downtime; 1 gap "
+                       "(20 min) when the monitor was not running")
     assert body == (
-        "pyNetConnMon on pi saw 3 interruptions (23 min 21 s of downtime in total).\n"
+        "pyNetConnMon on pi saw 2 interruptions (3 min 21 s of downtime in total) and 1 gap "
+        "(20 min) when the monitor was not running.\n"
         "\n"
         "Host:    pi\n"
         "Targets: 198.18.0.2:53, [::1]:53\n"
+        "Times:   local time of pi (UTC)\n"
         "\n"
         "start                end                      duration  cause     reason\n"
         "2026-11-24 01:02:03  2026-11-24 01:05:15    3 min 12 s  provider  timeout\n"
@@ -51,9 +54,16 @@ def test_report_lists_each_interruption_with_gaps_marked(utc):
         "provider: your router answered throughout; the line, the modem or the provider's network "
         "failed.\n"
         "\n"
-        "Total: 3 interruptions, 23 min 21 s of downtime.\n"
-        "Of these, 1 gap (20 min) were times the monitor itself was not running, e.g. a power "
-        "cut: the connection may or may not have been up then.\n")
+        "Total: 2 interruptions, 3 min 21 s of downtime.\n"
+        "Besides, 1 gap (20 min) was a time the monitor itself was not running, e.g. a "
+        "crash or a power cut: the connection may or may not have been up then.\n"
+        "\n"
+        "What the reasons mean:\n"
+        "- timeout: no answer at all within the timeout (-t): the packets were lost on the way, or "
+        "the far end was switched off or gone.\n"
+        "- refused: the target's machine answered at once that nothing takes connections on that "
+        "port: the way there worked, but the service was stopped (or a router answered for a "
+        "target it could not reach).\n")
 
 
 def test_one_interruption_is_singular(utc):
@@ -101,3 +111,42 @@ def test_a_folded_entry_counts_every_interruption_it_holds(utc):
     assert subject == "pyNetConnMon on pi: 41 interruptions, 10 min 7 s of downtime"
     assert ("2026-11-24 02:00:00  2026-11-24 05:00:00        10 min  -         40 interruptions "
             "between these times, added up here (the event log has each)\n") in body
+
+
+def test_a_crash_alone_is_mailed_as_a_gap_and_two_gaps_agree_in_number(utc):
+    gap = Interruption(1, at("2026-11-24 03:00:00"), at("2026-11-24 03:00:11"), 11.0,
+                       "monitor not running", kind="gap", targets=TARGETS)
+    subject, body = format_report([gap], "pi")
+    assert subject == "pyNetConnMon on pi: 1 gap (11.0 s) when the monitor was not running"
+    assert "interruption," not in subject + body and "of downtime" not in subject + body
+    assert ("Total: no interruption while the monitor ran.\n"
+            "Besides, 1 gap (11.0 s) was a time the monitor itself") in body
+    second = Interruption(2, at("2026-11-24 05:00:00"), at("2026-11-24 05:01:00"), 60.0,
+                          "monitor not running", kind="gap", targets=TARGETS)
+    subject, body = format_report([gap, second], "pi")
+    assert subject == "pyNetConnMon on pi: 2 gaps (1 min 11 s) when the monitor was not running"
+    assert "Besides, 2 gaps (1 min 11 s) were times the monitor itself" in body
+    assert "What the reasons mean" not in body
+
+
+def test_times_carry_their_zone_and_both_zones_across_a_change(monkeypatch):
+    import time
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        winter = Interruption(1, 1774738800.0, 1774738809.0, 9.0, "unreachable", targets=TARGETS)
+        _, body = format_report([winter], "pi")          # 2026-03-28 23:00 UTC: CET
+        assert "Times:   local time of pi (CET, UTC+01:00)\n" in body
+        summer = Interruption(2, 1774749600.0, 1774749605.0, 5.0, "dns", targets=TARGETS)
+        _, body = format_report([winter, summer], "pi")  # 2026-03-29 02:00 UTC: CEST
+        assert "Times:   local time of pi (CET, UTC+01:00 and CEST, UTC+02:00)\n" in body
+        assert body.endswith(
+            "What the reasons mean:\n"
+            "- unreachable: this machine or a router on the way said at once that there is no "
+            "way to the target: a cable or Wi-Fi down, no route, or the line down behind the "
+            "router.\n"
+            "- dns: the target's name could not be looked up: the DNS server did not answer or "
+            "did not know the name.\n")
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -189,17 +189,22 @@ def test_local_trouble_from_the_files(tmp_path):
     assert surroundings.local_trouble() == "this machine has no default route"
 
 
-def test_with_only_loopback_targets_no_router_is_looked_for_unless_one_is_given(tmp_path):
+def test_with_only_loopback_targets_no_router_is_looked_for_and_no_link_blamed(tmp_path):
     from pyNetConnMon import parse_gateway
     files = Files(tmp_path)
     surroundings = files.surroundings(loopback_only=True)
+    beyond = files.surroundings()                   # the same machine, with targets beyond it
     assert surroundings.gateway() is None           # though the table has one
     given = parse_gateway("198.18.0.254:80")
     assert files.surroundings(given, loopback_only=True).gateway() is given
-    assert surroundings.local_trouble() is None     # the table is still read for the causes
+    assert surroundings.local_trouble() is None and beyond.local_trouble() is None
+    # nor is this machine's link or route ever the cause: the targets do not go through them
+    files.link("vca", "down\n", "0\n")
+    assert (surroundings.local_trouble(), beyond.local_trouble()) == (None, "vca has no link")
     files.set(DOWN_IPV4, DOWN_IPV6)
     files.now += 1.0
-    assert surroundings.local_trouble() == "this machine has no default route"
+    assert (surroundings.local_trouble(), beyond.local_trouble()) == (
+        None, "this machine has no default route")
 
 
 def test_without_the_files_nothing_is_found_and_nothing_is_local(tmp_path):

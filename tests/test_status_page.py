@@ -130,6 +130,11 @@ def test_down_now_says_since_when_why_and_the_cause():
         "Down since %s (for 2 min 5 s): timeout. Cause: provider (%s)."
         % (pnm.local_time(NOW - 125), pnm.CAUSE_WORDS["provider"]))
     assert "<title>DOWN: " in page and '<meta http-equiv="refresh" content="5">' in page
+    # the outage still going on has no end time in the table, only its length so far
+    row = re.search(r'<table id="recent">.*?<tbody>(.*?)</tbody>', page, re.S).group(1)
+    assert re.sub(r"<[^>]+>", "|", row).split("|")[1:-1] == [
+        "", "1", "", pnm.local_time(NOW - 125), "", "going on", "", "2 min 5 s so far", "",
+        "interruption", "", "provider", "", "timeout (still down)", "", "all", ""]
 
 
 def test_up_says_since_the_last_interruption_ended_and_lists_it():
