@@ -8,6 +8,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)   # tests import the program itself: `import pyNetConnMon`
+# the lab's helpers (servers, namespaces, a browser) and the tools (the benchmark, log makers)
+TESTS = os.path.join(ROOT, "tests")
+sys.path[1:1] = [os.path.join(TESTS, "lab"), os.path.join(TESTS, "tools")]
 
 # the fixtures each concern keeps in its own module
 pytest_plugins = ["smtp_lab", "netlab", "homelab"]

@@ -1,11 +1,11 @@
-"""The benchmark script (tests/bench.py) stays runnable; the benchmark itself is not a timed
+"""The benchmark script (tests/tools/bench.py) stays runnable; the benchmark itself is not a timed
 test."""
 import subprocess
 import sys
 
 from harness import REPO
 
-BENCH = REPO / "tests" / "bench.py"
+BENCH = REPO / "tests" / "tools" / "bench.py"
 
 
 def test_bench_help_works_and_names_its_options():

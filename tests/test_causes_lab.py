@@ -1,5 +1,5 @@
 """Where it broke, in the home lab: the program in the monitor's namespace, its default route via
-the lab's router, each fault made by the kernel (tests/homelab.py).
+the lab's router, each fault made by the kernel (tests/lab/homelab.py).
 
 Each case holds a fault for HOLD seconds and undoes it; the monitor must give the fault's cause in
 the event log and in the report it delivers (a notify command appends it to a file), and a

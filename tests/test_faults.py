@@ -1,7 +1,7 @@
 """Real network faults: the program in the lab's monitor namespace, each fault made by the kernel.
 
-Each fault kind of the lab (tests/netlab.py) is held for a known time and undone; the monitor must
-see exactly one interruption with the fault's reason and a duration within one interval of the
+Each fault kind of the lab (tests/lab/netlab.py) is held for a known time and undone; the monitor
+must see exactly one interruption with the fault's reason and a duration within one interval of the
 one injected (the lab's timeline, from the fault to its undo). The listener notes when each of
 the monitor's connects arrives, so the round rate is checked from outside. Every address is in
 the lab (198.18.0.0/24) or the monitor namespace's own loopback.

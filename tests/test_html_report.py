@@ -321,7 +321,7 @@ def test_cli_help_tells_of_the_report_files():
 # -- done when: a year of a few thousand events in under 2 s and under 2 MB ---------------------
 
 def test_a_year_of_a_few_thousand_events_makes_a_page_under_2_mb(tmp_path):
-    # how long it takes is the benchmark's to measure (tests/bench.py), not a test's
+    # how long it takes is the benchmark's to measure (tests/tools/bench.py), not a test's
     made = make_log(days=365, seed=1)
     assert 3000 <= len(made.events) <= 9000
     log = write_log(tmp_path / "year.jsonl", made.events)

@@ -1,6 +1,6 @@
 """Slow, not down: the program in the home lab's monitor namespace while the line is congested.
 
-The home lab (tests/homelab.py) congests the Internet side with a token bucket and a bounded
+The home lab (tests/lab/homelab.py) congests the Internet side with a token bucket and a bounded
 stream of datagrams: every connect waits 1.3 to 1.7 s behind the queue, none is lost. Its
 timeline says when the queue was full ("congestion") and when it was removed
 ("congestion_end"). Its other faults make a SYN vanish behind the router (target_vanish), so a

@@ -2,7 +2,7 @@
 first byte with "tls": true) and always logs in. --test-mail and the monitor say in one line what
 the server lacks and the way out (a notify command with msmtp), never an exception's class name.
 
-Real servers (tests/smtp_server.py, configured to lack TLS or login) on 127.0.0.1 and the real
+Real servers (tests/lab/smtp_server.py, configured to lack TLS or login) on 127.0.0.1 and the real
 pySendMail (see smtp_lab.PYSENDMAIL), the program as a subprocess in an app folder.
 """
 import re

@@ -1,10 +1,10 @@
 """Several homes, one view, with the real servers: a home lab per site of docs/prometheus/
 prometheus.yml, pyNetConnMon in each, and one Prometheus (Debian's) scraping both with their
 `site` labels and the shipped rules, one Alertmanager (Debian's) routing by site to a webhook
-receiver the test runs. All of it in lab namespaces (tests/sitelab.py): the servers listen on the
-watch post's loopback and the monitors' lab links, nothing else.
+receiver the test runs. All of it in lab namespaces (tests/lab/sitelab.py): the servers listen on
+the watch post's loopback and the monitors' lab links, nothing else.
 
-The lab runs the docs' files with shorter times (tests/prometheus_lab.py names each change). A
+The lab runs the docs' files with shorter times (tests/lab/prometheus_lab.py names each change). A
 fault at one site must fire that site's alert through Alertmanager to that site's receiver, and
 resolve after; no other site may alert meanwhile; every query of the Grafana dashboard must return
 data for every site; and a stopped monitor must fire the stale alert of its own site. And the

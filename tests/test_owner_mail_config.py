@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from harness import PROGRAM, child_env
-from smtp_lab import PYSENDMAIL, TESTS, load_sendmail, mail_config, write_config
+from smtp_lab import PYSENDMAIL, REPO as TESTED_REPO, load_sendmail, mail_config, write_config
 from smtp_server import PASSWORD
 
 # The mail tests, and one that runs the repository's own program in the two ways it mails.
@@ -40,7 +40,8 @@ def make_clone(root):
     """root/ as a user's clone: the program, tests/, and pySendMail/ checked out (its files)."""
     root.mkdir()
     shutil.copyfile(PROGRAM, root / PROGRAM.name)
-    shutil.copytree(TESTS, root / 'tests', ignore=shutil.ignore_patterns('__pycache__'))
+    shutil.copytree(TESTED_REPO / "tests", root / "tests",
+                    ignore=shutil.ignore_patterns('__pycache__'))
     (root / 'tests' / 'test_zz_program.py').write_text(PROGRAM_TEST)
     # the submodule's files; never a config (run from a checked-out submodule, PYSENDMAIL is
     # that very folder, with the owner's own config in it)

@@ -3,7 +3,7 @@
 """
 import sys
 from datetime import datetime, timezone
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "tools"))
 
 from reportlog import iso, make_log, Made
 

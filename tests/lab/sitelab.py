@@ -1,5 +1,5 @@
-"""Several homes watched from one place: a home lab (tests/homelab.py) per site, and a watch post
-in a namespace of its own where the test runs Prometheus, Alertmanager and a webhook receiver.
+"""Several homes watched from one place: a home lab (tests/lab/homelab.py) per site, and a watch
+post in a namespace of its own where the test runs Prometheus, Alertmanager and a webhook receiver.
 
     po-<sfx> (watch post)                          each site i = 1, 2, ...: a HomeLab
     vo<site sfx> 198.19.<i>.1/24  -------------  vs<site sfx> 198.19.<i>.2/24 in pm-<site sfx>

@@ -1,6 +1,6 @@
-"""Makes the README's pictures from a real run in the home lab (tests/homelab.py; run as root):
+"""Makes the README's pictures from a real run in the home lab (tests/lab/homelab.py; run as root):
 
-    python3 tests/docs_pictures.py [DOCS_DIR]
+    python3 tests/tools/docs_pictures.py [DOCS_DIR]
 
 The monitor watches an IPv4 and an IPv6 address of the lab's "Internet" every 0.2 s through the
 lab's router (statistics every 5 s) while the lab breaks things the ways a home network breaks:
@@ -9,7 +9,7 @@ target, all of IPv6, and then congests the line (slow, not down).
 While the last fault lasts, the status page is fetched from inside the monitor's namespace and
 shown in headless Chromium (docs/status-page.png); after the stop, the HTML report of the run's
 event log is made and shown (docs/report.png), and the top of a report of a made-up year
-(docs/report-year.png, from tests/reportlog.py) shows the overview of a long log.
+(docs/report-year.png, from tests/tools/reportlog.py) shows the overview of a long log.
 Nothing leaves the lab (see homelab.py).
 """
 import json
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent / "lab"), str(HERE.parent)]
 
 from browser import Browser  # noqa: E402
 from harness import PROGRAM, wait_for_event  # noqa: E402
@@ -53,7 +53,7 @@ def screenshot(url, path, width=960, height=None):
 
 
 def main():
-    docs = Path(sys.argv[1] if len(sys.argv) > 1 else HERE.parent / "docs")
+    docs = Path(sys.argv[1] if len(sys.argv) > 1 else HERE.parent.parent / "docs")
     docs.mkdir(exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="pyNetConnMon-docs-"))
     log = work / "events.jsonl"

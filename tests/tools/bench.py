@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Benchmark of pyNetConnMon: how exact, how fast and how light it is, measured on this machine.
 
-    python3 tests/bench.py [--quick] [--json] [--only SECTION,...] [--seed N] [--program PATH]
+    python3 tests/tools/bench.py [--quick] [--json] [--only SECTION,...] [--seed N] [--program PATH]
                            [--compare PATH]
 
 A script, not a test (pytest does not collect it): a full run takes about 11 minutes, --quick
-about 1.5. It needs root, iproute2's `ip` and openssl for the fault lab (tests/netlab.py) and
-the mail lab (tests/smtp_lab.py); without them only the CPU and memory figures are measured. Every
-connect goes to loopback or to the lab's own namespaces (198.18.0.0/24); the monitor runs in the
-lab's monitor namespace, which has no default route.
+about 1.5. It needs root, iproute2's `ip` and openssl for the fault lab (tests/lab/netlab.py) and
+the mail lab (tests/lab/smtp_lab.py); without them only the CPU and memory figures are measured.
+Every connect goes to loopback or to the lab's own namespaces (198.18.0.0/24); the monitor runs in
+the lab's monitor namespace, which has no default route.
 
 Sections (all by default):
   duration  outages of known, uneven lengths at -i 1 -t 1: |reported - injected| duration
@@ -44,7 +44,7 @@ from datetime import datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+REPO = HERE.parent.parent
 PROGRAM = REPO / "pyNetConnMon.py"
 SECTIONS = ("duration", "rounds", "cpu", "mail", "slow")
 
@@ -1320,7 +1320,7 @@ def main(argv=None):
         if unknown:
             build_parser().error("--only: unknown section(s) %s" % ", ".join(sorted(unknown)))
     signal.signal(signal.SIGTERM, _on_sigterm)
-    sys.path.insert(0, str(HERE))
+    sys.path[:0] = [str(HERE), str(HERE.parent / "lab"), str(HERE.parent)]
     rng = random.Random(args.seed)
     results = {"quick": args.quick, "seed": args.seed, "program": str(PROGRAM),
                "machine": machine_info(), "errors": {}}

@@ -6,9 +6,10 @@ offered only over TLS and is required before MAIL, and exactly one login (USER /
 accepted. Each accepted message is stored atomically as MAILDIR/<monotonic-ns>-<seq>.eml. While
 the file given by --fail-file exists, every message is answered FAIL_REPLY and not stored.
 
-    python3 tests/smtp_server.py --port 2525 --cert c.pem --key k.pem --maildir DIR [--fail-file F]
+    python3 tests/lab/smtp_server.py --port 2525 --cert c.pem --key k.pem --maildir DIR \
+        [--fail-file F]
         [--tls starttls|implicit|none] [--no-auth]
-    ip netns exec pm-x python3 tests/smtp_server.py --host 127.0.0.1 --port 2525 ...
+    ip netns exec pm-x python3 tests/lab/smtp_server.py --host 127.0.0.1 --port 2525 ...
 
 Prints "READY <port>" on stdout once it answers, and stops cleanly on SIGTERM or SIGINT (or after
 --max-seconds, so a server orphaned by a crashed test run cannot live on for ever).

@@ -1,7 +1,8 @@
 """Event logs made up for the report tests: long ones, with or without the fields and events of
 later versions (causes, partial outages, statistics, slow periods).
 
-    python tests/reportlog.py OUT.jsonl [--days 365] [--stats-every 10800] [--plain] [--seed 1]
+    python tests/tools/reportlog.py OUT.jsonl [--days 365] [--stats-every 10800] [--plain]
+        [--seed 1]
 
 writes a log of a year with a few thousand events, as the monitor writes them (times in UTC with
 their offset). `expected` of the returned Made tells what the log holds, for exact assertions.

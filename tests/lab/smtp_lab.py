@@ -1,6 +1,6 @@
-"""Mail lab for the tests: a real SMTP server (tests/smtp_server.py) in a subprocess, a self-signed
-certificate for it, and an app folder holding the program with pySendMail and a config that
-points at the server.
+"""Mail lab for the tests: a real SMTP server (tests/lab/smtp_server.py) in a subprocess, a
+self-signed certificate for it, and an app folder holding the program with pySendMail and a config
+that points at the server.
 
 Which pySendMail is decided here and nowhere else (PYSENDMAIL): the real one, i.e. the files of
 the submodule's pinned commit kept beside the repository in ../shared/vendor/ (or, failing that,
@@ -34,12 +34,13 @@ import pytest
 from harness import closed_port, wait_until
 from smtp_server import PASSWORD, USER
 
-TESTS = Path(__file__).resolve().parent
-SERVER_SCRIPT = TESTS / 'smtp_server.py'
-PROGRAM = TESTS.parent / 'pyNetConnMon.py'
-VENDORED = TESTS.parent.parent / 'shared' / 'vendor' / 'pySendMail-96729e6'
-SUBMODULE = TESTS.parent / 'pySendMail'
-STANDIN = TESTS / 'pysendmail_standin'
+LAB = Path(__file__).resolve().parent
+REPO = LAB.parent.parent
+SERVER_SCRIPT = LAB / 'smtp_server.py'
+PROGRAM = REPO / 'pyNetConnMon.py'
+VENDORED = REPO.parent / 'shared' / 'vendor' / 'pySendMail-96729e6'
+SUBMODULE = REPO / 'pySendMail'
+STANDIN = LAB / 'pysendmail_standin'
 
 
 def _pysendmail():
@@ -79,7 +80,7 @@ def smtp_certificate(tmp_path_factory):
 
 # -- server ------------------------------------------------------------------------------------
 class SmtpServer:
-    """tests/smtp_server.py as a subprocess, with its maildir and fail switch.
+    """tests/lab/smtp_server.py as a subprocess, with its maildir and fail switch.
 
     `prefix` (e.g. ['ip', 'netns', 'exec', 'pm-x']) is put before the command; `host` is where it
     listens in that namespace. The port is picked once (free on 127.0.0.1 here) and kept across
