@@ -2145,7 +2145,10 @@ class Surroundings:
                           read_small_file(os.path.join(folder, "carrier"), 64))
 
     def local_trouble(self):
-        """Why this machine has no way out right now, or None (see local_trouble)."""
+        """Why this machine has no way out right now, or None (see local_trouble). Never with
+        only loopback targets: they need neither a link nor a route."""
+        if self.loopback_only:
+            return None
         routes = self.routes()
         down = {route.interface for route in routes if not self.link_is_up(route.interface)}
         return local_trouble(routes, self.had_routes, down)
