@@ -1675,6 +1675,8 @@ def parse_target(value, default_port):
 _REASONS = {errno.ECONNREFUSED: "refused", errno.ETIMEDOUT: "timeout",
             errno.ENETUNREACH: "unreachable", errno.EHOSTUNREACH: "unreachable"}
 MAX_ADDRESSES_PER_TARGET = 4
+MAX_TARGETS = 1000               # targets at most: each holds a socket in every round, a line of
+                                 # every stats event (which --summary reads back) and metrics
 
 
 def reason_for_errno(number):
@@ -2955,6 +2957,15 @@ class MetricsBoard:
         with self._lock:
             return self._snapshot
 
+    def rendered(self, render):
+        """render(latest snapshot), once per snapshot however often it is asked for: a client
+        scraping without pause costs the rounds no more than one scrape per round would."""
+        snapshot = self.latest()
+        cached = getattr(self, "_rendered", None)
+        if cached is None or cached[0] is not snapshot:
+            cached = self._rendered = (snapshot, render(snapshot))
+        return cached[1]
+
 
 HTTP_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
                 414: "URI Too Long", 421: "Misdirected Request",
@@ -3256,7 +3267,8 @@ def start_metrics_server(address, port, board, request_timeout=METRICS_REQUEST_T
     the endpoint may hold. Call shutdown() and server_close() to stop.
     """
     def metrics_page():
-        return 200, METRICS_CONTENT_TYPE, render_metrics(board.latest()).encode("utf-8")
+        return 200, METRICS_CONTENT_TYPE, board.rendered(
+            lambda snapshot: render_metrics(snapshot).encode("utf-8"))
 
     where = "cannot serve metrics on %s" % Target(address, port).label
     check_free_descriptors(METRICS_MAX_CONNECTIONS + 5 + METRICS_FD_RESERVE, where)
@@ -4030,7 +4042,9 @@ class Monitor:
 
 HOUR_SHADES = "\u00b7\u2591\u2592\u2593\u2588"   # ·░▒▓█: no downtime, down <25 %, <50 %, <75 %, more
 HOUR_SHADES_ASCII = ".-+*#"                      # the same, for a terminal without those characters
-EVENT_LINE_LIMIT = 64 * 1024     # bytes; a longer line is skipped and counted, never held in memory
+EVENT_LINE_LIMIT = 1024 * 1024   # bytes; a longer line is skipped and counted, never held in
+                                 # memory (a stats line of MAX_TARGETS targets with the longest
+                                 # names is about 400 KB)
 UNKNOWN_NAMES_KEPT = 100         # unknown event names counted by name; any further ones in one sum
 SUMMARY_TARGETS_KEPT = 100       # more targets than this: no per-target figures
 _SUMMARY_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?$")
@@ -4621,12 +4635,12 @@ class _Replay:
         labels = ([label for label in targets if isinstance(label, str)]
                   if isinstance(targets, list) else [])
         summary = self.summary
-        if len(labels) > SUMMARY_TARGETS_KEPT or (
-                summary.targets and labels != summary.targets):
+        if summary.targets and labels != summary.targets:
             summary.targets_changed = True
         if not summary.targets_changed and not summary.targets:
             summary.targets = labels
-        self.run.targets = labels if not summary.targets_changed else []
+        many = len(labels) > SUMMARY_TARGETS_KEPT
+        self.run.targets = labels if not (summary.targets_changed or many) else []
 
     def _interruption(self, start, end, cause):
         """Downtime: the interruption's time is no part of what failed alone meanwhile."""
@@ -4925,6 +4939,9 @@ def _summary_partial(summary):
                       for kind, words in kinds if kind in summary.partial)))
     if summary.targets_changed:
         return lines + ["Per target:    - (the targets changed between runs)"]
+    if len(summary.targets) > SUMMARY_TARGETS_KEPT:
+        return lines + ["Per target:    - (%d targets; shown for at most %d)" % (
+            len(summary.targets), SUMMARY_TARGETS_KEPT)]
     rows = [(label, label) for label in summary.targets] if len(summary.targets) > 1 else []
     families = {_label_family(label) for label in summary.targets}
     family_rows = [("IPv4", "ipv4"), ("IPv6", "ipv6")] if {"ipv4", "ipv6"} <= families else []
@@ -6035,6 +6052,9 @@ def _target_table(summary):
     if summary.targets_changed:
         return ('<h2>Each target</h2><p class="muted">Not shown: the targets changed between '
                 'runs.</p>')
+    if len(summary.targets) > SUMMARY_TARGETS_KEPT:
+        return ('<h2>Each target</h2><p class="muted">Not shown: %d targets; shown for at most '
+                '%d.</p>' % (len(summary.targets), SUMMARY_TARGETS_KEPT))
     rows = [(label, label) for label in summary.targets] if len(summary.targets) > 1 else []
     if {"ipv4", "ipv6"} <= {_label_family(label) for label in summary.targets}:
         rows += [("IPv4", "ipv4"), ("IPv6", "ipv6")]
@@ -6824,6 +6844,8 @@ def _check_paths_and_command(args):
 def _parse_targets(values, default_port):
     """Every target once: the same host and port given twice (127.0.0.1 and 127.0.0.1:53 with
     -p 53, ::1 and 0::1, Host.Test and host.test.) is refused rather than probed twice."""
+    if len(values) > MAX_TARGETS:
+        raise UsageError("-a/--address: at most %d targets, %d given" % (MAX_TARGETS, len(values)))
     targets, seen = [], {}
     for value in values:
         # argparse turns "-a=--" into an empty list: an empty address all the same
