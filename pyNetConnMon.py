@@ -3034,6 +3034,18 @@ def host_allowed(host, names):
     return name == "localhost" or name.endswith(".localhost") or name in names
 
 
+def _lower_this_threads_priority(steps=10):
+    """Linux schedules each thread on its own: the endpoint's thread yields the CPU to the
+    monitor's rounds. (Measured at -i 0.1 with 1000 targets and a client scraping without
+    pause: 9 to 24 rounds of 40 came when each scrape rendered the page, 32 with it rendered
+    once per round, 35 to 40 with this as well.)"""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + steps))
+    except (AttributeError, OSError):
+        pass
+
+
 class _HttpClient:
     __slots__ = ("sock", "deadline", "received", "answer")
 
@@ -3111,6 +3123,7 @@ class HttpEndpoint:
 
     # -- the loop: one select for every client, with the nearest deadline as its timeout -------
     def _serve(self):
+        _lower_this_threads_priority()
         while not self._stopping:
             for key, events in self._selector.select(self._wait_time(self.clock())):
                 if key.data == "accept":
