@@ -4060,7 +4060,8 @@ EVENT_LINE_LIMIT = 1024 * 1024   # bytes; a longer line is skipped and counted, 
                                  # names is about 400 KB)
 UNKNOWN_NAMES_KEPT = 100         # unknown event names counted by name; any further ones in one sum
 SUMMARY_TARGETS_KEPT = 100       # more targets than this: no per-target figures
-_SUMMARY_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?$")
+_SUMMARY_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?",
+                           re.ASCII)    # fullmatch; ASCII digits only
 
 
 def _calendar_can_place(moment):
@@ -4099,19 +4100,22 @@ def parse_summary_date(text, option, end_of_day=False):
     With `end_of_day`, a bare date means the end of that day (the next midnight), so that
     --until 2026-11-24 includes all of the 24th.
     """
-    match = _SUMMARY_DATE.match(text.strip())
+    match = _SUMMARY_DATE.fullmatch(text.strip())
     if not match:
         raise UsageError("%s: %r is not a date: use YYYY-MM-DD or 'YYYY-MM-DD HH:MM[:SS]' "
                          "(local time)" % (option, text))
     from datetime import datetime
     try:
         moment = datetime(*[int(part) for part in match.groups() if part is not None])
+    except (ValueError, OverflowError) as error:
+        raise UsageError("%s: %r is not a valid date (%s)" % (option, text, _one_line(error)))
+    try:
         if end_of_day and match.group(4) is None:
             moment = datetime.fromordinal(moment.toordinal() + 1)
         moment = moment.timestamp()
-    except (ValueError, OverflowError, OSError) as error:
-        raise UsageError("%s: %r is not a valid date (%s)" % (option, text, _one_line(error)))
-    if not _calendar_can_place(moment):
+    except (ValueError, OverflowError, OSError):
+        moment = None            # (year 0 or 10000 on the way to epoch seconds)
+    if moment is None or not _calendar_can_place(moment):
         raise UsageError("%s: %r is outside the dates this system can show" % (option, text))
     return moment
 
@@ -6627,11 +6631,17 @@ def _settle_standard_streams():
             _discard(stream)
 
 
+_DECIMAL = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", re.ASCII)
+
+
 def _seconds(low, high):
     """An argparse type: a finite number of seconds from `low` to `high`."""
     def convert(text):
+        # ASCII digits, a point, an exponent: float() would also take " 1", "1_0", other
+        # scripts' digits, "nan" and "inf"
         try:
-            value = float(text)
+            value = float(text) if _DECIMAL.fullmatch(text) else float(
+                text if text.strip().lower().lstrip("+-") in ("nan", "inf", "infinity") else "?")
         except ValueError:
             raise argparse.ArgumentTypeError("%r is not a number" % text)
         if not math.isfinite(value):
