@@ -86,6 +86,7 @@ import socket
 import struct
 import threading
 import time
+from importlib.util import cache_from_source
 
 # ---------------------------------------------------------------------------------------------
 # Version and defaults (the options -a -p -i -t -m -bmin -bmax -bstep keep the names, defaults
@@ -7251,9 +7252,27 @@ def compiled_in_process(module_globals):
     (a spec named __main__) and anything that hands in code of its own (no file loader) did not."""
     spec = module_globals.get("__spec__")
     loader = module_globals.get("__loader__")
-    if not hasattr(loader, "get_filename") or sys.dont_write_bytecode:
+    if not hasattr(loader, "get_filename") or (spec is not None and spec.name == "__main__"):
         return False
-    return spec is None or spec.name != "__main__"
+    return _cache_can_serve(os.path.realpath(module_globals.get("__file__") or ""))
+
+
+def _cache_can_serve(path):
+    """Can the loader run `path` from its cache: is the cache fresh (used even with -B), or may
+    it be written? Else moving onto the loader would only compile the file a second time."""
+    try:
+        cache = cache_from_source(path)
+    except (ValueError, NotImplementedError):
+        return False
+    try:
+        if os.stat(cache).st_mtime >= os.stat(path).st_mtime:
+            return True
+    except OSError:
+        pass
+    if sys.dont_write_bytecode:
+        return False
+    folder = os.path.dirname(cache)
+    return os.access(folder if os.path.isdir(folder) else os.path.dirname(folder), os.W_OK)
 
 
 def restart_on_cached_bytecode(script):
