@@ -6678,8 +6678,8 @@ def build_parser():
     duration = _seconds(*DURATION_RANGE)
     parser.add_argument("-a", "--address", action="append", metavar="ADDRESS",
                         help="target to connect to: HOST, HOST:PORT, [IPV6]:PORT or IPV6; "
-                             "give several times for several targets, each once "
-                             "(default: %s)" % DEFAULT_ADDRESS)
+                             "give several times for several targets (at most %d), each once "
+                             "(default: %s)" % (MAX_TARGETS, DEFAULT_ADDRESS))
     parser.add_argument("-p", "--port",
                         help="port for targets given without one (default: %d)" % DEFAULT_PORT)
     parser.add_argument("-i", "--interval", type=_seconds(*INTERVAL_RANGE),
