@@ -1676,6 +1676,7 @@ def parse_target(value, default_port):
 _REASONS = {errno.ECONNREFUSED: "refused", errno.ETIMEDOUT: "timeout",
             errno.ENETUNREACH: "unreachable", errno.EHOSTUNREACH: "unreachable"}
 MAX_ADDRESSES_PER_TARGET = 4
+LOOKUPS_PER_NAME = 4             # name lookups under way at once for one target, at most
 MAX_TARGETS = 1000               # targets at most: each holds a socket in every round, a line of
                                  # every stats event (which --summary reads back) and metrics
 
@@ -1696,23 +1697,28 @@ class ProbeResult:
 
 
 class NameLookups:
-    """Host name lookups, each in a thread of its own, at most one at a time per name: with the
-    DNS server unreachable a lookup waits for the resolver's timeouts (10 s and more), far
-    longer than a round while down (0.1 s), and a new thread per name and round would pile up
-    by the thousand. A round whose name is still being looked up waits for that same lookup."""
+    """Host name lookups, each in a thread of its own, at most LOOKUPS_PER_NAME at a time per
+    name: with the DNS server unreachable a lookup waits for the resolver's timeouts (10 s and
+    more), far longer than a round while down (0.1 s), and a new thread per name and round would
+    pile up by the thousand. A round whose name is still being looked up waits for that lookup;
+    once it has waited longer than a round's timeout, a new one starts beside it, so that a DNS
+    server that answers again gets a fresh query within about that time."""
 
     def __init__(self):
-        self.running = {}       # (host, port) -> (thread, {"result": ...} filled when done)
+        self.running = {}       # (host, port) -> [(started, thread, {"result": ...})], newest last
 
-    def start(self, target):
-        """(thread, box) of the lookup of `target`, started now unless one is under way."""
+    def start(self, target, now, stale):
+        """(thread, box) of the lookup of `target` that a round started at `now` waits for: the
+        newest under way, unless it is older than `stale` seconds and there is room for one
+        more; else one started now."""
         key = (target.host, target.port)
-        found = self.running.get(key)
-        if found is not None and found[0].is_alive():
-            return found
+        lookups = [item for item in self.running.get(key, ()) if item[1].is_alive()]
+        self.running[key] = lookups
+        if lookups and (now - lookups[-1][0] < stale or len(lookups) >= LOOKUPS_PER_NAME):
+            return lookups[-1][1:]
         box = {}
         thread = threading.Thread(target=self._lookup, args=(target, box), daemon=True)
-        self.running[key] = (thread, box)
+        lookups.append((now, thread, box))
         thread.start()
         return thread, box
 
@@ -1738,6 +1744,7 @@ def resolve_all(targets, deadline, clock=time.monotonic, lookups=None):
     results = {}
     waiting = []
     lookups = lookups if lookups is not None else NameLookups()
+    now = clock()
     for target in targets:
         if target.is_literal and "%" in target.host:   # fe80::1%eth0: the scope needs a lookup,
             try:                                       # of a number only (no DNS)
@@ -1749,7 +1756,7 @@ def resolve_all(targets, deadline, clock=time.monotonic, lookups=None):
         elif target.is_literal:
             results[target] = target.addresses
         else:
-            waiting.append((target, lookups.start(target)))
+            waiting.append((target, lookups.start(target, now, deadline - now)))
     for target, (thread, box) in waiting:
         thread.join(max(0.0, deadline - clock()))
         results[target] = box.get("result", "dns")    # "dns": the lookup outlived the deadline
