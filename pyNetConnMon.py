@@ -17,7 +17,7 @@ if script_first:
     del sys.path[0]
 import os
 from importlib.machinery import SourceFileLoader
-from importlib.util import cache_from_source, module_from_spec, spec_from_loader
+from importlib.util import MAGIC_NUMBER, cache_from_source, module_from_spec, spec_from_loader
 typed = sys.argv.pop(1)
 path = os.path.realpath(typed)
 sys.argv[0] = typed
@@ -39,7 +39,12 @@ def compile_cache():
 
 
 try:
-    fresh = os.stat(cache).st_mtime >= os.stat(path).st_mtime
+    with open(cache, "rb") as stream:
+        head = stream.read(16)
+    source = os.stat(path)
+    stamp = (int(source.st_mtime) & 0xFFFFFFFF, source.st_size & 0xFFFFFFFF)
+    fresh = head[:4] == MAGIC_NUMBER and (head[4:8] != bytes(4) or stamp == (
+        int.from_bytes(head[8:12], "little"), int.from_bytes(head[12:16], "little")))
 except OSError:
     fresh = False
 if not fresh:
@@ -86,7 +91,7 @@ import socket
 import struct
 import threading
 import time
-from importlib.util import cache_from_source
+from importlib.util import MAGIC_NUMBER, cache_from_source
 
 # ---------------------------------------------------------------------------------------------
 # Version and defaults (the options -a -p -i -t -m -bmin -bmax -bstep keep the names, defaults
@@ -7198,7 +7203,7 @@ if script_first:
     del sys.path[0]
 import os
 from importlib.machinery import SourceFileLoader
-from importlib.util import cache_from_source, module_from_spec, spec_from_loader
+from importlib.util import MAGIC_NUMBER, cache_from_source, module_from_spec, spec_from_loader
 typed = sys.argv.pop(1)
 path = os.path.realpath(typed)
 sys.argv[0] = typed
@@ -7220,7 +7225,12 @@ def compile_cache():
 
 
 try:
-    fresh = os.stat(cache).st_mtime >= os.stat(path).st_mtime
+    with open(cache, "rb") as stream:
+        head = stream.read(16)
+    source = os.stat(path)
+    stamp = (int(source.st_mtime) & 0xFFFFFFFF, source.st_size & 0xFFFFFFFF)
+    fresh = head[:4] == MAGIC_NUMBER and (head[4:8] != bytes(4) or stamp == (
+        int.from_bytes(head[8:12], "little"), int.from_bytes(head[12:16], "little")))
 except OSError:
     fresh = False
 if not fresh:
@@ -7272,10 +7282,14 @@ def _cache_can_serve(path):
     except (ValueError, NotImplementedError):
         return False
     try:
-        if os.stat(cache).st_mtime >= os.stat(path).st_mtime:
-            return True
+        with open(cache, "rb") as stream:
+            head = stream.read(16)
+        source = os.stat(path)
     except OSError:
-        pass
+        head = b""
+    if head[:4] == MAGIC_NUMBER and (head[4:8] != bytes(4) or head[8:16] == struct.pack(
+            "<II", int(source.st_mtime) & 0xFFFFFFFF, source.st_size & 0xFFFFFFFF)):
+        return True              # as LOADER tells a cache that matches the file
     if sys.dont_write_bytecode:
         return False
     folder = os.path.dirname(cache)
