@@ -53,7 +53,7 @@ def links(path):
     return LINK.findall(prose(path))
 
 
-INLINE_COMMAND = re.compile(r"`((?:\./pyNetConnMon\.py|python3 -m py_compile) [^`\n]+)`")
+INLINE_COMMAND = re.compile(r"`((?:\./pyNetConnMon\.py|python3 (?:-I )?-m py_compile) [^`\n]+)`")
 
 
 def exact_commands():

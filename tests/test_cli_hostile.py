@@ -530,3 +530,28 @@ def test_any_command_line_ends_in_a_status_and_at_most_one_error_line(log_files,
             argv, err)
     elif status == RAN:
         assert (out, err) == ("", ""), (argv, out, err)
+
+
+# -- hostile numbers and dates: ASCII digits only, a clear line, exit 2 ---------------------------
+
+@pytest.mark.parametrize("value", ["\uff10.\uff15", "1_0", " 1", "1 ", "\u0661", "0x10", "1e"])
+def test_a_number_is_written_in_ascii_digits(value):
+    from harness import run_main
+    assert run_main("-a", "127.0.0.1", "-i", value) == (
+        2, "", "pyNetConnMon.py: error: argument -i/--interval: %r is not a number\n" % value)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("\uff12\uff10\uff12\uff16-01-01", "is not a date: use YYYY-MM-DD or 'YYYY-MM-DD HH:MM[:SS]' "
+                                       "(local time)"),
+    ("2026-01-01\u200e", "is not a date: use YYYY-MM-DD or 'YYYY-MM-DD HH:MM[:SS]' (local time)"),
+    ("0001-01-01", "is outside the dates this system can show"),
+    ("9999-12-31", "is outside the dates this system can show"),
+    ("2026-02-30", "is not a valid date (day is out of range for month)"),
+])
+def test_a_hostile_date_is_refused_in_one_line(tmp_path, value, message):
+    from harness import run_main
+    log = tmp_path / "events.jsonl"
+    log.write_text("")
+    assert run_main("--summary", "--log-file", str(log), "--until", value) == (
+        2, "", "pyNetConnMon.py: error: --until: %r %s\n" % (value, message))

@@ -31,7 +31,7 @@ RUN_AS_PRINTED = {
     "./pyNetConnMon.py -a 192.0.2.1 -i 1 -t 1 -m 1":
         "test_docs_lab.py::test_the_trial_interruption_command",
     "./pyNetConnMon.py --test-mail": "test_test_mail_command",
-    "python3 -m py_compile pyNetConnMon.py": "test_py_compile_command",
+    "python3 -I -m py_compile pyNetConnMon.py": "test_py_compile_command",
     "cp pySendMail/sendMailConfig.json.example pySendMail/sendMailConfig.json":
         "test_mail_config_commands",
     "chmod 600 pySendMail/sendMailConfig.json": "test_mail_config_commands",
@@ -166,7 +166,7 @@ def test_test_mail_command(tmp_path, smtp_server):
 
 
 def test_py_compile_command(folder):
-    result = run_shell(command("python3 -m py_compile pyNetConnMon.py"), folder)
+    result = run_shell(command("python3 -I -m py_compile pyNetConnMon.py"), folder)
     assert result.returncode == 0, result.stderr
     assert [path.name for path in (folder / "__pycache__").iterdir()] == [
         "pyNetConnMon.%s.pyc" % sys.implementation.cache_tag]

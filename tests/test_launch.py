@@ -261,3 +261,22 @@ def test_a_real_older_python_is_told_what_is_needed(app, tmp_path, python):
                                 env=child_env({"PATH": "%s:%s" % (folder, os.environ["PATH"]),
                                                "PYENV_VERSION": None}))
         assert (result.returncode, result.stdout, result.stderr) == expected
+
+
+def test_an_update_that_kept_an_older_file_time_is_compiled_in_the_child(app, tmp_path):
+    # `cp -p` of a new version over an old one: the file is older than its cache, which no
+    # longer matches it; the loader sees that (as Python would) and has the child compile it
+    assert start(app, "--version")[0] == 0
+    app.write_text(app.read_text().replace('VERSION = "%s"' % VERSION, 'VERSION = "9.9.9"', 1))
+    when = os.stat(cache_of(app)).st_mtime - 5
+    os.utime(app, (when, when))
+    with listening_socket() as port:
+        with MonitorProcess(["-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
+                             "--state-file", tmp_path / "state.json"], script=app,
+                            by_shebang=True, env=TIMESTAMPED_CACHE_ENV) as monitor:
+            monitor.wait_for_line(r"started pyNetConnMon 9\.9\.9 ")
+            peak = vmhwm_kib(monitor.pid)
+            assert monitor.terminate() == 0
+    assert peak < 0.75 * compile_only_peak_kib(app), peak
+    with open(cache_of(app), "rb") as cache:
+        assert cache.read(16) == timestamp_header(app)

@@ -499,3 +499,75 @@ def test_the_documented_metrics_are_the_table_of_metrics():
                             (REPO / "docs" / "metrics.md").read_text(encoding="utf-8"), re.M)
     assert documented == [(line, metric.name, metric.help if line == "HELP" else metric.kind)
                           for metric in program.METRICS for line in ("HELP", "TYPE")]
+
+
+class ManyListeners:
+    """`count` listening sockets on 127.0.0.1 in one thread, noting when each was connected."""
+
+    def __init__(self, count):
+        import selectors
+        import threading
+        self.selector = selectors.DefaultSelector()
+        self.accepted = [[] for _ in range(count)]
+        self.ports = []
+        for number in range(count):
+            sock = socket.socket()
+            sock.bind((LOOPBACK, 0))
+            sock.listen(64)
+            sock.setblocking(False)
+            self.selector.register(sock, selectors.EVENT_READ, number)
+            self.ports.append(sock.getsockname()[1])
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while self.running:
+            for key, _ in self.selector.select(0.1):
+                try:
+                    key.fileobj.accept()[0].close()
+                except OSError:
+                    continue
+                self.accepted[key.data].append(time.monotonic())
+
+    def close(self):
+        self.running = False
+        self.thread.join(5)
+        for key in list(self.selector.get_map().values()):
+            key.fileobj.close()
+        self.selector.close()
+
+
+def test_a_client_scraping_without_pause_leaves_the_rounds_of_a_thousand_targets_on_time(
+        tmp_path):
+    # -i 0.1: 40 rounds due in 4 s. Each scrape of 1000 targets is 1.5 MB of text
+    import threading
+    listeners = ManyListeners(program.MAX_TARGETS)
+    port = closed_port()
+    targets = [arg for number in listeners.ports for arg in ("-a", "%s:%d" % (LOOPBACK, number))]
+    scraping = threading.Event()
+    scrapes = []
+
+    def scrape_without_pause():
+        while scraping.is_set():
+            scrapes.append(http_request("http://%s:%d/metrics" % (LOOPBACK, port), timeout=10)[0])
+
+    try:
+        with start_monitor(tmp_path, *targets, "-i", "0.1", "-t", "2", "--no-mail",
+                           "--gateway", "none", "--metrics-port", str(port)) as monitor:
+            scrape_until(port, lambda f: value(f, "pynetconnmon_network_up") == 1, 20,
+                         "every target up")
+            scraping.set()
+            scraper = threading.Thread(target=scrape_without_pause)
+            started = time.monotonic()
+            scraper.start()
+            time.sleep(4)
+            ended = time.monotonic()
+            scraping.clear()
+            scraper.join(15)
+            assert monitor.terminate() == 0
+        rounds = len([at for at in listeners.accepted[0] if started <= at < ended])
+        assert len(scrapes) >= 4 and set(scrapes) == {200}
+        assert rounds >= 30, (rounds, len(scrapes))
+    finally:
+        listeners.close()

@@ -207,6 +207,19 @@ def test_with_only_loopback_targets_no_router_is_looked_for_and_no_link_blamed(t
         None, "this machine has no default route")
 
 
+def test_with_only_loopback_targets_no_trouble_of_the_link_is_blamed(tmp_path):
+    # a loopback target needs neither a link nor a route: its outage is not this machine's link
+    files = Files(tmp_path)
+    surroundings = files.surroundings(loopback_only=True)
+    files.link("vca", "down\n", "0\n")
+    assert surroundings.local_trouble() is None
+    files.set(DOWN_IPV4, DOWN_IPV6)
+    files.now += 1.0
+    assert surroundings.local_trouble() is None
+    files.set(HOME_IPV4, HOME_IPV6)
+    assert files.surroundings(loopback_only=False).local_trouble() == "vca has no link"
+
+
 def test_without_the_files_nothing_is_found_and_nothing_is_local(tmp_path):
     surroundings = Surroundings("auto", (str(tmp_path / "no"), str(tmp_path / "none")),
                                 str(tmp_path / "net"))

@@ -19,7 +19,7 @@ from eventlogs import (FUZZ, H, T0, ZONES, iso, json_values, local_zone, near_ti
                        records)
 from harness import python_command
 MEMORY_LIMIT = 100 * 1024 * 1024     # address space of the child; the summary needs about 40 MB
-LIMIT = 64 * 1024                    # bytes: the line limit the warning names ("64 KiB")
+LIMIT = pnm.EVENT_LINE_LIMIT          # bytes: the line limit the warning names (in KiB)
 
 
 def record(time_text, name, **fields):
@@ -82,8 +82,8 @@ def test_a_huge_line_is_skipped_without_being_held(tmp_path):
     assert result.returncode == 0
     assert "Monitored:     1 h" in result.stdout.splitlines()
     [warning] = result.stderr.splitlines()
-    assert warning.endswith("WARNING skipped 3 lines of %s: 2 longer than 64 KiB, 1 not JSON"
-                            % path)
+    assert warning.endswith("WARNING skipped 3 lines of %s: 2 longer than %d KiB, 1 not JSON"
+                            % (path, LIMIT // 1024))
 
 
 @pytest.mark.parametrize("length, kept", [(LIMIT - 1, True), (LIMIT, True), (LIMIT + 1, False)])
@@ -239,4 +239,30 @@ def test_fuzz_any_lines_give_a_summary_and_at_most_one_warning(lines):
     too_long = sum(len(line) > LIMIT for line in lines)
     assert len(warnings) <= 1
     if too_long:
-        assert "%d longer than 64 KiB" % too_long in warnings[0]
+        assert "%d longer than %d KiB" % (too_long, LIMIT // 1024) in warnings[0]
+
+
+def test_the_longest_lines_the_monitor_writes_are_read_back(tmp_path):
+    # the most targets the monitor takes, each with the longest name: its start, down, stats
+    # and up lines are hundreds of KB, and the summary reads them all
+    labels = ["%s%04d.example:65535" % ("n" * 233, number) for number in range(pnm.MAX_TARGETS)]
+    window = {"probes": 123456, "failures": 123456, "losses": 123456, "min_ms": 1234.567,
+              "median_ms": 1234.567, "p95_ms": 1234.567, "max_ms": 1234.567}
+    lines = [record(iso(T0), "start", version="2.0.0", targets=labels, interval=1.0),
+             record(iso(T0 + 60), "stats", start=iso(T0), end=iso(T0 + 60),
+                    targets={label: window for label in labels}),
+             record(iso(T0 + 100), "down", start=iso(T0 + 100), start_after=iso(T0 + 99),
+                    start_before=iso(T0 + 100), reason="timeout",
+                    targets={label: "timeout" for label in labels}, cause="provider"),
+             record(iso(T0 + 200), "up", start=iso(T0 + 100), start_after=iso(T0 + 99),
+                    start_before=iso(T0 + 100), end=iso(T0 + 200), duration=100.0,
+                    duration_min=99.0, duration_max=101.0, ignored=False, reason="timeout",
+                    targets=labels, cause="provider"),
+             record(iso(T0 + H), "stop", signal="SIGTERM")]
+    assert max(map(len, lines)) > 300 * 1024
+    result = run("--summary", "--log-file", write_log(tmp_path / "events.jsonl", lines))
+    assert (result.returncode, result.stderr) == (0, "")
+    assert ["Interruptions: 1 (longest 1 min 40 s), 0 blips ignored",
+            "Downtime:      1 min 40 s"] == [
+        line for line in result.stdout.splitlines() if line.startswith(("Interr", "Downtime:"))]
+    assert "Per target:    - (1000 targets; shown for at most 100)" in result.stdout.splitlines()

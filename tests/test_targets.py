@@ -92,3 +92,11 @@ def test_a_port_is_ascii_digits(value):
     from harness import run_main
     assert run_main("-a", "127.0.0.1", "-p", value) == (
         2, "", "pyNetConnMon.py: error: -p/--port: %r is not a port number (1-65535)\n" % value)
+
+
+def test_at_most_a_thousand_targets():
+    from harness import run_main
+    many = [arg for number in range(1001) for arg in ("-a", "127.0.%d.%d" % divmod(number, 256))]
+    assert run_main(*many) == (
+        2, "", "pyNetConnMon.py: error: -a/--address: at most 1000 targets, 1001 given\n")
+    assert run_main(*many[:2000])[0] == 99

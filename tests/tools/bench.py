@@ -74,7 +74,8 @@ CPU_SECONDS, QUICK_CPU_SECONDS = 30.0, 5.0
 CALLGRIND_WARMUP, CALLGRIND_SECONDS = 15.0, 20.0   # under valgrind: start-up, then counted
 SYSCALL_SECONDS = 10.0       # under strace, after CPU_WARMUP
 CPU_WARMUP = 2.0             # the steady-state figure leaves out the first seconds (start-up)
-SEED_QUOTED = {"cpu_seconds": 0.3, "vmhwm_mb": 21.0}   # the issue's figures for the seed, 30 s
+SEED_QUOTED = {"cpu_seconds": 0.3, "vmhwm_mb": 21.3}   # the original 1.x program's figures as
+                                                       # reported (same target and interval, 30 s)
 
 CPU_PAIRS, QUICK_CPU_PAIRS = 6, 2   # with --compare: runs of each program, in turns
 STATS_ROUNDS = 200000        # rounds of RoundInterpreter._measure timed in process
@@ -93,6 +94,8 @@ MAIL_WAIT = 20.0             # at most this long for one report to arrive
 # The goals each figure is printed beside (faster probing while down)
 DURATION_GOAL = (0.27, 0.65)     # mean and max |reported - injected| at -i 1 -t 1, seconds
 MAIL_GOAL = 0.3                  # mean seconds from connectivity back to the report accepted
+SCRIPT_ROW = ("pyNetConnMon as `python3 pyNetConnMon.py` (compiled at start, then moved onto "
+              "the cache)")
 MEMORY_GOAL_MB = 20.6            # VmHWM as a script in the README's run of 2.0.0 (and no more
                                  # than the --compare copy's in the same run): of the program
                                  # started as ./pyNetConnMon.py, its first start in a folder
@@ -828,6 +831,12 @@ def bench_cpu(work, seconds, compare=None, pairs=CPU_PAIRS):
     shutil.copyfile(PROGRAM, module_dir / "pyNetConnMon.py")
     module_env = dict(os.environ)
     module_env.pop("PYTHONDONTWRITEBYTECODE", None)
+    as_script = {}               # a fresh folder for each interpreter: the first start
+    for flags in ((), ("-S",)):
+        folder = work / ("as-script%s" % "".join(flags))
+        folder.mkdir()
+        shutil.copyfile(PROGRAM, folder / "pyNetConnMon.py")
+        as_script[flags] = folder / "pyNetConnMon.py"
     subprocess.run([sys.executable, "-m", "pyNetConnMon", "--version"], cwd=str(module_dir),
                    env=module_env, check=True, capture_output=True, timeout=60)   # writes the .pyc
     listener = CountingListener()
@@ -843,9 +852,9 @@ def bench_cpu(work, seconds, compare=None, pairs=CPU_PAIRS):
                                          *options, "--state-file", state], None, shebang_env)]
             for name, argv, cwd, env in (
                     *(started if not flags else ()),          # a shebang takes no -S
-                    ("pyNetConnMon as `python3 pyNetConnMon.py` (compiled at start)",
-                     [sys.executable, *flags, str(PROGRAM), "-a", target, *options,
-                      "--state-file", state], None, None),
+                    (SCRIPT_ROW,
+                     [sys.executable, *flags, str(as_script[flags]), "-a", target, *options,
+                      "--state-file", state], None, module_env),
                     ("pyNetConnMon as a module (`-m`, cached bytecode)",
                      [sys.executable, *flags, "-m", "pyNetConnMon", "-a", target, *options,
                       "--state-file", state], str(module_dir), module_env),
@@ -1125,19 +1134,22 @@ def markdown(results):
                     "pyNetConnMon" if which == "this" else "`%s`" % compared, shown, goal, met))
         peaks = [row["vmhwm_mb"] for row in cpu.get("compared") or ()
                  if row["program"] == "compared" and row.get("vmhwm_mb")]
+        original = cpu.get("seed_quoted", SEED_QUOTED)["vmhwm_mb"]
         for row in cpu["rows"]:
-            if row["interpreter"] != "python3":
-                continue
             goal, met = "—", ""
-            if row["program"] == "pyNetConnMon":
-                goal = "≤ %g MB (2.0.0 in the README)" % MEMORY_GOAL_MB
-                ok = row["vmhwm_mb"] <= MEMORY_GOAL_MB
-                if peaks:
-                    goal += " and ≤ `%s`'s (%s MB, run with it)" % (compared, max(peaks))
-                    ok = ok and row["vmhwm_mb"] <= max(peaks)
+            if row["program"].startswith("pyNetConnMon"):
+                # every way to start it: no higher than the original 1.x program's peak
+                goal = "≤ %g MB (the original 1.x, as reported)" % original
+                ok = row["vmhwm_mb"] <= original
+                if row["program"] == "pyNetConnMon":
+                    goal += ", ≤ %g MB (2.0.0 in the README)" % MEMORY_GOAL_MB
+                    ok = ok and row["vmhwm_mb"] <= MEMORY_GOAL_MB
+                    if peaks:
+                        goal += " and ≤ `%s`'s (%s MB, run with it)" % (compared, max(peaks))
+                        ok = ok and row["vmhwm_mb"] <= max(peaks)
                 met = _met(ok)
-            lines.append("| peak memory (VmHWM), %s | %s MB | %s | %s |"
-                         % (row["program"], row["vmhwm_mb"], goal, met))
+            lines.append("| peak memory (VmHWM), %s, `%s` | %s MB | %s | %s |"
+                         % (row["program"], row["interpreter"], row["vmhwm_mb"], goal, met))
     slow = results.get("slow")
     if slow and slow["abs_error"]["n"]:
         lines.append("| slow period duration error at `-i 1 -t 3 --slow 1000`, %d congestions "
@@ -1202,8 +1214,8 @@ def markdown(results):
                 _s(row["steady_cpu_per_1000"], 3).replace(" s", ""), row["vmhwm_mb"],
                 row.get("vmrss_mb")))
         if cpu["seconds"] == CPU_SECONDS:
-            lines.append("| the original pyNetConnMon (figures quoted, not measured here) | | ~600 "
-                         "| ~%.1f | | | ~%g | |"
+            lines.append("| the original pyNetConnMon 1.x (figures as reported, not measured "
+                         "here) | | ~600 | ~%.1f | | | ~%g | |"
                          % (SEED_QUOTED["cpu_seconds"], SEED_QUOTED["vmhwm_mb"]))
         if cpu["site_pth"]:
             lines += ["", "`python3` runs the .pth files of its site-packages at start-up (%s); "
