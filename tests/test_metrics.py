@@ -112,11 +112,18 @@ EXPECTED_TYPES = {
     "pynetconnmon_interruptions_by_cause": "counter",
     "pynetconnmon_downtime_by_cause_seconds": "counter",
 }
-# and from a monitor, which counts connect times (slow periods are off at -t 0.2)
+# and from a monitor, which counts connect times and watches slow periods (relative to the
+# usual at -t 0.2, where 1000 ms cannot be seen) and lossy ones
 CONNECT_TYPES = {
     "pynetconnmon_connect_duration_seconds": "histogram",
     "pynetconnmon_probes": "counter",
     "pynetconnmon_probe_failures": "counter",
+    "pynetconnmon_rounds_not_started": "counter",
+    "pynetconnmon_slow": "gauge",
+    "pynetconnmon_slow_seconds": "counter",
+    "pynetconnmon_loss_ratio": "gauge",
+    "pynetconnmon_lossy": "gauge",
+    "pynetconnmon_lossy_seconds": "counter",
 }
 
 
