@@ -1205,8 +1205,7 @@ class OngoingLossy:
     """A lossy period while it lasts: its SYNs, in all and per target, and the same as of its
     latest round with a loss (`kept`), which ends it at the next round (`end`)."""
 
-    __slots__ = ("start_mono", "start_wall", "sent", "lost", "targets", "kept", "end",
-                 "window_percent", "window_sent", "window_lost")
+    __slots__ = ("start_mono", "start_wall", "sent", "lost", "targets", "kept", "end")
 
     def __init__(self, start_mono, start_wall, count):
         self.start_mono = start_mono
@@ -1215,7 +1214,6 @@ class OngoingLossy:
         self.targets = [[0, 0] for _ in range(count)]
         self.kept = None
         self.end = None
-        self.window_percent = self.window_sent = self.window_lost = None   # when it began
 
     def take(self, mono, wall, sent, lost, counts):
         if self.end is None and self.kept is not None:
@@ -1294,8 +1292,6 @@ class LossWindow:
         lossy = self.lossy = OngoingLossy(mono, wall, len(self.labels))
         for entry in self.rounds[first:]:
             lossy.take(*entry)
-        lossy.window_percent = loss_percent(self.lost, self.sent)
-        lossy.window_sent, lossy.window_lost = self.sent, self.lost
         return lossy
 
     def _ended(self, mono, wall, kept):
@@ -3820,13 +3816,12 @@ class Announcer:
             milliseconds(connect * 1000.0), label, "" if not usual else
             ", %.1f times its usual %s" % (connect / usual, milliseconds(usual * 1000.0))), wall)
 
-    def lossy(self, wall, lossy):
-        self.log.write("lossy", wall, start=iso_time(lossy.start_wall),
-                       loss_percent=lossy.window_percent, sent=lossy.window_sent,
-                       lost=lossy.window_lost)
-        self.console.info("LOSSY %s of the last %s lost (since %s)" % (
-            "%.1f %%" % lossy.window_percent, plural(lossy.window_sent, "connect attempt"),
-            local_time(lossy.start_wall)), wall)
+    def lossy(self, wall, lossy, targets):
+        percent = loss_percent(lossy.lost, lossy.sent)
+        self.log.write("lossy", wall, start=iso_time(lossy.start_wall), loss_percent=percent,
+                       sent=lossy.sent, lost=lossy.lost, targets=targets)
+        self.console.info("LOSSY %.1f %% of %s lost since %s" % (
+            percent, plural(lossy.sent, "connect attempt"), local_time(lossy.start_wall)), wall)
 
     def lossy_end(self, wall, ended, by_interruption=False):
         lossy = ended["lossy"]
@@ -4105,7 +4100,7 @@ class RoundInterpreter:
             return False
         kind, detail = change
         if kind == "lossy":
-            self.say.lossy(wall, detail)
+            self.say.lossy(wall, detail, self.loss.target_figures(detail.targets))
             return False
         return self._lossy_ended(detail, wall)
 

@@ -18,7 +18,7 @@ from homelab import homelab  # noqa: E402,F401
 # the soak runs for about a minute. Marked `lab`, so that `pytest tests -m "not lab"` runs the
 # fast tests alone.
 LAB_MODULES = {"test_faults.py", "test_netlab.py", "test_homelab.py", "test_causes_lab.py",
-               "test_latency_lab.py", "test_soak.py"}
+               "test_latency_lab.py", "test_loss_lab.py", "test_soak.py"}
 LAB_FIXTURES = {"netlab", "homelab"}
 
 

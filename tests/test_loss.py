@@ -114,9 +114,11 @@ def test_lossy_from_its_first_loss_once_the_window_says_so_until_under_half_the_
     window = LossWindow([A.label, B.label], 20.0, 5.0, rounds=10)
     assert feed(window, [CLEAN_ROUND] * 10) == []
     # rounds 10 on lose a SYN each; after round 14 the window (rounds 5-14) holds 5 of 25
-    [(number, (kind, lossy))] = feed(window, [LOSSY_ROUND] * 10, first=10)
+    [(number, (kind, lossy))] = feed(window, [LOSSY_ROUND] * 5, first=10)
     assert (number, kind, lossy.start_wall) == (14, "lossy", WALL_OFFSET + 10)
-    assert (lossy.window_percent, lossy.window_sent, lossy.window_lost) == (20.0, 25, 5)
+    # (the window held 5 of 25 SYNs lost; from its start, 5 of 15)
+    assert (lossy.sent, lossy.lost, lossy.targets) == (15, 5, [[10, 5], [5, 0]])
+    assert feed(window, [LOSSY_ROUND] * 5, first=15) == []
     # clean from round 20: lossy still with 7 of 10 rounds clean (3 of 27: 11.1 %), no longer
     # with 8 (2 of 22: 9.1 %, under half of 20 %): it ended at round 20, after its last loss
     [(number, (kind, ended))] = feed(window, [CLEAN_ROUND] * 10, first=20)
@@ -358,6 +360,9 @@ def test_syn_loss_for_80_s_is_one_lossy_period_measured_as_lost(tmp_path, utc, l
     print("%d %% lost: lossy %.0f-%.0f s, %s %% of %d SYNs (independently %.1f %% of %d)" % (
         loss * 100, start, end, ended["loss_percent"], ended["sent"], truth, syns))
     assert began["start"] == ended["start"] and not ended["ignored"]
+    assert began["sent"] < ended["sent"] and began["lost"] < ended["lost"]
+    assert "LOSSY %.1f %% of %d connect attempts lost since " % (
+        began["loss_percent"], began["sent"]) in "\n".join(run.console_lines())
     # the end: the round after the last one with a loss, which may be that of a timeout told
     # by its target's next answer
     assert 30 <= start <= 35 and 105 <= end <= 113
