@@ -132,7 +132,8 @@ SYN_LINEAR_TIMEOUTS = "/proc/sys/net/ipv4/tcp_syn_linear_timeouts"   # Linux 6.7
 LOSS_WINDOW_ROUNDS = 30          # loss is judged over the last 30 rounds while up (60 s at -i 2)
 LOSS_MIN_SENT = 20               # ... once they hold this many SYNs and
 LOSS_MIN_LOST = 3                # ... this many were lost: one or two alone tell nothing
-LOSS_OFF_SHARE = 0.5             # lossy until the loss falls below half of --loss (hysteresis)
+LOSS_OFF_SHARE = 0.5             # lossy until the loss has stayed below half of --loss for as
+                                 # many rounds as the window holds (hysteresis)
 LOSS_RUN_LIMIT = 5               # a target failing this many rounds in a row is down, not lossy
 USUAL_SLOT = 60.0                # s: a target's usual connect time is the median of the medians
 USUAL_SLOTS = 180                # of its last 180 slots of a minute (3 hours; in the state file)
@@ -1241,8 +1242,9 @@ class LossWindow:
     SynCounter), and the lossy periods they make.
 
     The connection turns lossy when the window holds at least LOSS_MIN_SENT SYNs, of which at
-    least LOSS_MIN_LOST and `percent` % were lost, and stays lossy until the window's loss falls
-    below LOSS_OFF_SHARE of `percent` (hysteresis: a line near the threshold does not flap).
+    least LOSS_MIN_LOST and `percent` % were lost, and stays lossy until the window's loss has
+    stayed below LOSS_OFF_SHARE of `percent` for `rounds` rounds in a row (hysteresis: a line
+    near the threshold does not flap; see docs/loss-and-latency.md).
     The period is dated by its losses: from the first round in the window with a loss when it
     turned lossy, to the round after its last round with a loss. An interruption that counts
     ends it where the interruption began, and starts the window afresh.
@@ -1257,6 +1259,7 @@ class LossWindow:
         self.rounds = []            # (mono, wall, sent, lost, per target or None), oldest first
         self.sent = self.lost = 0
         self.lossy = None           # OngoingLossy
+        self.calm = 0               # rounds in a row, while lossy, below the `off` share
 
     @property
     def ratio(self):
@@ -1278,10 +1281,12 @@ class LossWindow:
         if lossy is None:
             if self.lost >= LOSS_MIN_LOST and self.sent >= LOSS_MIN_SENT \
                     and self.lost >= self.on * self.sent:
+                self.calm = 0
                 return ("lossy", self._begin())
             return None
         lossy.take(mono, wall, sent, lost, counts)
-        if self.lost < self.off * self.sent or not self.sent:
+        self.calm = self.calm + 1 if self.lost < self.off * self.sent or not self.sent else 0
+        if self.calm >= self.length:
             end_mono, end_wall = lossy.end or (mono, wall)
             return ("lossy_end", self._ended(end_mono, end_wall, lossy.kept))
         return None
@@ -1986,7 +1991,8 @@ def render_metrics(snapshot, version=VERSION):
                "the last %d rounds; absent while they hold none." % LOSS_WINDOW_ROUNDS,
                single(snapshot.loss_ratio))
         family("lossy", "gauge", "1 while the connection is lossy: at least --loss %% of its "
-               "SYNs lost over the last %d rounds, until under half that." % LOSS_WINDOW_ROUNDS,
+               "SYNs lost over the last %d rounds, until under half that for as many."
+               % LOSS_WINDOW_ROUNDS,
                single(snapshot.lossy))
         family("lossy_seconds_total", "counter", "Seconds in lossy periods of at least "
                "--min-interruption, an ongoing one included.", single(snapshot.lossy_seconds))
@@ -7043,7 +7049,7 @@ def build_parser():
     parser.add_argument("--loss", type=_share, metavar="PCT",
                         help="the connection is lossy while at least PCT %%%% of its connect "
                              "attempts (SYNs) are lost over the last %d rounds up, until under "
-                             "half that; a lossy stretch of at least -m seconds is reported like "
+                             "half that for as many rounds; a lossy stretch of at least -m seconds is reported like "
                              "an interruption; 0: off (default: %g)"
                              % (LOSS_WINDOW_ROUNDS, DEFAULT_LOSS_PERCENT))
     parser.add_argument("--stats-interval", type=_seconds(0.0, STATS_INTERVAL_RANGE[1]),

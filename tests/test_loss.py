@@ -119,10 +119,11 @@ def test_lossy_from_its_first_loss_once_the_window_says_so_until_under_half_the_
     # (the window held 5 of 25 SYNs lost; from its start, 5 of 15)
     assert (lossy.sent, lossy.lost, lossy.targets) == (15, 5, [[10, 5], [5, 0]])
     assert feed(window, [LOSSY_ROUND] * 5, first=15) == []
-    # clean from round 20: lossy still with 7 of 10 rounds clean (3 of 27: 11.1 %), no longer
-    # with 8 (2 of 22: 9.1 %, under half of 20 %): it ended at round 20, after its last loss
-    [(number, (kind, ended))] = feed(window, [CLEAN_ROUND] * 10, first=20)
-    assert (number, kind) == (27, "lossy_end")
+    # clean from round 20: the window's loss is above half of 20 % with 7 of 10 rounds clean
+    # (3 of 27: 11.1 %), below with 8 (2 of 22: 9.1 %); once it has stayed below for a window's
+    # rounds (27 to 36), the period has ended: at round 20, after its last loss
+    [(number, (kind, ended))] = feed(window, [CLEAN_ROUND] * 20, first=20)
+    assert (number, kind) == (36, "lossy_end")
     assert {key: value for key, value in ended.items() if key != "lossy"} == dict(
         end=WALL_OFFSET + 20, duration=10.0, ignored=False, loss_percent=33.3, sent=30, lost=10,
         targets={A.label: {"sent": 20, "lost": 10, "loss_percent": 50.0},
@@ -154,9 +155,10 @@ def test_too_few_syns_or_losses_tell_nothing():
 def test_a_short_lossy_stretch_is_ignored():
     window = LossWindow([A.label, B.label], 20.0, 5.0, rounds=10)
     feed(window, [CLEAN_ROUND] * 10)
-    changes = feed(window, [(4, 3, ((3, 2), (1, 1)))] * 3 + [CLEAN_ROUND] * 12, first=10)
-    # lossy once 6 of 24 SYNs were lost; ended when its last lossy round left the window
-    assert [(number, kind) for number, (kind, _) in changes] == [(11, "lossy"), (22, "lossy_end")]
+    changes = feed(window, [(4, 3, ((3, 2), (1, 1)))] * 3 + [CLEAN_ROUND] * 25, first=10)
+    # lossy once 6 of 24 SYNs were lost; calm from round 22, when its last lossy round left the
+    # window, for ten rounds
+    assert [(number, kind) for number, (kind, _) in changes] == [(11, "lossy"), (31, "lossy_end")]
     ended = changes[1][1][1]
     assert (ended["duration"], ended["ignored"], ended["sent"], ended["lost"]) == (3.0, True, 12, 9)
 
@@ -439,7 +441,7 @@ def test_an_outage_inside_a_lossy_stretch_is_one_interruption_and_not_loss(tmp_p
 # -- across a restart, and the state file ---------------------------------------------------------
 
 def test_a_lossy_period_pending_report_and_the_usual_survive_a_restart(tmp_path, utc):
-    first = LineRun(tmp_path, lossy_between(30, 110, 0.3), stop_at=130,
+    first = LineRun(tmp_path, lossy_between(30, 110, 0.3), stop_at=170,
                     fail_during=[(0, 1000)]).run()
     saved = first.saved_state()
     [kept] = saved["lossy_pending"]
@@ -487,7 +489,7 @@ def test_the_metrics_of_loss_and_jitter(tmp_path):
         "# TYPE pynetconnmon_loss_ratio gauge\n"
         "pynetconnmon_loss_ratio 0.3125\n"
         "# HELP pynetconnmon_lossy 1 while the connection is lossy: at least --loss % of its "
-        "SYNs lost over the last 30 rounds, until under half that.\n"
+        "SYNs lost over the last 30 rounds, until under half that for as many.\n"
         "# TYPE pynetconnmon_lossy gauge\n"
         "pynetconnmon_lossy 1\n"
         "# HELP pynetconnmon_lossy_seconds_total Seconds in lossy periods of at least "
