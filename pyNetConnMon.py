@@ -3746,10 +3746,12 @@ class Announcer:
                                   GATEWAY_PORT if settings.gateway == "auto"
                                   else settings.gateway.port), wall)
         if settings.slow is None and not settings.slow_ms:
-            self.console.info("slow periods are not watched: a connect of %s (the default "
-                              "--slow) is a timeout with -t %g; give a longer -t, or --slow "
-                              "below %g" % (milliseconds(DEFAULT_SLOW_MS), settings.timeout,
-                                            settings.timeout * 1000), wall)
+            self.console.info("slow periods only against the usual (%gx): a connect of %s (the "
+                              "default --slow) is a timeout with -t %g; give a longer -t, or "
+                              "--slow below %g" % (settings.slow_times,
+                                                   milliseconds(DEFAULT_SLOW_MS),
+                                                   settings.timeout, settings.timeout * 1000),
+                              wall)
 
     @staticmethod
     def _window(outage):
