@@ -513,3 +513,22 @@ def test_loss_off_watches_nothing(tmp_path):
     start, = run.events("start")
     assert (start["loss_percent"], start["slow_factor"]) == (0.0, 4.0)
     json.dumps(run.saved_state())
+
+
+def test_lossy_periods_beyond_the_pending_limit_fold_into_one_counted_entry():
+    pending = pyNetConnMon.PendingReports(pyNetConnMon.ReportBackoff(60, 3600, 300), limit=4)
+    for number in range(6):
+        pending.add(WALL_OFFSET + number * 100, WALL_OFFSET + number * 100 + 30, 30.0, "",
+                    [A.label], kind="lossy", loss_percent=25.0, sent=40, lost=10)
+    assert (len(pending.lossy_items), pending.lossy_count, len(pending)) == (4, 6, 4)
+    folded = pending.lossy_items[2]
+    assert (folded.kind, folded.count, folded.sent, folded.lost, folded.loss_percent,
+            folded.duration) == ("lossy", 3, 120, 30, 25.0, 90.0)
+    subject, body = pyNetConnMon.format_report(pending.due(0.0, False), "pi")
+    assert subject == "pyNetConnMon on pi: 6 lossy periods, 3 min lossy"
+    assert "3 lossy periods between these times, added up here (the event log has each)" in body
+    restored = pyNetConnMon.PendingReports(pyNetConnMon.ReportBackoff(60, 3600, 300), limit=4)
+    restored.restore(check_state(dict(pending.to_dict(0.0, WALL_OFFSET), format=1)), 0.0,
+                     WALL_OFFSET)
+    assert [(item.count, item.sent, item.lost) for item in restored.lossy_items] == [
+        (1, 40, 10), (1, 40, 10), (3, 120, 30), (1, 40, 10)]
