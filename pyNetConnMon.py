@@ -43,6 +43,7 @@ loader.exec_module(module)
 
 import argparse
 import bisect
+import collections
 import errno
 import ipaddress
 import json
@@ -137,6 +138,8 @@ LOSS_OFF_SHARE = 0.5             # lossy until the loss has stayed below half of
 LOSS_RUN_LIMIT = 5               # a target failing this many rounds in a row is down, not lossy
 USUAL_SLOT = 60.0                # s: a target's usual connect time is the median of the medians
 USUAL_SLOTS = 180                # of its last 180 slots of a minute (3 hours; in the state file)
+USUAL_SAMPLE = 1.0               # s: at most one round a second feeds them (-i 0.05: a round's
+                                 # CPU stays that of before)
 CONNECT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0,
                    16.0)         # s, the metrics histogram's: 1, 2, 4, 8 s part resent SYNs
 
@@ -1074,17 +1077,23 @@ class UsualTimes:
     of USUAL_SLOT seconds (3 hours). A median of medians moves little with a bad hour, and a
     lasting change becomes the usual after half the history. A slot's median comes from a
     ConnectTimes histogram, so the memory does not grow with the rounds; the slot medians are
-    kept in the state file. A target has no usual until its first slot has ended."""
+    kept in the state file. A target has no usual until its first slot has ended. At most one
+    round every `sample` seconds is taken: 60 connects make a minute's median as well as 1200."""
 
-    def __init__(self, slot=USUAL_SLOT, slots=USUAL_SLOTS):
+    def __init__(self, slot=USUAL_SLOT, slots=USUAL_SLOTS, sample=USUAL_SAMPLE):
         self.slot = slot
         self.slots = slots
+        self.sample = sample
+        self.next_sample = -math.inf    # monotonic: the next round taken, at the earliest
         self.slot_end = None        # monotonic end of the slot under way
         self.current = {}           # label -> ConnectTimes of the slot under way
         self.history = {}           # label -> [slot medians, ms], oldest first
         self.usual = {}             # label -> the usual connect time, s
 
     def add(self, results, mono):
+        if mono < self.next_sample:
+            return
+        self.next_sample = mono + self.sample
         if self.slot_end is None:
             self.slot_end = mono + self.slot
         elif mono >= self.slot_end:
@@ -1176,6 +1185,13 @@ class SynCounter:
     def count(self, results, baseline):
         """(sent, lost, per target ((sent, lost), ...) in the order of `results`, or None when
         every target answered its first SYN)."""
+        if not self.runs:
+            first = self.first
+            for result in results:      # the usual round: every connect faster than a resend
+                if not result.up or (result.connect_time or 0.0) >= first:
+                    break
+            else:
+                return len(results), 0, None
         sent = lost = 0
         pairs = []
         runs = self.runs
@@ -1256,7 +1272,8 @@ class LossWindow:
         self.off = self.on * LOSS_OFF_SHARE
         self.min_duration = min_duration
         self.length = rounds
-        self.rounds = []            # (mono, wall, sent, lost, per target or None), oldest first
+        # (mono, wall, sent, lost, per target or None), oldest first
+        self.rounds = collections.deque(maxlen=rounds)
         self.sent = self.lost = 0
         self.lossy = None           # OngoingLossy
         self.calm = 0               # rounds in a row, while lossy, below the `off` share
@@ -1270,13 +1287,13 @@ class LossWindow:
         """Records a round begun at `mono`. Returns ("lossy", OngoingLossy), ("lossy_end",
         figures of the period (see _ended)) or None."""
         rounds = self.rounds
+        if len(rounds) == self.length:     # the oldest round leaves the window
+            _, _, old_sent, old_lost, _ = rounds[0]
+            self.sent -= old_sent
+            self.lost -= old_lost
         rounds.append((mono, wall, sent, lost, counts))
         self.sent += sent
         self.lost += lost
-        if len(rounds) > self.length:
-            _, _, old_sent, old_lost, _ = rounds.pop(0)
-            self.sent -= old_sent
-            self.lost -= old_lost
         lossy = self.lossy
         if lossy is None:
             if self.lost >= LOSS_MIN_LOST and self.sent >= LOSS_MIN_SENT \
@@ -1292,10 +1309,11 @@ class LossWindow:
         return None
 
     def _begin(self):
-        first = next(number for number, entry in enumerate(self.rounds) if entry[3])
-        mono, wall = self.rounds[first][:2]
+        rounds = list(self.rounds)
+        first = next(number for number, entry in enumerate(rounds) if entry[3])
+        mono, wall = rounds[first][:2]
         lossy = self.lossy = OngoingLossy(mono, wall, len(self.labels))
-        for entry in self.rounds[first:]:
+        for entry in rounds[first:]:
             lossy.take(*entry)
         return lossy
 
@@ -1315,7 +1333,8 @@ class LossWindow:
     def interrupted(self, mono, wall):
         """An interruption that counts began at `mono`: the lossy period ends there (figures as
         _ended, or None when not lossy), and the window starts afresh."""
-        self.rounds, self.sent, self.lost = [], 0, 0
+        self.rounds.clear()
+        self.sent = self.lost = 0
         return self.end(mono, wall)
 
     def end(self, mono, wall):
@@ -4067,10 +4086,10 @@ class RoundInterpreter:
                 self.jitter = tuple((label, figures["jitter_ms"] / 1000.0)
                                     for label, figures in ended[2].items()
                                     if figures["jitter_ms"] is not None)
-        down = self.tracker.is_down
+        down = self.tracker.outage is not None
         if self.syns is not None:
             self.round_syns = None if down else self.syns.count(results, self.usual.baseline)
-        if self.slow_rule is not None or self.syns is not None:
+        if mono >= self.usual.next_sample and (self.slow_rule or self.syns):
             self.usual.add(results, mono)
         fastest = fastest_connect(results)
         if self.slow is None or fastest is None or down:
