@@ -54,7 +54,9 @@ class LossyUplink:
         if not _wait_for_line(self.process.stdout, "lossywire ready", READY_TIMEOUT):
             self.stop()
             raise AssertionError("lossywire did not start: %s" % (folder / "wire.err").read_text())
-        self.changes = len(self._controls())  # the empty control file it read at the start
+        # it reads its (empty) control file once it runs, and logs that as its first change
+        wait_until(self._controls, READY_TIMEOUT, "the wire reading its control file")
+        self.changes = 1
         for target in (TARGET_IP, TARGET_IP2):
             _ip("-n", lab.router_ns, "route", "replace", target + "/32", "dev", "lw0")
         _ip("-n", lab.target_ns, "route", "replace", LAN, "dev", "lw0")
