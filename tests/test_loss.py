@@ -532,3 +532,26 @@ def test_lossy_periods_beyond_the_pending_limit_fold_into_one_counted_entry():
                      WALL_OFFSET)
     assert [(item.count, item.sent, item.lost) for item in restored.lossy_items] == [
         (1, 40, 10), (1, 40, 10), (3, 120, 30), (1, 40, 10)]
+
+
+def test_discard_pending_forgets_lossy_periods_too(tmp_path):
+    from harness import run_program
+    path, log = tmp_path / "state.json", tmp_path / "events.jsonl"
+    path.write_text(json.dumps({"format": 1, "heartbeat": WALL_OFFSET, "clean_stop": False,
+                                "targets": [A.label], "lossy": {"start": WALL_OFFSET - 40,
+                                                                "sent": 90, "lost": 27},
+                                "lossy_pending": [{"id": 3, "start": WALL_OFFSET - 500,
+                                                   "end": WALL_OFFSET - 400, "duration": 100.0,
+                                                   "reason": "", "kind": "lossy",
+                                                   "targets": [A.label], "loss_percent": 30.0,
+                                                   "sent": 300, "lost": 90}]}))
+    result = run_program("-a", "127.0.0.1", "--discard-pending", "--state-file", path,
+                         "--log-file", log, timeout=10)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith(" discarded 1 lossy period waiting for a report (state file "
+                                  "%s)\n" % path)
+    saved = json.loads(path.read_text())
+    assert (saved["lossy_pending"], saved["lossy"], saved["clean_stop"]) == ([], None, True)
+    [event] = [json.loads(line) for line in log.read_text().splitlines()]
+    assert (event["event"], event["interruptions"], event["lossy_periods"]) == (
+        "pending_discarded", 0, 1)
