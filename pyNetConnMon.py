@@ -161,6 +161,10 @@ DOWN_INTERVAL_MIN = 0.05         # ... but no more often than every this many se
 MAX_WAIT = 86400.0               # seconds: the longest single wait (poll() counts in an int of ms)
 DOWN_CONNECTS_LIMIT = 64         # connects in flight at most while probing fast (see Prober)
 DEFAULT_SLOW_MS = 1000.0         # a SYN the kernel had to send again makes a connect 1 s slower
+DEFAULT_SLOW_FACTOR = 4.0        # and by default also slow at 4 times the usual connect time ...
+SLOW_MARGIN_MS = 50.0            # ... if that is at least this much more (1 -> 4 ms on a LAN is
+#                                  not)
+DEFAULT_LOSS_PERCENT = 10.0      # lossy while at least this share of SYNs is lost (see LossWindow)
 DEFAULT_STATS_INTERVAL = 60.0
 
 NOTIFY_COMMAND_TIMEOUT = 60.0
@@ -222,6 +226,19 @@ CONNECT_TIME_RANGE = (0.001, 1e6)    # ms; a time outside is counted at the edge
 RESENT_SYN_AFTER = (1.0, 3.0, 7.0, 15.0, 31.0, 63.0)   # s after the first SYN (Linux: RTO 1 s,
                                                        # doubled for each further one)
 RESENT_SYN_MARGIN = 0.1          # s: a connect this much earlier than a resend still counts
+RESENT_SYN_FIT = 0.25            # s: ... and one at most this much later (the loss window): a
+                                 # later one waited in a queue, not for a resent SYN
+SYN_LINEAR_TIMEOUTS = "/proc/sys/net/ipv4/tcp_syn_linear_timeouts"   # Linux 6.7 and newer
+LOSS_WINDOW_ROUNDS = 30          # loss is judged over the last 30 rounds while up (60 s at -i 2)
+LOSS_MIN_SENT = 20               # ... once they hold this many SYNs and
+LOSS_MIN_LOST = 3                # ... this many were lost: one or two alone tell nothing
+LOSS_OFF_SHARE = 0.5             # lossy until the loss has stayed below half of --loss for as
+                                 # many rounds as the window holds (hysteresis)
+LOSS_RUN_LIMIT = 5               # a target failing this many rounds in a row is down, not lossy
+USUAL_SLOT = 60.0                # s: a target's usual connect time is the median of the medians
+USUAL_SLOTS = 180                # of its last 180 slots of a minute (3 hours; in the state file)
+USUAL_SAMPLE = 1.0               # s: at most one round a second feeds them (-i 0.05: a round's
+                                 # CPU stays that of before)
 CONNECT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0,
                    16.0)         # s, the metrics histogram's: 1, 2, 4, 8 s part resent SYNs
 
@@ -256,7 +273,7 @@ class Settings:
                  "metrics_port", "metrics_address", "ping_url", "ping_interval", "pysendmail",
                  "notify_command", "no_mail", "test_mail", "once", "quiet", "summary", "since",
                  "until", "discard_pending", "gateway", "slow", "stats_interval", "html", "csv",
-                 "down_interval")
+                 "down_interval", "slow_factor", "loss")
 
     DEFAULTS = dict(targets=(), interval=DEFAULT_INTERVAL, timeout=DEFAULT_TIMEOUT,
                     min_interruption=DEFAULT_MIN_INTERRUPTION, backoff_min=DEFAULT_BACKOFF_MIN,
@@ -267,7 +284,7 @@ class Settings:
                     no_mail=False, test_mail=False, once=False, quiet=False, summary=False,
                     since=None, until=None, discard_pending=False, gateway="auto", slow=None,
                     stats_interval=DEFAULT_STATS_INTERVAL, html=None, csv=None,
-                    down_interval=None)
+                    down_interval=None, slow_factor=None, loss=DEFAULT_LOSS_PERCENT)
 
     def __init__(self, **values):
         unknown = set(values) - set(self.__slots__)
@@ -296,6 +313,15 @@ class Settings:
             return self.slow
         return DEFAULT_SLOW_MS if DEFAULT_SLOW_MS < self.timeout * 1000.0 else 0.0
 
+    @property
+    def slow_times(self):
+        """The relative slow threshold in effect (--slow Nx): N, or 0 when not watched. Neither
+        form given: DEFAULT_SLOW_FACTOR beside the default absolute one; `--slow MS` alone
+        watches only the absolute one, as it always did."""
+        if self.slow_factor is not None:
+            return self.slow_factor
+        return DEFAULT_SLOW_FACTOR if self.slow is None else 0.0
+
 
 # ---------------------------------------------------------------------------------------------
 # The event log's vocabulary: the one list of events that the monitor writes and --summary reads
@@ -313,7 +339,8 @@ class EventKind:
 EVENTS = {
     "start": EventKind(("version", "targets", "interval", "down_interval", "timeout",
                         "min_interruption", "backoff_min", "backoff_max", "backoff_step", "pid",
-                        "state_file", "gateway", "slow_ms", "stats_interval", "host"), True),
+                        "state_file", "gateway", "slow_ms", "stats_interval", "host",
+                        "slow_factor", "loss_percent"), True),
     "stop": EventKind(("signal", "down_since", "cause"), True),
     "down": EventKind(("start", "start_after", "start_before", "reason", "targets", "cause"),
                       True),    # the first round's cause
@@ -332,12 +359,17 @@ EVENTS = {
     # slow, not down: even the fastest target took --slow or longer to connect
     "slow": EventKind(("start", "connect_ms"), True),
     "slow_end": EventKind(("start", "end", "duration", "ignored", "median_ms", "max_ms"), True),
+    # lossy, not down: at least --loss % of the connect attempts (SYNs) were lost while up
+    "lossy": EventKind(("start", "loss_percent", "sent", "lost", "targets")),
+    "lossy_end": EventKind(("start", "end", "duration", "ignored", "loss_percent", "sent", "lost",
+                            "targets")),
     "stats": EventKind(("start", "end", "targets")),
     "report_sent": EventKind(("interruptions", "partial_outages", "slow_periods", "via",
-                              "next_wait")),
+                              "next_wait", "lossy_periods")),
     "report_failed": EventKind(("interruptions", "partial_outages", "slow_periods", "via",
-                                "reason", "retry_in")),
-    "pending_discarded": EventKind(("interruptions", "partial_outages", "slow_periods")),
+                                "reason", "retry_in", "lossy_periods")),
+    "pending_discarded": EventKind(("interruptions", "partial_outages", "slow_periods",
+                                    "lossy_periods")),
     "ping_failed": EventKind(("url", "reason")),
     "ping_ok": EventKind(("url",)),
 }
@@ -400,10 +432,11 @@ class Interruption:
     """One stretch of downtime: wall-clock start for people, a monotonic-clock duration."""
 
     __slots__ = ("id", "start", "end", "duration", "reason", "kind", "cut_short", "targets",
-                 "count", "cause", "part", "median_ms", "max_ms")
+                 "count", "cause", "part", "median_ms", "max_ms", "loss_percent", "sent", "lost")
 
     def __init__(self, id, start, end, duration, reason, kind="outage", cut_short=False,
-                 targets=(), count=1, cause=None, part=None, median_ms=None, max_ms=None):
+                 targets=(), count=1, cause=None, part=None, median_ms=None, max_ms=None,
+                 loss_percent=None, sent=None, lost=None):
         self.id = id
         self.start = start          # wall-clock epoch seconds of the first failed round
         self.end = end              # wall-clock epoch seconds of the first good round
@@ -411,7 +444,8 @@ class Interruption:
         self.reason = reason
         self.kind = kind            # "outage", "gap" (the monitor was not running), "many",
                                     # "partial" (the connection stayed up: see `part`), or
-                                    # "slow": a slow period (the connection was up, but slow)
+                                    # "slow": a slow period (the connection was up, but slow),
+                                    # "lossy": a lossy period (up, but losing SYNs)
         self.cut_short = cut_short  # the monitor stopped while the network was still down (slow)
         self.targets = list(targets)    # labels of the targets it was measured on
         self.count = count          # > 1 for "many", and for slow periods folded into one entry
@@ -420,11 +454,16 @@ class Interruption:
                                     # None for an interruption
         self.median_ms = median_ms  # a slow period's fastest connects: their median (None when
         self.max_ms = max_ms        # folded) and maximum
+        self.loss_percent = loss_percent    # a lossy period's SYNs lost, in % of those sent
+        self.sent = sent
+        self.lost = lost
 
     def to_dict(self):
         data = {name: getattr(self, name) for name in self.__slots__}
         if self.kind != "slow":
             del data["median_ms"], data["max_ms"]
+        if self.kind != "lossy":
+            del data["loss_percent"], data["sent"], data["lost"]
         return data
 
     @classmethod
@@ -1004,16 +1043,46 @@ class ConnectTimes:
         return None
 
 
-def resent_syns(extra):
+def resent_syns(extra, schedule=RESENT_SYN_AFTER):
     """How many SYNs the kernel sent again for a connect that took `extra` seconds longer than
-    the usual: Linux resends an unanswered SYN 1 s after the first, then 3, 7, 15 ... s after
-    it; each counts once the connect took that long, less RESENT_SYN_MARGIN."""
+    the usual: Linux resends an unanswered SYN at the instants of `schedule` (seconds after the
+    first; see syn_resend_schedule); each counts once the connect took that long, less
+    RESENT_SYN_MARGIN."""
     count = 0
-    for after in RESENT_SYN_AFTER:
+    for after in schedule:
         if extra < after - RESENT_SYN_MARGIN:
             break
         count += 1
     return count
+
+
+def fitting_resent_syns(extra, schedule):
+    """resent_syns(), but 0 unless `extra` lies within RESENT_SYN_FIT after a resend: a connect
+    that took 1.5 s on a line of 20 ms waited in a queue (a SYN resent at 1 s would have been
+    answered at 1.02 s), and tells nothing about loss."""
+    count = resent_syns(extra, schedule)
+    return count if count and extra <= schedule[count - 1] + RESENT_SYN_FIT else 0
+
+
+def syn_resend_schedule(linear):
+    """When Linux sends an unanswered SYN again, in seconds after the first: `linear` times a
+    second apart (net.ipv4.tcp_syn_linear_timeouts, Linux 6.7 and newer: 1, 2, 3, 4 s), then
+    with the wait doubled each time; `linear` None (older kernels): doubled from the start,
+    RESENT_SYN_AFTER (1, 3, 7, 15 ... s)."""
+    linear = linear or 0
+    moments, wait, moment = [], 1.0, 0.0
+    for number in range(linear + len(RESENT_SYN_AFTER)):
+        moment += wait
+        moments.append(moment)
+        if number >= linear - 1:
+            wait *= 2
+    return tuple(moments)
+
+
+def failed_connect_syns(timeout, schedule):
+    """The SYNs a connect that timed out after `timeout` seconds sent, all lost: the first
+    and each one sent again before the timeout."""
+    return 1 + sum(1 for after in schedule if after < timeout - RESENT_SYN_MARGIN)
 
 
 def _ms(value):
@@ -1021,25 +1090,31 @@ def _ms(value):
 
 
 class TargetWindow:
-    __slots__ = ("probes", "failures", "times")
+    __slots__ = ("probes", "failures", "times", "last", "jitter", "steps")
 
     def __init__(self):
         self.probes = 0
         self.failures = 0
         self.times = ConnectTimes()
+        self.last = None            # s: the latest connect time, for the jitter
+        self.jitter = 0.0           # s: the sum of the differences between consecutive times
+        self.steps = 0              # ... and how many differences that is
 
 
 class StatisticsWindow:
     """Each target's probes, failures and connect times over windows of `length` seconds on
     the monotonic clock, and at each window's end its figures (see figures()).
 
-    A round belongs to the window it began in. Losses: a connect that took at least 0.9 s
-    longer than the usual (the lower of this window's minimum and the previous window's median)
-    waited for a SYN sent again, 2.9 s longer for two (see resent_syns).
+    A round belongs to the window it began in; a round that started no connect (see
+    ProbeResult.tried) is not counted. Losses: a connect that took at least 0.9 s longer than
+    the usual (the lower of this window's minimum and the previous window's median) waited for
+    a SYN sent again, and so on by the kernel's `schedule` (see resent_syns). Jitter: the mean
+    difference between consecutive connect times of a target.
     """
 
-    def __init__(self, length):
+    def __init__(self, length, schedule=RESENT_SYN_AFTER):
         self.length = length
+        self.schedule = schedule
         self.start = None           # (monotonic, wall clock) of the window's start
         self.targets = {}           # label -> TargetWindow
         self.previous_median = {}   # label -> ms, of the window before
@@ -1057,13 +1132,20 @@ class StatisticsWindow:
             self.start = (start_mono + later, start_wall + later)
         targets = self.targets
         for result in results:
+            if not result.tried:
+                continue
             label = result.target.label
             window = targets.get(label)
             if window is None:
                 window = targets[label] = TargetWindow()
             window.probes += 1
             if result.up:
-                window.times.add(result.connect_time or 0.0)
+                seconds = result.connect_time or 0.0
+                window.times.add(seconds)
+                if window.last is not None:
+                    window.jitter += abs(seconds - window.last)
+                    window.steps += 1
+                window.last = seconds
             else:
                 window.failures += 1
         return ended
@@ -1082,12 +1164,14 @@ class StatisticsWindow:
         times = window.times
         median = times.percentile(0.5)
         usual = min(times.minimum, self.previous_median.get(label, math.inf))
-        losses = sum(resent_syns((ms - usual) / 1000.0) * count for ms, count in times.values())
+        losses = sum(resent_syns((ms - usual) / 1000.0, self.schedule) * count
+                     for ms, count in times.values())
         if median is not None:
             self.previous_median[label] = median
         return {"probes": window.probes, "failures": window.failures, "losses": losses,
                 "min_ms": _ms(times.minimum), "median_ms": _ms(median),
-                "p95_ms": _ms(times.percentile(0.95)), "max_ms": _ms(times.maximum)}
+                "p95_ms": _ms(times.percentile(0.95)), "max_ms": _ms(times.maximum),
+                "jitter_ms": _ms(window.jitter * 1000.0 / window.steps) if window.steps else None}
 
 
 class ConnectCounters:
@@ -1099,6 +1183,8 @@ class ConnectCounters:
 
     def record(self, results):
         for result in results:
+            if not result.tried:
+                continue
             counts = self.targets.get(result.target.label)
             if counts is None:
                 counts = self.targets[result.target.label] = [
@@ -1121,17 +1207,6 @@ class ConnectCounters:
                 cumulative.append(running)
             rows.append((label, probes, failures, round(total, 6), tuple(cumulative)))
         return tuple(rows)
-
-
-def fastest_connect(results):
-    """The connect time of the fastest target that answered, or None when none did."""
-    fastest = None
-    for result in results:
-        if result.up:
-            seconds = result.connect_time or 0.0
-            if fastest is None or seconds < fastest:
-                fastest = seconds
-    return fastest
 
 
 class OngoingSlow:
@@ -1160,10 +1235,14 @@ class SlowTracker:
     def is_slow(self):
         return self.slow is not None
 
-    def observe(self, fastest, mono, wall):
-        """`fastest`: seconds, or None when no target answered. Returns ("slow", OngoingSlow),
-        ("slow_end", (OngoingSlow, end wall, duration, ignored, by_interruption)) or None."""
-        if fastest is not None and fastest >= self.threshold:
+    def observe(self, fastest, mono, wall, slow=None):
+        """`fastest`: seconds, or None when no target answered; `slow`: whether the round is
+        slow (SlowRule), None: when `fastest` reaches the threshold. Returns ("slow",
+        OngoingSlow), ("slow_end", (OngoingSlow, end wall, duration, ignored, by_interruption))
+        or None."""
+        if slow is None:
+            slow = fastest is not None and fastest >= self.threshold
+        if fastest is not None and slow:
             if self.slow is None:
                 self.slow = OngoingSlow(mono, wall)
                 self.slow.times.add(fastest)
@@ -1187,12 +1266,296 @@ class SlowTracker:
         return 0.0 if self.slow is None else max(0.0, mono - self.slow.start_mono)
 
 
+class UsualTimes:
+    """Each target's usual connect time: the median of its medians of the last USUAL_SLOTS slots
+    of USUAL_SLOT seconds (3 hours). A median of medians moves little with a bad hour, and a
+    lasting change becomes the usual after half the history. A slot's median comes from a
+    ConnectTimes histogram, so the memory does not grow with the rounds; the slot medians are
+    kept in the state file. A target has no usual until its first slot has ended. At most one
+    round every `sample` seconds is taken: 60 connects make a minute's median as well as 1200."""
+
+    def __init__(self, slot=USUAL_SLOT, slots=USUAL_SLOTS, sample=USUAL_SAMPLE):
+        self.slot = slot
+        self.slots = slots
+        self.sample = sample
+        self.next_sample = -math.inf    # monotonic: the next round taken, at the earliest
+        self.slot_end = None        # monotonic end of the slot under way
+        self.current = {}           # label -> ConnectTimes of the slot under way
+        self.history = {}           # label -> [slot medians, ms], oldest first
+        self.usual = {}             # label -> the usual connect time, s
+
+    def add(self, results, mono):
+        if mono < self.next_sample:
+            return
+        self.next_sample = mono + self.sample
+        if self.slot_end is None:
+            self.slot_end = mono + self.slot
+        elif mono >= self.slot_end:
+            self._close()
+            self.slot_end += (math.floor((mono - self.slot_end) / self.slot) + 1) * self.slot
+        current = self.current
+        for result in results:
+            if result.up and result.tried:
+                times = current.get(result.target.label)
+                if times is None:
+                    times = current[result.target.label] = ConnectTimes()
+                times.add(result.connect_time or 0.0)
+
+    def _close(self):
+        for label, times in self.current.items():
+            kept = self.history.setdefault(label, [])
+            kept.append(_ms(times.percentile(0.5)))
+            del kept[:-self.slots]
+            self._settle(label)
+        self.current = {}
+
+    def _settle(self, label):
+        ordered = sorted(self.history[label])
+        self.usual[label] = ordered[(len(ordered) - 1) // 2] / 1000.0   # the lower median
+
+    def baseline(self, label):
+        """s: what a connect of `label` takes when no SYN is lost: its usual, or before it has
+        one, the fastest of its slot under way (0 when none answered yet)."""
+        usual = self.usual.get(label)
+        if usual is not None:
+            return usual
+        times = self.current.get(label)
+        return times.minimum / 1000.0 if times is not None else 0.0
+
+    def to_dict(self):
+        return {label: list(kept) for label, kept in self.history.items()}
+
+    def restore(self, history, labels):
+        """Takes over the slot medians of a checked state for the targets still watched."""
+        for label in labels:
+            if history.get(label):
+                self.history[label] = list(history[label][-self.slots:])
+                self._settle(label)
+
+
+class SlowRule:
+    """Is a round slow? Absolutely (--slow MS): even the fastest target took `threshold_ms` or
+    longer. Relatively (--slow Nx): every target that answered took at least `factor` times its
+    usual connect time (UsualTimes) and SLOW_MARGIN_MS more, so that 1 ms -> 4 ms on a LAN is
+    not slow; a target without a usual yet is not slow by it. Either makes the round slow."""
+
+    def __init__(self, threshold_ms, factor, usual, margin_ms=SLOW_MARGIN_MS):
+        self.threshold = threshold_ms / 1000.0 if threshold_ms else math.inf
+        self.factor = factor
+        self.margin = margin_ms / 1000.0
+        self.usual = usual          # label -> s (UsualTimes.usual)
+
+    def judge(self, results, fastest):
+        if fastest >= self.threshold:
+            return True
+        if not self.factor or fastest < self.margin:
+            return False
+        usual = self.usual
+        for result in results:
+            if result.up:
+                typical = usual.get(result.target.label)
+                seconds = result.connect_time or 0.0
+                if typical is None or seconds < typical * self.factor \
+                        or seconds < typical + self.margin:
+                    return False
+        return True
+
+
+class SynCounter:
+    """The SYNs each target's connect of a round sent and lost, as its outcome tells. An answer
+    that came k resends later than the usual (fitting_resent_syns) sent k + 1 and lost k; a
+    refusal sent
+    one that arrived; a timeout sent failed_connect_syns() and lost them all, but counts only
+    once the target answers again within LOSS_RUN_LIMIT rounds: a target that stays silent is
+    down (a partial outage, or an interruption), not lossy. Other failures (unreachable, no
+    address) tell nothing about loss."""
+
+    def __init__(self, timeout, schedule):
+        self.schedule = schedule
+        self.failed = failed_connect_syns(timeout, schedule)
+        self.first = schedule[0] - RESENT_SYN_MARGIN
+        self.runs = {}              # label -> its timeouts in a row, not counted yet
+
+    def count(self, results, baseline):
+        """(sent, lost, per target ((sent, lost), ...) in the order of `results`, or None when
+        every target answered its first SYN)."""
+        if not self.runs:
+            first = self.first
+            for result in results:      # the usual round: every connect faster than a resend
+                if not result.up or (result.connect_time or 0.0) >= first:
+                    break
+            else:
+                return len(results), 0, None
+        sent = lost = 0
+        pairs = []
+        runs = self.runs
+        for result in results:
+            label = result.target.label
+            if result.up:
+                extra = (result.connect_time or 0.0) - baseline(label)
+                resent = fitting_resent_syns(extra, self.schedule) if extra >= self.first else 0
+                run = runs.pop(label, 0) if runs else 0
+                if run < LOSS_RUN_LIMIT:
+                    resent += run * self.failed
+                pair = (resent + 1, resent)
+            elif result.reason == "timeout":
+                runs[label] = runs.get(label, 0) + 1
+                pair = (0, 0)
+            else:
+                pair = (1, 0) if result.reason == "refused" else (0, 0)
+            sent += pair[0]
+            lost += pair[1]
+            pairs.append(pair)
+        return sent, lost, (None if lost == 0 and sent == len(pairs) else tuple(pairs))
+
+    def clear(self):
+        self.runs = {}
+
+
+class OngoingLossy:
+    """A lossy period while it lasts: its SYNs, in all and per target, and the same as of its
+    latest round with a loss (`kept`), which ends it at the next round (`end`)."""
+
+    __slots__ = ("start_mono", "start_wall", "sent", "lost", "targets", "kept", "end")
+
+    def __init__(self, start_mono, start_wall, count):
+        self.start_mono = start_mono
+        self.start_wall = start_wall
+        self.sent = self.lost = 0
+        self.targets = [[0, 0] for _ in range(count)]
+        self.kept = None
+        self.end = None
+
+    def take(self, mono, wall, sent, lost, counts):
+        if self.end is None and self.kept is not None:
+            self.end = (mono, wall)
+        self.sent += sent
+        self.lost += lost
+        if counts is None:
+            for figures in self.targets:
+                figures[0] += 1
+        else:
+            for figures, (one_sent, one_lost) in zip(self.targets, counts):
+                figures[0] += one_sent
+                figures[1] += one_lost
+        if lost:
+            self.kept = (self.sent, self.lost, [list(figures) for figures in self.targets])
+            self.end = None
+
+
+def loss_percent(lost, sent):
+    return round(100.0 * lost / sent, 1) if sent else None
+
+
+class LossWindow:
+    """SYNs sent and lost over the last `rounds` rounds in which the connection was up (see
+    SynCounter), and the lossy periods they make.
+
+    The connection turns lossy when the window holds at least LOSS_MIN_SENT SYNs, of which at
+    least LOSS_MIN_LOST and `percent` % were lost, and stays lossy until the window's loss has
+    stayed below LOSS_OFF_SHARE of `percent` for `rounds` rounds in a row (hysteresis: a line
+    near the threshold does not flap; see docs/loss-and-latency.md).
+    The period is dated by its losses: from the first round in the window with a loss when it
+    turned lossy, to the round after its last round with a loss. An interruption that counts
+    ends it where the interruption began, and starts the window afresh.
+    """
+
+    def __init__(self, labels, percent, min_duration, rounds=LOSS_WINDOW_ROUNDS):
+        self.labels = list(labels)
+        self.on = percent / 100.0
+        self.off = self.on * LOSS_OFF_SHARE
+        self.min_duration = min_duration
+        self.length = rounds
+        # (mono, wall, sent, lost, per target or None), oldest first
+        self.rounds = collections.deque(maxlen=rounds)
+        self.sent = self.lost = 0
+        self.lossy = None           # OngoingLossy
+        self.calm = 0               # rounds in a row, while lossy, below the `off` share
+        self.full = rounds * len(self.labels)   # SYNs of a window of usual rounds
+        # is the window full of rounds where every target answered its first SYN, and not
+        # lossy? Another such round then changes nothing (RoundInterpreter skips it)
+        self.settled = False
+
+    @property
+    def ratio(self):
+        """The share of SYNs lost in the window, None when it holds none."""
+        return self.lost / self.sent if self.sent else None
+
+    def add(self, mono, wall, sent, lost, counts):
+        """Records a round begun at `mono`. Returns ("lossy", OngoingLossy), ("lossy_end",
+        figures of the period (see _ended)) or None."""
+        rounds = self.rounds
+        if len(rounds) == self.length:     # the oldest round leaves the window
+            _, _, old_sent, old_lost, _ = rounds[0]
+            self.sent -= old_sent
+            self.lost -= old_lost
+        rounds.append((mono, wall, sent, lost, counts))
+        self.sent += sent
+        self.lost += lost
+        lossy = self.lossy
+        self.settled = lossy is None and not self.lost and self.sent == self.full \
+            and len(rounds) == self.length
+        if lossy is None:
+            if self.lost >= LOSS_MIN_LOST and self.sent >= LOSS_MIN_SENT \
+                    and self.lost >= self.on * self.sent:
+                self.calm = 0
+                return ("lossy", self._begin())
+            return None
+        lossy.take(mono, wall, sent, lost, counts)
+        self.calm = self.calm + 1 if self.lost < self.off * self.sent or not self.sent else 0
+        if self.calm >= self.length:
+            end_mono, end_wall = lossy.end or (mono, wall)
+            return ("lossy_end", self._ended(end_mono, end_wall, lossy.kept))
+        return None
+
+    def _begin(self):
+        rounds = list(self.rounds)
+        first = next(number for number, entry in enumerate(rounds) if entry[3])
+        mono, wall = rounds[first][:2]
+        lossy = self.lossy = OngoingLossy(mono, wall, len(self.labels))
+        for entry in rounds[first:]:
+            lossy.take(*entry)
+        return lossy
+
+    def _ended(self, mono, wall, kept):
+        lossy, self.lossy = self.lossy, None
+        sent, lost, targets = kept or (lossy.sent, lossy.lost, lossy.targets)
+        duration = max(0.0, mono - lossy.start_mono)
+        return dict(lossy=lossy, end=max(wall, lossy.start_wall), duration=duration,
+                    ignored=not counts_as_interruption(duration, self.min_duration),
+                    loss_percent=loss_percent(lost, sent), sent=sent, lost=lost,
+                    targets=self.target_figures(targets))
+
+    def target_figures(self, targets):
+        return {label: {"sent": sent, "lost": lost, "loss_percent": loss_percent(lost, sent)}
+                for label, (sent, lost) in zip(self.labels, targets)}
+
+    def interrupted(self, mono, wall):
+        """An interruption that counts began at `mono`: the lossy period ends there (figures as
+        _ended, or None when not lossy), and the window starts afresh."""
+        self.rounds.clear()
+        self.sent = self.lost = 0
+        self.settled = False
+        return self.end(mono, wall)
+
+    def end(self, mono, wall):
+        """Ends a lossy period at `mono` (an interruption, a stop): its figures, or None."""
+        if self.lossy is None:
+            return None
+        mono, wall = max((mono, wall), (self.lossy.start_mono, self.lossy.start_wall))
+        return self._ended(mono, wall, None)
+
+    def ongoing_duration(self, mono):
+        return 0.0 if self.lossy is None else max(0.0, mono - self.lossy.start_mono)
+
+
 class PendingReports:
     """Interruptions (partial outages, slow periods) waiting for an accepted report, their ids,
     and when the next report may go out (one backoff for all). No I/O: the state file and the
     deliverer are someone else's job.
 
-    Interruptions are in `items`, partial outages in `partials`, slow periods in `slow_items`.
+    Interruptions are in `items`, partial outages in `partials`, slow periods in `slow_items`,
+    lossy periods in `lossy_items`.
     Each list is bounded: beyond PENDING_LIMIT entries the first and last half are kept in full
     and the ones between are folded into one counted, timed entry (kind "many"; for slow
     periods a "slow" entry with a count, its maximum and no median).
@@ -1204,10 +1567,11 @@ class PendingReports:
         self.items = []
         self.partials = []
         self.slow_items = []
+        self.lossy_items = []
         self.next_id = 1
 
     def __len__(self):
-        return len(self.items) + len(self.partials) + len(self.slow_items)
+        return len(self.items) + len(self.partials) + len(self.slow_items) + len(self.lossy_items)
 
     @property
     def count(self):
@@ -1224,13 +1588,20 @@ class PendingReports:
         """How many slow periods wait, the folded ones included."""
         return sum(item.count for item in self.slow_items)
 
+    @property
+    def lossy_count(self):
+        """How many lossy periods wait, the folded ones included."""
+        return sum(item.count for item in self.lossy_items)
+
     def add(self, start, end, duration, reason, targets, kind="outage", cut_short=False,
-            cause=None, part=None, median_ms=None, max_ms=None):
-        entries = (self.slow_items if kind == "slow" else self.items if part is None
-                   else self.partials)
+            cause=None, part=None, median_ms=None, max_ms=None, loss_percent=None, sent=None,
+            lost=None):
+        entries = (self.slow_items if kind == "slow" else self.lossy_items if kind == "lossy"
+                   else self.items if part is None else self.partials)
         entries.append(Interruption(self.next_id, start, end, duration, reason, kind, cut_short,
                                     targets, cause=cause, part=part, median_ms=median_ms,
-                                    max_ms=max_ms))
+                                    max_ms=max_ms, loss_percent=loss_percent, sent=sent,
+                                    lost=lost))
         self.next_id += 1
         if len(entries) > self.limit:
             self._fold(entries, self.limit // 2)
@@ -1242,7 +1613,11 @@ class PendingReports:
         if into.kind == "slow" and into.count == 1:
             into = entries[at] = Interruption(into.id, into.start, into.end, into.duration, "",
                                               "slow", targets=into.targets, max_ms=into.max_ms)
-        elif into.kind not in ("many", "slow"):
+        elif into.kind == "lossy" and into.count == 1:
+            into = entries[at] = Interruption(into.id, into.start, into.end, into.duration, "",
+                                              "lossy", targets=into.targets, sent=into.sent,
+                                              lost=into.lost)
+        elif into.kind not in ("many", "slow", "lossy"):
             into = entries[at] = Interruption(
                 into.id, into.start, into.end, into.duration, "", "many", targets=into.targets,
                 count=into.count, cause=into.cause,
@@ -1255,6 +1630,10 @@ class PendingReports:
                                        if label not in into.targets]
         if into.kind == "slow":
             into.max_ms = max(into.max_ms or 0.0, item.max_ms or 0.0)
+        if into.kind == "lossy":
+            into.sent, into.lost = (into.sent or 0) + (item.sent or 0), (into.lost or 0) + (
+                item.lost or 0)
+            into.loss_percent = loss_percent(into.lost, into.sent)
 
     def due(self, now, network_down):
         """The entries a report should carry now; [] when none is due."""
@@ -1263,7 +1642,7 @@ class PendingReports:
             return []
         if not self.backoff.may_send(now):
             return []
-        return self.items + self.slow_items + self.partials
+        return self.items + self.slow_items + self.lossy_items + self.partials
 
     def accepted(self, ids, now):
         self.backoff.record_success(now)
@@ -1271,6 +1650,7 @@ class PendingReports:
         self.items = [item for item in self.items if item.id not in sent]
         self.partials = [item for item in self.partials if item.id not in sent]
         self.slow_items = [item for item in self.slow_items if item.id not in sent]
+        self.lossy_items = [item for item in self.lossy_items if item.id not in sent]
 
     def failed(self, now):
         self.backoff.record_failure(now)
@@ -1278,11 +1658,13 @@ class PendingReports:
     def discard(self):
         """Forgets everything pending; returns how many interruptions that was."""
         count, self.items, self.partials, self.slow_items = self.count, [], [], []
+        self.lossy_items = []
         return count
 
     def to_dict(self, mono, wall):
         return {"pending": [item.to_dict() for item in self.items + self.partials],
                 "slow_pending": [item.to_dict() for item in self.slow_items],
+                "lossy_pending": [item.to_dict() for item in self.lossy_items],
                 "next_id": self.next_id, "backoff": self.backoff.to_dict(mono, wall)}
 
     def restore(self, state, mono, wall):
@@ -1291,9 +1673,10 @@ class PendingReports:
         self.items = [item for item in entries if item.part is None]
         self.partials = [item for item in entries if item.part is not None]
         self.slow_items = [Interruption.from_dict(item) for item in state["slow_pending"]]
-        self.next_id = max([state["next_id"]] + [item.id + 1
-                                                 for item in entries + self.slow_items])
-        for kept in (self.items, self.partials, self.slow_items):
+        self.lossy_items = [Interruption.from_dict(item) for item in state["lossy_pending"]]
+        self.next_id = max([state["next_id"]] + [
+            item.id + 1 for item in entries + self.slow_items + self.lossy_items])
+        for kept in (self.items, self.partials, self.slow_items, self.lossy_items):
             while len(kept) > self.limit:
                 self._fold(kept, self.limit // 2)
         self.backoff.restore(state["backoff"], mono, wall)
@@ -1336,6 +1719,20 @@ def recover_slow_period(state, min_interruption):
                 median_ms=slow["median_ms"], max_ms=slow["max_ms"])
 
 
+def recover_lossy_period(state, min_interruption):
+    """The lossy period a run that did not stop cleanly was in at its last heartbeat, as keyword
+    arguments for PendingReports.add() when it counts, else None."""
+    heartbeat, lossy = state.get("heartbeat"), state.get("lossy")
+    if state.get("clean_stop") or heartbeat is None or not lossy:
+        return None
+    duration = max(0.0, heartbeat - lossy["start"])
+    if not counts_as_interruption(duration, min_interruption):
+        return None
+    return dict(start=lossy["start"], end=heartbeat, duration=duration, reason="",
+                targets=state["targets"], kind="lossy", cut_short=True, sent=lossy["sent"],
+                lost=lossy["lost"], loss_percent=loss_percent(lossy["lost"], lossy["sent"]))
+
+
 class MetricsCounters:
     """The counters behind /metrics (they never go down), and the snapshot of a round."""
 
@@ -1347,6 +1744,8 @@ class MetricsCounters:
         self.report_failures = 0
         self.by_cause = {cause: [0, 0.0] for cause in CAUSES}    # cause -> [count, downtime]
         self.slow_seconds = 0.0          # in slow periods that ended and counted
+        self.lossy_seconds = 0.0         # in lossy periods that ended and counted
+        self.rounds_not_started = 0      # rounds that started no connect (in-flight limit)
         self.connect = ConnectCounters()
 
     def interruption_ended(self, duration, ignored, cause=None):
@@ -1363,11 +1762,18 @@ class MetricsCounters:
         if not ignored:
             self.slow_seconds += duration
 
+    def lossy_ended(self, duration, ignored):
+        if not ignored:
+            self.lossy_seconds += duration
+
     def snapshot(self, results, ongoing, min_interruption, unreported, last_round, gateway=None,
-                 slow=None, ongoing_slow=0.0):
+                 slow=None, ongoing_slow=0.0, lossy=None, ongoing_lossy=0.0, loss_ratio=None,
+                 jitter=()):
         """`ongoing`: how long the current outage had lasted at the last round (0 while up);
         `gateway`: the gateway's ProbeResult in the last round, or None; `slow`: whether the
-        connection is slow (None: not watched), and `ongoing_slow` since when (0: not slow)."""
+        connection is slow (None: not watched), and `ongoing_slow` since when (0: not slow);
+        `lossy`, `ongoing_lossy` the same for lossy periods, `loss_ratio` the loss window's;
+        `jitter`: ((label, seconds), ...) of the latest statistics window."""
         interruptions, downtime = self.interruptions, self.downtime
         if ongoing and counts_as_interruption(ongoing, min_interruption):
             interruptions += 1           # it can no longer end up ignored
@@ -1375,6 +1781,9 @@ class MetricsCounters:
         slow_seconds = self.slow_seconds
         if ongoing_slow and counts_as_interruption(ongoing_slow, min_interruption):
             slow_seconds += ongoing_slow
+        lossy_seconds = self.lossy_seconds
+        if ongoing_lossy and counts_as_interruption(ongoing_lossy, min_interruption):
+            lossy_seconds += ongoing_lossy
         return MetricsSnapshot(
             network_up=any(result.up for result in results) if results else None,
             targets=tuple((result.target.label, result.up,
@@ -1389,7 +1798,10 @@ class MetricsCounters:
             causes=tuple((cause, count, round(downtime, 3))
                          for cause, (count, downtime) in self.by_cause.items()),
             connect=self.connect.snapshot(), slow=slow,
-            slow_seconds=None if slow is None else round(slow_seconds, 3))
+            slow_seconds=None if slow is None else round(slow_seconds, 3), lossy=lossy,
+            lossy_seconds=None if lossy is None else round(lossy_seconds, 3),
+            loss_ratio=None if loss_ratio is None else round(loss_ratio, 6), jitter=jitter,
+            rounds_not_started=self.rounds_not_started)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1435,11 +1847,12 @@ def plural(count, word):
     return "%d %s%s" % (count, word, "" if count == 1 else "s")
 
 
-def pending_text(count, partial=0, slow=0):
+def pending_text(count, partial=0, slow=0, lossy=0):
     """'2 interruptions', '2 interruptions and 1 partial outage', '1 partial outage',
     '1 interruption, 1 slow period and 2 partial outages'."""
-    parts = [plural(count, "interruption")] if count or not (partial or slow) else []
+    parts = [plural(count, "interruption")] if count or not (partial or slow or lossy) else []
     parts += ([plural(slow, "slow period")] if slow else [])
+    parts += ([plural(lossy, "lossy period")] if lossy else [])
     parts += ([plural(partial, "partial outage")] if partial else [])
     return " and ".join([", ".join(parts[:-1])] + parts[-1:]) if len(parts) > 1 else parts[0]
 
@@ -1567,6 +1980,30 @@ def describe_slow_period(item, with_targets=False):
         milliseconds(item.median_ms), milliseconds(item.max_ms), note)).rstrip()
 
 
+def describe_lossy_period(item, with_targets=False):
+    note = item.reason
+    if item.count > 1:
+        note = ("%s between these times, added up here (the event log has each)"
+                % plural(item.count, "lossy period"))
+    elif item.cut_short:
+        note = "the monitor stopped while still lossy"
+    if with_targets and item.targets:
+        note += ("; " if note else "") + "targets " + ", ".join(item.targets)
+    lost = "-" if item.loss_percent is None else "%.1f %%" % item.loss_percent
+    return ("%s  %s  %12s  %6s  %9s  %s" % (
+        local_time(item.start), local_time(item.end), human_duration(item.duration), lost,
+        "%s/%s" % (item.lost, item.sent) if item.sent is not None else "-", note)).rstrip()
+
+
+def slow_words(slow_ms, slow_times=0.0):
+    """What --slow means, as a report says it."""
+    said = ["%s or longer" % milliseconds(slow_ms)] if slow_ms else []
+    if slow_times:
+        said.append("%g times its usual time and %s more or longer"
+                    % (slow_times, milliseconds(SLOW_MARGIN_MS)))
+    return ", or ".join(said) or "--slow or longer"
+
+
 def _table(entries, with_targets, noun, describe=describe_interruption):
     """A report's rows for `entries`: beyond REPORT_LIST_LIMIT the first and last half."""
     shown = entries
@@ -1578,12 +2015,17 @@ def _table(entries, with_targets, noun, describe=describe_interruption):
             if item is None else describe(item, with_targets) for item in shown]
 
 
-def format_report(entries, hostname, slow_ms=None):
+def format_report(entries, hostname, slow_ms=None, slow_times=0.0):
     """Subject and body of one report about `entries`: interruptions (all of them count in the
-    totals), then slow periods and partial outages, each in their own section. `slow_ms` is the
-    threshold the slow periods were seen with."""
-    interruptions = [item for item in entries if item.part is None and item.kind != "slow"]
+    totals), then slow periods, lossy periods and partial outages, each in their own section.
+    `slow_ms` and `slow_times` are the thresholds the slow periods were seen with."""
+    interruptions = [item for item in entries
+                     if item.part is None and item.kind not in ("slow", "lossy")]
     slow = [item for item in entries if item.kind == "slow"]
+    lossy = [item for item in entries if item.kind == "lossy"]
+    lossy_count = sum(item.count for item in lossy)
+    lossiness = "%s, %s lossy" % (plural(lossy_count, "lossy period"),
+                                  human_duration(sum(item.duration for item in lossy)))
     partials = [item for item in entries if item.part is not None]
     # a gap (the monitor was not running: a crash, a power cut) is listed with the
     # interruptions but counted apart: nothing shows the connection was down then
@@ -1599,7 +2041,7 @@ def format_report(entries, hostname, slow_ms=None):
                                 human_duration(sum(item.duration for item in slow)))
     targets = _targets_of(entries)
     changed = len({tuple(item.targets) for item in entries}) > 1
-    if not count and not gaps and not slow:
+    if not count and not gaps and not slow and not lossy:
         subject = "pyNetConnMon on %s: %s, the connection stayed up" % (
             hostname, plural(partial_count, "partial outage"))
         lines = ["pyNetConnMon on %s saw %s and no interruption: the connection stayed up."
@@ -1609,6 +2051,7 @@ def format_report(entries, hostname, slow_ms=None):
                 ["%s, %s of downtime" % (plural(count, "interruption"), human_duration(total))])
         told += [gap_words] if gaps else []
         told += [slowness] if slow else []
+        told += [lossiness] if lossy else []
         told += [plural(partial_count, "partial outage")] if partials else []
         subject = "pyNetConnMon on %s: %s" % (hostname, "; ".join(told))
         saw = [] if not count else ["%s (%s of downtime in total)" % (
@@ -1616,6 +2059,8 @@ def format_report(entries, hostname, slow_ms=None):
         saw += [gap_words] if gaps else []
         saw += ["%s (%s in total)" % (plural(slow_count, "slow period"), human_duration(
             sum(item.duration for item in slow)))] if slow else []
+        saw += ["%s (%s in total)" % (plural(lossy_count, "lossy period"), human_duration(
+            sum(item.duration for item in lossy)))] if lossy else []
         saw += [plural(partial_count, "partial outage")] if partials else []
         lines = ["pyNetConnMon on %s saw %s." % (
             hostname, " and ".join([", ".join(saw[:-1])] + saw[-1:] if len(saw) > 1 else saw))]
@@ -1647,10 +2092,16 @@ def format_report(entries, hostname, slow_ms=None):
     if slow:
         lines += ["", "Slow periods: the connection was up, but even the fastest target took %s "
                   "to connect, in every round; median and max of those connects:"
-                  % ("%s or longer" % milliseconds(slow_ms) if slow_ms else "--slow or longer"),
+                  % slow_words(slow_ms, slow_times),
                   "%-19s  %-19s  %12s  %9s  %9s" % ("start", "end", "duration", "median", "max")]
         lines += _table(slow, changed, "slow period", describe_slow_period)
         lines += ["", "Total: %s." % slowness]
+    if lossy:
+        lines += ["", "Lossy periods: the connection was up, but lost connect attempts (SYNs): "
+                      "their share, and lost of sent:",
+                  "%-19s  %-19s  %12s  %6s  %9s" % ("start", "end", "duration", "lost", "of sent")]
+        lines += _table(lossy, changed, "lossy period", describe_lossy_period)
+        lines += ["", "Total: %s." % lossiness]
     if partials:
         lines += ["", "Partial outages: the connection stayed up (another target answered), "
                       "but these failed:",
@@ -1678,13 +2129,15 @@ class MetricsSnapshot:
     __slots__ = ("network_up", "targets", "interruptions", "ignored_interruptions",
                  "downtime_seconds", "unreported_interruptions", "reports_sent",
                  "report_failures", "last_round", "gateway", "causes", "connect", "slow",
-                 "slow_seconds")
+                 "slow_seconds", "lossy", "lossy_seconds", "loss_ratio", "jitter",
+                 "rounds_not_started")
 
     def __init__(self, network_up=None, targets=(), interruptions=0, ignored_interruptions=0,
                  downtime_seconds=0.0, unreported_interruptions=0, reports_sent=0,
                  report_failures=0, last_round=None, gateway=None,
                  causes=tuple((cause, 0, 0.0) for cause in CAUSES), connect=None, slow=None,
-                 slow_seconds=None):
+                 slow_seconds=None, lossy=None, lossy_seconds=None, loss_ratio=None, jitter=(),
+                 rounds_not_started=0):
         self.network_up = network_up                # None before the first round
         self.targets = targets                      # ((label, up, connect seconds or None), ...)
         self.interruptions = interruptions          # counted ones, an ongoing one included
@@ -1699,6 +2152,11 @@ class MetricsSnapshot:
         self.connect = connect      # ConnectCounters.snapshot(); None: connect times not counted
         self.slow = slow                            # None: slow periods not watched
         self.slow_seconds = slow_seconds            # in counted slow periods, an ongoing one too
+        self.lossy = lossy                          # None: lossy periods not watched
+        self.lossy_seconds = lossy_seconds          # in counted lossy periods, an ongoing one too
+        self.loss_ratio = loss_ratio                # of the loss window; None: no SYN in it
+        self.jitter = jitter                        # ((label, seconds), ...): latest stats window
+        self.rounds_not_started = rounds_not_started
 
 
 def _metric_value(value):
@@ -1804,12 +2262,27 @@ METRICS = (
     Metric("probe_failures_total", "counter", "TCP connects that failed, per target.",
            lambda s: None if s.connect is None else _per_target(
                (label, failures) for label, _, failures, _, _ in s.connect)),
+    Metric("rounds_not_started_total", "counter", "Rounds while down that started no connect, "
+           "as too many were still waiting: they count for no probe.",
+           lambda s: None if s.connect is None else _one(s.rounds_not_started)),
     Metric("slow", "gauge", "1 while the connection is slow: even the fastest target took "
            "--slow or longer to connect, in every round since the last faster one.",
            lambda s: None if s.slow is None else _one(s.slow)),
     Metric("slow_seconds_total", "counter", "Seconds in slow periods of at least "
            "--min-interruption, an ongoing one included.",
            lambda s: None if s.slow is None else _one(s.slow_seconds)),
+    Metric("loss_ratio", "gauge", "Share of the connect attempts (SYNs) lost while up, over the "
+           "last %d rounds; absent while they hold none." % LOSS_WINDOW_ROUNDS,
+           lambda s: None if s.lossy is None else _one(s.loss_ratio)),
+    Metric("lossy", "gauge", "1 while the connection is lossy: at least --loss %% of its SYNs lost "
+           "over the last %d rounds, until under half that for as many." % LOSS_WINDOW_ROUNDS,
+           lambda s: None if s.lossy is None else _one(s.lossy)),
+    Metric("lossy_seconds_total", "counter", "Seconds in lossy periods of at least "
+           "--min-interruption, an ongoing one included.",
+           lambda s: None if s.lossy is None else _one(s.lossy_seconds)),
+    Metric("target_jitter_seconds", "gauge", "Mean difference between consecutive connect times "
+           "of the target in the latest --stats-interval window.",
+           lambda s: _per_target(s.jitter) if s.jitter else None),
 )
 
 
@@ -1941,14 +2414,16 @@ def reason_for_errno(number):
 
 
 class ProbeResult:
-    __slots__ = ("target", "up", "reason", "connect_time", "answered")
+    __slots__ = ("target", "up", "reason", "connect_time", "answered", "tried")
 
-    def __init__(self, target, up, reason=None, connect_time=None, answered=None):
+    def __init__(self, target, up, reason=None, connect_time=None, answered=None, tried=True):
         self.target = target
         self.up = up
         self.reason = reason
         self.connect_time = connect_time
         self.answered = answered    # monotonic instant the connect got through (None: not up)
+        self.tried = tried          # False: the round started no connect (over the in-flight
+                                    # limit); it counts for no probe, only for up or down
 
 
 class NameLookups:
@@ -2117,16 +2592,18 @@ class Prober:
             if in_flight and (wait is None or any(results[target].up for target in targets
                                                   if target in results)):
                 self._drop(list(in_flight))
-        return self._round_results(probed, gateway, results)
+        return self._round_results(probed, gateway, results, admitted)
 
-    def _round_results(self, probed, gateway, results):
+    def _round_results(self, probed, gateway, results, admitted=True):
         if gateway is not None and gateway not in results and self.gateway_result is not None \
                 and self.gateway_result.target is gateway:
             results[gateway] = self.gateway_result       # its connects still wait, or none went
             if gateway not in probed:
                 probed.append(gateway)
         for target in probed:
-            results.setdefault(target, ProbeResult(target, False, "timeout"))
+            result = results.setdefault(target, ProbeResult(target, False, "timeout"))
+            if not admitted:
+                result.tried = False    # an answer now is that of a connect counted before
         if gateway is not None and gateway in probed:
             self.gateway_result = results[gateway]
         return [results[target] for target in probed]
@@ -2354,6 +2831,17 @@ def read_ipv6_default_routes(path):
         except (OSError, AttributeError, struct.error):
             pass
     return parse_ipv6_routes(read_default_route_lines(path) or "")
+
+
+def read_syn_schedule(path=SYN_LINEAR_TIMEOUTS):
+    """When this kernel sends a lost SYN again (syn_resend_schedule), from its setting of
+    linear SYN timeouts; without one (older kernels, other systems), the exponential schedule."""
+    text = read_small_file(path, 64)
+    try:
+        linear = int(text.strip()) if text is not None else None
+    except ValueError:
+        linear = None
+    return syn_resend_schedule(linear if linear is not None and 0 <= linear <= 64 else None)
 
 
 class Surroundings:
@@ -2802,11 +3290,13 @@ class Reporter:
     """Sends the reports PendingReports says are due through a deliverer, one at a time in the
     background, and applies each outcome to the pending list."""
 
-    def __init__(self, pending, deliverer, hostname, on_done, spawn=None, slow_ms=None):
+    def __init__(self, pending, deliverer, hostname, on_done, spawn=None, slow_ms=None,
+                 slow_times=0.0):
         self.pending = pending
         self.deliverer = deliverer
         self.hostname = hostname
-        self.slow_ms = slow_ms          # the threshold slow periods are seen with, for the report
+        self.slow_ms = slow_ms          # the thresholds slow periods are seen with, for the report
+        self.slow_times = slow_times
         self.worker = OneJobAtATime("delivery", on_done, describe_send_error, spawn)
         self.problem_shown = False
 
@@ -2829,25 +3319,26 @@ class Reporter:
             shown, self.problem_shown = self.problem_shown, True
             return None if shown else problem
         self.problem_shown = False
-        subject, body = format_report(batch, self.hostname, self.slow_ms)
+        subject, body = format_report(batch, self.hostname, self.slow_ms, self.slow_times)
         self.worker.submit(lambda: self.deliverer.deliver(subject, body),
                            tag=(sum(item.count for item in batch
-                                    if item.part is None and item.kind != "slow"),
+                                    if item.part is None and item.kind not in ("slow", "lossy")),
                                 sum(item.count for item in batch if item.part is not None),
                                 sum(item.count for item in batch if item.kind == "slow"),
+                                sum(item.count for item in batch if item.kind == "lossy"),
                                 [item.id for item in batch]))
         return None
 
     def outcomes(self, now):
-        """[(interruptions in the report, partial outages in it, slow periods in it, None or
-        why it failed)] for deliveries that ended."""
+        """[(interruptions in the report, partial outages in it, slow periods in it, lossy
+        periods in it, None or why it failed)] for deliveries that ended."""
         done = []
-        for (count, partial, slow, ids), failure in self.worker.take_results():
+        for (count, partial, slow, lossy, ids), failure in self.worker.take_results():
             if failure is None:
                 self.pending.accepted(ids, now)
             else:
                 self.pending.failed(now)
-            done.append((count, partial, slow, failure))
+            done.append((count, partial, slow, lossy, failure))
         return done
 
     def settle(self, clock, wait, collect, limit=0.5):
@@ -2958,6 +3449,29 @@ def _state_cause(value, what):
     return value
 
 
+def _check_lossy_period(data, what):
+    data = _state_object(data, what)
+    if data.get("kind") != "lossy":
+        raise ValueError("%s is not a lossy period" % what)
+    checked = _check_interruption(dict(data, kind="outage"), what)
+    checked.update(kind="lossy",
+                   loss_percent=_state_number(data.get("loss_percent"), what + " loss_percent",
+                                              0.0, 100.0, True),
+                   sent=_state_number(data.get("sent"), what + " sent", 0, 2 ** 53, True),
+                   lost=_state_number(data.get("lost"), what + " lost", 0, 2 ** 53, True))
+    return checked
+
+
+def _check_usual(data):
+    """Each target's slot medians (UsualTimes), of targets by label."""
+    data = _state_object(data, "usual")
+    if len(data) > 10000:
+        raise ValueError("usual holds more than 10000 targets")
+    return {_state_text(label, "usual target", 300): [
+        _state_number(ms, "usual time", 0.0, _SLOWEST)
+        for ms in _state_list(kept, "usual times", USUAL_SLOTS)] for label, kept in data.items()}
+
+
 def _check_slow_period(data, what):
     data = _state_object(data, what)
     if data.get("kind") != "slow":
@@ -2990,8 +3504,16 @@ def check_state(data):
                 "median_ms": _state_number(slow.get("median_ms"), "slow median_ms", 0.0,
                                            _SLOWEST, True),
                 "max_ms": _state_number(slow.get("max_ms"), "slow max_ms", 0.0, _SLOWEST, True)}
+    lossy = data.get("lossy")
+    if lossy is not None:
+        lossy = _state_object(lossy, "lossy")
+        lossy = {"start": _state_number(lossy.get("start"), "lossy start", 0.0, _LATEST_TIME),
+                 "sent": _state_number(lossy.get("sent"), "lossy sent", 0, 2 ** 53),
+                 "lost": _state_number(lossy.get("lost"), "lossy lost", 0, 2 ** 53)}
     pending = _state_list(data.get("pending", []), "pending", 100 * PENDING_LIMIT)
     slow_pending = _state_list(data.get("slow_pending", []), "slow_pending", 100 * PENDING_LIMIT)
+    lossy_pending = _state_list(data.get("lossy_pending", []), "lossy_pending",
+                                100 * PENDING_LIMIT)
     return {
         "format": STATE_FORMAT,
         "heartbeat": _state_number(data.get("heartbeat"), "heartbeat", 0.0, _LATEST_TIME, True),
@@ -3004,6 +3526,10 @@ def check_state(data):
         "slow": slow,
         "slow_pending": [_check_slow_period(item, "slow_pending entry %d" % number)
                          for number, item in enumerate(slow_pending, 1)],
+        "lossy": lossy,
+        "lossy_pending": [_check_lossy_period(item, "lossy_pending entry %d" % number)
+                          for number, item in enumerate(lossy_pending, 1)],
+        "usual": _check_usual(data.get("usual") or {}),
         "backoff": {
             "wait": _state_number(backoff.get("wait"), "backoff wait", 0.0, _LONGEST, True),
             "last_sent": _state_number(backoff.get("last_sent"), "backoff last_sent", 0.0,
@@ -3849,7 +4375,8 @@ class Announcer:
                        backoff_min=settings.backoff_min, backoff_max=settings.backoff_max,
                        backoff_step=settings.backoff_step, pid=os.getpid(), state_file=state_path,
                        gateway=gateway_setting(settings.gateway), slow_ms=settings.slow_ms,
-                       stats_interval=settings.stats_interval, host=socket.gethostname())
+                       stats_interval=settings.stats_interval, host=socket.gethostname(),
+                       slow_factor=settings.slow_times, loss_percent=settings.loss)
         self.console.info("started pyNetConnMon %s (pid %d): watching %s every %g s%s, timeout %g "
                           "s, interruptions under %g s ignored%s" % (
                               VERSION, os.getpid(), ", ".join(settings.target_labels),
@@ -3871,10 +4398,12 @@ class Announcer:
                                   GATEWAY_PORT if settings.gateway == "auto"
                                   else settings.gateway.port), wall)
         if settings.slow is None and not settings.slow_ms:
-            self.console.info("slow periods are not watched: a connect of %s (the default "
-                              "--slow) is a timeout with -t %g; give a longer -t, or --slow "
-                              "below %g" % (milliseconds(DEFAULT_SLOW_MS), settings.timeout,
-                                            settings.timeout * 1000), wall)
+            self.console.info("slow periods only against the usual (%gx): a connect of %s (the "
+                              "default --slow) is a timeout with -t %g; give a longer -t, or "
+                              "--slow below %g" % (settings.slow_times,
+                                                   milliseconds(DEFAULT_SLOW_MS),
+                                                   settings.timeout, settings.timeout * 1000),
+                              wall)
 
     @staticmethod
     def _window(outage):
@@ -3945,10 +4474,34 @@ class Announcer:
             ": shorter than %g s, ignored" % self.settings.min_interruption if ignored else ""),
             wall)
 
-    def slow(self, wall, connect, label):
+    def slow(self, wall, connect, label, usual=None):
         self.log.write("slow", wall, start=iso_time(wall), connect_ms=_ms(connect * 1000.0))
-        self.console.info("SLOW the fastest connect took %s (%s)"
-                          % (milliseconds(connect * 1000.0), label), wall)
+        self.console.info("SLOW the fastest connect took %s (%s%s)" % (
+            milliseconds(connect * 1000.0), label, "" if not usual else
+            ", %.1f times its usual %s" % (connect / usual, milliseconds(usual * 1000.0))), wall)
+
+    def lossy(self, wall, lossy, targets):
+        percent = loss_percent(lossy.lost, lossy.sent)
+        self.log.write("lossy", wall, start=iso_time(lossy.start_wall), loss_percent=percent,
+                       sent=lossy.sent, lost=lossy.lost, targets=targets)
+        self.console.info("LOSSY %.1f %% of %s lost since %s" % (
+            percent, plural(lossy.sent, "connect attempt"), local_time(lossy.start_wall)), wall)
+
+    def lossy_end(self, wall, ended, by_interruption=False):
+        lossy = ended["lossy"]
+        self.log.write("lossy_end", wall, start=iso_time(lossy.start_wall),
+                       end=iso_time(ended["end"]), duration=round(ended["duration"], 3),
+                       ignored=ended["ignored"], loss_percent=ended["loss_percent"],
+                       sent=ended["sent"], lost=ended["lost"], targets=ended["targets"])
+        if ended["ignored"]:
+            self.console.info("LOSSY ENDED after %s: shorter than %g s, ignored" % (
+                human_duration(ended["duration"]), self.settings.min_interruption), wall)
+        else:
+            self.console.info("LOSSY ENDED after %s%s (lossy since %s, %s of %s lost)" % (
+                human_duration(ended["duration"]), ", when the interruption began"
+                if by_interruption else "", local_time(lossy.start_wall),
+                "-" if ended["loss_percent"] is None else "%.1f %%" % ended["loss_percent"],
+                plural(ended["sent"], "connect attempt")), wall)
 
     def slow_end(self, wall, slow, duration, ignored, by_interruption):
         median, maximum = _ms(slow.times.percentile(0.5)), _ms(slow.times.maximum)
@@ -3978,25 +4531,27 @@ class Announcer:
                               "running for %s since %s" % (human_duration(duration),
                                                            local_time(start)), wall)
 
-    def still_to_report(self, wall, count, partial=0, slow=0):
+    def still_to_report(self, wall, count, partial=0, slow=0, lossy=0):
         self.console.info("%s from the previous run still to report"
-                          % pending_text(count, partial, slow), wall)
+                          % pending_text(count, partial, slow, lossy), wall)
 
     def report_not_set_up(self, problem):
         self.console.warning("report pending, but %s" % problem)
 
-    def report_sent(self, wall, count, via, next_wait, partial=0, slow=0):
+    def report_sent(self, wall, count, via, next_wait, partial=0, slow=0, lossy=0):
         self.log.write("report_sent", wall, interruptions=count, partial_outages=partial,
-                       slow_periods=slow, via=via, next_wait=next_wait)
-        self.console.info("report sent (%s%s%s) by %s; next report no sooner than in %s" % (
+                       slow_periods=slow, lossy_periods=lossy, via=via, next_wait=next_wait)
+        self.console.info("report sent (%s%s%s%s) by %s; next report no sooner than in %s" % (
             plural(count, "interruption"), ", %s" % plural(slow, "slow period") if slow else "",
+            ", %s" % plural(lossy, "lossy period") if lossy else "",
             ", %s" % plural(partial, "partial outage") if partial else "", via,
             human_duration(next_wait)), wall)
 
-    def report_failed(self, wall, count, via, reason, partial=0, slow=0):
+    def report_failed(self, wall, count, via, reason, partial=0, slow=0, lossy=0):
         retry = self.settings.backoff_min
         self.log.write("report_failed", wall, interruptions=count, partial_outages=partial,
-                       slow_periods=slow, via=via, reason=reason, retry_in=retry)
+                       slow_periods=slow, lossy_periods=lossy, via=via, reason=reason,
+                       retry_in=retry)
         self.console.warning("report not delivered: %s; retrying in %s"
                              % (reason, human_duration(retry)), wall)
 
@@ -4020,15 +4575,16 @@ class Announcer:
     def state_not_saved(self, path, error):
         self.console.error("cannot write state file %s: %s" % (path, _one_line(error)))
 
-    def stopped(self, wall, signal_name, down_since, pending, cause=None, partial=0, slow=0):
+    def stopped(self, wall, signal_name, down_since, pending, cause=None, partial=0, slow=0,
+                lossy=0):
         fields = {"signal": signal_name}
         if down_since is not None:
             fields["down_since"] = iso_time(down_since)
             fields["cause"] = cause
         self.log.write("stop", wall, **fields)
         self.console.info("stopped (%s)%s" % (signal_name, (
-            "; %s still to report" % pending_text(pending, partial, slow))
-            if pending or partial or slow else ""), wall)
+            "; %s still to report" % pending_text(pending, partial, slow, lossy))
+            if pending or partial or slow or lossy else ""), wall)
 
 
 class SystemClock:
@@ -4039,11 +4595,13 @@ class SystemClock:
 
 
 class RoundInterpreter:
-    """What the rounds mean: interruptions and their cause, partial outages, slow periods and
-    connect-time statistics. It holds the trackers; for each round it tells the announcer what
-    changed and hands what waits for a report to `record`. No loop, no state file, no thread."""
+    """What the rounds mean: interruptions and their cause, partial outages, slow and lossy
+    periods and connect-time statistics. It holds the trackers; for each round it tells the
+    announcer what changed and hands what waits for a report to `record`. No loop, no state
+    file, no thread. `syn_schedule`: when this kernel sends a lost SYN again (read_syn_schedule)."""
 
-    def __init__(self, settings, announcer, record, surroundings=None):
+    def __init__(self, settings, announcer, record, surroundings=None,
+                 syn_schedule=RESENT_SYN_AFTER):
         self.settings = settings
         self.say = announcer
         self.record = record             # record(**interruption): a report will tell of it
@@ -4052,9 +4610,20 @@ class RoundInterpreter:
         self.judge = CauseJudge(no_router_words(settings.gateway, settings.targets))
         self.router_echo = RouterEcho()
         self.partials = PartialOutages(settings.targets, settings.min_interruption)
-        self.slow = (SlowTracker(settings.slow_ms, settings.min_interruption)
-                     if settings.slow_ms else None)
-        self.stats = StatisticsWindow(settings.stats_interval) if settings.stats_interval else None
+        self.usual = UsualTimes()
+        watched = settings.slow_ms or settings.slow_times
+        self.slow_rule = (SlowRule(settings.slow_ms, settings.slow_times, self.usual.usual)
+                          if watched else None)
+        self.slow = SlowTracker(settings.slow_ms, settings.min_interruption) if watched else None
+        self.loss = (LossWindow(settings.target_labels, settings.loss, settings.min_interruption)
+                     if settings.loss else None)
+        self.syns = SynCounter(settings.timeout, syn_schedule) if settings.loss else None
+        self.round_syns = None           # what SynCounter made of the latest round, or None
+        self.clean_syns = (len(settings.targets), 0, None)    # ... of one where all answered
+        self.first_resend = syn_schedule[0] - RESENT_SYN_MARGIN    # at once (see SynCounter)
+        self.stats = (StatisticsWindow(settings.stats_interval, syn_schedule)
+                      if settings.stats_interval else None)
+        self.jitter = ()                 # ((label, s), ...) of the latest statistics window
         self.counters = MetricsCounters()
         # per-target connect counts feed only /metrics: not kept when nothing serves them
         self.count_connects = settings.metrics_port is not None
@@ -4071,6 +4640,9 @@ class RoundInterpreter:
         whether something happened that the state file must keep."""
         self.last_results = results
         self.last_round = (mono, wall if completed is None else completed)
+        if results and not results[0].tried:
+            self.counters.rounds_not_started += 1
+        round_mono, round_wall = mono, wall
         save = self._measure(results, mono, wall)
         router = gateway[0] if gateway else None
         if not self.router_echo.done:
@@ -4100,6 +4672,10 @@ class RoundInterpreter:
             mono, wall = mono + back, wall + back
         transition = self.tracker.observe(network_up, mono, wall, first_reason, target_reasons,
                                           cause)
+        loss = self.loss
+        if loss is not None and not (   # a usual round in a window of usual rounds: no change
+                transition is None and self.round_syns is self.clean_syns and loss.settled):
+            save = self._lossy(network_up, transition, round_mono, round_wall) or save
         if transition is None:
             return save
         outage = transition.outage
@@ -4142,28 +4718,90 @@ class RoundInterpreter:
                         kind="partial", part=partial_what(key))
 
     def _measure(self, results, mono, wall):
-        """Connect times: the metrics, the statistics window, slow periods. The round that ends
-        an interruption is not slow: its connect often waited for a SYN sent again. Returns
-        whether a slow period that counts ended."""
+        """Connect times: the metrics, the statistics window, the usual times, the SYNs of the
+        round (for the loss window), slow periods. The round that ends an interruption is not
+        slow, nor lossy: its connect often waited for a SYN sent again. Returns whether a slow
+        period that counts ended."""
         if self.count_connects:
             self.counters.connect.record(results)
         if self.stats is not None:
             ended = self.stats.add(results, mono, wall)
             if ended is not None:
                 self.say.stats(*ended)
-        fastest = fastest_connect(results)
-        if self.slow is None or fastest is None or self.tracker.is_down:
+                self.jitter = tuple((label, figures["jitter_ms"] / 1000.0)
+                                    for label, figures in ended[2].items()
+                                    if figures["jitter_ms"] is not None)
+        # one pass: the fastest connect, and whether every target answered before a resend
+        # could have been (the usual round, cheap from here on: -i 0.05 runs 20 a second)
+        fastest, quick, resend = None, True, self.first_resend
+        for result in results:
+            if result.up:
+                seconds = result.connect_time or 0.0
+                if fastest is None or seconds < fastest:
+                    fastest = seconds
+                if seconds >= resend:
+                    quick = False
+            else:
+                quick = False
+        down = self.tracker.outage is not None
+        syns = self.syns
+        if syns is not None:
+            self.round_syns = (None if down else self.clean_syns if quick and not syns.runs
+                               else syns.count(results, self.usual.baseline))
+        if mono >= self.usual.next_sample and (self.slow_rule or syns):
+            self.usual.add(results, mono)
+        if self.slow is None or fastest is None or down:
             return False        # a round in which no target answered: see _slow_into_outage
-        transition = self.slow.observe(fastest, mono, wall)
+        rule = self.slow_rule
+        transition = self.slow.observe(fastest, mono, wall, fastest >= rule.threshold or (
+            rule.factor and fastest >= rule.margin and rule.judge(results, fastest)))
         if transition is None:
             return False
         kind, detail = transition
         if kind == "slow":
             label = next(result.target.label for result in results
                          if result.up and (result.connect_time or 0.0) == fastest)
-            self.say.slow(wall, fastest, label)
+            self.say.slow(wall, fastest, label,
+                          self.usual.usual.get(label) if self.slow_rule.factor else None)
             return False
         return self._slow_ended(*detail)
+
+    def _lossy(self, network_up, transition, mono, wall):
+        """The loss window takes the round begun at `mono`, if the connection was up when it
+        began and some target answered. An interruption that counts ends a lossy period where
+        it began; a blip (shorter than -m) does not, and the timeouts of its first round count
+        as losses once their targets answer again (see SynCounter). Returns whether a lossy
+        period that counts ended."""
+        if transition is not None and transition.kind == "up":
+            if transition.ignored:
+                return False
+            outage = transition.outage
+            self.syns.clear()
+            ended = self.loss.interrupted(outage.start_mono, outage.start_wall)
+            return ended is not None and self._lossy_ended(ended, wall, by_interruption=True)
+        if self.round_syns is None or not network_up:
+            return False
+        change = self.loss.add(mono, wall, *self.round_syns)
+        if change is None:
+            return False
+        kind, detail = change
+        if kind == "lossy":
+            self.say.lossy(wall, detail, self.loss.target_figures(detail.targets))
+            return False
+        return self._lossy_ended(detail, wall)
+
+    def _lossy_ended(self, ended, wall, by_interruption=False, cut_short=False):
+        """Tells of it; a lossy period that counts waits for a report. Returns whether it counts."""
+        self.counters.lossy_ended(ended["duration"], ended["ignored"])
+        self.say.lossy_end(wall, ended, by_interruption)
+        if not ended["ignored"]:
+            self.record(start=ended["lossy"].start_wall, end=ended["end"],
+                        duration=ended["duration"], kind="lossy",
+                        reason="an interruption followed" if by_interruption else "",
+                        targets=self.settings.target_labels, cut_short=cut_short,
+                        loss_percent=ended["loss_percent"], sent=ended["sent"],
+                        lost=ended["lost"])
+        return not ended["ignored"]
 
     def _slow_into_outage(self, outage):
         """A slow stretch that turns into an interruption ends where the interruption begins
@@ -4189,7 +4827,15 @@ class RoundInterpreter:
         Returns the outage in progress, or None."""
         if self.slow is not None and self.slow.is_slow:
             self._slow_ended(*self.slow.end(mono, wall), cut_short=True)
-        outage, self.tracker.outage = self.tracker.outage, None
+        outage = self.tracker.outage
+        if self.loss is not None and self.loss.lossy is not None:
+            at = (mono, wall)
+            if outage is not None and counts_as_interruption(
+                    self.tracker.ongoing_duration(mono), self.settings.min_interruption):
+                at = (outage.start_mono, outage.start_wall)
+            self._lossy_ended(self.loss.end(*at), wall, by_interruption=at[0] != mono,
+                              cut_short=True)
+        self.tracker.outage = None
         going_on = [(outage, dict(cause=outage.cause))] if outage is not None else []
         going_on += [(partial, dict(kind="partial", part=partial_what(key)))
                      for key, partial in self.partials.close_all()]
@@ -4201,25 +4847,33 @@ class RoundInterpreter:
         return outage
 
     def state(self, mono):
-        """What the state file keeps of what is going on: an outage and a slow period."""
+        """What the state file keeps of what is going on: an outage, a slow period, a lossy
+        period; and each target's usual connect times."""
         outage = self.tracker.outage
         slow = self.slow.slow if self.slow is not None else None
+        lossy = self.loss.lossy if self.loss is not None else None
         return {"down": None if outage is None else {
                     "start": outage.start_wall, "reason": outage.reason, "cause": outage.cause,
                     "duration": self.tracker.ongoing_duration(mono)},
                 "slow": None if slow is None else {
                     "start": slow.start_wall, "median_ms": _ms(slow.times.percentile(0.5)),
-                    "max_ms": _ms(slow.times.maximum)}}
+                    "max_ms": _ms(slow.times.maximum)},
+                "lossy": None if lossy is None else {
+                    "start": lossy.start_wall, "sent": lossy.sent, "lost": lossy.lost},
+                "usual": self.usual.to_dict()}
 
     def metrics(self, unreported):
         """The metrics snapshot as of the last round."""
         mono, wall = self.last_round or (None, None)
         ongoing = self.tracker.ongoing_duration(mono) if mono is not None else 0.0
-        slow = self.slow
+        slow, loss = self.slow, self.loss
         return self.counters.snapshot(
             self.last_results, ongoing, self.settings.min_interruption, unreported, wall,
             self.last_gateway, slow=None if slow is None else slow.is_slow,
-            ongoing_slow=slow.ongoing_duration(mono) if slow and mono is not None else 0.0)
+            ongoing_slow=slow.ongoing_duration(mono) if slow and mono is not None else 0.0,
+            lossy=None if loss is None else loss.lossy is not None and not self.is_down,
+            ongoing_lossy=loss.ongoing_duration(mono) if loss and mono is not None else 0.0,
+            loss_ratio=None if loss is None else loss.ratio, jitter=self.jitter)
 
 
 class Monitor:
@@ -4301,15 +4955,15 @@ class Monitor:
             return
         outcomes = self.reporter.outcomes(self.clock.monotonic())
         counters = self.rounds.counters
-        for count, partial, slow, failure in outcomes:
+        for count, partial, slow, lossy, failure in outcomes:
             wall, via = self.clock.wall(), self.reporter.deliverer.name
             if failure is None:
                 counters.reports_sent += 1
                 self.say.report_sent(wall, count, via, self.reporter.pending.backoff.wait, partial,
-                                     slow)
+                                     slow, lossy)
             else:
                 counters.report_failures += 1
-                self.say.report_failed(wall, count, via, failure, partial, slow)
+                self.say.report_failed(wall, count, via, failure, partial, slow, lossy)
         if outcomes:
             self._save_state()
             self._publish_metrics()
@@ -4324,10 +4978,10 @@ class Monitor:
             self.metrics_board.publish(self.rounds.metrics(self._pending()[0]))
 
     def _pending(self):
-        """(interruptions, partial outages, slow periods) waiting for a report."""
+        """(interruptions, partial outages, slow periods, lossy periods) waiting for a report."""
         pending = self.reporter.pending if self.reporter is not None else None
-        return (0, 0, 0) if pending is None else (pending.count, pending.partial_count,
-                                                  pending.slow_count)
+        return (0, 0, 0, 0) if pending is None else (pending.count, pending.partial_count,
+                                                     pending.slow_count, pending.lossy_count)
 
     # -- state file and event log ------------------------------------------------------------
     def _save_state(self, clean_stop=False):
@@ -4352,9 +5006,11 @@ class Monitor:
             self.reporter.pending.restore(state, mono, wall)
             if self.reporter.pending:
                 self.say.still_to_report(wall, *self._pending())
+        self.rounds.usual.restore(state["usual"], self.settings.target_labels)
         cut_short, gap = recover_previous_run(state, wall, self.settings.min_interruption)
         slow = recover_slow_period(state, self.settings.min_interruption)
-        for item in (cut_short, slow):
+        lossy = recover_lossy_period(state, self.settings.min_interruption)
+        for item in (cut_short, slow, lossy):
             if item:
                 self.rounds.record(**item)
         if gap is not None:
@@ -6800,6 +7456,7 @@ OPTION_RUNS = (
     ("state_file", "--state-file", (RUN_MONITOR,)),
     ("heartbeat", "--heartbeat", (RUN_MONITOR,)),
     ("slow", "--slow", (RUN_MONITOR,)),
+    ("loss", "--loss", (RUN_MONITOR,)),
     ("stats_interval", "--stats-interval", (RUN_MONITOR,)),
     ("metrics_port", "--metrics-port", (RUN_MONITOR,)),
     ("ping_url", "--ping-url", (RUN_MONITOR,)),
@@ -6878,6 +7535,29 @@ def _milliseconds():
     return convert
 
 
+def _slow_threshold(text):
+    """An argparse type for --slow: MS (a number of milliseconds, 0 or more), or Nx (N times
+    the usual, N above 1): a float, or ("x", N)."""
+    if text.strip().lower().endswith("x"):
+        try:
+            factor = float(text.strip()[:-1])
+        except ValueError:
+            raise argparse.ArgumentTypeError("%r is not a number of milliseconds nor Nx" % text)
+        if not (math.isfinite(factor) and 1.0 < factor <= 1000.0):
+            raise argparse.ArgumentTypeError("%s: N must be above 1 and at most 1000"
+                                             % text.strip())
+        return ("x", factor)
+    return _milliseconds()(text)
+
+
+def _share(text):
+    """An argparse type: a share in percent, 0 to 100."""
+    value = _seconds(0.0, math.inf)(text)
+    if value > 100.0:
+        raise argparse.ArgumentTypeError("%s must be <= 100" % text.strip())
+    return value
+
+
 def _range(bounds):
     return "%g to %g s" % bounds
 
@@ -6924,13 +7604,21 @@ def build_parser():
     parser.add_argument("-bstep", "--backoff-step", type=duration,
                         help="backoff increment for each further report, up to 1 year "
                              "(default: %.1f)" % DEFAULT_BACKOFF_STEP)
-    parser.add_argument("--slow", type=_milliseconds(), metavar="MS",
+    parser.add_argument("--slow", type=_slow_threshold, metavar="MS|Nx",
                         help="the connection is slow while even the fastest target takes MS "
-                             "milliseconds or longer to connect, in every round; a slow stretch "
+                             "milliseconds or longer to connect, or with Nx N times its usual "
+                             "connect time and %g ms more, in every round; a slow stretch "
                              "of at least -m seconds is reported like an interruption; 0: off. "
-                             "MS must be below -t: a slower connect is a failure (default: %g, "
-                             "off when -t is %g or less)" % (DEFAULT_SLOW_MS,
-                                                             DEFAULT_SLOW_MS / 1000))
+                             "MS must be below -t: a slower connect is a failure (default: %g "
+                             "or %gx; %g only when -t is over %g)"
+                             % (SLOW_MARGIN_MS, DEFAULT_SLOW_MS, DEFAULT_SLOW_FACTOR,
+                                DEFAULT_SLOW_MS, DEFAULT_SLOW_MS / 1000))
+    parser.add_argument("--loss", type=_share, metavar="PCT",
+                        help="the connection is lossy while at least PCT %%%% of its connect "
+                             "attempts (SYNs) are lost over the last %d rounds up, until under "
+                             "half that for as many rounds; a lossy stretch of at least -m "
+                             "seconds is reported like an interruption; 0: off (default: %g)"
+                             % (LOSS_WINDOW_ROUNDS, DEFAULT_LOSS_PERCENT))
     parser.add_argument("--stats-interval", type=_seconds(0.0, STATS_INTERVAL_RANGE[1]),
                         metavar="SECONDS",
                         help="write each target's probes, failures, losses and connect times "
@@ -7025,8 +7713,13 @@ def parse_arguments(argv):
                              % "/".join(action.option_strings))
     given = {name for name, _, _ in OPTION_RUNS       # `is`, not ==: -m 0 is given too
              if getattr(args, name) is not None and getattr(args, name) is not False}
+    args.slow_factor = None
+    if isinstance(args.slow, tuple):            # --slow Nx: the relative threshold alone
+        args.slow, args.slow_factor = 0.0, args.slow[1]
+    elif args.slow is not None:                 # --slow MS: the absolute one alone, as ever
+        args.slow_factor = 0.0
     for name in ("interval", "timeout", "min_interruption", "backoff_min", "backoff_max",
-                 "backoff_step", "heartbeat", "stats_interval"):
+                 "backoff_step", "heartbeat", "stats_interval", "loss"):
         if getattr(args, name) is None:
             setattr(args, name, Settings.DEFAULTS[name])
     args.port = parse_port(args.port if args.port is not None else DEFAULT_PORT)
@@ -7324,8 +8017,10 @@ def run_discard_pending(settings, console):
         count = sum(item["count"] for item in pending if item["part"] is None)
         partial = sum(item["count"] for item in pending if item["part"] is not None)
         slow = sum(item["count"] for item in data["slow_pending"]) if data else 0
+        lossy = sum(item["count"] for item in data["lossy_pending"]) if data else 0
         if data:
-            data.update(pending=[], slow_pending=[], clean_stop=True, down=None, slow=None)
+            data.update(pending=[], slow_pending=[], lossy_pending=[], clean_stop=True,
+                        down=None, slow=None, lossy=None)
             try:
                 state.save(data)
             except OSError as error:
@@ -7333,12 +8028,12 @@ def run_discard_pending(settings, console):
                                    % (state.path, _one_line(error)))
         log = EventLog(settings.log_file, warn=console.warning)
         log.write("pending_discarded", time.time(), interruptions=count, partial_outages=partial,
-                  slow_periods=slow)
+                  slow_periods=slow, lossy_periods=lossy)
         log.close()
     finally:
         state.unlock()
     console.info("discarded %s waiting for a report (state file %s)"
-                 % (pending_text(count, partial, slow), settings.state_file))
+                 % (pending_text(count, partial, slow, lossy), settings.state_file))
     return 0
 
 
@@ -7378,13 +8073,15 @@ def run_monitor(args, console):
         reporter = None
         if deliverer is not None:
             reporter = Reporter(PendingReports(make_backoff(args)), deliverer,
-                                mail_hostname(), waker.wake, slow_ms=args.slow_ms)
+                                mail_hostname(), waker.wake, slow_ms=args.slow_ms,
+                                slow_times=args.slow_times)
         metrics_board, metrics_server = start_metrics(
             args, console, recent, reporter.pending if reporter is not None else None)
         announcer = Announcer(console, event_log, args)
         surroundings = Surroundings(args.gateway, loopback_only=all(
             target.is_loopback for target in args.targets))
-        rounds = RoundInterpreter(args, announcer, record_for(reporter), surroundings)
+        rounds = RoundInterpreter(args, announcer, record_for(reporter), surroundings,
+                                  read_syn_schedule())
         monitor = Monitor(args, announcer, waker, Prober(args.timeout, waker.read_fd), rounds,
                           reporter=reporter, state=state, pinger=make_pinger(args, waker, console),
                           metrics_board=metrics_board)

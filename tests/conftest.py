@@ -20,8 +20,8 @@ pytest_plugins = ["smtp_lab", "netlab", "homelab"]
 # Prometheus and Alertmanager) and take minutes; the soak runs for about a minute. Marked `lab`,
 # so that `pytest tests -m "not lab"` runs the fast tests alone.
 LAB_MODULES = {"test_faults.py", "test_netlab.py", "test_homelab.py", "test_causes_lab.py",
-               "test_routes_lab.py", "test_names_lab.py", "test_latency_lab.py", "test_soak.py",
-               "test_multisite_lab.py"}
+               "test_routes_lab.py", "test_names_lab.py", "test_latency_lab.py", "test_loss_lab.py",
+               "test_soak.py", "test_multisite_lab.py"}
 LAB_FIXTURES = {"netlab", "homelab"}
 
 

@@ -47,9 +47,10 @@ def test_window_figures_on_known_inputs():
     start, end, figures = window.add([up(0.01)], 60.0, WALL_OFFSET + 60.0)
     assert (start, end) == (WALL_OFFSET, WALL_OFFSET + 60.0)
     # median: the 10th of 20, 95th percentile: the 19th (each alone in its bucket: exact)
+    # jitter: 19 steps of 10 ms between consecutive connects (the failures are no connect time)
     assert figures == {"198.18.0.2:53": {"probes": 22, "failures": 2, "losses": 0,
                                          "min_ms": 10.0, "median_ms": 100.0, "p95_ms": 190.0,
-                                         "max_ms": 200.0}}
+                                         "max_ms": 200.0, "jitter_ms": 10.0}}
 
 
 def test_a_percentile_is_its_buckets_mean_within_one_percent():
@@ -72,9 +73,9 @@ def test_a_constant_connect_time_reads_exactly_and_a_target_that_never_answered_
     _, _, figures = window.close(10.0)
     assert figures == {
         "198.18.0.2:53": {"probes": 10, "failures": 0, "losses": 0, "min_ms": 12.3,
-                          "median_ms": 12.3, "p95_ms": 12.3, "max_ms": 12.3},
+                          "median_ms": 12.3, "p95_ms": 12.3, "max_ms": 12.3, "jitter_ms": 0.0},
         "198.18.0.3:53": {"probes": 10, "failures": 10, "losses": 0, "min_ms": None,
-                          "median_ms": None, "p95_ms": None, "max_ms": None}}
+                          "median_ms": None, "p95_ms": None, "max_ms": None, "jitter_ms": None}}
 
 
 def test_windows_keep_their_grid_and_an_empty_one_is_not_written():
@@ -419,20 +420,24 @@ def test_a_stats_event_at_the_end_of_each_window(tmp_path):
         ("11:07:00.000", "11:06:50.000", "11:07:00.000")]
     figures = [event["targets"]["198.18.0.2:53"] for event in stats]
     assert figures[0] == {"probes": 10, "failures": 0, "losses": 0, "min_ms": 20.0,
-                          "median_ms": 20.0, "p95_ms": 20.0, "max_ms": 20.0}
-    # rounds at 10, 11, 12 (1.02 s), 13.02 (1.02 s), 14.04, 15 ... 19: two connects a second late
+                          "median_ms": 20.0, "p95_ms": 20.0, "max_ms": 20.0, "jitter_ms": 0.0}
+    # rounds at 10, 11, 12 (1.02 s), 13.02 (1.02 s), 14.04, 15 ... 19: two connects a second
+    # late; jitter: two steps of 1000 ms among the 9 between the 10 connects
     assert figures[1] == {"probes": 10, "failures": 0, "losses": 2, "min_ms": 20.0,
-                          "median_ms": 20.0, "p95_ms": 1020.0, "max_ms": 1020.0}
+                          "median_ms": 20.0, "p95_ms": 1020.0, "max_ms": 1020.0,
+                          "jitter_ms": 222.222}
 
 
-def test_slow_periods_are_not_watched_with_slow_0_nor_when_the_default_cannot_be_seen(tmp_path):
+def test_slow_periods_are_not_watched_with_slow_0_and_only_relatively_when_1000_ms_cannot_be_seen(
+        tmp_path):
     off = LatencyRun(tmp_path, congested((10.5, 30.5)), stop_at=40, slow=0.0).run()
     assert off.events("slow") == [] and off.board.latest().slow is None
     start, = off.events("start")
     assert (start["slow_ms"], start["stats_interval"]) == (0.0, 60.0)
     default = LatencyRun(tmp_path, congested(), stop_at=1, slow=None, timeout=1.0).run()
-    assert ("slow periods are not watched: a connect of 1000 ms (the default --slow) is a timeout "
-            "with -t 1; give a longer -t, or --slow below 1000") in default.console_lines()
+    assert ("slow periods only against the usual (4x): a connect of 1000 ms (the default --slow) "
+            "is a timeout with -t 1; give a longer -t, or --slow below 1000"
+            ) in default.console_lines()
 
 
 def test_the_metrics_follow_a_slow_period_while_it_lasts(tmp_path):
@@ -477,6 +482,10 @@ def test_metrics_text_for_connect_times_and_slow_periods():
         "# HELP pynetconnmon_probe_failures_total TCP connects that failed, per target.\n"
         "# TYPE pynetconnmon_probe_failures_total counter\n"
         'pynetconnmon_probe_failures_total{target="198.18.0.2:53"} 2\n'
+        "# HELP pynetconnmon_rounds_not_started_total Rounds while down that started no connect, "
+        "as too many were still waiting: they count for no probe.\n"
+        "# TYPE pynetconnmon_rounds_not_started_total counter\n"
+        "pynetconnmon_rounds_not_started_total 0\n"
         "# HELP pynetconnmon_slow 1 while the connection is slow: even the fastest target took "
         "--slow or longer to connect, in every round since the last faster one.\n"
         "# TYPE pynetconnmon_slow gauge\n"

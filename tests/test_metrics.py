@@ -114,11 +114,18 @@ EXPECTED_TYPES = {
     "pynetconnmon_interruptions_by_cause": "counter",
     "pynetconnmon_downtime_by_cause_seconds": "counter",
 }
-# and from a monitor, which counts connect times (slow periods are off at -t 0.2)
+# and from a monitor, which counts connect times and watches slow periods (relative to the
+# usual at -t 0.2, where 1000 ms cannot be seen) and lossy ones
 CONNECT_TYPES = {
     "pynetconnmon_connect_duration_seconds": "histogram",
     "pynetconnmon_probes": "counter",
     "pynetconnmon_probe_failures": "counter",
+    "pynetconnmon_rounds_not_started": "counter",
+    "pynetconnmon_slow": "gauge",
+    "pynetconnmon_slow_seconds": "counter",
+    "pynetconnmon_loss_ratio": "gauge",
+    "pynetconnmon_lossy": "gauge",
+    "pynetconnmon_lossy_seconds": "counter",
 }
 
 
@@ -493,12 +500,15 @@ def test_a_port_in_use_is_a_one_line_error(tmp_path):
 
 
 def test_the_documented_metrics_are_the_table_of_metrics():
-    """docs/metrics.md shows a real scrape: its HELP and TYPE lines are those of METRICS, every
-    metric there, in the table's order."""
+    """docs/metrics.md shows a real scrape and a table of what each metric means: both list
+    every metric of METRICS, in its order, with its help and type."""
     documented = re.findall(r"^# (HELP|TYPE) pynetconnmon_(\w+) (.*)$",
                             (REPO / "docs" / "metrics.md").read_text(encoding="utf-8"), re.M)
     assert documented == [(line, metric.name, metric.help if line == "HELP" else metric.kind)
                           for metric in program.METRICS for line in ("HELP", "TYPE")]
+    explained = re.findall(r"^\| `pynetconnmon_(\w+)(?:\{[^`]*\})?` \| (\w+) \|",
+                           (REPO / "docs" / "metrics.md").read_text(encoding="utf-8"), re.M)
+    assert explained == [(metric.name, metric.kind) for metric in program.METRICS]
 
 
 class ManyListeners:

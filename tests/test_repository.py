@@ -82,7 +82,9 @@ def readme_option_rows():
     section = readme().split("\n## Options\n", 1)[1].split("\n## ", 1)[0]
     rows = {}
     for line in section.splitlines():
-        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        # a cell's own bar is written \| (GitHub's tables)
+        cells = [cell.strip().replace("\0", "|")
+                 for cell in line.replace("\\|", "\0").strip("|").split("|")]
         if not line.startswith("| `-"):
             continue
         chunks = re.findall(r"`([^`]+)`", cells[0])
