@@ -25,6 +25,9 @@ hold.
 Prints `lossywire ready` once both ends are up. Route more than the peer's address over the wire
 with `ip -n NS route add SUBNET dev lw0`. Linux only; needs root (it is run as root here).
 Standard library only; ctypes for setns(2) where os.setns is missing (Python < 3.12).
+
+(A copy of the lab machines' shared tool, kept here so that a clean clone runs the lab tests
+that use it: tests/test_loss_lab.py.)
 """
 import argparse
 import ctypes
