@@ -182,7 +182,7 @@ class Settings:
                  "metrics_port", "metrics_address", "ping_url", "ping_interval", "pysendmail",
                  "notify_command", "no_mail", "test_mail", "once", "quiet", "summary", "since",
                  "until", "discard_pending", "gateway", "slow", "stats_interval", "html", "csv",
-                 "down_interval")
+                 "down_interval", "log_files")
 
     DEFAULTS = dict(targets=(), interval=DEFAULT_INTERVAL, timeout=DEFAULT_TIMEOUT,
                     min_interruption=DEFAULT_MIN_INTERRUPTION, backoff_min=DEFAULT_BACKOFF_MIN,
@@ -193,7 +193,7 @@ class Settings:
                     no_mail=False, test_mail=False, once=False, quiet=False, summary=False,
                     since=None, until=None, discard_pending=False, gateway="auto", slow=None,
                     stats_interval=DEFAULT_STATS_INTERVAL, html=None, csv=None,
-                    down_interval=None)
+                    down_interval=None, log_files=())      # --summary: every --log-file given
 
     def __init__(self, **values):
         unknown = set(values) - set(self.__slots__)
@@ -789,6 +789,29 @@ class ConnectTimes:
         self.count = 0              # [ratio**n, ratio**(n+1)) ms
         self.minimum = math.inf     # ms
         self.maximum = -math.inf    # ms
+
+    _numbers = {}                   # ms -> bucket number, for add_both(); bounded
+
+    @staticmethod
+    def add_both(first, second, ms, count):
+        """add() of the same `ms` (not seconds) to two histograms: --summary adds each stats
+        window to the whole period's and to its day's."""
+        number = ConnectTimes._numbers.get(ms)
+        if number is None:
+            if len(ConnectTimes._numbers) >= 4096:
+                ConnectTimes._numbers.clear()
+            low, high = CONNECT_TIME_RANGE
+            number = ConnectTimes._numbers[ms] = math.floor(
+                math.log(low if ms < low else high if ms > high else ms) / _LOG_RATIO)
+        total = ms * count
+        for times in (first, second):       # the summary reads no minimum or maximum
+            bucket = times.buckets.get(number)
+            if bucket is None:
+                times.buckets[number] = [count, total]
+            else:
+                bucket[0] += count
+                bucket[1] += total
+            times.count += count
 
     def add(self, seconds, count=1):
         """`count` times a connect of `seconds` (the summary weighs windows by their connects)."""
@@ -3850,11 +3873,46 @@ def _calendar_can_place(moment):
     return 1 <= min(years) and max(years) <= 9999
 
 
+_LOG_HOURS = {}                  # "YYYY-MM-DDTHH" + "+HH:MM" -> epoch of that hour (None: invalid)
+_LOG_HOURS_KEPT = 100000
+
+
 def parse_log_time(value):
     """Epoch seconds of an ISO 8601 time from the event log (without an offset: local time).
 
-    Returns None for anything else, so one bad field never stops a summary.
+    Returns None for anything else, so one bad field never stops a summary. The times the
+    monitor writes (2026-11-24T01:02:03.456+01:00) take a short way: each hour and offset is
+    read once, the minutes, seconds and milliseconds are added to it; the result is the very
+    float datetime gives (whole microseconds over 10**6, rounded once).
     """
+    if type(value) is str and len(value) == 29 and value[19] == "." and value.isascii():
+        hour = _LOG_HOURS.get(value[:13] + value[23:], False)
+        if hour is False:
+            hour = _log_hour(value)
+        clock = value[14:16] + value[17:19] + value[20:23]       # MMSSmmm
+        if hour is not None and value[13] == value[16] == ":" and clock.isdigit():
+            clock = int(clock)
+            if clock < 6000000 and clock % 100000 < 60000:       # minutes and seconds < 60
+                moment = ((hour + clock // 100000 * 60) * 1000 + clock % 100000) / 1000
+                if -2145916800 <= moment < 2145916800 or _calendar_can_place(moment):
+                    return moment
+                return None
+    return _parse_log_time(value)
+
+
+def _log_hour(value):
+    """The epoch of the hour of a time the monitor writes, from datetime; None if invalid."""
+    if len(_LOG_HOURS) >= _LOG_HOURS_KEPT:
+        _LOG_HOURS.clear()
+    key, offset = value[:13] + value[23:], value[23:]
+    moment = None
+    if offset[0] in "+-" and offset[3] == ":" and (offset[1:3] + offset[4:]).isdigit():
+        moment = _parse_log_time(value[:13] + ":00:00" + offset, placed=False)
+    _LOG_HOURS[key] = hour = None if moment is None else int(moment)
+    return hour
+
+
+def _parse_log_time(value, placed=True):
     if not isinstance(value, str):
         return None
     if value[-1:] in ("Z", "z"):
@@ -3864,7 +3922,7 @@ def parse_log_time(value):
         moment = datetime.fromisoformat(value).timestamp()
     except (ValueError, OverflowError, OSError):
         return None
-    return moment if _calendar_can_place(moment) else None
+    return moment if not placed or _calendar_can_place(moment) else None
 
 
 def parse_summary_date(text, option, end_of_day=False):
@@ -3892,6 +3950,8 @@ def parse_summary_date(text, option, end_of_day=False):
 
 def _number(value, default=None):
     """A finite float from a JSON number, else `default`."""
+    if type(value) is float:
+        return value if value - value == 0.0 else default     # inf - inf and nan are nan
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return default
     try:
@@ -3933,6 +3993,35 @@ def _local_day(moment):
             break
         following += max(1, 3600 - after.tm_min * 60 - after.tm_sec)    # 23:59:60 a leap second
     return key, first, following
+
+
+class LocalQuarters:
+    """time.localtime() of many instants close together, for one replay (one time zone): the
+    local date and hour are read once per quarter hour of the epoch, since every UTC offset and
+    summer-time change in use falls on a quarter hour. A quarter in which the local time does
+    not run evenly from its first second to its last (a change, a leap second) is not kept."""
+
+    KEPT = 64                   # the log's order keeps an instant near the ones before it
+
+    def __init__(self):
+        self.quarters = {}          # epoch // 900 -> (local hour's first second, (y, m, d))
+
+    def hour_and_day(self, moment):
+        second = math.floor(moment)
+        found = self.quarters.get(second // 900)
+        if found is not None:
+            return found
+        first = second - second % 900
+        begins, ends = time.localtime(first), time.localtime(first + 899)
+        if (begins[:4] != ends[:4] or (ends.tm_min - begins.tm_min) * 60 + ends.tm_sec
+                - begins.tm_sec != 899):
+            local = time.localtime(second)
+            return second - local.tm_min * 60 - local.tm_sec, local[:3]
+        if len(self.quarters) >= self.KEPT:
+            self.quarters.clear()
+        found = self.quarters[second // 900] = (first - begins.tm_min * 60 - begins.tm_sec,
+                                                begins[:3])
+        return found
 
 
 def _availability(monitored, downtime):
@@ -4050,10 +4139,21 @@ def stats_figures(record):
         return []
     found = []
     for label, figures in targets.items():
-        if not isinstance(figures, dict):
+        if type(figures) is not dict and not isinstance(figures, dict):
             continue
-        median, p95 = _number(figures.get("median_ms")), _number(figures.get("p95_ms"))
-        connects = _number(figures.get("probes"), 0.0) - _number(figures.get("failures"), 0.0)
+        get = figures.get
+        median, p95 = get("median_ms"), get("p95_ms")
+        probes, failures = get("probes"), get("failures")
+        # the usual types take a short way to what _number() gives
+        if type(median) is not float or median - median != 0.0:
+            median = _number(median)
+        if type(p95) is not float or p95 - p95 != 0.0:
+            p95 = _number(p95)
+        if type(probes) is int is type(failures) and -2 ** 53 < probes - failures < 2 ** 53 \
+                and -2 ** 53 < probes < 2 ** 53 and -2 ** 53 < failures < 2 ** 53:
+            connects = probes - failures
+        else:
+            connects = _number(probes, 0.0) - _number(failures, 0.0)
         if median is None or median < 0 or not 1 <= connects <= 1e9:
             continue
         found.append((label, WindowFigures(median, median if p95 is None else max(median, p95),
@@ -4133,8 +4233,9 @@ class HourlyConnectTimes:
     order closes an hour when the next begins. The first REPORT_WINDOWS_KEPT windows of each
     target are kept as they are too, for a short period."""
 
-    def __init__(self, limit=REPORT_TARGETS_KEPT):
+    def __init__(self, limit=REPORT_TARGETS_KEPT, local=None):
         self.limit = limit
+        self.local = local or LocalQuarters()
         self.open = {}              # label -> (hour start, [(median, p95, weight), ...])
         self.hours = {}             # label -> [(middle of the hour, median ms, p95 ms), ...]
         self.windows = {}           # label -> [(middle of the window, median, p95), ...] or
@@ -4143,26 +4244,33 @@ class HourlyConnectTimes:
 
     def add(self, label, moment, end, median, p95, weight):
         """A window [moment, end) of `label`."""
-        if label not in self.hours:
-            if len(self.hours) >= self.limit:
-                return
-            self.hours[label], self.connects[label], self.windows[label] = [], 0.0, []
-        windows = self.windows[label]
-        if windows is not None:
-            windows.append(((moment + max(moment, end)) / 2, median, p95))
-            if len(windows) > REPORT_WINDOWS_KEPT:
-                self.windows[label] = None
-        local = time.localtime(moment)
-        hour = math.floor(moment) - local.tm_min * 60 - local.tm_sec
-        current = self.open.get(label)
-        if current is not None and current[0] != hour:
-            self._close(label)
-            current = None
-        if current is None:
-            current = self.open[label] = (hour, [])
-        if len(current[1]) < REPORT_WINDOWS_PER_HOUR:
-            current[1].append((median, p95, weight))
-            self.connects[label] += weight
+        self.add_window(((label, WindowFigures(median, p95, weight)),), moment, end)
+
+    def add_window(self, found, moment, end):
+        """A window [moment, end): (label, WindowFigures) of each of its targets."""
+        hour = self.local.hour_and_day(moment)[0]
+        middle = (moment + max(moment, end)) / 2
+        hours, opened = self.hours, self.open
+        for label, figures in found:
+            if label not in hours:
+                if len(hours) >= self.limit:
+                    continue
+                hours[label], self.connects[label], self.windows[label] = [], 0.0, []
+            median, p95, weight = figures.median, figures.p95, figures.connects
+            windows = self.windows[label]
+            if windows is not None:
+                windows.append((middle, median, p95))
+                if len(windows) > REPORT_WINDOWS_KEPT:
+                    self.windows[label] = None
+            current = opened.get(label)
+            if current is not None and current[0] != hour:
+                self._close(label)
+                current = None
+            if current is None:
+                current = opened[label] = (hour, [])
+            if len(current[1]) < REPORT_WINDOWS_PER_HOUR:
+                current[1].append((median, p95, weight))
+                self.connects[label] += weight
 
     def _close(self, label):
         hour, windows = self.open.pop(label)
@@ -4222,7 +4330,8 @@ class History:
         self.row_counts = dict.fromkeys(ROW_KINDS, 0)
         self.hosts = []
         self.all_targets = []       # every target label of every run, in order of appearance
-        self.hourly = HourlyConnectTimes()
+        self.local = LocalQuarters()   # the local date and hour of an instant, read once
+        self.hourly = HourlyConnectTimes(local=self.local)
         # what is still going on where the log ends (the status page's headline)
         self.run_start = None       # the run in progress began then (None: not running)
         self.down_since = None      # the outage in progress: its start, cause and reason
@@ -4299,7 +4408,7 @@ class Timeline:
         self.whole = ([], [])        # [down]: (start, end) of the whole days inside spans, in order
 
     def _day(self, moment):
-        key = time.localtime(moment)[:3]
+        key = self.history.local.hour_and_day(moment)[1]
         day = self.days.get(key)
         if day is None:
             day = self.days[key] = DaySummary(*_local_day(moment))
@@ -4365,11 +4474,12 @@ class Timeline:
         if not self.since <= end < self.until:
             return
         history = self.history
-        day = history.day_latency(time.localtime(end)[:3])
+        day = history.day_latency(history.local.hour_and_day(end)[1])
         history.windows += 1
-        for times, ms in ((history.medians, fastest.median), (history.p95s, fastest.p95),
-                          (day.medians, fastest.median), (day.p95s, fastest.p95)):
-            times.add(ms / 1000.0, fastest.connects)
+        count = fastest.connects      # the times as add() takes them: in seconds
+        ConnectTimes.add_both(history.medians, day.medians, (fastest.median / 1000.0) * 1000.0,
+                              count)
+        ConnectTimes.add_both(history.p95s, day.p95s, (fastest.p95 / 1000.0) * 1000.0, count)
 
     def _spread(self, start, end, down):
         first = self._day(start)
@@ -4491,6 +4601,10 @@ class Replay:
         self.closing = None      # (the run being closed, how it ended: a key of _ENDINGS)
         self.stopping = False    # a stop is being replayed
         self.last_labels = []    # the latest start's targets
+        self.label_texts = {}    # a stats label -> its _log_text(), read once
+        self.times = {}          # the latest time texts read -> parse_log_time() of each: a
+        #                          window's start is the time of the one before, an up repeats
+        #                          its down's start
         self.handlers = {name: getattr(self, "on_" + name, self.on_sign_of_life)
                          for name in EVENTS}
         for kind in ("target", "family", "dns"):
@@ -4502,9 +4616,15 @@ class Replay:
     def feed(self, record):
         """One record as read from the log (its `time` an ISO 8601 text)."""
         name = record.get("event") if isinstance(record, dict) else None
-        moment = parse_log_time(record.get("time")) if isinstance(name, str) else None
+        moment = self.when(record.get("time")) if isinstance(name, str) else None
         if moment is None:
             self.history.invalid += 1
+            return
+        if name in self.handlers and name not in RENAMED_EVENTS:    # feed_event(), shorter
+            self.last = moment if self.last is None or moment > self.last else self.last
+            if self.crashed is not None and EVENTS[name].availability and name != "gap":
+                self._end_crashed_run(None)
+            self.handlers[name](moment, record)
             return
         self.feed_event(name, moment, record)
 
@@ -4518,6 +4638,17 @@ class Replay:
         if self.crashed is not None and EVENTS[name].availability and name != "gap":
             self._end_crashed_run(None)
         self.handlers[name](moment, record)
+
+    def when(self, text):
+        """parse_log_time(text), read once for the latest texts."""
+        if type(text) is not str:
+            return parse_log_time(text)
+        moment = self.times.get(text, False)
+        if moment is False:
+            if len(self.times) >= 64:
+                self.times.clear()
+            moment = self.times[text] = parse_log_time(text)
+        return moment
 
     def finish(self, now=None):
         """The History. With `now` (the status page), the log is the monitor's own, running at
@@ -4558,7 +4689,7 @@ class Replay:
         run = self.run
         down = None if run is None else run.down_since
         if down is None:
-            down = parse_log_time(record.get("down_since"))
+            down = self.when(record.get("down_since"))
         if run is None:                      # a log that begins with a stop (rotated)
             run = self._begin(moment if down is None else min(moment, down))
         run.down_cause = record.get("cause") or run.down_cause
@@ -4571,13 +4702,13 @@ class Replay:
         """Down since its `start`: the middle of the window the outage began in (in logs from
         before that window, the first failed round: the `time`)."""
         if self.run is None or self.run.down_since is None:
-            after, before = (parse_log_time(record.get(name))
+            after, before = (self.when(record.get(name))
                              for name in ("start_after", "start_before"))
             self.outage = {"reason": _log_text(record.get("reason")),
                            "targets": _log_labels(record.get("targets")),
                            "window": (after, before) if after and before and after <= before
                            else None}
-        began = parse_log_time(record.get("start"))
+        began = self.when(record.get("start"))
         began = moment if began is None else min(began, moment)
         run = self._alive(moment, began)
         if run.down_since is None:
@@ -4602,7 +4733,7 @@ class Replay:
         self.outage = {}
 
     def on_gap(self, moment, record):
-        start, end = parse_log_time(record.get("start")), parse_log_time(record.get("end"))
+        start, end = self.when(record.get("start")), self.when(record.get("end"))
         if self.crashed is not None:
             self._end_crashed_run(start)
         if start is not None and end is not None:
@@ -4729,7 +4860,7 @@ class Replay:
 
     def on_slow_end(self, moment, record):
         run = self._alive(moment)
-        began = parse_log_time(record.get("start"))
+        began = self.when(record.get("start"))
         if began is None:
             began = run.slow_since
         if began is None:
@@ -4753,20 +4884,34 @@ class Replay:
     def on_stats(self, moment, record):
         """A statistics window: its fastest target (by median) stands for the connection; each
         target's figures go to its connect time per hour."""
-        self._alive(moment)
+        run = self.run
+        if run is None:
+            self._alive(moment)
+        elif moment > run.seen:
+            run.seen = moment
         found = stats_figures(record)
         if found:
-            self.timeline.window(moment, min((figures for _, figures in found),
-                                             key=lambda figures: figures.median))
-        start = parse_log_time(record.get("start")) or moment
-        end = parse_log_time(record.get("end")) or moment
+            fastest = found[0][1]
+            for _, figures in found:
+                if figures.median < fastest.median:
+                    fastest = figures
+            self.timeline.window(moment, fastest)
+        start = self.when(record.get("start")) or moment
+        end = self.when(record.get("end")) or moment
         history = self.history
         history.latest_stats, history.latest_stats_span = found, (start, end)
-        if self.timeline.clip(start, start + 1) is None:
+        timeline = self.timeline
+        if min(start + 1, timeline.until) <= max(start, timeline.since):    # clip() is None
             return
+        texts, shown = self.label_texts, []
         for label, figures in found[:REPORT_TARGETS_KEPT]:
-            history.hourly.add(_log_text(label, 100), start, end, figures.median, figures.p95,
-                               figures.connects)
+            text = texts.get(label)
+            if text is None:
+                text = _log_text(label, 100)
+                if len(texts) < REPORT_TARGETS_KEPT * 4:
+                    texts[label] = text
+            shown.append((text, figures))
+        history.hourly.add_window(shown, start, end)
 
     def on_report_sent(self, moment, record):
         self._alive(moment)
@@ -4808,7 +4953,7 @@ class Replay:
         if run is not None and run.down_since is not None and text == run.down_text:
             began = run.down_since
         if began is None:
-            began = parse_log_time(text)
+            began = self.when(text)
         if began is None and run is not None:
             began = run.down_since
             if began is None:
@@ -4948,6 +5093,187 @@ class EventLines:
                 yield decode(line)
             except (ValueError, RecursionError):
                 self.not_json += 1
+
+
+# -- the event log and its rotated files, read as one ------------------------------------------
+
+# what logrotate names a rotated PATH: PATH.1, PATH.2.gz, ... and with dateext PATH-20261101(.gz)
+# (any dateformat of digits and - _ .); compressed by gzip (default), bzip2 or xz
+ROTATED_NAME = re.compile(r"(?:\.(\d{1,9})|-(\d{4,}(?:[-_.]?\d+)*))(?:\.(?:gz|bz2|xz))?\Z")
+LOG_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "lzma"))
+ROTATED_KEPT = 10000             # rotated files read at most, the newest
+SEAM_LINES = 10000               # lines at the end of a file looked for again at the next one's start
+PEEK_LINES = 100                 # lines read to find a file's first time
+
+
+def rotated_siblings(path):
+    """PATH's rotated files in its folder, as logrotate names them, oldest first by name:
+    dateext names by their date, then numbered ones from the highest number."""
+    folder, base = os.path.split(path)
+    try:
+        names = os.listdir(folder or ".")
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        match = ROTATED_NAME.match(name, len(base)) if name.startswith(base) else None
+        if match is None or name == base:
+            continue
+        number, date = match.groups()
+        found.append(((0, [int(part) for part in re.findall(r"\d+", date)], name) if date
+                      else (1, -int(number), name), os.path.join(folder, name)))
+    return [sibling for _, sibling in sorted(found)][-ROTATED_KEPT:]
+
+
+def open_log_stream(path):
+    """An event log file as a binary stream of its lines, decompressed when it is gzip, bzip2
+    or xz (known by its first bytes, whatever its name)."""
+    stream = open_event_log(path)
+    try:
+        start = stream.peek(6)[:6]
+        for magic, module in LOG_MAGIC:
+            if start.startswith(magic):
+                opener = importlib.import_module(module)    # only for a compressed file
+                return opener.open(stream, "rb")
+        return stream
+    except BaseException:
+        stream.close()
+        raise
+
+
+def _read_errors():
+    """What a damaged file raises while it is read: OSError, EOFError (cut short) and each
+    decompressor's own error."""
+    errors = (OSError, EOFError, ValueError)
+    for module, name in (("zlib", "error"), ("lzma", "LZMAError")):
+        if module in sys.modules:
+            errors += (getattr(sys.modules[module], name),)
+    return errors
+
+
+class EventLogFiles:
+    """The JSON values of one or more event logs and of each one's rotated files (see
+    rotated_siblings), oldest file first, as one stream; counts like EventLines.
+
+    Files are read in the order of their first event, their names breaking ties (and placing a
+    file whose first lines tell no time). A file met twice (the same file under two names, or
+    given twice) is read once. Lines repeated at the start of a file from the end of the file
+    before it (a copy made twice, overlapping logs) are read once. A file that cannot be opened
+    or is damaged is a warning in `warnings`, and what was read of it counts; only when no file
+    at all can be opened is it an error (MonitorError, as for one log)."""
+
+    def __init__(self, paths, rotated=True):
+        self.given = list(paths)
+        self.not_json = 0
+        self.too_long = 0
+        self.repeated = 0            # lines read before, at the start of a later file
+        self.warnings = []
+        self.paths = self._order(self._files(rotated))
+        self.read = []               # the files read, in order
+
+    def _files(self, rotated):
+        files, seen = [], set()
+        for path in self.given:
+            for candidate in (rotated_siblings(path) if rotated else []) + [path]:
+                try:
+                    info = os.stat(candidate)
+                    key = (info.st_dev, info.st_ino)
+                except OSError:
+                    key = ("missing", os.path.abspath(candidate))
+                if key not in seen:
+                    seen.add(key)
+                    files.append(candidate)
+        return files
+
+    def _order(self, files):
+        if len(files) < 2:
+            return files
+        keyed, previous = [], -math.inf
+        for rank, path in enumerate(files):
+            first = self._first_time(path)
+            previous = first if first is not None else previous
+            keyed.append((previous, rank, path))
+        return [path for _, _, path in sorted(keyed)]
+
+    @staticmethod
+    def _first_time(path):
+        try:
+            with open_log_stream(path) as stream:
+                for number, line in enumerate(read_lines(stream)):
+                    if number >= PEEK_LINES:
+                        break
+                    try:
+                        record = json.loads(line) if line is not None else None
+                    except (ValueError, RecursionError):
+                        continue
+                    moment = parse_log_time(record.get("time")) if isinstance(record, dict) \
+                        else None
+                    if moment is not None:
+                        return moment
+        except (MonitorError,) + _read_errors():
+            pass
+        return None
+
+    def __iter__(self):
+        decode = json.JSONDecoder().decode
+        tail = None                  # hashes of the previous file's last lines
+        opened = 0
+        for number, path in enumerate(self.paths):
+            try:
+                stream = open_log_stream(path)
+            except (MonitorError, OSError) as error:
+                if len(self.paths) == 1:
+                    raise _cannot_read(path, error)
+                self.warnings.append(str(_cannot_read(path, error)))
+                continue
+            opened += 1
+            self.read.append(path)
+            last = collections.deque(maxlen=SEAM_LINES) if number + 1 < len(self.paths) else None
+            seam, lines_read = tail, 0
+            try:
+                with stream:
+                    for line in read_lines(stream):
+                        lines_read += 1
+                        if line is None:
+                            self.too_long += 1
+                            continue
+                        if seam is not None:
+                            if hash(line) in seam:
+                                self.repeated += 1
+                                continue
+                            seam = None
+                        if last is not None:
+                            last.append(hash(line))
+                        line = line.decode("utf-8", "replace")
+                        if not line.strip():
+                            continue
+                        try:
+                            yield decode(line)
+                        except (ValueError, RecursionError):
+                            self.not_json += 1
+            except _read_errors() as error:
+                if len(self.paths) == 1 and not isinstance(error, (EOFError, ValueError)) \
+                        and not lines_read:
+                    raise _cannot_read(path, error)
+                self.warnings.append("%s after %s" % (_cannot_read(path, error),
+                                                      plural(lines_read, "line")))
+            tail = set(last) if last else None
+        if not opened:
+            raise _cannot_read(self.paths[0], OSError(errno.ENOENT, "no file could be read"))
+
+    @property
+    def source(self):
+        """The logs, as the summary's first line names them."""
+        rotated = len([path for path in self.paths if path not in self.given])
+        return ", ".join(self.given) + (" and %s" % plural(rotated, "rotated file")
+                                        if rotated else "")
+
+
+def _cannot_read(path, error):
+    if isinstance(error, MonitorError):
+        return error
+    return MonitorError("cannot read event log %s: %s"
+                        % (path, getattr(error, "strerror", None) or _one_line(error)))
 
 
 def describe_skipped(not_json, summary, source, too_long=0):
@@ -5179,18 +5505,17 @@ def latency_table(summary):
 def run_summary(settings, out, console):
     """--summary: the I/O around summarize_events() and format_summary(); with --html or
     --csv, ReportFiles replays the log instead and writes those files as well."""
-    path = settings.log_file
+    lines = EventLogFiles(settings.log_files or [settings.log_file])
+    path = lines.source
     files = ReportFiles(settings.html, settings.csv) if settings.html or settings.csv else None
     try:
-        with open_event_log(path) as stream:
-            lines = EventLines(read_lines(stream))
-            if files is None:
-                summary = summarize_events(lines, settings.since, settings.until)
-            else:
-                summary = files.summarize(lines, settings.since, settings.until, path)
-    except OSError as error:
-        raise MonitorError("cannot read event log %s: %s"
-                           % (path, error.strerror or _one_line(error)))
+        if files is None:
+            summary = summarize_events(lines, settings.since, settings.until)
+        else:
+            summary = files.summarize(lines, settings.since, settings.until, path)
+    finally:
+        for warning in lines.warnings:
+            console.warning(warning)
     try:
         HOUR_SHADES.encode(getattr(out, "encoding", None) or "ascii")
         plain = False
@@ -5200,6 +5525,9 @@ def run_summary(settings, out, console):
     warning = describe_skipped(lines.not_json, summary, path, lines.too_long)
     if warning:
         console.warning(warning)
+    if lines.repeated:
+        console.warning("read %s once that repeat at the start of a rotated file what the file "
+                        "before it ends with" % plural(lines.repeated, "line"))
     return 0
 
 
@@ -6329,8 +6657,10 @@ def build_parser():
                              "(min, median, 95th percentile, max) to the event log every "
                              "SECONDS, %s; 0: never (default: %.1f)"
                              % (_range(STATS_INTERVAL_RANGE), DEFAULT_STATS_INTERVAL))
-    parser.add_argument("--log-file", metavar="PATH",
-                        help="append every event to PATH as JSON Lines (SIGHUP reopens it)")
+    parser.add_argument("--log-file", metavar="PATH", action="append",
+                        help="append every event to PATH as JSON Lines (SIGHUP reopens it); "
+                             "--summary reads PATH with its rotated files (PATH.1, PATH.2.gz, "
+                             "PATH-DATE.gz ...), and takes several --log-file")
     parser.add_argument("--state-file", metavar="PATH",
                         help="pending reports, backoff and heartbeat (default: "
                              "$XDG_STATE_HOME/pyNetConnMon/state.json or "
@@ -6413,6 +6743,10 @@ def parse_arguments(argv):
         if action.nargs is None and action.option_strings and getattr(args, action.dest) == []:
             raise UsageError("argument %s: expected one argument"
                              % "/".join(action.option_strings))
+    args.log_files = tuple(path if isinstance(path, str) else "" for path in args.log_file or ())
+    if len(args.log_files) > 1 and not args.summary:
+        raise UsageError("--log-file: give it once; several only with --summary")
+    args.log_file = args.log_files[0] if args.log_files else None
     given = {name for name, _, _ in OPTION_RUNS       # `is`, not ==: -m 0 is given too
              if getattr(args, name) is not None and getattr(args, name) is not False}
     for name in ("interval", "timeout", "min_interruption", "backoff_min", "backoff_max",
@@ -6458,9 +6792,9 @@ def parse_arguments(argv):
 def _check_paths_and_command(args):
     """An empty path would quietly mean "none" or the default; a NUL character cannot reach the
     system at all. The command is never quoted: it may hold a token."""
-    for option, value in (("--log-file", args.log_file), ("--state-file", args.state_file),
-                          ("--pysendmail", args.pysendmail), ("--html", args.html),
-                          ("--csv", args.csv)):
+    for option, value in ([("--log-file", path) for path in args.log_files] + [
+            ("--state-file", args.state_file), ("--pysendmail", args.pysendmail),
+            ("--html", args.html), ("--csv", args.csv)]):
         if value is not None and not value:
             raise UsageError("%s: empty path" % option)
         if value is not None and "\0" in value:
@@ -6523,8 +6857,9 @@ def _check_report_paths(args):
         except OSError:
             return os.path.abspath(one) == os.path.abspath(other)
     for option, path in (("--html", args.html), ("--csv", args.csv)):
-        if path is not None and args.log_file and same(path, args.log_file):
-            raise UsageError("%s: %s is the event log itself" % (option, path))
+        for log_file in args.log_files:
+            if path is not None and log_file and same(path, log_file):
+                raise UsageError("%s: %s is the event log itself" % (option, path))
     if args.html is not None and args.csv is not None and same(args.html, args.csv):
         raise UsageError("--html and --csv name the same file")
 
