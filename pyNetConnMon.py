@@ -47,6 +47,7 @@ import collections
 import contextlib
 import errno
 import fcntl
+import heapq
 import importlib.util
 import io
 import ipaddress
@@ -103,7 +104,7 @@ DOWN_INTERVAL_MIN = 0.05         # ... but no more often than every this many se
 MAX_WAIT = 86400.0               # seconds: the longest single wait (poll() counts in an int of ms)
 DOWN_CONNECTS_LIMIT = 64         # connects in flight at most while probing fast (see Prober)
 DEFAULT_SLOW_MS = 1000.0         # a SYN the kernel had to send again makes a connect 1 s slower
-DEFAULT_STATS_INTERVAL = 60.0
+DEFAULT_STATS_INTERVAL = 300.0   # a stats event of two targets every 5 min: about 40 MB a year
 
 NOTIFY_COMMAND_TIMEOUT = 60.0
 NOTIFY_ERROR_TAIL = 4096         # bytes: only the end of a notify command's stderr is kept
@@ -258,7 +259,7 @@ EVENTS = {
     # slow, not down: even the fastest target took --slow or longer to connect
     "slow": EventKind(("start", "connect_ms"), True),
     "slow_end": EventKind(("start", "end", "duration", "ignored", "median_ms", "max_ms"), True),
-    "stats": EventKind(("start", "end", "targets")),
+    "stats": EventKind(("start", "end", "targets")),    # `end` (= `time`): 2.0.0 wrote it
     "report_sent": EventKind(("interruptions", "partial_outages", "slow_periods", "via",
                               "next_wait")),
     "report_failed": EventKind(("interruptions", "partial_outages", "slow_periods", "via",
@@ -3419,7 +3420,7 @@ class Announcer:
                 milliseconds(maximum)), wall)
 
     def stats(self, start, end, figures):
-        self.log.write("stats", end, start=iso_time(start), end=iso_time(end), targets=figures)
+        self.log.write("stats", end, start=iso_time(start), targets=figures)   # ends at `time`
 
     def gap(self, wall, start, end, duration, ignored):
         self.log.write("gap", wall, start=iso_time(start), end=iso_time(end),
@@ -3635,8 +3636,13 @@ class RoundInterpreter:
         return not ignored
 
     def close(self, mono, wall):
-        """The monitor stops: what is still going on is kept, cut short, if it counts already.
-        Returns the outage in progress, or None."""
+        """The monitor stops: what is still going on is kept, cut short, if it counts already;
+        the statistics window in progress is written, up to now. Returns the outage in
+        progress, or None."""
+        if self.stats is not None:
+            ended = self.stats.close(mono)
+            if ended is not None:
+                self.say.stats(*ended)
         if self.slow is not None and self.slow.is_slow:
             self._slow_ended(*self.slow.end(mono, wall), cut_short=True)
         outage, self.tracker.outage = self.tracker.outage, None
@@ -5107,22 +5113,25 @@ PEEK_LINES = 100                 # lines read to find a file's first time
 
 
 def rotated_siblings(path):
-    """PATH's rotated files in its folder, as logrotate names them, oldest first by name:
-    dateext names by their date, then numbered ones from the highest number."""
+    """PATH's rotated files in its folder, as logrotate names them: (dateext names by their
+    date, numbered ones from the highest number), each list oldest first."""
     folder, base = os.path.split(path)
     try:
         names = os.listdir(folder or ".")
     except OSError:
-        return []
-    found = []
+        return [], []
+    dated, numbered = [], []
     for name in names:
         match = ROTATED_NAME.match(name, len(base)) if name.startswith(base) else None
         if match is None or name == base:
             continue
         number, date = match.groups()
-        found.append(((0, [int(part) for part in re.findall(r"\d+", date)], name) if date
-                      else (1, -int(number), name), os.path.join(folder, name)))
-    return [sibling for _, sibling in sorted(found)][-ROTATED_KEPT:]
+        if date:
+            dated.append(([int(part) for part in re.findall(r"\d+", date)], name))
+        else:
+            numbered.append((-int(number), name))
+    return tuple([os.path.join(folder, name) for _, name in sorted(found)][-ROTATED_KEPT:]
+                 for found in (dated, numbered))
 
 
 def open_log_stream(path):
@@ -5155,8 +5164,10 @@ class EventLogFiles:
     """The JSON values of one or more event logs and of each one's rotated files (see
     rotated_siblings), oldest file first, as one stream; counts like EventLines.
 
-    Files are read in the order of their first event, their names breaking ties (and placing a
-    file whose first lines tell no time). A file met twice (the same file under two names, or
+    The rotated files of one kind (numbered, dated) are read in the order of their names, the
+    log itself last; the kinds and the logs given are merged by each file's first event (a file
+    whose first lines tell no time counts as beginning where the one before it does). A file
+    met twice (the same file under two names, or
     given twice) is read once. Lines repeated at the start of a file from the end of the file
     before it (a copy made twice, overlapping logs) are read once. A file that cannot be opened
     or is damaged is a warning in `warnings`, and what was read of it counts; only when no file
@@ -5168,32 +5179,41 @@ class EventLogFiles:
         self.too_long = 0
         self.repeated = 0            # lines read before, at the start of a later file
         self.warnings = []
-        self.paths = self._order(self._files(rotated))
+        self.paths = self._merge(self._chains(rotated))
         self.read = []               # the files read, in order
 
-    def _files(self, rotated):
-        files, seen = [], set()
+    def _chains(self, rotated):
+        """Lists of files, each in the order it is to be read in; every file once."""
+        chains, seen = [], set()
         for path in self.given:
-            for candidate in (rotated_siblings(path) if rotated else []) + [path]:
-                try:
-                    info = os.stat(candidate)
-                    key = (info.st_dev, info.st_ino)
-                except OSError:
-                    key = ("missing", os.path.abspath(candidate))
-                if key not in seen:
-                    seen.add(key)
-                    files.append(candidate)
-        return files
+            for chain in (rotated_siblings(path) if rotated else ()) + ([path],):
+                kept = []
+                for candidate in chain:
+                    try:
+                        info = os.stat(candidate)
+                        key = (info.st_dev, info.st_ino)
+                    except OSError:
+                        key = ("missing", os.path.abspath(candidate))
+                    if key not in seen:
+                        seen.add(key)
+                        kept.append(candidate)
+                if kept:
+                    chains.append(kept)
+        return chains
 
-    def _order(self, files):
-        if len(files) < 2:
-            return files
-        keyed, previous = [], -math.inf
-        for rank, path in enumerate(files):
-            first = self._first_time(path)
-            previous = first if first is not None else previous
-            keyed.append((previous, rank, path))
-        return [path for _, _, path in sorted(keyed)]
+    def _merge(self, chains):
+        """The chains merged by the first time of each file, each chain's order kept."""
+        if len(chains) < 2:
+            return chains[0] if chains else []
+        keyed = []
+        for number, chain in enumerate(chains):
+            previous, keys = -math.inf, []
+            for path in chain:
+                first = self._first_time(path)
+                previous = previous if first is None else max(previous, first)
+                keys.append((previous, number, path))
+            keyed.append(keys)
+        return [path for _, _, path in heapq.merge(*keyed)]
 
     @staticmethod
     def _first_time(path):
@@ -5255,8 +5275,7 @@ class EventLogFiles:
                 if len(self.paths) == 1 and not isinstance(error, (EOFError, ValueError)) \
                         and not lines_read:
                     raise _cannot_read(path, error)
-                self.warnings.append("%s after %s" % (_cannot_read(path, error),
-                                                      plural(lines_read, "line")))
+                self.warnings.append(str(_cannot_read(path, error, lines_read)))
             tail = set(last) if last else None
         if not opened:
             raise _cannot_read(self.paths[0], OSError(errno.ENOENT, "no file could be read"))
@@ -5269,11 +5288,12 @@ class EventLogFiles:
                                         if rotated else "")
 
 
-def _cannot_read(path, error):
+def _cannot_read(path, error, lines_read=0):
     if isinstance(error, MonitorError):
         return error
-    return MonitorError("cannot read event log %s: %s"
-                        % (path, getattr(error, "strerror", None) or _one_line(error)))
+    return MonitorError("cannot read event log %s%s: %s" % (
+        path, " after %s" % plural(lines_read, "line") if lines_read else "",
+        getattr(error, "strerror", None) or _one_line(error)))
 
 
 def describe_skipped(not_json, summary, source, too_long=0):
