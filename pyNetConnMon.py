@@ -4001,32 +4001,32 @@ def _local_day(moment):
     return key, first, following
 
 
-class LocalQuarters:
+class LocalHours:
     """time.localtime() of many instants close together, for one replay (one time zone): the
-    local date and hour are read once per quarter hour of the epoch, since every UTC offset and
-    summer-time change in use falls on a quarter hour. A quarter in which the local time does
-    not run evenly from its first second to its last (a change, a leap second) is not kept."""
-
-    KEPT = 64                   # the log's order keeps an instant near the ones before it
+    local date and hour are read once per hour, and kept for the two latest hours. An hour in
+    which the local time does not run evenly from its first second to its last (summer time
+    begins or ends, a leap second) is not kept."""
 
     def __init__(self):
-        self.quarters = {}          # epoch // 900 -> (local hour's first second, (y, m, d))
+        self.latest = self.before = (0, 0, None)   # (first second, next hour's, (hour, day))
 
     def hour_and_day(self, moment):
+        """(the first second of the local hour that holds `moment`, its (year, month, day))."""
         second = math.floor(moment)
-        found = self.quarters.get(second // 900)
-        if found is not None:
+        first, following, found = self.latest
+        if first <= second < following:
             return found
-        first = second - second % 900
-        begins, ends = time.localtime(first), time.localtime(first + 899)
-        if (begins[:4] != ends[:4] or (ends.tm_min - begins.tm_min) * 60 + ends.tm_sec
-                - begins.tm_sec != 899):
-            local = time.localtime(second)
-            return second - local.tm_min * 60 - local.tm_sec, local[:3]
-        if len(self.quarters) >= self.KEPT:
-            self.quarters.clear()
-        found = self.quarters[second // 900] = (first - begins.tm_min * 60 - begins.tm_sec,
-                                                begins[:3])
+        first, following, found = self.before
+        if first <= second < following:
+            self.latest, self.before = self.before, self.latest
+            return found
+        local = time.localtime(second)
+        hour = second - local.tm_min * 60 - local.tm_sec
+        found = (hour, local[:3])
+        begins, ends = time.localtime(hour), time.localtime(hour + 3599)
+        if begins[:4] == ends[:4] == local[:4] and (begins.tm_min, begins.tm_sec, ends.tm_min,
+                                                    ends.tm_sec) == (0, 0, 59, 59):
+            self.latest, self.before = (hour, hour + 3600, found), self.latest
         return found
 
 
@@ -4221,10 +4221,13 @@ class _Kept:
         return len(self.first) + len(self.last)
 
 
-def _weighted_quantile(pairs, fraction):
-    """The value below which `fraction` of the weight of (value, weight) pairs lies."""
+def _weighted_quantile(pairs, fraction, total=None):
+    """The value below which `fraction` of the weight of (value, weight) pairs lies (`total`:
+    their weights' sum, when known)."""
     pairs = sorted(pairs)
-    goal, seen = fraction * sum(weight for _, weight in pairs), 0.0
+    if total is None:
+        total = sum(weight for _, weight in pairs)
+    goal, seen = fraction * total, 0.0
     for value, weight in pairs:
         seen += weight
         if seen >= goal - 1e-9:
@@ -4241,7 +4244,7 @@ class HourlyConnectTimes:
 
     def __init__(self, limit=REPORT_TARGETS_KEPT, local=None):
         self.limit = limit
-        self.local = local or LocalQuarters()
+        self.local = local or LocalHours()
         self.open = {}              # label -> (hour start, [(median, p95, weight), ...])
         self.hours = {}             # label -> [(middle of the hour, median ms, p95 ms), ...]
         self.windows = {}           # label -> [(middle of the window, median, p95), ...] or
@@ -4280,9 +4283,11 @@ class HourlyConnectTimes:
 
     def _close(self, label):
         hour, windows = self.open.pop(label)
+        total = sum([w for _, _, w in windows])
         self.hours[label].append((hour + 1800.0,
-                                  _weighted_quantile([(m, w) for m, _, w in windows], 0.5),
-                                  _weighted_quantile([(p, w) for _, p, w in windows], 0.95)))
+                                  _weighted_quantile([(m, w) for m, _, w in windows], 0.5, total),
+                                  _weighted_quantile([(p, w) for _, p, w in windows], 0.95,
+                                                     total)))
 
     def finish(self):
         for label in list(self.open):
@@ -4336,7 +4341,7 @@ class History:
         self.row_counts = dict.fromkeys(ROW_KINDS, 0)
         self.hosts = []
         self.all_targets = []       # every target label of every run, in order of appearance
-        self.local = LocalQuarters()   # the local date and hour of an instant, read once
+        self.local = LocalHours()      # the local date and hour of an instant, read once
         self.hourly = HourlyConnectTimes(local=self.local)
         # what is still going on where the log ends (the status page's headline)
         self.run_start = None       # the run in progress began then (None: not running)
@@ -4581,6 +4586,31 @@ class _AloneFailing:
         self.seconds = 0.0
 
 
+class _OutageSaid:
+    """What the `down` of the outage in progress said (and its `up`, when the down gave no
+    reason), read only when a row or the status page asks: most outages of a flapping line are
+    blips that never need it."""
+
+    __slots__ = ("down", "up")
+
+    def __init__(self, down=None, up=None):
+        self.down = down            # the records
+        self.up = up
+
+    def get(self, name, default=None):
+        down = self.down
+        if name == "reason":
+            said = self.up if self.up is not None else down
+            return default if said is None else _log_text(said.get("reason"))
+        if down is None:
+            return default
+        if name == "targets":
+            return _log_labels(down.get("targets"))
+        after, before = (parse_log_time(down.get(field))
+                         for field in ("start_after", "start_before"))
+        return (after, before) if after and before and after <= before else None    # window
+
+
 class Replay:
     """The one reading of the event log: replays its records, in file order, into a History
     that every view renders (the text summary, the HTML report, the CSV, the status page).
@@ -4603,7 +4633,7 @@ class Replay:
         self.partials = {}       # partial outage key -> (start, the _AloneFailing it covers,
         #                          the reason its down gave)
         self.alone = {}          # target label or family -> _AloneFailing
-        self.outage = {}         # what the down of the outage in progress said
+        self.outage = _OutageSaid()  # what the down of the outage in progress said
         self.closing = None      # (the run being closed, how it ended: a key of _ENDINGS)
         self.stopping = False    # a stop is being replayed
         self.last_labels = []    # the latest start's targets
@@ -4622,15 +4652,21 @@ class Replay:
     def feed(self, record):
         """One record as read from the log (its `time` an ISO 8601 text)."""
         name = record.get("event") if isinstance(record, dict) else None
-        moment = self.when(record.get("time")) if isinstance(name, str) else None
+        moment = None
+        if isinstance(name, str):
+            text = record.get("time")
+            moment = self.times.get(text, False) if type(text) is str else False
+            if moment is False:
+                moment = self.when(text)
         if moment is None:
             self.history.invalid += 1
             return
-        if name in self.handlers and name not in RENAMED_EVENTS:    # feed_event(), shorter
+        handler = self.handlers.get(name)
+        if handler is not None:              # feed_event(), shorter
             self.last = moment if self.last is None or moment > self.last else self.last
             if self.crashed is not None and EVENTS[name].availability and name != "gap":
                 self._end_crashed_run(None)
-            self.handlers[name](moment, record)
+            handler(moment, record)
             return
         self.feed_event(name, moment, record)
 
@@ -4708,12 +4744,7 @@ class Replay:
         """Down since its `start`: the middle of the window the outage began in (in logs from
         before that window, the first failed round: the `time`)."""
         if self.run is None or self.run.down_since is None:
-            after, before = (self.when(record.get(name))
-                             for name in ("start_after", "start_before"))
-            self.outage = {"reason": _log_text(record.get("reason")),
-                           "targets": _log_labels(record.get("targets")),
-                           "window": (after, before) if after and before and after <= before
-                           else None}
+            self.outage = _OutageSaid(record)
         began = self.when(record.get("start"))
         began = moment if began is None else min(began, moment)
         run = self._alive(moment, began)
@@ -4723,7 +4754,7 @@ class Replay:
 
     def on_up(self, moment, record):
         if not self.outage.get("reason"):
-            self.outage = dict(self.outage, reason=_log_text(record.get("reason")))
+            self.outage = _OutageSaid(self.outage.down, record)
         began = self._outage_start(moment, record)
         run = self._alive(moment, began)
         began = max(began, run.start)
@@ -4736,7 +4767,7 @@ class Replay:
             self._interruption(began, moment, record.get("cause") or run.down_cause)
         run.down_since = None
         self.history.last_up = moment
-        self.outage = {}
+        self.outage = _OutageSaid()
 
     def on_gap(self, moment, record):
         start, end = self.when(record.get("start")), self.when(record.get("end"))
@@ -4902,8 +4933,9 @@ class Replay:
                 if figures.median < fastest.median:
                     fastest = figures
             self.timeline.window(moment, fastest)
-        start = self.when(record.get("start")) or moment
-        end = self.when(record.get("end")) or moment
+        start, end = record.get("start"), record.get("end")
+        start = self.when(start) or moment
+        end = moment if end is None else self.when(end) or moment    # no `end` since 2.0.0
         history = self.history
         history.latest_stats, history.latest_stats_span = found, (start, end)
         timeline = self.timeline
@@ -4991,7 +5023,7 @@ class Replay:
         for key in list(self.partials):      # what still failed when the run ended
             self._partial_end(key, max(end, self.partials[key][0]))
         self.timeline.monitored(run.start, end)
-        self.closing, self.outage = None, {}
+        self.closing, self.outage = None, _OutageSaid()
 
     def _end_crashed_run(self, gap_start):
         """The run before the latest start had no stop: it lasted until its last event, or until
@@ -5108,7 +5140,7 @@ class EventLines:
 ROTATED_NAME = re.compile(r"(?:\.(\d{1,9})|-(\d{4,}(?:[-_.]?\d+)*))(?:\.(?:gz|bz2|xz))?\Z")
 LOG_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "lzma"))
 ROTATED_KEPT = 10000             # rotated files read at most, the newest
-SEAM_LINES = 10000               # lines at the end of a file looked for again at the next one's start
+SEAM_LINES = 10000               # a file's last lines, looked for at the start of the next one
 PEEK_LINES = 100                 # lines read to find a file's first time
 
 

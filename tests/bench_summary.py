@@ -87,9 +87,8 @@ def read_back(section, work, program, repeat):
         log("%s: turn %d of %d" % (section, turn + 1, repeat))
         runs["loop"].append(measured([sys.executable, "-c", JSON_LOOP, str(path)], env))
         runs["program"].append(measured(
-            [sys.executable, str(program), "--summary", "--log-file", str(path),
-             "--html", str(work / ("%s.html" % section)), "--csv", str(work / ("%s.csv" % section))],
-            env))
+            [sys.executable, str(program), "--summary", "--log-file", str(path), "--html",
+             str(work / ("%s.html" % section)), "--csv", str(work / ("%s.csv" % section))], env))
     best = {kind: min(found, key=lambda run: run[1]) for kind, found in runs.items()}
     ratio = best["program"][1] / best["loop"][1]
     return {"log": name, "lines": lines, "bytes": path.stat().st_size,
@@ -159,7 +158,8 @@ def volume(work, program, seconds):
             "bytes": events.stat().st_size, "start_stop_bytes": once, "stats_lines": stats,
             "other_bytes": other, "other_kinds": sorted(kinds), "stats_interval": window,
             "per_hour": per_hour, "per_year_mb": per_hour * HOURS_PER_YEAR / 1e6,
-            "example": [json.dumps(record) for record, _ in records if record["event"] == "stats"][:1],
+            "example": [json.dumps(record) for record, _ in records
+                        if record["event"] == "stats"][:1],
             "met": per_hour * HOURS_PER_YEAR / 1e6 <= VOLUME_GOAL_MB}
 
 
@@ -191,7 +191,8 @@ def markdown(results):
                   "CPU s (wall s) | ratio (goal) | peak MB (goal) | met |",
                   "|---|---|---|---|---|---|---|---|"]
         for section, found in rows:
-            lines.append("| %s | %d | %.0f | %.2f (%.2f) | %.2f (%.2f) | %.2f (%g) | %.1f (%g) | %s |" % (
+            lines.append("| %s | %d | %.0f | %.2f (%.2f) | %.2f (%.2f) | %.2f (%g) | %.1f (%g) "
+                         "| %s |" % (
                 found["log"], found["lines"], found["bytes"] / 1e6, found["loop"][1],
                 found["loop"][0], found["program"][1], found["program"][0], found["ratio"],
                 found["time_goal"], found["peak_mb"], found["memory_goal"],
