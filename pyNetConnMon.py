@@ -791,28 +791,27 @@ class ConnectTimes:
         self.minimum = math.inf     # ms
         self.maximum = -math.inf    # ms
 
-    _numbers = {}                   # ms -> bucket number, for add_both(); bounded
-
     @staticmethod
     def add_both(first, second, ms, count):
         """add() of the same `ms` (not seconds) to two histograms: --summary adds each stats
-        window to the whole period's and to its day's."""
-        number = ConnectTimes._numbers.get(ms)
-        if number is None:
-            if len(ConnectTimes._numbers) >= 4096:
-                ConnectTimes._numbers.clear()
-            low, high = CONNECT_TIME_RANGE
-            number = ConnectTimes._numbers[ms] = math.floor(
-                math.log(low if ms < low else high if ms > high else ms) / _LOG_RATIO)
+        window to the whole period's and to its day's (and reads no minimum or maximum)."""
+        low, high = CONNECT_TIME_RANGE
+        number = math.floor(math.log(low if ms < low else high if ms > high else ms) / _LOG_RATIO)
         total = ms * count
-        for times in (first, second):       # the summary reads no minimum or maximum
-            bucket = times.buckets.get(number)
-            if bucket is None:
-                times.buckets[number] = [count, total]
-            else:
-                bucket[0] += count
-                bucket[1] += total
-            times.count += count
+        bucket = first.buckets.get(number)
+        if bucket is None:
+            first.buckets[number] = [count, total]
+        else:
+            bucket[0] += count
+            bucket[1] += total
+        first.count += count
+        bucket = second.buckets.get(number)
+        if bucket is None:
+            second.buckets[number] = [count, total]
+        else:
+            bucket[0] += count
+            bucket[1] += total
+        second.count += count
 
     def add(self, seconds, count=1):
         """`count` times a connect of `seconds` (the summary weighs windows by their connects)."""
@@ -4125,15 +4124,11 @@ def _cause_of(value):
     return _log_text(value, 20) or None
 
 
-class WindowFigures:
-    """One target's connect times in one statistics window (a `stats` event)."""
-
-    __slots__ = ("median", "p95", "connects")
-
-    def __init__(self, median, p95, connects):
-        self.median = median        # ms
-        self.p95 = p95              # ms, never below the median
-        self.connects = connects    # connects that got through, 1 to 1e9
+# One target's connect times in one statistics window (a `stats` event): the median and the 95th
+# percentile in ms (never below the median), the connects that got through (1 to 1e9). A named
+# tuple: a year of stats events makes a million of them, tuple.__new__ the quickest way.
+WindowFigures = collections.namedtuple("WindowFigures", ("median", "p95", "connects"))
+_new_tuple = tuple.__new__
 
 
 def stats_figures(record):
@@ -4155,15 +4150,14 @@ def stats_figures(record):
             median = _number(median)
         if type(p95) is not float or p95 - p95 != 0.0:
             p95 = _number(p95)
-        if type(probes) is int is type(failures) and -2 ** 53 < probes - failures < 2 ** 53 \
-                and -2 ** 53 < probes < 2 ** 53 and -2 ** 53 < failures < 2 ** 53:
-            connects = probes - failures
+        if type(probes) is int is type(failures) and 0 <= failures <= probes < 2 ** 53:
+            connects = probes - failures      # as exact as the floats below
         else:
             connects = _number(probes, 0.0) - _number(failures, 0.0)
         if median is None or median < 0 or not 1 <= connects <= 1e9:
             continue
-        found.append((label, WindowFigures(median, median if p95 is None else max(median, p95),
-                                           int(connects))))
+        found.append((label, _new_tuple(WindowFigures, (
+            median, median if p95 is None else max(median, p95), int(connects)))))
     return found
 
 
@@ -4251,21 +4245,25 @@ class HourlyConnectTimes:
         #                             None once there were more than REPORT_WINDOWS_KEPT
         self.connects = {}          # label -> connects in all windows
 
-    def add(self, label, moment, end, median, p95, weight):
-        """A window [moment, end) of `label`."""
-        self.add_window(((label, WindowFigures(median, p95, weight)),), moment, end)
-
-    def add_window(self, found, moment, end):
-        """A window [moment, end): (label, WindowFigures) of each of its targets."""
+    def add_window(self, found, moment, end, texts=None):
+        """A window [moment, end): (label, WindowFigures) of each of its targets; each label
+        is shown as _log_text() makes it (`texts` keeps those made)."""
         hour = self.local.hour_and_day(moment)[0]
         middle = (moment + max(moment, end)) / 2
         hours, opened = self.hours, self.open
+        texts = {} if texts is None else texts
         for label, figures in found:
+            text = texts.get(label)
+            if text is None:
+                text = _log_text(label, 100)
+                if len(texts) < REPORT_TARGETS_KEPT * 4:
+                    texts[label] = text
+            label = text
             if label not in hours:
                 if len(hours) >= self.limit:
                     continue
                 hours[label], self.connects[label], self.windows[label] = [], 0.0, []
-            median, p95, weight = figures.median, figures.p95, figures.connects
+            median, p95, weight = figures
             windows = self.windows[label]
             if windows is not None:
                 windows.append((middle, median, p95))
@@ -4278,7 +4276,7 @@ class HourlyConnectTimes:
             if current is None:
                 current = opened[label] = (hour, [])
             if len(current[1]) < REPORT_WINDOWS_PER_HOUR:
-                current[1].append((median, p95, weight))
+                current[1].append(figures)      # (median, p95, weight)
                 self.connects[label] += weight
 
     def _close(self, label):
@@ -4485,7 +4483,8 @@ class Timeline:
         if not self.since <= end < self.until:
             return
         history = self.history
-        day = history.day_latency(history.local.hour_and_day(end)[1])
+        key = history.local.hour_and_day(end)[1]
+        day = history.latency_days.get(key) or history.day_latency(key)
         history.windows += 1
         count = fastest.connects      # the times as add() takes them: in seconds
         ConnectTimes.add_both(history.medians, day.medians, (fastest.median / 1000.0) * 1000.0,
@@ -4941,15 +4940,8 @@ class Replay:
         timeline = self.timeline
         if min(start + 1, timeline.until) <= max(start, timeline.since):    # clip() is None
             return
-        texts, shown = self.label_texts, []
-        for label, figures in found[:REPORT_TARGETS_KEPT]:
-            text = texts.get(label)
-            if text is None:
-                text = _log_text(label, 100)
-                if len(texts) < REPORT_TARGETS_KEPT * 4:
-                    texts[label] = text
-            shown.append((text, figures))
-        history.hourly.add_window(shown, start, end)
+        history.hourly.add_window(found if len(found) <= REPORT_TARGETS_KEPT
+                                  else found[:REPORT_TARGETS_KEPT], start, end, self.label_texts)
 
     def on_report_sent(self, moment, record):
         self._alive(moment)
