@@ -4126,9 +4126,8 @@ def _cause_of(value):
 
 # One target's connect times in one statistics window (a `stats` event): the median and the 95th
 # percentile in ms (never below the median), the connects that got through (1 to 1e9). A named
-# tuple: a year of stats events makes a million of them, tuple.__new__ the quickest way.
+# tuple: a year of stats events makes a million of them; the hours' quantiles keep them as is.
 WindowFigures = collections.namedtuple("WindowFigures", ("median", "p95", "connects"))
-_new_tuple = tuple.__new__
 
 
 def stats_figures(record):
@@ -4156,8 +4155,8 @@ def stats_figures(record):
             connects = _number(probes, 0.0) - _number(failures, 0.0)
         if median is None or median < 0 or not 1 <= connects <= 1e9:
             continue
-        found.append((label, _new_tuple(WindowFigures, (
-            median, median if p95 is None else max(median, p95), int(connects)))))
+        found.append((label, WindowFigures(median, median if p95 is None else max(median, p95),
+                                           int(connects))))
     return found
 
 
@@ -4263,7 +4262,7 @@ class HourlyConnectTimes:
                 if len(hours) >= self.limit:
                     continue
                 hours[label], self.connects[label], self.windows[label] = [], 0.0, []
-            median, p95, weight = figures
+            median, p95, weight = figures.median, figures.p95, figures.connects
             windows = self.windows[label]
             if windows is not None:
                 windows.append((middle, median, p95))
@@ -4276,7 +4275,7 @@ class HourlyConnectTimes:
             if current is None:
                 current = opened[label] = (hour, [])
             if len(current[1]) < REPORT_WINDOWS_PER_HOUR:
-                current[1].append(figures)      # (median, p95, weight)
+                current[1].append((median, p95, weight))
                 self.connects[label] += weight
 
     def _close(self, label):
@@ -4486,7 +4485,7 @@ class Timeline:
         key = history.local.hour_and_day(end)[1]
         day = history.latency_days.get(key) or history.day_latency(key)
         history.windows += 1
-        count = fastest.connects      # the times as add() takes them: in seconds
+        count = fastest.connects      # (ms / 1000) * 1000: what add() makes of ms given in s
         ConnectTimes.add_both(history.medians, day.medians, (fastest.median / 1000.0) * 1000.0,
                               count)
         ConnectTimes.add_both(history.p95s, day.p95s, (fastest.p95 / 1000.0) * 1000.0, count)
