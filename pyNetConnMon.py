@@ -105,6 +105,7 @@ import collections
 import contextlib
 import errno
 import fcntl
+import heapq
 import importlib.util
 import io
 import ipaddress
@@ -165,7 +166,7 @@ DEFAULT_SLOW_FACTOR = 4.0        # and by default also slow at 4 times the usual
 SLOW_MARGIN_MS = 50.0            # ... if that is at least this much more (1 -> 4 ms on a LAN is
 #                                  not)
 DEFAULT_LOSS_PERCENT = 10.0      # lossy while at least this share of SYNs is lost (see LossWindow)
-DEFAULT_STATS_INTERVAL = 60.0
+DEFAULT_STATS_INTERVAL = 300.0   # a stats event of two targets every 5 min: about 40 MB a year
 
 NOTIFY_COMMAND_TIMEOUT = 60.0
 NOTIFY_ERROR_TAIL = 4096         # bytes: only the end of a notify command's stderr is kept
@@ -273,7 +274,7 @@ class Settings:
                  "metrics_port", "metrics_address", "ping_url", "ping_interval", "pysendmail",
                  "notify_command", "no_mail", "test_mail", "once", "quiet", "summary", "since",
                  "until", "discard_pending", "gateway", "slow", "stats_interval", "html", "csv",
-                 "down_interval", "slow_factor", "loss")
+                 "down_interval", "slow_factor", "loss", "log_files")
 
     DEFAULTS = dict(targets=(), interval=DEFAULT_INTERVAL, timeout=DEFAULT_TIMEOUT,
                     min_interruption=DEFAULT_MIN_INTERRUPTION, backoff_min=DEFAULT_BACKOFF_MIN,
@@ -284,7 +285,8 @@ class Settings:
                     no_mail=False, test_mail=False, once=False, quiet=False, summary=False,
                     since=None, until=None, discard_pending=False, gateway="auto", slow=None,
                     stats_interval=DEFAULT_STATS_INTERVAL, html=None, csv=None,
-                    down_interval=None, slow_factor=None, loss=DEFAULT_LOSS_PERCENT)
+                    down_interval=None, slow_factor=None, loss=DEFAULT_LOSS_PERCENT,
+                    log_files=())      # --summary: every --log-file given
 
     def __init__(self, **values):
         unknown = set(values) - set(self.__slots__)
@@ -363,7 +365,7 @@ EVENTS = {
     "lossy": EventKind(("start", "loss_percent", "sent", "lost", "targets")),
     "lossy_end": EventKind(("start", "end", "duration", "ignored", "loss_percent", "sent", "lost",
                             "targets")),
-    "stats": EventKind(("start", "end", "targets")),
+    "stats": EventKind(("start", "end", "targets")),    # `end` (= `time`): 2.0.0 wrote it
     "report_sent": EventKind(("interruptions", "partial_outages", "slow_periods", "via",
                               "next_wait", "lossy_periods")),
     "report_failed": EventKind(("interruptions", "partial_outages", "slow_periods", "via",
@@ -1008,6 +1010,28 @@ class ConnectTimes:
         self.count = 0              # [ratio**n, ratio**(n+1)) ms
         self.minimum = math.inf     # ms
         self.maximum = -math.inf    # ms
+
+    @staticmethod
+    def add_both(first, second, ms, count):
+        """add() of the same `ms` (not seconds) to two histograms: --summary adds each stats
+        window to the whole period's and to its day's (and reads no minimum or maximum)."""
+        low, high = CONNECT_TIME_RANGE
+        number = math.floor(math.log(low if ms < low else high if ms > high else ms) / _LOG_RATIO)
+        total = ms * count
+        bucket = first.buckets.get(number)
+        if bucket is None:
+            first.buckets[number] = [count, total]
+        else:
+            bucket[0] += count
+            bucket[1] += total
+        first.count += count
+        bucket = second.buckets.get(number)
+        if bucket is None:
+            second.buckets[number] = [count, total]
+        else:
+            bucket[0] += count
+            bucket[1] += total
+        second.count += count
 
     def add(self, seconds, count=1):
         """`count` times a connect of `seconds` (the summary weighs windows by their connects)."""
@@ -4518,7 +4542,7 @@ class Announcer:
                 milliseconds(maximum)), wall)
 
     def stats(self, start, end, figures):
-        self.log.write("stats", end, start=iso_time(start), end=iso_time(end), targets=figures)
+        self.log.write("stats", end, start=iso_time(start), targets=figures)   # ends at `time`
 
     def gap(self, wall, start, end, duration, ignored):
         self.log.write("gap", wall, start=iso_time(start), end=iso_time(end),
@@ -4823,8 +4847,13 @@ class RoundInterpreter:
         return not ignored
 
     def close(self, mono, wall):
-        """The monitor stops: what is still going on is kept, cut short, if it counts already.
-        Returns the outage in progress, or None."""
+        """The monitor stops: what is still going on is kept, cut short, if it counts already;
+        the statistics window in progress is written, up to now. Returns the outage in
+        progress, or None."""
+        if self.stats is not None:
+            ended = self.stats.close(mono)
+            if ended is not None:
+                self.say.stats(*ended)
         if self.slow is not None and self.slow.is_slow:
             self._slow_ended(*self.slow.end(mono, wall), cut_short=True)
         outage = self.tracker.outage
@@ -5083,11 +5112,46 @@ def _calendar_can_place(moment):
     return 1 <= min(years) and max(years) <= 9999
 
 
+_LOG_HOURS = {}                  # "YYYY-MM-DDTHH" + "+HH:MM" -> epoch of that hour (None: invalid)
+_LOG_HOURS_KEPT = 100000
+
+
 def parse_log_time(value):
     """Epoch seconds of an ISO 8601 time from the event log (without an offset: local time).
 
-    Returns None for anything else, so one bad field never stops a summary.
+    Returns None for anything else, so one bad field never stops a summary. The times the
+    monitor writes (2026-11-24T01:02:03.456+01:00) take a short way: each hour and offset is
+    read once, the minutes, seconds and milliseconds are added to it; the result is the very
+    float datetime gives (whole microseconds over 10**6, rounded once).
     """
+    if type(value) is str and len(value) == 29 and value[19] == "." and value.isascii():
+        hour = _LOG_HOURS.get(value[:13] + value[23:], False)
+        if hour is False:
+            hour = _log_hour(value)
+        clock = value[14:16] + value[17:19] + value[20:23]       # MMSSmmm
+        if hour is not None and value[13] == value[16] == ":" and clock.isdigit():
+            clock = int(clock)
+            if clock < 6000000 and clock % 100000 < 60000:       # minutes and seconds < 60
+                moment = ((hour + clock // 100000 * 60) * 1000 + clock % 100000) / 1000
+                if -2145916800 <= moment < 2145916800 or _calendar_can_place(moment):
+                    return moment
+                return None
+    return _parse_log_time(value)
+
+
+def _log_hour(value):
+    """The epoch of the hour of a time the monitor writes, from datetime; None if invalid."""
+    if len(_LOG_HOURS) >= _LOG_HOURS_KEPT:
+        _LOG_HOURS.clear()
+    key, offset = value[:13] + value[23:], value[23:]
+    moment = None
+    if offset[0] in "+-" and offset[3] == ":" and (offset[1:3] + offset[4:]).isdigit():
+        moment = _parse_log_time(value[:13] + ":00:00" + offset, placed=False)
+    _LOG_HOURS[key] = hour = None if moment is None else int(moment)
+    return hour
+
+
+def _parse_log_time(value, placed=True):
     if not isinstance(value, str):
         return None
     if value[-1:] in ("Z", "z"):
@@ -5097,7 +5161,7 @@ def parse_log_time(value):
         moment = datetime.fromisoformat(value).timestamp()
     except (ValueError, OverflowError, OSError):
         return None
-    return moment if _calendar_can_place(moment) else None
+    return moment if not placed or _calendar_can_place(moment) else None
 
 
 def parse_summary_date(text, option, end_of_day=False):
@@ -5128,6 +5192,8 @@ def parse_summary_date(text, option, end_of_day=False):
 
 def _number(value, default=None):
     """A finite float from a JSON number, else `default`."""
+    if type(value) is float:
+        return value if value - value == 0.0 else default     # inf - inf and nan are nan
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return default
     try:
@@ -5169,6 +5235,35 @@ def _local_day(moment):
             break
         following += max(1, 3600 - after.tm_min * 60 - after.tm_sec)    # 23:59:60 a leap second
     return key, first, following
+
+
+class LocalHours:
+    """time.localtime() of many instants close together, for one replay (one time zone): the
+    local date and hour are read once per hour, and kept for the two latest hours. An hour in
+    which the local time does not run evenly from its first second to its last (summer time
+    begins or ends, a leap second) is not kept."""
+
+    def __init__(self):
+        self.latest = self.before = (0, 0, None)   # (first second, next hour's, (hour, day))
+
+    def hour_and_day(self, moment):
+        """(the first second of the local hour that holds `moment`, its (year, month, day))."""
+        second = math.floor(moment)
+        first, following, found = self.latest
+        if first <= second < following:
+            return found
+        first, following, found = self.before
+        if first <= second < following:
+            self.latest, self.before = self.before, self.latest
+            return found
+        local = time.localtime(second)
+        hour = second - local.tm_min * 60 - local.tm_sec
+        found = (hour, local[:3])
+        begins, ends = time.localtime(hour), time.localtime(hour + 3599)
+        if begins[:4] == ends[:4] == local[:4] and (begins.tm_min, begins.tm_sec, ends.tm_min,
+                                                    ends.tm_sec) == (0, 0, 59, 59):
+            self.latest, self.before = (hour, hour + 3600, found), self.latest
+        return found
 
 
 def _availability(monitored, downtime):
@@ -5267,15 +5362,10 @@ def _cause_of(value):
     return _log_text(value, 20) or None
 
 
-class WindowFigures:
-    """One target's connect times in one statistics window (a `stats` event)."""
-
-    __slots__ = ("median", "p95", "connects")
-
-    def __init__(self, median, p95, connects):
-        self.median = median        # ms
-        self.p95 = p95              # ms, never below the median
-        self.connects = connects    # connects that got through, 1 to 1e9
+# One target's connect times in one statistics window (a `stats` event): the median and the 95th
+# percentile in ms (never below the median), the connects that got through (1 to 1e9). A named
+# tuple: a year of stats events makes a million of them; the hours' quantiles keep them as is.
+WindowFigures = collections.namedtuple("WindowFigures", ("median", "p95", "connects"))
 
 
 def stats_figures(record):
@@ -5287,10 +5377,20 @@ def stats_figures(record):
         return []
     found = []
     for label, figures in targets.items():
-        if not isinstance(figures, dict):
+        if type(figures) is not dict and not isinstance(figures, dict):
             continue
-        median, p95 = _number(figures.get("median_ms")), _number(figures.get("p95_ms"))
-        connects = _number(figures.get("probes"), 0.0) - _number(figures.get("failures"), 0.0)
+        get = figures.get
+        median, p95 = get("median_ms"), get("p95_ms")
+        probes, failures = get("probes"), get("failures")
+        # the usual types take a short way to what _number() gives
+        if type(median) is not float or median - median != 0.0:
+            median = _number(median)
+        if type(p95) is not float or p95 - p95 != 0.0:
+            p95 = _number(p95)
+        if type(probes) is int is type(failures) and 0 <= failures <= probes < 2 ** 53:
+            connects = probes - failures      # as exact as the floats below
+        else:
+            connects = _number(probes, 0.0) - _number(failures, 0.0)
         if median is None or median < 0 or not 1 <= connects <= 1e9:
             continue
         found.append((label, WindowFigures(median, median if p95 is None else max(median, p95),
@@ -5352,10 +5452,13 @@ class _Kept:
         return len(self.first) + len(self.last)
 
 
-def _weighted_quantile(pairs, fraction):
-    """The value below which `fraction` of the weight of (value, weight) pairs lies."""
+def _weighted_quantile(pairs, fraction, total=None):
+    """The value below which `fraction` of the weight of (value, weight) pairs lies (`total`:
+    their weights' sum, when known)."""
     pairs = sorted(pairs)
-    goal, seen = fraction * sum(weight for _, weight in pairs), 0.0
+    if total is None:
+        total = sum(weight for _, weight in pairs)
+    goal, seen = fraction * total, 0.0
     for value, weight in pairs:
         seen += weight
         if seen >= goal - 1e-9:
@@ -5370,42 +5473,56 @@ class HourlyConnectTimes:
     order closes an hour when the next begins. The first REPORT_WINDOWS_KEPT windows of each
     target are kept as they are too, for a short period."""
 
-    def __init__(self, limit=REPORT_TARGETS_KEPT):
+    def __init__(self, limit=REPORT_TARGETS_KEPT, local=None):
         self.limit = limit
+        self.local = local or LocalHours()
         self.open = {}              # label -> (hour start, [(median, p95, weight), ...])
         self.hours = {}             # label -> [(middle of the hour, median ms, p95 ms), ...]
         self.windows = {}           # label -> [(middle of the window, median, p95), ...] or
         #                             None once there were more than REPORT_WINDOWS_KEPT
         self.connects = {}          # label -> connects in all windows
 
-    def add(self, label, moment, end, median, p95, weight):
-        """A window [moment, end) of `label`."""
-        if label not in self.hours:
-            if len(self.hours) >= self.limit:
-                return
-            self.hours[label], self.connects[label], self.windows[label] = [], 0.0, []
-        windows = self.windows[label]
-        if windows is not None:
-            windows.append(((moment + max(moment, end)) / 2, median, p95))
-            if len(windows) > REPORT_WINDOWS_KEPT:
-                self.windows[label] = None
-        local = time.localtime(moment)
-        hour = math.floor(moment) - local.tm_min * 60 - local.tm_sec
-        current = self.open.get(label)
-        if current is not None and current[0] != hour:
-            self._close(label)
-            current = None
-        if current is None:
-            current = self.open[label] = (hour, [])
-        if len(current[1]) < REPORT_WINDOWS_PER_HOUR:
-            current[1].append((median, p95, weight))
-            self.connects[label] += weight
+    def add_window(self, found, moment, end, texts=None):
+        """A window [moment, end): (label, WindowFigures) of each of its targets; each label
+        is shown as _log_text() makes it (`texts` keeps those made)."""
+        hour = self.local.hour_and_day(moment)[0]
+        middle = (moment + max(moment, end)) / 2
+        hours, opened = self.hours, self.open
+        texts = {} if texts is None else texts
+        for label, figures in found:
+            text = texts.get(label)
+            if text is None:
+                text = _log_text(label, 100)
+                if len(texts) < REPORT_TARGETS_KEPT * 4:
+                    texts[label] = text
+            label = text
+            if label not in hours:
+                if len(hours) >= self.limit:
+                    continue
+                hours[label], self.connects[label], self.windows[label] = [], 0.0, []
+            median, p95, weight = figures.median, figures.p95, figures.connects
+            windows = self.windows[label]
+            if windows is not None:
+                windows.append((middle, median, p95))
+                if len(windows) > REPORT_WINDOWS_KEPT:
+                    self.windows[label] = None
+            current = opened.get(label)
+            if current is not None and current[0] != hour:
+                self._close(label)
+                current = None
+            if current is None:
+                current = opened[label] = (hour, [])
+            if len(current[1]) < REPORT_WINDOWS_PER_HOUR:
+                current[1].append((median, p95, weight))
+                self.connects[label] += weight
 
     def _close(self, label):
         hour, windows = self.open.pop(label)
+        total = sum([w for _, _, w in windows])
         self.hours[label].append((hour + 1800.0,
-                                  _weighted_quantile([(m, w) for m, _, w in windows], 0.5),
-                                  _weighted_quantile([(p, w) for _, p, w in windows], 0.95)))
+                                  _weighted_quantile([(m, w) for m, _, w in windows], 0.5, total),
+                                  _weighted_quantile([(p, w) for _, p, w in windows], 0.95,
+                                                     total)))
 
     def finish(self):
         for label in list(self.open):
@@ -5459,7 +5576,8 @@ class History:
         self.row_counts = dict.fromkeys(ROW_KINDS, 0)
         self.hosts = []
         self.all_targets = []       # every target label of every run, in order of appearance
-        self.hourly = HourlyConnectTimes()
+        self.local = LocalHours()      # the local date and hour of an instant, read once
+        self.hourly = HourlyConnectTimes(local=self.local)
         # what is still going on where the log ends (the status page's headline)
         self.run_start = None       # the run in progress began then (None: not running)
         self.down_since = None      # the outage in progress: its start, cause and reason
@@ -5536,7 +5654,7 @@ class Timeline:
         self.whole = ([], [])        # [down]: (start, end) of the whole days inside spans, in order
 
     def _day(self, moment):
-        key = time.localtime(moment)[:3]
+        key = self.history.local.hour_and_day(moment)[1]
         day = self.days.get(key)
         if day is None:
             day = self.days[key] = DaySummary(*_local_day(moment))
@@ -5602,11 +5720,13 @@ class Timeline:
         if not self.since <= end < self.until:
             return
         history = self.history
-        day = history.day_latency(time.localtime(end)[:3])
+        key = history.local.hour_and_day(end)[1]
+        day = history.latency_days.get(key) or history.day_latency(key)
         history.windows += 1
-        for times, ms in ((history.medians, fastest.median), (history.p95s, fastest.p95),
-                          (day.medians, fastest.median), (day.p95s, fastest.p95)):
-            times.add(ms / 1000.0, fastest.connects)
+        count = fastest.connects      # (ms / 1000) * 1000: what add() makes of ms given in s
+        ConnectTimes.add_both(history.medians, day.medians, (fastest.median / 1000.0) * 1000.0,
+                              count)
+        ConnectTimes.add_both(history.p95s, day.p95s, (fastest.p95 / 1000.0) * 1000.0, count)
 
     def _spread(self, start, end, down):
         first = self._day(start)
@@ -5702,6 +5822,31 @@ class _AloneFailing:
         self.seconds = 0.0
 
 
+class _OutageSaid:
+    """What the `down` of the outage in progress said (and its `up`, when the down gave no
+    reason), read only when a row or the status page asks: most outages of a flapping line are
+    blips that never need it."""
+
+    __slots__ = ("down", "up")
+
+    def __init__(self, down=None, up=None):
+        self.down = down            # the records
+        self.up = up
+
+    def get(self, name, default=None):
+        down = self.down
+        if name == "reason":
+            said = self.up if self.up is not None else down
+            return default if said is None else _log_text(said.get("reason"))
+        if down is None:
+            return default
+        if name == "targets":
+            return _log_labels(down.get("targets"))
+        after, before = (parse_log_time(down.get(field))
+                         for field in ("start_after", "start_before"))
+        return (after, before) if after and before and after <= before else None    # window
+
+
 class Replay:
     """The one reading of the event log: replays its records, in file order, into a History
     that every view renders (the text summary, the HTML report, the CSV, the status page).
@@ -5724,10 +5869,14 @@ class Replay:
         self.partials = {}       # partial outage key -> (start, the _AloneFailing it covers,
         #                          the reason its down gave)
         self.alone = {}          # target label or family -> _AloneFailing
-        self.outage = {}         # what the down of the outage in progress said
+        self.outage = _OutageSaid()  # what the down of the outage in progress said
         self.closing = None      # (the run being closed, how it ended: a key of _ENDINGS)
         self.stopping = False    # a stop is being replayed
         self.last_labels = []    # the latest start's targets
+        self.label_texts = {}    # a stats label -> its _log_text(), read once
+        self.times = {}          # the latest time texts read -> parse_log_time() of each: a
+        #                          window's start is the time of the one before, an up repeats
+        #                          its down's start
         self.handlers = {name: getattr(self, "on_" + name, self.on_sign_of_life)
                          for name in EVENTS}
         for kind in ("target", "family", "dns"):
@@ -5739,9 +5888,21 @@ class Replay:
     def feed(self, record):
         """One record as read from the log (its `time` an ISO 8601 text)."""
         name = record.get("event") if isinstance(record, dict) else None
-        moment = parse_log_time(record.get("time")) if isinstance(name, str) else None
+        moment = None
+        if isinstance(name, str):
+            text = record.get("time")
+            moment = self.times.get(text, False) if type(text) is str else False
+            if moment is False:
+                moment = self.when(text)
         if moment is None:
             self.history.invalid += 1
+            return
+        handler = self.handlers.get(name)
+        if handler is not None:              # feed_event(), shorter
+            self.last = moment if self.last is None or moment > self.last else self.last
+            if self.crashed is not None and EVENTS[name].availability and name != "gap":
+                self._end_crashed_run(None)
+            handler(moment, record)
             return
         self.feed_event(name, moment, record)
 
@@ -5755,6 +5916,17 @@ class Replay:
         if self.crashed is not None and EVENTS[name].availability and name != "gap":
             self._end_crashed_run(None)
         self.handlers[name](moment, record)
+
+    def when(self, text):
+        """parse_log_time(text), read once for the latest texts."""
+        if type(text) is not str:
+            return parse_log_time(text)
+        moment = self.times.get(text, False)
+        if moment is False:
+            if len(self.times) >= 64:
+                self.times.clear()
+            moment = self.times[text] = parse_log_time(text)
+        return moment
 
     def finish(self, now=None):
         """The History. With `now` (the status page), the log is the monitor's own, running at
@@ -5795,7 +5967,7 @@ class Replay:
         run = self.run
         down = None if run is None else run.down_since
         if down is None:
-            down = parse_log_time(record.get("down_since"))
+            down = self.when(record.get("down_since"))
         if run is None:                      # a log that begins with a stop (rotated)
             run = self._begin(moment if down is None else min(moment, down))
         run.down_cause = record.get("cause") or run.down_cause
@@ -5808,13 +5980,8 @@ class Replay:
         """Down since its `start`: the middle of the window the outage began in (in logs from
         before that window, the first failed round: the `time`)."""
         if self.run is None or self.run.down_since is None:
-            after, before = (parse_log_time(record.get(name))
-                             for name in ("start_after", "start_before"))
-            self.outage = {"reason": _log_text(record.get("reason")),
-                           "targets": _log_labels(record.get("targets")),
-                           "window": (after, before) if after and before and after <= before
-                           else None}
-        began = parse_log_time(record.get("start"))
+            self.outage = _OutageSaid(record)
+        began = self.when(record.get("start"))
         began = moment if began is None else min(began, moment)
         run = self._alive(moment, began)
         if run.down_since is None:
@@ -5823,7 +5990,7 @@ class Replay:
 
     def on_up(self, moment, record):
         if not self.outage.get("reason"):
-            self.outage = dict(self.outage, reason=_log_text(record.get("reason")))
+            self.outage = _OutageSaid(self.outage.down, record)
         began = self._outage_start(moment, record)
         run = self._alive(moment, began)
         began = max(began, run.start)
@@ -5836,10 +6003,10 @@ class Replay:
             self._interruption(began, moment, record.get("cause") or run.down_cause)
         run.down_since = None
         self.history.last_up = moment
-        self.outage = {}
+        self.outage = _OutageSaid()
 
     def on_gap(self, moment, record):
-        start, end = parse_log_time(record.get("start")), parse_log_time(record.get("end"))
+        start, end = self.when(record.get("start")), self.when(record.get("end"))
         if self.crashed is not None:
             self._end_crashed_run(start)
         if start is not None and end is not None:
@@ -5966,7 +6133,7 @@ class Replay:
 
     def on_slow_end(self, moment, record):
         run = self._alive(moment)
-        began = parse_log_time(record.get("start"))
+        began = self.when(record.get("start"))
         if began is None:
             began = run.slow_since
         if began is None:
@@ -5990,20 +6157,28 @@ class Replay:
     def on_stats(self, moment, record):
         """A statistics window: its fastest target (by median) stands for the connection; each
         target's figures go to its connect time per hour."""
-        self._alive(moment)
+        run = self.run
+        if run is None:
+            self._alive(moment)
+        elif moment > run.seen:
+            run.seen = moment
         found = stats_figures(record)
         if found:
-            self.timeline.window(moment, min((figures for _, figures in found),
-                                             key=lambda figures: figures.median))
-        start = parse_log_time(record.get("start")) or moment
-        end = parse_log_time(record.get("end")) or moment
+            fastest = found[0][1]
+            for _, figures in found:
+                if figures.median < fastest.median:
+                    fastest = figures
+            self.timeline.window(moment, fastest)
+        start, end = record.get("start"), record.get("end")
+        start = self.when(start) or moment
+        end = moment if end is None else self.when(end) or moment    # no `end` since 2.0.0
         history = self.history
         history.latest_stats, history.latest_stats_span = found, (start, end)
-        if self.timeline.clip(start, start + 1) is None:
+        timeline = self.timeline
+        if min(start + 1, timeline.until) <= max(start, timeline.since):    # clip() is None
             return
-        for label, figures in found[:REPORT_TARGETS_KEPT]:
-            history.hourly.add(_log_text(label, 100), start, end, figures.median, figures.p95,
-                               figures.connects)
+        history.hourly.add_window(found if len(found) <= REPORT_TARGETS_KEPT
+                                  else found[:REPORT_TARGETS_KEPT], start, end, self.label_texts)
 
     def on_report_sent(self, moment, record):
         self._alive(moment)
@@ -6045,7 +6220,7 @@ class Replay:
         if run is not None and run.down_since is not None and text == run.down_text:
             began = run.down_since
         if began is None:
-            began = parse_log_time(text)
+            began = self.when(text)
         if began is None and run is not None:
             began = run.down_since
             if began is None:
@@ -6077,7 +6252,7 @@ class Replay:
         for key in list(self.partials):      # what still failed when the run ended
             self._partial_end(key, max(end, self.partials[key][0]))
         self.timeline.monitored(run.start, end)
-        self.closing, self.outage = None, {}
+        self.closing, self.outage = None, _OutageSaid()
 
     def _end_crashed_run(self, gap_start):
         """The run before the latest start had no stop: it lasted until its last event, or until
@@ -6185,6 +6360,201 @@ class EventLines:
                 yield decode(line)
             except (ValueError, RecursionError):
                 self.not_json += 1
+
+
+# -- the event log and its rotated files, read as one ------------------------------------------
+
+# what logrotate names a rotated PATH: PATH.1, PATH.2.gz, ... and with dateext PATH-20261101(.gz)
+# (any dateformat of digits and - _ .); compressed by gzip (default), bzip2 or xz
+ROTATED_NAME = re.compile(r"(?:\.(\d{1,9})|-(\d{4,}(?:[-_.]?\d+)*))(?:\.(?:gz|bz2|xz))?\Z")
+LOG_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "lzma"))
+ROTATED_KEPT = 10000             # rotated files read at most, the newest
+SEAM_LINES = 10000               # a file's last lines, looked for at the start of the next one
+PEEK_LINES = 100                 # lines read to find a file's first time
+
+
+def rotated_siblings(path):
+    """PATH's rotated files in its folder, as logrotate names them: (dateext names by their
+    date, numbered ones from the highest number), each list oldest first."""
+    folder, base = os.path.split(path)
+    try:
+        names = os.listdir(folder or ".")
+    except OSError:
+        return [], []
+    dated, numbered = [], []
+    for name in names:
+        match = ROTATED_NAME.match(name, len(base)) if name.startswith(base) else None
+        if match is None or name == base:
+            continue
+        number, date = match.groups()
+        if date:
+            dated.append(([int(part) for part in re.findall(r"\d+", date)], name))
+        else:
+            numbered.append((-int(number), name))
+    return tuple([os.path.join(folder, name) for _, name in sorted(found)][-ROTATED_KEPT:]
+                 for found in (dated, numbered))
+
+
+def open_log_stream(path):
+    """An event log file as a binary stream of its lines, decompressed when it is gzip, bzip2
+    or xz (known by its first bytes, whatever its name)."""
+    stream = open_event_log(path)
+    try:
+        start = stream.peek(6)[:6]
+        for magic, module in LOG_MAGIC:
+            if start.startswith(magic):
+                opener = importlib.import_module(module)    # only for a compressed file
+                return opener.open(stream, "rb")
+        return stream
+    except BaseException:
+        stream.close()
+        raise
+
+
+def _read_errors():
+    """What a damaged file raises while it is read: OSError, EOFError (cut short) and each
+    decompressor's own error."""
+    errors = (OSError, EOFError, ValueError)
+    for module, name in (("zlib", "error"), ("lzma", "LZMAError")):
+        if module in sys.modules:
+            errors += (getattr(sys.modules[module], name),)
+    return errors
+
+
+class EventLogFiles:
+    """The JSON values of one or more event logs and of each one's rotated files (see
+    rotated_siblings), oldest file first, as one stream; counts like EventLines.
+
+    The rotated files of one kind (numbered, dated) are read in the order of their names, the
+    log itself last; the kinds and the logs given are merged by each file's first event (a file
+    whose first lines tell no time counts as beginning where the one before it does). A file
+    met twice (the same file under two names, or
+    given twice) is read once. Lines repeated at the start of a file from the end of the file
+    before it (a copy made twice, overlapping logs) are read once. A file that cannot be opened
+    or is damaged is a warning in `warnings`, and what was read of it counts; only when no file
+    at all can be opened is it an error (MonitorError, as for one log)."""
+
+    def __init__(self, paths, rotated=True):
+        self.given = list(paths)
+        self.not_json = 0
+        self.too_long = 0
+        self.repeated = 0            # lines read before, at the start of a later file
+        self.warnings = []
+        self.paths = self._merge(self._chains(rotated))
+        self.read = []               # the files read, in order
+
+    def _chains(self, rotated):
+        """Lists of files, each in the order it is to be read in; every file once."""
+        chains, seen = [], set()
+        for path in self.given:
+            for chain in (rotated_siblings(path) if rotated else ()) + ([path],):
+                kept = []
+                for candidate in chain:
+                    try:
+                        info = os.stat(candidate)
+                        key = (info.st_dev, info.st_ino)
+                    except OSError:
+                        key = ("missing", os.path.abspath(candidate))
+                    if key not in seen:
+                        seen.add(key)
+                        kept.append(candidate)
+                if kept:
+                    chains.append(kept)
+        return chains
+
+    def _merge(self, chains):
+        """The chains merged by the first time of each file, each chain's order kept."""
+        if len(chains) < 2:
+            return chains[0] if chains else []
+        keyed = []
+        for number, chain in enumerate(chains):
+            previous, keys = -math.inf, []
+            for path in chain:
+                first = self._first_time(path)
+                previous = previous if first is None else max(previous, first)
+                keys.append((previous, number, path))
+            keyed.append(keys)
+        return [path for _, _, path in heapq.merge(*keyed)]
+
+    @staticmethod
+    def _first_time(path):
+        try:
+            with open_log_stream(path) as stream:
+                for number, line in enumerate(read_lines(stream)):
+                    if number >= PEEK_LINES:
+                        break
+                    try:
+                        record = json.loads(line) if line is not None else None
+                    except (ValueError, RecursionError):
+                        continue
+                    moment = parse_log_time(record.get("time")) if isinstance(record, dict) \
+                        else None
+                    if moment is not None:
+                        return moment
+        except (MonitorError,) + _read_errors():
+            pass
+        return None
+
+    def __iter__(self):
+        decode = json.JSONDecoder().decode
+        tail = None                  # hashes of the previous file's last lines
+        opened = 0
+        for number, path in enumerate(self.paths):
+            try:
+                stream = open_log_stream(path)
+            except (MonitorError, OSError) as error:
+                if len(self.paths) == 1:
+                    raise _cannot_read(path, error)
+                self.warnings.append(str(_cannot_read(path, error)))
+                continue
+            opened += 1
+            self.read.append(path)
+            last = collections.deque(maxlen=SEAM_LINES) if number + 1 < len(self.paths) else None
+            seam, lines_read = tail, 0
+            try:
+                with stream:
+                    for line in read_lines(stream):
+                        lines_read += 1
+                        if line is None:
+                            self.too_long += 1
+                            continue
+                        if seam is not None:
+                            if hash(line) in seam:
+                                self.repeated += 1
+                                continue
+                            seam = None
+                        if last is not None:
+                            last.append(hash(line))
+                        line = line.decode("utf-8", "replace")
+                        if not line.strip():
+                            continue
+                        try:
+                            yield decode(line)
+                        except (ValueError, RecursionError):
+                            self.not_json += 1
+            except _read_errors() as error:
+                if len(self.paths) == 1 and not isinstance(error, (EOFError, ValueError)) \
+                        and not lines_read:
+                    raise _cannot_read(path, error)
+                self.warnings.append(str(_cannot_read(path, error, lines_read)))
+            tail = set(last) if last else None
+        if not opened:
+            raise _cannot_read(self.paths[0], OSError(errno.ENOENT, "no file could be read"))
+
+    @property
+    def source(self):
+        """The logs, as the summary's first line names them."""
+        rotated = len([path for path in self.paths if path not in self.given])
+        return ", ".join(self.given) + (" and %s" % plural(rotated, "rotated file")
+                                        if rotated else "")
+
+
+def _cannot_read(path, error, lines_read=0):
+    if isinstance(error, MonitorError):
+        return error
+    return MonitorError("cannot read event log %s%s: %s" % (
+        path, " after %s" % plural(lines_read, "line") if lines_read else "",
+        getattr(error, "strerror", None) or _one_line(error)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -6423,18 +6793,17 @@ def latency_table(summary):
 def run_summary(settings, out, console):
     """--summary: the I/O around summarize_events() and format_summary(); with --html or
     --csv, ReportFiles replays the log instead and writes those files as well."""
-    path = settings.log_file
+    lines = EventLogFiles(settings.log_files or [settings.log_file])
+    path = lines.source
     files = ReportFiles(settings.html, settings.csv) if settings.html or settings.csv else None
     try:
-        with open_event_log(path) as stream:
-            lines = EventLines(read_lines(stream))
-            if files is None:
-                summary = summarize_events(lines, settings.since, settings.until)
-            else:
-                summary = files.summarize(lines, settings.since, settings.until, path)
-    except OSError as error:
-        raise MonitorError("cannot read event log %s: %s"
-                           % (path, error.strerror or _one_line(error)))
+        if files is None:
+            summary = summarize_events(lines, settings.since, settings.until)
+        else:
+            summary = files.summarize(lines, settings.since, settings.until, path)
+    finally:
+        for warning in lines.warnings:
+            console.warning(warning)
     try:
         HOUR_SHADES.encode(getattr(out, "encoding", None) or "ascii")
         plain = False
@@ -6444,6 +6813,9 @@ def run_summary(settings, out, console):
     warning = describe_skipped(lines.not_json, summary, path, lines.too_long)
     if warning:
         console.warning(warning)
+    if lines.repeated:
+        console.warning("read %s once that repeat at the start of a rotated file what the file "
+                        "before it ends with" % plural(lines.repeated, "line"))
     return 0
 
 
@@ -7625,8 +7997,10 @@ def build_parser():
                              "(min, median, 95th percentile, max) to the event log every "
                              "SECONDS, %s; 0: never (default: %.1f)"
                              % (_range(STATS_INTERVAL_RANGE), DEFAULT_STATS_INTERVAL))
-    parser.add_argument("--log-file", metavar="PATH",
-                        help="append every event to PATH as JSON Lines (SIGHUP reopens it)")
+    parser.add_argument("--log-file", metavar="PATH", action="append",
+                        help="append every event to PATH as JSON Lines (SIGHUP reopens it); "
+                             "--summary reads PATH with its rotated files (PATH.1, PATH.2.gz, "
+                             "PATH-DATE.gz ...), and takes several --log-file")
     parser.add_argument("--state-file", metavar="PATH",
                         help="pending reports, backoff and heartbeat (default: "
                              "$XDG_STATE_HOME/pyNetConnMon/state.json or "
@@ -7711,6 +8085,10 @@ def parse_arguments(argv):
         if action.nargs is None and action.option_strings and getattr(args, action.dest) == []:
             raise UsageError("argument %s: expected one argument"
                              % "/".join(action.option_strings))
+    args.log_files = tuple(path if isinstance(path, str) else "" for path in args.log_file or ())
+    if len(args.log_files) > 1 and not args.summary:
+        raise UsageError("--log-file: give it once; several only with --summary")
+    args.log_file = args.log_files[0] if args.log_files else None
     given = {name for name, _, _ in OPTION_RUNS       # `is`, not ==: -m 0 is given too
              if getattr(args, name) is not None and getattr(args, name) is not False}
     args.slow_factor = None
@@ -7762,9 +8140,9 @@ def parse_arguments(argv):
 def _check_paths_and_command(args):
     """An empty path would quietly mean "none" or the default; a NUL character cannot reach the
     system at all. The command is never quoted: it may hold a token."""
-    for option, value in (("--log-file", args.log_file), ("--state-file", args.state_file),
-                          ("--pysendmail", args.pysendmail), ("--html", args.html),
-                          ("--csv", args.csv)):
+    for option, value in ([("--log-file", path) for path in args.log_files] + [
+            ("--state-file", args.state_file), ("--pysendmail", args.pysendmail),
+            ("--html", args.html), ("--csv", args.csv)]):
         if value is not None and not value:
             raise UsageError("%s: empty path" % option)
         if value is not None and "\0" in value:
@@ -7829,8 +8207,9 @@ def _check_report_paths(args):
         except OSError:
             return os.path.abspath(one) == os.path.abspath(other)
     for option, path in (("--html", args.html), ("--csv", args.csv)):
-        if path is not None and args.log_file and same(path, args.log_file):
-            raise UsageError("%s: %s is the event log itself" % (option, path))
+        for log_file in args.log_files:
+            if path is not None and log_file and same(path, log_file):
+                raise UsageError("%s: %s is the event log itself" % (option, path))
     if args.html is not None and args.csv is not None and same(args.html, args.csv):
         raise UsageError("--html and --csv name the same file")
 

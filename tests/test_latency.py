@@ -413,11 +413,10 @@ def test_a_stats_event_at_the_end_of_each_window(tmp_path):
     script = congested((12.0, 14.0), slow=1.02)
     run = LatencyRun(tmp_path, script, stop_at=25, stats_interval=10.0).run()
     stats = run.events("stats")
-    # the third window is not over at the stop: its figures are not written
-    assert [(event["time"][11:23], event["start"][11:23], event["end"][11:23])
-            for event in stats] == [
-        ("11:06:50.000", "11:06:40.000", "11:06:50.000"),
-        ("11:07:00.000", "11:06:50.000", "11:07:00.000")]
+    # the third window is cut short by the stop: written up to then; a window ends at its `time`
+    assert [(event["time"][11:23], event["start"][11:23], "end" in event) for event in stats] == [
+        ("11:06:50.000", "11:06:40.000", False), ("11:07:00.000", "11:06:50.000", False),
+        ("11:07:05.000", "11:07:00.000", False)]
     figures = [event["targets"]["198.18.0.2:53"] for event in stats]
     assert figures[0] == {"probes": 10, "failures": 0, "losses": 0, "min_ms": 20.0,
                           "median_ms": 20.0, "p95_ms": 20.0, "max_ms": 20.0, "jitter_ms": 0.0}
@@ -637,9 +636,9 @@ def test_bad_slow_options_are_refused_with_one_line_and_status_2(tmp_path, args,
 
 
 @pytest.mark.parametrize("args, slow_ms, stats_interval", [
-    (["-t", "1", "--slow", "0"], 0.0, 60.0), (["-t", "1", "--slow", "999"], 999.0, 60.0),
-    (["-t", "1"], 0.0, 60.0), ([], 1000.0, 60.0), (["--stats-interval", "0"], 1000.0, 0.0),
-    (["-t", "10", "--slow", "3000", "--stats-interval", "300"], 3000.0, 300.0)])
+    (["-t", "1", "--slow", "0"], 0.0, 300.0), (["-t", "1", "--slow", "999"], 999.0, 300.0),
+    (["-t", "1"], 0.0, 300.0), ([], 1000.0, 300.0), (["--stats-interval", "0"], 1000.0, 0.0),
+    (["-t", "10", "--slow", "3000", "--stats-interval", "60"], 3000.0, 60.0)])
 def test_slow_options_that_can_work_are_taken(args, slow_ms, stats_interval):
     settings = pyNetConnMon.parse_arguments(["-a", "127.0.0.1", *args])
     assert (settings.slow_ms, settings.stats_interval) == (slow_ms, stats_interval)
@@ -736,7 +735,8 @@ def test_a_slow_stretch_cut_off_by_a_crash_counts_until_the_runs_last_sign_of_li
 def test_the_summary_of_a_log_written_by_the_monitor(tmp_path, utc):
     run = LatencyRun(tmp_path, congested((10.5, 30.5)), stop_at=200, stats_interval=60.0).run()
     summary = pyNetConnMon.summarize_events(run.events())
-    assert (summary.slow, summary.slow_periods, summary.windows) == (pytest.approx(19.52), 1, 3)
+    # three windows of 60 s and the one the stop cut short (20 s)
+    assert (summary.slow, summary.slow_periods, summary.windows) == (pytest.approx(19.52), 1, 4)
     (row, slow, times), = pyNetConnMon.latency_rows(summary)
     assert (row.date, slow, times.medians.percentile(0.5), times.p95s.percentile(0.95)) == (
         "2026-11-18", pytest.approx(19.52), 20.0, 1500.0)

@@ -2,10 +2,13 @@
 later versions (causes, partial outages, statistics, slow periods).
 
     python tests/tools/reportlog.py OUT.jsonl [--days 365] [--stats-every 10800] [--plain]
-        [--seed 1]
+        [--seed 1] [--stats-format 2.0|short] [--flapping EVENTS]
 
 writes a log of a year with a few thousand events, as the monitor writes them (times in UTC with
-their offset). `expected` of the returned Made tells what the log holds, for exact assertions.
+their offset). The Made that make_log() returns tells what the log holds, for exact assertions.
+`--stats-format short` writes `stats` events as the monitor does now, without the `end` that
+repeated `time`; `--flapping N` writes N events of a connection that goes down and up all year
+instead (streamed, never held in memory).
 """
 import argparse
 import json
@@ -47,7 +50,7 @@ class Made:
 
 
 def make_log(days=365, seed=1, stats_every=3 * 3600.0, later_fields=True, start=YEAR_START,
-             interruptions_per_day=3.3, min_interruption=5.0):
+             interruptions_per_day=3.3, min_interruption=5.0, stats_format="2.0"):
     """A log of `days` days: runs of a week or so, each ended by a stop or (sometimes) a crash
     followed by a gap; interruptions of 5 s to 2 h, blips; with `later_fields` also causes,
     partial outages, slow periods and a `stats` event every `stats_every` seconds."""
@@ -69,8 +72,10 @@ def make_log(days=365, seed=1, stats_every=3 * 3600.0, later_fields=True, start=
             moment += rng.expovariate(interruptions_per_day / 86400.0)
             if later_fields:
                 while next_stats < min(moment, run_end):
-                    made.add(next_stats, "stats", start=iso(next_stats - stats_every),
-                             end=iso(next_stats), targets={
+                    span = {"start": iso(next_stats - stats_every)}
+                    if stats_format == "2.0":
+                        span["end"] = iso(next_stats)
+                    made.add(next_stats, "stats", **span, targets={
                                  label: {"probes": 30, "failures": 0, "losses": 0,
                                          "min_ms": 8.0, "median_ms": round(rng.uniform(10, 20), 3),
                                          "p95_ms": round(rng.uniform(25, 90), 3), "max_ms": 120.0}
@@ -130,6 +135,44 @@ def make_log(days=365, seed=1, stats_every=3 * 3600.0, later_fields=True, start=
     return made
 
 
+def write_flapping(path, events=2000000, seed=1, start=YEAR_START, every=15.0):
+    """A connection that goes down and up every `every` seconds on average, for `events` events
+    (one run: a start, down/up pairs, a stop), written as the monitor writes them. Most outages
+    are blips shorter than -m 5; a fifth count. Returns (interruptions, blips)."""
+    rng = random.Random(seed)
+    counted = blips = 0
+    with open(path, "w", encoding="utf-8") as stream:
+        write = stream.write
+        write(json.dumps({"time": iso(start), "event": "start", "version": "2.1.0",
+                          "targets": TARGETS[:2], "interval": 2.0, "down_interval": 0.2,
+                          "timeout": 2.0, "min_interruption": 5.0, "backoff_min": 60.0,
+                          "backoff_max": 3600.0, "backoff_step": 300.0, "pid": 4242,
+                          "state_file": "/var/state.json", "gateway": "auto", "slow_ms": 1000.0,
+                          "stats_interval": 300.0, "host": "pi.example"}) + "\n")
+        moment = start + 60.0
+        for _ in range((events - 2) // 2):
+            moment += rng.uniform(0.5, 1.5) * every
+            length = rng.uniform(1.0, 4.5) if rng.random() < 0.8 else rng.uniform(5.0, 40.0)
+            reason = rng.choice(["timeout", "refused", "unreachable"])
+            cause = rng.choice(CAUSES)
+            window = {"start": iso(moment), "start_after": iso(moment - 1.0),
+                      "start_before": iso(moment + 1.0)}
+            write(json.dumps(dict({"time": iso(moment + 1.0), "event": "down"}, **window,
+                                  reason=reason, targets={label: reason for label in TARGETS[:2]},
+                                  cause=cause)) + "\n")
+            end = moment + length
+            write(json.dumps(dict({"time": iso(end), "event": "up"}, **window, end=iso(end),
+                                  duration=round(length, 3), duration_min=round(length - 1.0, 3),
+                                  duration_max=round(length + 1.0, 3), ignored=length < 5.0,
+                                  cause=cause)) + "\n")
+            counted += length >= 5.0
+            blips += length < 5.0
+            moment = end
+        write(json.dumps({"time": iso(moment + 30.0), "event": "stop", "signal": "SIGTERM"})
+              + "\n")
+    return counted, blips
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out")
@@ -137,8 +180,15 @@ def main():
     parser.add_argument("--stats-every", type=float, default=3 * 3600.0)
     parser.add_argument("--plain", action="store_true", help="without the fields of later versions")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--stats-format", choices=("2.0", "short"), default="2.0")
+    parser.add_argument("--flapping", type=int, metavar="EVENTS")
     args = parser.parse_args()
-    made = make_log(args.days, args.seed, args.stats_every, not args.plain)
+    if args.flapping:
+        counted, blips = write_flapping(args.out, args.flapping, args.seed)
+        print("%d events, %d interruptions, %d blips" % (args.flapping, counted, blips))
+        return
+    made = make_log(args.days, args.seed, args.stats_every, not args.plain,
+                    stats_format=args.stats_format)
     made.write(args.out)
     print("%d events, %d interruptions, %d gaps, %d slow periods, %d partial outages, %d stats"
           % (len(made.events), len(made.interruptions), len(made.gaps), len(made.slow),

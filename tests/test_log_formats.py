@@ -1,0 +1,116 @@
+"""The event log's formats read the same: a `stats` event with 2.0.0's `end` or without it (the
+monitor no longer writes what `time` says), the times the monitor writes read the short way and
+every other time the long way, with the same result; 2.0.0's `mail_*` events."""
+import os
+import random
+import subprocess
+import sys
+import time
+from datetime import datetime
+
+import pytest
+
+import pyNetConnMon
+from harness import REPO
+from reportlog import iso, make_log
+
+BENCH_SUMMARY = REPO / 'tests' / 'bench_summary.py'
+
+
+@pytest.fixture(params=['UTC', 'Europe/Berlin', 'Asia/Kathmandu', 'America/St_Johns'])
+def zone(request):
+    previous = os.environ.get('TZ')
+    os.environ['TZ'] = request.param
+    time.tzset()
+    yield request.param
+    if previous is None:
+        del os.environ['TZ']
+    else:
+        os.environ['TZ'] = previous
+    time.tzset()
+
+
+def datetime_reading(text):
+    """What datetime makes of a time, as the event log's reader took it before the short way."""
+    try:
+        moment = datetime.fromisoformat(text.replace('Z', '+00:00') if text[-1:] == 'Z'
+                                        else text).timestamp()
+    except (ValueError, OverflowError, OSError):
+        return None
+    return moment if pyNetConnMon._calendar_can_place(moment) else None
+
+
+def test_times_read_the_short_way_equal_datetimes_reading(zone):
+    rng = random.Random(7)
+    texts = []
+    for _ in range(20000):
+        text = '%04d-%02d-%02dT%02d:%02d:%02d.%03d%s%02d:%02d' % (
+            rng.choice([1, 1969, 1970, 2025, 2026, 2037, 2038, 9999]), rng.randint(0, 13),
+            rng.randint(0, 32), rng.randint(0, 25), rng.randint(0, 61), rng.randint(0, 61),
+            rng.randint(0, 999), rng.choice('+-'), rng.randint(0, 25), rng.choice([0, 30, 45, 60]))
+        if rng.random() < 0.1:              # one character off: a separator, a digit, a sign
+            at = rng.randrange(len(text))
+            text = text[:at] + rng.choice('xZ:.-+ 0\u0663\u00b2') + text[at + 1:]
+        texts.append(text)
+    texts += ['2026-11-24T01:02:03.456+01:00', '2026-11-24T01:02:03+01:00',
+              '2026-11-24T01:02:03.456', '2026-11-24T01:02:03.456Z', '2026-02-29T01:02:03.456+01:00',
+              '2026-11-24T01:02:60.000+01:00', '2026-11-24T01:60:00.000+01:00',
+              '2026-11-24T01:02:03.456-15.60', '2026-11-24T01:02:03.456+24:00']
+    wrong = [(text, pyNetConnMon.parse_log_time(text), datetime_reading(text))
+             for text in texts if pyNetConnMon.parse_log_time(text) != datetime_reading(text)]
+    assert wrong == []
+
+
+def test_the_local_hour_and_day_of_an_instant_are_those_of_localtime(zone):
+    hours = pyNetConnMon.LocalHours()
+    moment = datetime(2026, 3, 27).timestamp()       # summer time begins and ends in these weeks
+    for _ in range(30000):
+        moment += random.Random(moment).uniform(0, 90)
+        local = time.localtime(moment)
+        assert hours.hour_and_day(moment) == (
+            int(moment // 1) - local.tm_min * 60 - local.tm_sec, local[:3]), moment
+
+
+def summary_text(events):
+    return pyNetConnMon.format_summary(pyNetConnMon.summarize_events(events), 'x')
+
+
+def test_stats_events_with_and_without_end_read_the_same(utc):
+    made = make_log(days=20, stats_every=300.0)
+    assert made.stats > 5000
+    short = [dict(record) for record in made.events]
+    for record in short:
+        if record['event'] == 'stats':
+            assert record.pop('end') == record['time']
+    assert summary_text(short) == summary_text(made.events)
+    assert 'Connect time:  median ' in summary_text(short)
+
+
+def test_a_log_of_2_0_0_reads_as_before(utc):
+    """mail_sent and mail_failed are report_sent and report_failed; fields it did not write
+    (causes, start windows) are not recorded."""
+    made = make_log(days=10, later_fields=False)
+    for record in made.events:
+        if record['event'] == 'report_sent':
+            record['event'] = 'mail_sent'
+    made.add(made.last + 60, 'mail_failed', interruptions=1, reason='timeout', retry_in=60.0)
+    history = pyNetConnMon.summarize_events(made.events)
+    assert history.invalid == 0 and history.unknown == {}
+    assert history.report_failed == (made.last, 'timeout')
+    assert history.by_cause['not recorded'][0] == len(made.interruptions)
+    assert history.interruptions == len(made.interruptions) + len(made.gaps)
+
+
+def test_the_summary_benchmark_script_stays_runnable():
+    result = subprocess.run([sys.executable, str(BENCH_SUMMARY), '--help'], capture_output=True,
+                            text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert (result.returncode, result.stderr) == (0, '')
+    for option in ('--only', '--repeat', '--volume-seconds', '--keep', '--program', '--json'):
+        assert option in result.stdout
+    result = subprocess.run([sys.executable, str(BENCH_SUMMARY), '--only', 'nothing'],
+                            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2 and 'unknown section(s) nothing' in result.stderr
+
+
+def test_iso_of_the_made_logs_is_what_the_monitor_writes(utc):
+    assert iso(1764000000.5) == pyNetConnMon.iso_time(1764000000.5)

@@ -1,0 +1,191 @@
+"""--summary reads a log with its rotated files as one: a log split the way logrotate splits it
+(numbered or dated names, compressed) gives the summary, HTML report and CSV of the same events in
+one file; a missing or damaged file is a warning; several --log-file are read as one."""
+import gzip
+import html
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import run_program, wait_until
+
+GOLDEN_LOGS = Path(__file__).resolve().parent / 'golden' / 'logs'
+LOGROTATE = shutil.which('logrotate') or '/usr/sbin/logrotate'
+ENV = {'TZ': 'Europe/Berlin', 'PYTHONIOENCODING': 'utf-8'}
+MADE = re.compile(r'Made by pyNetConnMon [^ ]+ on [^ ]+ [^ ]+ from')
+# bad-week: every event kind; cut between a down and its up, between a down and the stop that
+# ends its run, and where the log's own log_reopened begins
+BAD_WEEK_CUTS = (31, 58, 66)
+
+needs_logrotate = pytest.mark.skipif(not os.access(LOGROTATE, os.X_OK),
+                                     reason='logrotate is not installed')
+
+
+def lines_of(name):
+    return (GOLDEN_LOGS / name).read_bytes().splitlines(keepends=True)
+
+
+def pieces(lines, cuts):
+    edges = (0,) + tuple(cuts) + (len(lines),)
+    return [b''.join(lines[start:end]) for start, end in zip(edges, edges[1:])]
+
+
+def report(tmp_path, *log_files, extra=()):
+    """stdout, stderr, HTML and CSV of --summary --html --csv over LOG_FILES."""
+    out = tmp_path / ('out-%d' % len(list(tmp_path.glob('out-*'))))
+    out.mkdir()
+    arguments = ['--summary']
+    for path in log_files:
+        arguments += ['--log-file', path]
+    result = run_program(*arguments, '--html', out / 'r.html', '--csv', out / 'r.csv', *extra,
+                         env=ENV)
+    assert result.returncode == 0, result.stderr
+    page = MADE.sub('Made by pyNetConnMon on DATE from', (out / 'r.html').read_text('utf-8'))
+    return result.stdout, result.stderr, page, (out / 'r.csv').read_bytes()
+
+
+def same_report(split, whole, split_source, whole_source):
+    """The reports agree but for the name of what was read."""
+    out, err, page, csv = split
+    w_out, w_err, w_page, w_csv = whole
+    assert out.splitlines()[0] == 'pyNetConnMon summary of %s' % split_source
+    assert out.replace(split_source, whole_source) == w_out
+    assert re.sub(r'^\S+ \S+ ', '', err.replace(split_source, whole_source), flags=re.M) == \
+        re.sub(r'^\S+ \S+ ', '', w_err, flags=re.M)
+    assert page.replace(html.escape(split_source), html.escape(whole_source)) == w_page
+    assert csv == w_csv
+
+
+def logrotate(tmp_path, log, options):
+    """Rotates `log` once, as logrotate does with OPTIONS (forced, its own state file)."""
+    config = tmp_path / 'logrotate.conf'
+    config.write_text('%s {\n    %s\n}\n' % (log, '\n    '.join(options)))
+    subprocess.run([LOGROTATE, '-f', '-s', str(tmp_path / 'logrotate.state'), str(config)],
+                   check=True, capture_output=True, timeout=30)
+
+
+def written_and_rotated(tmp_path, name, cuts, options, before_each=None):
+    """The golden log NAME written piece by piece to events.jsonl, logrotate after each piece
+    but the last: (the log, its folder's names)."""
+    folder = tmp_path / 'logs'
+    folder.mkdir()
+    log = folder / 'events.jsonl'
+    parts = pieces(lines_of(name), cuts)
+    for part in parts[:-1]:
+        with open(log, 'ab') as stream:
+            stream.write(part)
+        if before_each is not None:
+            before_each()
+        logrotate(tmp_path, log, options)
+    log.write_bytes(parts[-1])
+    return log, sorted(os.listdir(folder))
+
+
+@needs_logrotate
+def test_numbered_compressed_rotation_reads_as_one_log(tmp_path):
+    log, names = written_and_rotated(tmp_path, 'bad-week.jsonl', BAD_WEEK_CUTS, [
+        'rotate 52', 'compress', 'delaycompress', 'missingok', 'notifempty'])
+    assert names == ['events.jsonl', 'events.jsonl.1', 'events.jsonl.2.gz', 'events.jsonl.3.gz']
+    with gzip.open(log.parent / 'events.jsonl.3.gz') as stream:   # logrotate compressed it
+        assert stream.read() == pieces(lines_of('bad-week.jsonl'), BAD_WEEK_CUTS)[0]
+    whole = tmp_path / 'whole.jsonl'
+    shutil.copy(GOLDEN_LOGS / 'bad-week.jsonl', whole)
+    same_report(report(tmp_path, log), report(tmp_path, whole),
+                '%s and 3 rotated files' % log, str(whole))
+
+
+@needs_logrotate
+def test_dated_compressed_rotation_reads_as_one_log(tmp_path):
+    def next_second():          # dateext names to the second: one rotation per second
+        now = int(time.time())
+        wait_until(lambda: int(time.time()) > now, 3, 'the next second')
+    log, names = written_and_rotated(tmp_path, 'quiet-week.jsonl', (200, 500, 900), [
+        'rotate 52', 'compress', 'dateext', 'dateformat -%Y%m%d-%s'], next_second)
+    assert [re.sub(r'\d{8}-\d+', 'DATE', name) for name in names] == [
+        'events.jsonl', 'events.jsonl-DATE.gz', 'events.jsonl-DATE.gz', 'events.jsonl-DATE.gz']
+    whole = tmp_path / 'whole.jsonl'
+    shutil.copy(GOLDEN_LOGS / 'quiet-week.jsonl', whole)
+    same_report(report(tmp_path, log), report(tmp_path, whole),
+                '%s and 3 rotated files' % log, str(whole))
+
+
+def test_mixed_names_and_several_logs_are_read_in_the_order_of_their_events(tmp_path):
+    """Numbered files from before a change to dateext, the first days in a log of their own
+    given first with a later one: each kind in the order of its names, merged by time."""
+    parts = pieces(lines_of('bad-week.jsonl'), (10, 31, 40, 58, 66))
+    folder = tmp_path / 'var'
+    folder.mkdir()
+    log = folder / 'events.jsonl'
+    other = tmp_path / 'first-days.jsonl'
+    other.write_bytes(parts[0])
+    with gzip.open(folder / 'events.jsonl.2.gz', 'wb') as stream:
+        stream.write(parts[1])
+    (folder / 'events.jsonl.1').write_bytes(parts[2])
+    with gzip.open(folder / 'events.jsonl-20260329.gz', 'wb') as stream:
+        stream.write(parts[3])
+    (folder / 'events.jsonl-20260330').write_bytes(parts[4])
+    log.write_bytes(parts[5])
+    (folder / 'events.jsonl.lock').write_text('not a rotated log')
+    (folder / 'events.jsonl-old.txt').write_text('nor this')
+    whole = tmp_path / 'whole.jsonl'
+    shutil.copy(GOLDEN_LOGS / 'bad-week.jsonl', whole)
+    same_report(report(tmp_path, log, other), report(tmp_path, whole),
+                '%s, %s and 4 rotated files' % (log, other), str(whole))
+
+
+def test_lines_repeated_at_a_seam_and_a_file_given_twice_are_read_once(tmp_path):
+    lines = lines_of('bad-week.jsonl')
+    log = tmp_path / 'events.jsonl'
+    (tmp_path / 'events.jsonl.1').write_bytes(b''.join(lines[:40]))
+    log.write_bytes(b''.join(lines[35:]))          # a copy that overlaps by five lines
+    whole = tmp_path / 'whole.jsonl'
+    shutil.copy(GOLDEN_LOGS / 'bad-week.jsonl', whole)
+    split = report(tmp_path, log, tmp_path / 'events.jsonl.1')
+    assert split[1].splitlines()[-1].endswith(
+        'WARNING read 5 lines once that repeat at the start of a rotated file what the file '
+        'before it ends with')
+    split = (split[0], '\n'.join(split[1].splitlines()[:-1]) + '\n') + split[2:]
+    same_report(split, report(tmp_path, whole), '%s, %s' % (log, tmp_path / 'events.jsonl.1'),
+                str(whole))
+
+
+def test_a_missing_or_damaged_file_is_a_warning_and_the_rest_is_read(tmp_path):
+    lines = lines_of('bad-week.jsonl')
+    log = tmp_path / 'events.jsonl'
+    compressed = gzip.compress(b''.join(lines[:31]))
+    (tmp_path / 'events.jsonl.2.gz').write_bytes(compressed[:len(compressed) // 2])   # cut short
+    (tmp_path / 'events.jsonl.1.gz').write_bytes(b'\x1f\x8b\x08' + b'\xff' * 40)      # garbage
+    log.write_bytes(b''.join(lines[31:]))
+    missing = tmp_path / 'gone.jsonl'
+    out, err, _, _ = report(tmp_path, log, missing)
+    assert out.splitlines()[0] == 'pyNetConnMon summary of %s, %s and 2 rotated files' % (
+        log, missing)
+    warnings = [line.split(' ', 3)[3] for line in err.splitlines()]
+    assert warnings[0] == 'cannot read event log %s: No such file or directory' % missing
+    assert re.match(r'cannot read event log %s\.2\.gz after \d+ lines?: Compressed file ended '
+                    % re.escape(str(log)), warnings[1])
+    assert warnings[2].startswith('cannot read event log %s.1.gz: ' % log)
+    assert len(warnings) == 4 and warnings[3].startswith('skipped ')
+    # what was read of the cut file counts: the first run's start is there
+    assert 'Period:        2026-03-26 09:00:00 to ' in out
+
+
+def test_one_log_that_cannot_be_read_is_still_an_error(tmp_path):
+    missing = tmp_path / 'gone.jsonl'
+    result = run_program('--summary', '--log-file', missing, env=ENV)
+    assert (result.returncode, result.stdout) == (1, '')
+    assert result.stderr.endswith(
+        ' ERROR cannot read event log %s: No such file or directory\n' % missing)
+
+
+def test_several_log_files_only_for_the_summary(tmp_path):
+    result = run_program('-a', '127.0.0.1', '--log-file', tmp_path / 'a', '--log-file',
+                         tmp_path / 'b', env=ENV)
+    assert (result.returncode, result.stdout) == (2, '')
+    assert result.stderr == ('pyNetConnMon.py: error: --log-file: give it once; several only '
+                             'with --summary\n')
