@@ -362,9 +362,9 @@ EVENTS = {
     "slow": EventKind(("start", "connect_ms"), True),
     "slow_end": EventKind(("start", "end", "duration", "ignored", "median_ms", "max_ms"), True),
     # lossy, not down: at least --loss % of the connect attempts (SYNs) were lost while up
-    "lossy": EventKind(("start", "loss_percent", "sent", "lost", "targets")),
+    "lossy": EventKind(("start", "loss_percent", "sent", "lost", "targets"), True),
     "lossy_end": EventKind(("start", "end", "duration", "ignored", "loss_percent", "sent", "lost",
-                            "targets")),
+                            "targets"), True),
     "stats": EventKind(("start", "end", "targets")),    # `end` (= `time`): 2.0.0 wrote it
     "report_sent": EventKind(("interruptions", "partial_outages", "slow_periods", "via",
                               "next_wait", "lossy_periods")),
@@ -5330,7 +5330,7 @@ REPORT_TARGETS_KEPT = 64         # targets with their own figures; a log with mo
 REPORT_WINDOWS_PER_HOUR = 3600   # statistics windows taken per target and hour
 REPORT_WINDOWS_KEPT = 3000       # windows kept as they are, per target, for a short period
 REPORT_TEXT_LIMIT = 200          # characters of any text from the log shown in a cell
-ROW_KINDS = ("interruption", "gap", "partial", "slow")
+ROW_KINDS = ("interruption", "gap", "partial", "slow", "lossy")
 # how a period still open when its run was closed ended, by how the run was closed
 _ENDINGS = {
     "stopped": "the monitor stopped while still down",
@@ -5566,6 +5566,11 @@ class History:
         self.slow_longest = 0.0
         self.slow_ignored = 0       # shorter slow stretches
         self.slow_spans = []        # (start, end) of each slow period counted, in order
+        self.lossy = 0.0            # in lossy periods of at least min-interruption, the same way
+        self.lossy_periods = 0
+        self.lossy_longest = 0.0
+        self.lossy_ignored = 0
+        self.lossy_spans = []
         self.windows = 0            # stats windows with a connect that got through
         self.medians = ConnectTimes()   # per window, of its fastest target (by median),
         self.p95s = ConnectTimes()      # weighted by that target's connects
@@ -5585,6 +5590,8 @@ class History:
         self.down_reason = ""
         self.slow_since = None      # the slow period in progress, and its first slow connect
         self.slow_connect_ms = None
+        self.lossy_since = None     # the lossy period in progress, and its loss when it began
+        self.lossy_percent = None
         self.last_up = None         # the end of the latest outage, blip or not
         self.latest_stats = []      # stats_figures() of the latest stats window, and its span
         self.latest_stats_span = None
@@ -5600,7 +5607,12 @@ class History:
     @property
     def has_latency(self):
         """Did the log say anything about slow periods or connect times?"""
-        return bool(self.windows or self.slow_periods or self.slow_ignored)
+        return bool(self.windows or self.slow_periods or self.slow_ignored or self.has_loss)
+
+    @property
+    def has_loss(self):
+        """Did the log tell of lossy periods?"""
+        return bool(self.lossy_periods or self.lossy_ignored)
 
     @property
     def period(self):
@@ -5649,7 +5661,7 @@ class Timeline:
         self.until = math.inf if history.until is None else history.until
         self.monitored_to = -math.inf
         self.down_to = -math.inf
-        self.slow_to = -math.inf
+        self.degraded_to = {"slow": -math.inf, "lossy": -math.inf}
         self.days = {}               # (year, month, day) -> DaySummary: a day a span begins or ends
         self.whole = ([], [])        # [down]: (start, end) of the whole days inside spans, in order
 
@@ -5699,20 +5711,22 @@ class Timeline:
         if self.since <= instant < self.until:
             self.history.blips += 1
 
-    def slow(self, start, end, ignored):
+    def degraded(self, kind, start, end, ignored):
+        """A slow or lossy period (`kind`): up, but not well. History keeps each kind's seconds,
+        periods, longest, ignored ones and spans as KIND, KIND_periods, KIND_longest, ..."""
         history = self.history
         if ignored:
             if self.since <= start < self.until:
-                history.slow_ignored += 1
+                setattr(history, kind + "_ignored", getattr(history, kind + "_ignored") + 1)
             return None
-        start, end = max(start, self.since, self.slow_to), min(end, self.until)
+        start, end = max(start, self.since, self.degraded_to[kind]), min(end, self.until)
         if end <= start:
             return None
-        self.slow_to = end
-        history.slow += end - start
-        history.slow_periods += 1
-        history.slow_longest = max(history.slow_longest, end - start)
-        history.slow_spans.append((start, end))
+        self.degraded_to[kind] = end
+        setattr(history, kind, getattr(history, kind) + end - start)
+        setattr(history, kind + "_periods", getattr(history, kind + "_periods") + 1)
+        setattr(history, kind + "_longest", max(getattr(history, kind + "_longest"), end - start))
+        getattr(history, kind + "_spans").append((start, end))
         return start, end
 
     def window(self, end, fastest):
@@ -5788,7 +5802,7 @@ class _Run:
     """A run of the monitor as the replay sees it: from its start to its latest sign of life."""
 
     __slots__ = ("start", "seen", "down_since", "down_text", "down_cause", "min_interruption",
-                 "targets", "slow_since", "slow_connect_ms")
+                 "targets", "slow_since", "slow_connect_ms", "lossy_since", "lossy_percent")
 
     def __init__(self, start, min_interruption, targets=()):
         self.start = self.seen = start
@@ -5799,6 +5813,8 @@ class _Run:
         self.targets = targets       # the labels its start names (at most SUMMARY_TARGETS_KEPT)
         self.slow_since = None       # the connection has been slow since then (None: not slow)
         self.slow_connect_ms = None  # ... and the fastest connect of its first slow round
+        self.lossy_since = None      # the connection has been lossy since then (None: not lossy)
+        self.lossy_percent = None    # ... and its loss when it became lossy
 
 
 def _label_family(label):
@@ -5939,6 +5955,7 @@ class Replay:
             history.down_since, history.down_cause = run.down_since, run.down_cause
             history.down_reason = self.outage.get("reason", "")
             history.slow_since, history.slow_connect_ms = run.slow_since, run.slow_connect_ms
+            history.lossy_since, history.lossy_percent = run.lossy_since, run.lossy_percent
             if now is not None:
                 run.seen = self.last = max(run.seen, now)
             self._close(run, run.seen, run.down_since, at_end="end" if now is None else "now")
@@ -6149,10 +6166,45 @@ class Replay:
         run.slow_since = None
 
     def _slow(self, start, end, ignored, figures=""):
-        span = self.timeline.slow(start, end, ignored)
+        span = self.timeline.degraded("slow", start, end, ignored)
         if span is not None:
             self._add_row(EvidenceRow("slow", *span, reason=figures, targets=self._labels(),
                                       **self._still("still slow")))
+
+    def on_lossy(self, moment, record):
+        run = self._alive(moment)
+        if run.lossy_since is None:
+            began = self.when(record.get("start"))
+            run.lossy_since = moment if began is None else max(min(began, moment), run.start)
+            run.lossy_percent = _number(record.get("loss_percent"))
+
+    def on_lossy_end(self, moment, record):
+        """Its `end` is when the losses stopped, before the event that tells of it."""
+        run = self._alive(moment)
+        end = self.when(record.get("end"))
+        end = moment if end is None else min(end, moment)
+        began = self.when(record.get("start"))
+        if began is None:
+            began = run.lossy_since
+        if began is None:
+            began = end - max(0.0, _number(record.get("duration"), 0.0))
+        began = max(min(began, end), run.start)
+        ignored = record.get("ignored")
+        if not isinstance(ignored, bool):
+            ignored = end - began < run.min_interruption
+        percent, sent, lost = (_number(record.get(name)) for name in ("loss_percent", "sent",
+                                                                      "lost"))
+        figures = ""
+        if None not in (percent, sent, lost):
+            figures = "%d of %d connect attempts lost (%.1f %%)" % (lost, sent, percent)
+        self._lossy(began, end, ignored, figures)
+        run.lossy_since = run.lossy_percent = None
+
+    def _lossy(self, start, end, ignored, figures=""):
+        span = self.timeline.degraded("lossy", start, end, ignored)
+        if span is not None:
+            self._add_row(EvidenceRow("lossy", *span, reason=figures, targets=self._labels(),
+                                      **self._still("still lossy")))
 
     def on_stats(self, moment, record):
         """A statistics window: its fastest target (by median) stands for the connection; each
@@ -6230,7 +6282,7 @@ class Replay:
 
     def _close(self, run, end, down, at_end=None):
         """Counts a run that ended at `end`, the network down since `down` (None: up); a slow
-        stretch it did not see end lasted until `end`. `at_end`: "end" where the log ends, "now"
+        or lossy stretch it did not see end lasted until `end`. `at_end`: "end" where the log ends, "now"
         for the monitor's own events at the status page's now; what is open then may not be
         over yet."""
         self.closing = (run, at_end or ("stopped" if self.stopping else "crash"))
@@ -6243,6 +6295,12 @@ class Replay:
                 self._slow(slow, end, False)
             elif not at_end:
                 self._slow(slow, end, True)
+        if run.lossy_since is not None:
+            lossy = max(run.start, run.lossy_since)
+            if long_enough(lossy):
+                self._lossy(lossy, end, False)
+            elif not at_end:
+                self._lossy(lossy, end, True)
         if down is not None:
             down = max(run.start, down)
             if long_enough(down):
@@ -6736,8 +6794,16 @@ def latency_lines(summary):
         connect = "median %s, 95th percentile %s (%s)" % (
             milliseconds(summary.medians.percentile(0.5)),
             milliseconds(summary.p95s.percentile(0.95)), plural(summary.windows, "stats window"))
-    return ["Slow:          %s, %s ignored" % (slow, plural(summary.slow_ignored, "shorter one")),
-            "Connect time:  %s" % connect]
+    lines = ["Slow:          %s, %s ignored" % (slow, plural(summary.slow_ignored,
+                                                                 "shorter one"))]
+    if summary.has_loss:
+        lossy = human_duration(summary.lossy)
+        if summary.lossy_periods:
+            lossy += " in %s (longest %s)" % (plural(summary.lossy_periods, "lossy period"),
+                                              human_duration(summary.lossy_longest))
+        lines.append("Lossy:         %s, %s ignored" % (lossy, plural(summary.lossy_ignored,
+                                                                      "shorter one")))
+    return lines + ["Connect time:  %s" % connect]
 
 
 def latency_rows(summary):
@@ -6837,6 +6903,7 @@ CAUSE_COLOURS = {
 }
 REPORT_COLOURS = {               # the rest of the picture; every colour has a CSS class of its name
     "up": "#b8e0b0", "gap": "#636363", "slow": "#f1b517", "partial": "#f4a582", "off": "#ffffff",
+    "lossy": "#8073ac",
     "a100": "#1a9850", "a999": "#91cf60", "a99": "#fee08b", "a95": "#fc8d59", "alow": "#d73027",
     "median": "#2166ac", "p95": "#92c5de",
 }
@@ -6913,7 +6980,7 @@ def _cause_class(cause):
 def _row_class(row):
     if row.kind == "interruption":
         return _cause_class(row.cause)
-    return {"gap": "gap", "slow": "slow", "partial": "partial"}[row.kind]
+    return {"gap": "gap", "slow": "slow", "lossy": "lossy", "partial": "partial"}[row.kind]
 
 
 def _row_title(row):
@@ -6939,9 +7006,9 @@ def _bar(start, end, monitored, rows, ticks=(), width=BAR_WIDTH, height=BAR_HEIG
     for a, b in monitored:
         if b > start and a < end:
             rect("up", max(a, start), min(b, end))
-    for order in ("slow", "down", "partial"):
+    for order in ("slow", "lossy", "down", "partial"):
         for row in rows:
-            kind = {"slow": "slow", "partial": "partial"}.get(row.kind, "down")
+            kind = {"slow": "slow", "lossy": "lossy", "partial": "partial"}.get(row.kind, "down")
             if kind == order and row.end > start and row.start < end:
                 rect(_row_class(row), max(row.start, start), min(row.end, end),
                      height * 0.7 if kind == "partial" else 0.0, _row_title(row))
@@ -7290,6 +7357,7 @@ def render_report(summary, source, made=None):
     body.append(_charts(summary))
     rows = sorted(summary.rows, key=lambda row: (row.start, row.end))
     body.append("<h2>Every interruption%s</h2>" % (
+        ", partial outage, slow and lossy period" if summary.row_counts["lossy"] else
         ", partial outage and slow period" if summary.has_latency or summary.row_counts["partial"]
         else ""))
     if rows:
@@ -7316,7 +7384,9 @@ def _period_bar(summary):
 def _day_table(summary):
     keys = [_swatch(_cause_class(cause), "down: %s" % cause) for cause in CAUSE_COLOURS]
     keys += [_swatch(css, words) for css, words in (
-        ("gap", "gap (not running, counted as down)"), ("slow", "slow"),
+        ("gap", "gap (not running, counted as down)"), ("slow", "slow"))]
+    keys += [_swatch("lossy", "lossy")] if summary.row_counts["lossy"] else []
+    keys += [_swatch(css, words) for css, words in (
         ("partial", "partial outage"), ("up", "up"), ("off", "not monitored"))]
     out = ["<h2>Day by day</h2>",
            '<p class="small">Each bar is one day, midnight to midnight, local time. Days in a '
@@ -7493,10 +7563,10 @@ STATUS_ROWS_SHOWN = 10           # last interruptions, and reports waiting, show
 # Events that the page's replay needs in order, and what each opens or closes: an event that
 # opened something still open is kept however old (an outage of three days still shows). Of any
 # other event only the latest of each name is kept.
-STATUS_OPENS = {"start": "run", "down": "down", "slow": "slow", "target_down": "part",
-                "family_down": "part", "dns_down": "part"}
-STATUS_CLOSES = {"up": "down", "slow_end": "slow", "target_up": "part", "family_up": "part",
-                 "dns_up": "part"}
+STATUS_OPENS = {"start": "run", "down": "down", "slow": "slow", "lossy": "lossy",
+                "target_down": "part", "family_down": "part", "dns_down": "part"}
+STATUS_CLOSES = {"up": "down", "slow_end": "slow", "lossy_end": "lossy", "target_up": "part",
+                 "family_up": "part", "dns_up": "part"}
 STATUS_TRANSITIONS = frozenset(("gap",) + tuple(STATUS_OPENS) + tuple(STATUS_CLOSES))
 
 
@@ -7646,7 +7716,7 @@ class StatusBoard(MetricsBoard):
             return self._status
 
 
-STATUS_BADGES = {"STARTING": "#636363", "UP": "#1a9850", "SLOW": "#a6611a"}
+STATUS_BADGES = {"STARTING": "#636363", "UP": "#1a9850", "SLOW": "#a6611a", "LOSSY": "#542788"}
 
 
 def _status_now(status, history, now):
@@ -7668,6 +7738,12 @@ def _status_now(status, history, now):
             "Slow since %s (for %s): the fastest connect took %s." % (
                 local_time(since), human_duration(max(0.0, now - since)),
                 milliseconds(history.slow_connect_ms or 0.0)))
+    if history.lossy_since is not None:
+        since = history.lossy_since
+        return "LOSSY", STATUS_BADGES["LOSSY"], (
+            "Lossy since %s (for %s): %s of the connect attempts were lost." % (
+                local_time(since), human_duration(max(0.0, now - since)),
+                "-" if history.lossy_percent is None else "%.1f %%" % history.lossy_percent))
     if history.last_up is not None:
         since, words = history.last_up, "the last interruption ended"
     else:
@@ -7741,7 +7817,7 @@ def render_status(status, now=None):
     body.append("<h2>The last hour</h2>" + _recent_bar(history, now, 12, 300, 2))
     body.append('<p class="small">%s</p>' % " ".join(
         [_swatch("up", "up"), _swatch("off", "not monitored by this run"),
-         _swatch("slow", "slow"), _swatch("partial", "partial outage"),
+         _swatch("slow", "slow"), _swatch("lossy", "lossy"), _swatch("partial", "partial outage"),
          _swatch("gap", "gap")] + [_swatch(_cause_class(cause), cause) for cause in CAUSES]))
 
     body.append("<h2>Last interruptions</h2>")

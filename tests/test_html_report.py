@@ -435,3 +435,29 @@ def test_the_explanation_says_what_each_reason_word_means():
                        page).group(1)
     assert re.findall(r"<li>(\w+): ", legend) == ["timeout", "refused", "unreachable", "dns"]
     assert "<li>refused: the target&#x27;s machine answered at once that nothing takes " in legend
+
+
+def test_lossy_periods_are_rows_in_the_report_and_a_line_of_the_summary():
+    log = Log().start(T0)
+    log.add(T0 + 100, "lossy", start=iso(T0 + 90), loss_percent=31.0, sent=40, lost=12,
+            targets={})
+    log.add(T0 + 200, "lossy_end", start=iso(T0 + 90), end=iso(T0 + 180), duration=90.0,
+            ignored=False, loss_percent=29.5, sent=200, lost=59, targets={})
+    log.add(T0 + 300, "lossy", start=iso(T0 + 300), loss_percent=12.0, sent=25, lost=3,
+            targets={})
+    log.add(T0 + 302, "lossy_end", start=iso(T0 + 300), end=iso(T0 + 302), duration=2.0,
+            ignored=True, loss_percent=12.0, sent=25, lost=3, targets={})
+    log.add(T0 + 400, "lossy", start=iso(T0 + 395), loss_percent=40.0, sent=30, lost=12,
+            targets={})
+    log.stop(T0 + 500)
+    summary, rows = evidence_of(log.events)
+    lossy = [(row.start - T0, row.end - T0, row.why) for row in rows if row.kind == "lossy"]
+    assert lossy == [(90.0, 180.0, "59 of 200 connect attempts lost (29.5 %)"),
+                     (395.0, 500.0, "still lossy: the monitor stopped")]
+    assert "Lossy:         3 min 15 s in 2 lossy periods (longest 1 min 45 s), 1 shorter one " \
+           "ignored" in pnm.format_summary(summary, "x")
+    page = pnm.render_report(summary, "x", made=T0)
+    assert "Every interruption, partial outage, slow and lossy period" in page
+    assert page.count('<tr class="lossy">') == 2
+    assert [pnm.csv_fields(row)[3:6] for row in rows if row.kind == "lossy"][0] == [
+        "lossy", "", "59 of 200 connect attempts lost (29.5 %)"]

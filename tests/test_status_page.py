@@ -276,3 +276,15 @@ def test_the_last_statistics_window_is_shown_per_target():
     assert ('<th class="n">median, 95th percentile (%s to %s)</th>'
             % (pnm.local_time(NOW - 70)[11:], pnm.local_time(NOW - 10)[11:])) in page
     assert '<td class="n">12.3 ms</td><td class="n">12.5 ms, 48.0 ms</td>' in page
+
+
+def test_lossy_now_says_since_when_and_how_much_was_lost():
+    board = board_with([start(NOW - 600),
+                        ("lossy", NOW - 90, {"start": pnm.iso_time(NOW - 120),
+                                             "loss_percent": 33.3, "sent": 30, "lost": 10})])
+    page = pnm.render_status(board.status())
+    assert text_of(page, "state") == "LOSSY"
+    assert text_of(page, "since") == (
+        "Lossy since %s (for 2 min): 33.3 %% of the connect attempts were lost."
+        % pnm.local_time(NOW - 120))
+    assert '<tr class="lossy">' in page and "still lossy" in page
