@@ -2521,6 +2521,17 @@ def resolve_all(targets, deadline, clock=time.monotonic, lookups=None):
 SOCK_NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
 
 
+class RoundResults:
+    """One round: each target's ProbeResult, in the order of the targets, and the gateway's
+    apart (None when it was not probed)."""
+
+    __slots__ = ("targets", "gateway")
+
+    def __init__(self, targets, gateway=None):
+        self.targets = targets
+        self.gateway = gateway
+
+
 class Prober:
     """Connects to all targets concurrently; a round lasts at most about `timeout`.
 
@@ -2551,7 +2562,8 @@ class Prober:
         self._drop(list(self.in_flight))
 
     def probe_round(self, targets, interrupted=lambda: False, gateway=None, wait=None):
-        """[ProbeResult] for `targets`, and last for `gateway` (a Gateway) when it was probed:
+        """RoundResults: a ProbeResult for each of `targets`, and one for `gateway` (a Gateway)
+        when it was probed:
         on the same selector, by the same deadline, so a round takes no longer. A gateway found
         in the routing table is left out while every target is on this machine (loopback):
         they need no router, and a test on loopback sends nothing beyond this machine.
@@ -2628,9 +2640,11 @@ class Prober:
             result = results.setdefault(target, ProbeResult(target, False, "timeout"))
             if not admitted:
                 result.tried = False    # an answer now is that of a connect counted before
+        router = None
         if gateway is not None and gateway in probed:
-            self.gateway_result = results[gateway]
-        return [results[target] for target in probed]
+            router = self.gateway_result = results[gateway]
+        return RoundResults([results[target] for target in probed if target is not gateway],
+                            router)
 
     def _leaves_this_machine(self, resolved):
         """Has a target an address beyond loopback? Each address is looked at once (a round
@@ -4659,8 +4673,8 @@ class RoundInterpreter:
     def is_down(self):
         return self.tracker.is_down
 
-    def round(self, results, mono, wall, gateway=(), completed=None):
-        """Takes one round's results (`gateway`: its ProbeResult in a list, or []); returns
+    def round(self, results, mono, wall, gateway=None, completed=None):
+        """Takes one round's results (the targets', and `gateway`: its ProbeResult or None);
         whether something happened that the state file must keep."""
         self.last_results = results
         self.last_round = (mono, wall if completed is None else completed)
@@ -4668,10 +4682,9 @@ class RoundInterpreter:
             self.counters.rounds_not_started += 1
         round_mono, round_wall = mono, wall
         save = self._measure(results, mono, wall)
-        router = gateway[0] if gateway else None
         if not self.router_echo.done:
-            for suspect in self.router_echo.observe(results, router) or ():
-                self.say.router_echo(wall, suspect, router.target.label)
+            for suspect in self.router_echo.observe(results, gateway) or ():
+                self.say.router_echo(wall, suspect, gateway.target.label)
         first_answer, target_reasons = None, {}
         for result in results:
             if not result.up:
@@ -4683,7 +4696,7 @@ class RoundInterpreter:
                 first_answer = answered
         first_reason = next(iter(target_reasons.values())) if target_reasons else None
         network_up = first_answer is not None
-        cause, detail = self._where_it_broke(network_up, gateway[0] if gateway else None,
+        cause, detail = self._where_it_broke(network_up, gateway,
                                              target_reasons, wall)
         if target_reasons or self.partials.open:      # else the usual round: nothing to see
             for change in self.partials.observe(results, mono, wall):
@@ -4959,7 +4972,7 @@ class Monitor:
                 wait=schedule.seconds_until_due(now, True) if fast else None)
             if self.waker.stop_signal is not None:
                 break
-            if self.rounds.round(results[:len(targets)], now, wall, results[len(targets):],
+            if self.rounds.round(results.targets, now, wall, results.gateway,
                                  completed=self.clock.wall()):
                 self._save_state()
             self._after_round()
@@ -8393,26 +8406,26 @@ def run_once(args, console_out, console=None):
     results = prober.probe_round(args.targets, gateway=gateway)
     prober.close()
     lines = []
-    for result in results[:len(args.targets)]:
+    for result in results.targets:
         if result.up:
             detail = "up %.1f ms" % (result.connect_time * 1000)
         else:
             detail = "down %s" % result.reason
         lines.append(printable("%s %s" % (result.target.label, detail)) + "\n")
-    lines.append(describe_gateway_once(args.gateway, gateway, results[len(args.targets):],
+    router = results.gateway
+    lines.append(describe_gateway_once(args.gateway, gateway, router,
                                        router_not_needed(args.gateway, args.targets)))
-    router = results[len(args.targets)] if len(results) > len(args.targets) else None
-    for label, median, router_median in RouterEcho(rounds=1).observe(
-            results[:len(args.targets)], router) or ():
+    for label, median, router_median in RouterEcho(rounds=1).observe(results.targets,
+                                                                     router) or ():
         if console is not None:
             console.warning(router_echo_warning(label, median, router.target.label,
                                                 router_median))
     if not args.quiet:
         write_text(console_out, "".join(lines), "to standard output")
-    return 0 if any(result.up for result in results[:len(args.targets)]) else 1
+    return 0 if any(result.up for result in results.targets) else 1
 
 
-def describe_gateway_once(setting, gateway, results, not_needed=False):
+def describe_gateway_once(setting, gateway, result, not_needed=False):
     """--once's line for the gateway; `not_needed`: every target is a loopback address, so the
     monitor would not look for a router either (see router_not_needed)."""
     if setting == "none":
@@ -8421,9 +8434,8 @@ def describe_gateway_once(setting, gateway, results, not_needed=False):
         return "gateway not probed: every target is on this machine\n"
     if gateway is None:
         return "gateway none found in the routing table\n"
-    if not results:
+    if result is None:
         return "gateway %s not probed: every target is on this machine\n" % gateway.label
-    result, = results
     if result.up:
         detail = "answers (accepted in %.1f ms)" % (result.connect_time * 1000)
     elif gateway_answered(result):

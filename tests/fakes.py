@@ -13,7 +13,7 @@ import json
 from pyNetConnMon import (Announcer, Console, DeliveryError, EventLog, Gateway, MetricsBoard,
                           MetricsSnapshot, Monitor, PendingReports, Pinger, PingSchedule,
                           PingSender, ProbeResult, ReportBackoff, Reporter, RoundInterpreter,
-                          Settings, StateFile, parse_target)
+                          RoundResults, Settings, StateFile, parse_target)
 
 TARGET = parse_target("198.18.0.2:53", 53)
 WALL_OFFSET = 1_795_000_000.0     # wall clock = monotonic + this
@@ -87,8 +87,9 @@ class ScriptedProber:
         self.waits.append(wait)
         down = any(start <= now < end for start, end in self.outages)
         self.clock.now += self.round_time
-        return [ProbeResult(target, not down, "refused" if down else None,
-                            None if down else self.connect_time) for target in targets]
+        return RoundResults([ProbeResult(target, not down, "refused" if down else None,
+                                         None if down else self.connect_time)
+                             for target in targets])
 
     def close(self):
         pass
@@ -284,9 +285,10 @@ class ScriptedNetwork:
     def probe_round(self, targets, interrupted=lambda: False, gateway=None, wait=None):
         now = self.clock.now
         self.rounds.append((now, gateway))
-        probed = list(targets) + ([gateway] if gateway is not None else [])
         self.clock.now += 0.01
-        return [result(target, self._failure(target, now)) for target in probed]
+        return RoundResults([result(target, self._failure(target, now)) for target in targets],
+                            None if gateway is None else result(gateway,
+                                                                self._failure(gateway, now)))
 
     def _failure(self, target, now):
         key = "gateway" if isinstance(target, Gateway) else target.label

@@ -176,7 +176,7 @@ def test_fast_rounds_keep_at_most_limit_connects_in_flight():
         started, in_flight, reasons = [], [], []
         for _ in range(12):         # a round every 0.25 s; no connect ever gets through
             before = set(prober.in_flight)
-            [result] = prober.probe_round([target], wait=0.25)
+            [result] = prober.probe_round([target], wait=0.25).targets
             started.append(len(set(prober.in_flight) - before))
             in_flight.append(len(prober.in_flight))
             reasons.append(result.reason)
@@ -195,10 +195,10 @@ def test_a_connect_from_an_earlier_round_that_gets_through_counts_then_and_the_r
         target = parse_target("127.0.0.1:%d" % port, 53)
         prober, clock = scripted_prober(limit=10)
         for _ in range(3):
-            assert not prober.probe_round([target], wait=0.25)[0].up
+            assert not prober.probe_round([target], wait=0.25).targets[0].up
         first, second, third = prober.in_flight
         prober.poller.through[first] = 0.8       # its resent SYN gets through at 0.8
-        [result] = prober.probe_round([target], wait=0.25)     # the round from 0.75 to 1.0
+        [result] = prober.probe_round([target], wait=0.25).targets    # from 0.75 to 1.0
         assert (result.up, result.answered, result.connect_time) == (True, 0.8, 0.8)
         assert prober.in_flight == {}
         assert [sock.fileno() for sock in (first, second, third)] == [-1, -1, -1]
@@ -212,7 +212,7 @@ def test_a_round_while_up_closes_what_fast_rounds_left_and_leaves_nothing_behind
         for _ in range(2):
             prober.probe_round([target], wait=0.25)
         left = list(prober.in_flight)
-        [result] = prober.probe_round([target])    # its own connect never answers: 1 s
+        [result] = prober.probe_round([target]).targets    # its own connect never answers: 1 s
         assert (result.up, result.reason, clock.now) == (False, "timeout", 1.5)
         assert [sock.fileno() for sock in left] == [-1, -1]
         assert prober.in_flight == {}
@@ -228,12 +228,14 @@ def test_the_gateway_keeps_its_latest_outcome_while_its_connect_waits():
         router = Gateway("127.0.0.1", port)       # given with --gateway: probed in every round
         prober, clock = scripted_prober(limit=10, timeout=1.0)
         prober.poller.answers[router] = 0.01
-        [down, answered] = prober.probe_round([target], gateway=router)   # from 0 to 1.0
+        results = prober.probe_round([target], gateway=router)   # from 0 to 1.0
+        [down], answered = results.targets, results.gateway
         assert (down.reason, answered.up, clock.now) == ("timeout", True, 1.0)
         del prober.poller.answers[router]       # from now on the router does not answer
         seen = []
         for _ in range(5):                         # fast rounds from 1.0 to 2.25
-            [down, gateway] = prober.probe_round([target], gateway=router, wait=0.25)
+            results = prober.probe_round([target], gateway=router, wait=0.25)
+            [down], gateway = results.targets, results.gateway
             seen.append((down.reason, gateway.up or gateway.reason, len(prober.in_flight)))
         prober.close()
     # the router's first unanswered connect (begun at 1.0) times out at 2.0

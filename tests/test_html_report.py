@@ -57,7 +57,7 @@ def test_every_interruption_gap_slow_period_and_partial_outage_is_a_row():
     assert [(iso(row.start), iso(row.end), row.targets) for row in rows if row.kind == "partial"] \
         == [(iso(a), iso(b), [target]) for a, b, target in made.partial]
     assert summary.row_counts == {"interruption": len(made.interruptions), "gap": len(made.gaps),
-                               "slow": len(made.slow), "partial": len(made.partial)}
+                               "slow": len(made.slow), "partial": len(made.partial), "lossy": 0}
     assert summary.hosts == ["pi.example"] and summary.all_targets == TARGETS
     assert summary.has_latency
 

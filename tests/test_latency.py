@@ -243,9 +243,9 @@ class TimedProber:
         limit = self.timeout if wait is None else min(wait, self.timeout)
         if seconds is None or seconds >= limit:
             self.clock.now += limit
-            return [down(target) for target in targets]
+            return pyNetConnMon.RoundResults([down(target) for target in targets])
         self.clock.now += seconds
-        return [up(seconds, target) for target in targets]
+        return pyNetConnMon.RoundResults([up(seconds, target) for target in targets])
 
     def close(self):
         pass

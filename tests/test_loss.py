@@ -265,7 +265,7 @@ def test_rounds_over_the_in_flight_limit_count_for_no_probe_and_are_counted_them
             pyNetConnMon.Console(quiet=True), log, settings), lambda **item: None)
         for _ in range(12):      # fast rounds every 0.25 s: every fourth finds 3 in flight
             results = prober.probe_round([target], wait=0.25)
-            rounds.round(results, clock.now, WALL_OFFSET + clock.now)
+            rounds.round(results.targets, clock.now, WALL_OFFSET + clock.now)
         prober.close()
     snapshot = rounds.metrics(0)
     [(label, probes, failures, _, _)] = snapshot.connect
@@ -310,7 +310,7 @@ class LineProber:
             results.append(result)
             longest = max(longest, result.connect_time if result.up else limit)
         self.clock.now += longest
-        return results
+        return pyNetConnMon.RoundResults(results)
 
     def close(self):
         pass

@@ -204,7 +204,8 @@ def test_an_outage_ends_when_the_connect_got_through_not_when_its_round_began(tm
     def slow_recovery(targets, interrupted=lambda: False, gateway=None, wait=None):
         results = original(targets, interrupted, gateway, wait=wait)
         if run.prober.rounds[-1] == 20.0:      # the round began during the outage ...
-            results = [ProbeResult(r.target, True, None, 0.9) for r in results]   # ... got through
+            # ... got through
+            results.targets = [ProbeResult(r.target, True, None, 0.9) for r in results.targets]
         return results
 
     run.prober.probe_round = slow_recovery

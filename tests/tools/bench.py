@@ -147,7 +147,7 @@ for n in cfg["counts"]:
     targets = [pyNetConnMon.Target(cfg["host"], cfg["first_port"] + k) for k in range(n)]
     for rep in range(cfg["repeat"]):
         start = time.monotonic()
-        results = prober.probe_round(targets)
+        results = prober.probe_round(targets).targets
         took = time.monotonic() - start
         reasons = {}
         for result in results:
