@@ -3324,6 +3324,24 @@ class OneJobAtATime:
         return results
 
 
+class ReportContents:
+    """What one report tells of: its interruptions, partial outages, slow and lossy periods, and
+    the ids of the pending entries it carries (accepted together)."""
+
+    __slots__ = ("interruptions", "partial", "slow", "lossy", "ids")
+
+    def __init__(self, batch):
+        def count(keep):
+            return sum(item.count for item in batch if keep(item))
+
+        self.interruptions = count(lambda item: item.part is None
+                                   and item.kind not in ("slow", "lossy"))
+        self.partial = count(lambda item: item.part is not None)
+        self.slow = count(lambda item: item.kind == "slow")
+        self.lossy = count(lambda item: item.kind == "lossy")
+        self.ids = [item.id for item in batch]
+
+
 class Reporter:
     """Sends the reports PendingReports says are due through a deliverer, one at a time in the
     background, and applies each outcome to the pending list."""
@@ -3359,24 +3377,17 @@ class Reporter:
         self.problem_shown = False
         subject, body = format_report(batch, self.hostname, self.slow_ms, self.slow_times)
         self.worker.submit(lambda: self.deliverer.deliver(subject, body),
-                           tag=(sum(item.count for item in batch
-                                    if item.part is None and item.kind not in ("slow", "lossy")),
-                                sum(item.count for item in batch if item.part is not None),
-                                sum(item.count for item in batch if item.kind == "slow"),
-                                sum(item.count for item in batch if item.kind == "lossy"),
-                                [item.id for item in batch]))
+                           tag=ReportContents(batch))
         return None
 
     def outcomes(self, now):
-        """[(interruptions in the report, partial outages in it, slow periods in it, lossy
-        periods in it, None or why it failed)] for deliveries that ended."""
-        done = []
-        for (count, partial, slow, lossy, ids), failure in self.worker.take_results():
+        """[(ReportContents, None or why it failed)] of the deliveries that ended."""
+        done = self.worker.take_results()
+        for contents, failure in done:
             if failure is None:
-                self.pending.accepted(ids, now)
+                self.pending.accepted(contents.ids, now)
             else:
                 self.pending.failed(now)
-            done.append((count, partial, slow, lossy, failure))
         return done
 
     def settle(self, clock, wait, collect, limit=0.5):
@@ -4576,20 +4587,23 @@ class Announcer:
     def report_not_set_up(self, problem):
         self.console.warning("report pending, but %s" % problem)
 
-    def report_sent(self, wall, count, via, next_wait, partial=0, slow=0, lossy=0):
-        self.log.write("report_sent", wall, interruptions=count, partial_outages=partial,
-                       slow_periods=slow, lossy_periods=lossy, via=via, next_wait=next_wait)
+    def report_sent(self, wall, contents, via, next_wait):
+        self.log.write("report_sent", wall, interruptions=contents.interruptions,
+                       partial_outages=contents.partial, slow_periods=contents.slow,
+                       lossy_periods=contents.lossy, via=via, next_wait=next_wait)
+        slow, lossy, partial = contents.slow, contents.lossy, contents.partial
         self.console.info("report sent (%s%s%s%s) by %s; next report no sooner than in %s" % (
-            plural(count, "interruption"), ", %s" % plural(slow, "slow period") if slow else "",
+            plural(contents.interruptions, "interruption"),
+            ", %s" % plural(slow, "slow period") if slow else "",
             ", %s" % plural(lossy, "lossy period") if lossy else "",
             ", %s" % plural(partial, "partial outage") if partial else "", via,
             human_duration(next_wait)), wall)
 
-    def report_failed(self, wall, count, via, reason, partial=0, slow=0, lossy=0):
+    def report_failed(self, wall, contents, via, reason):
         retry = self.settings.backoff_min
-        self.log.write("report_failed", wall, interruptions=count, partial_outages=partial,
-                       slow_periods=slow, lossy_periods=lossy, via=via, reason=reason,
-                       retry_in=retry)
+        self.log.write("report_failed", wall, interruptions=contents.interruptions,
+                       partial_outages=contents.partial, slow_periods=contents.slow,
+                       lossy_periods=contents.lossy, via=via, reason=reason, retry_in=retry)
         self.console.warning("report not delivered: %s; retrying in %s"
                              % (reason, human_duration(retry)), wall)
 
@@ -4997,15 +5011,14 @@ class Monitor:
             return
         outcomes = self.reporter.outcomes(self.clock.monotonic())
         counters = self.rounds.counters
-        for count, partial, slow, lossy, failure in outcomes:
+        for contents, failure in outcomes:
             wall, via = self.clock.wall(), self.reporter.deliverer.name
             if failure is None:
                 counters.reports_sent += 1
-                self.say.report_sent(wall, count, via, self.reporter.pending.backoff.wait, partial,
-                                     slow, lossy)
+                self.say.report_sent(wall, contents, via, self.reporter.pending.backoff.wait)
             else:
                 counters.report_failures += 1
-                self.say.report_failed(wall, count, via, failure, partial, slow, lossy)
+                self.say.report_failed(wall, contents, via, failure)
         if outcomes:
             self._save_state()
             self._publish_metrics()
