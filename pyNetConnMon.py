@@ -1198,12 +1198,28 @@ class StatisticsWindow:
                 "jitter_ms": _ms(window.jitter * 1000.0 / window.steps) if window.steps else None}
 
 
+class TargetConnects:
+    """One target's connects since the start."""
+
+    __slots__ = ("probes", "failures", "seconds", "buckets")
+
+    def __init__(self):
+        self.probes = 0
+        self.failures = 0
+        self.seconds = 0.0          # the sum of the times of those that got through
+        self.buckets = [0] * (len(CONNECT_BUCKETS) + 1)     # ... counted per bucket, +Inf last
+
+
+# A target's row of the metrics snapshot: `cumulative` holds the count of each bucket and below.
+ConnectRow = collections.namedtuple("ConnectRow", "label probes failures seconds cumulative")
+
+
 class ConnectCounters:
     """Per target since the start: probes, failures, and the connect times of the metrics
     histogram (CONNECT_BUCKETS), as Prometheus counts them."""
 
     def __init__(self):
-        self.targets = {}           # label -> [probes, failures, sum of seconds, bucket counts]
+        self.targets = {}           # label -> TargetConnects
 
     def record(self, results):
         for result in results:
@@ -1211,25 +1227,25 @@ class ConnectCounters:
                 continue
             counts = self.targets.get(result.target.label)
             if counts is None:
-                counts = self.targets[result.target.label] = [
-                    0, 0, 0.0, [0] * (len(CONNECT_BUCKETS) + 1)]
-            counts[0] += 1
+                counts = self.targets[result.target.label] = TargetConnects()
+            counts.probes += 1
             if result.up:
                 seconds = result.connect_time or 0.0
-                counts[2] += seconds
-                counts[3][bisect.bisect_left(CONNECT_BUCKETS, seconds)] += 1
+                counts.seconds += seconds
+                counts.buckets[bisect.bisect_left(CONNECT_BUCKETS, seconds)] += 1
             else:
-                counts[1] += 1
+                counts.failures += 1
 
     def snapshot(self):
-        """((label, probes, failures, sum, cumulative counts, one per bucket and +Inf), ...)"""
+        """A ConnectRow per target."""
         rows = []
-        for label, (probes, failures, total, buckets) in self.targets.items():
+        for label, counts in self.targets.items():
             cumulative, running = [], 0
-            for count in buckets:
+            for count in counts.buckets:
                 running += count
                 cumulative.append(running)
-            rows.append((label, probes, failures, round(total, 6), tuple(cumulative)))
+            rows.append(ConnectRow(label, counts.probes, counts.failures,
+                                   round(counts.seconds, 6), tuple(cumulative)))
         return tuple(rows)
 
 
@@ -2211,11 +2227,12 @@ def _per_target(pairs):
 def _connect_histogram(connect):
     """The samples of connect_duration_seconds: (suffix, labels, value) per bucket, sum, count."""
     samples = []
-    for label, _, _, total, cumulative in connect:
-        for bound, count in zip(CONNECT_BUCKETS + (math.inf,), cumulative):
-            samples.append(("_bucket", (("target", label), ("le", _metric_value(bound))), count))
-        samples.append(("_sum", (("target", label),), total))
-        samples.append(("_count", (("target", label),), cumulative[-1]))
+    for row in connect:
+        target = ("target", row.label)
+        for bound, count in zip(CONNECT_BUCKETS + (math.inf,), row.cumulative):
+            samples.append(("_bucket", (target, ("le", _metric_value(bound))), count))
+        samples.append(("_sum", (target,), row.seconds))
+        samples.append(("_count", (target,), row.cumulative[-1]))
     return samples
 
 
@@ -2282,10 +2299,10 @@ METRICS = (
            lambda s: None if s.connect is None else _connect_histogram(s.connect)),
     Metric("probes_total", "counter", "TCP connects tried, per target.",
            lambda s: None if s.connect is None else _per_target(
-               (label, probes) for label, probes, _, _, _ in s.connect)),
+               (row.label, row.probes) for row in s.connect)),
     Metric("probe_failures_total", "counter", "TCP connects that failed, per target.",
            lambda s: None if s.connect is None else _per_target(
-               (label, failures) for label, _, failures, _, _ in s.connect)),
+               (row.label, row.failures) for row in s.connect)),
     Metric("rounds_not_started_total", "counter", "Rounds while down that started no connect, "
            "as too many were still waiting: they count for no probe.",
            lambda s: None if s.connect is None else _one(s.rounds_not_started)),

@@ -460,7 +460,8 @@ def test_the_metrics_follow_a_slow_period_while_it_lasts(tmp_path):
 
 def test_metrics_text_for_connect_times_and_slow_periods():
     snapshot = pyNetConnMon.MetricsSnapshot(
-        connect=(("198.18.0.2:53", 7, 2, 1.5305, (0, 0, 0, 1, 2, 3, 3, 3, 4, 4, 5, 5, 5, 5, 5)),),
+        connect=(pyNetConnMon.ConnectRow("198.18.0.2:53", 7, 2, 1.5305,
+                                         (0, 0, 0, 1, 2, 3, 3, 3, 4, 4, 5, 5, 5, 5, 5)),),
         slow=True, slow_seconds=12.5)
     text = render_metrics(snapshot)
     # the new families come last; the ones before are unchanged
