@@ -1258,6 +1258,29 @@ class OngoingSlow:
         self.times = ConnectTimes()     # the fastest connect of each of its rounds
 
 
+class PeriodChange:
+    """A slow or lossy period that began ("slow", "lossy") or ended ("slow_end", "lossy_end"), as
+    SlowTracker and LossWindow hand them out. An end says when it ended (wall clock), how long it
+    lasted, whether that is too short to count and whether an interruption ended it; a lossy
+    period's end, its loss figures too."""
+
+    __slots__ = ("kind", "period", "end", "duration", "ignored", "by_interruption",
+                 "loss_percent", "sent", "lost", "targets")
+
+    def __init__(self, kind, period, end=None, duration=None, ignored=None,
+                 by_interruption=False, loss_percent=None, sent=None, lost=None, targets=None):
+        self.kind = kind
+        self.period = period        # the OngoingSlow or OngoingLossy
+        self.end = end
+        self.duration = duration
+        self.ignored = ignored
+        self.by_interruption = by_interruption
+        self.loss_percent = loss_percent
+        self.sent = sent
+        self.lost = lost
+        self.targets = targets      # label -> {"sent", "lost", "loss_percent"}
+
+
 class SlowTracker:
     """Turns the fastest connect of each round into SLOW and SLOW ENDED transitions.
 
@@ -1269,41 +1292,40 @@ class SlowTracker:
     def __init__(self, threshold_ms, min_duration):
         self.threshold = threshold_ms / 1000.0
         self.min_duration = min_duration
-        self.slow = None
+        self.ongoing = None         # the OngoingSlow, while slow
 
     @property
     def is_slow(self):
-        return self.slow is not None
+        return self.ongoing is not None
 
     def observe(self, fastest, mono, wall, slow=None):
         """`fastest`: seconds, or None when no target answered; `slow`: whether the round is
-        slow (SlowRule), None: when `fastest` reaches the threshold. Returns ("slow",
-        OngoingSlow), ("slow_end", (OngoingSlow, end wall, duration, ignored, by_interruption))
-        or None."""
+        slow (SlowRule), None: when `fastest` reaches the threshold. Returns a PeriodChange
+        ("slow" or "slow_end") or None."""
         if slow is None:
             slow = fastest is not None and fastest >= self.threshold
         if fastest is not None and slow:
-            if self.slow is None:
-                self.slow = OngoingSlow(mono, wall)
-                self.slow.times.add(fastest)
-                return ("slow", self.slow)
-            self.slow.times.add(fastest)
+            if self.ongoing is None:
+                self.ongoing = OngoingSlow(mono, wall)
+                self.ongoing.times.add(fastest)
+                return PeriodChange("slow", self.ongoing)
+            self.ongoing.times.add(fastest)
             return None
-        if self.slow is None:
+        if self.ongoing is None:
             return None
         if fastest is None:
-            return ("slow_end", self.end(mono, wall) + (True,))
-        return ("slow_end", self.end(mono + fastest, wall + fastest) + (False,))
+            return self.end(mono, wall, by_interruption=True)
+        return self.end(mono + fastest, wall + fastest)
 
-    def end(self, mono, wall):
-        """Ends the slow stretch at `mono` (also at a stop): (OngoingSlow, end wall, duration,
-        ignored)."""
-        slow, self.slow = self.slow, None
+    def end(self, mono, wall, by_interruption=False):
+        """Ends the slow stretch at `mono` (also at a stop): its PeriodChange "slow_end"."""
+        slow, self.ongoing = self.ongoing, None
         duration = max(0.0, mono - slow.start_mono)
-        return (slow, wall, duration, not counts_as_interruption(duration, self.min_duration))
+        return PeriodChange("slow_end", slow, wall, duration, not counts_as_interruption(
+            duration, self.min_duration), by_interruption)
 
     def ongoing_duration(self, mono):
-        return 0.0 if self.slow is None else max(0.0, mono - self.slow.start_mono)
+        return 0.0 if self.ongoing is None else max(0.0, mono - self.ongoing.start_mono)
 
 
 class UsualTimes:
@@ -1539,13 +1561,13 @@ class LossWindow:
             if self.lost >= LOSS_MIN_LOST and self.sent >= LOSS_MIN_SENT \
                     and self.lost >= self.on * self.sent:
                 self.calm = 0
-                return ("lossy", self._begin())
+                return PeriodChange("lossy", self._begin())
             return None
         lossy.take(mono, wall, sent, lost, counts)
         self.calm = self.calm + 1 if self.lost < self.off * self.sent or not self.sent else 0
         if self.calm >= self.length:
             end_mono, end_wall = lossy.end or (mono, wall)
-            return ("lossy_end", self._ended(end_mono, end_wall, lossy.kept))
+            return self._ended(end_mono, end_wall, lossy.kept)
         return None
 
     def _begin(self):
@@ -1561,10 +1583,10 @@ class LossWindow:
         lossy, self.lossy = self.lossy, None
         sent, lost, targets = kept or (lossy.sent, lossy.lost, lossy.targets)
         duration = max(0.0, mono - lossy.start_mono)
-        return dict(lossy=lossy, end=max(wall, lossy.start_wall), duration=duration,
-                    ignored=not counts_as_interruption(duration, self.min_duration),
-                    loss_percent=loss_percent(lost, sent), sent=sent, lost=lost,
-                    targets=self.target_figures(targets))
+        return PeriodChange("lossy_end", lossy, max(wall, lossy.start_wall), duration,
+                            not counts_as_interruption(duration, self.min_duration),
+                            loss_percent=loss_percent(lost, sent), sent=sent, lost=lost,
+                            targets=self.target_figures(targets))
 
     def target_figures(self, targets):
         return {label: {"sent": sent, "lost": lost, "loss_percent": loss_percent(lost, sent)}
@@ -4553,23 +4575,25 @@ class Announcer:
         self.console.info("LOSSY %.1f %% of %s lost since %s" % (
             percent, plural(lossy.sent, "connect attempt"), local_time(lossy.start_wall)), wall)
 
-    def lossy_end(self, wall, ended, by_interruption=False):
-        lossy = ended["lossy"]
+    def lossy_end(self, wall, ended):
+        lossy = ended.period
         self.log.write("lossy_end", wall, start=iso_time(lossy.start_wall),
-                       end=iso_time(ended["end"]), duration=round(ended["duration"], 3),
-                       ignored=ended["ignored"], loss_percent=ended["loss_percent"],
-                       sent=ended["sent"], lost=ended["lost"], targets=ended["targets"])
-        if ended["ignored"]:
+                       end=iso_time(ended.end), duration=round(ended.duration, 3),
+                       ignored=ended.ignored, loss_percent=ended.loss_percent,
+                       sent=ended.sent, lost=ended.lost, targets=ended.targets)
+        if ended.ignored:
             self.console.info("LOSSY ENDED after %s: shorter than %g s, ignored" % (
-                human_duration(ended["duration"]), self.settings.min_interruption), wall)
+                human_duration(ended.duration), self.settings.min_interruption), wall)
         else:
             self.console.info("LOSSY ENDED after %s%s (lossy since %s, %s of %s lost)" % (
-                human_duration(ended["duration"]), ", when the interruption began"
-                if by_interruption else "", local_time(lossy.start_wall),
-                "-" if ended["loss_percent"] is None else "%.1f %%" % ended["loss_percent"],
-                plural(ended["sent"], "connect attempt")), wall)
+                human_duration(ended.duration), ", when the interruption began"
+                if ended.by_interruption else "", local_time(lossy.start_wall),
+                "-" if ended.loss_percent is None else "%.1f %%" % ended.loss_percent,
+                plural(ended.sent, "connect attempt")), wall)
 
-    def slow_end(self, wall, slow, duration, ignored, by_interruption):
+    def slow_end(self, ended):
+        slow, wall, duration, ignored = ended.period, ended.end, ended.duration, ended.ignored
+        by_interruption = ended.by_interruption
         median, maximum = _ms(slow.times.percentile(0.5)), _ms(slow.times.maximum)
         self.log.write("slow_end", wall, start=iso_time(slow.start_wall), end=iso_time(wall),
                        duration=round(duration, 3), ignored=ignored, median_ms=median,
@@ -4825,14 +4849,13 @@ class RoundInterpreter:
             rule.factor and fastest >= rule.margin and rule.judge(results, fastest)))
         if transition is None:
             return False
-        kind, detail = transition
-        if kind == "slow":
+        if transition.kind == "slow":
             label = next(result.target.label for result in results
                          if result.up and (result.connect_time or 0.0) == fastest)
             self.say.slow(wall, fastest, label,
                           self.usual.usual.get(label) if self.slow_rule.factor else None)
             return False
-        return self._slow_ended(*detail)
+        return self._slow_ended(transition)
 
     def _lossy(self, network_up, transition, mono, wall):
         """The loss window takes the round begun at `mono`, if the connection was up when it
@@ -4852,43 +4875,43 @@ class RoundInterpreter:
         change = self.loss.add(mono, wall, *self.round_syns)
         if change is None:
             return False
-        kind, detail = change
-        if kind == "lossy":
-            self.say.lossy(wall, detail, self.loss.target_figures(detail.targets))
+        if change.kind == "lossy":
+            self.say.lossy(wall, change.period, self.loss.target_figures(change.period.targets))
             return False
-        return self._lossy_ended(detail, wall)
+        return self._lossy_ended(change, wall)
 
     def _lossy_ended(self, ended, wall, by_interruption=False, cut_short=False):
         """Tells of it; a lossy period that counts waits for a report. Returns whether it counts."""
-        self.counters.lossy_ended(ended["duration"], ended["ignored"])
-        self.say.lossy_end(wall, ended, by_interruption)
-        if not ended["ignored"]:
-            self.record(start=ended["lossy"].start_wall, end=ended["end"],
-                        duration=ended["duration"], kind="lossy",
-                        reason="an interruption followed" if by_interruption else "",
+        ended.by_interruption = by_interruption
+        self.counters.lossy_ended(ended.duration, ended.ignored)
+        self.say.lossy_end(wall, ended)
+        if not ended.ignored:
+            self.record(start=ended.period.start_wall, end=ended.end, duration=ended.duration,
+                        kind="lossy", reason="an interruption followed" if by_interruption else "",
                         targets=self.settings.target_labels, cut_short=cut_short,
-                        loss_percent=ended["loss_percent"], sent=ended["sent"],
-                        lost=ended["lost"])
-        return not ended["ignored"]
+                        loss_percent=ended.loss_percent, sent=ended.sent, lost=ended.lost)
+        return not ended.ignored
 
     def _slow_into_outage(self, outage):
         """A slow stretch that turns into an interruption ends where the interruption begins
         (the middle of its start window), never before it began itself."""
         if self.slow is not None and self.slow.is_slow:
-            began = self.slow.slow
+            began = self.slow.ongoing
             end = max((outage.start_mono, outage.start_wall), (began.start_mono, began.start_wall))
-            self._slow_ended(*self.slow.end(*end), by_interruption=True)
+            self._slow_ended(self.slow.end(*end, by_interruption=True))
 
-    def _slow_ended(self, slow, end, duration, ignored, by_interruption=False, cut_short=False):
+    def _slow_ended(self, ended, cut_short=False):
         """Tells of it; a slow period that counts waits for a report. Returns whether it counts."""
-        self.counters.slow_ended(duration, ignored)
-        self.say.slow_end(end, slow, duration, ignored, by_interruption)
-        if not ignored:
-            self.record(start=slow.start_wall, end=end, duration=duration, kind="slow",
-                        reason="an interruption followed" if by_interruption else "",
+        slow = ended.period
+        self.counters.slow_ended(ended.duration, ended.ignored)
+        self.say.slow_end(ended)
+        if not ended.ignored:
+            self.record(start=slow.start_wall, end=ended.end, duration=ended.duration,
+                        kind="slow",
+                        reason="an interruption followed" if ended.by_interruption else "",
                         targets=self.settings.target_labels, cut_short=cut_short,
                         median_ms=_ms(slow.times.percentile(0.5)), max_ms=_ms(slow.times.maximum))
-        return not ignored
+        return not ended.ignored
 
     def close(self, mono, wall):
         """The monitor stops: what is still going on is kept, cut short, if it counts already;
@@ -4899,7 +4922,7 @@ class RoundInterpreter:
             if ended is not None:
                 self.say.stats(*ended)
         if self.slow is not None and self.slow.is_slow:
-            self._slow_ended(*self.slow.end(mono, wall), cut_short=True)
+            self._slow_ended(self.slow.end(mono, wall), cut_short=True)
         outage = self.tracker.outage
         if self.loss is not None and self.loss.lossy is not None:
             at = (mono, wall)
@@ -4923,7 +4946,7 @@ class RoundInterpreter:
         """What the state file keeps of what is going on: an outage, a slow period, a lossy
         period; and each target's usual connect times."""
         outage = self.tracker.outage
-        slow = self.slow.slow if self.slow is not None else None
+        slow = self.slow.ongoing if self.slow is not None else None
         lossy = self.loss.lossy if self.loss is not None else None
         return {"down": None if outage is None else {
                     "start": outage.start_wall, "reason": outage.reason, "cause": outage.cause,

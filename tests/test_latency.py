@@ -179,14 +179,14 @@ def observe(tracker, rounds):
         transition = tracker.observe(fastest, instant, WALL_OFFSET + instant)
         if transition is None:
             continue
-        kind, detail = transition
-        if kind == "slow":
-            seen.append(("slow", detail.start_mono))
+        slow = transition.period
+        if transition.kind == "slow":
+            seen.append(("slow", slow.start_mono))
         else:
-            slow, end, duration, ignored, by_interruption = detail
-            seen.append(("slow_end", slow.start_mono, round(end - WALL_OFFSET, 6),
-                         round(duration, 6), ignored, by_interruption,
-                         round(slow.times.percentile(0.5)), round(slow.times.maximum)))
+            seen.append(("slow_end", slow.start_mono, round(transition.end - WALL_OFFSET, 6),
+                         round(transition.duration, 6), transition.ignored,
+                         transition.by_interruption, round(slow.times.percentile(0.5)),
+                         round(slow.times.maximum)))
     return seen
 
 
@@ -218,8 +218,9 @@ def test_ongoing_duration_and_an_end_at_a_stop():
     assert tracker.ongoing_duration(3.0) == 0.0
     tracker.observe(0.25, 1.0, WALL_OFFSET + 1.0)
     assert tracker.ongoing_duration(3.5) == 2.5
-    slow, end, duration, ignored = tracker.end(9.0, WALL_OFFSET + 9.0)
-    assert (slow.start_mono, end - WALL_OFFSET, duration, ignored) == (1.0, 9.0, 8.0, False)
+    ended = tracker.end(9.0, WALL_OFFSET + 9.0)
+    assert (ended.period.start_mono, ended.end - WALL_OFFSET, ended.duration, ended.ignored) == (
+        1.0, 9.0, 8.0, False)
 
 
 # -- the monitor with a fake clock ----------------------------------------------------------------

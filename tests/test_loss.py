@@ -114,20 +114,22 @@ def test_lossy_from_its_first_loss_once_the_window_says_so_until_under_half_the_
     window = LossWindow([A.label, B.label], 20.0, 5.0, rounds=10)
     assert feed(window, [CLEAN_ROUND] * 10) == []
     # rounds 10 on lose a SYN each; after round 14 the window (rounds 5-14) holds 5 of 25
-    [(number, (kind, lossy))] = feed(window, [LOSSY_ROUND] * 5, first=10)
-    assert (number, kind, lossy.start_wall) == (14, "lossy", WALL_OFFSET + 10)
+    [(number, began)] = feed(window, [LOSSY_ROUND] * 5, first=10)
+    lossy = began.period
+    assert (number, began.kind, lossy.start_wall) == (14, "lossy", WALL_OFFSET + 10)
     # (the window held 5 of 25 SYNs lost; from its start, 5 of 15)
     assert (lossy.sent, lossy.lost, lossy.targets) == (15, 5, [[10, 5], [5, 0]])
     assert feed(window, [LOSSY_ROUND] * 5, first=15) == []
     # clean from round 20: the window's loss is above half of 20 % with 7 of 10 rounds clean
     # (3 of 27: 11.1 %), below with 8 (2 of 22: 9.1 %); once it has stayed below for a window's
     # rounds (27 to 36), the period has ended: at round 20, after its last loss
-    [(number, (kind, ended))] = feed(window, [CLEAN_ROUND] * 20, first=20)
-    assert (number, kind) == (36, "lossy_end")
-    assert {key: value for key, value in ended.items() if key != "lossy"} == dict(
-        end=WALL_OFFSET + 20, duration=10.0, ignored=False, loss_percent=33.3, sent=30, lost=10,
-        targets={A.label: {"sent": 20, "lost": 10, "loss_percent": 50.0},
-                 B.label: {"sent": 10, "lost": 0, "loss_percent": 0.0}})
+    [(number, ended)] = feed(window, [CLEAN_ROUND] * 20, first=20)
+    assert (number, ended.kind) == (36, "lossy_end")
+    assert (ended.end, ended.duration, ended.ignored, ended.loss_percent, ended.sent,
+            ended.lost, ended.targets) == (
+        WALL_OFFSET + 20, 10.0, False, 33.3, 30, 10,
+        {A.label: {"sent": 20, "lost": 10, "loss_percent": 50.0},
+         B.label: {"sent": 10, "lost": 0, "loss_percent": 0.0}})
 
 
 def test_a_line_just_under_the_threshold_never_turns_lossy_and_one_just_over_does_not_flap():
@@ -140,7 +142,7 @@ def test_a_line_just_under_the_threshold_never_turns_lossy_and_one_just_over_doe
     window = LossWindow([A.label], 10.0, 5.0, rounds=30)
     rounds = [(2, 1, ((2, 1),)) if number % 5 == 0 else (1, 0, None) for number in range(60)]
     rounds += [(2, 1, ((2, 1),)) if number % 12 == 0 else (1, 0, None) for number in range(600)]
-    assert [kind for _, (kind, _) in feed(window, rounds)] == ["lossy"]
+    assert [change.kind for _, change in feed(window, rounds)] == ["lossy"]
 
 
 def test_too_few_syns_or_losses_tell_nothing():
@@ -149,7 +151,7 @@ def test_too_few_syns_or_losses_tell_nothing():
     assert feed(window, [(3, 2, ((3, 2),))] + [(1, 0, None)] * 29) == []
     window = LossWindow([A.label], 10.0, 5.0, rounds=30)
     assert feed(window, [(2, 1, ((2, 1),))] * 9) == []         # 9 of 18: under 20 SYNs
-    assert feed(window, [(2, 1, ((2, 1),))], first=9)[0][1][0] == "lossy"
+    assert feed(window, [(2, 1, ((2, 1),))], first=9)[0][1].kind == "lossy"
 
 
 def test_a_short_lossy_stretch_is_ignored():
@@ -158,16 +160,17 @@ def test_a_short_lossy_stretch_is_ignored():
     changes = feed(window, [(4, 3, ((3, 2), (1, 1)))] * 3 + [CLEAN_ROUND] * 25, first=10)
     # lossy once 6 of 24 SYNs were lost; calm from round 22, when its last lossy round left the
     # window, for ten rounds
-    assert [(number, kind) for number, (kind, _) in changes] == [(11, "lossy"), (31, "lossy_end")]
-    ended = changes[1][1][1]
-    assert (ended["duration"], ended["ignored"], ended["sent"], ended["lost"]) == (3.0, True, 12, 9)
+    assert [(number, change.kind) for number, change in changes] == [
+        (11, "lossy"), (31, "lossy_end")]
+    ended = changes[1][1]
+    assert (ended.duration, ended.ignored, ended.sent, ended.lost) == (3.0, True, 12, 9)
 
 
 def test_an_interruption_ends_a_lossy_period_where_it_began_and_starts_the_window_afresh():
     window = LossWindow([A.label, B.label], 20.0, 5.0, rounds=10)
     feed(window, [CLEAN_ROUND] * 10 + [LOSSY_ROUND] * 8)
     ended = window.interrupted(17.5, WALL_OFFSET + 17.5)
-    assert (ended["end"], ended["duration"], ended["sent"], ended["lost"]) == (
+    assert (ended.end, ended.duration, ended.sent, ended.lost) == (
         WALL_OFFSET + 17.5, 7.5, 24, 8)
     assert (window.sent, window.lost, window.ratio, window.lossy) == (0, 0, None, None)
     assert window.interrupted(30.0, WALL_OFFSET + 30) is None
