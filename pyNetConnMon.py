@@ -5301,7 +5301,8 @@ class EventLogFiles:
                 self.warnings.append(str(_cannot_read(path, error, lines_read)))
             tail = set(last) if last else None
         if not opened:
-            raise _cannot_read(self.paths[0], OSError(errno.ENOENT, "no file could be read"))
+            raise MonitorError("cannot read event log %s: none of its files can be read"
+                               % self.source)
 
     @property
     def source(self):
