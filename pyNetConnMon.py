@@ -5218,7 +5218,9 @@ class EventLogFiles:
         """Lists of files, each in the order it is to be read in; every file once."""
         chains, seen = [], set()
         for path in self.given:
-            for chain in (rotated_siblings(path) if rotated else ()) + ([path],):
+            dated, numbered = rotated_siblings(path) if rotated else ([], [])
+            (numbered or dated).append(path)        # the log itself after its rotated files
+            for chain in (dated, numbered) if numbered else (dated,):
                 kept = []
                 for candidate in chain:
                     try:
