@@ -4595,6 +4595,12 @@ class _OutageSaid:
         self.down = down            # the records
         self.up = up
 
+    def has_reason(self):
+        """get("reason") is not empty (a string that is not empty never reads as empty)."""
+        said = self.up if self.up is not None else self.down
+        reason = None if said is None else said.get("reason")
+        return isinstance(reason, str) and reason != ""
+
     def get(self, name, default=None):
         down = self.down
         if name == "reason":
@@ -4751,7 +4757,7 @@ class Replay:
             run.down_cause = record.get("cause")
 
     def on_up(self, moment, record):
-        if not self.outage.get("reason"):
+        if not self.outage.has_reason():
             self.outage = _OutageSaid(self.outage.down, record)
         began = self._outage_start(moment, record)
         run = self._alive(moment, began)
