@@ -5915,6 +5915,12 @@ class _OutageSaid:
         self.down = down            # the records
         self.up = up
 
+    def has_reason(self):
+        """get("reason") is not empty (a string that is not empty never reads as empty)."""
+        said = self.up if self.up is not None else self.down
+        reason = None if said is None else said.get("reason")
+        return isinstance(reason, str) and reason != ""
+
     def get(self, name, default=None):
         down = self.down
         if name == "reason":
@@ -6072,7 +6078,7 @@ class Replay:
             run.down_cause = record.get("cause")
 
     def on_up(self, moment, record):
-        if not self.outage.get("reason"):
+        if not self.outage.has_reason():
             self.outage = _OutageSaid(self.outage.down, record)
         began = self._outage_start(moment, record)
         run = self._alive(moment, began)
@@ -6547,31 +6553,42 @@ def _read_errors():
 
 class EventLogFiles:
     """The JSON values of one or more event logs and of each one's rotated files (see
-    rotated_siblings), oldest file first, as one stream; counts like EventLines.
+    rotated_siblings), oldest file first, as one stream of lines that EventLines reads.
 
     The rotated files of one kind (numbered, dated) are read in the order of their names, the
     log itself last; the kinds and the logs given are merged by each file's first event (a file
     whose first lines tell no time counts as beginning where the one before it does). A file
-    met twice (the same file under two names, or
-    given twice) is read once. Lines repeated at the start of a file from the end of the file
+    met twice (the same file under two names, or given twice) is read once. Lines repeated at the start of a file from the end of the file
     before it (a copy made twice, overlapping logs) are read once. A file that cannot be opened
     or is damaged is a warning in `warnings`, and what was read of it counts; only when no file
     at all can be opened is it an error (MonitorError, as for one log)."""
 
     def __init__(self, paths, rotated=True):
         self.given = list(paths)
-        self.not_json = 0
-        self.too_long = 0
         self.repeated = 0            # lines read before, at the start of a later file
         self.warnings = []
         self.paths = self._merge(self._chains(rotated))
         self.read = []               # the files read, in order
+        self.lines = EventLines(self._lines())
+
+    def __iter__(self):
+        return iter(self.lines)
+
+    @property
+    def not_json(self):
+        return self.lines.not_json
+
+    @property
+    def too_long(self):
+        return self.lines.too_long
 
     def _chains(self, rotated):
         """Lists of files, each in the order it is to be read in; every file once."""
         chains, seen = [], set()
         for path in self.given:
-            for chain in (rotated_siblings(path) if rotated else ()) + ([path],):
+            dated, numbered = rotated_siblings(path) if rotated else ([], [])
+            (numbered or dated).append(path)        # the log itself after its rotated files
+            for chain in (dated, numbered) if numbered else (dated,):
                 kept = []
                 for candidate in chain:
                     try:
@@ -6619,8 +6636,8 @@ class EventLogFiles:
             pass
         return None
 
-    def __iter__(self):
-        decode = json.JSONDecoder().decode
+    def _lines(self):
+        """The lines of every file in turn, as read_lines() gives them."""
         tail = None                  # hashes of the previous file's last lines
         opened = 0
         for number, path in enumerate(self.paths):
@@ -6639,23 +6656,15 @@ class EventLogFiles:
                 with stream:
                     for line in read_lines(stream):
                         lines_read += 1
-                        if line is None:
-                            self.too_long += 1
-                            continue
-                        if seam is not None:
-                            if hash(line) in seam:
-                                self.repeated += 1
-                                continue
-                            seam = None
-                        if last is not None:
-                            last.append(hash(line))
-                        line = line.decode("utf-8", "replace")
-                        if not line.strip():
-                            continue
-                        try:
-                            yield decode(line)
-                        except (ValueError, RecursionError):
-                            self.not_json += 1
+                        if line is not None:
+                            if seam is not None:
+                                if hash(line) in seam:
+                                    self.repeated += 1
+                                    continue
+                                seam = None
+                            if last is not None:
+                                last.append(hash(line))
+                        yield line
             except _read_errors() as error:
                 if len(self.paths) == 1 and not isinstance(error, (EOFError, ValueError)) \
                         and not lines_read:
@@ -6663,7 +6672,8 @@ class EventLogFiles:
                 self.warnings.append(str(_cannot_read(path, error, lines_read)))
             tail = set(last) if last else None
         if not opened:
-            raise _cannot_read(self.paths[0], OSError(errno.ENOENT, "no file could be read"))
+            raise MonitorError("cannot read event log %s: none of its files can be read"
+                               % self.source)
 
     @property
     def source(self):

@@ -42,7 +42,7 @@ def test_rotated_log_keeps_every_event_exactly_once(tmp_path, target):
 
     rotated, current = read_events(log + ".1"), read_events(log)
     assert [event["event"] for event in rotated] == ["start", "down", "up", "down", "up"]
-    assert [event["event"] for event in current] == ["log_reopened", "down", "up", "stop"]
+    assert [event["event"] for event in current] == ["log_reopened", "down", "up", "stats", "stop"]
     every = rotated + current
     assert len({(event["time"], event["event"]) for event in every}) == len(every)
     assert all(event["ignored"] is False for event in every if event["event"] == "up")
@@ -60,7 +60,7 @@ def test_sighup_without_rotation_appends_to_the_same_file(tmp_path, target):
         outage(monitor, target, 1)
         assert monitor.terminate() == 0
     assert [event["event"] for event in monitor.events()] == [
-        "start", "log_reopened", "log_reopened", "down", "up", "stop"]
+        "start", "log_reopened", "log_reopened", "down", "up", "stats", "stop"]
 
 
 def test_a_log_that_cannot_be_reopened_warns_and_the_old_file_stays_in_use(tmp_path, target):
@@ -72,7 +72,8 @@ def test_a_log_that_cannot_be_reopened_warns_and_the_old_file_stays_in_use(tmp_p
         monitor.send_signal(signal.SIGHUP)
         outage(monitor, target, 1, path=log + ".1")
         assert monitor.terminate() == 0
-    assert [event["event"] for event in read_events(log + ".1")] == ["start", "down", "up", "stop"]
+    assert [event["event"] for event in read_events(log + ".1")] == [
+        "start", "down", "up", "stats", "stop"]
     warnings = monitor.stderr_lines
     assert len(warnings) == 1
     assert "WARNING cannot open event log %s: " % log in warnings[0]

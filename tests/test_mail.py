@@ -164,7 +164,7 @@ def test_outage_gives_exactly_one_mail_naming_count_downtime_and_times(lab, prog
     assert 'Targets: %s' % lab.target.address in body.splitlines()
     assert 'Total: 1 interruption, %s of downtime.' % downtime in body.splitlines()
     assert [e['event'] for e in monitor.events()] == ['start', 'down', 'up', 'report_sent',
-                                                      'stop']
+                                                      'stats', 'stop']
     assert monitor.stderr_lines == []
 
 

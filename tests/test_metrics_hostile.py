@@ -305,7 +305,7 @@ def test_a_flood_under_a_low_file_limit_costs_no_round_no_state_write_and_no_spi
         wait_until(lambda: scrape_works(port), 3, "a scrape once the flood is gone")
         assert monitor.terminate() == 0
     events = [event["event"] for event in read_events(tmp_path / "events.jsonl")]
-    assert events == ["start", "stop"]                      # no interruption that never happened
+    assert events == ["start", "stats", "stop"]             # no interruption that never happened
     assert monitor.stderr_lines == []                       # no EMFILE, no state file error
     assert cpu_share < 0.25
     assert made > 200                       # the endpoint did turn clients away

@@ -248,7 +248,8 @@ def test_pings_come_once_per_ping_interval_while_up_not_once_per_round(tmp_path)
 def test_no_ping_goes_out_while_the_network_is_down_and_one_at_the_first_round_after(tmp_path):
     run = ping_run(tmp_path, outages=[(1.0, 3.0)], stop_at=4.0)
     assert [round(t, 2) for t in run.ping.sent] == [0.01, 0.41, 0.81, 3.01, 3.41, 3.81]
-    assert [e["event"] for e in run.events()] == ["start", "down", "up", "report_sent", "stop"]
+    assert [e["event"] for e in run.events()] == ["start", "down", "up", "report_sent", "stats",
+                                                  "stop"]
 
 
 def test_a_failing_endpoint_warns_once_per_stretch_and_once_when_it_recovers_on_the_fake_clock(
@@ -274,7 +275,7 @@ def test_an_endpoint_that_refuses_warns_once_and_the_monitor_carries_on(tmp_path
                                                     3.81]
     assert [(e["event"], e.get("reason")) for e in run.events()] == [
         ("start", None), ("ping_failed", "refused"), ("down", "refused"), ("up", None),
-        ("report_sent", None), ("stop", None)]
+        ("report_sent", None), ("stats", None), ("stop", None)]
     assert len([line for line in run.console_lines() if "WARNING" in line]) == 1
 
 

@@ -189,3 +189,19 @@ def test_several_log_files_only_for_the_summary(tmp_path):
     assert (result.returncode, result.stdout) == (2, '')
     assert result.stderr == ('pyNetConnMon.py: error: --log-file: give it once; several only '
                              'with --summary\n')
+
+
+def test_the_log_itself_is_read_after_its_rotated_files_whatever_its_first_time(tmp_path):
+    """A clock set back at boot can give the new log an earlier first event than the rotated one
+    before it: the names, not the times, order one log's files."""
+    lines = lines_of('bad-week.jsonl')
+    early = b'{"time": "2026-03-20T00:00:00.000+00:00", "event": "gateway_changed", ' \
+        b'"gateway": "198.18.0.1"}\n'
+    lines[60:60] = [early]
+    log = tmp_path / 'events.jsonl'
+    (tmp_path / 'events.jsonl.1').write_bytes(b''.join(lines[:60]))
+    log.write_bytes(b''.join(lines[60:]))
+    whole = tmp_path / 'whole.jsonl'
+    whole.write_bytes(b''.join(lines))
+    same_report(report(tmp_path, log), report(tmp_path, whole), '%s and 1 rotated file' % log,
+                str(whole))
