@@ -6354,9 +6354,9 @@ class Replay:
 
     def _close(self, run, end, down, at_end=None):
         """Counts a run that ended at `end`, the network down since `down` (None: up); a slow
-        or lossy stretch it did not see end lasted until `end`. `at_end`: "end" where the log ends, "now"
-        for the monitor's own events at the status page's now; what is open then may not be
-        over yet."""
+        or lossy stretch it did not see end lasted until `end`. `at_end`: "end" where the log
+        ends, "now" for the monitor's own events at the status page's now; what is open then
+        may not be over yet."""
         self.closing = (run, at_end or ("stopped" if self.stopping else "crash"))
         end = max(run.start, end)
         long_enough = (lambda since: at_end == "now" or
@@ -6558,8 +6558,9 @@ class EventLogFiles:
     The rotated files of one kind (numbered, dated) are read in the order of their names, the
     log itself last; the kinds and the logs given are merged by each file's first event (a file
     whose first lines tell no time counts as beginning where the one before it does). A file
-    met twice (the same file under two names, or given twice) is read once. Lines repeated at the start of a file from the end of the file
-    before it (a copy made twice, overlapping logs) are read once. A file that cannot be opened
+    met twice (the same file under two names, or given twice) is read once. Lines repeated at
+    the start of a file from the end of the file before it (a copy made twice, overlapping logs)
+    are read once. A file that cannot be opened
     or is damaged is a warning in `warnings`, and what was read of it counts; only when no file
     at all can be opened is it an error (MonitorError, as for one log)."""
 

@@ -39,9 +39,7 @@ RUN_AS_PRINTED = {
     "./pyNetConnMon.py --summary --log-file pynetconnmon.jsonl --html report.html --csv report.csv":
         "test_summary_commands",
     "mkdir -p ~/pynetconnmon-log": "test_a_year_of_rotated_logs_in_one_summary",
-    "zcat -f $(ls -vr ~/pynetconnmon-log/events.jsonl*) > ~/year.jsonl":
-        "test_a_year_of_rotated_logs_in_one_summary",
-    "./pyNetConnMon.py --summary --log-file ~/year.jsonl":
+    "./pyNetConnMon.py --summary --log-file ~/pynetconnmon-log/events.jsonl":
         "test_a_year_of_rotated_logs_in_one_summary",
     "pkill -HUP -u pi -f 'python[0-9.]* .*pyNetConnMon' || true":
         "test_docs_lab.py::test_logrotate_and_pkill_reach_only_the_users_monitors",
@@ -202,9 +200,9 @@ def test_summary_commands(folder):
 
 
 def test_a_year_of_rotated_logs_in_one_summary(folder, tmp_path):
-    """The README's way to summarize what logrotate kept: the rotated files joined oldest first
-    (.12.gz ... .2.gz, .1 uncompressed by delaycompress, then the current one) give the summary
-    of the whole log."""
+    """The README's summary of what logrotate kept: the log and its rotated files (.12.gz ...
+    .2.gz, .1 uncompressed by delaycompress, then the current one) give the summary of the whole
+    log."""
     home = tmp_path / "home"
     home.mkdir()
     env = {"HOME": home, "TZ": "UTC"}
@@ -223,13 +221,11 @@ def test_a_year_of_rotated_logs_in_one_summary(folder, tmp_path):
         else:
             with gzip.open(logs / ("events.jsonl.%d.gz" % index), "wt") as stream:
                 stream.write(chunk)
-    joined = run_shell(command("zcat -f"), folder, env)
-    assert joined.returncode == 0, joined.stderr
     whole = tmp_path / "whole.jsonl"
     whole.write_text("".join(json.dumps(event) + "\n" for event in lines))
-    assert (home / "year.jsonl").read_text() == whole.read_text()
-    summary = run_shell(command("--log-file ~/year.jsonl"), folder, env)
+    summary = run_shell(command("--log-file ~/pynetconnmon-log/events.jsonl"), folder, env)
     assert summary.returncode == 0, summary.stderr
+    assert "and 12 rotated files" in summary.stdout.splitlines()[0]
     alone = run_shell("./pyNetConnMon.py --summary --log-file %s" % whole, folder, env)
     assert summary.stdout.splitlines()[1:] == alone.stdout.splitlines()[1:]
     assert "Period:" in summary.stdout

@@ -2,7 +2,7 @@
 """Benchmark of a year of evidence: how much event log the monitor writes at its defaults, and how
 fast and light `--summary --html --csv` reads a year of it back.
 
-    python3 tests/bench_summary.py [--only volume,year,year-short,flapping] [--repeat 3]
+    python3 tests/tools/bench_summary.py [--only volume,year,year-short,flapping] [--repeat 3]
                                    [--volume-seconds 120] [--keep DIR] [--program PATH] [--json]
 
 A script, not a test (pytest does not collect it). Every connect goes to loopback.
@@ -37,7 +37,7 @@ from datetime import datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
+REPO = HERE.parent.parent
 PROGRAM = REPO / "pyNetConnMon.py"
 SECTIONS = ("volume", "year", "year-short", "flapping")
 HOURS_PER_YEAR = 365.25 * 24
@@ -106,8 +106,8 @@ def listen(count):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     hosts = ["127.0.0.%d" % (number + 1) for number in range(count)]
-    command = [sys.executable, str(HERE / "listener.py"), hosts[0], str(port), "--lifetime",
-               "3600"]
+    command = [sys.executable, str(HERE.parent / "lab" / "listener.py"), hosts[0], str(port),
+               "--lifetime", "3600"]
     for host in hosts[1:]:
         command += ["--also", host]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
