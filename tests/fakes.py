@@ -9,11 +9,12 @@ answered that way too (FakePingSender).
 """
 import io
 import json
+import select
 
 from pyNetConnMon import (Announcer, Console, DeliveryError, EventLog, Gateway, MetricsBoard,
                           MetricsSnapshot, Monitor, PendingReports, Pinger, PingSchedule,
-                          PingSender, ProbeResult, ReportBackoff, Reporter, RoundInterpreter,
-                          RoundResults, Settings, StateFile, parse_target)
+                          PingSender, ProbeResult, Prober, ReportBackoff, Reporter,
+                          RoundInterpreter, RoundResults, Settings, StateFile, parse_target)
 
 TARGET = parse_target("198.18.0.2:53", 53)
 WALL_OFFSET = 1_795_000_000.0     # wall clock = monotonic + this
@@ -328,3 +329,58 @@ class ScriptedRun(Run):
 
 def outage(label, reason="timeout", start=10.5, end=20.5):
     return {label: [(start, end, reason)]}
+
+
+# -- the Prober with a scripted poll(): connects that outlive a fast round -------------------
+
+class TickingClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class FakePoller:
+    """The Prober's poll(), scripted: poll(ms) moves the clock on by that long, or to the instant
+    a connect is told to get through (`through[socket] = instant`, or `answers[target] = seconds`
+    after each of its connects began), and returns it. The sockets are real (connects to a
+    loopback listener); only their readiness is scripted."""
+
+    def __init__(self, clock, prober):
+        self.clock = clock
+        self.prober = prober
+        self.registered = set()
+        self.through = {}
+        self.answers = {}
+
+    def _through(self, sock):
+        if sock in self.through:
+            return self.through[sock]
+        target, began, _ = self.prober.in_flight[sock]
+        delay = self.answers.get(target)
+        return None if delay is None else began + delay
+
+    def register(self, fd, events):
+        self.registered.add(fd if isinstance(fd, int) else fd.fileno())
+
+    def unregister(self, fd):
+        self.registered.remove(fd if isinstance(fd, int) else fd.fileno())
+
+    def poll(self, milliseconds):
+        until = self.clock.now + milliseconds / 1000.0
+        due = [(self._through(self.prober.sockets[fd]), fd) for fd in self.registered]
+        due = [(instant, fd) for instant, fd in due if instant is not None and instant <= until]
+        if not due:
+            self.clock.now = until
+            return []
+        first = min(instant for instant, _ in due)
+        self.clock.now = max(self.clock.now, first)
+        return [(fd, select.POLLOUT) for instant, fd in due if instant == first]
+
+
+def scripted_prober(limit=3, timeout=1.0):
+    clock = TickingClock()
+    prober = Prober(timeout, clock=clock, limit=limit)
+    prober.poller = FakePoller(clock, prober)
+    return prober, clock

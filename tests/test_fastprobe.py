@@ -5,11 +5,10 @@ and what the `down` and `up` events and the console say. The Prober with a fake 
 poll() around real sockets: how many connects a fast round leaves in flight, and what happens
 to them. No sleeping; every instant is exact.
 """
-import select
 
-from fakes import WALL_OFFSET, Run
+from fakes import WALL_OFFSET, Run, scripted_prober
 from harness import listening_socket
-from pyNetConnMon import Gateway, Prober, Settings, iso_time, local_time, parse_target
+from pyNetConnMon import Gateway, Settings, iso_time, local_time, parse_target
 
 
 def wall(mono):
@@ -115,59 +114,6 @@ def test_a_blip_that_may_have_lasted_min_interruption_says_probably(tmp_path):
 
 
 # -- the Prober: connects that outlive a fast round ----------------------------------------------
-
-class TickingClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
-class FakePoller:
-    """The Prober's poll(), scripted: poll(ms) moves the clock on by that long, or to the instant
-    a connect is told to get through (`through[socket] = instant`, or `answers[target] = seconds`
-    after each of its connects began), and returns it. The sockets are real (connects to a
-    loopback listener); only their readiness is scripted."""
-
-    def __init__(self, clock, prober):
-        self.clock = clock
-        self.prober = prober
-        self.registered = set()
-        self.through = {}
-        self.answers = {}
-
-    def _through(self, sock):
-        if sock in self.through:
-            return self.through[sock]
-        target, began, _ = self.prober.in_flight[sock]
-        delay = self.answers.get(target)
-        return None if delay is None else began + delay
-
-    def register(self, fd, events):
-        self.registered.add(fd if isinstance(fd, int) else fd.fileno())
-
-    def unregister(self, fd):
-        self.registered.remove(fd if isinstance(fd, int) else fd.fileno())
-
-    def poll(self, milliseconds):
-        until = self.clock.now + milliseconds / 1000.0
-        due = [(self._through(self.prober.sockets[fd]), fd) for fd in self.registered]
-        due = [(instant, fd) for instant, fd in due if instant is not None and instant <= until]
-        if not due:
-            self.clock.now = until
-            return []
-        first = min(instant for instant, _ in due)
-        self.clock.now = max(self.clock.now, first)
-        return [(fd, select.POLLOUT) for instant, fd in due if instant == first]
-
-
-def scripted_prober(limit=3, timeout=1.0):
-    clock = TickingClock()
-    prober = Prober(timeout, clock=clock, limit=limit)
-    prober.poller = FakePoller(clock, prober)
-    return prober, clock
-
 
 def test_fast_rounds_keep_at_most_limit_connects_in_flight():
     with listening_socket() as port:

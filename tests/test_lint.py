@@ -1,5 +1,6 @@
 """Lint of the program and the tests: pyflakes finds nothing, and no line is longer than
 LINE_LIMIT characters."""
+import re
 import subprocess
 import sys
 
@@ -25,3 +26,11 @@ def test_no_line_is_longer_than_the_limit():
                       path.read_text(encoding="utf-8").splitlines(), 1)
                   if len(line) > LINE_LIMIT]
     assert long_lines == []
+
+
+def test_no_test_module_imports_another():
+    # what tests share lives in helper modules (conftest, harness, fakes, eventlogs, lab/, tools/)
+    importing = [path.name for path in (REPO / "tests").rglob("*.py")
+                 if re.search(r"^\s*(from|import)\s+(tests\.)?test_\w+", path.read_text(
+                     encoding="utf-8"), re.M)]
+    assert importing == []

@@ -13,9 +13,8 @@ from pyNetConnMon import (RESENT_SYN_AFTER, LossWindow, MetricsBoard, MetricsSna
                           ProbeResult, RoundInterpreter, SlowRule, SynCounter, UsualTimes,
                           check_state, failed_connect_syns, fitting_resent_syns, parse_target,
                           read_syn_schedule, render_metrics, syn_resend_schedule)
-from fakes import WALL_OFFSET, Run
-from harness import run_main
-from test_fastprobe import listening_socket, scripted_prober
+from fakes import WALL_OFFSET, Run, scripted_prober
+from harness import listening_socket, run_main
 
 A = parse_target("198.18.1.2:53", 53)
 B = parse_target("198.18.1.3:53", 53)
