@@ -7703,7 +7703,8 @@ class RecentEvents:
             self.open.pop(_opened_key(name, fields), None)
         elif name in STATUS_OPENS:
             key = _opened_key(name, fields)
-            if key[0] != "part" or len(self.open) < STATUS_OPEN_PARTS + 3:
+            if key[0] != "part" or sum(
+                    1 for opened in self.open if opened[0] == "part") < STATUS_OPEN_PARTS:
                 self.open.setdefault(key, entry)
 
     def snapshot(self, now):
