@@ -26,8 +26,8 @@ What a connect from the monitor namespace to the target sees (measured, see test
 A second address of the target host (``add_target_address()``, TARGET_IP2) is served by the
 listener as well but keeps its own neighbour entry, so ``vanish()`` leaves it reachable: a target
 that stays up beside one that times out. With ``start_listener(accept_log=PATH)`` the listener
-notes each accepted connection with its arrival time (``read_accepts``), which shows from outside
-when the monitor's connects arrive.
+notes each accepted connection with the time it got through, by the kernel's account
+(``read_accepts``), which shows from outside when the monitor's connects arrive.
 
 Processes: ``popen``/``run`` start commands in the monitor namespace (``prefix`` is the argv
 prefix for anyone else); the pid of the Popen is the program's own, but it enters the namespace a
@@ -548,7 +548,7 @@ def sweep_stale_labs(pattern=None):
 
 
 def read_accepts(path):
-    """The accept log of a listener: [(monotonic time, address, port)] in arrival order; [] if
+    """The accept log of a listener: [(monotonic time, address, port)] in accept order; [] if
     it does not exist yet. A last line still being written is skipped."""
     try:
         with open(path) as f:
