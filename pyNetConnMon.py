@@ -6454,17 +6454,31 @@ def open_event_log(path):
 
 def read_lines(stream, limit=EVENT_LINE_LIMIT):
     """The lines of a binary stream, each at most `limit` bytes besides its newline; None in
-    place of a longer line, whose bytes are read past in pieces, never held whole."""
+    place of a longer line, which is never held whole. The stream is read in blocks of at most
+    `limit` + 1 bytes, not a line at a time; read1() where there is one, so that the lines of a
+    damaged compressed file up to the damage are read before its error."""
+    read = getattr(stream, "read1", stream.read)
+    rest, too_long = b"", False      # the line the block before ended in; already too long?
     while True:
-        line = stream.readline(limit + 1)
-        if not line:
+        block = read(limit + 1)
+        if not block:
+            if too_long:
+                yield None
+            elif rest:
+                yield rest
             return
-        if len(line) <= limit or line.endswith(b"\n"):
-            yield line
-            continue
-        while line and not line.endswith(b"\n"):
-            line = stream.readline(limit + 1)
-        yield None
+        lines = block.split(b"\n")
+        last = lines.pop()               # b"" when the block ends with a newline
+        for line in lines:
+            if too_long or len(rest) + len(line) > limit:
+                yield None
+            else:
+                yield (rest + line if rest else line) + b"\n"
+            rest, too_long = b"", False
+        if too_long or len(rest) + len(last) > limit:
+            rest, too_long = b"", True
+        else:
+            rest += last
 
 
 class EventLines:
@@ -6477,19 +6491,28 @@ class EventLines:
         self.too_long = 0
 
     def __iter__(self):
-        decode = json.JSONDecoder().decode
+        decoder = json.JSONDecoder()
+        scan, decode = decoder.scan_once, decoder.decode
         for line in self.lines:
             if line is None:
                 self.too_long += 1
                 continue
             if isinstance(line, bytes):
                 line = line.decode("utf-8", "replace")
-            if not line.strip():
-                continue
             try:
-                yield decode(line)
+                try:
+                    value, end = scan(line, 0)      # what decode() does, less its wrapping
+                except StopIteration:               # nothing at 0: blank, leading space, not JSON
+                    if not line.strip():
+                        continue
+                    value, end = decode(line), len(line)
             except (ValueError, RecursionError):
                 self.not_json += 1
+                continue
+            if end != len(line) and line[end:].strip(" \t\n\r"):
+                self.not_json += 1                  # more after the value: as decode() says
+                continue
+            yield value
 
 
 # -- the event log and its rotated files, read as one ------------------------------------------

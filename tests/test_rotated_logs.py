@@ -65,8 +65,9 @@ def logrotate(tmp_path, log, options):
     """Rotates `log` once, as logrotate does with OPTIONS (forced, its own state file)."""
     config = tmp_path / 'logrotate.conf'
     config.write_text('%s {\n    %s\n}\n' % (log, '\n    '.join(options)))
-    subprocess.run([LOGROTATE, '-f', '-s', str(tmp_path / 'logrotate.state'), str(config)],
-                   check=True, capture_output=True, timeout=30)
+    done = subprocess.run([LOGROTATE, '-f', '-s', str(tmp_path / 'logrotate.state'),
+                           str(config)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
 
 
 def written_and_rotated(tmp_path, name, cuts, options, before_each=None):

@@ -97,8 +97,20 @@ class RecordingStream(io.BytesIO):
     """Notes the largest read that read_lines() asks for."""
     largest = 0
 
+    def _note(self, size):
+        self.largest = max(self.largest, size if size is not None and size >= 0
+                           else len(self.getvalue()))
+
+    def read(self, size=-1):
+        self._note(size)
+        return super().read(size)
+
+    def read1(self, size=-1):
+        self._note(size)
+        return super().read1(size)
+
     def readline(self, size=-1):
-        self.largest = max(self.largest, size if size >= 0 else len(self.getvalue()))
+        self._note(size)
         return super().readline(size)
 
 
@@ -116,7 +128,7 @@ def test_read_lines_keeps_short_lines_whole_and_never_reads_more_than_the_limit(
     expected = [line if len(line.rstrip(b"\n")) <= limit else None
                 for line in expected if line]
     assert list(pnm.read_lines(stream, limit)) == expected
-    assert stream.largest <= limit + 1
+    assert 0 < stream.largest <= limit + 1
 
 
 # ---- only regular files, and the output ------------------------------------------------------
