@@ -111,6 +111,7 @@ import io
 import ipaddress
 import json
 import math
+import operator
 import os
 import re
 import resource
@@ -5434,6 +5435,9 @@ def _cause_of(value):
 WindowFigures = collections.namedtuple("WindowFigures", ("median", "p95", "connects"))
 
 
+_STATS_FIELDS = operator.itemgetter("median_ms", "p95_ms", "probes", "failures")
+
+
 def stats_figures(record):
     """The one reading of a `stats` event: [(label, WindowFigures)] of the targets with a valid
     median and at least one connect that got through. A missing or odd 95th percentile is
@@ -5442,13 +5446,23 @@ def stats_figures(record):
     if not isinstance(targets, dict):
         return []
     found = []
-    for label, figures in targets.items():
-        if type(figures) is not dict and not isinstance(figures, dict):
+    new = tuple.__new__          # WindowFigures without its Python-level __new__: a year of
+    for label, figures in targets.items():      # windows makes a million of them
+        try:
+            median, p95, probes, failures = _STATS_FIELDS(figures)
+        except (KeyError, TypeError):           # a field missing, or not an object
+            if not isinstance(figures, dict):
+                continue
+            get = figures.get
+            median, p95, probes, failures = (get("median_ms"), get("p95_ms"), get("probes"),
+                                             get("failures"))
+        # the monitor's own types take a short way to what the long one below gives
+        if type(median) is float is type(p95) and type(probes) is int is type(failures) and \
+                0.0 <= median and median - median == 0.0 == p95 - p95 and \
+                0 <= failures and 1 <= probes - failures <= 1e9 and probes < 2 ** 53:
+            found.append((label, new(WindowFigures, (median, p95 if p95 > median else median,
+                                                     probes - failures))))
             continue
-        get = figures.get
-        median, p95 = get("median_ms"), get("p95_ms")
-        probes, failures = get("probes"), get("failures")
-        # the usual types take a short way to what _number() gives
         if type(median) is not float or median - median != 0.0:
             median = _number(median)
         if type(p95) is not float or p95 - p95 != 0.0:
@@ -5532,70 +5546,92 @@ def _weighted_quantile(pairs, fraction, total=None):
     return pairs[-1][0]
 
 
+class _TargetHours:
+    """One target's connect times, as HourlyConnectTimes gathers them."""
+
+    __slots__ = ("hour", "current", "points", "windows", "connects")
+
+    def __init__(self):
+        self.hour = None            # the local hour being filled (its first second) ...
+        self.current = []           # ... and the WindowFigures of its windows
+        self.points = []            # (middle of the hour, median ms, p95 ms) of each hour
+        self.windows = []           # (middle of the window, median, p95) of the first windows,
+        #                             None once there were more than REPORT_WINDOWS_KEPT
+        self.connects = 0           # in all windows
+
+
 class HourlyConnectTimes:
     """Connect time per target and local hour from the statistics windows (`stats` events):
     the median of the windows' medians and the 95th percentile of their 95th percentiles, each
     window weighted by its connects. Only the hour being filled keeps its windows; the log's
     order closes an hour when the next begins. The first REPORT_WINDOWS_KEPT windows of each
-    target are kept as they are too, for a short period."""
+    target are kept as they are too, for a short period. finish() makes `hours`, `windows` and
+    `connects`: dicts by target label, as _log_text() shows it."""
 
     def __init__(self, limit=REPORT_TARGETS_KEPT, local=None):
         self.limit = limit
         self.local = local or LocalHours()
-        self.open = {}              # label -> (hour start, [(median, p95, weight), ...])
-        self.hours = {}             # label -> [(middle of the hour, median ms, p95 ms), ...]
-        self.windows = {}           # label -> [(middle of the window, median, p95), ...] or
-        #                             None once there were more than REPORT_WINDOWS_KEPT
-        self.connects = {}          # label -> connects in all windows
+        self.targets = {}           # label as shown -> _TargetHours
+        self.by_label = {}          # label as the log gives it -> the same _TargetHours
+        self.hours, self.windows, self.connects = {}, {}, {}
 
-    def add_window(self, found, moment, end, texts=None):
-        """A window [moment, end): (label, WindowFigures) of each of its targets; each label
-        is shown as _log_text() makes it (`texts` keeps those made)."""
+    def add_window(self, found, moment, end):
+        """A window [moment, end): (label, WindowFigures) of each of its targets."""
         hour = self.local.hour_and_day(moment)[0]
-        middle = (moment + max(moment, end)) / 2
-        hours, opened = self.hours, self.open
-        texts = {} if texts is None else texts
+        middle = None
         for label, figures in found:
-            text = texts.get(label)
-            if text is None:
-                text = _log_text(label, 100)
-                if len(texts) < REPORT_TARGETS_KEPT * 4:
-                    texts[label] = text
-            label = text
-            if label not in hours:
-                if len(hours) >= self.limit:
+            target = self.by_label.get(label)
+            if target is None:
+                target = self._target(label)
+                if target is None:
                     continue
-                hours[label], self.connects[label], self.windows[label] = [], 0.0, []
-            median, p95, weight = figures.median, figures.p95, figures.connects
-            windows = self.windows[label]
+            if target.hour != hour:
+                if target.hour is not None:
+                    self._close(target)
+                target.hour = hour
+            if len(target.current) < REPORT_WINDOWS_PER_HOUR:
+                target.current.append(figures)
+            windows = target.windows
             if windows is not None:
-                windows.append((middle, median, p95))
+                if middle is None:
+                    middle = (moment + max(moment, end)) / 2
+                windows.append((middle, figures.median, figures.p95))
                 if len(windows) > REPORT_WINDOWS_KEPT:
-                    self.windows[label] = None
-            current = opened.get(label)
-            if current is not None and current[0] != hour:
-                self._close(label)
-                current = None
-            if current is None:
-                current = opened[label] = (hour, [])
-            if len(current[1]) < REPORT_WINDOWS_PER_HOUR:
-                current[1].append((median, p95, weight))
-                self.connects[label] += weight
+                    target.windows = None
 
-    def _close(self, label):
-        hour, windows = self.open.pop(label)
+    def _target(self, label):
+        """The _TargetHours of a label new to by_label; None past the limit of targets."""
+        text = _log_text(label, 100)
+        target = self.targets.get(text)
+        if target is None:
+            if len(self.targets) >= self.limit:
+                return None
+            target = self.targets[text] = _TargetHours()
+        if len(self.by_label) < REPORT_TARGETS_KEPT * 4:
+            self.by_label[label] = target
+        return target
+
+    @staticmethod
+    def _close(target):
+        windows, target.current = target.current, []
         total = sum([w for _, _, w in windows])
-        self.hours[label].append((hour + 1800.0,
-                                  _weighted_quantile([(m, w) for m, _, w in windows], 0.5, total),
-                                  _weighted_quantile([(p, w) for _, p, w in windows], 0.95,
-                                                     total)))
+        target.points.append((target.hour + 1800.0,
+                              _weighted_quantile([(m, w) for m, _, w in windows], 0.5, total),
+                              _weighted_quantile([(p, w) for _, p, w in windows], 0.95, total)))
+        target.connects += total
 
     def finish(self):
-        for label in list(self.open):
-            self._close(label)
-        for points in list(self.hours.values()) + list(self.windows.values()):
-            if points is not None:
-                points.sort()
+        for target in self.targets.values():
+            if target.hour is not None:
+                self._close(target)
+                target.hour = None
+            for points in (target.points, target.windows):
+                if points is not None:
+                    points.sort()
+        self.hours = {label: target.points for label, target in self.targets.items()}
+        self.windows = {label: target.windows for label, target in self.targets.items()}
+        self.connects = {label: float(target.connects) for label, target in
+                         self.targets.items()}
 
 
 class History:
@@ -5961,7 +5997,6 @@ class Replay:
         self.closing = None      # (the run being closed, how it ended: a key of _ENDINGS)
         self.stopping = False    # a stop is being replayed
         self.last_labels = []    # the latest start's targets
-        self.label_texts = {}    # a stats label -> its _log_text(), read once
         self.times = {}          # the latest time texts read -> parse_log_time() of each: a
         #                          window's start is the time of the one before, an up repeats
         #                          its down's start
@@ -6302,7 +6337,7 @@ class Replay:
         if min(start + 1, timeline.until) <= max(start, timeline.since):    # clip() is None
             return
         history.hourly.add_window(found if len(found) <= REPORT_TARGETS_KEPT
-                                  else found[:REPORT_TARGETS_KEPT], start, end, self.label_texts)
+                                  else found[:REPORT_TARGETS_KEPT], start, end)
 
     def on_report_sent(self, moment, record):
         self._alive(moment)
