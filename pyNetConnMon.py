@@ -5574,10 +5574,47 @@ class HourlyConnectTimes:
         self.targets = {}           # label as shown -> _TargetHours
         self.by_label = {}          # label as the log gives it -> the same _TargetHours
         self.hours, self.windows, self.connects = {}, {}, {}
+        self.waiting = []           # (found, moment, end) of windows that began in one hour:
+        self.hour = None            # this one, the first second of a local hour, whose
+        self.bounds = (0, 0)        # [first, next) these are; (0, 0) for an odd hour
 
     def add_window(self, found, moment, end):
-        """A window [moment, end): (label, WindowFigures) of each of its targets."""
-        hour = self.local.hour_and_day(moment)[0]
+        """A window [moment, end): (label, WindowFigures) of each of its targets. The windows of
+        an hour wait until the next hour begins and are then taken a target at a time."""
+        first, following = self.bounds
+        if not first <= moment < following or len(self.waiting) >= REPORT_WINDOWS_PER_HOUR:
+            self._take_waiting()
+            self.hour = hour = self.local.hour_and_day(moment)[0]
+            first, following, even = self.local.latest      # set when the hour runs evenly
+            self.bounds = (first, following) if even is not None and even[0] == hour else (0, 0)
+        self.waiting.append((found, moment, end))
+
+    def _take_waiting(self):
+        """The waiting windows, a target at a time when each of them names the same targets in
+        the same order (as the monitor writes them), else one window at a time."""
+        waiting, self.waiting = self.waiting, []
+        if not waiting:
+            return
+        hour = self.hour
+        founds = [found for found, _, _ in waiting]
+        columns = list(zip(*founds))            # per target: its (label, figures) per window
+        targets = [self.by_label.get(column[0][0]) for column in columns]
+        if len(set(map(len, founds))) > 1 or None in targets or \
+                len(set(map(id, targets))) < len(targets) or \
+                any(target.windows is not None for target in targets) or \
+                any(len(set(map(operator.itemgetter(0), column))) > 1 for column in columns):
+            for found, moment, end in waiting:
+                self._add_one(found, moment, end, hour)
+            return
+        for target, column in zip(targets, columns):
+            if target.hour != hour:
+                if target.hour is not None:
+                    self._close(target)
+                target.hour = hour
+            room = REPORT_WINDOWS_PER_HOUR - len(target.current)
+            target.current.extend(map(operator.itemgetter(1), column[:max(0, room)]))
+
+    def _add_one(self, found, moment, end, hour):
         middle = None
         for label, figures in found:
             target = self.by_label.get(label)
@@ -5621,6 +5658,7 @@ class HourlyConnectTimes:
         target.connects += total
 
     def finish(self):
+        self._take_waiting()
         for target in self.targets.values():
             if target.hour is not None:
                 self._close(target)
@@ -5765,6 +5803,8 @@ class Timeline:
         self.down_to = -math.inf
         self.degraded_to = {"slow": -math.inf, "lossy": -math.inf}
         self.days = {}               # (year, month, day) -> DaySummary: a day a span begins or ends
+        self.latency_hour = (0, 0, None)     # (first second, next hour's, DayLatency) of the
+        #                                      latest stats window's hour; (0, 0, ..): odd hour
         self.whole = ([], [])        # [down]: (start, end) of the whole days inside spans, in order
 
     def _day(self, moment):
@@ -5835,14 +5875,26 @@ class Timeline:
         """A stats window that ended at `end`: the WindowFigures of its fastest target."""
         if not self.since <= end < self.until:
             return
+        first, following, day = self.latency_hour
+        if not first <= end < following:
+            day = self._latency_day(end)
         history = self.history
-        key = history.local.hour_and_day(end)[1]
-        day = history.latency_days.get(key) or history.day_latency(key)
         history.windows += 1
         count = fastest.connects      # (ms / 1000) * 1000: what add() makes of ms given in s
         ConnectTimes.add_both(history.medians, day.medians, (fastest.median / 1000.0) * 1000.0,
                               count)
         ConnectTimes.add_both(history.p95s, day.p95s, (fastest.p95 / 1000.0) * 1000.0, count)
+
+    def _latency_day(self, end):
+        """The DayLatency of `end`'s day, remembered with the bounds of its hour when the hour
+        runs evenly (see LocalHours)."""
+        history = self.history
+        hour, key = history.local.hour_and_day(end)
+        day = history.latency_days.get(key) or history.day_latency(key)
+        first, following, found = history.local.latest
+        self.latency_hour = (first, following, day) if found is not None and found[0] == hour \
+            else (0, 0, day)
+        return day
 
     def _spread(self, start, end, down):
         first = self._day(start)
@@ -6014,9 +6066,15 @@ class Replay:
         moment = None
         if isinstance(name, str):
             text = record.get("time")
-            moment = self.times.get(text, False) if type(text) is str else False
-            if moment is False:
-                moment = self.when(text)
+            if type(text) is str:
+                times = self.times
+                moment = times.get(text, False)
+                if moment is False:
+                    if len(times) >= 64:
+                        times.clear()
+                    moment = times[text] = parse_log_time(text)
+            else:
+                moment = parse_log_time(text)
         if moment is None:
             self.history.invalid += 1
             return
@@ -6328,9 +6386,15 @@ class Replay:
                 if figures.median < fastest.median:
                     fastest = figures
             self.timeline.window(moment, fastest)
-        start, end = record.get("start"), record.get("end")
-        start = self.when(start) or moment
-        end = moment if end is None else self.when(end) or moment    # no `end` since 2.0.0
+        # a window's start is the time of the one before; its `end` (logs before 2.1) its time
+        start, end, times = record.get("start"), record.get("end"), self.times
+        start = (times.get(start) if type(start) is str and start in times else
+                 self.when(start)) or moment
+        if end is None:
+            end = moment
+        else:
+            end = (times.get(end) if type(end) is str and end in times else self.when(end)) \
+                or moment
         history = self.history
         history.latest_stats, history.latest_stats_span = found, (start, end)
         timeline = self.timeline

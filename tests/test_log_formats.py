@@ -72,6 +72,40 @@ def test_the_local_hour_and_day_of_an_instant_are_those_of_localtime(zone):
             int(moment // 1) - local.tm_min * 60 - local.tm_sec, local[:3]), moment
 
 
+def hourly_one_window_at_a_time(windows):
+    """HourlyConnectTimes fed as it was before windows waited for their hour: one by one."""
+    hourly = pyNetConnMon.HourlyConnectTimes()
+    for found, moment, end in windows:
+        hourly._add_one(found, moment, end, hourly.local.hour_and_day(moment)[0])
+    hourly.finish()
+    return hourly
+
+
+def test_the_hours_connect_times_are_those_of_one_window_at_a_time(zone):
+    """Windows of an hour are taken a target at a time; whatever their labels and order (some
+    windows without a target, labels that show alike, a clock set back, summer time), the
+    figures are those of taking each window on its own."""
+    rng = random.Random(7)
+    labels = ['a:53', 'b:53', 'c\x00:53', 'c\x01:53']      # the last two show alike
+    moment = datetime(2026, 3, 28, 22).timestamp()      # summer time begins in Europe
+    windows = []
+    for number in range(6000):
+        moment += rng.choice([300.0, 300.0, 300.0, 60.0, 1.5, -4000.0 if number % 997 == 0
+                              else 300.0])
+        kept = labels[:2] if number % 50 else rng.sample(labels, rng.randint(0, 3))
+        windows.append(([(label, pyNetConnMon.WindowFigures(
+            rng.uniform(5, 50), rng.uniform(50, 90), rng.randint(1, 30))) for label in kept],
+            moment, moment + 300.0))
+    batched = pyNetConnMon.HourlyConnectTimes()
+    for found, start, end in windows:
+        batched.add_window(found, start, end)
+    batched.finish()
+    alone = hourly_one_window_at_a_time(windows)
+    assert batched.hours == alone.hours and batched.connects == alone.connects
+    assert batched.windows == alone.windows
+    assert sum(len(points) for points in batched.hours.values()) > 500
+
+
 def summary_text(events):
     return pyNetConnMon.format_summary(pyNetConnMon.summarize_events(events), 'x')
 
