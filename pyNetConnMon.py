@@ -5615,6 +5615,8 @@ class HourlyConnectTimes:
             target.current.extend(map(operator.itemgetter(1), column[:max(0, room)]))
 
     def _add_one(self, found, moment, end, hour):
+        """One window of the local `hour`: each target's figures to that hour, and to the
+        target's first windows while it keeps them."""
         middle = None
         for label, figures in found:
             target = self.by_label.get(label)
