@@ -290,9 +290,14 @@ def program_dir(tmp_path, smtp_server):
 
 
 def load_sendmail(root):
-    """Import root/pySendMail/sendMail.py by path (so it reads that folder's config)."""
+    """Import root/pySendMail/sendMail.py by path (so it reads that folder's config), leaving no
+    __pycache__ in that folder, whatever PYTHONDONTWRITEBYTECODE says."""
     path = Path(root) / 'pySendMail' / 'sendMail.py'
     spec = importlib.util.spec_from_file_location('sendMail_%x' % id(path), path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    writes, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = writes
     return module
