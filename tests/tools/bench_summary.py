@@ -21,8 +21,8 @@ For each log: `--summary --html --csv` of the program, started as the README sta
 makes the cache, and PYTHONDONTWRITEBYTECODE is left out of the program's environment), and a
 plain `json.loads` loop over the same file, each --repeat times in turns; the figures are the
 fastest run's CPU time (user + system, from wait4: what the machine's other load disturbs
-least), its wall time, and the peak resident memory (ru_maxrss). The goals: the year within twice the loop's time and under 60 MB,
-the flapping log within 2.5 times and under 80 MB.
+least), its wall time, and the peak resident memory (ru_maxrss). The goals: the year within
+twice the loop's time and under 60 MB, the flapping log within 2.5 times and under 80 MB.
 
 Progress goes to stderr; the results go to stdout as Markdown (or JSON with --json).
 """
