@@ -109,6 +109,7 @@ import heapq
 import importlib.util
 import io
 import ipaddress
+import itertools
 import json
 import math
 import operator
@@ -5536,14 +5537,11 @@ def _weighted_quantile(pairs, fraction, total=None):
     """The value below which `fraction` of the weight of (value, weight) pairs lies (`total`:
     their weights' sum, when known)."""
     pairs = sorted(pairs)
+    seen = list(itertools.accumulate(map(operator.itemgetter(1), pairs)))  # ints: exact sums
     if total is None:
-        total = sum(weight for _, weight in pairs)
-    goal, seen = fraction * total, 0.0
-    for value, weight in pairs:
-        seen += weight
-        if seen >= goal - 1e-9:
-            return value
-    return pairs[-1][0]
+        total = seen[-1]
+    index = bisect.bisect_left(seen, fraction * total - 1e-9)    # the first that reaches it
+    return pairs[min(index, len(pairs) - 1)][0]
 
 
 class _TargetHours:
@@ -5653,10 +5651,12 @@ class HourlyConnectTimes:
     @staticmethod
     def _close(target):
         windows, target.current = target.current, []
-        total = sum([w for _, _, w in windows])
-        target.points.append((target.hour + 1800.0,
-                              _weighted_quantile([(m, w) for m, _, w in windows], 0.5, total),
-                              _weighted_quantile([(p, w) for _, p, w in windows], 0.95, total)))
+        weights = list(map(operator.itemgetter(2), windows))
+        total = sum(weights)
+        target.points.append((
+            target.hour + 1800.0,
+            _weighted_quantile(zip(map(operator.itemgetter(0), windows), weights), 0.5, total),
+            _weighted_quantile(zip(map(operator.itemgetter(1), windows), weights), 0.95, total)))
         target.connects += total
 
     def finish(self):
