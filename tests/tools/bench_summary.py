@@ -11,7 +11,7 @@ Sections (all by default):
   volume      a real run of the monitor at its defaults (two loopback listeners as targets,
               --gateway none, --no-mail) for --volume-seconds, stopped with SIGTERM: the bytes
               of each kind of line, and the bytes per hour and per year that follow from them
-  year        a year in 2.0's format (tests/reportlog.py --stats-every 60: a stats line every
+  year        a year in 2.0's format (tests/tools/reportlog.py --stats-every 60: a stats line every
               minute, about 528,000 lines, 220 MB)
   year-short  the same year as the monitor writes it now (--stats-every 300 --stats-format
               short: a stats line every five minutes, without `end`)
@@ -44,7 +44,7 @@ PROGRAM = REPO / "pyNetConnMon.py"
 SECTIONS = ("volume", "year", "year-short", "flapping")
 HOURS_PER_YEAR = 365.25 * 24
 VOLUME_GOAL_MB = 50.0
-LOGS = {   # section -> (file name, tests/reportlog.py arguments, time goal, memory goal MB)
+LOGS = {   # section -> (file name, reportlog.py arguments, time goal, memory goal MB)
     "year": ("year-2.0.jsonl", ["--stats-every", "60"], 2.0, 60.0),
     "year-short": ("year-short.jsonl", ["--stats-every", "300", "--stats-format", "short"],
                    2.0, 60.0),
@@ -78,7 +78,7 @@ def read_back(section, work, program, repeat):
     name, arguments, time_goal, memory_goal = LOGS[section]
     path = work / name
     if not path.exists():
-        log("%s: making %s with tests/reportlog.py %s" % (section, name, " ".join(arguments)))
+        log("%s: making %s with tests/tools/reportlog.py %s" % (section, name, " ".join(arguments)))
         subprocess.run([sys.executable, str(HERE / "reportlog.py"), str(path)] + arguments,
                        check=True, stdout=subprocess.DEVNULL)
     with open(path, "rb") as stream:
@@ -106,7 +106,7 @@ def read_back(section, work, program, repeat):
 
 
 def listen(count):
-    """`count` loopback listeners (tests/listener.py), on 127.0.0.1, 127.0.0.2, ..."""
+    """`count` loopback listeners (tests/lab/listener.py), on 127.0.0.1, 127.0.0.2, ..."""
     import socket
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
