@@ -6048,7 +6048,7 @@ class Replay:
         moment = None
         if isinstance(name, str):
             text = record.get("time")
-            if type(text) is str:
+            if type(text) is str:                # when(), without a call: once per line
                 times = self.times
                 moment = times.get(text, False)
                 if moment is False:
