@@ -5312,6 +5312,12 @@ class LocalHours:
             self.latest, self.before = (hour, hour + 3600, found), self.latest
         return found
 
+    def bounds(self, hour):
+        """[first second, next hour's first) of the local `hour` (its first second) that
+        hour_and_day() just gave, when the hour runs evenly; else (0, 0), which holds nothing."""
+        first, following, found = self.latest
+        return (first, following) if found is not None and found[0] == hour else (0, 0)
+
 
 def _availability(monitored, downtime):
     if monitored <= 0:
@@ -5562,8 +5568,7 @@ class HourlyConnectTimes:
         if not first <= moment < following or len(self.waiting) >= REPORT_WINDOWS_PER_HOUR:
             self._take_waiting()
             self.hour = hour = self.local.hour_and_day(moment)[0]
-            first, following, even = self.local.latest      # set when the hour runs evenly
-            self.bounds = (first, following) if even is not None and even[0] == hour else (0, 0)
+            self.bounds = self.local.bounds(hour)
         self.waiting.append((found, moment, end))
 
     def _take_waiting(self):
@@ -5872,9 +5877,7 @@ class Timeline:
         history = self.history
         hour, key = history.local.hour_and_day(end)
         day = history.latency_days.get(key) or history.day_latency(key)
-        first, following, found = history.local.latest
-        self.latency_hour = (first, following, day) if found is not None and found[0] == hour \
-            else (0, 0, day)
+        self.latency_hour = history.local.bounds(hour) + (day,)
         return day
 
     def _spread(self, start, end, down):

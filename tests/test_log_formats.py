@@ -68,8 +68,13 @@ def test_the_local_hour_and_day_of_an_instant_are_those_of_localtime(zone):
     for _ in range(30000):
         moment += random.Random(moment).uniform(0, 90)
         local = time.localtime(moment)
-        assert hours.hour_and_day(moment) == (
-            int(moment // 1) - local.tm_min * 60 - local.tm_sec, local[:3]), moment
+        hour = int(moment // 1) - local.tm_min * 60 - local.tm_sec
+        assert hours.hour_and_day(moment) == (hour, local[:3]), moment
+        # an hour whose bounds are given holds its 3600 seconds in one local date and hour
+        first, following = hours.bounds(hour)
+        if (first, following) != (0, 0):
+            assert (first, following) == (hour, hour + 3600), moment
+            assert time.localtime(following - 1)[:4] == local[:4], moment
 
 
 def hourly_one_window_at_a_time(windows):
