@@ -1772,29 +1772,29 @@ def recover_previous_run(state, wall, min_interruption):
 def recover_slow_period(state, min_interruption):
     """The slow period a run that did not stop cleanly was in at its last heartbeat, as keyword
     arguments for PendingReports.add() when it counts, else None."""
-    heartbeat, slow = state.get("heartbeat"), state.get("slow")
-    if state.get("clean_stop") or heartbeat is None or not slow:
-        return None
-    duration = max(0.0, heartbeat - slow["start"])
-    if not counts_as_interruption(duration, min_interruption):
-        return None
-    return dict(start=slow["start"], end=heartbeat, duration=duration, reason="",
-                targets=state["targets"], kind="slow", cut_short=True,
-                median_ms=slow["median_ms"], max_ms=slow["max_ms"])
+    return _recover_period(state, "slow", min_interruption, lambda slow: dict(
+        median_ms=slow["median_ms"], max_ms=slow["max_ms"]))
 
 
 def recover_lossy_period(state, min_interruption):
-    """The lossy period a run that did not stop cleanly was in at its last heartbeat, as keyword
-    arguments for PendingReports.add() when it counts, else None."""
-    heartbeat, lossy = state.get("heartbeat"), state.get("lossy")
-    if state.get("clean_stop") or heartbeat is None or not lossy:
+    """The lossy period a run that did not stop cleanly was in at its last heartbeat, as
+    recover_slow_period() gives a slow one."""
+    return _recover_period(state, "lossy", min_interruption, lambda lossy: dict(
+        sent=lossy["sent"], lost=lossy["lost"],
+        loss_percent=loss_percent(lossy["lost"], lossy["sent"])))
+
+
+def _recover_period(state, kind, min_interruption, figures):
+    """A slow or lossy period (`kind`, the state's key for it) cut short at the last heartbeat,
+    with `figures` of the state's record of it, when it counts; else None."""
+    heartbeat, period = state.get("heartbeat"), state.get(kind)
+    if state.get("clean_stop") or heartbeat is None or not period:
         return None
-    duration = max(0.0, heartbeat - lossy["start"])
+    duration = max(0.0, heartbeat - period["start"])
     if not counts_as_interruption(duration, min_interruption):
         return None
-    return dict(start=lossy["start"], end=heartbeat, duration=duration, reason="",
-                targets=state["targets"], kind="lossy", cut_short=True, sent=lossy["sent"],
-                lost=lossy["lost"], loss_percent=loss_percent(lossy["lost"], lossy["sent"]))
+    return dict(start=period["start"], end=heartbeat, duration=duration, reason="",
+                targets=state["targets"], kind=kind, cut_short=True, **figures(period))
 
 
 class MetricsCounters:
