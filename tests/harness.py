@@ -362,6 +362,18 @@ def wall_time(iso):
     return datetime.fromisoformat(iso).timestamp()
 
 
+def hold_outage(monitor, target, seconds=0.15, count=1, path=None, timeout=5):
+    """An outage of `target` (a Listener) that `monitor` sees: stopped until `seconds` after the
+    monitor's `count`-th down event (longer than its -m), then started again. Returns that down
+    event; the up is the caller's to wait for."""
+    target.stop()
+    down = monitor.wait_for_event("down", timeout=timeout, count=count, path=path)
+    wait_until(lambda: time.time() > wall_time(down["time"]) + seconds, timeout,
+               "an outage longer than -m")
+    target.start()
+    return down
+
+
 # -- pyNetConnMon itself -------------------------------------------------------------------------
 def start_monitor(tmp_path, *args, log_file=True, state_file=True, cwd=None, prefix=None,
                   env=None, compiled=True):

@@ -1,11 +1,10 @@
 """SIGHUP reopens --log-file, the logrotate way: rename the file, send SIGHUP, lose nothing."""
 import os
 import signal
-import time
 
 import pytest
 
-from harness import Listener, read_events, start_monitor, wait_until, wall_time
+from harness import Listener, hold_outage, read_events, start_monitor
 
 
 @pytest.fixture
@@ -21,10 +20,7 @@ def monitor_of(tmp_path, target, log_file=True):
 
 def outage(monitor, target, number, path=None):
     """Causes the `number`-th outage (at least 0.15 s, longer than -m 0.1) and waits for its end."""
-    target.stop()
-    down = wall_time(monitor.wait_for_event("down", count=number, path=path)["time"])
-    wait_until(lambda: time.time() > down + 0.15, 3, "an outage longer than -m")
-    target.start()
+    hold_outage(monitor, target, count=number, path=path, timeout=10)
     return monitor.wait_for_event("up", count=number, path=path)
 
 

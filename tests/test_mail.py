@@ -19,13 +19,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from harness import (Listener, MonitorProcess, child_env, shebang_env, start_monitor, wait_until,
-                     wall_time)
+from harness import (Listener, MonitorProcess, child_env, hold_outage, shebang_env, start_monitor,
+                     wait_until)
 from pyNetConnMon import DEFAULT_ADDRESS, VERSION
 from smtp_lab import mail_config, make_program_dir, write_config
 from smtp_server import FAIL_REPLY, PASSWORD
@@ -103,11 +102,7 @@ class Lab:
         """The target off for OUTAGE s from the monitor's DOWN event, then on again; returns the
         monitor's up event for it."""
         downs, ups = len(monitor.events('down')), len(monitor.events('up'))
-        self.target.stop()
-        down = monitor.wait_for_event('down', timeout=5, count=downs + 1)
-        wait_until(lambda: time.time() > wall_time(down['time']) + OUTAGE, 5,
-                   'an outage longer than -m')
-        self.target.start()
+        hold_outage(monitor, self.target, OUTAGE, count=downs + 1)
         return monitor.wait_for_event('up', timeout=5, count=ups + 1)
 
     def assert_no_secret(self):

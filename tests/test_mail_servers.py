@@ -6,11 +6,10 @@ Real servers (tests/lab/smtp_server.py, configured to lack TLS or login) on 127.
 pySendMail (see smtp_lab.PYSENDMAIL), the program as a subprocess in an app folder.
 """
 import re
-import time
 
 import pytest
 
-from harness import Listener, MonitorProcess, start_monitor, wait_until, wall_time
+from harness import Listener, MonitorProcess, hold_outage, start_monitor
 from smtp_lab import SmtpServer, mail_config, make_program_dir, write_config
 
 STAMP = r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d'
@@ -91,11 +90,7 @@ def test_the_monitor_says_the_same_line_when_a_report_is_not_delivered(tmp_path,
         with start_monitor(tmp_path, '-a', target.address, '-i', '0.05', '-t', '0.2', '-m', '0.1',
                            '-bmin', '30', cwd=app.root) as monitor:
             monitor.wait_for_line(r' started pyNetConnMon ')
-            target.stop()
-            down = monitor.wait_for_event('down', timeout=5)
-            wait_until(lambda: time.time() > wall_time(down['time']) + 0.15, 5,
-                       'an outage longer than -m')
-            target.start()
+            hold_outage(monitor, target)
             failed = monitor.wait_for_event('report_failed', timeout=15)
             line = monitor.wait_for_line(r' WARNING report not delivered: ').string
             assert monitor.terminate() == 0

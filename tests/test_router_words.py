@@ -7,9 +7,8 @@ switched off and on, its report delivered to a file by a notify command.
 """
 import re
 import shlex
-import time
 
-from harness import Listener, run_program, start_monitor, wait_until, wall_time
+from harness import Listener, hold_outage, run_program, start_monitor
 from pyNetConnMon import CauseJudge, no_router_words, parse_target
 
 LOOPBACK = [parse_target("127.0.0.1:8080", 53), parse_target("[::1]:8080", 53)]
@@ -38,11 +37,7 @@ def test_with_loopback_targets_every_message_says_the_router_is_not_probed(tmp_p
         with start_monitor(tmp_path, "-a", target.address, "-i", "0.05", "-t", "0.2", "-m", "0.1",
                            "-bmin", "0", "--notify-command", notify) as monitor:
             monitor.wait_for_line(r" started pyNetConnMon ")
-            target.stop()
-            down = monitor.wait_for_event("down", timeout=5)
-            wait_until(lambda: time.time() > wall_time(down["time"]) + 0.15, 5,
-                       "an outage longer than -m")
-            target.start()
+            hold_outage(monitor, target)
             monitor.wait_for_event("report_sent", timeout=10)
             assert monitor.terminate() == 0
     finally:
