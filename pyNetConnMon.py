@@ -1013,35 +1013,9 @@ class ConnectTimes:
         self.minimum = math.inf     # ms
         self.maximum = -math.inf    # ms
 
-    @staticmethod
-    def add_both(first, second, ms, count):
-        """add() of the same `ms` (not seconds) to two histograms: --summary adds each stats
-        window to the whole period's and to its day's (and reads no minimum or maximum)."""
-        low, high = CONNECT_TIME_RANGE
-        number = math.floor(math.log(low if ms < low else high if ms > high else ms) / _LOG_RATIO)
-        total = ms * count
-        bucket = first.buckets.get(number)
-        if bucket is None:
-            first.buckets[number] = [count, total]
-        else:
-            bucket[0] += count
-            bucket[1] += total
-        first.count += count
-        bucket = second.buckets.get(number)
-        if bucket is None:
-            second.buckets[number] = [count, total]
-        else:
-            bucket[0] += count
-            bucket[1] += total
-        second.count += count
-
-    def add(self, seconds, count=1):
-        """`count` times a connect of `seconds` (the summary weighs windows by their connects)."""
-        ms = seconds * 1000.0
-        if ms < self.minimum:
-            self.minimum = ms
-        if ms > self.maximum:
-            self.maximum = ms
+    def add_ms(self, ms, count):
+        """`count` times a connect of `ms` (not seconds), without the minimum and maximum:
+        --summary adds each stats window to its day's histograms, and reads neither."""
         low, high = CONNECT_TIME_RANGE
         number = math.floor(math.log(low if ms < low else high if ms > high else ms) / _LOG_RATIO)
         bucket = self.buckets.get(number)
@@ -1051,6 +1025,28 @@ class ConnectTimes:
             bucket[0] += count
             bucket[1] += ms * count
         self.count += count
+
+    def merge(self, other):
+        """Adds the times of another histogram (--summary: the days' make the period's). Its
+        minimum and maximum are not read."""
+        buckets = self.buckets
+        for number, (count, total) in other.buckets.items():
+            bucket = buckets.get(number)
+            if bucket is None:
+                buckets[number] = [count, total]
+            else:
+                bucket[0] += count
+                bucket[1] += total
+        self.count += other.count
+
+    def add(self, seconds, count=1):
+        """`count` times a connect of `seconds` (the summary weighs windows by their connects)."""
+        ms = seconds * 1000.0
+        if ms < self.minimum:
+            self.minimum = ms
+        if ms > self.maximum:
+            self.maximum = ms
+        self.add_ms(ms, count)
 
     def values(self):
         """(mean ms, count) for each bucket, fastest first."""
@@ -5435,17 +5431,17 @@ def stats_figures(record):
     new = tuple.__new__          # WindowFigures without its Python-level __new__: a year of
     for label, figures in targets.items():      # windows makes a million of them
         try:
-            median, p95, probes, failures = _STATS_FIELDS(figures)
+            fields = _STATS_FIELDS(figures)
         except (KeyError, TypeError):           # a field missing, or not an object
             if not isinstance(figures, dict):
                 continue
             get = figures.get
-            median, p95, probes, failures = (get("median_ms"), get("p95_ms"), get("probes"),
-                                             get("failures"))
+            fields = (get("median_ms"), get("p95_ms"), get("probes"), get("failures"))
+        median, p95, probes, failures = fields
         # the monitor's own types take a short way to what the long one below gives
         if type(median) is float is type(p95) and type(probes) is int is type(failures) and \
                 0.0 <= median and median - median == 0.0 == p95 - p95 and \
-                0 <= failures and 1 <= probes - failures <= 1e9 and probes < 2 ** 53:
+                0 <= failures < probes < 2 ** 53 and probes - failures <= 1e9:
             found.append((label, new(WindowFigures, (median, p95 if p95 > median else median,
                                                      probes - failures))))
             continue
@@ -5527,6 +5523,13 @@ def _weighted_quantile(pairs, fraction, total=None):
         total = seen[-1]
     index = bisect.bisect_left(seen, fraction * total - 1e-9)    # the first that reaches it
     return pairs[min(index, len(pairs) - 1)][0]
+
+
+def _even_quantile(values, fraction, weight, total):
+    """_weighted_quantile() of `values` that all weigh `weight` (`total` in all)."""
+    values = sorted(values)
+    index = bisect.bisect_left(range(weight, total + 1, weight), fraction * total - 1e-9)
+    return values[min(index, len(values) - 1)]
 
 
 class _TargetHours:
@@ -5635,12 +5638,15 @@ class HourlyConnectTimes:
     @staticmethod
     def _close(target):
         windows, target.current = target.current, []
-        weights = list(map(operator.itemgetter(2), windows))
+        medians, p95s, weights = zip(*windows)
         total = sum(weights)
-        target.points.append((
-            target.hour + 1800.0,
-            _weighted_quantile(zip(map(operator.itemgetter(0), windows), weights), 0.5, total),
-            _weighted_quantile(zip(map(operator.itemgetter(1), windows), weights), 0.95, total)))
+        if weights.count(weights[0]) == len(weights):    # as alike as the monitor's windows
+            point = (_even_quantile(medians, 0.5, weights[0], total),
+                     _even_quantile(p95s, 0.95, weights[0], total))
+        else:
+            point = (_weighted_quantile(zip(medians, weights), 0.5, total),
+                     _weighted_quantile(zip(p95s, weights), 0.95, total))
+        target.points.append((target.hour + 1800.0,) + point)
         target.connects += total
 
     def finish(self):
@@ -5699,7 +5705,7 @@ class History:
         self.lossy_spans = []
         self.windows = 0            # stats windows with a connect that got through
         self.medians = ConnectTimes()   # per window, of its fastest target (by median),
-        self.p95s = ConnectTimes()      # weighted by that target's connects
+        self.p95s = ConnectTimes()      # weighted by that target's connects: the days' together
         self.latency_days = {}      # (year, month, day) -> DayLatency
         # the evidence
         self.rows = _Kept(REPORT_ROWS_KEPT)               # EvidenceRows, in the log's order
@@ -5785,6 +5791,7 @@ class Timeline:
         self.history = history
         self.since = -math.inf if history.since is None else history.since
         self.until = math.inf if history.until is None else history.until
+        self.clipped = history.since is not None or history.until is not None
         self.monitored_to = -math.inf
         self.down_to = -math.inf
         self.degraded_to = {"slow": -math.inf, "lossy": -math.inf}
@@ -5864,12 +5871,10 @@ class Timeline:
         first, following, day = self.latency_hour
         if not first <= end < following:
             day = self._latency_day(end)
-        history = self.history
-        history.windows += 1
-        count = fastest.connects      # (ms / 1000) * 1000: what add() makes of ms given in s
-        ConnectTimes.add_both(history.medians, day.medians, (fastest.median / 1000.0) * 1000.0,
-                              count)
-        ConnectTimes.add_both(history.p95s, day.p95s, (fastest.p95 / 1000.0) * 1000.0, count)
+        self.history.windows += 1
+        # (ms / 1000) * 1000: what add() makes of ms given in s
+        day.medians.add_ms((fastest.median / 1000.0) * 1000.0, fastest.connects)
+        day.p95s.add_ms((fastest.p95 / 1000.0) * 1000.0, fastest.connects)
 
     def _latency_day(self, end):
         """The DayLatency of `end`'s day, remembered with the bounds of its hour when the hour
@@ -6118,6 +6123,9 @@ class Replay:
         history.days = timeline.rows(history.start, history.end)
         history.partial_only = {key: alone.seconds for key, alone in self.alone.items()}
         history.hourly.finish()
+        for day in history.latency_days.values():       # the period's: its days' together
+            history.medians.merge(day.medians)
+            history.p95s.merge(day.p95s)
         return history
 
     # -- one handler per event -----------------------------------------------------------------
@@ -6383,8 +6391,8 @@ class Replay:
         history = self.history
         history.latest_stats, history.latest_stats_span = found, (start, end)
         timeline = self.timeline
-        if min(start + 1, timeline.until) <= max(start, timeline.since):    # clip() is None
-            return
+        if timeline.clipped and min(start + 1, timeline.until) <= max(start, timeline.since):
+            return                                                          # clip() is None
         history.hourly.add_window(found if len(found) <= REPORT_TARGETS_KEPT
                                   else found[:REPORT_TARGETS_KEPT], start, end)
 

@@ -9,6 +9,7 @@ import time
 from datetime import datetime
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import pyNetConnMon
 from harness import REPO
@@ -109,6 +110,38 @@ def test_the_hours_connect_times_are_those_of_one_window_at_a_time(zone):
     assert batched.hours == alone.hours and batched.connects == alone.connects
     assert batched.windows == alone.windows
     assert sum(len(points) for points in batched.hours.values()) > 500
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(0, 1e6, allow_nan=False), min_size=1, max_size=80),
+       st.integers(1, 10 ** 9), st.sampled_from([0.5, 0.95, 0.0, 1.0, 0.3333]))
+def test_a_quantile_of_windows_that_weigh_alike_is_the_weighted_one(values, weight, fraction):
+    """The hours' quantiles take a short way when every window has as many connects."""
+    total = weight * len(values)
+    assert pyNetConnMon._even_quantile(values, fraction, weight, total) == \
+        pyNetConnMon._weighted_quantile(zip(values, [weight] * len(values)), fraction, total)
+
+
+def test_the_periods_connect_times_are_its_days_together(zone):
+    """--summary adds each window to its day's histograms only; the period's are the days'
+    merged, and hold what adding every window to them gives: the same counts, the same
+    percentiles (the sums in each bucket added in another order, to within a rounding)."""
+    made = make_log(days=30, stats_every=300.0)
+    history = pyNetConnMon.summarize_events(made.events)
+    medians, p95s = pyNetConnMon.ConnectTimes(), pyNetConnMon.ConnectTimes()
+    for record in made.events:
+        found = pyNetConnMon.stats_figures(record) if record['event'] == 'stats' else []
+        if found:
+            fastest = min((figures for _, figures in found), key=lambda figures: figures.median)
+            medians.add(fastest.median / 1000.0, fastest.connects)
+            p95s.add(fastest.p95 / 1000.0, fastest.connects)
+    assert len(history.latency_days) >= 30 and history.windows > 8000
+    for mine, theirs in ((history.medians, medians), (history.p95s, p95s)):
+        assert mine.count == theirs.count
+        assert sorted(mine.buckets) == sorted(theirs.buckets)
+        for fraction in (0.01, 0.25, 0.5, 0.9, 0.95, 0.99):
+            assert mine.percentile(fraction) == pytest.approx(theirs.percentile(fraction),
+                                                              rel=1e-12)
 
 
 def summary_text(events):

@@ -83,7 +83,10 @@ def read_back(section, work, program, repeat):
                        check=True, stdout=subprocess.DEVNULL)
     with open(path, "rb") as stream:
         lines = sum(1 for _ in stream)
-    env = dict(os.environ, TZ="Europe/Berlin")
+    # the program's `exec python3` finds the loop's interpreter first: where python3 on PATH is
+    # a wrapper (pyenv's shim is a shell script), each start would cost the wrapper's CPU too
+    env = dict(os.environ, TZ="Europe/Berlin",
+               PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
     env.pop("PYTHONDONTWRITEBYTECODE", None)        # a user's start uses the cache
     started = [str(program)] if os.access(program, os.X_OK) else [sys.executable, str(program)]
     measured(started + ["--version"], env)          # makes the cache when it is stale
