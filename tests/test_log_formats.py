@@ -122,6 +122,25 @@ def test_a_quantile_of_windows_that_weigh_alike_is_the_weighted_one(values, weig
         pyNetConnMon._weighted_quantile(zip(values, [weight] * len(values)), fraction, total)
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.floats(), st.sampled_from([0.0, -0.0, 1e300, 1.0000000000000002e300])),
+       st.one_of(st.floats(), st.sampled_from([-1e300, 1e300, 1e301])),
+       st.one_of(st.integers(-2, 2 ** 54), st.sampled_from([10 ** 9, 10 ** 9 + 1])),
+       st.integers(-2, 40))
+def test_a_stats_window_reads_the_same_the_short_way_and_the_long_way(median, p95, probes,
+                                                                       failures):
+    """The monitor's own types take a short way through stats_figures(); the same figures as
+    other types (counts as floats: exact up to 2**53) take the long one, with the same result."""
+    def figures(**fields):
+        record = {'targets': {'a:53': dict(median_ms=median, p95_ms=p95, **fields)}}
+        return pyNetConnMon.stats_figures(record)
+    short = figures(probes=probes, failures=failures)
+    if probes < 2 ** 53:
+        assert short == figures(probes=float(probes), failures=float(failures))
+    if short:
+        assert type(short[0][1].connects) is int
+
+
 def test_the_periods_connect_times_are_its_days_together(zone):
     """--summary adds each window to its day's histograms only; the period's are the days'
     merged, and hold what adding every window to them gives: the same counts, the same
