@@ -5516,20 +5516,19 @@ class _Kept:
         return len(self.first) + len(self.last)
 
 
-def _weighted_quantile(pairs, fraction, total=None):
-    """The value below which `fraction` of the weight of (value, weight) pairs lies (`total`:
-    their weights' sum, when known)."""
+def _weighted_quantile(pairs, fraction):
+    """The value below which `fraction` of the weight of (value, weight) pairs lies."""
     pairs = sorted(pairs)
     seen = list(itertools.accumulate(map(operator.itemgetter(1), pairs)))  # ints: exact sums
-    if total is None:
-        total = seen[-1]
+    total = seen[-1]
     index = bisect.bisect_left(seen, fraction * total - 1e-9)    # the first that reaches it
     return pairs[min(index, len(pairs) - 1)][0]
 
 
-def _even_quantile(values, fraction, weight, total):
-    """_weighted_quantile() of `values` that all weigh `weight` (`total` in all)."""
+def _even_quantile(values, fraction, weight):
+    """_weighted_quantile() of `values` that all weigh `weight`."""
     values = sorted(values)
+    total = weight * len(values)
     index = bisect.bisect_left(range(weight, total + 1, weight), fraction * total - 1e-9)
     return values[min(index, len(values) - 1)]
 
@@ -5643,11 +5642,11 @@ class HourlyConnectTimes:
         medians, p95s, weights = zip(*windows)
         total = sum(weights)
         if weights.count(weights[0]) == len(weights):    # as alike as the monitor's windows
-            point = (_even_quantile(medians, 0.5, weights[0], total),
-                     _even_quantile(p95s, 0.95, weights[0], total))
+            point = (_even_quantile(medians, 0.5, weights[0]),
+                     _even_quantile(p95s, 0.95, weights[0]))
         else:
-            point = (_weighted_quantile(zip(medians, weights), 0.5, total),
-                     _weighted_quantile(zip(p95s, weights), 0.95, total))
+            point = (_weighted_quantile(zip(medians, weights), 0.5),
+                     _weighted_quantile(zip(p95s, weights), 0.95))
         target.points.append((target.hour + 1800.0,) + point)
         target.connects += total
 
@@ -6057,16 +6056,7 @@ class Replay:
         name = record.get("event") if isinstance(record, dict) else None
         moment = None
         if isinstance(name, str):
-            text = record.get("time")
-            if type(text) is str:                # when(), without a call: once per line
-                times = self.times
-                moment = times.get(text, False)
-                if moment is False:
-                    if len(times) >= 64:
-                        times.clear()
-                    moment = times[text] = self.read_time(text)
-            else:
-                moment = self.read_time(text)
+            moment = self.when(record.get("time"))
         if moment is None:
             self.history.invalid += 1
             return
@@ -6382,14 +6372,9 @@ class Replay:
                     fastest = figures
             self.timeline.window(moment, fastest)
         # a window's start is the time of the one before; its `end` (logs before 2.1) its time
-        start, end, times = record.get("start"), record.get("end"), self.times
-        start = (times.get(start) if type(start) is str and start in times else
-                 self.when(start)) or moment
-        if end is None:
-            end = moment
-        else:
-            end = (times.get(end) if type(end) is str and end in times else self.when(end)) \
-                or moment
+        start, end = record.get("start"), record.get("end")
+        start = self.when(start) or moment
+        end = moment if end is None else self.when(end) or moment
         history = self.history
         history.latest_stats, history.latest_stats_span = found, (start, end)
         timeline = self.timeline

@@ -117,9 +117,8 @@ def test_the_hours_connect_times_are_those_of_one_window_at_a_time(zone):
        st.integers(1, 10 ** 9), st.sampled_from([0.5, 0.95, 0.0, 1.0, 0.3333]))
 def test_a_quantile_of_windows_that_weigh_alike_is_the_weighted_one(values, weight, fraction):
     """The hours' quantiles take a short way when every window has as many connects."""
-    total = weight * len(values)
-    assert pyNetConnMon._even_quantile(values, fraction, weight, total) == \
-        pyNetConnMon._weighted_quantile(zip(values, [weight] * len(values)), fraction, total)
+    assert pyNetConnMon._even_quantile(values, fraction, weight) == \
+        pyNetConnMon._weighted_quantile(zip(values, [weight] * len(values)), fraction)
 
 
 @settings(max_examples=500, deadline=None)
