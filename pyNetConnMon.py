@@ -5188,7 +5188,7 @@ def log_time_reader():
     from_iso = _datetime().datetime.fromisoformat
 
     def read(value):
-        if type(value) is not str and not isinstance(value, str):
+        if not isinstance(value, str):
             return None
         try:
             moment = from_iso(value).timestamp()
@@ -5640,7 +5640,6 @@ class HourlyConnectTimes:
     def _close(target):
         windows, target.current = target.current, []
         medians, p95s, weights = zip(*windows)
-        total = sum(weights)
         if weights.count(weights[0]) == len(weights):    # as alike as the monitor's windows
             point = (_even_quantile(medians, 0.5, weights[0]),
                      _even_quantile(p95s, 0.95, weights[0]))
@@ -5648,7 +5647,7 @@ class HourlyConnectTimes:
             point = (_weighted_quantile(zip(medians, weights), 0.5),
                      _weighted_quantile(zip(p95s, weights), 0.95))
         target.points.append((target.hour + 1800.0,) + point)
-        target.connects += total
+        target.connects += sum(weights)
 
     def finish(self):
         self._take_waiting()
