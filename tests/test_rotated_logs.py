@@ -3,6 +3,7 @@
 one file; a missing or damaged file is a warning; several --log-file are read as one."""
 import gzip
 import html
+import json
 import os
 import re
 import shutil
@@ -154,6 +155,38 @@ def test_lines_repeated_at_a_seam_and_a_file_given_twice_are_read_once(tmp_path)
         'before it ends with')
     split = (split[0], '\n'.join(split[1].splitlines()[:-1]) + '\n') + split[2:]
     same_report(split, report(tmp_path, whole), '%s, %s' % (log, tmp_path / 'events.jsonl.1'),
+                str(whole))
+
+
+def stats_lines(count):
+    """A start, `count` statistics windows of a minute and a stop, as the monitor writes them."""
+    def stamp(minute):
+        return time.strftime('%Y-%m-%dT%H:%M:%S.000+00:00', time.gmtime(1767225600 + 60 * minute))
+
+    def line(minute, event, **fields):
+        return (json.dumps(dict(time=stamp(minute), event=event, **fields)) + '\n').encode()
+    labels = ('198.18.0.2:53', '198.18.0.3:53')
+    figures = {'probes': 30, 'failures': 0, 'losses': 0, 'min_ms': 8.0, 'max_ms': 120.0}
+    return [line(0, 'start', targets=list(labels))] + [
+        line(minute, 'stats', start=stamp(minute - 1), targets={
+            label: dict(figures, median_ms=10.0 + minute % 17 + number, p95_ms=40.0 + minute % 29)
+            for number, label in enumerate(labels)})
+        for minute in range(1, count + 1)] + [line(count, 'stop')]
+
+
+def test_an_overlap_longer_than_a_read_is_read_once(tmp_path):
+    lines = stats_lines(6000)
+    log = tmp_path / 'events.jsonl'
+    (tmp_path / 'events.jsonl.1').write_bytes(b''.join(lines[:4000]))
+    log.write_bytes(b''.join(lines[1000:]))       # 3,000 lines again: more than a MiB
+    assert len(b''.join(lines[1000:4000])) > 1024 * 1024
+    whole = tmp_path / 'whole.jsonl'
+    whole.write_bytes(b''.join(lines))
+    out, err, page, csv = report(tmp_path, log)
+    [warning] = err.splitlines()
+    assert warning.endswith('WARNING read 3000 lines once that repeat at the start of a rotated '
+                            'file what the file before it ends with')
+    same_report((out, '', page, csv), report(tmp_path, whole), '%s and 1 rotated file' % log,
                 str(whole))
 
 

@@ -254,6 +254,37 @@ def test_fuzz_any_lines_give_a_summary_and_at_most_one_warning(lines):
         assert "%d longer than %d KiB" % (too_long, LIMIT // 1024) in warnings[0]
 
 
+# pieces that are not JSON alone but would be across lines: each line must be read alone
+line_pieces = st.sampled_from([b'{"a":', b'1}', b'[1', b'2]', b'{"a": [{}', b'{}]}', b'{}, {}',
+                               b'{"b": "}', b'"x"}', b' {"c": 1}', b'{"d": 2} ', b'{"e": 3}\r',
+                               b'', b' ', b'\t', b'\x0b', b'\xe2\x82', b'{"f": "\xff"}', b'3 4',
+                               b'[[[[', b']]]]', b'NaN', b'"s"'])
+
+
+@FUZZ
+@given(lines=st.lists(line_pieces | records.map(lambda record: json.dumps(record).encode())
+                      | st.binary(max_size=12).map(lambda line: line.replace(b"\n", b" ")),
+                      max_size=30),
+       last_newline=st.booleans())
+def test_each_line_gives_what_json_loads_gives_it_alone(lines, last_newline):
+    # json.loads() of each line by itself, a blank line skipped: what the summary promises
+    data = b"\n".join(lines) + (b"\n" if last_newline else b"")
+    expected, not_json = [], 0
+    for line in data.split(b"\n"):
+        text = line.decode("utf-8", "replace")
+        if not text.strip():
+            continue
+        try:
+            expected.append(json.loads(text))
+        except (ValueError, RecursionError):
+            not_json += 1
+    lines = list(pnm.read_lines(io.BytesIO(data)))
+    assert b"".join(lines) == data
+    values = pnm.EventLines(lines)
+    assert json.dumps(list(values)) == json.dumps(expected)
+    assert (values.not_json, values.too_long) == (not_json, 0)
+
+
 def test_the_longest_lines_the_monitor_writes_are_read_back(tmp_path):
     # the most targets the monitor takes, each with the longest name: its start, down, stats
     # and up lines are hundreds of KB, and the summary reads them all
