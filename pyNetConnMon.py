@@ -7058,8 +7058,8 @@ def run_summary(settings, out, console):
     if warning:
         console.warning(warning)
     if lines.repeated:
-        console.warning("read %s once that repeat at the start of a rotated file what the file "
-                        "before it ends with" % plural(lines.repeated, "line"))
+        console.warning("read once %s at the start of a file that repeat the last lines of the "
+                        "file before it" % plural(lines.repeated, "line"))
     return 0
 
 

@@ -151,8 +151,8 @@ def test_lines_repeated_at_a_seam_and_a_file_given_twice_are_read_once(tmp_path)
     shutil.copy(GOLDEN_LOGS / 'bad-week.jsonl', whole)
     split = report(tmp_path, log, tmp_path / 'events.jsonl.1')
     assert split[1].splitlines()[-1].endswith(
-        'WARNING read 5 lines once that repeat at the start of a rotated file what the file '
-        'before it ends with')
+        'WARNING read once 5 lines at the start of a file that repeat the last lines of the '
+        'file before it')
     split = (split[0], '\n'.join(split[1].splitlines()[:-1]) + '\n') + split[2:]
     same_report(split, report(tmp_path, whole), '%s, %s' % (log, tmp_path / 'events.jsonl.1'),
                 str(whole))
@@ -184,8 +184,8 @@ def test_an_overlap_longer_than_a_read_is_read_once(tmp_path):
     whole.write_bytes(b''.join(lines))
     out, err, page, csv = report(tmp_path, log)
     [warning] = err.splitlines()
-    assert warning.endswith('WARNING read 3000 lines once that repeat at the start of a rotated '
-                            'file what the file before it ends with')
+    assert warning.endswith('WARNING read once 3000 lines at the start of a file that repeat the '
+                            'last lines of the file before it')
     same_report((out, '', page, csv), report(tmp_path, whole), '%s and 1 rotated file' % log,
                 str(whole))
 
