@@ -5561,44 +5561,26 @@ class HourlyConnectTimes:
         self.targets = {}           # label as shown -> _TargetHours
         self.by_label = {}          # label as the log gives it -> the same _TargetHours
         self.hours, self.windows, self.connects = {}, {}, {}
-        self.waiting = []           # (found, moment, end) of windows that began in one hour:
-        self.hour = None            # this one, the first second of a local hour, whose
-        self.bounds = (0, 0)        # [first, next) these are; (0, 0) for an odd hour
+        self.hour = None            # the local hour of the latest window (its first second)
+        self.bounds = (0, 0)        # ... and [first, next) of it; (0, 0) for an odd hour
 
     def add_window(self, found, moment, end):
-        """A window [moment, end): (label, WindowFigures) of each of its targets. The windows of
-        an hour wait until the next hour begins and are then taken a target at a time."""
+        """A window [moment, end): (label, WindowFigures) of each of its targets."""
         first, following = self.bounds
-        if not first <= moment < following or len(self.waiting) >= REPORT_WINDOWS_PER_HOUR:
-            self._take_waiting()
-            self.hour = hour = self.local.hour_and_day(moment)[0]
-            self.bounds = self.local.bounds(hour)
-        self.waiting.append((found, moment, end))
-
-    def _take_waiting(self):
-        """The waiting windows, a target at a time when each of them names the same targets in
-        the same order (as the monitor writes them), else one window at a time."""
-        waiting, self.waiting = self.waiting, []
-        if not waiting:
-            return
-        hour = self.hour
-        founds = [found for found, _, _ in waiting]
-        columns = list(zip(*founds))            # per target: its (label, figures) per window
-        targets = [self.by_label.get(column[0][0]) for column in columns]
-        if len(set(map(len, founds))) > 1 or None in targets or \
-                len(set(map(id, targets))) < len(targets) or \
-                any(target.windows is not None for target in targets) or \
-                any(len(set(map(operator.itemgetter(0), column))) > 1 for column in columns):
-            for found, moment, end in waiting:
-                self._add_one(found, moment, end, hour)
-            return
-        for target, column in zip(targets, columns):
-            if target.hour != hour:
-                if target.hour is not None:
-                    self._close(target)
-                target.hour = hour
-            room = REPORT_WINDOWS_PER_HOUR - len(target.current)
-            target.current.extend(map(operator.itemgetter(1), column[:max(0, room)]))
+        if not first <= moment < following:
+            self.hour = self.local.hour_and_day(moment)[0]
+            self.bounds = self.local.bounds(self.hour)
+        hour, by_label = self.hour, self.by_label
+        for label, figures in found:
+            target = by_label.get(label)
+            # the usual case, a few steps run a million times a year: a known target, in the
+            # hour it is filling, whose first windows are no longer kept as they are
+            if target is not None and target.hour == hour and target.windows is None:
+                current = target.current
+                if len(current) < REPORT_WINDOWS_PER_HOUR:
+                    current.append(figures)
+            else:
+                self._add_one(((label, figures),), moment, end, hour)
 
     def _add_one(self, found, moment, end, hour):
         """One window of the local `hour`: each target's figures to that hour, and to the
@@ -5650,7 +5632,6 @@ class HourlyConnectTimes:
         target.connects += sum(weights)
 
     def finish(self):
-        self._take_waiting()
         for target in self.targets.values():
             if target.hour is not None:
                 self._close(target)
