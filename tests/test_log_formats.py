@@ -79,7 +79,8 @@ def test_the_local_hour_and_day_of_an_instant_are_those_of_localtime(zone):
 
 
 def hourly_one_window_at_a_time(windows):
-    """HourlyConnectTimes fed as it was before windows waited for their hour: one by one."""
+    """HourlyConnectTimes fed every window the long way (_add_one), as before the usual case
+    had a short way."""
     hourly = pyNetConnMon.HourlyConnectTimes()
     for found, moment, end in windows:
         hourly._add_one(found, moment, end, hourly.local.hour_and_day(moment)[0])
@@ -88,9 +89,9 @@ def hourly_one_window_at_a_time(windows):
 
 
 def test_the_hours_connect_times_are_those_of_one_window_at_a_time(zone):
-    """Windows of an hour are taken a target at a time; whatever their labels and order (some
-    windows without a target, labels that show alike, a clock set back, summer time), the
-    figures are those of taking each window on its own."""
+    """The usual window (known targets, in the hour they are filling) takes a short way to its
+    targets' hours; whatever the labels and order (some windows without a target, labels that
+    show alike, a clock set back, summer time), the figures are those of the long way."""
     rng = random.Random(7)
     labels = ['a:53', 'b:53', 'c\x00:53', 'c\x01:53']      # the last two show alike
     moment = datetime(2026, 3, 28, 22).timestamp()      # summer time begins in Europe
@@ -110,6 +111,25 @@ def test_the_hours_connect_times_are_those_of_one_window_at_a_time(zone):
     assert batched.hours == alone.hours and batched.connects == alone.connects
     assert batched.windows == alone.windows
     assert sum(len(points) for points in batched.hours.values()) > 500
+
+
+def test_an_hour_counts_its_first_windows_up_to_the_limit(zone):
+    """A log with more windows in one hour than an hour keeps (a hostile or broken log) counts
+    the first REPORT_WINDOWS_PER_HOUR of them, the short way as the long way: the memory an
+    hour holds stays bounded."""
+    limit = pyNetConnMon.REPORT_WINDOWS_PER_HOUR
+    hour = datetime(2026, 1, 10, 12).timestamp()
+    windows = [([('a:53', pyNetConnMon.WindowFigures(10.0 if number < limit else 900.0, 50.0,
+                                                      3))], hour + number * 0.5,
+                hour + number * 0.5 + 0.5) for number in range(limit + 1400)]
+    hourly = pyNetConnMon.HourlyConnectTimes()
+    for found, start, end in windows:
+        hourly.add_window(found, start, end)
+    assert max(len(target.current) for target in hourly.targets.values()) == limit
+    hourly.finish()
+    assert hourly.connects == {'a:53': 3.0 * limit}
+    assert hourly.hours == {'a:53': [(hour + 1800.0, 10.0, 50.0)]}
+    assert hourly_one_window_at_a_time(windows).hours == hourly.hours
 
 
 @settings(max_examples=300, deadline=None)
