@@ -7276,10 +7276,12 @@ def _calendar(days):
     return "\n".join(out)
 
 
-def _nice_ceiling(value):
-    """1, 2 or 5 times a power of ten, at least `value`."""
+def _nice_ceiling(value, low=0.01, high=CONNECT_TIME_RANGE[1]):
+    """1, 2 or 5 times a power of ten, at least `value` taken within [low, high] (a damaged log
+    may give any float: 5e-324 has no power of ten a float can hold); 1 for nothing above 0."""
     if value <= 0:
         return 1.0
+    value = min(max(value, low), high)
     power = 10.0 ** math.floor(math.log10(value))
     return next(power * factor for factor in (1, 2, 5, 10) if power * factor >= value - 1e-12)
 
@@ -7351,7 +7353,7 @@ def _connect_chart(label, points, step, start, end, width=720, height=130):
         return left + min(plot_w, max(0.0, (moment - start) / span * plot_w))
 
     def y(ms):
-        return top + plot_h - ms / top_ms * plot_h
+        return top + plot_h - min(ms, top_ms) / top_ms * plot_h
 
     def path(index):
         words, previous = [], None

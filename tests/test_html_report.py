@@ -156,6 +156,27 @@ def test_connect_time_per_hour_weights_each_window_by_its_connects():
     assert "<h2>Connect time per statistics window (1 min)</h2>" in page
 
 
+@pytest.mark.parametrize("median, p95, axis", [(0.0, 5e-324, "0.01 ms"),
+                                                (0.002, 0.003, "0.01 ms"),
+                                                (0.03, 0.04, "0.05 ms"),
+                                                (5.0, 1.7e308, "1000000 ms")])
+def test_a_connect_time_chart_of_any_figures_has_an_axis_it_can_label(median, p95, axis):
+    """A damaged log may give a window any finite figures: the chart's axis stays within what
+    its labels show (0.01 ms to CONNECT_TIME_RANGE) and every point is drawn inside it."""
+    log = Log().start(T0)
+    for minute in range(3):
+        moment = T0 + 60 * (minute + 1)
+        log.add(moment, "stats", start=iso(moment - 60), targets={
+            "192.0.2.1:53": {"probes": 3, "failures": 0, "median_ms": median, "p95_ms": p95}})
+    log.stop(T0 + 600)
+    page = pnm.render_report(evidence_of(log.events)[0], "x", made=T0)
+    chart = [svg for svg in svgs(page) if "0 ms</text>" in svg][0]
+    assert ">%s</text>" % axis in chart
+    coordinates = [float(number) for path in re.findall(r' d="([^"]*)"', chart)
+                   for number in re.findall(r"[-\d.e+]+|nan|inf", path)]
+    assert coordinates and all(0 <= number <= 720 for number in coordinates)
+
+
 def test_a_log_from_before_causes_and_statistics_shows_neither():
     made = make_log(days=20, seed=2, later_fields=False)
     summary, rows = evidence_of(made.events)
