@@ -432,6 +432,39 @@ def test_fuzz_any_records_give_the_summarys_figures_a_page_and_rows():
     check()
 
 
+def test_fuzz_runs_of_stats_windows_of_any_figures_give_a_page():
+    """The monitor's `stats` lines in a run, every few minutes, their figures anywhere a float
+    or a count can be (a damaged log): the summary, the page and its charts are made."""
+    from hypothesis import given, strategies as st
+
+    figure = st.floats(0, 5000) | st.sampled_from([0.0, 5e-324, 0.004, 1e6, 1e300, 1.7e308])
+    count = st.integers(0, 40) | st.sampled_from([10 ** 9, 2 ** 53 + 1])
+    windows = st.lists(st.dictionaries(st.sampled_from(["a:53", "b:53", "[::1]:53"]),
+                                       st.fixed_dictionaries({
+                                           "probes": count, "failures": count,
+                                           "median_ms": figure, "p95_ms": figure}),
+                                       max_size=3), min_size=1, max_size=30)
+
+    @FUZZ
+    @given(windows=windows, step=st.sampled_from([60.0, 300.0, 3600.0]),
+           zone=st.sampled_from(ZONES))
+    def check(windows, step, zone):
+        log = Log().start(T0)
+        for number, targets in enumerate(windows, 1):
+            log.add(T0 + number * step, "stats", start=iso(T0 + (number - 1) * step),
+                    targets=targets)
+        log.stop(T0 + (len(windows) + 1) * step)
+        with local_zone(zone):
+            summary, _ = evidence_of(log.events)
+            pnm.format_summary(summary, "x")
+            page = pnm.render_report(summary, "x", made=T0)
+        for picture in svgs(page):
+            ElementTree.fromstring(picture)
+            assert "nan" not in picture and "inf" not in picture
+
+    check()
+
+
 def test_a_start_window_is_shown_below_the_start():
     log = Log().start(T0)
     log.add(T0 + 10, "down", start=iso(T0 + 10), start_after=iso(T0 + 9.25),
