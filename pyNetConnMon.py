@@ -7276,12 +7276,13 @@ def _calendar(days):
     return "\n".join(out)
 
 
-def _nice_ceiling(value, low=0.01, high=CONNECT_TIME_RANGE[1]):
-    """1, 2 or 5 times a power of ten, at least `value` taken within [low, high] (a damaged log
-    may give any float: 5e-324 has no power of ten a float can hold); 1 for nothing above 0."""
+def _nice_ceiling(value):
+    """1, 2 or 5 times a power of ten, at least `value` (ms) taken within 0.01 (the least a
+    chart's labels show) and CONNECT_TIME_RANGE's top: a damaged log may give any float, and
+    5e-324 has no power of ten a float can hold. 1 for nothing above 0."""
     if value <= 0:
         return 1.0
-    value = min(max(value, low), high)
+    value = min(max(value, 0.01), CONNECT_TIME_RANGE[1])
     power = 10.0 ** math.floor(math.log10(value))
     return next(power * factor for factor in (1, 2, 5, 10) if power * factor >= value - 1e-12)
 
