@@ -410,7 +410,7 @@ def test_a_slow_period_cut_short_by_a_crash_is_reported_from_the_heartbeat(tmp_p
             "monitor stopped while still slow\n") in body
 
 
-def test_a_stats_event_at_the_end_of_each_window(tmp_path):
+def test_a_stats_event_at_the_end_of_each_window(tmp_path, utc):
     script = congested((12.0, 14.0), slow=1.02)
     run = LatencyRun(tmp_path, script, stop_at=25, stats_interval=10.0).run()
     stats = run.events("stats")
