@@ -1,4 +1,5 @@
 """Shared fixtures: each concern keeps its fixtures in its own module, gathered here."""
+import fcntl
 import os
 import shutil
 import signal
@@ -34,6 +35,22 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.name in LAB_MODULES or LAB_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.lab)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    # In several processes (pytest-xdist's -n), one lab test at a time, as their bounds on timing
+    # were measured; the other tests run beside them. The lock is on the tests folder (flock),
+    # which every process of the run shares, and goes with the process if it dies.
+    if item.get_closest_marker("lab") is None:
+        yield
+        return
+    folder = os.open(TESTS, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(folder)
 
 
 def pytest_report_header(config):

@@ -44,7 +44,7 @@ RUN_AS_PRINTED = {
     "pkill -HUP -u pi -f 'python[0-9.]* .*pyNetConnMon' || true":
         "test_docs_lab.py::test_logrotate_and_pkill_reach_only_the_users_monitors",
     "python3 -m venv .venv && .venv/bin/python -m pip install -r requirements-dev.txt && "
-    ".venv/bin/python -m pytest tests": "test_repository.py (.ci/run runs it)",
+    ".venv/bin/python -m pytest tests -n 2": "test_repository.py (.ci/run runs it)",
     '.venv/bin/python -m pytest tests -m "not lab"': "the suite, a selection",
     '.venv/bin/python -m pytest tests -m "not lab" -n 2': "the suite, a selection",
 }
