@@ -6,7 +6,6 @@ import gzip
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from docs_text import REPO, command
 from harness import child_env, shebang_env
 from pyNetConnMon import VERSION
 from reportlog import make_log
-from smtp_lab import PYSENDMAIL, make_program_dir
+from smtp_lab import copy_pysendmail, make_program_dir
 
 README_MAX_LINES = 400
 
@@ -172,8 +171,7 @@ def test_py_compile_command(folder):
 
 def test_mail_config_commands(folder):
     # a copy of pySendMail beside the program: the owner's real configuration is never touched
-    shutil.copytree(PYSENDMAIL, folder / "pySendMail")
-    example = folder / "pySendMail" / "sendMailConfig.json.example"
+    example = copy_pysendmail(folder / "pySendMail") / "sendMailConfig.json.example"
     if not example.exists():
         example.write_text('{"mail": {}}\n')
     for line in (command("cp pySendMail/"), command("chmod 600 pySendMail/")):

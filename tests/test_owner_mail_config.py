@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from harness import PROGRAM, child_env
-from smtp_lab import PYSENDMAIL, REPO as TESTED_REPO, load_sendmail, mail_config, write_config
+from smtp_lab import REPO as TESTED_REPO, copy_pysendmail, load_sendmail, mail_config, write_config
 from smtp_server import PASSWORD
 
 # The mail tests, and one that runs the repository's own program in the two ways it mails.
@@ -46,8 +46,7 @@ def make_clone(root):
     (root / 'tests' / 'test_zz_program.py').write_text(PROGRAM_TEST)
     # the submodule's files; never a config (run from a checked-out submodule, PYSENDMAIL is
     # that very folder, with the owner's own config in it)
-    shutil.copytree(PYSENDMAIL, root / 'pySendMail',
-                    ignore=shutil.ignore_patterns('__pycache__', 'sendMailConfig.json'))
+    copy_pysendmail(root / 'pySendMail')
     return root
 
 
@@ -76,6 +75,7 @@ def test_the_mail_tests_pass_and_send_nothing_through_the_owners_config(tmp_path
     temp, basetemp = tmp_path / 'tmp', tmp_path / 'basetemp'
     temp.mkdir()
     before = files_under(clone)
+    listing = set(os.listdir(clone / 'pySendMail')) - {'__pycache__'}
     env = child_env({'TMPDIR': temp, 'PYTEST_ADDOPTS': None, 'PYTHONDONTWRITEBYTECODE': '1'})
     result = subprocess.run(
         [sys.executable, '-m', 'pytest', '-q', '-rs', '-p', 'no:cacheprovider', '-p', 'no:xdist',
@@ -96,5 +96,4 @@ def test_the_mail_tests_pass_and_send_nothing_through_the_owners_config(tmp_path
     written = files_under(clone, temp, basetemp) - before
     assert holding(written, PASSWORD.encode()) == []
     assert holding(written, b'PRIVATE KEY') == []
-    assert sorted(os.listdir(clone / 'pySendMail')) == sorted(
-        {*os.listdir(PYSENDMAIL), 'sendMailConfig.json'} - {'__pycache__'})
+    assert set(os.listdir(clone / 'pySendMail')) - {'__pycache__'} == listing

@@ -254,6 +254,16 @@ def write_config(path, config):
     return Path(path)
 
 
+def copy_pysendmail(dest):
+    """dest/ with PYSENDMAIL_FILES, writable as a user's checkout is (the vendored copy beside
+    the repository is read-only, and a copy keeping its modes takes no config without root)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PYSENDMAIL_FILES:
+        if (PYSENDMAIL / name).is_file():
+            shutil.copyfile(PYSENDMAIL / name, dest / name)
+    return dest
+
+
 def make_program_dir(dest, smtp_port=None, with_pysendmail=True, with_config=True):
     """An app folder: dest/pyNetConnMon.py (copied when the repository has it) and, unless told
     otherwise, dest/pySendMail/ with the files of PYSENDMAIL (sendMail.py, no __init__.py, like
@@ -266,10 +276,7 @@ def make_program_dir(dest, smtp_port=None, with_pysendmail=True, with_config=Tru
         shutil.copyfile(PROGRAM, script)
     config = root / 'pySendMail' / 'sendMailConfig.json'
     if with_pysendmail:
-        config.parent.mkdir(exist_ok=True)
-        for name in PYSENDMAIL_FILES:
-            if (PYSENDMAIL / name).is_file():
-                shutil.copyfile(PYSENDMAIL / name, config.parent / name)   # not the read-only mode
+        copy_pysendmail(config.parent)
         if with_config:
             write_config(config, mail_config(smtp_port if smtp_port else closed_port()))
     return ProgramDir(root, script, config)
