@@ -3718,11 +3718,18 @@ class StateFile:
     def save(self, data):
         """Atomically: a temporary file, fsync, rename, fsync of the folder."""
         temporary = "%s.tmp-%d" % (self.path, os.getpid())
-        with open(temporary, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=1, sort_keys=True)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, self.path)
+        try:
+            with open(temporary, "w", encoding="utf-8") as stream:
+                json.dump(data, stream, indent=1, sort_keys=True)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temporary, self.path)
+        except OSError:
+            try:                        # a part written to a full disk holds its last space
+                os.unlink(temporary)
+            except OSError:
+                pass
+            raise
         directory = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
         try:
             os.fsync(directory)
@@ -4663,8 +4670,13 @@ class Announcer:
         self.log.write("log_reopened", wall)
         self.console.info("event log reopened", wall)
 
-    def state_not_saved(self, path, error):
-        self.console.error("cannot write state file %s: %s" % (path, _one_line(error)))
+    def state_not_saved(self, path, error, stopping=False):
+        self.console.error("cannot write state file %s: %s; %s" % (
+            path, _one_line(error), "what changed since its last save is lost" if stopping else
+            "monitoring goes on, and the file is tried again at every heartbeat"))
+
+    def state_saved_again(self, path):
+        self.console.warning("state file %s is writable again" % path)
 
     def stopped(self, wall, signal_name, down_since, pending, cause=None, partial=0, slow=0,
                 lossy=0):
@@ -4991,6 +5003,7 @@ class Monitor:
         self.pinger = pinger
         self.metrics_board = metrics_board
         self.last_heartbeat = -math.inf
+        self.state_failing = False      # the latest save failed: say so once per stretch
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self):
@@ -5090,7 +5103,15 @@ class Monitor:
         try:
             self.state.save(data)
         except OSError as error:
-            self.say.state_not_saved(self.state.path, error)
+            # a full disk would otherwise say it every heartbeat; the save at stop, whose
+            # failure loses what waits for a report, always says it
+            if not self.state_failing or clean_stop:
+                self.say.state_not_saved(self.state.path, error, clean_stop)
+            self.state_failing = True
+            return
+        if self.state_failing:
+            self.state_failing = False
+            self.say.state_saved_again(self.state.path)
 
     def _restore_state(self, state):
         """Takes over what the previous run left: pending reports, backoff, and any gap."""

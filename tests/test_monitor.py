@@ -3,8 +3,9 @@
 Everything the loop does with time goes through the clock and the waker it is handed, so a whole
 evening of outages and reports runs here in milliseconds, with exact instants.
 """
-import os
+import errno
 import json
+import os
 
 import pytest
 
@@ -193,6 +194,65 @@ def test_a_full_disk_under_the_event_log_warns_once_and_monitoring_goes_on(tmp_p
     log.close()
     assert warnings == ["cannot write event log /dev/full: [Errno 28] No space left on device; "
                         "monitoring goes on, events are lost until it works again"]
+
+
+def failing_saves(run, failing):
+    """run.state.save raising ENOSPC while failing(instant) holds; the instants tried."""
+    tried = []
+    original = run.state.save
+
+    def save(data):
+        tried.append(round(run.clock.now, 1))
+        if failing(run.clock.now):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        original(data)
+
+    run.state.save = save
+    return tried
+
+
+def test_a_state_file_that_cannot_be_written_is_said_once_and_again_when_it_works(tmp_path):
+    run = Run(tmp_path, outages=[], stop_at=250, heartbeat=60.0)
+    tried = failing_saves(run, lambda now: 50 <= now < 190)     # a disk full for a while
+    run.run()
+    assert tried == [0.0, 60.0, 120.0, 180.0, 240.0, 250.0]
+    path = tmp_path / "state.json"
+    assert [line for line in run.console_lines() if line.startswith(("ERROR", "WARNING"))] == [
+        "ERROR cannot write state file %s: [Errno 28] No space left on device; monitoring goes "
+        "on, and the file is tried again at every heartbeat" % path,
+        "WARNING state file %s is writable again" % path]
+    assert run.saved_state()["clean_stop"] is True
+
+
+def test_a_state_file_still_unwritable_at_stop_says_what_is_lost(tmp_path):
+    run = Run(tmp_path, outages=[(10.5, 20.5)], stop_at=130, heartbeat=60.0,
+              fail_during=[(0, 1000)])                          # the report waits
+    failing_saves(run, lambda now: now >= 50)
+    run.run()
+    path = tmp_path / "state.json"
+    errors = [line for line in run.console_lines() if line.startswith("ERROR")]
+    assert errors == [
+        "ERROR cannot write state file %s: [Errno 28] No space left on device; monitoring goes "
+        "on, and the file is tried again at every heartbeat" % path,
+        "ERROR cannot write state file %s: [Errno 28] No space left on device; what changed "
+        "since its last save is lost" % path]
+    assert run.saved_state()["clean_stop"] is False           # as last saved, at 20.5
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("state.json.tmp")] == []
+
+
+def test_a_failed_save_leaves_no_temporary_file_and_the_old_state_in_place(tmp_path,
+                                                                          monkeypatch):
+    state = StateFile(str(tmp_path / "state.json"))
+    state.save({"kept": 1})
+
+    def disk_full(descriptor):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError):
+        state.save({"kept": 2})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+    assert json.loads((tmp_path / "state.json").read_text()) == {"kept": 1}
 
 
 def test_an_outage_ends_when_the_connect_got_through_not_when_its_round_began(tmp_path):

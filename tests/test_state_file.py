@@ -2,6 +2,8 @@
 hangs nor renames what is not its own, and a file it cannot read is an error, not corruption."""
 import json
 import os
+import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -12,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import pyNetConnMon
-from harness import PROGRAM, closed_port, python_command, run_program
+from harness import (PROGRAM, Listener, closed_port, python_command, run_program,
+                     start_monitor)
 from pyNetConnMon import PendingReports, ReportBackoff, StateFile, check_state
 
 WALL = 1_795_000_000.0
@@ -58,6 +61,32 @@ def test_a_state_file_that_is_not_a_regular_file_is_an_error_and_nothing_is_move
                                   "--state-file a file path\n" % path), result.stderr
     assert result.stderr.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+
+# Runs the command after it with a soft limit of 64 bytes on the size of a file it writes: the
+# kernel's own refusal (EFBIG, "File too large"; Python ignores SIGXFSZ), as a full disk refuses.
+SMALL_FILES = [sys.executable, "-c", "import os, resource, sys; hard = resource.getrlimit("
+               "resource.RLIMIT_FSIZE)[1]; resource.setrlimit(resource.RLIMIT_FSIZE, (64, hard)); "
+               "os.execv(sys.argv[1], sys.argv[1:])"]
+
+
+def test_a_state_file_the_kernel_refuses_is_said_once_and_again_when_it_works(tmp_path):
+    with Listener() as target, start_monitor(
+            tmp_path, "-a", target.address, "--gateway", "none", "--no-mail", "-i", "0.2",
+            "--heartbeat", "1", log_file=False, prefix=SMALL_FILES) as monitor:
+        state = monitor.state
+        monitor.wait_for_line(r" ERROR cannot write state file %s: \[Errno 27\] File too large; "
+                              r"monitoring goes on, and the file is tried again at every "
+                              r"heartbeat$" % re.escape(str(state)))
+        assert not state.exists()
+        unlimited = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+        resource.prlimit(monitor.pid, resource.RLIMIT_FSIZE, (unlimited, unlimited))
+        monitor.wait_for_line(r" WARNING state file %s is writable again$"
+                              % re.escape(str(state)))
+        assert monitor.terminate() == 0
+    assert [line for line in monitor.stderr_lines if " ERROR " in line] == monitor.stderr_lines[:1]
+    assert json.loads(state.read_text())["clean_stop"] is True
+    assert sorted(p.name for p in state.parent.iterdir()) == ["state.json", "state.json.lock"]
 
 
 @pytest.fixture
