@@ -238,6 +238,9 @@ LOSS_MIN_LOST = 3                # ... this many were lost: one or two alone tel
 LOSS_OFF_SHARE = 0.5             # lossy until the loss has stayed below half of --loss for as
                                  # many rounds as the window holds (hysteresis)
 LOSS_RUN_LIMIT = 5               # a target failing this many rounds in a row is down, not lossy
+CLOCK_STEP_MIN = 1.0             # s: the wall clock moving this much against the monotonic one
+                                 # between two rounds was set (NTP at boot, by hand, a resume from
+                                 # suspend); NTP's slewing moves it far less
 USUAL_SLOT = 60.0                # s: a target's usual connect time is the median of the medians
 USUAL_SLOTS = 180                # of its last 180 slots of a minute (3 hours; in the state file)
 USUAL_SAMPLE = 1.0               # s: at most one round a second feeds them (-i 0.05: a round's
@@ -352,6 +355,7 @@ EVENTS = {
                      "duration_max", "ignored", "reason", "targets", "cause"), True),
     "gap": EventKind(("start", "end", "duration", "ignored"), True),
     "log_reopened": EventKind((), True),      # a rotated log begins here, with the monitor running
+    "clock_step": EventKind(("step",), True),  # the wall clock was set `step` s forward (or back)
     # partial outages: the connection stays up while one target, one IP family or names fail
     "target_down": EventKind(("target", "reason")),
     "target_up": EventKind(("target", "start", "end", "duration", "ignored")),
@@ -432,6 +436,26 @@ def counts_as_interruption(duration, min_interruption):
     return duration >= min_interruption
 
 
+class WallClockSteps:
+    """Notices the wall clock being set (NTP at boot, by hand, a resume from suspend): its
+    distance from the monotonic clock changed by CLOCK_STEP_MIN or more since the last reading."""
+
+    def __init__(self):
+        self.offset = None          # wall - monotonic at the last reading
+
+    def observe(self, mono, wall):
+        """The step in seconds (positive: set forward) since the last reading, or None."""
+        previous, self.offset = self.offset, wall - mono
+        if previous is None or abs(self.offset - previous) < CLOCK_STEP_MIN:
+            return None
+        return self.offset - previous
+
+
+def _moved(instant, step):
+    """A (monotonic, wall clock) pair, or None, onto a wall clock set `step` s forward."""
+    return None if instant is None else (instant[0], instant[1] + step)
+
+
 class Interruption:
     """One stretch of downtime: wall-clock start for people, a monotonic-clock duration."""
 
@@ -500,6 +524,11 @@ class OngoingOutage:
         the last good probe to the end."""
         shortest = max(0.0, self.last_failed - self.before[0])
         return shortest, None if self.after is None else max(0.0, end_mono - self.after[0])
+
+    def move(self, step):
+        """Onto a wall clock set `step` s forward."""
+        self.after, self.before = _moved(self.after, step), _moved(self.before, step)
+        self.start_wall += step
 
 
 class Transition:
@@ -4663,6 +4692,12 @@ class Announcer:
             self.log.write("ping_ok", wall, url=where)
             self.console.info("ping ok again (%s)" % where, wall)
 
+    def clock_stepped(self, wall, step):
+        self.log.write("clock_step", wall, step=round(step, 3))
+        self.console.info("clock set %s by %s (NTP, by hand or a resume from suspend); what is "
+                          "still open moved with it" % ("forward" if step > 0 else "back",
+                                                        human_duration(abs(step))), wall)
+
     def log_reopened(self, wall, error=None):
         if error is not None:
             self.console.warning("%s; still writing to the old file" % error, wall)
@@ -4737,6 +4772,25 @@ class RoundInterpreter:
     @property
     def is_down(self):
         return self.tracker.is_down
+
+    def clock_stepped(self, step, wall):
+        """The wall clock was set `step` s forward (back if negative), and reads `wall` now. What
+        is still open moves with it, so that it ends on the clock it is said to begin on; what
+        ended before stays as it was logged."""
+        self.say.clock_stepped(wall, step)
+        tracker = self.tracker
+        tracker.last_good = _moved(tracker.last_good, step)
+        for outage in (tracker.outage, *self.partials.open.values()):
+            if outage is not None:
+                outage.move(step)
+        if self.slow is not None and self.slow.ongoing is not None:
+            self.slow.ongoing.start_wall += step
+        if self.loss is not None and self.loss.lossy is not None:
+            self.loss.lossy.start_wall += step
+            self.loss.lossy.end = _moved(self.loss.lossy.end, step)
+        if self.stats is not None:
+            self.stats.start = _moved(self.stats.start, step)
+        self.last_round = _moved(self.last_round, step)
 
     def round(self, results, mono, wall, gateway=None, completed=None):
         """Takes one round's results (the targets', and `gateway`: its ProbeResult or None);
@@ -5004,6 +5058,7 @@ class Monitor:
         self.metrics_board = metrics_board
         self.last_heartbeat = -math.inf
         self.state_failing = False      # the latest save failed: say so once per stretch
+        self.clock_steps = WallClockSteps()
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self):
@@ -5026,6 +5081,9 @@ class Monitor:
                 continue
             schedule.round_started(now)
             wall = self.clock.wall()
+            step = self.clock_steps.observe(now, wall)
+            if step is not None:
+                self.rounds.clock_stepped(step, wall)
             targets, stopping = self.settings.targets, lambda: self.waker.stop_signal is not None
             surroundings = self.rounds.surroundings
             gateway = surroundings.gateway() if surroundings is not None else None
@@ -6172,6 +6230,35 @@ class Replay:
         run.down_since = None
         self.history.last_up = moment
         self.outage = _OutageSaid()
+
+    def on_clock_step(self, moment, record):
+        """The monitor's wall clock was set `step` s forward (back if negative): its run counts
+        up to that instant on the old clock and again from `moment` on the new one, so a clock
+        set forward adds no time and one set back counts none twice. What is open moves with
+        the clock, as the monitor moved it."""
+        step = _number(record.get("step"))
+        run = self.run
+        if run is None or step is None or abs(step) > _LATEST_TIME:
+            self._alive(moment)
+            return
+        # the run counts on the old clock until what is still open began: all of that counts
+        # on the new one, where it now begins
+        cut = max(run.start, min([moment - step] + [since for since in (
+            run.down_since, run.slow_since, run.lossy_since) if since is not None] +
+            [start for start, _, _ in self.partials.values()]))
+        self.timeline.monitored(run.start, cut)
+        if run.down_since is not None:
+            run.down_since += step
+        if run.slow_since is not None:
+            run.slow_since += step
+        if run.lossy_since is not None:
+            run.lossy_since += step
+        for key, (start, covered, reason) in list(self.partials.items()):
+            self.partials[key] = (start + step, covered, reason)
+        for alone in self.alone.values():
+            if alone.covers:
+                alone.since += step
+        run.start, run.seen = cut + step, moment
 
     def on_gap(self, moment, record):
         start, end = self.when(record.get("start")), self.when(record.get("end"))

@@ -24,9 +24,10 @@ FAILURE = "SMTP server answered 451 4.3.0 Try again later"
 class FakeClock:
     """The monotonic clock (call it) and the wall clock (wall()), moved by hand or by waits."""
 
-    def __init__(self, wall_offset=WALL_OFFSET):
+    def __init__(self, wall_offset=WALL_OFFSET, steps=()):
         self.now = 0.0
         self.wall_offset = wall_offset
+        self.steps = sorted(steps)  # (monotonic instant, s): the wall clock set forward by s then
 
     def __call__(self):
         return self.now
@@ -34,7 +35,7 @@ class FakeClock:
     monotonic = __call__
 
     def wall(self):
-        return self.now + self.wall_offset
+        return self.now + self.wall_offset + sum(step for at, step in self.steps if self.now >= at)
 
 
 class FakeWaker:
@@ -192,12 +193,14 @@ class Run:
     with the clock, makes the prober that is also the monitor's surroundings (routing table,
     links, gateway) in place of a ScriptedProber of `outages` and no surroundings. `ping`,
     called with the clock, makes the FakePingSender (kept as `ping`) that the monitor pings
-    every `ping_interval` (a setting) while the network is up."""
+    every `ping_interval` (a setting) while the network is up. `clock_steps`: (monotonic
+    instant, s) at which the wall clock is set forward by s (back if negative)."""
 
     def __init__(self, tmp_path, outages, stop_at, fail_during=(), state=True,
                  wall_offset=WALL_OFFSET, metrics_board=None, deliverer=RecordingDeliverer,
-                 delivery_time=None, crash_at=None, network=None, ping=None, **overrides):
-        self.clock = FakeClock(wall_offset)
+                 delivery_time=None, crash_at=None, network=None, ping=None, clock_steps=(),
+                 **overrides):
+        self.clock = FakeClock(wall_offset, clock_steps)
         self.prober = (ScriptedProber(self.clock, outages, crash_at=crash_at) if network is None
                        else network(self.clock))
         self.deliverer = deliverer(self.clock, fail_during)
