@@ -1771,27 +1771,42 @@ class PendingReports:
         self.backoff.restore(state["backoff"], mono, wall)
 
 
-def recover_previous_run(state, wall, min_interruption):
-    """What a run that did not stop cleanly leaves behind, from its last state and the time now.
+def recover_previous_run(state, wall, min_interruption, boot=None):
+    """What a run that did not stop cleanly leaves behind, from its last state and the time now
+    (`wall`, and `boot`: SystemClock.boot() now).
 
-    Returns (cut_short, gap): the outage it was in at its last heartbeat, as keyword arguments
-    for PendingReports.add() when it counts, else None; and the time it was not running as
-    (start, end, duration, ignored), or None when it stopped cleanly or the clock went back.
+    Returns (cut_short, gap, behind): the outage it was in at its last heartbeat, as keyword
+    arguments for PendingReports.add() when it counts, else None; the time it was not running
+    as (start, end, duration, ignored), or None; and when that time cannot be told yet, since
+    the clock is behind the last heartbeat (a Raspberry Pi after a power cut boots on the time
+    it saved before), the heartbeat, else None. In the same boot the time comes from the boot's
+    clock, whatever the wall clock did meanwhile.
     """
     heartbeat = state.get("heartbeat")
     if state.get("clean_stop") or heartbeat is None:
-        return None, None
+        return None, None, None
     cut_short = None
     down = state.get("down")
     if down and counts_as_interruption(heartbeat - down["start"], min_interruption):
         cut_short = dict(start=down["start"], end=heartbeat,
                          duration=max(0.0, heartbeat - down["start"]), reason=down["reason"],
                          targets=state["targets"], cut_short=True, cause=down.get("cause"))
-    duration = wall - heartbeat
+    saved = state.get("boot")
+    if boot is not None and saved is not None and boot[0] == saved["id"] and \
+            boot[1] >= saved["seconds"]:
+        duration = boot[1] - saved["seconds"]
+        return cut_short, gap_of(wall - duration, wall, min_interruption), None
+    if wall <= heartbeat:
+        return cut_short, None, heartbeat
+    return cut_short, gap_of(heartbeat, wall, min_interruption), None
+
+
+def gap_of(start, end, min_interruption):
+    """(start, end, duration, ignored) of the time a run was not running, or None if none."""
+    duration = end - start
     if duration <= 0:
-        return cut_short, None
-    return cut_short, (heartbeat, wall, duration,
-                       not counts_as_interruption(duration, min_interruption))
+        return None
+    return start, end, duration, not counts_as_interruption(duration, min_interruption)
 
 
 def recover_slow_period(state, min_interruption):
@@ -3625,6 +3640,11 @@ def check_state(data):
         lossy = {"start": _state_number(lossy.get("start"), "lossy start", 0.0, _LATEST_TIME),
                  "sent": _state_number(lossy.get("sent"), "lossy sent", 0, 2 ** 53),
                  "lost": _state_number(lossy.get("lost"), "lossy lost", 0, 2 ** 53)}
+    boot = data.get("boot")
+    if boot is not None:
+        boot = _state_object(boot, "boot")
+        boot = {"id": _state_text(boot.get("id"), "boot id", 100),
+                "seconds": _state_number(boot.get("seconds"), "boot seconds", 0.0, _LONGEST)}
     pending = _state_list(data.get("pending", []), "pending", 100 * PENDING_LIMIT)
     slow_pending = _state_list(data.get("slow_pending", []), "slow_pending", 100 * PENDING_LIMIT)
     lossy_pending = _state_list(data.get("lossy_pending", []), "lossy_pending",
@@ -3633,6 +3653,7 @@ def check_state(data):
         "format": STATE_FORMAT,
         "heartbeat": _state_number(data.get("heartbeat"), "heartbeat", 0.0, _LATEST_TIME, True),
         "clean_stop": _state_flag(data.get("clean_stop", False), "clean_stop"),
+        "boot": boot,
         "targets": _state_labels(data.get("targets", []), "targets"),
         "down": down,
         "next_id": int(_state_number(data.get("next_id", 1), "next_id", 0, 2 ** 53)),
@@ -4655,6 +4676,17 @@ class Announcer:
                               "running for %s since %s" % (human_duration(duration),
                                                            local_time(start)), wall)
 
+    def gap_waiting(self, wall, heartbeat):
+        self.console.warning("the previous run did not stop cleanly, but this machine's clock "
+                             "is behind its last heartbeat (%s): the time it was not running is "
+                             "reported as a gap once the clock is set" % local_time(heartbeat),
+                             wall)
+
+    def gap_not_measured(self, wall, heartbeat):
+        self.console.warning("the clock was never set past the previous run's last heartbeat "
+                             "(%s): the time it was not running could not be measured"
+                             % local_time(heartbeat), wall)
+
     def still_to_report(self, wall, count, partial=0, slow=0, lossy=0):
         self.console.info("%s from the previous run still to report"
                           % pending_text(count, partial, slow, lossy), wall)
@@ -4730,6 +4762,16 @@ class SystemClock:
 
     monotonic = staticmethod(time.monotonic)
     wall = staticmethod(time.time)
+
+    @staticmethod
+    def boot():
+        """(this boot's id, seconds since it began, suspended time included), or None where the
+        system does not tell (not Linux)."""
+        try:
+            with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as stream:
+                return stream.read(100).strip(), time.clock_gettime(time.CLOCK_BOOTTIME)
+        except (OSError, AttributeError, ValueError):
+            return None
 
 
 class RoundInterpreter:
@@ -5059,6 +5101,8 @@ class Monitor:
         self.last_heartbeat = -math.inf
         self.state_failing = False      # the latest save failed: say so once per stretch
         self.clock_steps = WallClockSteps()
+        self.gap_waiting = None         # (last heartbeat, monotonic start, targets): a gap to
+        #                                 measure once the clock is set (recover_previous_run)
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self):
@@ -5084,6 +5128,8 @@ class Monitor:
             step = self.clock_steps.observe(now, wall)
             if step is not None:
                 self.rounds.clock_stepped(step, wall)
+                if self.gap_waiting is not None:
+                    self._measure_waiting_gap(now, wall)
             targets, stopping = self.settings.targets, lambda: self.waker.stop_signal is not None
             surroundings = self.rounds.surroundings
             gateway = surroundings.gateway() if surroundings is not None else None
@@ -5154,6 +5200,9 @@ class Monitor:
         mono, wall = self.clock.monotonic(), self.clock.wall()
         data = {"format": STATE_FORMAT, "heartbeat": wall, "clean_stop": clean_stop,
                 "targets": self.settings.target_labels, "pending": [], "next_id": 1, "backoff": {}}
+        boot = self.clock.boot()
+        if boot is not None:
+            data["boot"] = {"id": boot[0], "seconds": boot[1]}
         data.update(self.rounds.state(mono))
         if self.reporter is not None:
             data.update(self.reporter.pending.to_dict(mono, wall))
@@ -5179,18 +5228,36 @@ class Monitor:
             if self.reporter.pending:
                 self.say.still_to_report(wall, *self._pending())
         self.rounds.usual.restore(state["usual"], self.settings.target_labels)
-        cut_short, gap = recover_previous_run(state, wall, self.settings.min_interruption)
+        cut_short, gap, behind = recover_previous_run(state, wall, self.settings.min_interruption,
+                                                      self.clock.boot())
         slow = recover_slow_period(state, self.settings.min_interruption)
         lossy = recover_lossy_period(state, self.settings.min_interruption)
         for item in (cut_short, slow, lossy):
             if item:
                 self.rounds.record(**item)
         if gap is not None:
-            start, end, duration, ignored = gap
-            self.say.gap(wall, start, end, duration, ignored)
-            if not ignored:
-                self.rounds.record(start=start, end=end, duration=duration, kind="gap",
-                                   reason="monitor not running", targets=state["targets"])
+            self._gap(wall, gap, state["targets"])
+        if behind is not None:
+            self.gap_waiting = (behind, mono, state["targets"])
+            self.say.gap_waiting(wall, behind)
+
+    def _gap(self, wall, gap, targets):
+        start, end, duration, ignored = gap
+        self.say.gap(wall, start, end, duration, ignored)
+        if not ignored:
+            self.rounds.record(start=start, end=end, duration=duration, kind="gap",
+                               reason="monitor not running", targets=targets)
+
+    def _measure_waiting_gap(self, mono, wall):
+        """The clock was set: the gap since the last heartbeat ends where this run began, on the
+        new clock, unless the clock is still behind."""
+        heartbeat, started, targets = self.gap_waiting
+        began = wall - (mono - started)
+        if began > heartbeat:
+            self.gap_waiting = None
+            gap = gap_of(heartbeat, began, self.settings.min_interruption)
+            if gap is not None:
+                self._gap(wall, gap, targets)
 
     def _reopen_event_log(self):
         if self.say.log.path:
@@ -5204,6 +5271,7 @@ class Monitor:
     # -- start and stop ----------------------------------------------------------------------
     def start(self):
         wall = self.clock.wall()
+        self.clock_steps.observe(self.clock.monotonic(), wall)   # a step before the first round
         self.say.started(wall, self.state.path if self.state is not None else None)
         if self.state is not None:
             state, warning = self.state.load()
@@ -5221,6 +5289,8 @@ class Monitor:
         outage = self.rounds.close(mono, wall)
         self.prober.close()
         self._save_state(clean_stop=True)
+        if self.gap_waiting is not None:
+            self.say.gap_not_measured(wall, self.gap_waiting[0])
         self.say.stopped(wall, self.waker.stop_signal, outage and outage.start_wall,
                          self._pending()[0], outage and outage.cause, *self._pending()[1:])
         return self.waker.stop_signal

@@ -24,10 +24,17 @@ FAILURE = "SMTP server answered 451 4.3.0 Try again later"
 class FakeClock:
     """The monotonic clock (call it) and the wall clock (wall()), moved by hand or by waits."""
 
-    def __init__(self, wall_offset=WALL_OFFSET, steps=()):
+    def __init__(self, wall_offset=WALL_OFFSET, steps=(), boot=None):
         self.now = 0.0
         self.wall_offset = wall_offset
         self.steps = sorted(steps)  # (monotonic instant, s): the wall clock set forward by s then
+        self.boot_at_start = boot   # (boot id, seconds since the boot at 0), or None: not told
+
+    def boot(self):
+        if self.boot_at_start is None:
+            return None
+        boot_id, seconds = self.boot_at_start
+        return boot_id, seconds + self.now
 
     def __call__(self):
         return self.now
@@ -194,13 +201,14 @@ class Run:
     links, gateway) in place of a ScriptedProber of `outages` and no surroundings. `ping`,
     called with the clock, makes the FakePingSender (kept as `ping`) that the monitor pings
     every `ping_interval` (a setting) while the network is up. `clock_steps`: (monotonic
-    instant, s) at which the wall clock is set forward by s (back if negative)."""
+    instant, s) at which the wall clock is set forward by s (back if negative); `boot`: (boot
+    id, seconds since the boot) at the start, as SystemClock.boot() tells them."""
 
     def __init__(self, tmp_path, outages, stop_at, fail_during=(), state=True,
                  wall_offset=WALL_OFFSET, metrics_board=None, deliverer=RecordingDeliverer,
                  delivery_time=None, crash_at=None, network=None, ping=None, clock_steps=(),
-                 **overrides):
-        self.clock = FakeClock(wall_offset, clock_steps)
+                 boot=None, **overrides):
+        self.clock = FakeClock(wall_offset, clock_steps, boot)
         self.prober = (ScriptedProber(self.clock, outages, crash_at=crash_at) if network is None
                        else network(self.clock))
         self.deliverer = deliverer(self.clock, fail_during)

@@ -395,7 +395,7 @@ def test_a_run_that_died_while_down_reports_the_cause_it_had_saved():
     from pyNetConnMon import recover_previous_run
     state = {"clean_stop": False, "heartbeat": 1000.0, "targets": [A.label],
              "down": {"start": 900.0, "reason": "timeout", "cause": "lan"}}
-    cut_short, _ = recover_previous_run(state, wall=1600.0, min_interruption=5.0)
+    cut_short, _, _ = recover_previous_run(state, wall=1600.0, min_interruption=5.0)
     assert (cut_short["cause"], cut_short["duration"], cut_short["cut_short"]) == ("lan", 100.0,
                                                                                    True)
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from fakes import WALL_OFFSET, Run
+from fakes import WALL_OFFSET, Crash, Run
 from pyNetConnMon import ProbeResult, WallClockSteps, parse_log_time, summarize_events
 
 DAY, HOUR = 86400.0, 3600.0
@@ -106,3 +106,65 @@ def test_a_clock_set_back_counts_no_second_twice_and_keeps_the_interruption(tmp_
     # the 1400 s after the step fall within the hour already counted before it
     assert history.monitored == pytest.approx(600.0, abs=1.0)
     assert (history.interruptions, history.downtime) == (1, pytest.approx(60.0, abs=1.0))
+
+
+# -- after a power cut or a crash: the time the monitor was not running ----------------------
+
+def crashed_run(tmp_path, crash_at, **options):
+    run = Run(tmp_path, outages=[], stop_at=1e9, crash_at=crash_at, **options)
+    with pytest.raises(Crash):
+        run.run()
+    run.log.close()
+    return run
+
+
+def test_a_pi_power_cut_is_a_gap_once_ntp_sets_the_clock_it_booted_behind(tmp_path, utc):
+    crashed_run(tmp_path, crash_at=3000)            # the last heartbeat at 3000 s
+    # power back 5 h later; fake-hwclock saved the time at 2000 s, so the monitor starts 30 s
+    # into the boot on a clock at 2030 s; NTP sets the clock 25 s later
+    boot, real = WALL_OFFSET + 2030, WALL_OFFSET + 3000 + 5 * HOUR + 30
+    again = Run(tmp_path, outages=[], stop_at=200, wall_offset=boot,
+                clock_steps=[(25.0, real - boot)])
+    again.run()
+    assert "WARNING the previous run did not stop cleanly, but this machine's clock is behind " \
+        "its last heartbeat (2026-11-18 11:56:40): the time it was not running is reported " \
+        "as a gap once the clock is set" in again.console_lines()
+    gap, = again.events("gap")
+    assert (parse_log_time(gap["start"]), parse_log_time(gap["end"]), gap["duration"]) == \
+        (WALL_OFFSET + 3000, real, 5 * HOUR + 30)
+    _, subject, _ = again.deliverer.sent[0]
+    assert subject == "pyNetConnMon on pi: 1 gap (5 h 30 s) when the monitor was not running"
+    history = summary(again)
+    assert (history.gaps, history.gap_downtime) == (1, 5 * HOUR + 30)
+
+
+def test_a_gap_the_clock_never_allowed_to_measure_is_said_at_the_stop(tmp_path):
+    crashed_run(tmp_path, crash_at=3000)
+    again = Run(tmp_path, outages=[], stop_at=200, wall_offset=WALL_OFFSET + 2030)
+    again.run()
+    assert again.events("gap") == []
+    assert [line for line in again.console_lines() if line.startswith("WARNING the clock")] == [
+        "WARNING the clock was never set past the previous run's last heartbeat (%s): the time "
+        "it was not running could not be measured" % "2026-11-18 11:56:40"]
+
+
+def test_a_restart_in_the_same_boot_measures_its_gap_on_the_boot_clock(tmp_path):
+    # the monitor dies at 90 s (last heartbeat at 60 s) on a clock 3 days behind; systemd starts
+    # it again 10 s later, after NTP set the clock
+    first = crashed_run(tmp_path, crash_at=90, boot=("boot-1", 100.0))
+    assert first.saved_state()["boot"] == {"id": "boot-1", "seconds": 160.0}
+    restart = WALL_OFFSET + 3 * DAY + 100
+    again = Run(tmp_path, outages=[], stop_at=20, wall_offset=restart, boot=("boot-1", 200.0))
+    again.run()
+    gap, = again.events("gap")
+    assert (parse_log_time(gap["start"]), parse_log_time(gap["end"]), gap["duration"]) == \
+        (restart - 40, restart, 40.0)
+
+
+def test_a_restart_after_a_reboot_measures_its_gap_on_the_wall_clock(tmp_path):
+    crashed_run(tmp_path, crash_at=90, boot=("boot-1", 100.0))
+    again = Run(tmp_path, outages=[], stop_at=20, wall_offset=WALL_OFFSET + 600,
+                boot=("boot-2", 30.0))
+    again.run()
+    gap, = again.events("gap")
+    assert gap["duration"] == 540.0                   # from the heartbeat at 60 s to 600 s

@@ -24,7 +24,8 @@ VALID = {"format": 1, "heartbeat": WALL, "clean_stop": False, "targets": ["198.1
          "pending": [{"id": 1, "start": WALL - 900, "end": WALL - 880, "duration": 20.0,
                       "reason": "refused", "kind": "outage", "cut_short": False,
                       "targets": ["198.18.0.2:53"], "count": 1}],
-         "backoff": {"wait": 60.0, "last_sent": WALL - 100, "last_failed": None}}
+         "backoff": {"wait": 60.0, "last_sent": WALL - 100, "last_failed": None},
+         "boot": {"id": "f831437d-445f-42ff-8829-b9874ce87b7b", "seconds": 5000.0}}
 
 
 def runs_as_nobody(python, options):
@@ -140,7 +141,8 @@ def mutations():
              ("backoff", "last_sent"), ("pending", 0), ("pending", 0, "id"),
              ("pending", 0, "start"), ("pending", 0, "end"), ("pending", 0, "duration"),
              ("pending", 0, "reason"), ("pending", 0, "kind"), ("pending", 0, "targets"),
-             ("pending", 0, "count"), ("pending", 0, "cut_short"), ("format",)]
+             ("pending", 0, "count"), ("pending", 0, "cut_short"), ("format",), ("boot",),
+             ("boot", "id"), ("boot", "seconds")]
     return st.tuples(st.sampled_from(paths), JSON)
 
 
@@ -165,7 +167,8 @@ def test_any_content_is_either_used_whole_or_refused_with_a_reason(mutation):
     # what passed the check is safe to use: restore it and build a report from it
     pending = PendingReports(ReportBackoff(60, 3600, 300))
     pending.restore(state, 100.0, WALL)
-    pyNetConnMon.recover_previous_run(state, WALL + 60, 5.0)
+    pyNetConnMon.recover_previous_run(state, WALL + 60, 5.0,
+                                      ("f831437d-445f-42ff-8829-b9874ce87b7b", 5060.0))
     pyNetConnMon.format_report(pending.items or [], "pi")
 
 
