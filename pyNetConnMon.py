@@ -3801,6 +3801,7 @@ class EventLog:
         self.stream = None
         self.warn = warn or (lambda text: None)
         self.failing = False        # warn once per stretch of failed writes (e.g. disk full)
+        self.stuck = False          # ... and of a path moved away where no file can be made
         if path:
             self.reopen()
 
@@ -3813,9 +3814,10 @@ class EventLog:
         try:
             stream = open(self.path, "a", encoding="utf-8")
         except OSError as error:
+            self.stuck = self.stream is not None    # said once: by the caller
             raise MonitorError("cannot open event log %s: %s" % (self.path, _one_line(error)))
         self._drop_stream()
-        self.stream = stream
+        self.stream, self.stuck = stream, False
 
     def write(self, event, wall, **fields):
         kind = EVENTS[event]                 # a KeyError here is a bug: add the event to EVENTS
@@ -3831,6 +3833,8 @@ class EventLog:
         try:
             if self.stream is None:
                 self.stream = open(self.path, "a", encoding="utf-8")
+            elif self._moved_away():
+                self._reopen_moved(record["time"])
             self.stream.write(json.dumps(record, sort_keys=False) + "\n")
             self.stream.flush()
         except OSError as error:
@@ -3843,6 +3847,36 @@ class EventLog:
         if self.failing:
             self.failing = False
             self.warn("event log %s is writable again" % self.path)
+
+    def _moved_away(self):
+        """Whether the path no longer names the file being written: rotated, or deleted,
+        without the SIGHUP that would have reopened it (a postrotate that did not match)."""
+        try:
+            named = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False                # cannot tell: go on with the open file
+        opened = os.fstat(self.stream.fileno())
+        return (named.st_dev, named.st_ino) != (opened.st_dev, opened.st_ino)
+
+    def _reopen_moved(self, time_text):
+        """Writes on in a file at the path, which begins as after a SIGHUP: else the events
+        would go to a file that logrotate compresses, or deletes, next. If none can be made
+        there, the old file stays in use."""
+        try:
+            stream = open(self.path, "a", encoding="utf-8")
+        except OSError as error:
+            if not self.stuck:
+                self.warn("event log %s was moved away and cannot be made again (%s); still "
+                          "writing to the old file" % (self.path, _one_line(error)))
+            self.stuck = True
+            return
+        self._drop_stream()
+        self.stream, self.stuck = stream, False
+        self.stream.write(json.dumps({"time": time_text, "event": "log_reopened"}) + "\n")
+        self.warn("event log %s was moved away without a SIGHUP; writing to a new one there"
+                  % self.path)
 
     def _drop_stream(self):
         if self.stream is not None:

@@ -1,5 +1,9 @@
 """SIGHUP reopens --log-file, the logrotate way: rename the file, send SIGHUP, lose nothing."""
+import gzip
+import json
 import os
+import re
+import shutil
 import signal
 
 import pytest
@@ -30,20 +34,43 @@ def test_rotated_log_keeps_every_event_exactly_once(tmp_path, target):
         monitor.wait_for_event("start")
         outage(monitor, target, 1)
         os.rename(log, log + ".1")                  # what logrotate does first
-        outage(monitor, target, 2, path=log + ".1")  # still written to the renamed file
         monitor.send_signal(signal.SIGHUP)                # postrotate: kill -HUP
         monitor.wait_for_line("event log reopened")
         outage(monitor, target, 1, path=log)
         assert monitor.terminate() == 0
 
     rotated, current = read_events(log + ".1"), read_events(log)
-    assert [event["event"] for event in rotated] == ["start", "down", "up", "down", "up"]
+    assert [event["event"] for event in rotated] == ["start", "down", "up"]
     assert [event["event"] for event in current] == ["log_reopened", "down", "up", "stats", "stop"]
     every = rotated + current
     assert len({(event["time"], event["event"]) for event in every}) == len(every)
     assert all(event["ignored"] is False for event in every if event["event"] == "up")
     assert sum("event log reopened" in line for line in monitor.stdout_lines) == 1
     assert monitor.stderr_lines == []
+
+
+def test_a_log_rotated_without_sighup_is_reopened_at_the_next_event(tmp_path, target):
+    """A postrotate that signals no monitor (another user, another name): the events still go
+    to the path, not to the rotated file that logrotate compresses and deletes next time."""
+    with monitor_of(tmp_path, target) as monitor:
+        log = str(monitor.log)
+        monitor.wait_for_event("start")
+        outage(monitor, target, 1)
+        os.rename(log, log + ".1")
+        with open(log + ".1", "rb") as rotated, gzip.open(log + ".1.gz", "wb") as packed:
+            shutil.copyfileobj(rotated, packed)
+        os.unlink(log + ".1")                          # compress, as without delaycompress
+        outage(monitor, target, 1, path=log)
+        monitor.wait_for_line(r" WARNING event log %s was moved away without a SIGHUP; "
+                              r"writing to a new one there$" % re.escape(log))
+        outage(monitor, target, 2, path=log)
+        assert monitor.terminate() == 0
+    with gzip.open(log + ".1.gz", "rt") as packed:
+        rotated = [json.loads(line)["event"] for line in packed]
+    assert rotated == ["start", "down", "up"]
+    assert [event["event"] for event in read_events(log)] == [
+        "log_reopened", "down", "up", "down", "up", "stats", "stop"]
+    assert len(monitor.stderr_lines) == 1
 
 
 def test_sighup_without_rotation_appends_to_the_same_file(tmp_path, target):
