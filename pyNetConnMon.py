@@ -8651,17 +8651,29 @@ def _check_combinations(args, given):
 
 
 def _check_report_paths(args):
-    """--html and --csv must not overwrite the event log, nor each other."""
-    def same(one, other):
+    """--html and --csv must not overwrite the event log, any of the rotated files --summary
+    reads with it, nor each other."""
+    def identity(path):
         try:
-            return os.path.samefile(one, other)
+            info = os.stat(path)
+            return os.path.abspath(path), (info.st_dev, info.st_ino)
         except OSError:
-            return os.path.abspath(one) == os.path.abspath(other)
-    for option, path in (("--html", args.html), ("--csv", args.csv)):
-        for log_file in args.log_files:
-            if path is not None and log_file and same(path, log_file):
+            return os.path.abspath(path), None
+
+    def same(one, other):
+        return one[0] == other[0] or one[1] is not None and one[1] == other[1]
+    reports = [(option, path, identity(path)) for option, path in
+               (("--html", args.html), ("--csv", args.csv)) if path is not None]
+    for log_file in filter(None, args.log_files):
+        for option, path, report in reports:
+            if same(report, identity(log_file)):
                 raise UsageError("%s: %s is the event log itself" % (option, path))
-    if args.html is not None and args.csv is not None and same(args.html, args.csv):
+        for rotated in itertools.chain(*rotated_siblings(log_file)) if reports else ():
+            for option, path, report in reports:
+                if same(report, identity(rotated)):
+                    raise UsageError("%s: %s is a rotated file of the event log %s"
+                                     % (option, path, log_file))
+    if len(reports) == 2 and same(reports[0][2], reports[1][2]):
         raise UsageError("--html and --csv name the same file")
 
 

@@ -241,3 +241,24 @@ def test_the_log_itself_is_read_after_its_rotated_files_whatever_its_first_time(
     whole.write_bytes(b''.join(lines))
     same_report(report(tmp_path, log), report(tmp_path, whole), '%s and 1 rotated file' % log,
                 str(whole))
+
+
+@pytest.mark.parametrize('option, name', [
+    ('--csv', 'events.jsonl.1'), ('--html', 'events.jsonl.2.gz'),
+    ('--csv', 'events.jsonl-20260329'), ('--html', 'linked.html')])
+def test_a_report_never_overwrites_a_rotated_file_it_reads(tmp_path, option, name):
+    """By its name or as the same file under another name (a hard link): a usage error, and
+    every file stays as it was."""
+    parts = pieces(lines_of('bad-week.jsonl'), BAD_WEEK_CUTS)
+    (tmp_path / 'events.jsonl-20260329').write_bytes(parts[0])
+    (tmp_path / 'events.jsonl.2.gz').write_bytes(gzip.compress(parts[1]))
+    (tmp_path / 'events.jsonl.1').write_bytes(parts[2])
+    (tmp_path / 'events.jsonl').write_bytes(parts[3])
+    os.link(tmp_path / 'events.jsonl.2.gz', tmp_path / 'linked.html')
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    result = run_program('--summary', '--log-file', 'events.jsonl', option, name, cwd=tmp_path,
+                         env=ENV)
+    assert (result.returncode, result.stdout) == (2, '')
+    assert result.stderr == ('pyNetConnMon.py: error: %s: %s is a rotated file of the event log '
+                             'events.jsonl\n' % (option, name))
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
