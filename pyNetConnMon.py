@@ -6791,7 +6791,8 @@ class EventLines:
 # what logrotate names a rotated PATH: PATH.1, PATH.2.gz, ... and with dateext PATH-20261101(.gz)
 # (any dateformat of digits and - _ .); compressed by gzip (default), bzip2 or xz
 ROTATED_NAME = re.compile(r"(?:\.(\d{1,9})|-(\d{4,}(?:[-_.]?\d+)*))(?:\.(?:gz|bz2|xz))?\Z")
-LOG_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "lzma"))
+LOG_MAGIC = ((b"\x1f\x8b", "gzip", "gzip"), (b"BZh", "bz2", "bzip2"),
+             (b"\xfd7zXZ\x00", "lzma", "xz"))     # first bytes, module, what it is called
 ROTATED_KEPT = 10000             # rotated files read at most, the newest
 SEAM_LINES = 10000               # a file's last lines, looked for at the start of the next one
 PEEK_LINES = 100                 # lines read to find a file's first time
@@ -6825,9 +6826,14 @@ def open_log_stream(path):
     stream = open_event_log(path)
     try:
         start = stream.peek(6)[:6]
-        for magic, module in LOG_MAGIC:
+        for magic, module, compression in LOG_MAGIC:
             if start.startswith(magic):
-                opener = importlib.import_module(module)    # only for a compressed file
+                try:
+                    opener = importlib.import_module(module)    # only for a compressed file
+                except ImportError:     # a Python built without the library (pyenv, asdf)
+                    raise MonitorError("cannot read event log %s: it is compressed with %s, "
+                                       "and this Python has no %s module"
+                                       % (path, compression, module)) from None
                 return opener.open(stream, "rb")
         return stream
     except BaseException:

@@ -262,3 +262,29 @@ def test_a_report_never_overwrites_a_rotated_file_it_reads(tmp_path, option, nam
     assert result.stderr == ('pyNetConnMon.py: error: %s: %s is a rotated file of the event log '
                              'events.jsonl\n' % (option, name))
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
+def test_a_python_without_lzma_or_bz2_warns_of_those_files_and_reads_the_rest(tmp_path):
+    """pyenv and asdf build Python without _lzma or _bz2 when their headers are missing."""
+    lzma, bz2 = pytest.importorskip('lzma'), pytest.importorskip('bz2')     # to write the files
+    fake = tmp_path / 'fake'
+    fake.mkdir()
+    for module in ('_lzma', '_bz2'):
+        (fake / (module + '.py')).write_text('raise ImportError("No module named %s")\n' % module)
+    lines = lines_of('bad-week.jsonl')
+    log = tmp_path / 'events.jsonl'
+    (tmp_path / 'events.jsonl.2.xz').write_bytes(lzma.compress(b''.join(lines[:31])))
+    (tmp_path / 'events.jsonl.1.bz2').write_bytes(bz2.compress(b''.join(lines[31:58])))
+    log.write_bytes(b''.join(lines[58:]))
+    result = run_program('--summary', '--log-file', log, env=dict(ENV, PYTHONPATH=fake))
+    assert result.returncode == 0
+    assert [line.split(' ', 2)[2] for line in result.stderr.splitlines()[:2]] == [
+        'WARNING cannot read event log %s.2.xz: it is compressed with xz, and this Python has '
+        'no lzma module' % log,
+        'WARNING cannot read event log %s.1.bz2: it is compressed with bzip2, and this Python '
+        'has no bz2 module' % log]
+    alone = tmp_path / 'alone.jsonl'
+    alone.write_bytes(b''.join(lines[58:]))
+    source = '%s and 2 rotated files' % log
+    assert result.stdout.replace(source, str(alone)) == \
+        run_program('--summary', '--log-file', alone, env=ENV).stdout
