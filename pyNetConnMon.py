@@ -6859,8 +6859,8 @@ class EventLogFiles:
     log itself last; the kinds and the logs given are merged by each file's first event (a file
     whose first lines tell no time counts as beginning where the one before it does). A file
     met twice (the same file under two names, or given twice) is read once. Lines repeated at
-    the start of a file from the end of the file before it (a copy made twice, overlapping logs)
-    are read once. A file that cannot be opened
+    the start of a file from the last lines read before it, whichever files gave them (a copy
+    made twice, overlapping logs), are read once. A file that cannot be opened
     or is damaged is a warning in `warnings`, and what was read of it counts; only when no file
     at all can be opened is it an error (MonitorError, as for one log)."""
 
@@ -6939,7 +6939,9 @@ class EventLogFiles:
 
     def _lines(self):
         """The lines of every file in turn, as read_lines() gives them."""
-        tail = None                  # hashes of the previous file's last lines
+        # the last lines read, whatever file they came from: a file that gave none (empty,
+        # unreadable, or all of it a repeat) leaves the seam to be found against the one before
+        tail = _LastLines(SEAM_LINES)
         opened = 0
         for number, path in enumerate(self.paths):
             try:
@@ -6951,18 +6953,19 @@ class EventLogFiles:
                 continue
             opened += 1
             self.read.append(path)
+            # the last file has no seam after it
             last = collections.deque(maxlen=SEAM_LINES) if number + 1 < len(self.paths) else None
-            seam, lines_read = tail, 0
+            seam, lines_read = bool(tail), 0
             try:
                 with stream:
                     for line in read_lines(stream):
                         lines_read += 1
                         if line is not None:
-                            if seam is not None:
-                                if hash(line) in seam:
+                            if seam:
+                                if line in tail:
                                     self.repeated += 1
                                     continue
-                                seam = None
+                                seam = False
                             if last is not None:
                                 last.append(hash(line))
                         yield line
@@ -6971,7 +6974,8 @@ class EventLogFiles:
                         and not lines_read:
                     raise _cannot_read(path, error)
                 self.warnings.append(str(_cannot_read(path, error, lines_read)))
-            tail = set(last) if last else None
+            if last:
+                tail.extend(last)
         if not opened:
             raise MonitorError("cannot read event log %s: none of its files can be read"
                                % self.source)
@@ -6982,6 +6986,30 @@ class EventLogFiles:
         rotated = len([path for path in self.paths if path not in self.given])
         return ", ".join(self.given) + (" and %s" % plural(rotated, "rotated file")
                                         if rotated else "")
+
+
+class _LastLines:
+    """Is a line one of the last `size` lines added? Known by its hash, in bounded memory."""
+
+    def __init__(self, size):
+        self.size = size
+        self.added = 0
+        self.at = {}                 # a line's hash -> when it was last added
+
+    def extend(self, hashes):
+        """The hashes of lines read, oldest first."""
+        self.at.update(zip(hashes, itertools.count(self.added)))
+        self.added += len(hashes)
+        if len(self.at) > 2 * self.size:     # now and then, so that it costs little per line
+            recent = self.added - self.size
+            self.at = {key: when for key, when in self.at.items() if when >= recent}
+
+    def __contains__(self, line):
+        when = self.at.get(hash(line))
+        return when is not None and when >= self.added - self.size
+
+    def __bool__(self):
+        return self.added > 0
 
 
 def _cannot_read(path, error, lines_read=0):

@@ -62,6 +62,11 @@ def same_report(split, whole, split_source, whole_source):
     assert csv == w_csv
 
 
+def without_last_line(split):
+    """(out, err, page, csv) with err's last line (the warning about repeated lines) left out."""
+    return (split[0], ''.join(split[1].splitlines(keepends=True)[:-1])) + split[2:]
+
+
 def logrotate(tmp_path, log, options):
     """Rotates `log` once, as logrotate does with OPTIONS (forced, its own state file)."""
     config = tmp_path / 'logrotate.conf'
@@ -153,8 +158,8 @@ def test_lines_repeated_at_a_seam_and_a_file_given_twice_are_read_once(tmp_path)
     assert split[1].splitlines()[-1].endswith(
         'WARNING read once 5 lines at the start of a file that repeat the last lines of the '
         'file before it')
-    split = (split[0], '\n'.join(split[1].splitlines()[:-1]) + '\n') + split[2:]
-    same_report(split, report(tmp_path, whole), '%s, %s' % (log, tmp_path / 'events.jsonl.1'),
+    same_report(without_last_line(split), report(tmp_path, whole),
+                '%s, %s' % (log, tmp_path / 'events.jsonl.1'),
                 str(whole))
 
 
@@ -288,3 +293,43 @@ def test_a_python_without_lzma_or_bz2_warns_of_those_files_and_reads_the_rest(tm
     source = '%s and 2 rotated files' % log
     assert result.stdout.replace(source, str(alone)) == \
         run_program('--summary', '--log-file', alone, env=ENV).stdout
+
+
+def test_an_overlap_is_read_once_across_an_empty_file_between(tmp_path):
+    """logrotate rotates an empty log too (`ifempty`, its default)."""
+    lines = lines_of('bad-week.jsonl')
+    log = tmp_path / 'events.jsonl'
+    (tmp_path / 'events.jsonl.2').write_bytes(b''.join(lines[:70]))
+    (tmp_path / 'events.jsonl.1').write_bytes(b'')
+    log.write_bytes(b''.join(lines[67:]))          # overlaps the file before the empty one
+    whole = tmp_path / 'whole.jsonl'
+    shutil.copy(GOLDEN_LOGS / 'bad-week.jsonl', whole)
+    split = report(tmp_path, log)
+    assert split[1].splitlines()[-1].endswith(
+        'WARNING read once 3 lines at the start of a file that repeat the last lines of the '
+        'file before it')
+    same_report(without_last_line(split), report(tmp_path, whole),
+                '%s and 2 rotated files' % log, str(whole))
+
+
+def test_an_archive_and_the_rotated_files_it_was_made_of_are_read_once(tmp_path):
+    """The archive holds the oldest file whole and the next ones in part: after the oldest file
+    is found to repeat it, the next files are still compared with the archive's last lines."""
+    lines = lines_of('bad-week.jsonl')
+    parts = pieces(lines, BAD_WEEK_CUTS)
+    log = tmp_path / 'logs' / 'events.jsonl'
+    log.parent.mkdir()
+    (tmp_path / 'logs' / 'events.jsonl.3.gz').write_bytes(gzip.compress(parts[0]))
+    (tmp_path / 'logs' / 'events.jsonl.2.gz').write_bytes(gzip.compress(parts[1]))
+    (tmp_path / 'logs' / 'events.jsonl.1').write_bytes(parts[2])
+    log.write_bytes(parts[3])
+    archive = tmp_path / 'events-2026.jsonl'
+    archive.write_bytes(b''.join(lines[:70]))
+    whole = tmp_path / 'whole.jsonl'
+    shutil.copy(GOLDEN_LOGS / 'bad-week.jsonl', whole)
+    split = report(tmp_path, archive, log)
+    assert split[1].splitlines()[-1].endswith(
+        'WARNING read once 70 lines at the start of a file that repeat the last lines of the '
+        'file before it')
+    same_report(without_last_line(split), report(tmp_path, whole),
+                '%s, %s and 3 rotated files' % (archive, log), str(whole))
