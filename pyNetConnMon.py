@@ -6813,7 +6813,10 @@ def rotated_siblings(path):
             continue
         number, date = match.groups()
         if date:
-            dated.append(([int(part) for part in re.findall(r"\d+", date)], name))
+            # the date's digits read as YYYYMMDDhhmmss, padded on the right, so that two
+            # dateformats in one folder sort together: -2026032712 (hourly) before -20260329
+            # (daily), -20260327 before -2026-03-29; epoch seconds (%s) among their own kind
+            dated.append((re.sub(r"\D", "", date).ljust(14, "0"), name))
         else:
             numbered.append((-int(number), name))
     return tuple([os.path.join(folder, name) for _, name in sorted(found)][-ROTATED_KEPT:]

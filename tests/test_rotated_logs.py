@@ -333,3 +333,23 @@ def test_an_archive_and_the_rotated_files_it_was_made_of_are_read_once(tmp_path)
         'file before it')
     same_report(without_last_line(split), report(tmp_path, whole),
                 '%s, %s and 3 rotated files' % (archive, log), str(whole))
+
+
+@pytest.mark.parametrize('names', [
+    ('events.jsonl-2026032712.gz', 'events.jsonl-20260329.gz', 'events.jsonl-20260330'),
+    ('events.jsonl-20260327.gz', 'events.jsonl-2026-03-29.gz', 'events.jsonl-2026-03-30'),
+    ('events.jsonl-1774569600.gz', 'events.jsonl-1774742400.gz', 'events.jsonl-1774828800'),
+], ids=['hourly-then-daily', 'dashes-added', 'epoch-seconds'])
+def test_dated_files_of_two_dateformats_are_read_in_the_order_of_their_dates(tmp_path, names):
+    """A change of the rotation setup (hourly to daily, another dateformat) leaves names of two
+    formats in one folder."""
+    parts = pieces(lines_of('bad-week.jsonl'), BAD_WEEK_CUTS)
+    log = tmp_path / 'logs' / 'events.jsonl'
+    log.parent.mkdir()
+    for name, part in zip(names, parts):
+        (log.parent / name).write_bytes(gzip.compress(part) if name.endswith('.gz') else part)
+    log.write_bytes(parts[3])
+    whole = tmp_path / 'whole.jsonl'
+    shutil.copy(GOLDEN_LOGS / 'bad-week.jsonl', whole)
+    same_report(report(tmp_path, log), report(tmp_path, whole), '%s and 3 rotated files' % log,
+                str(whole))
