@@ -6789,8 +6789,13 @@ class EventLines:
 # -- the event log and its rotated files, read as one ------------------------------------------
 
 # what logrotate names a rotated PATH: PATH.1, PATH.2.gz, ... and with dateext PATH-20261101(.gz)
-# (any dateformat of digits and - _ .); compressed by gzip (default), bzip2 or xz
-ROTATED_NAME = re.compile(r"(?:\.(\d{1,9})|-(\d{4,}(?:[-_.]?\d+)*))(?:\.(?:gz|bz2|xz))?\Z")
+# (a dateformat of digits and - _ ., which begins with one of them); compressed by gzip
+# (default), bzip2 or xz. After a dot, up to 7 digits are a rotation count (PATH.1), 8 or more
+# or digits with separators a date (PATH.20261101, PATH.1764000000, PATH.2026-11-01).
+ROTATED_NAME = re.compile(r"(?:\.(\d{1,7})"
+                          r"|[-_](\d{4,}(?:[-_.]\d+)*)"
+                          r"|\.(\d{8,}(?:[-_.]\d+)*|\d{4,}(?:[-_.]\d+)+))"
+                          r"(?:\.(?:gz|bz2|xz))?\Z")
 LOG_MAGIC = ((b"\x1f\x8b", "gzip", "gzip"), (b"BZh", "bz2", "bzip2"),
              (b"\xfd7zXZ\x00", "lzma", "xz"))     # first bytes, module, what it is called
 ROTATED_KEPT = 10000             # rotated files read at most, the newest
@@ -6811,7 +6816,8 @@ def rotated_siblings(path):
         match = ROTATED_NAME.match(name, len(base)) if name.startswith(base) else None
         if match is None or name == base:
             continue
-        number, date = match.groups()
+        number, date, dotted_date = match.groups()
+        date = date or dotted_date
         if date:
             # the date's digits read as YYYYMMDDhhmmss, padded on the right, so that two
             # dateformats in one folder sort together: -2026032712 (hourly) before -20260329

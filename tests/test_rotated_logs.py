@@ -335,14 +335,9 @@ def test_an_archive_and_the_rotated_files_it_was_made_of_are_read_once(tmp_path)
                 '%s, %s and 3 rotated files' % (archive, log), str(whole))
 
 
-@pytest.mark.parametrize('names', [
-    ('events.jsonl-2026032712.gz', 'events.jsonl-20260329.gz', 'events.jsonl-20260330'),
-    ('events.jsonl-20260327.gz', 'events.jsonl-2026-03-29.gz', 'events.jsonl-2026-03-30'),
-    ('events.jsonl-1774569600.gz', 'events.jsonl-1774742400.gz', 'events.jsonl-1774828800'),
-], ids=['hourly-then-daily', 'dashes-added', 'epoch-seconds'])
-def test_dated_files_of_two_dateformats_are_read_in_the_order_of_their_dates(tmp_path, names):
-    """A change of the rotation setup (hourly to daily, another dateformat) leaves names of two
-    formats in one folder."""
+def read_as_one_whatever_the_names(tmp_path, names):
+    """bad-week cut in four, the first three pieces named NAMES (gzipped if so named), the last
+    the log itself: the reports of the whole log."""
     parts = pieces(lines_of('bad-week.jsonl'), BAD_WEEK_CUTS)
     log = tmp_path / 'logs' / 'events.jsonl'
     log.parent.mkdir()
@@ -353,3 +348,35 @@ def test_dated_files_of_two_dateformats_are_read_in_the_order_of_their_dates(tmp
     shutil.copy(GOLDEN_LOGS / 'bad-week.jsonl', whole)
     same_report(report(tmp_path, log), report(tmp_path, whole), '%s and 3 rotated files' % log,
                 str(whole))
+
+
+@pytest.mark.parametrize('names', [
+    ('events.jsonl-2026032712.gz', 'events.jsonl-20260329.gz', 'events.jsonl-20260330'),
+    ('events.jsonl-20260327.gz', 'events.jsonl-2026-03-29.gz', 'events.jsonl-2026-03-30'),
+    ('events.jsonl-1774569600.gz', 'events.jsonl-1774742400.gz', 'events.jsonl-1774828800'),
+], ids=['hourly-then-daily', 'dashes-added', 'epoch-seconds'])
+def test_dated_files_of_two_dateformats_are_read_in_the_order_of_their_dates(tmp_path, names):
+    """A change of the rotation setup (hourly to daily, another dateformat) leaves names of two
+    formats in one folder."""
+    read_as_one_whatever_the_names(tmp_path, names)
+
+
+@needs_logrotate
+@pytest.mark.parametrize('dateformat', ['.%Y%m%d', '.%Y%m%d-%s', '.%s', '_%Y%m%d', '_%Y-%m-%d'])
+def test_dateext_with_a_dot_or_an_underscore_before_the_date_is_read(tmp_path, dateformat):
+    log, names = written_and_rotated(tmp_path, 'bad-week.jsonl', (40,), [
+        'rotate 52', 'compress', 'dateext', 'dateformat ' + dateformat])
+    assert len(names) == 2 and names[1].startswith('events.jsonl' + dateformat[0])
+    whole = tmp_path / 'whole.jsonl'
+    shutil.copy(GOLDEN_LOGS / 'bad-week.jsonl', whole)
+    same_report(report(tmp_path, log), report(tmp_path, whole), '%s and 1 rotated file' % log,
+                str(whole))
+
+
+@pytest.mark.parametrize('names', [
+    ('events.jsonl.20260327.gz', 'events.jsonl.20260329.gz', 'events.jsonl.20260330'),
+    ('events.jsonl_2026-03-27.gz', 'events.jsonl_2026-03-29.gz', 'events.jsonl_2026-03-30'),
+    ('events.jsonl.1774569600.gz', 'events.jsonl.1774742400.gz', 'events.jsonl.1774828800'),
+], ids=['dot', 'underscore', 'dot-epoch'])
+def test_dated_files_after_a_dot_are_read_oldest_first_not_as_numbered_ones(tmp_path, names):
+    read_as_one_whatever_the_names(tmp_path, names)
