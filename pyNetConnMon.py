@@ -6805,7 +6805,7 @@ PEEK_LINES = 100                 # lines read to find a file's first time
 
 def rotated_siblings(path):
     """PATH's rotated files in its folder, as logrotate names them: (dateext names by their
-    date, numbered ones from the highest number), each list oldest first."""
+    date, numbered ones from the highest number), each list oldest first and all of them."""
     folder, base = os.path.split(path)
     try:
         names = os.listdir(folder or ".")
@@ -6825,7 +6825,7 @@ def rotated_siblings(path):
             dated.append((re.sub(r"\D", "", date).ljust(14, "0"), name))
         else:
             numbered.append((-int(number), name))
-    return tuple([os.path.join(folder, name) for _, name in sorted(found)][-ROTATED_KEPT:]
+    return tuple([os.path.join(folder, name) for _, name in sorted(found)]
                  for found in (dated, numbered))
 
 
@@ -6897,6 +6897,12 @@ class EventLogFiles:
         chains, seen = [], set()
         for path in self.given:
             dated, numbered = rotated_siblings(path) if rotated else ([], [])
+            left_out = max(0, len(dated) - ROTATED_KEPT) + max(0, len(numbered) - ROTATED_KEPT)
+            if left_out:
+                self.warnings.append("read at most %d rotated files of each kind (numbered, "
+                                     "dated) of %s: left out the oldest %d"
+                                     % (ROTATED_KEPT, path, left_out))
+                del dated[:-ROTATED_KEPT], numbered[:-ROTATED_KEPT]
             (numbered or dated).append(path)        # the log itself after its rotated files
             for chain in (dated, numbered) if numbered else (dated,):
                 kept = []

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import run_program, wait_until
+import pyNetConnMon
+from harness import run_main, run_program, wait_until
 
 GOLDEN_LOGS = Path(__file__).resolve().parent / 'golden' / 'logs'
 LOGROTATE = shutil.which('logrotate') or '/usr/sbin/logrotate'
@@ -380,3 +381,22 @@ def test_dateext_with_a_dot_or_an_underscore_before_the_date_is_read(tmp_path, d
 ], ids=['dot', 'underscore', 'dot-epoch'])
 def test_dated_files_after_a_dot_are_read_oldest_first_not_as_numbered_ones(tmp_path, names):
     read_as_one_whatever_the_names(tmp_path, names)
+
+
+def test_rotated_files_beyond_the_bound_are_left_out_with_a_warning(tmp_path, monkeypatch):
+    monkeypatch.setattr(pyNetConnMon, 'ROTATED_KEPT', 2)     # 10,000 files take too long here
+    parts = pieces(lines_of('bad-week.jsonl'), (20, 31, 58, 66))
+    log = tmp_path / 'events.jsonl'
+    for number, part in zip((4, 3, 2, 1), parts):
+        (tmp_path / ('events.jsonl.%d' % number)).write_bytes(part)
+    log.write_bytes(parts[4])
+    read = tmp_path / 'read.jsonl'
+    read.write_bytes(b''.join(parts[2:]))
+    status, out, err = run_main('--summary', '--log-file', log)
+    assert status == 0
+    assert err.splitlines()[0].split(' ', 2)[2] == (
+        'WARNING read at most 2 rotated files of each kind (numbered, dated) of %s: left out '
+        'the oldest 2' % log)
+    source = '%s and 2 rotated files' % log
+    assert out.splitlines()[0] == 'pyNetConnMon summary of ' + source
+    assert out.replace(source, str(read)) == run_main('--summary', '--log-file', read)[1]
