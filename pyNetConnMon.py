@@ -6878,7 +6878,7 @@ class EventLogFiles:
         self.repeated = 0            # lines read before, at the start of a later file
         self.warnings = []
         self.paths = self._merge(self._chains(rotated))
-        self.read = []               # the files read, in order
+        self.read = []               # the files read (to the end, or some lines), in order
         self.lines = EventLines(self._lines())
 
     def __iter__(self):
@@ -6967,10 +6967,9 @@ class EventLogFiles:
                 self.warnings.append(str(_cannot_read(path, error)))
                 continue
             opened += 1
-            self.read.append(path)
             # the last file has no seam after it
             last = collections.deque(maxlen=SEAM_LINES) if number + 1 < len(self.paths) else None
-            seam, lines_read = bool(tail), 0
+            seam, lines_read, damaged = bool(tail), 0, False
             try:
                 with stream:
                     for line in read_lines(stream):
@@ -6989,6 +6988,9 @@ class EventLogFiles:
                         and not lines_read:
                     raise _cannot_read(path, error)
                 self.warnings.append(str(_cannot_read(path, error, lines_read)))
+                damaged = True
+            if lines_read or not damaged:
+                self.read.append(path)
             if last:
                 tail.extend(last)
         if not opened:
@@ -6997,8 +6999,9 @@ class EventLogFiles:
 
     @property
     def source(self):
-        """The logs, as the summary's first line names them."""
-        rotated = len([path for path in self.paths if path not in self.given])
+        """The logs, as the summary's first line names them once read: each log given, and
+        the rotated files that could be read (all or in part)."""
+        rotated = len([path for path in self.read if path not in self.given])
         return ", ".join(self.given) + (" and %s" % plural(rotated, "rotated file")
                                         if rotated else "")
 
@@ -7280,16 +7283,16 @@ def run_summary(settings, out, console):
     """--summary: the I/O around summarize_events() and format_summary(); with --html or
     --csv, ReportFiles replays the log instead and writes those files as well."""
     lines = EventLogFiles(settings.log_files or [settings.log_file])
-    path = lines.source
     files = ReportFiles(settings.html, settings.csv) if settings.html or settings.csv else None
     try:
         if files is None:
             summary = summarize_events(lines, settings.since, settings.until)
         else:
-            summary = files.summarize(lines, settings.since, settings.until, path)
+            summary = files.summarize(lines, settings.since, settings.until)
     finally:
         for warning in lines.warnings:
             console.warning(warning)
+    path = lines.source              # once read: only the files that could be
     try:
         HOUR_SHADES.encode(getattr(out, "encoding", None) or "ascii")
         plain = False
@@ -7943,10 +7946,11 @@ class ReportFiles:
         self.html_path = html_path
         self.csv_path = csv_path
 
-    def summarize(self, lines, since, until, source):
-        lines = self._reading(lines, source)
+    def summarize(self, files, since, until):
+        """The History of EventLogFiles `files`, with the files written."""
+        lines = self._reading(files)
         if self.csv_path is None:
-            return self._replay(lines, since, until, None, source)
+            return self._replay(lines, since, until, None, files)
         found = []
 
         def write(stream):
@@ -7954,23 +7958,23 @@ class ReportFiles:
             writer = csv.writer(stream, dialect="excel", lineterminator="\r\n")
             writer.writerow(CSV_COLUMNS)
             found.append(self._replay(lines, since, until,
-                                      lambda row: writer.writerow(csv_fields(row)), source))
+                                      lambda row: writer.writerow(csv_fields(row)), files))
         _write_atomically(self.csv_path, "CSV", write)
         return found[0]
 
     @staticmethod
-    def _reading(lines, source):
+    def _reading(files):
         """The lines; a failure to read the log is told as such, not as one to write a file."""
         try:
-            yield from lines
+            yield from files
         except OSError as error:
             raise MonitorError("cannot read event log %s: %s"
-                               % (source, error.strerror or _one_line(error)))
+                               % (files.source, error.strerror or _one_line(error)))
 
-    def _replay(self, lines, since, until, on_row, source):
+    def _replay(self, lines, since, until, on_row, files):
         history = summarize_events(lines, since, until, on_row)
         if self.html_path is not None:
-            page = render_report(history, source)
+            page = render_report(history, files.source)    # once read: the files that could be
             _write_atomically(self.html_path, "HTML report", lambda stream: stream.write(page))
         return history
 

@@ -205,7 +205,8 @@ def test_a_missing_or_damaged_file_is_a_warning_and_the_rest_is_read(tmp_path):
     log.write_bytes(b''.join(lines[31:]))
     missing = tmp_path / 'gone.jsonl'
     out, err, _, _ = report(tmp_path, log, missing)
-    assert out.splitlines()[0] == 'pyNetConnMon summary of %s, %s and 2 rotated files' % (
+    # the garbage .1.gz gave nothing and is not counted; the cut .2.gz gave lines and is
+    assert out.splitlines()[0] == 'pyNetConnMon summary of %s, %s and 1 rotated file' % (
         log, missing)
     warnings = [line.split(' ', 3)[3] for line in err.splitlines()]
     assert warnings[0] == 'cannot read event log %s: No such file or directory' % missing
@@ -291,8 +292,7 @@ def test_a_python_without_lzma_or_bz2_warns_of_those_files_and_reads_the_rest(tm
         'has no bz2 module' % log]
     alone = tmp_path / 'alone.jsonl'
     alone.write_bytes(b''.join(lines[58:]))
-    source = '%s and 2 rotated files' % log
-    assert result.stdout.replace(source, str(alone)) == \
+    assert result.stdout.replace(str(log), str(alone)) == \
         run_program('--summary', '--log-file', alone, env=ENV).stdout
 
 
@@ -400,3 +400,21 @@ def test_rotated_files_beyond_the_bound_are_left_out_with_a_warning(tmp_path, mo
     source = '%s and 2 rotated files' % log
     assert out.splitlines()[0] == 'pyNetConnMon summary of ' + source
     assert out.replace(source, str(read)) == run_main('--summary', '--log-file', read)[1]
+
+
+def test_only_the_rotated_files_read_are_counted_in_the_summary_and_the_report(tmp_path):
+    """A folder named like a rotated file and a file damaged before its first line are warnings,
+    not files the summary was made of."""
+    lines = lines_of('bad-week.jsonl')
+    log = tmp_path / 'events.jsonl'
+    (tmp_path / 'events.jsonl.3.gz').write_bytes(gzip.compress(b''.join(lines[:31])))
+    (tmp_path / 'events.jsonl.2.gz').write_bytes(b'\x1f\x8b\x08' + b'\xff' * 40)
+    (tmp_path / 'events.jsonl.1').mkdir()
+    log.write_bytes(b''.join(lines[31:]))
+    out, err, page, _ = report(tmp_path, log)
+    assert out.splitlines()[0] == 'pyNetConnMon summary of %s and 1 rotated file' % log
+    assert 'from the event log %s and 1 rotated file.</p>' % html.escape(str(log)) in page
+    assert [line.split(' ', 3)[3] for line in err.splitlines()[:2]] == [
+        'cannot read event log %s.2.gz: Compressed file ended before the end-of-stream marker '
+        'was reached' % log,
+        'cannot read event log %s.1: it is a directory, not a regular file' % log]
