@@ -6894,9 +6894,14 @@ class EventLogFiles:
 
     def _chains(self, rotated):
         """Lists of files, each in the order it is to be read in; every file once."""
+        siblings = {path: rotated_siblings(path) if rotated else ([], []) for path in self.given}
+        claimed = {_file_key(sibling) for dated, numbered in siblings.values()
+                   for sibling in dated + numbered}
         chains, seen = [], set()
-        for path in self.given:
-            dated, numbered = rotated_siblings(path) if rotated else ([], [])
+        # a log given beside one of its own rotated files: the file is read in the log's chain,
+        # by its name, whatever order they were given in
+        for path in sorted(self.given, key=lambda given: _file_key(given) in claimed):
+            dated, numbered = siblings[path]
             left_out = max(0, len(dated) - ROTATED_KEPT) + max(0, len(numbered) - ROTATED_KEPT)
             if left_out:
                 self.warnings.append("read at most %d rotated files of each kind (numbered, "
@@ -6907,11 +6912,7 @@ class EventLogFiles:
             for chain in (dated, numbered) if numbered else (dated,):
                 kept = []
                 for candidate in chain:
-                    try:
-                        info = os.stat(candidate)
-                        key = (info.st_dev, info.st_ino)
-                    except OSError:
-                        key = ("missing", os.path.abspath(candidate))
+                    key = _file_key(candidate)
                     if key not in seen:
                         seen.add(key)
                         kept.append(candidate)
@@ -7004,6 +7005,15 @@ class EventLogFiles:
         rotated = len([path for path in self.read if path not in self.given])
         return ", ".join(self.given) + (" and %s" % plural(rotated, "rotated file")
                                         if rotated else "")
+
+
+def _file_key(path):
+    """What tells a file from another: its device and inode, else its absolute path."""
+    try:
+        info = os.stat(path)
+        return info.st_dev, info.st_ino
+    except OSError:
+        return "missing", os.path.abspath(path)
 
 
 class _LastLines:

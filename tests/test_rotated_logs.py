@@ -248,6 +248,10 @@ def test_the_log_itself_is_read_after_its_rotated_files_whatever_its_first_time(
     whole.write_bytes(b''.join(lines))
     same_report(report(tmp_path, log), report(tmp_path, whole), '%s and 1 rotated file' % log,
                 str(whole))
+    rotated = tmp_path / 'events.jsonl.1'
+    for given in ((rotated, log), (log, rotated)):           # the order given does not matter
+        same_report(report(tmp_path, *given), report(tmp_path, whole),
+                    '%s, %s' % given, str(whole))
 
 
 @pytest.mark.parametrize('option, name', [
