@@ -173,6 +173,11 @@ DEFAULT_STATS_INTERVAL = 300.0   # a stats event of two targets every 5 min: abo
 NOTIFY_COMMAND_TIMEOUT = 60.0
 NOTIFY_ERROR_TAIL = 4096         # bytes: only the end of a notify command's stderr is kept
 NOTIFY_OUTPUT_GRACE = 0.2        # seconds to read a notify command's last output after it exited
+DELIVERY_LIMIT = 300.0           # s: a delivery still running this long (a mail server that
+                                 # stopped answering) is cut, and the report retried
+MAIL_STOP_WAIT = 10.0            # s: at a stop, the wait for a mail server to accept a report in
+                                 # flight (servers that scan mail answer late), so that it does
+                                 # not stay pending and go out again after the restart
 REASON_LIMIT = 200               # characters: a failure reason from outside text stays this short
 REPORT_LIST_LIMIT = 100          # beyond this many interruptions a report lists the first and
 #                                  last half
@@ -3179,17 +3184,25 @@ def describe_send_error(error, server=None, tls=None):
         return "%s closed the connection" % where
     if isinstance(error, OSError) and error.strerror:
         return "%s: %s" % (where, " ".join(error.strerror.split()))
+    if isinstance(error, UnicodeEncodeError):   # smtplib logs in with ASCII only; never quote
+        return ("%s: the user name or password in %s has a character that is not ASCII, "
+                "which pySendMail cannot send" % (where, PYSENDMAIL_CONFIG))
     return "%s: %s" % (where, text)
 
 
 class MailDeliverer:
-    """Sends through pySendMail's sendInternal(), which raises instead of swallowing errors."""
+    """Sends through pySendMail's sendInternal(), which raises instead of swallowing errors.
+    The smtplib it uses is watched: a report the server took (its answer to the mail) counts
+    as delivered whatever fails after, at QUIT; and cancel() cuts a connection that hangs."""
 
     name = "mail"
+    stop_wait = MAIL_STOP_WAIT
 
     def __init__(self, pysendmail_dir):
         self.pysendmail_dir = pysendmail_dir
         self._module = None
+        self.taken = False          # the server took the mail being sent
+        self.connection = None      # ... over this smtplib.SMTP, while it is sent
 
     def problem(self):
         return check_mail_setup(self.pysendmail_dir)
@@ -3200,14 +3213,48 @@ class MailDeliverer:
             spec = importlib.util.spec_from_file_location("pySendMail_sendMail", path)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
+            module.smtplib = self._watched_smtplib()
             self._module = module
         return self._module
+
+    def _watched_smtplib(self):
+        """smtplib as pySendMail sees it: its SMTP and SMTP_SSL tell this deliverer their
+        connection and when send_message() returned (the server answered 250 to the mail)."""
+        import smtplib
+        import types
+        deliverer = self
+
+        class Watched:
+            def _get_socket(self, host, port, timeout):
+                deliverer.connection = self
+                return super()._get_socket(host, port, timeout)
+
+            def send_message(self, *args, **kwargs):
+                refused = super().send_message(*args, **kwargs)
+                deliverer.taken = True
+                return refused
+
+        watched = types.ModuleType("smtplib")
+        watched.__dict__.update(smtplib.__dict__)
+        watched.SMTP = type("SMTP", (Watched, smtplib.SMTP), {})
+        watched.SMTP_SSL = type("SMTP_SSL", (Watched, smtplib.SMTP_SSL), {})
+        return watched
+
+    def cancel(self):
+        """Cuts the connection of the delivery in flight: it fails now, and is retried."""
+        sock = getattr(self.connection, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def deliver(self, subject, body):
         problem = self.problem()      # the config is checked again at every attempt
         if problem:
             raise DeliveryError("mail is not set up: " + problem)
         captured = io.StringIO()      # pySendMail prints its errors; keep them off the console
+        self.taken = False
         try:
             with contextlib.redirect_stdout(captured):
                 mail = self._load().pySendMail()
@@ -3215,12 +3262,16 @@ class MailDeliverer:
                 mail.content = body
                 mail.sendInternal()
         except SystemExit:
-            raise DeliveryError("pySendMail gave up: %s"
-                                % (_one_line(captured.getvalue()) or "exit"))
+            if not self.taken:
+                raise DeliveryError("pySendMail gave up: %s"
+                                    % (_one_line(captured.getvalue()) or "exit"))
         except Exception as error:  # noqa: BLE001 - any failure of the helper is a failed delivery
-            server = mail_server_address(self.pysendmail_dir)
-            raise DeliveryError(describe_send_error(error, server,
-                                                    mail_server_tls(self.pysendmail_dir)))
+            if not self.taken:      # after the server took it, a dropped QUIT loses nothing
+                server = mail_server_address(self.pysendmail_dir)
+                raise DeliveryError(describe_send_error(error, server,
+                                                        mail_server_tls(self.pysendmail_dir)))
+        finally:
+            self.connection = None
 
 
 def bounded_reason(text, limit=REASON_LIMIT):
@@ -3436,6 +3487,7 @@ class Reporter:
         self.slow_times = slow_times
         self.worker = OneJobAtATime("delivery", on_done, describe_send_error, spawn)
         self.problem_shown = False
+        self.started = None             # monotonic start of the delivery in flight
 
     @property
     def busy(self):
@@ -3445,6 +3497,8 @@ class Reporter:
         """Starts a delivery when one is due. Returns a set-up problem the first time it stops
         a report (to be shown once), else None."""
         if self.worker.busy:
+            if now - self.started >= DELIVERY_LIMIT:
+                self.cancel()               # a server that stopped answering holds no report
             return None
         batch = self.pending.due(now, network_down)
         if not batch:
@@ -3457,6 +3511,7 @@ class Reporter:
             return None if shown else problem
         self.problem_shown = False
         subject, body = format_report(batch, self.hostname, self.slow_ms, self.slow_times)
+        self.started = now
         self.worker.submit(lambda: self.deliverer.deliver(subject, body),
                            tag=ReportContents(batch))
         return None
@@ -3473,23 +3528,26 @@ class Reporter:
 
     def settle(self, clock, wait, collect, limit=0.5):
         """At a stop: a report the server accepted just now must not stay pending and go out
-        twice. Waits up to `limit` s for a delivery in flight (calling `collect` to take its
-        outcome); then cancels a notify command, and waits up to `limit` s more."""
-        deadline, cancelled = clock.monotonic() + limit, False
+        twice. Waits up to the deliverer's `stop_wait` (else `limit`) s for a delivery in
+        flight (calling `collect` to take its outcome); then cancels it, and waits up to
+        `limit` s more."""
+        deadline = clock.monotonic() + getattr(self.deliverer, "stop_wait", limit)
+        cancelled = False
         while self.busy:
             if clock.monotonic() >= deadline:
                 if cancelled:
                     break
                 # a notify command runs in its own session and would still deliver after the
-                # stop, behind the state file's back: kill it, so its report stays pending
+                # stop, behind the state file's back: kill it (a mail connection: cut it), so
+                # its report stays pending
                 self.cancel()
                 cancelled, deadline = True, clock.monotonic() + limit
             wait(0.05)
             collect()
 
     def cancel(self):
-        """Kills a notify command still running (at a stop), so it cannot deliver a report that
-        stays pending."""
+        """Kills a notify command still running (at a stop, or past DELIVERY_LIMIT), or cuts a
+        mail connection, so it cannot deliver a report that stays pending."""
         cancel = getattr(self.deliverer, "cancel", None)
         if cancel is not None:
             cancel()
