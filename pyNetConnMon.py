@@ -1755,10 +1755,18 @@ class PendingReports:
         self.lossy_items = []
         return count
 
-    def to_dict(self, mono, wall):
-        return {"pending": [item.to_dict() for item in self.items + self.partials],
-                "slow_pending": [item.to_dict() for item in self.slow_items],
-                "lossy_pending": [item.to_dict() for item in self.lossy_items],
+    def to_dict(self, mono, wall, targets=None):
+        """The state file's part. An entry measured on `targets` (the run's, which the file
+        keeps once) leaves its own out: a thousand targets in each of thousands of entries
+        would make a file too large to read back."""
+        def entry(item):
+            data = item.to_dict()
+            if targets is not None and (item.targets is targets or item.targets == targets):
+                del data["targets"]
+            return data
+        return {"pending": [entry(item) for item in self.items + self.partials],
+                "slow_pending": [entry(item) for item in self.slow_items],
+                "lossy_pending": [entry(item) for item in self.lossy_items],
                 "next_id": self.next_id, "backoff": self.backoff.to_dict(mono, wall)}
 
     def restore(self, state, mono, wall):
@@ -2062,10 +2070,10 @@ def gateway_setting(gateway):
 
 def _targets_of(interruptions):
     """Every target the interruptions were measured on, in order of appearance."""
-    labels = []
+    labels = {}
     for item in interruptions:
-        labels += [label for label in item.targets if label not in labels]
-    return labels
+        labels.update(dict.fromkeys(item.targets))
+    return list(labels)
 
 
 def milliseconds(value):
@@ -3623,7 +3631,8 @@ def _check_interruption(data, what):
         "reason": _state_text(data.get("reason"), what + " reason"),
         "kind": kind,
         "cut_short": _state_flag(data.get("cut_short", False), what + " cut_short"),
-        "targets": _state_labels(data.get("targets", []), what + " targets"),
+        "targets": (_state_labels(data["targets"], what + " targets") if "targets" in data
+                    else None),         # None: the state's own targets (PendingReports.to_dict)
         "count": int(_state_number(data.get("count", 1), what + " count", 1, 2 ** 53)),
         "cause": _state_cause(data.get("cause"), what + " cause"),
         "part": (None if data.get("part") is None
@@ -3707,7 +3716,7 @@ def check_state(data):
     slow_pending = _state_list(data.get("slow_pending", []), "slow_pending", 100 * PENDING_LIMIT)
     lossy_pending = _state_list(data.get("lossy_pending", []), "lossy_pending",
                                 100 * PENDING_LIMIT)
-    return {
+    checked = {
         "format": STATE_FORMAT,
         "heartbeat": _state_number(data.get("heartbeat"), "heartbeat", 0.0, _LATEST_TIME, True),
         "clean_stop": _state_flag(data.get("clean_stop", False), "clean_stop"),
@@ -3731,6 +3740,10 @@ def check_state(data):
             "last_failed": _state_number(backoff.get("last_failed"), "backoff last_failed", 0.0,
                                          _LATEST_TIME, True)},
     }
+    for entry in checked["pending"] + checked["slow_pending"] + checked["lossy_pending"]:
+        if entry["targets"] is None:
+            entry["targets"] = checked["targets"]
+    return checked
 
 
 def _no_constant(name):
@@ -5297,7 +5310,7 @@ class Monitor:
             data["boot"] = {"id": boot[0], "seconds": boot[1]}
         data.update(self.rounds.state(mono))
         if self.reporter is not None:
-            data.update(self.reporter.pending.to_dict(mono, wall))
+            data.update(self.reporter.pending.to_dict(mono, wall, self.settings.target_labels))
         self.last_heartbeat = mono      # also after a failure: try again at the next heartbeat
         try:
             self.state.save(data)
