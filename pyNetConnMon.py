@@ -3211,6 +3211,7 @@ class MailDeliverer:
         self._module = None
         self.taken = False          # the server took the mail being sent
         self.connection = None      # ... over this smtplib.SMTP, while it is sent
+        self.cut = False            # ... which cancel() cut
 
     def problem(self):
         return check_mail_setup(self.pysendmail_dir)
@@ -3252,6 +3253,7 @@ class MailDeliverer:
         """Cuts the connection of the delivery in flight: it fails now, and is retried."""
         sock = getattr(self.connection, "sock", None)
         if sock is not None:
+            self.cut = True
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -3262,7 +3264,7 @@ class MailDeliverer:
         if problem:
             raise DeliveryError("mail is not set up: " + problem)
         captured = io.StringIO()      # pySendMail prints its errors; keep them off the console
-        self.taken = False
+        self.taken = self.cut = False
         try:
             with contextlib.redirect_stdout(captured):
                 mail = self._load().pySendMail()
@@ -3276,6 +3278,9 @@ class MailDeliverer:
         except Exception as error:  # noqa: BLE001 - any failure of the helper is a failed delivery
             if not self.taken:      # after the server took it, a dropped QUIT loses nothing
                 server = mail_server_address(self.pysendmail_dir)
+                if self.cut:
+                    raise DeliveryError("mail server %s stopped answering; the delivery was cut"
+                                        % server)
                 raise DeliveryError(describe_send_error(error, server,
                                                         mail_server_tls(self.pysendmail_dir)))
         finally:
@@ -8970,10 +8975,26 @@ def run_test_mail(args, console):
     # (its default, without -a); each report names its own
     body = ("This is a test report from pyNetConnMon %s on %s.\n"
             "Reports about interruptions will arrive the same way.\n" % (VERSION, hostname))
-    try:
-        deliverer.deliver(subject, body)
-    except DeliveryError as error:
-        console.error("test report not delivered: %s" % error)
+    failures = []
+
+    def deliver():
+        try:
+            deliverer.deliver(subject, body)
+        except DeliveryError as error:
+            failures.append(str(error))
+        else:
+            failures.append(None)
+
+    # bounded as the monitor bounds a delivery: pySendMail's "timeout": 0 is no timeout at all
+    worker = threading.Thread(target=deliver, name="delivery", daemon=True)
+    worker.start()
+    worker.join(DELIVERY_LIMIT)
+    if worker.is_alive():
+        deliverer.cancel()
+        worker.join(NOTIFY_OUTPUT_GRACE * 10)
+    failure = failures[0] if failures else "no answer within %s" % human_duration(DELIVERY_LIMIT)
+    if failure is not None:
+        console.error("test report not delivered: %s" % failure)
         return 1
     console.info("test report accepted by %s" % deliverer.name)
     return 0

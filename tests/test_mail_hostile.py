@@ -2,16 +2,20 @@
 that takes the report and drops the connection at QUIT (the report was delivered: it must not go
 out again every -bmin), and one that stops answering (the delivery is cut, not left to hold every
 later report). A small TLS server on 127.0.0.1 in a thread; the rest is decided on a fake clock."""
+import io
 import socket
 import ssl
 import threading
 import time
+import types
 
 import pytest
 
+import pyNetConnMon
+
 from fakes import FakeClock
 from harness import wait_until
-from pyNetConnMon import (DELIVERY_LIMIT, DeliveryError, MailDeliverer, PendingReports,
+from pyNetConnMon import (DELIVERY_LIMIT, Console, DeliveryError, MailDeliverer, PendingReports,
                           ReportBackoff, Reporter)
 from smtp_lab import mail_config, make_program_dir, write_config
 
@@ -122,7 +126,8 @@ def test_a_delivery_to_a_server_that_stopped_answering_is_cut_by_cancel(tmp_path
     deliverer.cancel()
     thread.join(5)
     assert not thread.is_alive() and time.monotonic() - started < 5
-    assert failures == ["mail server 127.0.0.1:%d closed the connection" % server.port]
+    assert failures == ["mail server 127.0.0.1:%d stopped answering; the delivery was cut"
+                        % server.port]
 
 
 class HeldDelivery(MailDeliverer):
@@ -187,3 +192,18 @@ def test_a_password_that_is_not_ascii_is_said_without_quoting_it(tmp_path, serve
         "mail server 127.0.0.1:%d: the user name or password in sendMailConfig.json "
         "has a character that is not ASCII, which pySendMail cannot send" % server.port)
     assert server.messages == []
+
+
+@pytest.mark.parametrize("server", ["silent"], indirect=True)
+def test_test_mail_to_a_server_that_never_answers_ends_at_the_delivery_limit(tmp_path, server,
+                                                                           monkeypatch):
+    deliverer = deliverer_for(tmp_path, server, timeout=0)
+    monkeypatch.setattr(pyNetConnMon, "DELIVERY_LIMIT", 1.0)      # 5 min in use
+    out = io.StringIO()
+    args = types.SimpleNamespace(no_mail=False, notify_command=None,
+                                 pysendmail=deliverer.pysendmail_dir)
+    started = time.monotonic()
+    assert pyNetConnMon.run_test_mail(args, Console(out=out, err=out)) == 1
+    assert time.monotonic() - started < 5
+    assert out.getvalue().endswith(" ERROR test report not delivered: mail server 127.0.0.1:%d "
+                                   "stopped answering; the delivery was cut\n" % server.port)
