@@ -5284,8 +5284,9 @@ class Monitor:
             else:
                 counters.report_failures += 1
                 self.say.report_failed(wall, contents, via, failure)
+        if any(failure is None for _, failure in outcomes):
+            self._save_state()      # a failure changes only when to retry: the heartbeat keeps it
         if outcomes:
-            self._save_state()
             self._publish_metrics()
 
     def _collect_pings(self):
