@@ -113,36 +113,37 @@ def test_a_failed_delivery_is_retried_every_bmin_and_sent_once(tmp_path):
     assert run.saved_state()["pending"] == []
 
 
-def test_a_failed_delivery_does_not_rewrite_the_state_file(tmp_path):
-    """While mail fails, the file is written at each heartbeat, not also after every retry: on
-    an SD card, a long backlog made each retry a write of up to a megabyte."""
-    run = Run(tmp_path, outages=[(10.5, 20.5)], stop_at=300, fail_during=[(0, 150)])
+def saves_of(run):
+    """The clock's instants of the run's state-file saves, as they happen."""
     saved = []
     original = run.state.save
 
     def save(data):
-        saved.append(round(run.clock.now, 2))
+        saved.append(run.clock.now)
         original(data)
 
     run.state.save = save
+    return saved
+
+
+def test_a_failed_delivery_does_not_rewrite_the_state_file(tmp_path):
+    """While mail fails, the file is written at each heartbeat, not also after every retry: on
+    an SD card, a long backlog made each retry a write of up to a megabyte."""
+    run = Run(tmp_path, outages=[(10.5, 20.5)], stop_at=300, fail_during=[(0, 150)])
+    saved = saves_of(run)
     run.run()
     assert run.deliverer.attempts[1:3] == pytest.approx([81.01, 141.01])     # failed
     # the start, the down and the up, heartbeats 60 s after each save, the accepted report, the stop
-    assert saved == [0.0, 11.01, 20.51, 80.51, 140.51, 200.51, 201.01, 261.01, 300.0]
+    assert [round(instant, 2) for instant in saved] == \
+        [0.0, 11.01, 20.51, 80.51, 140.51, 200.51, 201.01, 261.01, 300.0]
 
 
 def test_heartbeat_is_written_every_heartbeat_seconds_even_while_rounds_overrun(tmp_path):
     run = Run(tmp_path, outages=[], stop_at=130, heartbeat=60.0)
     run.prober.round_time = 1.5          # every round overruns the 1 s interval
-    beats = []
-    original = run.state.save
-
-    def save(data):
-        beats.append(round(run.clock.now, 1))
-        original(data)
-
-    run.state.save = save
+    saved = saves_of(run)
     run.run()
+    beats = [round(instant, 1) for instant in saved]
     assert beats[0] == 0.0              # at start
     assert [b for b in beats[1:-1]] == [60.0, 120.0]
     saved = json.loads((tmp_path / "state.json").read_text())
