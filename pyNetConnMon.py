@@ -1822,6 +1822,18 @@ def gap_of(start, end, min_interruption):
     return start, end, duration, not counts_as_interruption(duration, min_interruption)
 
 
+def recover_partial_outages(state, min_interruption):
+    """The partial outages a run that did not stop cleanly was in at its last heartbeat, as
+    keyword arguments for PendingReports.add(), those that count."""
+    if state.get("clean_stop") or state.get("heartbeat") is None:
+        return []
+    return [dict(start=partial["start"], end=partial["start"] + partial["duration"],
+                 duration=partial["duration"], reason=partial["reason"],
+                 targets=state["targets"], kind="partial", part=partial["part"], cut_short=True)
+            for partial in state.get("partials", [])
+            if counts_as_interruption(partial["duration"], min_interruption)]
+
+
 def recover_slow_period(state, min_interruption):
     """The slow period a run that did not stop cleanly was in at its last heartbeat, as keyword
     arguments for PendingReports.add() when it counts, else None."""
@@ -3712,6 +3724,8 @@ def check_state(data):
         lossy = {"start": _state_number(lossy.get("start"), "lossy start", 0.0, _LATEST_TIME),
                  "sent": _state_number(lossy.get("sent"), "lossy sent", 0, 2 ** 53),
                  "lost": _state_number(lossy.get("lost"), "lossy lost", 0, 2 ** 53)}
+    partials = [_state_object(item, "partial") for item in _state_list(
+        data.get("partials", []), "partials", MAX_TARGETS + 3)]
     boot = data.get("boot")
     if boot is not None:
         boot = _state_object(boot, "boot")
@@ -3735,6 +3749,12 @@ def check_state(data):
         "slow_pending": [_check_slow_period(item, "slow_pending entry %d" % number)
                          for number, item in enumerate(slow_pending, 1)],
         "lossy": lossy,
+        "partials": [{"part": _state_text(item.get("part"), "partial part", 300),
+                      "start": _state_number(item.get("start"), "partial start", 0.0,
+                                             _LATEST_TIME),
+                      "reason": _state_text(item.get("reason"), "partial reason"),
+                      "duration": _state_number(item.get("duration"), "partial duration", 0.0,
+                                                _LONGEST)} for item in partials],
         "lossy_pending": [_check_lossy_period(item, "lossy_pending entry %d" % number)
                           for number, item in enumerate(lossy_pending, 1)],
         "usual": _check_usual(data.get("usual") or {}),
@@ -5172,6 +5192,10 @@ class RoundInterpreter:
                     "max_ms": _ms(slow.times.maximum)},
                 "lossy": None if lossy is None else {
                     "start": lossy.start_wall, "sent": lossy.sent, "lost": lossy.lost},
+                "partials": [{"part": partial_what(key), "start": partial.start_wall,
+                              "reason": partial.reason,
+                              "duration": max(0.0, mono - partial.start_mono)}
+                             for key, partial in self.partials.open.items()],
                 "usual": self.usual.to_dict()}
 
     def metrics(self, unreported):
@@ -5343,7 +5367,8 @@ class Monitor:
                                                       self.clock.boot())
         slow = recover_slow_period(state, self.settings.min_interruption)
         lossy = recover_lossy_period(state, self.settings.min_interruption)
-        for item in (cut_short, slow, lossy):
+        for item in [cut_short, slow, lossy] + recover_partial_outages(
+                state, self.settings.min_interruption):
             if item:
                 self.rounds.record(**item)
         if gap is not None:

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from fakes import ALWAYS, ROUTER, ScriptedRun, outage, result
+from fakes import ALWAYS, ROUTER, WALL_OFFSET, Crash, ScriptedRun, outage, result
 from pyNetConnMon import (CauseJudge, Gateway, InterruptionTracker, PartialOutages,
                           closer_cause, parse_target)
 
@@ -410,3 +410,27 @@ def test_a_state_file_cause_must_be_one_of_the_five_and_older_files_have_none():
         check_state({"format": 1, "pending": [dict(entry, cause="aliens")]})
     with pytest.raises(ValueError, match="^down cause is not one of"):
         check_state({"format": 1, "down": {"start": 1.8e9, "cause": ["lan"]}})
+
+
+def test_a_partial_outage_open_at_a_crash_is_reported_after_the_restart(tmp_path, utc):
+    run = ScriptedRun(tmp_path, [A, B], outage(A.label, start=10.5, end=1000.0), stop_at=1e9)
+    probe = run.prober.probe_round
+
+    def dies_at_100(*args, **kwargs):
+        if run.clock.now >= 100:
+            raise Crash()                       # kill -9, a power cut: no stop
+        return probe(*args, **kwargs)
+
+    run.prober.probe_round = dies_at_100
+    with pytest.raises(Crash):
+        run.run()
+    run.log.close()
+    [partial] = run.saved_state()["partials"]        # at the last heartbeat, 49 s in
+    assert (partial["part"], partial["duration"]) == ("target 198.18.1.2:80", 49.0)
+    again = ScriptedRun(tmp_path, [A, B], {}, stop_at=20.0, wall_offset=WALL_OFFSET + 600)
+    again.run()
+    subject, body = again.report()
+    assert subject == "pyNetConnMon on pi: 1 gap (9 min) when the monitor was not running; " \
+        "1 partial outage"
+    assert "\n2026-11-18 11:06:51  2026-11-18 11:07:40        49.0 s  target 198.18.1.2:80 " \
+        "(timeout) (the monitor stopped while it still failed)\n" in body

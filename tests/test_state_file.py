@@ -25,7 +25,9 @@ VALID = {"format": 1, "heartbeat": WALL, "clean_stop": False, "targets": ["198.1
                       "reason": "refused", "kind": "outage", "cut_short": False,
                       "targets": ["198.18.0.2:53"], "count": 1}],
          "backoff": {"wait": 60.0, "last_sent": WALL - 100, "last_failed": None},
-         "boot": {"id": "f831437d-445f-42ff-8829-b9874ce87b7b", "seconds": 5000.0}}
+         "boot": {"id": "f831437d-445f-42ff-8829-b9874ce87b7b", "seconds": 5000.0},
+         "partials": [{"part": "target 198.18.0.3:53", "start": WALL - 60, "reason": "timeout",
+                       "duration": 60.0}]}
 
 
 def runs_as_nobody(python, options):
@@ -142,7 +144,8 @@ def mutations():
              ("pending", 0, "start"), ("pending", 0, "end"), ("pending", 0, "duration"),
              ("pending", 0, "reason"), ("pending", 0, "kind"), ("pending", 0, "targets"),
              ("pending", 0, "count"), ("pending", 0, "cut_short"), ("format",), ("boot",),
-             ("boot", "id"), ("boot", "seconds")]
+             ("boot", "id"), ("boot", "seconds"), ("partials",), ("partials", 0),
+             ("partials", 0, "part"), ("partials", 0, "start"), ("partials", 0, "duration")]
     return st.tuples(st.sampled_from(paths), JSON)
 
 
@@ -169,6 +172,8 @@ def test_any_content_is_either_used_whole_or_refused_with_a_reason(mutation):
     pending.restore(state, 100.0, WALL)
     pyNetConnMon.recover_previous_run(state, WALL + 60, 5.0,
                                       ("f831437d-445f-42ff-8829-b9874ce87b7b", 5060.0))
+    for partial in pyNetConnMon.recover_partial_outages(state, 5.0):
+        pending.add(**partial)
     pyNetConnMon.format_report(pending.items or [], "pi")
 
 
