@@ -8098,6 +8098,7 @@ class ReportFiles:
 STATUS_HISTORY_SECONDS = 24 * 3600.0
 STATUS_HISTORY_LIMIT = 1000      # transitions kept; on a day with more, the oldest go first
 STATUS_OPEN_PARTS = 256          # partial outages open at once
+STATUS_BLIP_REACH = 64           # entries looked back through for what opened a blip
 STATUS_ROWS_SHOWN = 10           # last interruptions, and reports waiting, shown
 # Events that the page's replay needs in order, and what each opens or closes: an event that
 # opened something still open is kept however old (an outage of three days still shows). Of any
@@ -8158,16 +8159,29 @@ class RecentEvents:
         if name not in STATUS_TRANSITIONS:
             self.latest[name] = entry
             return
+        if name in STATUS_CLOSES:
+            opened = self.open.pop(_opened_key(name, fields), None)
+            if fields.get("ignored") is True and self._forget(opened):
+                return
         self.entries.append(entry)
         if name == "start":
             self.open.clear()
-        if name in STATUS_CLOSES:
-            self.open.pop(_opened_key(name, fields), None)
-        elif name in STATUS_OPENS:
+        if name in STATUS_OPENS:
             key = _opened_key(name, fields)
             if key[0] != "part" or sum(
                     1 for opened in self.open if opened[0] == "part") < STATUS_OPEN_PARTS:
                 self.open.setdefault(key, entry)
+
+    def _forget(self, opened):
+        """Drops what opened a blip (or a slow or lossy stretch too short to count) that has
+        just closed: the page shows neither, and on a lossy line thousands a day would push
+        out of the list what it does show. Looked for among the latest entries only."""
+        entries = self.entries
+        for index in range(len(entries) - 1, max(-1, len(entries) - 1 - STATUS_BLIP_REACH), -1):
+            if entries[index] is opened:
+                del entries[index]
+                return True
+        return False
 
     def snapshot(self, now):
         """The events to replay, in the order written, as a tuple (made anew only after a

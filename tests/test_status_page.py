@@ -66,6 +66,22 @@ def test_the_history_keeps_at_most_its_limit_and_only_24_hours():
     assert recent.snapshot(NOW) is history          # not made anew without a change
 
 
+def test_blips_leave_no_trace_that_could_push_out_an_interruption():
+    """On a lossy line, thousands of one-target blips a day: ignored, shown nowhere, they must
+    not fill the history and push out an interruption of a few hours before."""
+    recent = pnm.RecentEvents(limit=10)
+    recent.record(*down(NOW - 3 * 3600))
+    recent.record(*up(NOW - 3 * 3600, NOW - 3 * 3600 + 600))
+    for number in range(50):
+        wall = NOW - 3000 + 10 * number
+        recent.record("target_down", wall, {"target": "b:53", "reason": "timeout"})
+        recent.record("target_up", wall + 2, {"target": "b:53", "ignored": True})
+        recent.record(*down(wall + 4))
+        recent.record(*up(wall + 4, wall + 5, ignored=True))
+    assert [entry.name for entry in recent.snapshot(NOW)] == ["down", "up"]
+    assert recent.open == {}
+
+
 def test_other_events_keep_only_their_latest():
     recent = pnm.RecentEvents()
     for number in range(100):
