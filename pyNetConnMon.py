@@ -7840,8 +7840,12 @@ def _explanation(summary):
            "wrote it did not record them).", printable(time.strftime("%Z, UTC%z"))))
 
 
-def render_report(summary, source, made=None):
-    """The HTML report of a History: one self-contained page."""
+REPORT_PROBLEMS_SHOWN = 5        # files the report names as not read in full; the rest counted
+
+
+def render_report(summary, source, made=None, problems=()):
+    """The HTML report of a History: one self-contained page. `problems`: what could not be
+    read of the log's files (EventLogFiles.warnings), which the page says too."""
     made = time.time() if made is None else made
     hosts = ", ".join(summary.hosts) or "not in the log (this report was made on %s)" % (
         printable(socket.gethostname()))
@@ -7849,6 +7853,12 @@ def render_report(summary, source, made=None):
     body = ["<h1>%s</h1>" % escape(title),
             '<p class="muted">Made by pyNetConnMon %s on %s from the event log %s.</p>'
             % (VERSION, local_time(made), escape(printable(source)))]
+    if problems:
+        shown = [escape(printable(problem)) for problem in problems[:REPORT_PROBLEMS_SHOWN]]
+        if len(problems) > len(shown):
+            shown.append("and %s more" % plural(len(problems) - len(shown), "problem"))
+        body.append('<p id="unread" class="muted">Not all of it could be read, so this report '
+                    'may lack what those parts held: %s.</p>' % "; ".join(shown))
     info = [("host", "Host", hosts),
             ("targets", "Targets", ", ".join(summary.all_targets) or "not in the log")]
     if summary.since is not None or summary.until is not None:
@@ -8086,7 +8096,8 @@ class ReportFiles:
     def _replay(self, lines, since, until, on_row, files):
         history = summarize_events(lines, since, until, on_row)
         if self.html_path is not None:
-            page = render_report(history, files.source)    # once read: the files that could be
+            page = render_report(history, files.source,    # once read: the files that could be
+                                 problems=files.warnings)
             _write_atomically(self.html_path, "HTML report", lambda stream: stream.write(page))
         return history
 

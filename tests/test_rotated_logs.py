@@ -418,6 +418,11 @@ def test_only_the_rotated_files_read_are_counted_in_the_summary_and_the_report(t
     out, err, page, _ = report(tmp_path, log)
     assert out.splitlines()[0] == 'pyNetConnMon summary of %s and 1 rotated file' % log
     assert 'from the event log %s and 1 rotated file.</p>' % html.escape(str(log)) in page
+    assert ('<p id="unread" class="muted">Not all of it could be read, so this report may lack '
+            'what those parts held: cannot read event log %s.2.gz: Compressed file ended before '
+            'the end-of-stream marker was reached; cannot read event log %s.1: it is a '
+            'directory, not a regular file.</p>' % (html.escape(str(log)), html.escape(str(log)))
+            ) in page
     assert [line.split(' ', 3)[3] for line in err.splitlines()[:2]] == [
         'cannot read event log %s.2.gz: Compressed file ended before the end-of-stream marker '
         'was reached' % log,
