@@ -8842,28 +8842,20 @@ def _check_combinations(args, given):
 
 def _check_report_paths(args):
     """--html and --csv must not overwrite the event log, any of the rotated files --summary
-    reads with it, nor each other."""
-    def identity(path):
-        try:
-            info = os.stat(path)
-            return os.path.abspath(path), (info.st_dev, info.st_ino)
-        except OSError:
-            return os.path.abspath(path), None
-
-    def same(one, other):
-        return one[0] == other[0] or one[1] is not None and one[1] == other[1]
-    reports = [(option, path, identity(path)) for option, path in
+    reads with it, nor each other (by name, or as the same file under another name)."""
+    reports = [(option, path, _file_key(path)) for option, path in
                (("--html", args.html), ("--csv", args.csv)) if path is not None]
     for log_file in filter(None, args.log_files):
         for option, path, report in reports:
-            if same(report, identity(log_file)):
+            if report == _file_key(log_file):
                 raise UsageError("%s: %s is the event log itself" % (option, path))
         for rotated in itertools.chain(*rotated_siblings(log_file)) if reports else ():
+            rotated_key = _file_key(rotated)
             for option, path, report in reports:
-                if same(report, identity(rotated)):
+                if report == rotated_key:
                     raise UsageError("%s: %s is a rotated file of the event log %s"
                                      % (option, path, log_file))
-    if len(reports) == 2 and same(reports[0][2], reports[1][2]):
+    if len(reports) == 2 and reports[0][2] == reports[1][2]:
         raise UsageError("--html and --csv name the same file")
 
 
