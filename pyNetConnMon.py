@@ -9018,24 +9018,16 @@ def run_test_mail(args, console):
     # (its default, without -a); each report names its own
     body = ("This is a test report from pyNetConnMon %s on %s.\n"
             "Reports about interruptions will arrive the same way.\n" % (VERSION, hostname))
-    failures = []
-
-    def deliver():
-        try:
-            deliverer.deliver(subject, body)
-        except DeliveryError as error:
-            failures.append(str(error))
-        else:
-            failures.append(None)
-
-    # bounded as the monitor bounds a delivery: pySendMail's "timeout": 0 is no timeout at all
-    worker = threading.Thread(target=deliver, name="delivery", daemon=True)
-    worker.start()
-    worker.join(DELIVERY_LIMIT)
-    if worker.is_alive():
+    # in the background and bounded, as the monitor delivers: pySendMail's "timeout": 0 is no
+    # timeout at all
+    done = threading.Event()
+    worker = OneJobAtATime("delivery", done.set, describe_send_error)
+    worker.submit(lambda: deliverer.deliver(subject, body))
+    if not done.wait(DELIVERY_LIMIT):
         deliverer.cancel()
-        worker.join(NOTIFY_OUTPUT_GRACE * 10)
-    failure = failures[0] if failures else "no answer within %s" % human_duration(DELIVERY_LIMIT)
+        done.wait(2.0)                  # a cut connection fails at once
+    results = worker.take_results()
+    failure = results[0][1] if results else "no answer within %s" % human_duration(DELIVERY_LIMIT)
     if failure is not None:
         console.error("test report not delivered: %s" % failure)
         return 1
