@@ -8172,7 +8172,7 @@ class RecentEvents:
             return
         if name in STATUS_CLOSES:
             opened = self.open.pop(_opened_key(name, fields), None)
-            if fields.get("ignored") is True and self._forget(opened):
+            if opened is not None and fields.get("ignored") is True and self._forget(opened):
                 return
         self.entries.append(entry)
         if name == "start":
