@@ -227,6 +227,9 @@ METRICS_FD_RESERVE = 32          # free descriptors the endpoint leaves to probe
 METRICS_ACCEPT_PAUSE = 0.5       # seconds without accepting after accept() found no free descriptor
 DEFAULT_PING_INTERVAL = 60.0
 PING_RESPONSE_LIMIT = 4096       # bytes of the ping answer read before closing (it is not used)
+PING_LIMIT = 10.0                # s: a ping not answered in full within this, or 4 x -t if longer,
+                                 # is cut (-t bounds each read, and a server that sends a byte
+                                 # before each one would hold the only ping in flight for ever)
 
 # Connect times: statistics windows, losses the kernel repaired, the metrics histogram
 CONNECT_TIME_RATIO = 1.01        # log-spaced buckets, each 1 % wider: percentiles within 1 %
@@ -4498,30 +4501,118 @@ def describe_ping_error(error):
     return "%s: %s" % (type(error).__name__, _one_line(error))
 
 
+def ping_proxy(url):
+    """host:port of the proxy (from http_proxy, https_proxy, no_proxy) a ping to `url` goes
+    through, or None: a dead proxy fails like a dead endpoint, and the reason must say which."""
+    import urllib.request
+    parts = urllib.parse.urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme.lower())
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    where = urllib.parse.urlsplit(proxy if "//" in proxy else "//" + proxy).netloc
+    return where.rpartition("@")[2] or None         # without user:password@
+
+
 class PingSender:
-    """Requests the ping URL in a thread, so a slow endpoint never stalls the rounds."""
+    """Requests the ping URL in a thread, so a slow endpoint never stalls the rounds. Only
+    http and https (redirects too); a ping running longer than `limit` is cut (cancel())."""
 
     def __init__(self, url, timeout, on_done):
         import urllib.request      # here, not in the thread: the first ping must not wait for it
         self._urllib = urllib.request
         self.url = url
         self.timeout = timeout
-        self.jobs = OneJobAtATime("ping", on_done, describe_ping_error)
+        self.limit = max(PING_LIMIT, 4 * timeout)
+        self.proxy = ping_proxy(url)
+        self.jobs = OneJobAtATime("ping", on_done, self._describe)
+        self.connection = None        # the HTTP connection of the ping in flight
+        self.cut = False              # ... cut by cancel()
+        self._opener = self._make_opener()
 
     @property
     def busy(self):
         return self.jobs.busy
 
     def submit(self):
+        self.connection, self.cut = None, False
         self.jobs.submit(self._request)
+
+    def cancel(self):
+        """Cuts the ping in flight: it fails now, and the next one may go out."""
+        self.cut = True
+        sock = getattr(self.connection, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _describe(self, error):
+        reason = "no complete answer within %s" % human_duration(self.limit) if self.cut \
+            else describe_ping_error(error)
+        return reason if self.proxy is None else "%s (through the proxy %s)" % (reason, self.proxy)
 
     def _request(self):
         url, authorization = ping_request_parts(self.url)
         request = self._urllib.Request(url, headers={"User-Agent": "pyNetConnMon/" + VERSION})
         if authorization is not None:      # unredirected: a redirect to elsewhere gets no password
             request.add_unredirected_header("Authorization", authorization)
-        with self._urllib.urlopen(request, timeout=self.timeout) as response:
+        with self._opener.open(request, timeout=self.timeout) as response:
             response.read(PING_RESPONSE_LIMIT)
+        if self.cut:                       # the answer read so far was cut short
+            raise OSError("cut")
+
+    def _make_opener(self):
+        """urllib's opener for http and https only, whose connections this sender can cut, and
+        whose redirects keep user:password for the same scheme, host and port (as curl does)."""
+        request, sender = self._urllib, self
+
+        def watched(connection_class):
+            class Watched(connection_class):
+                def connect(self):
+                    sender.connection = self
+                    if sender.cut:             # cut while its name was being looked up
+                        raise OSError("cut")
+                    super().connect()
+            return Watched
+
+        class HTTP(request.HTTPHandler):
+            def do_open(self, http_class, req, **kwargs):
+                return super().do_open(watched(http_class), req, **kwargs)
+
+        class Redirects(request.HTTPRedirectHandler):
+            def http_error_302(self, req, fp, code, msg, headers):
+                location = headers.get("location") or headers.get("uri") or ""
+                if urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url, location)) \
+                        .scheme.lower() not in ("http", "https"):
+                    from urllib.error import HTTPError   # the reason leaves out its URL
+                    raise HTTPError(req.full_url, code, "redirect to a URL that is not http or "
+                                    "https", headers, fp)
+                return super().http_error_302(req, fp, code, msg, headers)
+
+            http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+            def redirect_request(self, req, fp, code, msg, headers, newurl):
+                old, new = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+                redirected = super().redirect_request(req, fp, code, msg, headers, newurl)
+                authorization = req.unredirected_hdrs.get("Authorization")
+                if redirected is not None and authorization is not None and \
+                        (old.scheme.lower(), old.hostname, old.port) == \
+                        (new.scheme.lower(), new.hostname, new.port):
+                    redirected.add_unredirected_header("Authorization", authorization)
+                return redirected
+
+        handlers = [request.ProxyHandler(), request.UnknownHandler(), HTTP(),
+                    request.HTTPDefaultErrorHandler(), Redirects(), request.HTTPErrorProcessor()]
+        if hasattr(request, "HTTPSHandler"):            # Python built without ssl: http only
+            class HTTPS(request.HTTPSHandler):
+                def do_open(self, http_class, req, **kwargs):
+                    return super().do_open(watched(http_class), req, **kwargs)
+            handlers.append(HTTPS())
+        opener = request.OpenerDirector()
+        for handler in handlers:
+            opener.add_handler(handler)
+        return opener
 
     def take_results(self):
         """None for each ping that worked, else the reason it failed."""
@@ -4542,7 +4633,10 @@ class Pinger:
         return ping_url_for_people(self.sender.url)
 
     def maybe_ping(self, now, network_up):
-        if not self.sender.busy and self.schedule.due(now, network_up):
+        if self.sender.busy:
+            if now - self.schedule.last_started >= self.sender.limit:
+                self.sender.cancel()
+        elif self.schedule.due(now, network_up):
             self.schedule.started(now)
             self.sender.submit()
 

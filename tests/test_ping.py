@@ -1,6 +1,7 @@
 """--ping-url: the pure schedule and health logic, and a running monitor pinging a loopback
 server."""
 import http.server
+import socket
 import threading
 import time
 import urllib.error
@@ -284,3 +285,176 @@ def test_a_slow_endpoint_gets_one_request_at_a_time(tmp_path):
     gaps = [later - earlier for earlier, later in zip(run.ping.sent, run.ping.sent[1:])]
     assert len(gaps) >= 3 and min(gaps) >= 0.8, gaps
     assert [round(t, 2) for t in run.prober.rounds[:6]] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+
+
+# -- PingSender against hostile loopback servers, in process: the limit, redirects, proxies ----
+
+class DrippingEndpoint:
+    """Answers each request with a status line, then one byte of a header every 0.05 s: each
+    read gets a byte well within the ping's timeout, so only a limit on the whole ping ends it."""
+
+    def __init__(self):
+        self.server = socket.create_server((LOOPBACK, 0))
+        self.server.settimeout(0.1)
+        self.url = "http://%s:%d/ping/0000-secret" % (LOOPBACK, self.server.getsockname()[1])
+        self.requests = 0
+        self.closing = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.closing.is_set():
+            try:
+                connection, _ = self.server.accept()
+            except socket.timeout:
+                continue
+            self.requests += 1
+            threading.Thread(target=self._drip, args=(connection,), daemon=True).start()
+
+    def _drip(self, connection):
+        with connection:
+            try:
+                connection.recv(4096)
+                connection.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+                for _ in range(400):                 # 20 s at most
+                    if self.closing.wait(0.05):
+                        return
+                    connection.sendall(b"x")
+            except OSError:
+                return                               # the monitor cut the ping
+
+    def close(self):
+        self.closing.set()
+        self.thread.join(2)
+        self.server.close()
+
+
+def pings_until(pinger, enough, seconds):
+    """Runs the monitor's part of pinging (after each round: maybe_ping, then news) every 0.02 s
+    with the network up, until enough(what was told) or `seconds` pass; returns what was told."""
+    told = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pinger.maybe_ping(time.monotonic(), network_up=True)
+        told += pinger.news(network_down=False)
+        if enough(told):
+            return told
+        time.sleep(0.02)
+    raise AssertionError("after %s s the pings told only %r" % (seconds, told))
+
+
+def test_a_ping_answered_a_byte_at_a_time_is_cut_at_its_limit_and_the_next_one_goes_out():
+    endpoint = DrippingEndpoint()
+    try:
+        sender = program.PingSender(endpoint.url, timeout=0.2, on_done=lambda: None)
+        sender.limit = 0.5
+        pinger = program.Pinger(sender, program.PingSchedule(0.1))
+        told = pings_until(pinger, lambda told: told and endpoint.requests >= 2, 5)
+        assert told == [("failed", "no complete answer within 0.5 s")]
+    finally:
+        endpoint.close()
+
+
+def test_the_limit_on_a_whole_ping_is_ten_seconds_or_four_timeouts():
+    assert program.PingSender("http://127.0.0.1:1/", 2.0, lambda: None).limit == 10.0
+    assert program.PingSender("http://127.0.0.1:1/", 5.0, lambda: None).limit == 20.0
+
+
+class RedirectingEndpoint:
+    """/p redirects to `location`; /p/ asks for a password and answers 200 when it is given.
+    Records (path, Authorization) of each request."""
+
+    def __init__(self, location="/p/"):
+        self.location = location
+        self.seen = []
+        endpoint = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                endpoint.seen.append((self.path, self.headers["Authorization"]))
+                if self.path == "/p":
+                    self.send_response(301)
+                    self.send_header("Location", endpoint.location)
+                elif self.headers["Authorization"] is None:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="ping"')
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self.port = self.server.server_port
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def one_ping(url):
+    """The reason one ping to `url` failed, or None."""
+    sender = program.PingSender(url, timeout=2.0, on_done=lambda: None)
+    sender.submit()
+    return wait_until(sender.take_results, 5, "the ping's outcome")[0]
+
+
+@pytest.fixture
+def no_proxy_set(monkeypatch):
+    for name in ("http_proxy", "https_proxy", "no_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+AUTHORIZATION = "Basic dXNlcjpTM0NSRVQ="        # user:S3CRET
+
+
+def test_a_redirect_on_the_same_host_and_port_keeps_the_password(no_proxy_set):
+    endpoint = RedirectingEndpoint()
+    try:
+        assert one_ping("http://user:S3CRET@%s:%d/p" % (LOOPBACK, endpoint.port)) is None
+        assert endpoint.seen == [("/p", AUTHORIZATION), ("/p/", AUTHORIZATION)]
+    finally:
+        endpoint.close()
+
+
+def test_a_redirect_to_another_port_gets_no_password(no_proxy_set):
+    other = RedirectingEndpoint()
+    endpoint = RedirectingEndpoint("http://%s:%d/p/" % (LOOPBACK, other.port))
+    try:
+        assert one_ping("http://user:S3CRET@%s:%d/p" % (LOOPBACK, endpoint.port)) == \
+            "HTTP 401 Unauthorized"
+        assert endpoint.seen == [("/p", AUTHORIZATION)] and other.seen == [("/p/", None)]
+    finally:
+        endpoint.close()
+        other.close()
+
+
+@pytest.mark.parametrize("scheme", ["ftp", "file"])
+def test_a_redirect_to_a_url_not_http_is_refused_without_quoting_it(no_proxy_set, scheme):
+    with socket.create_server((LOOPBACK, 0)) as elsewhere:
+        elsewhere.setblocking(False)
+        location = "%s://%s:%d/etc/passwd" % (scheme, LOOPBACK, elsewhere.getsockname()[1])
+        endpoint = RedirectingEndpoint(location)
+        try:
+            reason = one_ping("http://user:S3CRET@%s:%d/p" % (LOOPBACK, endpoint.port))
+        finally:
+            endpoint.close()
+        assert reason == "HTTP 301 redirect to a URL that is not http or https"
+        with pytest.raises(BlockingIOError):
+            elsewhere.accept()                       # nobody came: no FTP login
+
+
+def test_a_ping_through_a_dead_proxy_says_so_without_its_password(no_proxy_set, monkeypatch):
+    proxy = closed_port()
+    monkeypatch.setenv("http_proxy", "http://puser:PPASS@%s:%d" % (LOOPBACK, proxy))
+    endpoint = RedirectingEndpoint()
+    try:
+        reason = one_ping("http://%s:%d/p/" % (LOOPBACK, endpoint.port))
+    finally:
+        endpoint.close()
+    assert reason == "refused (through the proxy %s:%d)" % (LOOPBACK, proxy)
+    assert endpoint.seen == []
