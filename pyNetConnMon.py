@@ -220,7 +220,8 @@ ROUTES_RECHECK = 1.0             # seconds: the routing table is read at most th
 DEFAULT_METRICS_ADDRESS = "127.0.0.1"
 METRICS_REQUEST_TIMEOUT = 5.0    # seconds a metrics client has for its whole request, and again
                                  # to take the answer, however slowly the bytes trickle
-METRICS_MAX_CONNECTIONS = 8      # metrics clients served at once; more are answered 503 at once
+METRICS_MAX_CONNECTIONS = 8      # metrics clients served at once; more push out the oldest
+                                 # still sending its request, with a 503
 METRICS_REQUEST_LIMIT = 8192     # bytes of request line and headers read; beyond: 414 or 431
 METRICS_HEADER_LIMIT = 64        # header lines; beyond: 431
 METRICS_FD_RESERVE = 32          # free descriptors the endpoint leaves to probes, state, reports
@@ -4202,11 +4203,13 @@ class HttpEndpoint:
     """A small HTTP/1.0 server in ONE thread, for GET and HEAD of the paths in `routes`.
 
     `routes` maps a path to a function returning (status, content type, body bytes). Bounded by
-    construction: at most `max_connections` clients at a time (one more is answered 503 and closed
-    at once), each has `timeout` seconds for its whole request head however slowly it trickles in
-    and as long again to take the answer, and no more than METRICS_REQUEST_LIMIT bytes of a
-    request are kept. So it holds at most max_connections + 5 file descriptors and no thread per
-    client. Call start(), and shutdown() then server_close() to stop.
+    construction: at most `max_connections` clients at a time (one more takes the place of a
+    client that has its whole answer, else of the one that has waited longest for its request
+    to come in full, which is answered 503; with none such, the newcomer is), each has `timeout`
+    seconds for its whole request head however slowly it trickles in and as long again to take
+    the answer, and no more than METRICS_REQUEST_LIMIT bytes of a request are kept. So it holds
+    at most max_connections + 5 file descriptors and no thread per client. Call start(), and
+    shutdown() then server_close() to stop.
     """
 
     def __init__(self, address, port, routes, timeout, max_connections=METRICS_MAX_CONNECTIONS,
@@ -4299,17 +4302,25 @@ class HttpEndpoint:
             return
         sock.setblocking(False)
         if len(self.clients) >= self.max_connections:
-            try:
-                sock.send(HTTP_BUSY)
-            except OSError:
-                pass
-            sock.close()
-            return
+            # idle connections must not lock a scraper out: a client that has its whole answer,
+            # else the one that has waited longest for its request to come in full, makes room
+            # (with a 503); while every client is being sent its answer, the newcomer gets it
+            clients = self.clients.values()
+            answered = [client for client in clients
+                        if client.received is None and client.answer is None]
+            waiting = [client for client in clients if client.received is not None]
+            if answered:
+                self._close(answered[0])
+            elif waiting:
+                self._close(min(waiting, key=lambda client: client.deadline), refuse=True)
+            else:
+                self._refuse(sock)
+                return
         client = _HttpClient(sock, self.clock() + self.timeout)
         self.clients[sock] = client
         self._selector.register(sock, selectors.EVENT_READ, client)
 
-    def _close(self, client, abort=False):
+    def _close(self, client, abort=False, refuse=False):
         self.clients.pop(client.sock, None)
         try:
             self._selector.unregister(client.sock)
@@ -4317,7 +4328,18 @@ class HttpEndpoint:
             pass
         if abort:       # linger on, for 0 s: the kernel resets instead of sending on for minutes
             client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        client.sock.close()
+        if refuse:
+            self._refuse(client.sock)
+        else:
+            client.sock.close()
+
+    @staticmethod
+    def _refuse(sock):
+        try:
+            sock.send(HTTP_BUSY)
+        except OSError:
+            pass
+        sock.close()
 
     def _serve_client(self, client, events):
         try:

@@ -202,14 +202,54 @@ def test_clients_beyond_the_cap_cost_the_monitor_no_thread_and_no_descriptor(tmp
     assert monitor.stderr_lines == []
 
 
-def test_the_client_beyond_the_cap_is_told_503_at_once(endpoint):
+def test_the_client_beyond_the_cap_takes_the_place_of_the_oldest_still_sending(endpoint):
+    # idle connections (a slowloris, or stuck clients) must not lock the scraper out
     server = endpoint(request_timeout=5.0)
     held = []
     try:
         for _ in range(program.METRICS_MAX_CONNECTIONS):
             held.append(connect(server.server_port))
             held[-1].sendall(HEAD_ONLY)
-        wait_until(lambda: len(server.clients) == len(held), 3, "the endpoint to hold every slot")
+            wait_until(lambda: len(server.clients) == len(held), 3, "the endpoint to take it")
+        started = time.monotonic()
+        assert status_of(ask(server.server_port, b"GET /metrics HTTP/1.0\r\n\r\n")) == 200
+        assert status_of(read_to_end(held[0])) == 503
+        assert time.monotonic() - started < 1.0
+        assert [closed_by_server(client) for client in held[1:]] == [False] * (len(held) - 1)
+    finally:
+        for client in held:
+            client.close()
+
+
+def test_the_client_beyond_the_cap_takes_the_place_of_one_that_has_its_whole_answer(endpoint):
+    server = endpoint(request_timeout=5.0)
+    held = []
+    try:
+        for _ in range(program.METRICS_MAX_CONNECTIONS):     # each has its answer, and stays
+            held.append(connect(server.server_port))
+            held[-1].sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        wait_until(lambda: len(server.clients) == len(held) and all(
+            client.received is client.answer is None for client in server.clients.values()), 3,
+            "the endpoint to have answered every slot")
+        assert status_of(ask(server.server_port, b"GET /metrics HTTP/1.0\r\n\r\n")) == 200
+        assert [status_of(read_to_end(client)) for client in held] == [200] * len(held)
+    finally:
+        for client in held:
+            client.close()
+
+
+def test_the_client_beyond_the_cap_is_told_503_at_once_while_every_other_is_sent_its_answer():
+    big = b"x" * 4000000                 # more than the sockets' buffers hold
+    server = program.HttpEndpoint(LOOPBACK, 0, {"/big": lambda: (200, "text/plain", big)},
+                                  timeout=5.0, max_connections=2).start()
+    held = []
+    try:
+        for _ in range(2):                                  # each asks, and reads nothing
+            held.append(connect(server.server_port))
+            held[-1].sendall(b"GET /big HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        wait_until(lambda: len(server.clients) == 2 and all(
+            client.answer is not None for client in list(server.clients.values())), 3,
+            "the endpoint to be sending both answers")
         started = time.monotonic()
         with connect(server.server_port) as extra:
             answer = read_to_end(extra)
@@ -218,7 +258,8 @@ def test_the_client_beyond_the_cap_is_told_503_at_once(endpoint):
     finally:
         for client in held:
             client.close()
-    wait_until(lambda: scrape_works(server.server_port), 3, "a scrape once the slots are free")
+        server.shutdown()
+        server.server_close()
 
 
 # -- oversized requests: refused after a few KiB, the rest never kept ----------------------------
