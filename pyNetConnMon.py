@@ -3588,8 +3588,9 @@ class Reporter:
 
 
 def default_state_path():
-    base = (os.environ.get("XDG_STATE_HOME")
-            or os.path.join(os.path.expanduser("~"), ".local", "state"))
+    base = os.environ.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(base):        # the XDG spec: a relative one is invalid, and ignored
+        base = os.path.join(os.path.expanduser("~"), ".local", "state")
     return os.path.join(base, "pyNetConnMon", "state.json")
 
 
@@ -3784,7 +3785,10 @@ class StateFile:
     atomically on every save. Only a regular file is ever opened or moved."""
 
     def __init__(self, path):
-        self.path = path
+        self.path = path            # as given, for messages
+        # a symlink's target: the lock must be the same for every name of the file, and a
+        # save must replace the file, not the link (put on other storage on purpose)
+        self.file = os.path.realpath(path)
         self._lock_stream = None
 
     def _refuse_odd_file(self, path):
@@ -3802,11 +3806,11 @@ class StateFile:
     def lock(self):
         """One state file, one monitor: hold an exclusive lock while running."""
         self._refuse_odd_file(self.path)
-        self._refuse_odd_file(self.path + ".lock")
-        directory = os.path.dirname(os.path.abspath(self.path))
+        self._refuse_odd_file(self.file + ".lock")
+        directory = os.path.dirname(self.file)
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
-            descriptor = os.open(self.path + ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND
+            descriptor = os.open(self.file + ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND
                                  | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
             stream = os.fdopen(descriptor, "a")
         except OSError as error:
@@ -3829,7 +3833,7 @@ class StateFile:
         MonitorError when it cannot be read: that is not corruption, so nothing is moved."""
         self._refuse_odd_file(self.path)
         try:
-            descriptor = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            descriptor = os.open(self.file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
         except OSError as error:
@@ -3856,9 +3860,9 @@ class StateFile:
             return check_state(json.loads(raw.decode("utf-8"), parse_constant=_no_constant)), None
         except (ValueError, RecursionError) as error:     # UnicodeDecodeError is a ValueError
             reason = "too deeply nested" if isinstance(error, RecursionError) else _one_line(error)
-        aside = "%s.corrupt-%s" % (self.path, time.strftime("%Y%m%d-%H%M%S"))
+        aside = "%s.corrupt-%s" % (self.file, time.strftime("%Y%m%d-%H%M%S"))
         try:
-            os.replace(self.path, aside)
+            os.replace(self.file, aside)
             where = "moved it to %s" % aside
         except OSError as move_error:
             where = "could not move it aside (%s)" % _one_line(move_error)
@@ -3867,20 +3871,20 @@ class StateFile:
 
     def save(self, data):
         """Atomically: a temporary file, fsync, rename, fsync of the folder."""
-        temporary = "%s.tmp-%d" % (self.path, os.getpid())
+        temporary = "%s.tmp-%d" % (self.file, os.getpid())
         try:
             with open(temporary, "w", encoding="utf-8") as stream:
                 json.dump(data, stream, indent=1, sort_keys=True)
                 stream.flush()
                 os.fsync(stream.fileno())
-            os.replace(temporary, self.path)
+            os.replace(temporary, self.file)
         except OSError:
             try:                        # a part written to a full disk holds its last space
                 os.unlink(temporary)
             except OSError:
                 pass
             raise
-        directory = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
+        directory = os.open(os.path.dirname(self.file), os.O_RDONLY)
         try:
             os.fsync(directory)
         finally:

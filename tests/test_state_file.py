@@ -130,6 +130,48 @@ def test_a_fifo_as_lock_file_is_refused_at_once(tmp_path):
     assert "is not a regular file" in result.stderr
 
 
+def test_a_state_file_under_another_name_through_a_symlink_is_locked_all_the_same(tmp_path):
+    (tmp_path / "real").mkdir()
+    first = StateFile(str(tmp_path / "real" / "state.json"))
+    first.lock()
+    os.symlink(tmp_path / "real" / "state.json", tmp_path / "link.json")
+    try:
+        with pytest.raises(pyNetConnMon.MonitorError, match="another pyNetConnMon is already "
+                           "running with state file %s;" % re.escape(str(tmp_path / "link.json"))):
+            StateFile(str(tmp_path / "link.json")).lock()
+    finally:
+        first.unlock()
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_a_save_through_a_symlink_replaces_the_file_it_points_to_and_keeps_the_link(tmp_path,
+                                                                                   dangling):
+    (tmp_path / "disk").mkdir()
+    target = tmp_path / "disk" / "state.json"
+    if not dangling:
+        target.write_text("{}")
+    link = tmp_path / "state.json"
+    os.symlink(target, link)
+    state = StateFile(str(link))
+    state.lock()
+    try:
+        state.save(VALID)
+    finally:
+        state.unlock()
+    assert os.readlink(link) == str(target)
+    assert json.loads(target.read_text()) == VALID
+    assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["state.json",
+                                                                     "state.json.lock"]
+
+
+@pytest.mark.parametrize("state_home", ["", "rel-xdg", "./state"])
+def test_an_empty_or_relative_xdg_state_home_is_ignored(monkeypatch, tmp_path, state_home):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_STATE_HOME", state_home)
+    assert pyNetConnMon.default_state_path() == str(
+        tmp_path / ".local" / "state" / "pyNetConnMon" / "state.json")
+
+
 # -- contents -------------------------------------------------------------------------------
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
                     | st.text(max_size=20), lambda inner: st.lists(inner, max_size=4)
