@@ -5327,7 +5327,9 @@ class RoundInterpreter:
             self.last_results, ongoing, self.settings.min_interruption, unreported, wall,
             self.last_gateway, slow=None if slow is None else slow.is_slow,
             ongoing_slow=slow.ongoing_duration(mono) if slow and mono is not None else 0.0,
-            lossy=None if loss is None else loss.lossy is not None and not self.is_down,
+            # a blip does not end a lossy period (an interruption that counts does): on a
+            # very lossy line, blips are frequent, and each 0 would restart an alert's wait
+            lossy=None if loss is None else loss.lossy is not None,
             ongoing_lossy=loss.ongoing_duration(mono) if loss and mono is not None else 0.0,
             loss_ratio=None if loss is None else loss.ratio, jitter=self.jitter)
 

@@ -441,6 +441,22 @@ def test_an_outage_inside_a_lossy_stretch_is_one_interruption_and_not_loss(tmp_p
     assert "  an interruption followed" in body
 
 
+
+def test_a_blip_inside_a_lossy_period_leaves_the_lossy_metric_at_1(tmp_path, utc):
+    # on a very lossy line blips are frequent; a 0 at each would restart the wait of an alert
+    # on pynetconnmon_lossy (the shipped rule waits 10 minutes), so it would never fire
+    run = LineRun(tmp_path, lossy_between(20, 110, 0.3, outages=[(60, 62)]), stop_at=120,
+                  seed=11)
+    seen = []                      # (instant, network up, lossy) of each snapshot published
+    publish = run.monitor.metrics_board.publish
+    run.monitor.metrics_board.publish = lambda snapshot: (
+        seen.append((run.clock.now, snapshot.network_up, snapshot.lossy)), publish(snapshot))
+    run.run()
+    assert [event["ignored"] for event in run.events("up")] == [True]     # the blip
+    assert len([event for event in run.events("lossy_end") if not event["ignored"]]) == 1
+    during_blip = [lossy for now, up, lossy in seen if 60 <= now <= 64 and up is False]
+    assert during_blip and all(during_blip), seen
+
 # -- across a restart, and the state file ---------------------------------------------------------
 
 def test_a_lossy_period_pending_report_and_the_usual_survive_a_restart(tmp_path, utc):
