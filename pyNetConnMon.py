@@ -5530,9 +5530,10 @@ class Monitor:
     def start(self):
         wall = self.clock.wall()
         self.clock_steps.observe(self.clock.monotonic(), wall)   # a step before the first round
+        # read before the start line: a state file that cannot be read ends the start
+        state, warning = self.state.load() if self.state is not None else (None, None)
         self.say.started(wall, self.state.path if self.state is not None else None)
         if self.state is not None:
-            state, warning = self.state.load()
             if warning:
                 self.say.console.warning(warning, wall)
             if state:

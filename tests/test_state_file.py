@@ -117,6 +117,7 @@ def test_an_unreadable_state_file_is_an_error_and_its_reports_are_kept(tmp_path,
     assert result.returncode == 1
     assert result.stderr.endswith(" ERROR cannot read state file %s: Permission denied\n"
                                   % path), result.stderr
+    assert "started" not in result.stdout       # it did not start: said before the start line
     assert sorted(p.name for p in open_folder.iterdir()) == ["state.json", "state.json.lock"]
     path.chmod(0o600)
     assert json.loads(path.read_text()) == VALID
