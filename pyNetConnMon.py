@@ -4956,13 +4956,15 @@ class Announcer:
             ", %s" % plural(partial, "partial outage") if partial else "", via,
             human_duration(next_wait)), wall)
 
-    def report_failed(self, wall, contents, via, reason):
-        retry = self.settings.backoff_min
+    def report_failed(self, wall, contents, via, reason, stopping=False):
+        """A delivery failed; at a stop (cut short by it) the retry is at the next start."""
+        retry = {} if stopping else {"retry_in": self.settings.backoff_min}
         self.log.write("report_failed", wall, interruptions=contents.interruptions,
                        partial_outages=contents.partial, slow_periods=contents.slow,
-                       lossy_periods=contents.lossy, via=via, reason=reason, retry_in=retry)
-        self.console.warning("report not delivered: %s; retrying in %s"
-                             % (reason, human_duration(retry)), wall)
+                       lossy_periods=contents.lossy, via=via, reason=reason, **retry)
+        self.console.warning("report not delivered: %s; %s" % (reason, (
+            "the monitor is stopping: it waits in the state file for the next start" if stopping
+            else "retrying in %s" % human_duration(retry["retry_in"]))), wall)
 
     def ping(self, wall, news, failure, where):
         if news == "failed":
@@ -5359,6 +5361,7 @@ class Monitor:
         self.clock_steps = WallClockSteps()
         self.gap_waiting = None         # (last heartbeat, monotonic start, targets): a gap to
         #                                 measure once the clock is set (recover_previous_run)
+        self.stopping = False           # stop() is settling the delivery in flight
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self):
@@ -5429,7 +5432,7 @@ class Monitor:
                 self.say.report_sent(wall, contents, via, self.reporter.pending.backoff.wait)
             else:
                 counters.report_failures += 1
-                self.say.report_failed(wall, contents, via, failure)
+                self.say.report_failed(wall, contents, via, failure, self.stopping)
         if any(failure is None for _, failure in outcomes):
             self._save_state()      # a failure changes only when to retry: the heartbeat keeps it
         if outcomes:
@@ -5542,6 +5545,7 @@ class Monitor:
         self._publish_metrics()
 
     def stop(self):
+        self.stopping = True
         if self.reporter is not None:
             self.reporter.settle(self.clock, self.waker.wait, self._collect_deliveries)
         mono, wall = self.clock.monotonic(), self.clock.wall()

@@ -342,6 +342,19 @@ def test_a_report_accepted_while_stopping_is_not_kept_pending(tmp_path):
     assert run.console_lines()[-1] == "stopped (SIGTERM)"
 
 
+def test_a_notify_command_killed_at_the_stop_says_the_report_waits_for_the_next_start(tmp_path):
+    # the command starts at 20.51; SIGTERM at 20.6; killed at 21.1, it ends at 21.11
+    run = Run(tmp_path, outages=[(10.5, 20.5)], stop_at=20.6, delivery_time=0.6,
+              deliverer=CancellableDeliverer)
+    run.run()
+    assert run.console_lines()[-2:] == [
+        "WARNING report not delivered: notify command was killed by SIGKILL; the monitor is "
+        "stopping: it waits in the state file for the next start",
+        "stopped (SIGTERM); 1 interruption still to report"]
+    [failed] = run.events("report_failed")
+    assert "retry_in" not in failed and len(run.saved_state()["pending"]) == 1
+
+
 def test_a_notify_command_still_running_at_stop_is_cancelled_and_retried_after_restart(tmp_path):
     # the command starts at 20.51 and would take 1.5 s; SIGTERM comes at 20.6
     run = Run(tmp_path, outages=[(10.5, 20.5)], stop_at=20.6, delivery_time=1.5,
