@@ -3823,6 +3823,30 @@ class StateFile:
                                "give this one its own --state-file" % self.path)
         self._lock_stream = stream
 
+    def keep_lock(self):
+        """At each heartbeat: touches the lock file, so that a cleaner of old files (in /tmp)
+        leaves it; if it was removed all the same, makes and takes it again, so that a second
+        monitor cannot start on this state file. Returns a warning to show, or None."""
+        if self._lock_stream is None:
+            return None
+        descriptor = self._lock_stream.fileno()
+        try:
+            os.utime(descriptor)
+            named, held = os.stat(self.file + ".lock"), os.fstat(descriptor)
+            if (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+                return None
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return None                 # cannot tell: keep the lock held
+        self.unlock()
+        try:
+            self.lock()
+        except MonitorError as error:
+            return "the lock file %s.lock was removed, and cannot be taken again: %s" % (
+                self.file, error)
+        return "the lock file %s.lock was removed; made it again" % self.file
+
     def unlock(self):
         if self._lock_stream is not None:
             self._lock_stream.close()
@@ -5467,6 +5491,9 @@ class Monitor:
         if self.reporter is not None:
             data.update(self.reporter.pending.to_dict(mono, wall, self.settings.target_labels))
         self.last_heartbeat = mono      # also after a failure: try again at the next heartbeat
+        lock_warning = self.state.keep_lock()
+        if lock_warning:
+            self.say.console.warning(lock_warning, wall)
         try:
             self.state.save(data)
         except OSError as error:

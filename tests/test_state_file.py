@@ -173,6 +173,22 @@ def test_an_empty_or_relative_xdg_state_home_is_ignored(monkeypatch, tmp_path, s
         tmp_path / ".local" / "state" / "pyNetConnMon" / "state.json")
 
 
+def test_a_lock_file_removed_while_running_is_made_again_at_the_heartbeat(tmp_path):
+    path = str(tmp_path / "state.json")
+    first = StateFile(path)
+    first.lock()
+    try:
+        os.utime(path + ".lock", (1e9, 1e9))            # old, as a cleaner of /tmp sees it
+        assert first.keep_lock() is None
+        assert os.stat(path + ".lock").st_mtime > 1e9    # touched: the cleaner leaves it
+        os.unlink(path + ".lock")
+        assert first.keep_lock() == "the lock file %s.lock was removed; made it again" % path
+        with pytest.raises(pyNetConnMon.MonitorError, match="another pyNetConnMon is already"):
+            StateFile(path).lock()
+    finally:
+        first.unlock()
+
+
 # -- contents -------------------------------------------------------------------------------
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
                     | st.text(max_size=20), lambda inner: st.lists(inner, max_size=4)
