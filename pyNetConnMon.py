@@ -4707,10 +4707,35 @@ class Pinger:
 # ---------------------------------------------------------------------------------------------
 
 
-class Waker:
-    """A self-pipe: signals and the delivery thread write to it, waits and rounds select on it."""
+def terminals_of(fds=(0, 1, 2)):
+    """Those of `fds` (stdin, stdout, stderr) that are terminals now."""
+    return [fd for fd in fds if os.isatty(fd)]
 
-    def __init__(self):
+
+def terminal_hung_up(terminals):
+    """True if any of `terminals` (descriptors that were terminals at the start) has hung up:
+    the window closed, the ssh connection dropped, the tmux session killed. The kernel answers
+    every request on a hung-up terminal with EIO, a live one with its process group (or ENOTTY:
+    not this session's terminal); a descriptor that was never one gives ENOTTY too."""
+    for fd in terminals:
+        try:
+            os.tcgetpgrp(fd)
+        except OSError as error:
+            if error.errno == errno.EIO:
+                return True
+    return False
+
+
+class Waker:
+    """A self-pipe: signals and the delivery thread write to it, waits and rounds select on it.
+
+    SIGTERM and SIGINT stop the monitor. SIGHUP stops it too when the terminal it runs in has
+    gone away (there is no one left to watch it, and a monitor left running unseen would hold
+    the state file's lock); otherwise (logrotate, `systemctl reload`, nohup: no terminal) it
+    asks for the event log to be reopened."""
+
+    def __init__(self, terminals=None):
+        self.terminals = terminals_of() if terminals is None else terminals
         self.read_fd, self.write_fd = os.pipe()
         os.set_blocking(self.read_fd, False)
         os.set_blocking(self.write_fd, False)
@@ -4751,7 +4776,10 @@ class Waker:
         return signum
 
     def _on_hangup(self, signum, frame):
-        self.reopen_requested = True
+        if terminal_hung_up(self.terminals):
+            self._on_stop(signum, frame)
+        else:
+            self.reopen_requested = True
 
     def wake(self):
         try:
@@ -5021,6 +5049,8 @@ class Announcer:
     def state_saved_again(self, path):
         self.console.warning("state file %s is writable again" % path)
 
+    STOPPED_BY = {"SIGHUP": "SIGHUP: the terminal went away"}    # the only SIGHUP that stops
+
     def stopped(self, wall, signal_name, down_since, pending, cause=None, partial=0, slow=0,
                 lossy=0):
         fields = {"signal": signal_name}
@@ -5028,7 +5058,7 @@ class Announcer:
             fields["down_since"] = iso_time(down_since)
             fields["cause"] = cause
         self.log.write("stop", wall, **fields)
-        self.console.info("stopped (%s)%s" % (signal_name, (
+        self.console.info("stopped (%s)%s" % (self.STOPPED_BY.get(signal_name, signal_name), (
             "; %s still to report" % pending_text(pending, partial, slow, lossy))
             if pending or partial or slow or lossy else ""), wall)
 
@@ -5389,7 +5419,8 @@ class Monitor:
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self):
-        """Runs until SIGTERM or SIGINT; returns the name of the signal."""
+        """Runs until SIGTERM, SIGINT or the SIGHUP of a terminal gone away; returns the name of
+        the signal."""
         self.start()
         schedule = RoundSchedule(self.settings.interval, self.clock.monotonic(),
                                  self.settings.down_probe_interval)
