@@ -327,6 +327,74 @@ def test_a_monitor_started_with_nohup_outlives_its_terminal(tmp_path, app, termi
     assert "stopped (SIGTERM)" in (tmp_path / "nohup.out").read_text()
 
 
+# -- a stop signal while the program starts: one line, the exit status of a stop, no traceback ----
+
+def signals_of(pid, field):
+    """The signals /proc/PID/status lists in `field` (SigCgt: caught, SigBlk: blocked)."""
+    try:
+        with open("/proc/%d/status" % pid) as status:
+            mask = next(int(line.split()[1], 16) for line in status
+                        if line.startswith(field + ":"))
+    except (OSError, StopIteration):
+        return set()
+    return {sig for sig in signal.Signals if mask >> (sig - 1) & 1}
+
+
+def signal_while_starting(tmp_path, sig, field, tries=5, **way):
+    """Starts the monitor `tries` times, sends `sig` the moment SIGTERM shows in `field` of its
+    /proc status (the loader's handler, or signals held for it), and returns the monitors after
+    their end. Timing decides which stage each signal hits; each must end as a stop."""
+    ended = []
+    with listening_socket() as port:
+        for attempt in range(tries):
+            with MonitorProcess(["-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
+                                 "--state-file", tmp_path / ("state-%d.json" % attempt)],
+                                **way) as monitor:
+                wait_until(lambda: signal.SIGTERM in signals_of(monitor.pid, field)
+                           or monitor.returncode is not None, 10, field, step=0.0005)
+                monitor.send_signal(sig)
+                monitor.wait(5)
+            ended.append(monitor)
+            if monitor.stdout_lines[-1:] and monitor.stdout_lines[-1].endswith("while starting"):
+                break
+    return ended
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_a_stop_signal_at_the_start_ends_it_quietly_as_a_stop(tmp_path, app, sig, status):
+    ended = signal_while_starting(tmp_path, sig, "SigCgt", script=app, by_shebang=True)
+    for monitor in ended:
+        assert monitor.returncode == status, monitor.output()
+        assert monitor.stderr_lines == []
+        assert re.search(r"^\S+ \S+ stopped \(%s\)( while starting)?$" % sig.name,
+                         monitor.stdout_lines[-1])
+    assert ended[-1].stdout_lines[-1].endswith("stopped (%s) while starting" % sig.name)
+
+
+def test_a_stop_signal_while_a_script_start_moves_onto_the_cache_waits_for_the_loader(
+        tmp_path, app):
+    # `python3 pyNetConnMon.py` execs the loader; what comes in between is held, not fatal
+    ended = signal_while_starting(tmp_path, signal.SIGTERM, "SigBlk", script=app,
+                                  compiled=False, env={"PYTHONDONTWRITEBYTECODE": None})
+    assert [monitor.returncode for monitor in ended][-1:] == [0]
+    assert ended[-1].stdout_lines[-1].endswith("stopped (SIGTERM) while starting")
+    assert "Traceback" not in ended[-1].output()
+
+
+def test_a_sighup_at_the_start_without_a_terminal_is_no_stop(tmp_path, app):
+    # logrotate's, while a monitor under systemd starts: the log opens at its new path anyway
+    with listening_socket() as port:
+        with MonitorProcess(["-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
+                             "--state-file", tmp_path / "state.json"],
+                            script=app, by_shebang=True) as monitor:
+            wait_until(lambda: signal.SIGTERM in signals_of(monitor.pid, "SigCgt"), 10,
+                       "the loader's handler", step=0.0005)
+            monitor.send_signal(signal.SIGHUP)
+            monitor.wait_for_line(r"started pyNetConnMon ")
+            assert monitor.terminate() == 0
+    assert monitor.stderr_lines == []
+
+
 def test_console_lines_are_timestamped_and_reach_a_pipe_at_once(tmp_path, app):
     with listening_socket() as port:
         with MonitorProcess(["-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
