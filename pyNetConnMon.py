@@ -3959,6 +3959,7 @@ class EventLog:
         self.path = path
         self.listener = listener    # listener(event, wall, fields): each event, log file or not
         self.stream = None
+        self.torn = False           # the file ends in a line cut short: end it before the next
         self.warn = warn or (lambda text: None)
         self.failing = False        # warn once per stretch of failed writes (e.g. disk full)
         self.stuck = False          # ... and of a path moved away where no file can be made
@@ -3972,12 +3973,18 @@ class EventLog:
         if not self.path:
             return
         try:
-            stream = open(self.path, "a", encoding="utf-8")
+            stream, torn = self._open()
         except OSError as error:
             self.stuck = self.stream is not None    # said once: by the caller
             raise MonitorError("cannot open event log %s: %s" % (self.path, _one_line(error)))
         self._drop_stream()
-        self.stream, self.stuck = stream, False
+        self.stream, self.torn, self.stuck = stream, torn, False
+
+    def _open(self):
+        """The path opened to append, unbuffered: no part of a line waits in a buffer to be
+        glued to a later one. And whether the file ends in a torn line."""
+        stream = open(self.path, "ab", buffering=0)
+        return stream, _ends_mid_line(self.path, stream.fileno())
 
     def write(self, event, wall, **fields):
         kind = EVENTS[event]                 # a KeyError here is a bug: add the event to EVENTS
@@ -3992,13 +3999,12 @@ class EventLog:
         record.update(fields)
         try:
             if self.stream is None:
-                self.stream = open(self.path, "a", encoding="utf-8")
+                self.stream, self.torn = self._open()
             elif self._moved_away():
                 self._reopen_moved(record["time"])
-            self.stream.write(json.dumps(record, sort_keys=False) + "\n")
-            self.stream.flush()
+            self._write_line(_event_line(record))
         except OSError as error:
-            self._drop_stream()     # its buffer would only grow while the disk stays full
+            self._drop_stream()     # the next write opens it again and looks for a torn line
             if not self.failing:
                 self.warn("cannot write event log %s: %s; monitoring goes on, events are lost "
                           "until it works again" % (self.path, _one_line(error)))
@@ -4007,6 +4013,19 @@ class EventLog:
         if self.failing:
             self.failing = False
             self.warn("event log %s is writable again" % self.path)
+
+    def _write_line(self, line):
+        """Appends one encoded line, first ending a line torn before (a full disk, a kill in the
+        middle of a write), so that readers skip only the torn one. A write cut short raises
+        OSError at the next try (the disk is still full); the file is opened again for the next
+        line and found to end mid-line."""
+        data = b"\n" + line if self.torn else line
+        while data:                         # each pass writes some bytes or raises
+            written = self.stream.write(data)
+            if not written:
+                raise OSError(errno.EIO, "the event log took no byte of a line")
+            data = data[written:]
+        self.torn = False
 
     def _moved_away(self):
         """Whether the path no longer names the file being written: rotated, or deleted,
@@ -4025,7 +4044,7 @@ class EventLog:
         would go to a file that logrotate compresses, or deletes, next. If none can be made
         there, the old file stays in use."""
         try:
-            stream = open(self.path, "a", encoding="utf-8")
+            stream, torn = self._open()
         except OSError as error:
             if not self.stuck:
                 self.warn("event log %s was moved away and cannot be made again (%s); still "
@@ -4033,8 +4052,8 @@ class EventLog:
             self.stuck = True
             return
         self._drop_stream()
-        self.stream, self.stuck = stream, False
-        self.stream.write(json.dumps({"time": time_text, "event": "log_reopened"}) + "\n")
+        self.stream, self.torn, self.stuck = stream, torn, False
+        self._write_line(_event_line({"time": time_text, "event": "log_reopened"}))
         self.warn("event log %s was moved away without a SIGHUP; writing to a new one there"
                   % self.path)
 
@@ -4048,6 +4067,30 @@ class EventLog:
 
     def close(self):
         self._drop_stream()
+
+
+def _event_line(record):
+    return (json.dumps(record, sort_keys=False) + "\n").encode("utf-8")
+
+
+def _ends_mid_line(path, opened):
+    """Whether the regular file open as descriptor `opened` ends without a newline: its last
+    line was cut short. Read at `path` (the log is open to append only); False when that cannot
+    tell: another file there now, or none that may be read."""
+    try:
+        reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)     # a FIFO must not block
+    except OSError:
+        return False
+    try:
+        found, meant = os.fstat(reader), os.fstat(opened)
+        if ((found.st_dev, found.st_ino) != (meant.st_dev, meant.st_ino)
+                or not stat.S_ISREG(found.st_mode) or found.st_size == 0):
+            return False
+        return os.pread(reader, 1, found.st_size - 1) != b"\n"
+    except OSError:
+        return False
+    finally:
+        os.close(reader)
 
 
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
