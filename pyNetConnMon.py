@@ -214,6 +214,7 @@ REASON_LIMIT = 200               # characters: a failure reason from outside tex
 REPORT_LIST_LIMIT = 100          # beyond this many interruptions a report lists the first and
 #                                  last half
 PENDING_LIMIT = 1000             # beyond this many pending interruptions the middle ones are folded
+UNWRITTEN_EVENTS_KEPT = 1000     # events held while the event log cannot be written: the latest
 PYSENDMAIL_CONFIG = "sendMailConfig.json"
 PYSENDMAIL_URL = "https://github.com/scaidermern/pySendMail.git"
 PYSENDMAIL_KEYS = ("mail.from", "mail.to", "mail.smtp.server", "mail.smtp.port", "mail.smtp.user",
@@ -3952,13 +3953,34 @@ class StateFile:
 # ---------------------------------------------------------------------------------------------
 
 
-class EventLog:
-    """One JSON object per line, appended and flushed per event. reopen() serves logrotate."""
+class UnwrittenEvents:
+    """The lines of events the log could not take yet, oldest first: the latest `limit` of them,
+    and how many older ones were let go to keep to that."""
 
-    def __init__(self, path, warn=None, listener=None):
+    def __init__(self, limit=UNWRITTEN_EVENTS_KEPT):
+        self.lines = collections.deque(maxlen=limit)
+        self.dropped = 0
+
+    def add(self, line):
+        if len(self.lines) == self.lines.maxlen:
+            self.dropped += 1       # the oldest goes: the latest say how things stand now
+        self.lines.append(line)
+
+    def take_dropped(self):
+        """How many were let go since the last call: said once, when the log works again."""
+        dropped, self.dropped = self.dropped, 0
+        return dropped
+
+
+class EventLog:
+    """One JSON object per line, appended and flushed per event. reopen() serves logrotate.
+    Events the log cannot take (a full disk) wait in `unwritten` and go first when it can."""
+
+    def __init__(self, path, warn=None, listener=None, unwritten_kept=UNWRITTEN_EVENTS_KEPT):
         self.path = path
         self.listener = listener    # listener(event, wall, fields): each event, log file or not
         self.stream = None
+        self.unwritten = UnwrittenEvents(unwritten_kept)
         self.torn = False           # the file ends in a line cut short: end it before the next
         self.warn = warn or (lambda text: None)
         self.failing = False        # warn once per stretch of failed writes (e.g. disk full)
@@ -3997,22 +4019,35 @@ class EventLog:
             return
         record = {"time": iso_time(wall), "event": event}
         record.update(fields)
+        line = _event_line(record)
         try:
             if self.stream is None:
                 self.stream, self.torn = self._open()
             elif self._moved_away():
-                self._reopen_moved(record["time"])
-            self._write_line(_event_line(record))
+                self._reopen_moved(record["time"])  # its log_reopened waits before this line
+            self._write_unwritten()
+            self._write_line(line)
         except OSError as error:
+            self.unwritten.add(line)
             self._drop_stream()     # the next write opens it again and looks for a torn line
             if not self.failing:
-                self.warn("cannot write event log %s: %s; monitoring goes on, events are lost "
-                          "until it works again" % (self.path, _one_line(error)))
+                self.warn("cannot write event log %s: %s; monitoring goes on, and the latest "
+                          "%d events wait until it works again"
+                          % (self.path, _one_line(error), self.unwritten.lines.maxlen))
             self.failing = True
             return
         if self.failing:
             self.failing = False
-            self.warn("event log %s is writable again" % self.path)
+            dropped = self.unwritten.take_dropped()
+            self.warn("event log %s is writable again%s" % (self.path, (
+                "; the %d oldest events of that time could not wait and are missing from it"
+                % dropped) if dropped else ""))
+
+    def _write_unwritten(self):
+        """The waiting lines in order, each removed once it is in the file."""
+        while self.unwritten.lines:             # each pass removes a line or raises
+            self._write_line(self.unwritten.lines[0])
+            self.unwritten.lines.popleft()
 
     def _write_line(self, line):
         """Appends one encoded line, first ending a line torn before (a full disk, a kill in the
@@ -4053,7 +4088,7 @@ class EventLog:
             return
         self._drop_stream()
         self.stream, self.torn, self.stuck = stream, torn, False
-        self._write_line(_event_line({"time": time_text, "event": "log_reopened"}))
+        self.unwritten.add(_event_line({"time": time_text, "event": "log_reopened"}))
         self.warn("event log %s was moved away without a SIGHUP; writing to a new one there"
                   % self.path)
 
@@ -4067,6 +4102,11 @@ class EventLog:
 
     def close(self):
         self._drop_stream()
+        lost = len(self.unwritten.lines) + self.unwritten.take_dropped()
+        if lost:
+            self.warn("event log %s still cannot be written: the %d events that waited for it "
+                      "are lost" % (self.path, lost))
+            self.unwritten.lines.clear()
 
 
 def _event_line(record):

@@ -1,13 +1,15 @@
 """An event log the disk refuses: no line is glued to a line cut short, and the monitor goes on.
 The kernel refuses the writes (RLIMIT_FSIZE, as a full disk refuses them), nothing is mounted."""
 import json
+import os
 import re
 import resource
+import time
 
 import pytest
 
-from harness import Listener, start_monitor
-from pyNetConnMon import EventLog
+from harness import Listener, run_program, start_monitor
+from pyNetConnMon import EventLog, human_duration
 
 WALL = 1_795_000_000.0
 TORN = b'{"time": "2026-12-07T06:18:42.083+00:00", "event": "stats", "min'
@@ -69,7 +71,7 @@ def target():
 
 def test_a_full_disk_under_the_event_log_leaves_no_line_glued_to_a_torn_one(tmp_path, target):
     with start_monitor(tmp_path, "-a", target.address, "--gateway", "none", "--no-mail",
-                       "-i", "0.05", "-t", "0.2", "-m", "0.1", state_file=False) as monitor:
+                       "-i", "0.05", "-t", "0.2", "-m", "0.1") as monitor:
         log = monitor.log
         monitor.wait_for_event("start")
         limit_file_size(monitor.pid, log.stat().st_size + 70)    # the next line is cut short
@@ -77,12 +79,76 @@ def test_a_full_disk_under_the_event_log_leaves_no_line_glued_to_a_torn_one(tmp_
         monitor.wait_for_line(r" WARNING cannot write event log %s: \[Errno 27\] File too "
                               r"large; monitoring goes on" % re.escape(str(log)))
         monitor.wait_for_line(r" DOWN ")
+        time.sleep(0.3)                                 # longer than -m 0.1: not ignored
         target.start()
-        monitor.wait_for_line(r" UP after ")
+        said = monitor.wait_for_line(r" UP after ([0-9.]+) s ").group(1)
         limit_file_size(monitor.pid, resource.RLIM_INFINITY)        # space again
         assert monitor.terminate() == 0
-        monitor.wait_for_line(r" WARNING event log %s is writable again" % re.escape(str(log)))
+        monitor.wait_for_line(r" WARNING event log %s is writable again$" % re.escape(str(log)))
     start, torn, *rest = log_lines(log)
     assert json.loads(start)["event"] == "start"
     assert len(torn) == 70 and torn.startswith(b'{"time": ') and b'"event": "down"' in torn
-    assert [json.loads(line)["event"] for line in rest][-2:] == ["stats", "stop"]
+    events = [json.loads(line) for line in rest]       # every other line is whole
+    assert [event["event"] for event in events] == ["down", "up", "stats", "stop"]
+    assert events[0]["time"].encode().startswith(torn[10:30])   # the torn line written again
+    duration = events[1]["duration"]
+    assert abs(duration - float(said)) <= 0.051         # what the console said (to 0.1 s)
+
+    summary = run_program("--summary", "--log-file", log)
+    assert summary.returncode == 0, summary.stderr
+    assert summary.stderr.endswith(" WARNING skipped 1 line of %s: 1 not JSON\n" % log)
+    assert re.search(r"^Interruptions: 1 \(longest %s\)" % re.escape(human_duration(duration)),
+                     summary.stdout, re.MULTILINE), summary.stdout
+
+
+def failed_pings(log, seconds):
+    for second in seconds:
+        log.write("ping_failed", WALL + second, url="http://127.0.0.1:%d" % second,
+                  reason="refused")
+
+
+def log_on_full_disk(tmp_path, warnings, **options):
+    """tmp_path/events.jsonl, a link to /dev/full (every write: ENOSPC) until the test removes
+    it, and an EventLog there that adds its warnings to `warnings`."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+    path = tmp_path / "events.jsonl"
+    path.symlink_to("/dev/full")
+    return path, EventLog(str(path), warn=warnings.append, **options)
+
+
+def test_events_the_log_could_not_take_are_written_in_order_when_it_can(tmp_path):
+    warnings = []
+    path, log = log_on_full_disk(tmp_path, warnings)
+    failed_pings(log, range(3))
+    path.unlink()                               # space again
+    log.write("stop", WALL + 3, signal="SIGTERM")
+    log.close()
+    assert [json.loads(line).get("url", "stop") for line in log_lines(path)] == [
+        "http://127.0.0.1:0", "http://127.0.0.1:1", "http://127.0.0.1:2", "stop"]
+    assert warnings == [
+        "cannot write event log %s: [Errno 28] No space left on device; monitoring goes on, and "
+        "the latest 1000 events wait until it works again" % path,
+        "event log %s is writable again" % path]
+
+
+def test_only_the_latest_events_wait_and_the_others_missing_are_said_once(tmp_path):
+    warnings = []
+    path, log = log_on_full_disk(tmp_path, warnings, unwritten_kept=3)
+    failed_pings(log, range(5))
+    path.unlink()
+    failed_pings(log, [5, 6])
+    log.close()
+    assert [json.loads(line)["url"][-1] for line in log_lines(path)] == list("23456")
+    assert warnings[1:] == ["event log %s is writable again; the 2 oldest events of that time "
+                            "could not wait and are missing from it" % path]
+
+
+def test_events_still_waiting_at_the_stop_are_said_to_be_lost(tmp_path):
+    warnings = []
+    _, log = log_on_full_disk(tmp_path, warnings, unwritten_kept=3)
+    failed_pings(log, range(5))
+    log.close()
+    log.close()                                 # said once
+    assert warnings[1:] == ["event log %s still cannot be written: the 5 events that waited for "
+                            "it are lost" % log.path]

@@ -211,8 +211,10 @@ def test_a_full_disk_under_the_event_log_warns_once_and_monitoring_goes_on(tmp_p
     for second in range(3):
         log.write("down", WALL_OFFSET + second, start="x", reason="timeout", targets={})
     log.close()
-    assert warnings == ["cannot write event log /dev/full: [Errno 28] No space left on device; "
-                        "monitoring goes on, events are lost until it works again"]
+    assert warnings == [
+        "cannot write event log /dev/full: [Errno 28] No space left on device; monitoring goes "
+        "on, and the latest 1000 events wait until it works again",
+        "event log /dev/full still cannot be written: the 3 events that waited for it are lost"]
 
 
 def failing_saves(run, failing):
