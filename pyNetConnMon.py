@@ -4004,9 +4004,18 @@ class EventLog:
 
     def _open(self):
         """The path opened to append, unbuffered: no part of a line waits in a buffer to be
-        glued to a later one. And whether the file ends in a torn line."""
-        stream = open(self.path, "ab", buffering=0)
-        return stream, _ends_mid_line(self.path, stream.fileno())
+        glued to a later one. And whether the file ends in a torn line. Without blocking: a
+        FIFO there that no process reads is an error, not a monitor that waits for ever, and
+        one whose reader stalls refuses lines (they wait in `unwritten`) instead of a round."""
+        try:
+            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                                 | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+        except OSError as error:
+            if error.errno == errno.ENXIO:
+                raise OSError("a FIFO that no process reads") from None
+            raise
+        stream = open(descriptor, "ab", buffering=0)
+        return stream, _ends_mid_line(self.path, descriptor)
 
     def write(self, event, wall, **fields):
         kind = EVENTS[event]                 # a KeyError here is a bug: add the event to EVENTS

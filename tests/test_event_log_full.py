@@ -9,7 +9,7 @@ import time
 import pytest
 
 from harness import Listener, run_program, start_monitor
-from pyNetConnMon import EventLog, human_duration
+from pyNetConnMon import EventLog, MonitorError, human_duration
 
 WALL = 1_795_000_000.0
 TORN = b'{"time": "2026-12-07T06:18:42.083+00:00", "event": "stats", "min'
@@ -152,3 +152,28 @@ def test_events_still_waiting_at_the_stop_are_said_to_be_lost(tmp_path):
     log.close()                                 # said once
     assert warnings[1:] == ["event log %s still cannot be written: the 5 events that waited for "
                             "it are lost" % log.path]
+
+
+def test_a_fifo_that_no_process_reads_as_the_event_log_is_an_error_not_a_wait(tmp_path):
+    fifo = tmp_path / "events.jsonl"
+    os.mkfifo(fifo)
+    result = run_program("-a", "127.0.0.1:1", "--gateway", "none", "--no-mail",
+                         "--state-file", tmp_path / "state.json", "--log-file", fifo,
+                         timeout=10)
+    assert result.returncode == 1
+    assert result.stderr.endswith(" ERROR cannot open event log %s: a FIFO that no process "
+                                  "reads\n" % fifo), result.stderr
+
+
+def test_a_fifo_put_where_the_log_was_is_refused_at_the_sighup_and_the_old_file_kept(tmp_path):
+    path = tmp_path / "events.jsonl"
+    log = EventLog(str(path))
+    log.write("start", WALL)
+    path.rename(tmp_path / "events.jsonl.1")
+    os.mkfifo(path)                           # instead of the file logrotate would leave
+    with pytest.raises(MonitorError, match="a FIFO that no process reads$"):
+        log.reopen()
+    log.write("stop", WALL + 1, signal="SIGTERM")
+    log.close()
+    assert [json.loads(line)["event"] for line in log_lines(tmp_path / "events.jsonl.1")] == [
+        "start", "stop"]
