@@ -261,6 +261,7 @@ METRICS_FD_RESERVE = 32          # free descriptors the endpoint leaves to probe
 METRICS_ACCEPT_PAUSE = 0.5       # seconds without accepting after accept() found no free descriptor
 DEFAULT_PING_INTERVAL = 60.0
 PING_RESPONSE_LIMIT = 4096       # bytes of the ping answer read before closing (it is not used)
+PING_URL_VARIABLE = "PYNETCONNMON_PING_URL"   # the ping URL, kept out of the command line
 PING_LIMIT = 10.0                # s: a ping not answered in full within this, or 4 x -t if longer,
                                  # is cut (-t bounds each read, and a server that sends a byte
                                  # before each one would hold the only ping in flight for ever)
@@ -8969,7 +8970,8 @@ def build_parser():
                         help="while the network is up, request this http(s) URL every "
                              "--ping-interval seconds: a dead man's switch for Healthchecks, "
                              "Uptime Kuma push monitors and the like; user:password@ in it is "
-                             "sent as HTTP basic authentication. Never shown beyond its host")
+                             "sent as HTTP basic authentication. Never shown beyond its host; "
+                             "$%s gives it out of sight of ps" % PING_URL_VARIABLE)
     parser.add_argument("--ping-interval", type=_seconds(*PING_INTERVAL_RANGE), metavar="SECONDS",
                         help="at most one ping per this many seconds, %s (default: %.1f)"
                              % (_range(PING_INTERVAL_RANGE), DEFAULT_PING_INTERVAL))
@@ -9067,6 +9069,11 @@ def parse_arguments(argv):
     if args.no_mail and (args.test_mail or args.notify_command):
         raise UsageError("--no-mail cannot be combined with --test-mail or --notify-command")
     _check_paths_and_command(args)
+    args.ping_url_source = "--ping-url"
+    if args.ping_url is None and os.environ.get(PING_URL_VARIABLE) and not (
+            args.summary or args.once or args.test_mail or args.discard_pending):
+        # out of the command line, which every local user can read (ps)
+        args.ping_url, args.ping_url_source = os.environ[PING_URL_VARIABLE], PING_URL_VARIABLE
     _check_metrics_and_ping(args)
     args.targets = _parse_targets(args.address or [DEFAULT_ADDRESS], args.port)
     args.gateway = parse_gateway(args.gateway)
@@ -9209,7 +9216,7 @@ def _check_metrics_and_ping(args):
     if args.ping_url is not None:
         problem = ping_url_problem(args.ping_url)
         if problem:
-            raise UsageError("--ping-url: " + problem)
+            raise UsageError("%s: %s" % (args.ping_url_source, problem))
     elif args.ping_interval is not None:
         raise UsageError("--ping-interval needs --ping-url")
     if args.ping_interval is None:

@@ -10,7 +10,8 @@ import pytest
 
 import pyNetConnMon as program
 from fakes import FakePingSender, Run
-from harness import LOOPBACK, Listener, closed_port, run_main, start_monitor, wait_until
+from harness import (LOOPBACK, RAN, Listener, closed_port, run_main, start_monitor,
+                     wait_until)
 
 
 # -- PingSchedule and PingHealth: decisions with an injected clock ------------------------------
@@ -93,6 +94,19 @@ def test_ping_errors_read_as_short_reasons():
 def test_bad_ping_options_are_usage_errors(tmp_path, arguments, message):
     assert run_main("-a", "127.0.0.1:9", "--no-mail", "--state-file", tmp_path / "state.json",
                     *arguments) == (2, "", "pyNetConnMon.py: error: %s\n" % message)
+
+
+def test_a_ping_url_from_the_environment_with_a_bad_url_is_a_usage_error_naming_it(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("PYNETCONNMON_PING_URL", "ftp://127.0.0.1/0000-secret")
+    assert run_main("-a", "127.0.0.1:9", "--no-mail", "--state-file", tmp_path / "state.json") \
+        == (2, "", "pyNetConnMon.py: error: PYNETCONNMON_PING_URL: not an http:// or https:// "
+                   "URL\n")
+
+
+def test_a_ping_url_in_the_environment_does_not_concern_once(monkeypatch):
+    monkeypatch.setenv("PYNETCONNMON_PING_URL", "ftp://127.0.0.1/0000-secret")
+    assert run_main("--once", "-a", "127.0.0.1:9")[0] == RAN
 
 
 # -- a running monitor and a loopback ping endpoint: the real request, its errors, its thread ---
@@ -184,6 +198,20 @@ def test_a_failing_endpoint_warns_once_without_the_secret_and_once_when_it_recov
     assert len(warnings) == 1 and "ping to http://127.0.0.1" in warnings[0], warnings
     assert "0000-secret" not in monitor.output()
     assert sum("ping ok again" in line for line in monitor.stdout_lines) == 1
+
+
+def test_the_ping_url_from_the_environment_is_pinged_and_kept_off_the_command_line(
+        tmp_path, target, endpoint):
+    with start_monitor(tmp_path, "-a", target.address, "-i", "0.1", "-t", "0.2", "--no-mail",
+                       "--ping-interval", "0.1",
+                       env={"PYNETCONNMON_PING_URL": endpoint.url}) as monitor:
+        wait_until(endpoint.hit_times, 5, "a ping")
+        with open("/proc/%d/cmdline" % monitor.pid, "rb") as command_line:
+            assert b"0000-secret" not in command_line.read()
+        assert monitor.terminate() == 0
+    assert {path for _, path, _ in endpoint.hits} == {"/ping/0000-secret"}
+    assert "pinging http://%s:%d/... every 0.1 s" % (LOOPBACK, endpoint.server.server_port) \
+        in monitor.output()
 
 
 def test_an_endpoint_that_refuses_is_a_ping_failed_refused(tmp_path, target):
