@@ -37,10 +37,10 @@ def terminal_hung_up():
     return False
 
 
-for number in (signal.SIGTERM, signal.SIGHUP):
-    if signal.getsignal(number) == signal.SIG_DFL:
-        signal.signal(number, stop_while_starting)
 try:
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(number) == signal.SIG_DFL:
+            signal.signal(number, stop_while_starting)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
     from importlib.machinery import SourceFileLoader
     from importlib.util import MAGIC_NUMBER, cache_from_source, module_from_spec, spec_from_loader
@@ -9490,10 +9490,10 @@ def terminal_hung_up():
     return False
 
 
-for number in (signal.SIGTERM, signal.SIGHUP):
-    if signal.getsignal(number) == signal.SIG_DFL:
-        signal.signal(number, stop_while_starting)
 try:
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(number) == signal.SIG_DFL:
+            signal.signal(number, stop_while_starting)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
     from importlib.machinery import SourceFileLoader
     from importlib.util import MAGIC_NUMBER, cache_from_source, module_from_spec, spec_from_loader
