@@ -1158,6 +1158,15 @@ def fitting_resent_syns(extra, schedule):
     return count if count and extra <= schedule[count - 1] + RESENT_SYN_FIT else 0
 
 
+def first_syn_time(seconds, usual, schedule):
+    """What a connect that took `seconds` would have taken had its first SYN got through: its
+    time less the wait for the SYNs the kernel sent again, when its time over `usual` fits the
+    resend `schedule` (fitting_resent_syns, as SynCounter counts them lost); else `seconds`.
+    Never below 0 (a connect just before a resend is counted as one: RESENT_SYN_MARGIN)."""
+    resent = fitting_resent_syns(seconds - usual, schedule)
+    return max(0.0, seconds - schedule[resent - 1]) if resent else seconds
+
+
 def syn_resend_schedule(linear):
     """When Linux sends an unanswered SYN again, in seconds after the first: `linear` times a
     second apart (net.ipv4.tcp_syn_linear_timeouts, Linux 6.7 and newer: 1, 2, 3, 4 s), then
@@ -1190,7 +1199,7 @@ class TargetWindow:
         self.probes = 0
         self.failures = 0
         self.times = ConnectTimes()
-        self.last = None            # s: the latest connect time, for the jitter
+        self.last = None            # s: the latest connect time (less resend waits), for jitter
         self.jitter = 0.0           # s: the sum of the differences between consecutive times
         self.steps = 0              # ... and how many differences that is
 
@@ -1203,7 +1212,8 @@ class StatisticsWindow:
     ProbeResult.tried) is not counted. Losses: a connect that took at least 0.9 s longer than
     the usual (the lower of this window's minimum and the previous window's median) waited for
     a SYN sent again, and so on by the kernel's `schedule` (see resent_syns). Jitter: the mean
-    difference between consecutive connect times of a target.
+    difference between consecutive connect times of a target, each less its wait for resent
+    SYNs when the round's `times` give them (first_syn_time): a lost SYN is loss, not jitter.
     """
 
     def __init__(self, length, schedule=RESENT_SYN_AFTER):
@@ -1213,9 +1223,10 @@ class StatisticsWindow:
         self.targets = {}           # label -> TargetWindow
         self.previous_median = {}   # label -> ms, of the window before
 
-    def add(self, results, mono, wall):
-        """Records a round begun at `mono`. Returns (start, end, figures) of the window it ended
-        (wall-clock instants), or None."""
+    def add(self, results, mono, wall, times=None):
+        """Records a round begun at `mono`; `times`: its connect times less resend waits, in
+        the order of `results` (None: their own). Returns (start, end, figures) of the window
+        it ended (wall-clock instants), or None."""
         ended = None
         if self.start is None:
             self.start = (mono, wall)
@@ -1225,7 +1236,7 @@ class StatisticsWindow:
             later = math.floor((mono - start_mono) / self.length) * self.length
             self.start = (start_mono + later, start_wall + later)
         targets = self.targets
-        for result in results:
+        for number, result in enumerate(results):
             if not result.tried:
                 continue
             label = result.target.label
@@ -1236,6 +1247,8 @@ class StatisticsWindow:
             if result.up:
                 seconds = result.connect_time or 0.0
                 window.times.add(seconds)
+                if times is not None:
+                    seconds = times[number]
                 if window.last is not None:
                     window.jitter += abs(seconds - window.last)
                     window.steps += 1
@@ -1355,8 +1368,10 @@ class SlowTracker:
     """Turns the fastest connect of each round into SLOW and SLOW ENDED transitions.
 
     The connection is slow from the first round whose fastest connect took `threshold_ms` or
-    longer, to the moment a faster connect got through, or to the start of a round in which no
-    target answered: a slow stretch that turns into an interruption ends where it begins.
+    longer, to the moment the first connect of a round that is not slow got through, or to the
+    start of a round in which no target answered: a slow stretch that turns into an interruption
+    ends where it begins. The interpreter hands in connect times less the waits for resent SYNs
+    (first_syn_time): a lost SYN is loss, not slowness.
     """
 
     def __init__(self, threshold_ms, min_duration):
@@ -1368,9 +1383,10 @@ class SlowTracker:
     def is_slow(self):
         return self.ongoing is not None
 
-    def observe(self, fastest, mono, wall, slow=None):
+    def observe(self, fastest, mono, wall, slow=None, first=None):
         """`fastest`: seconds, or None when no target answered; `slow`: whether the round is
-        slow (SlowRule), None: when `fastest` reaches the threshold. Returns a PeriodChange
+        slow (SlowRule), None: when `fastest` reaches the threshold; `first`: seconds into the
+        round when its first connect got through (None: `fastest`). Returns a PeriodChange
         ("slow" or "slow_end") or None."""
         if slow is None:
             slow = fastest is not None and fastest >= self.threshold
@@ -1385,7 +1401,8 @@ class SlowTracker:
             return None
         if fastest is None:
             return self.end(mono, wall, by_interruption=True)
-        return self.end(mono + fastest, wall + fastest)
+        through = fastest if first is None else first
+        return self.end(mono + through, wall + through)
 
     def end(self, mono, wall, by_interruption=False):
         """Ends the slow stretch at `mono` (also at a stop): its PeriodChange "slow_end"."""
@@ -1469,7 +1486,8 @@ class SlowRule:
     """Is a round slow? Absolutely (--slow MS): even the fastest target took `threshold_ms` or
     longer. Relatively (--slow Nx): every target that answered took at least `factor` times its
     usual connect time (UsualTimes) and SLOW_MARGIN_MS more, so that 1 ms -> 4 ms on a LAN is
-    not slow; a target without a usual yet is not slow by it. Either makes the round slow."""
+    not slow; a target without a usual yet is not slow by it. Either makes the round slow.
+    `times`: the connect times to judge, in the order of the results (None: their own)."""
 
     def __init__(self, threshold_ms, factor, usual, margin_ms=SLOW_MARGIN_MS):
         self.threshold = threshold_ms / 1000.0 if threshold_ms else math.inf
@@ -1477,16 +1495,16 @@ class SlowRule:
         self.margin = margin_ms / 1000.0
         self.usual = usual          # label -> s (UsualTimes.usual)
 
-    def judge(self, results, fastest):
+    def judge(self, results, fastest, times=None):
         if fastest >= self.threshold:
             return True
         if not self.factor or fastest < self.margin:
             return False
         usual = self.usual
-        for result in results:
+        for number, result in enumerate(results):
             if result.up:
                 typical = usual.get(result.target.label)
-                seconds = result.connect_time or 0.0
+                seconds = (result.connect_time or 0.0) if times is None else times[number]
                 if typical is None or seconds < typical * self.factor \
                         or seconds < typical + self.margin:
                     return False
@@ -5232,6 +5250,7 @@ class RoundInterpreter:
         self.round_syns = None           # what SynCounter made of the latest round, or None
         self.clean_syns = (len(settings.targets), 0, None)    # ... of one where all answered
         self.first_resend = syn_schedule[0] - RESENT_SYN_MARGIN    # at once (see SynCounter)
+        self.syn_schedule = syn_schedule
         self.stats = (StatisticsWindow(settings.stats_interval, syn_schedule)
                       if settings.stats_interval else None)
         self.jitter = ()                 # ((label, s), ...) of the latest statistics window
@@ -5349,29 +5368,32 @@ class RoundInterpreter:
     def _measure(self, results, mono, wall):
         """Connect times: the metrics, the statistics window, the usual times, the SYNs of the
         round (for the loss window), slow periods. The round that ends an interruption is not
-        slow, nor lossy: its connect often waited for a SYN sent again. Returns whether a slow
-        period that counts ended."""
+        slow, nor lossy: its connect often waited for a SYN sent again. A connect that waited
+        for resent SYNs (first_syn_time) counts toward slowness and jitter with the time it
+        would have taken had its first SYN got through: its lost SYNs are loss, and counted as
+        such. Returns whether a slow period that counts ended."""
         if self.count_connects:
             self.counters.connect.record(results)
+        # one pass: the first answer, and whether every target answered before a resend could
+        # have been (the usual round, cheap from here on: -i 0.05 runs 20 a second)
+        first, quick, resend = None, True, self.first_resend
+        for result in results:
+            if result.up:
+                seconds = result.connect_time or 0.0
+                if first is None or seconds < first:
+                    first = seconds
+                if seconds >= resend:
+                    quick = False
+            else:
+                quick = False
+        times = None if quick else self._first_syn_times(results)
         if self.stats is not None:
-            ended = self.stats.add(results, mono, wall)
+            ended = self.stats.add(results, mono, wall, times)
             if ended is not None:
                 self.say.stats(*ended)
                 self.jitter = tuple((label, figures["jitter_ms"] / 1000.0)
                                     for label, figures in ended[2].items()
                                     if figures["jitter_ms"] is not None)
-        # one pass: the fastest connect, and whether every target answered before a resend
-        # could have been (the usual round, cheap from here on: -i 0.05 runs 20 a second)
-        fastest, quick, resend = None, True, self.first_resend
-        for result in results:
-            if result.up:
-                seconds = result.connect_time or 0.0
-                if fastest is None or seconds < fastest:
-                    fastest = seconds
-                if seconds >= resend:
-                    quick = False
-            else:
-                quick = False
         down = self.tracker.outage is not None
         syns = self.syns
         if syns is not None:
@@ -5379,20 +5401,31 @@ class RoundInterpreter:
                                else syns.count(results, self.usual.baseline))
         if mono >= self.usual.next_sample and (self.slow_rule or syns):
             self.usual.add(results, mono)
-        if self.slow is None or fastest is None or down:
+        if self.slow is None or first is None or down:
             return False        # a round in which no target answered: see _slow_into_outage
+        fastest = first if times is None else min(
+            seconds for seconds in times if seconds is not None)
         rule = self.slow_rule
         transition = self.slow.observe(fastest, mono, wall, fastest >= rule.threshold or (
-            rule.factor and fastest >= rule.margin and rule.judge(results, fastest)))
+            rule.factor and fastest >= rule.margin and rule.judge(results, fastest, times)),
+            first)
         if transition is None:
             return False
         if transition.kind == "slow":
-            label = next(result.target.label for result in results
-                         if result.up and (result.connect_time or 0.0) == fastest)
+            label = next(result.target.label for number, result in enumerate(results)
+                         if result.up and fastest == ((result.connect_time or 0.0)
+                                                      if times is None else times[number]))
             self.say.slow(wall, fastest, label,
                           self.usual.usual.get(label) if self.slow_rule.factor else None)
             return False
         return self._slow_ended(transition)
+
+    def _first_syn_times(self, results):
+        """The round's connect times less their waits for resent SYNs (first_syn_time), against
+        each target's usual as the loss window counts them (None: no answer)."""
+        baseline, schedule = self.usual.baseline, self.syn_schedule
+        return tuple(first_syn_time(result.connect_time or 0.0, baseline(result.target.label),
+                                    schedule) if result.up else None for result in results)
 
     def _lossy(self, network_up, transition, mono, wall):
         """The loss window takes the round begun at `mono`, if the connection was up when it

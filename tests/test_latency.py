@@ -334,6 +334,46 @@ def test_a_short_slow_stretch_is_ignored_and_never_reported(tmp_path):
     assert run.board.latest().slow_seconds == 0.0
 
 
+@pytest.mark.parametrize("slow", [1000.0, None])       # --slow 1000; the default, 1000 or 4x
+def test_connects_a_resent_syn_late_are_loss_not_a_slow_period(tmp_path, slow):
+    # 30 s (past -m, and past the usual's first minute) of connects that each waited for a SYN
+    # sent again a second after the first: usual + 1 s, as on a line losing half its packets
+    run = LatencyRun(tmp_path, congested((70.5, 100.5), slow=1.02), stop_at=120,
+                     slow=slow).run()
+    assert run.events("slow") == run.events("slow_end") == []
+    assert not any(line.startswith("SLOW") for line in run.lines())
+    [lossy] = run.events("lossy_end")
+    assert lossy["ignored"] is False and lossy["lost"] >= 25
+    assert run.board.latest().slow_seconds == 0.0
+
+
+@pytest.mark.parametrize("slow", [1000.0, None])
+def test_a_connect_of_1_3_s_without_a_resent_syn_is_still_slow(tmp_path, slow):
+    # 1.3 s on a 20 ms line is 1.28 s more: past a resend's answer (1.02 s, RESENT_SYN_FIT), so
+    # it waited in a queue; nothing is lost
+    run = LatencyRun(tmp_path, congested((70.5, 100.5), slow=1.3), stop_at=120,
+                     slow=slow).run()
+    [end] = run.events("slow_end")
+    assert (end["ignored"], end["median_ms"], end["max_ms"]) == (False, 1300.0, 1300.0)
+    assert 29 <= end["duration"] <= 31
+    assert run.events("lossy") == []
+
+
+def test_a_connect_counts_toward_slowness_less_the_resend_waits_the_loss_window_counts():
+    first_syn_time = pyNetConnMon.first_syn_time
+    schedule = pyNetConnMon.RESENT_SYN_AFTER            # 1, 3, 7 ... s
+    # on a 20 ms line: one resend, two (at 1 s and 3 s), and just before the first (counted
+    # lost by its margin, and never below 0)
+    assert first_syn_time(1.03, 0.02, schedule) == pytest.approx(0.03)
+    assert first_syn_time(3.01, 0.02, schedule) == pytest.approx(0.01)
+    assert first_syn_time(0.95, 0.02, schedule) == 0.0
+    # not near a resend: a queue, its whole time counts
+    assert [first_syn_time(seconds, 0.02, schedule) for seconds in (0.5, 1.3, 2.52)] == [
+        0.5, 1.3, 2.52]
+    # a 600 ms line: 1.6 s is its usual and a resend
+    assert first_syn_time(1.6, 0.6, schedule) == pytest.approx(0.6)
+
+
 def test_a_slow_stretch_that_ends_in_an_interruption_is_reported_with_it(tmp_path, utc):
     run = LatencyRun(tmp_path, congested((10.5, 30.5), outages=[(20.5, 30.5)]),
                      stop_at=40).run()
@@ -422,10 +462,10 @@ def test_a_stats_event_at_the_end_of_each_window(tmp_path, utc):
     assert figures[0] == {"probes": 10, "failures": 0, "losses": 0, "min_ms": 20.0,
                           "median_ms": 20.0, "p95_ms": 20.0, "max_ms": 20.0, "jitter_ms": 0.0}
     # rounds at 10, 11, 12 (1.02 s), 13.02 (1.02 s), 14.04, 15 ... 19: two connects a second
-    # late; jitter: two steps of 1000 ms among the 9 between the 10 connects
+    # late, each a resent SYN (losses); less the resend's wait each took 20 ms: no jitter
     assert figures[1] == {"probes": 10, "failures": 0, "losses": 2, "min_ms": 20.0,
                           "median_ms": 20.0, "p95_ms": 1020.0, "max_ms": 1020.0,
-                          "jitter_ms": 222.222}
+                          "jitter_ms": 0.0}
 
 
 def test_slow_periods_are_not_watched_with_slow_0_and_only_relatively_when_1000_ms_cannot_be_seen(
