@@ -88,17 +88,20 @@ def test_a_congested_stretch_is_one_slow_period_of_its_length_and_no_interruptio
 
 
 def test_a_short_congestion_below_min_interruption_is_ignored(homelab, tmp_path):
+    # 3 s: a connect or two wait 1.3 to 1.7 s in the queue (slow). One still queued when the
+    # queue is removed loses its SYN-ACK and gets through on a resent SYN: loss, not slow. With
+    # 1.5 s that was often the only connect of the congestion, and no slow stretch was seen.
     homelab.start_listener()
-    with monitor_in(homelab, tmp_path, "-m", "5") as monitor:
+    with monitor_in(homelab, tmp_path, "-m", "8") as monitor:
         windows_after(monitor, 1)
-        homelab.congestion(1.5)
+        homelab.congestion(3.0)
         homelab.congestion_end()
         end = monitor.wait_for_event("slow_end", timeout=10)
         windows_after(monitor, 1, since=time.time())
         assert monitor.terminate() == 0
     [injected] = homelab.durations("congestion", "congestion_end")
     print("congestion %.3f s, slow stretch %.3f s" % (injected, end["duration"]))
-    assert end["ignored"] is True and end["duration"] < 5
+    assert end["ignored"] is True and end["duration"] < 8
     assert len(events(monitor.log, "slow_end")) == 1 and events(monitor.log, "down") == []
     assert not os.path.exists(tmp_path / "report.txt")
     assert monitor.stdout_lines[-1].endswith("stopped (SIGTERM)")     # nothing still to report
@@ -153,4 +156,4 @@ def test_a_syn_lost_and_sent_again_is_a_loss_not_a_failure(homelab, tmp_path):
     assert 4 <= losses <= 8
     assert all(window["failures"] == 0 for window in stats)
     assert events(monitor.log, "down") == []
-    assert all(end["ignored"] for end in events(monitor.log, "slow_end"))   # a round each
+    assert events(monitor.log, "slow") == []            # a resent SYN is loss, not slowness

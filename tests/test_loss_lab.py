@@ -259,3 +259,40 @@ def test_lossy_and_slow_periods_in_the_home_lab(tmp_path):
     for period in periods:
         truth, _ = outage.wire_loss(wall_time(period["start"]), wall_time(period["end"]))
         assert abs(period["loss_percent"] - truth) <= POINTS
+
+
+def heavy_loss(seconds):
+    def steps(wire, monitor, timeline):
+        hold(5)
+        timeline["fault"] = wire.set(loss=50)
+        hold(seconds)                # stopped while lossy, before the usual's first minute ends
+    return steps
+
+
+def test_heavy_loss_alone_is_a_lossy_period_and_no_slow_one(tmp_path):
+    """Half the packets lost both ways, 20 ms +- 10 ms each way: most connects wait a second
+    (or two) for a SYN sent again. That is loss, not slowness: a lossy period, no slow period,
+    and a jitter of the line's, not of the resends."""
+    ok, reason = homelab_support()
+    if not ok:
+        pytest.skip(reason)
+    scenario = Scenario("loss50", tmp_path, 8, heavy_loss(45), delay=20, jitter=10)
+    scenario.start()
+    scenario.join(150)
+    assert not scenario.is_alive()
+    if scenario.error is not None:
+        raise AssertionError(repr(scenario.error)) from scenario.error
+    [began] = scenario.events("lossy")
+    [ended] = scenario.events("lossy_end")
+    stats = scenario.events("stats")[-1]["targets"]
+    truth, syns = scenario.wire_loss(wall_time(ended["start"]), wall_time(ended["end"]))
+    print("50 %% loss both ways for 45 s: lossy from %+.1f s of it, %s %% of %d SYNs lost (the "
+          "wire dropped %.1f %% of %d towards the targets); slow events %d; stats %s" % (
+              wall_time(began["start"]) - scenario.timeline["fault"], ended["loss_percent"],
+              ended["sent"], truth, syns, len(scenario.events("slow")), stats))
+    assert scenario.events("slow") == scenario.events("slow_end") == []
+    assert not any(" SLOW " in line for line in scenario.lines)
+    assert ended["ignored"] is False and ended["loss_percent"] >= 30
+    # connects that waited a second for a resent SYN were there, and are not jitter
+    assert all(figures["max_ms"] >= 1000 and figures["jitter_ms"] < 50
+               for figures in stats.values())
