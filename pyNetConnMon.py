@@ -195,7 +195,7 @@ DOWN_INTERVAL_SHARE = 10         # while down, probe this many times as often as
 DOWN_INTERVAL_MIN = 0.05         # ... but no more often than every this many seconds
 MAX_WAIT = 86400.0               # seconds: the longest single wait (poll() counts in an int of ms)
 DOWN_CONNECTS_LIMIT = 64         # connects in flight at most while probing fast (see Prober)
-DEFAULT_SLOW_MS = 1000.0         # a SYN the kernel had to send again makes a connect 1 s slower
+DEFAULT_SLOW_MS = 1000.0         # a second in a queue (a resent SYN's wait is loss, not slow)
 DEFAULT_SLOW_FACTOR = 4.0        # and by default also slow at 4 times the usual connect time ...
 SLOW_MARGIN_MS = 50.0            # ... if that is at least this much more (1 -> 4 ms on a LAN is
 #                                  not)
@@ -8963,8 +8963,10 @@ def build_parser():
     parser.add_argument("--slow", type=_slow_threshold, metavar="MS|Nx",
                         help="the connection is slow while even the fastest target takes MS "
                              "milliseconds or longer to connect, or with Nx N times its usual "
-                             "connect time and %g ms more, in every round; a slow stretch "
-                             "of at least -m seconds is reported like an interruption; 0: off. "
+                             "connect time and %g ms more, in every round (a connect that "
+                             "waited for a resent SYN counts without that wait: it is loss); a "
+                             "slow stretch of at least -m seconds is reported like an "
+                             "interruption; 0: off. "
                              "MS must be below -t: a slower connect is a failure (default: %g "
                              "or %gx; %g only when -t is over %g)"
                              % (SLOW_MARGIN_MS, DEFAULT_SLOW_MS, DEFAULT_SLOW_FACTOR,
