@@ -284,6 +284,9 @@ LOSS_RUN_LIMIT = 5               # a target failing this many rounds in a row is
 CLOCK_STEP_MIN = 1.0             # s: the wall clock moving this much against the monotonic one
                                  # between two rounds was set (NTP at boot, by hand, a resume from
                                  # suspend); NTP's slewing moves it far less
+HELD_UP_MIN = 10.0               # s: a round this much later than it was due, and than the end of
+                                 # the round before, means the process did not run (Ctrl-Z,
+                                 # SIGSTOP, a machine too busy): nothing was watched meanwhile
 USUAL_SLOT = 60.0                # s: a target's usual connect time is the median of the medians
 USUAL_SLOTS = 180                # of its last 180 slots of a minute (3 hours; in the state file)
 USUAL_SAMPLE = 1.0               # s: at most one round a second feeds them (-i 0.05: a round's
@@ -399,6 +402,7 @@ EVENTS = {
     "gap": EventKind(("start", "end", "duration", "ignored"), True),
     "log_reopened": EventKind((), True),      # a rotated log begins here, with the monitor running
     "clock_step": EventKind(("step",), True),  # the wall clock was set `step` s forward (or back)
+    "held_up": EventKind(("start", "duration")),    # the process did not run: nothing watched
     # partial outages: the connection stays up while one target, one IP family or names fail
     "target_down": EventKind(("target", "reason")),
     "target_up": EventKind(("target", "start", "end", "duration", "ignored")),
@@ -492,6 +496,27 @@ class WallClockSteps:
         if previous is None or abs(self.offset - previous) < CLOCK_STEP_MIN:
             return None
         return self.offset - previous
+
+
+class HoldUps:
+    """Notices the monitor's process not running for a while (stopped by Ctrl-Z or SIGSTOP,
+    starved by a machine swapping): its monotonic clock runs on, so a round starts long after it
+    was due and after the round before ended. (A suspend of the machine stops that clock; the
+    wall clock's step tells of it: WallClockSteps.)"""
+
+    def __init__(self, least=HELD_UP_MIN):
+        self.least = least
+        self.free_since = None      # monotonic end of the latest round: the loop was free then
+
+    def round_ended(self, mono):
+        self.free_since = mono
+
+    def round_starts(self, mono, due):
+        """Seconds the round that starts at `mono`, due at `due`, was held up, or None."""
+        if self.free_since is None:
+            return None
+        late = mono - max(due, self.free_since)
+        return late if late >= self.least else None
 
 
 def _moved(instant, step):
@@ -5171,6 +5196,13 @@ class Announcer:
             self.log.write("ping_ok", wall, url=where)
             self.console.info("ping ok again (%s)" % where, wall)
 
+    def held_up(self, wall, seconds):
+        self.log.write("held_up", wall, start=iso_time(wall - seconds),
+                       duration=round(seconds, 3))
+        self.console.warning("the monitor was held up for %s (its process was stopped, or the "
+                             "machine too busy to run it): nothing was watched since %s"
+                             % (human_duration(seconds), local_time(wall - seconds)), wall)
+
     def clock_stepped(self, wall, step):
         self.log.write("clock_step", wall, step=round(step, 3))
         self.console.info("clock set %s by %s (NTP, by hand or a resume from suspend); what is "
@@ -5571,6 +5603,7 @@ class Monitor:
         self.last_heartbeat = -math.inf
         self.state_failing = False      # the latest save failed: say so once per stretch
         self.clock_steps = WallClockSteps()
+        self.hold_ups = HoldUps()
         self.gap_waiting = None         # (last heartbeat, monotonic start, targets): a gap to
         #                                 measure once the clock is set (recover_previous_run)
         self.stopping = False           # stop() is settling the delivery in flight
@@ -5595,8 +5628,12 @@ class Monitor:
             if wait > 0:
                 self.waker.wait(wait)
                 continue
+            held_up = self.hold_ups.round_starts(
+                now, schedule.next_due_down if down else schedule.next_due)
             schedule.round_started(now)
             wall = self.clock.wall()
+            if held_up is not None:
+                self.say.held_up(wall, held_up)
             step = self.clock_steps.observe(now, wall)
             if step is not None:
                 self.rounds.clock_stepped(step, wall)
@@ -5617,6 +5654,7 @@ class Monitor:
                                  completed=self.clock.wall()):
                 self._save_state()
             self._after_round()
+            self.hold_ups.round_ended(self.clock.monotonic())
         return self.stop()
 
     def _heartbeat_due(self):

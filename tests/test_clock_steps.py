@@ -8,7 +8,8 @@ import json
 import pytest
 
 from fakes import WALL_OFFSET, Crash, Run
-from pyNetConnMon import ProbeResult, WallClockSteps, parse_log_time, summarize_events
+from pyNetConnMon import (HELD_UP_MIN, ProbeResult, WallClockSteps, local_time,
+                          parse_log_time, summarize_events)
 
 DAY, HOUR = 86400.0, 3600.0
 
@@ -168,3 +169,42 @@ def test_a_restart_after_a_reboot_measures_its_gap_on_the_wall_clock(tmp_path):
     again.run()
     gap, = again.events("gap")
     assert gap["duration"] == 540.0                   # from the heartbeat at 60 s to 600 s
+
+
+# -- the process held up (Ctrl-Z, SIGSTOP, starved): the monotonic clock runs on ---------------
+
+def freeze(run, at, seconds):
+    """The monitor's process does not run for `seconds` from its first wait past `at`."""
+    wait, frozen = run.waker.wait, []
+
+    def waiting(time):
+        wait(time)
+        if not frozen and run.clock.now >= at:
+            frozen.append(run.clock.now)
+            run.clock.now += seconds
+    run.waker.wait = waiting
+    return frozen
+
+
+def test_a_process_stopped_for_a_minute_says_so_when_it_runs_again(tmp_path, utc):
+    run = Run(tmp_path, outages=[], stop_at=100)
+    frozen = freeze(run, 30.0, 60.0)
+    run.run()
+    [held] = run.events("held_up")
+    assert held["duration"] == pytest.approx(60.0, abs=0.02)
+    assert parse_log_time(held["start"]) == pytest.approx(WALL_OFFSET + frozen[0], abs=0.02)
+    warnings = [line for line in run.console_lines() if "held up" in line]
+    assert warnings == ["WARNING the monitor was held up for 1 min (its process was stopped, "
+                        "or the machine too busy to run it): nothing was watched since %s"
+                        % local_time(WALL_OFFSET + frozen[0])], warnings
+
+
+def test_rounds_that_wait_for_timeouts_or_a_slow_heartbeat_are_not_held_up(tmp_path):
+    # rounds of 2 s at -i 1 (a target that times out), an outage, a slow save: all late, but
+    # the process ran the whole time
+    run = Run(tmp_path, outages=[(10.0, 30.0)], stop_at=100, interval=1.0)
+    run.prober.round_time = 2.0
+    freeze(run, 50.0, HELD_UP_MIN - 0.1)
+    run.run()
+    assert run.events("held_up") == []
+    assert not [line for line in run.console_lines() if "held up" in line]
