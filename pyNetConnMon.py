@@ -4705,9 +4705,19 @@ def ping_request_parts(url):
 
 
 def describe_ping_error(error):
+    """A short reason, without text the server chose (it may echo the request, secrets and
+    all): an HTTP status by its standard phrase."""
+    import http.client
     import urllib.error
     if isinstance(error, urllib.error.HTTPError):
-        return ("HTTP %d %s" % (error.code, " ".join(str(error.reason or "").split()))).strip()
+        if str(error.reason).startswith("redirect to a URL"):          # our own words
+            return "HTTP %d %s" % (error.code, error.reason)
+        try:
+            return "HTTP %d %s" % (error.code, http.client.responses[error.code])
+        except KeyError:
+            return "HTTP %d" % error.code
+    if isinstance(error, (http.client.BadStatusLine, http.client.UnknownProtocol)):
+        return "the answer is not HTTP"
     if isinstance(error, urllib.error.URLError) and not isinstance(error.reason, str):
         error = error.reason
     if isinstance(error, socket.timeout):
@@ -4743,7 +4753,8 @@ class PingSender:
         self.limit = max(PING_LIMIT, 4 * timeout)
         self.proxy = ping_proxy(url)
         self.jobs = OneJobAtATime("ping", on_done, self._describe)
-        self.connection = None        # the HTTP connection of the ping in flight
+        self.connection = None        # the HTTP connection of the ping in flight, and its
+        self.sock = None              # socket (urllib lets go of it once the headers are in)
         self.cut = False              # ... cut by cancel()
         self._opener = self._make_opener()
 
@@ -4752,13 +4763,13 @@ class PingSender:
         return self.jobs.busy
 
     def submit(self):
-        self.connection, self.cut = None, False
+        self.connection, self.sock, self.cut = None, None, False
         self.jobs.submit(self._request)
 
     def cancel(self):
         """Cuts the ping in flight: it fails now, and the next one may go out."""
         self.cut = True
-        sock = getattr(self.connection, "sock", None)
+        sock = self.sock or getattr(self.connection, "sock", None)    # or its TLS handshake's
         if sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
@@ -4792,6 +4803,7 @@ class PingSender:
                     if sender.cut:             # cut while its name was being looked up
                         raise OSError("cut")
                     super().connect()
+                    sender.sock = self.sock    # the answer's body is read from it later
             return Watched
 
         class HTTP(request.HTTPHandler):

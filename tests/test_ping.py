@@ -1,5 +1,6 @@
 """--ping-url: the pure schedule and health logic, and a running monitor pinging a loopback
 server."""
+import http.client
 import http.server
 import socket
 import threading
@@ -74,9 +75,16 @@ def test_logs_show_the_ping_url_without_its_secret_path_or_password():
 
 def test_ping_errors_read_as_short_reasons():
     import urllib.error
-    assert program.describe_ping_error(urllib.error.HTTPError("u", 503, "", {}, None)) == "HTTP 503"
-    assert (program.describe_ping_error(urllib.error.HTTPError("u", 404, "Not  Found", {}, None))
-            == "HTTP 404 Not Found")
+    describe_http = program.describe_ping_error
+    # the status by its standard phrase: a server (or proxy) that echoes the request in its own
+    # phrase would put the URL's secret into the log
+    assert describe_http(urllib.error.HTTPError("u", 503, "", {}, None)) == \
+        "HTTP 503 Service Unavailable"
+    assert describe_http(urllib.error.HTTPError(
+        "u", 503, "see GET /r/0000-secret HTTP/1.1", {}, None)) == "HTTP 503 Service Unavailable"
+    assert describe_http(urllib.error.HTTPError("u", 599, "a b", {}, None)) == "HTTP 599"
+    assert describe_http(http.client.BadStatusLine("HTTP/1.1 0000-secret")) == \
+        "the answer is not HTTP"
     describe, error = program.describe_ping_error, urllib.error.URLError
     assert describe(error(ConnectionRefusedError(111, "x"))) == "refused"
     assert describe(error(program.socket.timeout("t"))) == "timeout"
@@ -318,10 +326,13 @@ def test_a_slow_endpoint_gets_one_request_at_a_time(tmp_path):
 # -- PingSender against hostile loopback servers, in process: the limit, redirects, proxies ----
 
 class DrippingEndpoint:
-    """Answers each request with a status line, then one byte of a header every 0.05 s: each
-    read gets a byte well within the ping's timeout, so only a limit on the whole ping ends it."""
+    """Answers each request with a status line, then one byte of a header every 0.05 s (or,
+    with `body`, its headers and then one byte of the body every 0.05 s): each read gets a byte
+    well within the ping's timeout, so only a limit on the whole ping ends it."""
 
-    def __init__(self):
+    def __init__(self, body=False):
+        self.head = (b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" if body
+                     else b"HTTP/1.1 200 OK\r\nX-Drip: ")
         self.server = socket.create_server((LOOPBACK, 0))
         self.server.settimeout(0.1)
         self.url = "http://%s:%d/ping/0000-secret" % (LOOPBACK, self.server.getsockname()[1])
@@ -343,7 +354,7 @@ class DrippingEndpoint:
         with connection:
             try:
                 connection.recv(4096)
-                connection.sendall(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+                connection.sendall(self.head)
                 for _ in range(400):                 # 20 s at most
                     if self.closing.wait(0.05):
                         return
@@ -371,8 +382,9 @@ def pings_until(pinger, enough, seconds):
     raise AssertionError("after %s s the pings told only %r" % (seconds, told))
 
 
-def test_a_ping_answered_a_byte_at_a_time_is_cut_at_its_limit_and_the_next_one_goes_out():
-    endpoint = DrippingEndpoint()
+@pytest.mark.parametrize("body", [False, True], ids=["headers", "body"])
+def test_a_ping_answered_a_byte_at_a_time_is_cut_at_its_limit_and_the_next_one_goes_out(body):
+    endpoint = DrippingEndpoint(body)
     try:
         sender = program.PingSender(endpoint.url, timeout=0.2, on_done=lambda: None)
         sender.limit = 0.5
