@@ -214,6 +214,7 @@ REASON_LIMIT = 200               # characters: a failure reason from outside tex
 REPORT_LIST_LIMIT = 100          # beyond this many interruptions a report lists the first and
 #                                  last half
 PENDING_LIMIT = 1000             # beyond this many pending interruptions the middle ones are folded
+LOG_PIPE_WAIT = 0.2              # s a line waits at most for the reader of a FIFO or pipe log
 UNWRITTEN_EVENTS_KEPT = 1000     # events held while the event log cannot be written: the latest
 PYSENDMAIL_CONFIG = "sendMailConfig.json"
 PYSENDMAIL_URL = "https://github.com/scaidermern/pySendMail.git"
@@ -4026,6 +4027,8 @@ class EventLog:
         self.stream = None
         self.unwritten = UnwrittenEvents(unwritten_kept)
         self.torn = False           # the file ends in a line cut short: end it before the next
+        self.torn_file = None       # (st_dev, st_ino) of a file this log cut a line short in:
+        #                             a FIFO or pipe cannot be read back to tell
         self.warn = warn or (lambda text: None)
         self.failing = False        # warn once per stretch of failed writes (e.g. disk full)
         self.stuck = False          # ... and of a path moved away where no file can be made
@@ -4055,11 +4058,12 @@ class EventLog:
             descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT
                                  | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
         except OSError as error:
-            if error.errno == errno.ENXIO:
-                raise OSError("a FIFO that no process reads") from None
+            if error.errno == errno.ENXIO:     # a FIFO without a reader, or a socket
+                raise OSError(_unopenable_kind(self.path)) from None
             raise
         stream = open(descriptor, "ab", buffering=0)
-        return stream, _ends_mid_line(self.path, descriptor)
+        return stream, _ends_mid_line(self.path, descriptor) or self._file_key(descriptor) == \
+            self.torn_file
 
     def write(self, event, wall, **fields):
         kind = EVENTS[event]                 # a KeyError here is a bug: add the event to EVENTS
@@ -4108,12 +4112,36 @@ class EventLog:
         OSError at the next try (the disk is still full); the file is opened again for the next
         line and found to end mid-line."""
         data = b"\n" + line if self.torn else line
-        while data:                         # each pass writes some bytes or raises
-            written = self.stream.write(data)
-            if not written:
-                raise OSError(errno.EIO, "the event log took no byte of a line")
-            data = data[written:]
-        self.torn = False
+        whole, deadline = len(data), None
+        try:
+            while data:                         # each pass writes some bytes or raises
+                written = self.stream.write(data)
+                if not written:                 # a full FIFO or pipe: its reader is behind
+                    deadline = deadline or time.monotonic() + LOG_PIPE_WAIT
+                    self._wait_writable(deadline)
+                    continue
+                data = data[written:]
+        except OSError:
+            if len(data) < whole:
+                self.torn_file = self._file_key(self.stream.fileno())
+            raise
+        self.torn, self.torn_file = False, None
+
+    def _wait_writable(self, deadline):
+        """Lets a FIFO's reader catch up, up to `deadline`: a line longer than the pipe holds
+        goes whole to a reader that keeps up; one that stalls costs a round at most this."""
+        poller = select.poll()
+        poller.register(self.stream.fileno(), select.POLLOUT)
+        if not poller.poll(max(0.0, deadline - time.monotonic()) * 1000.0):
+            raise OSError(errno.EAGAIN, "it takes no more for now (a reader behind?)")
+
+    @staticmethod
+    def _file_key(descriptor):
+        try:
+            found = os.fstat(descriptor)
+        except OSError:
+            return None
+        return found.st_dev, found.st_ino
 
     def _moved_away(self):
         """Whether the path no longer names the file being written: rotated, or deleted,
@@ -4164,6 +4192,19 @@ class EventLog:
 
 def _event_line(record):
     return (json.dumps(record, sort_keys=False) + "\n").encode("utf-8")
+
+
+def _unopenable_kind(path):
+    """Why `path` could not be opened for writing without waiting (ENXIO)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = 0
+    if stat.S_ISFIFO(mode):
+        return "a FIFO that no process reads"
+    if stat.S_ISSOCK(mode):
+        return "a socket, which cannot be opened by name: give a file"
+    return "no device or address there"
 
 
 def _ends_mid_line(path, opened):

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import resource
+import threading
 import time
 
 import pytest
@@ -177,3 +178,94 @@ def test_a_fifo_put_where_the_log_was_is_refused_at_the_sighup_and_the_old_file_
     log.close()
     assert [json.loads(line)["event"] for line in log_lines(tmp_path / "events.jsonl.1")] == [
         "start", "stop"]
+
+
+class FifoReader:
+    """Reads a FIFO in a thread, `chunk` bytes every `pause` s once `begin` is set."""
+
+    def __init__(self, path, chunk, pause):
+        self.descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self.chunk, self.pause = chunk, pause
+        self.data = bytearray()
+        self.begin, self.done = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        self.begin.wait(10)
+        deadline = time.monotonic() + 10
+        while not self.done.is_set() and time.monotonic() < deadline:
+            try:
+                self.data += os.read(self.descriptor, self.chunk)
+            except BlockingIOError:
+                pass
+            time.sleep(self.pause)
+
+    def close(self):
+        self.done.set()
+        self.thread.join(5)
+        while True:
+            try:
+                more = os.read(self.descriptor, 1 << 16)
+            except BlockingIOError:
+                break
+            if not more:
+                break
+            self.data += more
+        os.close(self.descriptor)
+
+
+def stats_of(size):
+    """A stats event's targets, about `size` bytes of them."""
+    return {"198.18.%d.%d:53" % (n // 250, n % 250): {"probes": 30, "failures": 0}
+            for n in range(size // 50)}
+
+
+def test_a_line_longer_than_a_fifo_holds_goes_whole_to_a_reader_that_keeps_up(tmp_path):
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    reader = FifoReader(fifo, 16384, 0.005)
+    log = EventLog(str(fifo))
+    reader.begin.set()
+    log.write("stats", WALL, start="2026-12-07T06:00:00.000+00:00", targets=stats_of(200000))
+    log.write("stop", WALL + 1, signal="SIGTERM")
+    log.close()
+    reader.close()
+    *lines, last = bytes(reader.data).split(b"\n")
+    assert last == b"" and [json.loads(line)["event"] for line in lines] == ["stats", "stop"]
+
+
+def test_a_fifo_whose_reader_stalls_gets_a_torn_line_ended_and_no_line_glued(tmp_path):
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    reader = FifoReader(fifo, 65536, 0.005)
+    warnings = []
+    log = EventLog(str(fifo), warn=warnings.append)
+    for second in range(3):          # each more than the pipe's 64 KiB can take at once
+        log.write("stats", WALL + second, start="2026-12-07T06:00:00.000+00:00",
+                  targets=stats_of(100000))
+    assert warnings[0].startswith("cannot write event log %s: [Errno 11] it takes no more for "
+                                  "now (a reader behind?)" % fifo)
+    reader.begin.set()                # the reader wakes up
+    log.write("stop", WALL + 3, signal="SIGTERM")
+    log.close()
+    reader.close()
+    *lines, last = bytes(reader.data).split(b"\n")
+    assert last == b""
+    whole = []
+    for line in lines:
+        try:
+            whole.append(json.loads(line)["event"])
+        except ValueError:
+            assert line and b"}{" not in line     # cut short, never two glued together
+    assert whole == ["stats", "stats", "stats", "stop"], whole
+
+
+def test_a_socket_as_the_event_log_is_an_error_that_says_so(tmp_path):
+    import socket
+    path = tmp_path / "journal.sock"
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind(str(path))
+        with pytest.raises(MonitorError, match="cannot open event log %s: a socket, which cannot "
+                           "be opened by name: give a file$" % path):
+            EventLog(str(path))
