@@ -15,83 +15,51 @@ if sys.version_info < (3, 9):
 script_first = sys.path[:1] == [""]
 if script_first:
     del sys.path[0]
-import errno
 import os
-import signal
-import time
-terminals = [fd for fd in (0, 1, 2) if os.isatty(fd)]
+from importlib.machinery import SourceFileLoader
+from importlib.util import MAGIC_NUMBER, cache_from_source, module_from_spec, spec_from_loader
+typed = sys.argv.pop(1)
+path = os.path.realpath(typed)
+sys.argv[0] = typed
+if script_first:
+    sys.path.insert(0, os.path.dirname(path))
+cache = cache_from_source(path)
+folder = os.path.dirname(cache)
 
 
-def stop_while_starting(number, frame):
-    if number != signal.SIGHUP or terminal_hung_up():
-        raise KeyboardInterrupt(signal.Signals(number).name)
-
-
-def terminal_hung_up():
-    for fd in terminals:
-        try:
-            os.tcgetpgrp(fd)
-        except OSError as error:
-            if error.errno == errno.EIO:
-                return True
-    return False
+def compile_cache():
+    if sys.dont_write_bytecode or not os.access(
+            folder if os.path.isdir(folder) else os.path.dirname(folder), os.W_OK):
+        return
+    import subprocess
+    subprocess.run([sys.executable, "-I", "-c", "import py_compile, sys; py_compile.compile("
+                    "sys.argv[1], sys.argv[2], optimize=int(sys.argv[3]))",
+                    path, cache, str(sys.flags.optimize)], stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 try:
-    for number in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(number) == signal.SIG_DFL:
-            signal.signal(number, stop_while_starting)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
-    from importlib.machinery import SourceFileLoader
-    from importlib.util import MAGIC_NUMBER, cache_from_source, module_from_spec, spec_from_loader
-    typed = sys.argv.pop(1)
-    path = os.path.realpath(typed)
-    sys.argv[0] = typed
-    if script_first:
-        sys.path.insert(0, os.path.dirname(path))
-    cache = cache_from_source(path)
-    folder = os.path.dirname(cache)
-
-    def compile_cache():
-        if sys.dont_write_bytecode or not os.access(
-                folder if os.path.isdir(folder) else os.path.dirname(folder), os.W_OK):
-            return
-        import subprocess
-        subprocess.run([sys.executable, "-I", "-c", "import py_compile, sys; py_compile.compile("
-                        "sys.argv[1], sys.argv[2], optimize=int(sys.argv[3]))",
-                        path, cache, str(sys.flags.optimize)], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    try:
-        with open(cache, "rb") as stream:
-            head = stream.read(16)
-        source = os.stat(path)
-        stamp = (int(source.st_mtime) & 0xFFFFFFFF, source.st_size & 0xFFFFFFFF)
-        fresh = head[:4] == MAGIC_NUMBER and (head[4:8] != bytes(4) or stamp == (
-            int.from_bytes(head[8:12], "little"), int.from_bytes(head[12:16], "little")))
-    except OSError:
-        fresh = False
-    if not fresh:
-        compile_cache()
-    loader = SourceFileLoader("__main__", path)
-    sys.modules["__main__"] = module = module_from_spec(spec_from_loader("__main__", loader))
+    with open(cache, "rb") as stream:
+        head = stream.read(16)
+    source = os.stat(path)
+    stamp = (int(source.st_mtime) & 0xFFFFFFFF, source.st_size & 0xFFFFFFFF)
+    fresh = head[:4] == MAGIC_NUMBER and (head[4:8] != bytes(4) or stamp == (
+        int.from_bytes(head[8:12], "little"), int.from_bytes(head[12:16], "little")))
+except OSError:
+    fresh = False
+if not fresh:
+    compile_cache()
+loader = SourceFileLoader("__main__", path)
+sys.modules["__main__"] = module = module_from_spec(spec_from_loader("__main__", loader))
+try:
+    code = loader.get_code("__main__")
+except (EOFError, ValueError, TypeError, ImportError):
+    compile_cache()
     try:
         code = loader.get_code("__main__")
     except (EOFError, ValueError, TypeError, ImportError):
-        compile_cache()
-        try:
-            code = loader.get_code("__main__")
-        except (EOFError, ValueError, TypeError, ImportError):
-            code = compile(loader.get_data(path), path, "exec", dont_inherit=True)
-    exec(code, module.__dict__)
-except KeyboardInterrupt as stop:
-    name = stop.args[0] if stop.args else "SIGINT"
-    try:
-        print(time.strftime("%Y-%m-%d %H:%M:%S"), "stopped (%s) while starting" % name,
-              flush=True)
-    except (OSError, ValueError):
-        pass
-    sys.exit(130 if name == "SIGINT" else 0)
+        code = compile(loader.get_data(path), path, "exec", dont_inherit=True)
+exec(code, module.__dict__)
 ' "$0" "$@"
 """
 
@@ -4928,35 +4896,10 @@ class Pinger:
 # ---------------------------------------------------------------------------------------------
 
 
-def terminals_of(fds=(0, 1, 2)):
-    """Those of `fds` (stdin, stdout, stderr) that are terminals now."""
-    return [fd for fd in fds if os.isatty(fd)]
-
-
-def terminal_hung_up(terminals):
-    """True if any of `terminals` (descriptors that were terminals at the start) has hung up:
-    the window closed, the ssh connection dropped, the tmux session killed. The kernel answers
-    every request on a hung-up terminal with EIO, a live one with its process group (or ENOTTY:
-    not this session's terminal); a descriptor that was never one gives ENOTTY too."""
-    for fd in terminals:
-        try:
-            os.tcgetpgrp(fd)
-        except OSError as error:
-            if error.errno == errno.EIO:
-                return True
-    return False
-
-
 class Waker:
-    """A self-pipe: signals and the delivery thread write to it, waits and rounds select on it.
+    """A self-pipe: signals and the delivery thread write to it, waits and rounds select on it."""
 
-    SIGTERM and SIGINT stop the monitor. SIGHUP stops it too when the terminal it runs in has
-    gone away (there is no one left to watch it, and a monitor left running unseen would hold
-    the state file's lock); otherwise (logrotate, `systemctl reload`, nohup: no terminal) it
-    asks for the event log to be reopened."""
-
-    def __init__(self, terminals=None):
-        self.terminals = terminals_of() if terminals is None else terminals
+    def __init__(self):
         self.read_fd, self.write_fd = os.pipe()
         os.set_blocking(self.read_fd, False)
         os.set_blocking(self.write_fd, False)
@@ -4997,10 +4940,7 @@ class Waker:
         return signum
 
     def _on_hangup(self, signum, frame):
-        if terminal_hung_up(self.terminals):
-            self._on_stop(signum, frame)
-        else:
-            self.reopen_requested = True
+        self.reopen_requested = True
 
     def wake(self):
         try:
@@ -5277,8 +5217,6 @@ class Announcer:
     def state_saved_again(self, path):
         self.console.warning("state file %s is writable again" % path)
 
-    STOPPED_BY = {"SIGHUP": "SIGHUP: the terminal went away"}    # the only SIGHUP that stops
-
     def stopped(self, wall, signal_name, down_since, pending, cause=None, partial=0, slow=0,
                 lossy=0):
         fields = {"signal": signal_name}
@@ -5286,7 +5224,7 @@ class Announcer:
             fields["down_since"] = iso_time(down_since)
             fields["cause"] = cause
         self.log.write("stop", wall, **fields)
-        self.console.info("stopped (%s)%s" % (self.STOPPED_BY.get(signal_name, signal_name), (
+        self.console.info("stopped (%s)%s" % (signal_name, (
             "; %s still to report" % pending_text(pending, partial, slow, lossy))
             if pending or partial or slow or lossy else ""), wall)
 
@@ -5663,8 +5601,7 @@ class Monitor:
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self):
-        """Runs until SIGTERM, SIGINT or the SIGHUP of a terminal gone away; returns the name of
-        the signal."""
+        """Runs until SIGTERM or SIGINT; returns the name of the signal."""
         self.start()
         schedule = RoundSchedule(self.settings.interval, self.clock.monotonic(),
                                  self.settings.down_probe_interval)
@@ -9581,12 +9518,6 @@ def run_monitor(args, console):
 # Python version before anything can fail on an older one, compiles FILE in a short-lived child
 # in isolated mode when its cache is missing, stale or damaged, and runs FILE as __main__ from
 # the cache. No single quote in it: the prologue holds it in one.
-# From its first lines until the monitor's own handlers (Waker), SIGTERM, and SIGHUP when the
-# terminal has hung up, raise KeyboardInterrupt with the signal's name (Python's SIGINT raises it
-# bare); a stop while starting ends with one line and the exit status of a stop, never with a
-# traceback or silently (main and the loader's last lines say it; see stopped_while_starting).
-# Signals that a start as a script or a module blocked before it moved onto the loader
-# (restart_on_cached_bytecode) are unblocked here, once the handlers are in place.
 LOADER = """\
 import sys
 if sys.version_info < (3, 9):
@@ -9594,83 +9525,51 @@ if sys.version_info < (3, 9):
 script_first = sys.path[:1] == [""]
 if script_first:
     del sys.path[0]
-import errno
 import os
-import signal
-import time
-terminals = [fd for fd in (0, 1, 2) if os.isatty(fd)]
+from importlib.machinery import SourceFileLoader
+from importlib.util import MAGIC_NUMBER, cache_from_source, module_from_spec, spec_from_loader
+typed = sys.argv.pop(1)
+path = os.path.realpath(typed)
+sys.argv[0] = typed
+if script_first:
+    sys.path.insert(0, os.path.dirname(path))
+cache = cache_from_source(path)
+folder = os.path.dirname(cache)
 
 
-def stop_while_starting(number, frame):
-    if number != signal.SIGHUP or terminal_hung_up():
-        raise KeyboardInterrupt(signal.Signals(number).name)
-
-
-def terminal_hung_up():
-    for fd in terminals:
-        try:
-            os.tcgetpgrp(fd)
-        except OSError as error:
-            if error.errno == errno.EIO:
-                return True
-    return False
+def compile_cache():
+    if sys.dont_write_bytecode or not os.access(
+            folder if os.path.isdir(folder) else os.path.dirname(folder), os.W_OK):
+        return
+    import subprocess
+    subprocess.run([sys.executable, "-I", "-c", "import py_compile, sys; py_compile.compile("
+                    "sys.argv[1], sys.argv[2], optimize=int(sys.argv[3]))",
+                    path, cache, str(sys.flags.optimize)], stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 try:
-    for number in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(number) == signal.SIG_DFL:
-            signal.signal(number, stop_while_starting)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
-    from importlib.machinery import SourceFileLoader
-    from importlib.util import MAGIC_NUMBER, cache_from_source, module_from_spec, spec_from_loader
-    typed = sys.argv.pop(1)
-    path = os.path.realpath(typed)
-    sys.argv[0] = typed
-    if script_first:
-        sys.path.insert(0, os.path.dirname(path))
-    cache = cache_from_source(path)
-    folder = os.path.dirname(cache)
-
-    def compile_cache():
-        if sys.dont_write_bytecode or not os.access(
-                folder if os.path.isdir(folder) else os.path.dirname(folder), os.W_OK):
-            return
-        import subprocess
-        subprocess.run([sys.executable, "-I", "-c", "import py_compile, sys; py_compile.compile("
-                        "sys.argv[1], sys.argv[2], optimize=int(sys.argv[3]))",
-                        path, cache, str(sys.flags.optimize)], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    try:
-        with open(cache, "rb") as stream:
-            head = stream.read(16)
-        source = os.stat(path)
-        stamp = (int(source.st_mtime) & 0xFFFFFFFF, source.st_size & 0xFFFFFFFF)
-        fresh = head[:4] == MAGIC_NUMBER and (head[4:8] != bytes(4) or stamp == (
-            int.from_bytes(head[8:12], "little"), int.from_bytes(head[12:16], "little")))
-    except OSError:
-        fresh = False
-    if not fresh:
-        compile_cache()
-    loader = SourceFileLoader("__main__", path)
-    sys.modules["__main__"] = module = module_from_spec(spec_from_loader("__main__", loader))
+    with open(cache, "rb") as stream:
+        head = stream.read(16)
+    source = os.stat(path)
+    stamp = (int(source.st_mtime) & 0xFFFFFFFF, source.st_size & 0xFFFFFFFF)
+    fresh = head[:4] == MAGIC_NUMBER and (head[4:8] != bytes(4) or stamp == (
+        int.from_bytes(head[8:12], "little"), int.from_bytes(head[12:16], "little")))
+except OSError:
+    fresh = False
+if not fresh:
+    compile_cache()
+loader = SourceFileLoader("__main__", path)
+sys.modules["__main__"] = module = module_from_spec(spec_from_loader("__main__", loader))
+try:
+    code = loader.get_code("__main__")
+except (EOFError, ValueError, TypeError, ImportError):
+    compile_cache()
     try:
         code = loader.get_code("__main__")
     except (EOFError, ValueError, TypeError, ImportError):
-        compile_cache()
-        try:
-            code = loader.get_code("__main__")
-        except (EOFError, ValueError, TypeError, ImportError):
-            code = compile(loader.get_data(path), path, "exec", dont_inherit=True)
-    exec(code, module.__dict__)
-except KeyboardInterrupt as stop:
-    name = stop.args[0] if stop.args else "SIGINT"
-    try:
-        print(time.strftime("%Y-%m-%d %H:%M:%S"), "stopped (%s) while starting" % name,
-              flush=True)
-    except (OSError, ValueError):
-        pass
-    sys.exit(130 if name == "SIGINT" else 0)
+        code = compile(loader.get_data(path), path, "exec", dont_inherit=True)
+exec(code, module.__dict__)
 """
 
 
@@ -9732,37 +9631,18 @@ def restart_on_cached_bytecode(script):
             stream.flush()
         except (AttributeError, OSError, ValueError):
             pass
-    # held (a process's blocked signals outlive an exec) until the loader's handlers are in
-    # place: the new interpreter's start would otherwise leave a SIGTERM to end it silently
-    stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     try:
         os.execv(sys.executable, [sys.executable, *_interpreter_options(), "-c", LOADER,
                                   script, *sys.argv[1:]])
     except OSError:
         pass
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
-
-
-def stopped_while_starting(stop, console, monitoring):
-    """The exit status for a stop signal that came before the monitor's own handlers (Waker),
-    as a KeyboardInterrupt (see LOADER). A monitor, or a run whose command line is not read yet,
-    ends as after a stop (README: 0, 130 for SIGINT) with one line; --summary, --once and the
-    other runs end silently with the status the signal's default gives a shell (128 + it)."""
-    name = stop.args[0] if stop.args and stop.args[0] in signal.Signals.__members__ else "SIGINT"
-    if monitoring:
-        console.info("stopped (%s) while starting" % name)
-        return 130 if name == "SIGINT" else 0
-    return 128 + signal.Signals[name]
 
 
 def main(argv=None):
     console = Console()
-    monitoring = True          # until the command line says which run this is
     try:
         args = parse_arguments(argv)
         console.quiet = args.quiet
-        monitoring = not (args.summary or args.once or args.test_mail or args.discard_pending)
         if args.summary:
             return run_summary(args, sys.stdout, console)
         if args.once:
@@ -9782,8 +9662,8 @@ def main(argv=None):
     except MonitorError as error:
         console.error(str(error))
         return 1
-    except KeyboardInterrupt as stop:
-        return stopped_while_starting(stop, console, monitoring)
+    except KeyboardInterrupt:
+        return 130
     finally:
         _settle_standard_streams()
 

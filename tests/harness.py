@@ -151,13 +151,10 @@ class MonitorProcess:
     the script itself, as `./pyNetConnMon.py` (with shebang_env).
     `log` and `state` are the event log and state file it was given, if any (start_monitor).
     `start` is a command that starts the program another way (e.g. `python3 -m pyNetConnMon`).
-    `terminal`: a terminal's descriptor (a pty's slave) as stdin, stdout and stderr instead of
-    /dev/null and pipes, as in a terminal window; nothing is read then, `lines` stays empty.
     """
 
     def __init__(self, args=(), cwd=None, env=None, prefix=None, script=None, state_home=None,
-                 log=None, state=None, compiled=True, by_shebang=False, start=None,
-                 terminal=None):
+                 log=None, state=None, compiled=True, by_shebang=False, start=None):
         if script is None:
             script = Path(cwd) / PROGRAM.name if cwd is not None else PROGRAM
         if start is not None:
@@ -172,16 +169,16 @@ class MonitorProcess:
         self.stdout_lines = []
         self.stderr_lines = []
         self._cond = threading.Condition()
-        streams = dict(stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        if terminal is not None:
-            streams = dict(stdin=terminal, stdout=terminal, stderr=terminal)
         self.proc = subprocess.Popen(
-            self.argv, cwd=cwd, env=child_env(env, state_home), **streams,
+            self.argv, cwd=cwd, env=child_env(env, state_home),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, errors='replace', bufsize=1, start_new_session=True)
         self._readers = [
-            threading.Thread(target=self._read, args=(stream, own), daemon=True)
-            for stream, own in ((self.proc.stdout, self.stdout_lines),
-                                (self.proc.stderr, self.stderr_lines)) if stream is not None]
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout_lines),
+                             daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr_lines),
+                             daemon=True),
+        ]
         for t in self._readers:
             t.start()
 
@@ -291,9 +288,8 @@ class MonitorProcess:
     def __exit__(self, *exc):
         self.kill()
         for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
+            with contextlib.suppress(OSError):
+                stream.close()
         return False
 
 

@@ -1,7 +1,6 @@
 """The command line as a user meets it: bad input refused up front, --once, signals."""
 import argparse
 import os
-import pty
 import re
 import shutil
 import signal
@@ -10,7 +9,7 @@ import time
 import pytest
 
 from harness import (MonitorProcess, closed_port, listening_socket, read_events, run_main,
-                     run_program, wait_for_event, wait_until)
+                     run_program, wait_until)
 from names import private_names_prefix
 from pyNetConnMon import VERSION
 
@@ -234,165 +233,6 @@ def test_the_first_stop_signal_decides_even_when_both_come_during_one_long_call(
     finally:
         waker.uninstall()
         waker.close()
-
-
-# -- SIGHUP: the terminal went away (stop) or logrotate asks (reopen the event log) --------------
-
-@pytest.fixture
-def terminal():
-    """(master, slave) of a pty: the slave is the terminal a monitor runs in; closing the master
-    hangs it up, as closing the window, dropping ssh or `tmux kill-session` does."""
-    ends = list(pty.openpty())
-    yield ends
-    for end in ends:
-        if end is not None:
-            os.close(end)
-
-
-def hang_up(terminal):
-    os.close(terminal[0])
-    terminal[0] = None
-
-
-@pytest.mark.parametrize("hung_up", [False, True], ids=["terminal there", "terminal gone"])
-def test_sighup_stops_the_waker_only_when_the_terminal_has_hung_up(terminal, hung_up):
-    from pyNetConnMon import Waker
-    waker = Waker(terminals=[terminal[1]])
-    waker.install()
-    try:
-        if hung_up:
-            hang_up(terminal)
-        os.kill(os.getpid(), signal.SIGHUP)
-        wait_until(lambda: waker.stop_signal or waker.reopen_requested, 5, "the handler")
-    finally:
-        waker.uninstall()
-        waker.close()
-    assert (waker.stop_signal, waker.reopen_requested) == (
-        ("SIGHUP", False) if hung_up else (None, True))
-
-
-def test_sighup_without_a_terminal_is_never_a_stop():
-    # nohup, systemd, cron: stdin, stdout and stderr are files, pipes or /dev/null
-    from pyNetConnMon import Waker, terminal_hung_up
-    with open(os.devnull) as null:
-        assert not terminal_hung_up([null.fileno()])
-    assert Waker(terminals=[]).terminals == []
-
-
-def monitor_in(terminal, tmp_path, app, port):
-    return MonitorProcess(["-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
-                           "--log-file", tmp_path / "events.jsonl",
-                           "--state-file", tmp_path / "state.json"],
-                          script=app, by_shebang=True, terminal=terminal[1])
-
-
-def test_a_monitor_whose_terminal_went_away_stops_at_sighup_and_frees_the_lock(
-        tmp_path, app, terminal):
-    log = tmp_path / "events.jsonl"
-    with listening_socket() as port:
-        with monitor_in(terminal, tmp_path, app, port) as monitor:
-            wait_until(lambda: (tmp_path / "state.json").exists(), 10, "the state file")
-            monitor.send_signal(signal.SIGHUP)         # logrotate, the terminal still there
-            wait_for_event(log, "log_reopened")
-            hang_up(terminal)
-            assert monitor.terminate(signal.SIGHUP, timeout=5) == 0
-        assert [e["event"] for e in read_events(log) if e["event"] != "stats"] == [
-            "start", "log_reopened", "stop"]
-        assert read_events(log)[-1]["signal"] == "SIGHUP"
-        # the next start (cron's, or the user's in a new window) is not refused
-        with MonitorProcess(["-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
-                             "--log-file", log, "--state-file", tmp_path / "state.json"],
-                            script=app, by_shebang=True) as again:
-            again.wait_for_line(r"started pyNetConnMon ")
-            assert again.terminate() == 0
-    assert "Traceback" not in again.output()
-
-
-@pytest.mark.skipif(shutil.which("nohup") is None, reason="no nohup here")
-def test_a_monitor_started_with_nohup_outlives_its_terminal(tmp_path, app, terminal):
-    # nohup takes stdin, stdout and stderr off the terminal: a SIGHUP then only reopens the log
-    log = tmp_path / "events.jsonl"
-    with listening_socket() as port:
-        with MonitorProcess(["-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
-                             "--log-file", log, "--state-file", tmp_path / "state.json"],
-                            script=app, by_shebang=True, terminal=terminal[1], cwd=tmp_path,
-                            prefix=["nohup"]) as monitor:
-            wait_until(lambda: (tmp_path / "state.json").exists(), 10, "the state file")
-            hang_up(terminal)
-            monitor.send_signal(signal.SIGHUP)
-            wait_for_event(log, "log_reopened")
-            assert monitor.returncode is None
-            assert monitor.terminate() == 0
-    assert read_events(log)[-1]["signal"] == "SIGTERM"
-    assert "stopped (SIGTERM)" in (tmp_path / "nohup.out").read_text()
-
-
-# -- a stop signal while the program starts: one line, the exit status of a stop, no traceback ----
-
-def signals_of(pid, field):
-    """The signals /proc/PID/status lists in `field` (SigCgt: caught, SigBlk: blocked)."""
-    try:
-        with open("/proc/%d/status" % pid) as status:
-            mask = next(int(line.split()[1], 16) for line in status
-                        if line.startswith(field + ":"))
-    except (OSError, StopIteration):
-        return set()
-    return {sig for sig in signal.Signals if mask >> (sig - 1) & 1}
-
-
-def signal_while_starting(tmp_path, sig, field, tries=5, **way):
-    """Starts the monitor `tries` times, sends `sig` the moment SIGTERM shows in `field` of its
-    /proc status (the loader's handler, or signals held for it), and returns the monitors after
-    their end. Timing decides which stage each signal hits; each must end as a stop."""
-    ended = []
-    with listening_socket() as port:
-        for attempt in range(tries):
-            with MonitorProcess(["-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
-                                 "--state-file", tmp_path / ("state-%d.json" % attempt)],
-                                **way) as monitor:
-                wait_until(lambda: signal.SIGTERM in signals_of(monitor.pid, field)
-                           or monitor.returncode is not None, 10, field, step=0.0005)
-                monitor.send_signal(sig)
-                monitor.wait(5)
-            ended.append(monitor)
-            if monitor.stdout_lines[-1:] and monitor.stdout_lines[-1].endswith("while starting"):
-                break
-    return ended
-
-
-@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
-def test_a_stop_signal_at_the_start_ends_it_quietly_as_a_stop(tmp_path, app, sig, status):
-    ended = signal_while_starting(tmp_path, sig, "SigCgt", script=app, by_shebang=True)
-    for monitor in ended:
-        assert monitor.returncode == status, monitor.output()
-        assert monitor.stderr_lines == []
-        assert re.search(r"^\S+ \S+ stopped \(%s\)( while starting)?$" % sig.name,
-                         monitor.stdout_lines[-1])
-    assert ended[-1].stdout_lines[-1].endswith("stopped (%s) while starting" % sig.name)
-
-
-def test_a_stop_signal_while_a_script_start_moves_onto_the_cache_waits_for_the_loader(
-        tmp_path, app):
-    # `python3 pyNetConnMon.py` execs the loader; what comes in between is held, not fatal
-    ended = signal_while_starting(tmp_path, signal.SIGTERM, "SigBlk", script=app,
-                                  compiled=False, env={"PYTHONDONTWRITEBYTECODE": None})
-    assert [monitor.returncode for monitor in ended][-1:] == [0]
-    assert ended[-1].stdout_lines[-1].endswith("stopped (SIGTERM) while starting")
-    assert "Traceback" not in ended[-1].output()
-
-
-def test_a_sighup_at_the_start_without_a_terminal_is_no_stop(tmp_path, app):
-    # logrotate's, while a monitor under systemd starts: the log opens at its new path anyway
-    with listening_socket() as port:
-        with MonitorProcess(["-a", "127.0.0.1:%d" % port, "-i", "60", "--no-mail",
-                             "--state-file", tmp_path / "state.json"],
-                            script=app, by_shebang=True) as monitor:
-            wait_until(lambda: signal.SIGTERM in signals_of(monitor.pid, "SigCgt"), 10,
-                       "the loader's handler", step=0.0005)
-            monitor.send_signal(signal.SIGHUP)
-            monitor.wait_for_line(r"started pyNetConnMon ")
-            assert monitor.terminate() == 0
-    assert monitor.stderr_lines == []
 
 
 def test_console_lines_are_timestamped_and_reach_a_pipe_at_once(tmp_path, app):
