@@ -222,8 +222,9 @@ ROUTES_RECHECK = 1.0             # seconds: the routing table is read at most th
 DEFAULT_METRICS_ADDRESS = "127.0.0.1"
 METRICS_REQUEST_TIMEOUT = 5.0    # seconds a metrics client has for its whole request, and again
                                  # to take the answer, however slowly the bytes trickle
-METRICS_MAX_CONNECTIONS = 8      # metrics clients served at once; more push out the oldest
-                                 # still sending its request, with a 503
+METRICS_MAX_CONNECTIONS = 8      # metrics clients served at once; one more takes the place of
+                                 # one already answered, else of the one sending its request the
+                                 # longest (with a 503)
 METRICS_REQUEST_LIMIT = 8192     # bytes of request line and headers read; beyond: 414 or 431
 METRICS_HEADER_LIMIT = 64        # header lines; beyond: 431
 METRICS_FD_RESERVE = 32          # free descriptors the endpoint leaves to probes, state, reports
