@@ -232,6 +232,7 @@ METRICS_ACCEPT_PAUSE = 0.5       # seconds without accepting after accept() foun
 DEFAULT_PING_INTERVAL = 60.0
 PING_RESPONSE_LIMIT = 4096       # bytes of the ping answer read before closing (it is not used)
 PING_URL_VARIABLE = "PYNETCONNMON_PING_URL"   # the ping URL, kept out of the command line
+PING_REDIRECT_REFUSED = "redirect to a URL that is not http or https"    # our own reason
 PING_LIMIT = 10.0                # s: a ping not answered in full within this, or 4 x -t if longer,
                                  # is cut (-t bounds each read, and a server that sends a byte
                                  # before each one would hold the only ping in flight for ever)
@@ -4031,7 +4032,7 @@ class EventLog:
                 raise OSError(_unopenable_kind(self.path)) from None
             raise
         stream = open(descriptor, "ab", buffering=0)
-        return stream, _ends_mid_line(self.path, descriptor) or self._file_key(descriptor) == \
+        return stream, _ends_mid_line(self.path, descriptor) or _file_key(descriptor) == \
             self.torn_file
 
     def write(self, event, wall, **fields):
@@ -4092,7 +4093,7 @@ class EventLog:
                 data = data[written:]
         except OSError:
             if len(data) < whole:
-                self.torn_file = self._file_key(self.stream.fileno())
+                self.torn_file = _file_key(self.stream.fileno())
             raise
         self.torn, self.torn_file = False, None
 
@@ -4103,14 +4104,6 @@ class EventLog:
         poller.register(self.stream.fileno(), select.POLLOUT)
         if not poller.poll(max(0.0, deadline - time.monotonic()) * 1000.0):
             raise OSError(errno.EAGAIN, "it takes no more for now (a reader behind?)")
-
-    @staticmethod
-    def _file_key(descriptor):
-        try:
-            found = os.fstat(descriptor)
-        except OSError:
-            return None
-        return found.st_dev, found.st_ino
 
     def _moved_away(self):
         """Whether the path no longer names the file being written: rotated, or deleted,
@@ -4720,7 +4713,7 @@ def describe_ping_error(error):
     import http.client
     import urllib.error
     if isinstance(error, urllib.error.HTTPError):
-        if str(error.reason).startswith("redirect to a URL"):          # our own words
+        if error.reason == PING_REDIRECT_REFUSED:         # our own words: no server's text
             return "HTTP %d %s" % (error.code, error.reason)
         try:
             return "HTTP %d %s" % (error.code, http.client.responses[error.code])
@@ -4826,8 +4819,7 @@ class PingSender:
                 if urllib.parse.urlsplit(urllib.parse.urljoin(req.full_url, location)) \
                         .scheme.lower() not in ("http", "https"):
                     from urllib.error import HTTPError   # the reason leaves out its URL
-                    raise HTTPError(req.full_url, code, "redirect to a URL that is not http or "
-                                    "https", headers, fp)
+                    raise HTTPError(req.full_url, code, PING_REDIRECT_REFUSED, headers, fp)
                 return super().http_error_302(req, fp, code, msg, headers)
 
             http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
@@ -7482,12 +7474,13 @@ class EventLogFiles:
 
 
 def _file_key(path):
-    """What tells a file from another: its device and inode, else its absolute path."""
+    """What tells a file from another: its device and inode, else its absolute path. `path`
+    may be an open descriptor (then None when it cannot be told)."""
     try:
         info = os.stat(path)
         return info.st_dev, info.st_ino
     except OSError:
-        return "missing", os.path.abspath(path)
+        return None if isinstance(path, int) else ("missing", os.path.abspath(path))
 
 
 class _LastLines:
