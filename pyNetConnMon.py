@@ -168,7 +168,7 @@ DEFAULT_SLOW_FACTOR = 4.0        # and by default also slow at 4 times the usual
 SLOW_MARGIN_MS = 50.0            # ... if that is at least this much more (1 -> 4 ms on a LAN is
 #                                  not)
 DEFAULT_LOSS_PERCENT = 10.0      # lossy while at least this share of SYNs is lost (see LossWindow)
-DEFAULT_STATS_INTERVAL = 300.0   # a stats event of two targets every 5 min: about 40 MB a year
+DEFAULT_STATS_INTERVAL = 300.0   # a stats event of two targets every 5 min: about 44 MB a year
 
 NOTIFY_COMMAND_TIMEOUT = 60.0
 NOTIFY_ERROR_TAIL = 4096         # bytes: only the end of a notify command's stderr is kept

@@ -49,12 +49,26 @@ class Made:
         return path
 
 
+def window_figures(rng, more, stats_format):
+    """One target's figures of a `stats` window. The short format is a window of 300 s at the
+    default interval, as the monitor writes it now: 150 probes, every time to the millisecond's
+    thousandth, and `jitter_ms`."""
+    median, p95 = round(rng.uniform(10, 20), 3), round(rng.uniform(25, 90), 3)
+    if stats_format == "2.0":
+        return {"probes": 30, "failures": 0, "losses": 0, "min_ms": 8.0, "median_ms": median,
+                "p95_ms": p95, "max_ms": 120.0}
+    return {"probes": 150, "failures": 0, "losses": 0, "min_ms": round(more.uniform(7, 10), 3),
+            "median_ms": median, "p95_ms": p95, "max_ms": round(more.uniform(90, 300), 3),
+            "jitter_ms": round(more.uniform(0.5, 9), 3)}
+
+
 def make_log(days=365, seed=1, stats_every=3 * 3600.0, later_fields=True, start=YEAR_START,
              interruptions_per_day=3.3, min_interruption=5.0, stats_format="2.0"):
     """A log of `days` days: runs of a week or so, each ended by a stop or (sometimes) a crash
     followed by a gap; interruptions of 5 s to 2 h, blips; with `later_fields` also causes,
     partial outages, slow periods and a `stats` event every `stats_every` seconds."""
     rng = random.Random(seed)
+    more = random.Random(seed + 1)     # the short format's further figures; rng's draws stay
     made = Made()
     end = start + days * 86400.0
     now = start
@@ -76,9 +90,7 @@ def make_log(days=365, seed=1, stats_every=3 * 3600.0, later_fields=True, start=
                     if stats_format == "2.0":
                         span["end"] = iso(next_stats)
                     made.add(next_stats, "stats", **span, targets={
-                                 label: {"probes": 30, "failures": 0, "losses": 0,
-                                         "min_ms": 8.0, "median_ms": round(rng.uniform(10, 20), 3),
-                                         "p95_ms": round(rng.uniform(25, 90), 3), "max_ms": 120.0}
+                                 label: window_figures(rng, more, stats_format)
                                  for label in TARGETS[:2]})
                     made.stats += 1
                     next_stats += stats_every
