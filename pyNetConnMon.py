@@ -928,15 +928,17 @@ class PartialOutages:
                 changes.append(Transition("down", self.open[key], key))
         return changes
 
-    def _members(self, key, by_label):
+    def labels(self, key):
+        """The targets whose failure the outage of `key` tells."""
         kind, what = key
         if kind == "target":
-            labels = [what]
-        elif kind == "family":
-            labels = [label for label, family in self.family.items() if family == what]
-        else:
-            labels = self.names
-        return [by_label[label] for label in labels if label in by_label]
+            return [what]
+        if kind == "family":
+            return [label for label, family in self.family.items() if family == what]
+        return self.names
+
+    def _members(self, key, by_label):
+        return [by_label[label] for label in self.labels(key) if label in by_label]
 
     @staticmethod
     def _answers(key, result):
@@ -1510,11 +1512,11 @@ class SlowRule:
 class SynCounter:
     """The SYNs each target's connect of a round sent and lost, as its outcome tells. An answer
     that came k resends later than the usual (fitting_resent_syns) sent k + 1 and lost k; a
-    refusal sent
-    one that arrived; a timeout sent failed_connect_syns() and lost them all, but counts only
-    once the target answers again within LOSS_RUN_LIMIT rounds: a target that stays silent is
-    down (a partial outage, or an interruption), not lossy. Other failures (unreachable, no
-    address) tell nothing about loss."""
+    refusal sent one that arrived; a timeout sent failed_connect_syns() and lost them all, but
+    counts only once the target answers again within LOSS_RUN_LIMIT rounds, and only when its
+    silence was not an outage that counts (forget()): a target that stays silent is down (a
+    partial outage, or an interruption), not lossy. Other failures (unreachable, no address)
+    tell nothing about loss."""
 
     def __init__(self, timeout, schedule):
         self.schedule = schedule
@@ -1553,6 +1555,11 @@ class SynCounter:
             lost += pair[1]
             pairs.append(pair)
         return sent, lost, (None if lost == 0 and sent == len(pairs) else tuple(pairs))
+
+    def forget(self, labels):
+        """The timeouts in a row of `labels` were an outage that counts, not loss."""
+        for label in labels:
+            self.runs.pop(label, None)
 
     def clear(self):
         self.runs = {}
@@ -5308,10 +5315,6 @@ class RoundInterpreter:
         if results and not results[0].tried:
             self.counters.rounds_not_started += 1
         round_mono, round_wall = mono, wall
-        save = self._measure(results, mono, wall)
-        if not self.router_echo.done:
-            for suspect in self.router_echo.observe(results, gateway) or ():
-                self.say.router_echo(wall, suspect, gateway.target.label)
         first_answer, target_reasons = None, {}
         for result in results:
             if not result.up:
@@ -5321,13 +5324,23 @@ class RoundInterpreter:
                         else mono + (result.connect_time or 0.0))
             if first_answer is None or answered < first_answer:
                 first_answer = answered
+        # else the usual round: nothing to see
+        partial_changes = (self.partials.observe(results, mono, wall)
+                           if target_reasons or self.partials.open else ())
+        if self.syns is not None:
+            for change in partial_changes:     # a partial outage that counts is not loss
+                if change.kind == "up" and not change.ignored:
+                    self.syns.forget(self.partials.labels(change.key))
+        save = self._measure(results, mono, wall)
+        if not self.router_echo.done:
+            for suspect in self.router_echo.observe(results, gateway) or ():
+                self.say.router_echo(wall, suspect, gateway.target.label)
         first_reason = next(iter(target_reasons.values())) if target_reasons else None
         network_up = first_answer is not None
         cause, detail = self._where_it_broke(network_up, gateway,
                                              target_reasons, wall)
-        if target_reasons or self.partials.open:      # else the usual round: nothing to see
-            for change in self.partials.observe(results, mono, wall):
-                self._partial_change(change, wall)
+        for change in partial_changes:
+            self._partial_change(change, wall)
         if network_up:
             # The connect that shows the network up may have got through only on a SYN the
             # kernel resent (1 s, 3 s ... into the round), or in a later round than its own:

@@ -317,9 +317,11 @@ class LineProber:
     def close(self):
         pass
 
-    def loss_between(self, start, end):
-        """% of the SYNs sent in [start, end) (monotonic) that were lost, and how many."""
-        syns = [lost for instant, _, lost in self.syns if start <= instant < end]
+    def loss_between(self, start, end, outages=()):
+        """% of the SYNs sent in [start, end) (monotonic) that were lost, and how many; those
+        of a target in its own outage (start, end, label) left out: they are the outage."""
+        syns = [lost for instant, label, lost in self.syns if start <= instant < end and not any(
+            begin <= instant < until and label == target for begin, until, target in outages)]
         return 100.0 * sum(syns) / len(syns), len(syns)
 
 
@@ -360,7 +362,10 @@ def test_syn_loss_for_80_s_is_one_lossy_period_measured_as_lost(tmp_path, utc, l
     [began] = run.events("lossy")
     [ended] = run.events("lossy_end")
     start, end = run.mono(ended["start"]), run.mono(ended["end"])
-    truth, syns = run.prober.loss_between(start, end)
+    # a target silent for -m or longer (3 rounds of 2 s at 60 % loss) is a partial outage
+    partial = [(run.mono(event["start"]), run.mono(event["end"]), event["target"])
+               for event in run.events("target_up") if not event["ignored"]]
+    truth, syns = run.prober.loss_between(start, end, partial)
     print("%d %% lost: lossy %.0f-%.0f s, %s %% of %d SYNs (independently %.1f %% of %d)" % (
         loss * 100, start, end, ended["loss_percent"], ended["sent"], truth, syns))
     assert began["start"] == ended["start"] and not ended["ignored"]
@@ -440,6 +445,29 @@ def test_an_outage_inside_a_lossy_stretch_is_one_interruption_and_not_loss(tmp_p
     assert subject.startswith("pyNetConnMon on pi: 1 interruption, ")
     assert "  an interruption followed" in body
 
+
+
+def test_one_target_gone_for_a_partial_outage_that_counts_is_not_loss(tmp_path, utc):
+    # 8 s of timeouts are 4 rounds (each waits -t 2 s), fewer than LOSS_RUN_LIMIT: the same
+    # silence was reported as a partial outage and, once the target answered, as 8 lost SYNs
+    gone = (40, 48)
+    run = LineRun(tmp_path, lambda now, label: (None, 1.0) if label == B.label and
+                  gone[0] <= now < gone[1] else (0.02, 0.0), stop_at=120).run()
+    [partial] = [event for event in run.events("target_up") if not event["ignored"]]
+    assert partial["target"] == B.label and 7 <= partial["duration"] <= 10
+    assert run.events("lossy") == [] and run.events("lossy_end") == []
+    assert run.monitor.metrics_board.latest().loss_ratio == 0.0
+
+
+def test_one_target_silent_for_a_blip_shorter_than_m_is_loss(tmp_path, utc):
+    # the same silence shorter than -m (ignored as a partial outage) is loss, as before
+    def line(now, label):
+        silent = label == B.label and any(start <= now < start + 2.5 for start in (30, 45, 60))
+        return (None, 1.0) if silent else (0.02, 0.0)
+    run = LineRun(tmp_path, line, stop_at=120).run()
+    assert [event["ignored"] for event in run.events("target_up")] == [True, True, True]
+    [ended] = run.events("lossy_end")
+    assert ended["lost"] > 0 and ended["targets"][B.label]["lost"] == ended["lost"]
 
 
 def test_a_blip_inside_a_lossy_period_leaves_the_lossy_metric_at_1(tmp_path, utc):
