@@ -1366,10 +1366,10 @@ class SlowTracker:
     """Turns the fastest connect of each round into SLOW and SLOW ENDED transitions.
 
     The connection is slow from the first round whose fastest connect took `threshold_ms` or
-    longer, to the moment the first connect of a round that is not slow got through, or to the
-    start of a round in which no target answered: a slow stretch that turns into an interruption
-    ends where it begins. The interpreter hands in connect times less the waits for resent SYNs
-    (first_syn_time): a lost SYN is loss, not slowness.
+    longer, to the moment the first connect of a round that is not slow got through. Rounds in
+    which no target answered are left out: an interruption that counts ends the slow stretch
+    where it began (RoundInterpreter), a blip is part of it. The interpreter hands in connect
+    times less the waits for resent SYNs (first_syn_time): a lost SYN is loss, not slowness.
     """
 
     def __init__(self, threshold_ms, min_duration):
@@ -1910,15 +1910,22 @@ def recover_lossy_period(state, min_interruption):
 
 def _recover_period(state, kind, min_interruption, figures):
     """A slow or lossy period (`kind`, the state's key for it) cut short at the last heartbeat,
-    with `figures` of the state's record of it, when it counts; else None."""
+    or where an interruption that counted by then began, with `figures` of the state's record
+    of it, when it counts; else None."""
     heartbeat, period = state.get("heartbeat"), state.get(kind)
     if state.get("clean_stop") or heartbeat is None or not period:
         return None
-    duration = max(0.0, heartbeat - period["start"])
+    down, end = state.get("down"), heartbeat
+    interrupted = bool(down) and counts_as_interruption(heartbeat - down["start"],
+                                                        min_interruption)
+    if interrupted:
+        end = max(period["start"], min(heartbeat, down["start"]))
+    duration = max(0.0, end - period["start"])
     if not counts_as_interruption(duration, min_interruption):
         return None
-    return dict(start=period["start"], end=heartbeat, duration=duration, reason="",
-                targets=state["targets"], kind=kind, cut_short=True, **figures(period))
+    return dict(start=period["start"], end=end, duration=duration,
+                reason="an interruption followed" if interrupted else "",
+                targets=state["targets"], kind=kind, cut_short=not interrupted, **figures(period))
 
 
 class MetricsCounters:
@@ -5357,10 +5364,11 @@ class RoundInterpreter:
             return save
         outage = transition.outage
         if transition.kind == "down":
-            self._slow_into_outage(outage)
             self.say.down(wall, outage, detail)
         elif transition.kind == "up":
             duration, ignored = transition.duration, transition.ignored
+            if not ignored:              # a blip is part of a slow stretch, as of a lossy one
+                self._slow_into_outage(outage)
             self.counters.interruption_ended(duration, ignored, outage.cause)
             self.say.up(wall, outage, duration, ignored, outage.duration_bounds(mono))
             if not ignored:
@@ -5520,16 +5528,19 @@ class RoundInterpreter:
             ended = self.stats.close(mono)
             if ended is not None:
                 self.say.stats(*ended)
-        if self.slow is not None and self.slow.is_slow:
-            self._slow_ended(self.slow.end(mono, wall), cut_short=True)
         outage = self.tracker.outage
+        # an interruption that counts already ended what was slow or lossy where it began
+        interrupted = outage is not None and counts_as_interruption(
+            self.tracker.ongoing_duration(mono), self.settings.min_interruption)
+        if self.slow is not None and self.slow.is_slow:
+            if interrupted:
+                self._slow_into_outage(outage)
+            else:
+                self._slow_ended(self.slow.end(mono, wall), cut_short=True)
         if self.loss is not None and self.loss.lossy is not None:
-            at = (mono, wall)
-            if outage is not None and counts_as_interruption(
-                    self.tracker.ongoing_duration(mono), self.settings.min_interruption):
-                at = (outage.start_mono, outage.start_wall)
-            self._lossy_ended(self.loss.end(*at), wall, by_interruption=at[0] != mono,
-                              cut_short=True)
+            at = (outage.start_mono, outage.start_wall) if interrupted else (mono, wall)
+            self._lossy_ended(self.loss.end(*at), wall, by_interruption=interrupted,
+                              cut_short=not interrupted)
         self.tracker.outage = None
         going_on = [(outage, dict(cause=outage.cause))] if outage is not None else []
         going_on += [(partial, dict(kind="partial", part=partial_what(key)))

@@ -382,11 +382,14 @@ def test_a_slow_stretch_that_ends_in_an_interruption_is_reported_with_it(tmp_pat
     assert end["end"] == down_event["start"]
     # rounds at 11, 12.5 ... 20 (each 1.5 s); the one at 21.5 times out
     assert (end["duration"], end["ignored"]) == (10.5, False)
-    assert run.lines()[1] == ("SLOW ENDED after 10.5 s, when the interruption began (slow since "
-                              "2026-11-18 11:06:51, median 1500 ms, max 1500 ms)")
+    # told once the interruption counts, when it ends: a blip would not have ended it
+    lines = run.lines()
+    assert lines[lines.index("SLOW ENDED after 10.5 s, when the interruption began (slow since "
+                             "2026-11-18 11:06:51, median 1500 ms, max 1500 ms)") + 1].startswith(
+        "UP after 9.0 s")
     assert [event["event"] for event in run.events()
             if event["event"] in ("slow", "slow_end", "down", "up")] == [
-        "slow", "slow_end", "down", "up"]
+        "slow", "down", "slow_end", "up"]
     _, subject, body = run.deliverer.sent[0]
     # down from 21.5 (the slow answer and the failed round that followed it) to the fast connect
     # in the fast round at 30.5 (rounds every 0.1 s while down)
@@ -399,6 +402,40 @@ def test_a_slow_stretch_that_ends_in_an_interruption_is_reported_with_it(tmp_pat
     assert body.index("Total: 1 interruption") < body.index("Slow periods:")
     assert ("report sent (1 interruption, 1 slow period) by mail; next report no sooner than in "
             "1 min") in run.lines()
+
+
+def test_a_blip_inside_a_slow_stretch_does_not_end_it(tmp_path, utc):
+    # 9 s of congestion with a 2.5 s blip in it: the blip used to end the stretch, leaving two
+    # of 3 s, each shorter than -m and ignored, so the congestion reached no report
+    run = LatencyRun(tmp_path, congested((10.5, 19.5), outages=[(14.5, 17.0)]), stop_at=40).run()
+    assert [event["ignored"] for event in run.events("up")] == [True]
+    [slow] = run.events("slow")
+    [end] = run.events("slow_end")
+    assert (end["start"], end["ignored"]) == (slow["start"], False)
+    assert 7.5 <= end["duration"] <= 10.5
+    [(_, subject, _)] = run.deliverer.sent
+    assert subject.startswith("pyNetConnMon on pi: 1 slow period, ")
+
+
+def test_a_stop_during_an_interruption_that_counts_ends_the_slow_stretch_where_it_began(
+        tmp_path, utc):
+    run = LatencyRun(tmp_path, congested((10.5, 40.0), outages=[(20.5, 40.0)]), stop_at=30).run()
+    [down] = run.events("down")
+    [end] = run.events("slow_end")
+    assert (end["end"], end["ignored"]) == (down["start"], False)
+    [waiting] = run.monitor.reporter.pending.slow_items       # for the report after the restart
+    assert (waiting.reason, waiting.cut_short) == ("an interruption followed", False)
+
+
+def test_a_crash_during_an_interruption_that_counts_reports_the_slow_period_up_to_it():
+    state = dict(heartbeat=1000.0, clean_stop=False, targets=["198.18.0.2:53"],
+                 down={"start": 970.0, "reason": "timeout", "cause": "lan", "duration": 30.0},
+                 slow={"start": 940.0, "median_ms": 1500.0, "max_ms": 1800.0})
+    assert pyNetConnMon.recover_slow_period(state, 5.0) == dict(
+        start=940.0, end=970.0, duration=30.0, reason="an interruption followed",
+        targets=["198.18.0.2:53"], kind="slow", cut_short=False, median_ms=1500.0, max_ms=1800.0)
+    blip = dict(state, down=dict(state["down"], start=997.0))    # not an interruption yet
+    assert pyNetConnMon.recover_slow_period(blip, 5.0)["end"] == 1000.0
 
 
 def test_the_round_that_ends_an_interruption_does_not_start_a_slow_stretch(tmp_path):

@@ -516,6 +516,18 @@ def test_a_run_that_died_while_lossy_reports_the_period_cut_short(tmp_path):
     assert pyNetConnMon.recover_lossy_period(dict(state, clean_stop=True), 5.0) is None
 
 
+def test_a_stop_during_an_interruption_that_counts_keeps_the_lossy_period_it_ended(tmp_path,
+                                                                                 utc):
+    # the interruption ended the period, not the stop: its report must not say "cut short"
+    run = LineRun(tmp_path, lossy_between(20, 200, 0.3, outages=[(90, 200)]), stop_at=100,
+                  seed=11).run()
+    [down] = run.events("down")
+    [ended] = [event for event in run.events("lossy_end") if not event["ignored"]]
+    assert ended["end"] == down["start"]
+    [waiting] = run.monitor.reporter.pending.lossy_items
+    assert (waiting.reason, waiting.cut_short) == ("an interruption followed", False)
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"lossy": {"start": 1.0, "sent": -1, "lost": 0}}, "lossy sent is out of range"),
     ({"usual": {A.label: [1.0] * 181}}, "usual times is not a list of at most 180 entries"),
