@@ -8694,10 +8694,14 @@ def _status_now(status, history, now):
                 milliseconds(history.slow_connect_ms or 0.0)))
     if history.lossy_since is not None:
         since = history.lossy_since
+        # the log tells the loss that made it lossy; the loss window, how it goes now
+        latest = "" if metrics.loss_ratio is None else "; %.1f %% in the last %d rounds" % (
+            100.0 * metrics.loss_ratio, LOSS_WINDOW_ROUNDS)
         return "LOSSY", STATUS_BADGES["LOSSY"], (
-            "Lossy since %s (for %s): %s of the connect attempts were lost." % (
+            "Lossy since %s (for %s): %s of the connect attempts were lost when it began%s." % (
                 local_time(since), human_duration(max(0.0, now - since)),
-                "-" if history.lossy_percent is None else "%.1f %%" % history.lossy_percent))
+                "-" if history.lossy_percent is None else "%.1f %%" % history.lossy_percent,
+                latest))
     if history.last_up is not None:
         since, words = history.last_up, "the last interruption ended"
     else:

@@ -294,6 +294,19 @@ def test_lossy_now_says_since_when_and_how_much_was_lost():
     page = pnm.render_status(board.status())
     assert text_of(page, "state") == "LOSSY"
     assert text_of(page, "since") == (
-        "Lossy since %s (for 2 min): 33.3 %% of the connect attempts were lost."
+        "Lossy since %s (for 2 min): 33.3 %% of the connect attempts were lost when it began."
         % pnm.local_time(NOW - 120))
     assert '<tr class="lossy">' in page and "still lossy" in page
+
+
+def test_lossy_now_also_says_how_the_loss_goes_in_the_latest_rounds():
+    # the period stays lossy until 30 calm rounds in a row: the figure it began with alone
+    # (84.6 %) read as if the line still lost that much
+    events = [start(NOW - 600), ("lossy", NOW - 90, {"start": pnm.iso_time(NOW - 120),
+                                                     "loss_percent": 84.6, "sent": 13, "lost": 11})]
+    metrics = pnm.MetricsSnapshot(network_up=True, targets=((TARGET.label, True, 0.0123),),
+                                  lossy=True, loss_ratio=0.02)
+    page = pnm.render_status(board_with(events, metrics).status())
+    assert text_of(page, "since") == (
+        "Lossy since %s (for 2 min): 84.6 %% of the connect attempts were lost when it began; "
+        "2.0 %% in the last 30 rounds." % pnm.local_time(NOW - 120))
