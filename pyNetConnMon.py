@@ -163,6 +163,8 @@ DOWN_INTERVAL_SHARE = 10         # while down, probe this many times as often as
 DOWN_INTERVAL_MIN = 0.05         # ... but no more often than every this many seconds
 MAX_WAIT = 86400.0               # seconds: the longest single wait (poll() counts in an int of ms)
 DOWN_CONNECTS_LIMIT = 64         # connects in flight at most while probing fast (see Prober)
+PROBE_FD_RESERVE = 8             # files beside the connects: event log, state file and its lock,
+#                                  a delivery's pipes, a ping
 DEFAULT_SLOW_MS = 1000.0         # a second in a queue (a resent SYN's wait is loss, not slow)
 DEFAULT_SLOW_FACTOR = 4.0        # and by default also slow at 4 times the usual connect time ...
 SLOW_MARGIN_MS = 50.0            # ... if that is at least this much more (1 -> 4 ms on a LAN is
@@ -4634,18 +4636,34 @@ class HttpEndpoint:
 
 def check_free_descriptors(needed, what):
     """Raises MonitorError unless `needed` more files can be opened under RLIMIT_NOFILE; the soft
-    limit is raised to the hard one first when that is needed. No check where it cannot tell."""
+    limit is raised to the hard one first when that is needed. Returns how many more can be
+    opened; None where it cannot tell (then no check) or without a limit."""
     try:
         in_use = len(os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"))
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     except (ImportError, OSError):
-        return
+        return None
     if soft != resource.RLIM_INFINITY and soft - in_use < needed:
         _raise_file_limit()
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft != resource.RLIM_INFINITY and soft - in_use < needed:
+    if soft == resource.RLIM_INFINITY:
+        return None
+    if soft - in_use < needed:
         raise MonitorError("%s: the open-file limit (ulimit -n) is %d and %d files are open; %d "
                            "more are needed" % (what, soft, in_use, needed))
+    return soft - in_use
+
+
+def check_descriptors_for_probes(targets):
+    """Raises MonitorError unless a round's connects (one per target, two for a name: one per
+    IP family; one to the router) and PROBE_FD_RESERVE files besides fit under RLIMIT_NOFILE:
+    a connect refused its socket (EMFILE) would read as its target failing. Returns how many
+    connects may be in flight while the network is down (see Prober)."""
+    sockets = sum(1 if target.is_literal else 2 for target in targets) + 1
+    free = check_free_descriptors(sockets + PROBE_FD_RESERVE, "cannot watch %s" % plural(
+        len(targets), "target"))
+    return DOWN_CONNECTS_LIMIT if free is None else max(
+        sockets, min(DOWN_CONNECTS_LIMIT, free - PROBE_FD_RESERVE))
 
 
 def start_metrics_server(address, port, board, request_timeout=METRICS_REQUEST_TIMEOUT):
@@ -9357,7 +9375,7 @@ def run_once(args, console_out, console=None):
     target that the router probably answers for is warned about on `console`."""
     if len(args.targets) > 200:
         _raise_file_limit()      # as the monitor does: else a low soft limit reads as EMFILE
-    prober = Prober(args.timeout)
+    prober = Prober(args.timeout, limit=check_descriptors_for_probes(args.targets))
     gateway = Surroundings(args.gateway, loopback_only=all(
         target.is_loopback for target in args.targets)).gateway()      # as the monitor does
     results = prober.probe_round(args.targets, gateway=gateway)
@@ -9514,7 +9532,9 @@ def run_monitor(args, console):
             target.is_loopback for target in args.targets))
         rounds = RoundInterpreter(args, announcer, record_for(reporter), surroundings,
                                   read_syn_schedule())
-        monitor = Monitor(args, announcer, waker, Prober(args.timeout, waker.read_fd), rounds,
+        prober = Prober(args.timeout, waker.read_fd, limit=check_descriptors_for_probes(
+            args.targets))
+        monitor = Monitor(args, announcer, waker, prober, rounds,
                           reporter=reporter, state=state, pinger=make_pinger(args, waker, console),
                           metrics_board=metrics_board)
         stop_signal = monitor.run()

@@ -17,8 +17,8 @@ import time
 import pytest
 
 import pyNetConnMon as program
-from harness import (PROGRAM, Listener, MonitorProcess, closed_port, read_events, run_program,
-                     wait_until)
+from harness import (PROGRAM, Listener, MonitorProcess, closed_port, listening_socket, read_events,
+                     run_program, wait_until)
 
 LOOPBACK = "127.0.0.1"
 HEAD_ONLY = b"GET /metrics HTTP/1.0\r\n"        # a request whose blank line never comes
@@ -365,6 +365,27 @@ def test_a_file_limit_too_low_for_the_endpoint_and_its_reserve_is_a_one_line_err
     assert re.fullmatch(r".* ERROR cannot serve metrics on 127\.0\.0\.1:%d: the open-file limit "
                         r"\(ulimit -n\) is 40 and \d+ files are open; %d more are needed\n"
                         % (port, needed), result.stderr), result.stderr
+
+
+@pytest.mark.parametrize("run", [["--once"], ["--no-mail", "--state-file", "STATE"]])
+def test_a_file_limit_too_low_for_the_targets_is_a_one_line_error_not_their_failure(tmp_path,
+                                                                                    run):
+    # at 20 files, the 13th of 14 targets got no socket: "PARTIAL DOWN ... (EMFILE)", reported
+    with listening_socket() as port:
+        targets = [arg for number in range(1, 15) for arg in ("-a", "127.0.0.%d" % number)]
+        arguments = targets + ["-p", str(port), "--gateway", "none"] + [
+            str(tmp_path / "s.json") if arg == "STATE" else arg for arg in run]
+        refused = run_program(*arguments, prefix=file_limit(20, 20), timeout=10)
+        fits = run_program(*targets, "-p", str(port), "--gateway", "none", "--once",
+                           prefix=file_limit(64, 64), timeout=10)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert re.fullmatch(r".*ERROR cannot watch 14 targets: the open-file limit \(ulimit -n\) is "
+                        r"20 and \d+ files are open; 23 more are needed\n", refused.stderr), \
+        refused.stderr
+    # the listener is on 127.0.0.1 alone: the others refuse, each said so, none lacks a socket
+    lines = fits.stdout.splitlines()
+    assert fits.returncode == 0 and lines[0].startswith("127.0.0.1:%d up " % port)
+    assert lines[1:14] == ["127.0.0.%d:%d down refused" % (number, port) for number in range(2, 15)]
 
 
 def test_a_low_soft_file_limit_is_raised_to_the_hard_one_for_the_endpoint(tmp_path):
