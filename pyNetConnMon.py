@@ -2099,7 +2099,7 @@ def reasons_explained(reasons):
 
 
 def time_zones(moments):
-    """The time zones of local times at `moments`, e.g. "CET, UTC+0100" (two across a change)."""
+    """The time zones of local times at `moments`, e.g. "CET, UTC+01:00" (two across a change)."""
     zones = []
     for moment in moments:
         local = time.localtime(moment)
@@ -8240,11 +8240,17 @@ def _explanation(summary):
         "statistics the monitor logs for each window of time: per hour the median of the "
         "windows' medians and the 95th percentile of their 95th percentiles, each window "
         "weighted by its connects.%s</li>"
+        "%s"
         "<li>Each interruption is drawn to scale, at least a hair wide so that a short one "
         "shows. Times are local time of the machine that made this report (%s).</li></ul>"
         % (causes, "".join("<li>%s</li>" % escape(text) for text in REASON_EXPLAINED.values()),
            "" if summary.has_latency else " This log has neither (the monitor that "
-           "wrote it did not record them).", printable(time.strftime("%Z, UTC%z"))))
+           "wrote it did not record them).",
+           "<li>A <b>lossy period</b>: the connection stayed up, but lost the monitor's --loss "
+           "share of its connect attempts or more (SYNs it had to send again, or that got no "
+           "answer), over its last rounds.</li>" if summary.row_counts["lossy"] else "",
+           escape(time_zones([summary.start] + [day.start for day in summary.days]
+                             + [summary.end]))))
 
 
 REPORT_PROBLEMS_SHOWN = 5        # files the report names as not read in full; the rest counted
@@ -8311,10 +8317,13 @@ def render_report(summary, source, made=None, problems=()):
     body.append(_day_table(summary))
     body.append(_charts(summary))
     rows = sorted(summary.rows, key=lambda row: (row.start, row.end))
-    body.append("<h2>Every interruption%s</h2>" % (
-        ", partial outage, slow and lossy period" if summary.row_counts["lossy"] else
-        ", partial outage and slow period" if summary.has_latency or summary.row_counts["partial"]
-        else ""))
+    kinds = ["interruption"] + (["gap"] if summary.row_counts["gap"] else [])
+    if summary.row_counts["lossy"]:
+        kinds += ["partial outage", "slow", "lossy period"]
+    elif summary.has_latency or summary.row_counts["partial"]:
+        kinds += ["partial outage", "slow period"]
+    body.append("<h2>Every %s</h2>" % (kinds[0] if len(kinds) == 1 else "%s and %s" % (
+        ", ".join(kinds[:-1]), kinds[-1])))
     if rows:
         body.append(_rows_table(rows, summary.rows.left_out, summary.rows.half))
     else:

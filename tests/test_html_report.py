@@ -512,6 +512,19 @@ def test_lossy_periods_are_rows_in_the_report_and_a_line_of_the_summary():
            "ignored" in pnm.format_summary(summary, "x")
     page = pnm.render_report(summary, "x", made=T0)
     assert "Every interruption, partial outage, slow and lossy period" in page
+    assert "<li>A <b>lossy period</b>: the connection stayed up, but lost the monitor's " in page
     assert page.count('<tr class="lossy">') == 2
     assert [pnm.csv_fields(row)[3:6] for row in rows if row.kind == "lossy"][0] == [
         "lossy", "", "59 of 200 connect attempts lost (29.5 %)"]
+
+
+def test_the_page_names_the_time_zones_of_its_period_not_of_when_it_was_made():
+    # made in winter, the report of a week across the end of summer time said "CET, UTC+0100"
+    # alone, although most of its times were CEST
+    start = 1761300000.0                                    # 2025-10-24, summer time in Berlin
+    log = Log().start(start).stop(start + 5 * D)
+    with local_zone("Europe/Berlin"):
+        summary, _ = evidence_of(log.events)
+        page = pnm.render_report(summary, "x", made=start + 60 * D)
+    assert "made this report (CEST, UTC+02:00 and CET, UTC+01:00)." in page
+    assert "Every interruption<" in page and "lossy period" not in page
