@@ -6353,6 +6353,8 @@ class History:
         self.interruptions = 0      # gaps included, blips not
         self.longest = 0.0
         self.blips = 0              # shorter than min-interruption: ignored, not downtime
+        self.overlapped = [0, 0.0]  # interruptions and gaps wholly in downtime already counted
+        #                             (a clock behind at a start): how many, their seconds
         self.still_running = False  # the log ends with the monitor running: counted to its end
         self.still_down = False     # ... and with the network down
         self.days = []              # DaySummary rows from the period's first day to its last, in
@@ -6494,8 +6496,14 @@ class Timeline:
         return start, end
 
     def down(self, start, end, gap=False, cause=None):
-        start, end = max(start, self.since, self.down_to), min(end, self.until)
+        selected = self.clip(start, end)
+        if selected is None:
+            return None
+        start, end = max(selected[0], self.down_to), selected[1]
         if end <= start:
+            overlapped = self.history.overlapped
+            overlapped[0] += 1
+            overlapped[1] += selected[1] - selected[0]
             return None
         self.down_to = end
         history = self.history
@@ -7629,13 +7637,19 @@ def summary_figures(summary):
     if summary.gaps:
         downtime += " (of which %s in %s)" % (human_duration(summary.gap_downtime),
                                               plural(summary.gaps, "gap"))
-    return {"period": "%s to %s (%s)" % (local_time(summary.start), local_time(summary.end),
-                                         human_duration(summary.period)),
-            "monitored": human_duration(summary.monitored),
-            "not_running": human_duration(summary.not_running),
-            "availability": "%s %%" % _percent(summary.availability, 3),
-            "interruptions": interruptions, "blips": plural(summary.blips, "blip"),
-            "downtime": downtime}
+    figures = {"period": "%s to %s (%s)" % (local_time(summary.start), local_time(summary.end),
+                                            human_duration(summary.period)),
+               "monitored": human_duration(summary.monitored),
+               "not_running": human_duration(summary.not_running),
+               "availability": "%s %%" % _percent(summary.availability, 3),
+               "interruptions": interruptions, "blips": plural(summary.blips, "blip"),
+               "downtime": downtime}
+    left_out, seconds = summary.overlapped
+    if left_out:
+        figures["left_out"] = "%s (%s) dated before downtime already counted (a clock behind " \
+                              "at a start)" % (plural(left_out, "interruption"),
+                                               human_duration(seconds))
+    return figures
 
 
 def _summary_by_cause(summary):
@@ -7703,6 +7717,8 @@ def format_summary(summary, source, ascii=False):
         "Interruptions: %s, %s ignored" % (figures["interruptions"], figures["blips"]),
         "Downtime:      %s" % figures["downtime"],
     ]
+    if "left_out" in figures:
+        lines.append("Left out:      %s" % figures["left_out"])
     lines += _summary_by_cause(summary) + _summary_partial(summary)
     if summary.has_latency:
         lines += latency_lines(summary)
@@ -8288,7 +8304,7 @@ def render_report(summary, source, made=None, problems=()):
     info += [(key, name, figures[key]) for key, name in (
         ("period", "Period"), ("availability", "Availability"), ("interruptions", "Interruptions"),
         ("downtime", "Downtime"), ("blips", "Blips (ignored)"), ("monitored", "Monitored"),
-        ("not_running", "Not running"))]
+        ("not_running", "Not running"), ("left_out", "Left out")) if key in figures]
     causes = [cause for cause in CAUSES + ("not recorded",) if cause in summary.by_cause]
     if causes not in ([], ["not recorded"]):
         info += [("cause-" + cause.replace(" ", "-"), "down: " + cause, "%s, %s" % (

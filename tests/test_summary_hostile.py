@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import pyNetConnMon as pnm
-from eventlogs import (FUZZ, H, T0, ZONES, iso, json_values, local_zone, near_times,
+from eventlogs import (FUZZ, H, T0, ZONES, Log, iso, json_values, local_zone, near_times,
                        records)
 from harness import python_command
 MEMORY_LIMIT = 100 * 1024 * 1024     # address space of the child; the summary needs about 40 MB
@@ -309,3 +309,21 @@ def test_the_longest_lines_the_monitor_writes_are_read_back(tmp_path):
             "Downtime:      1 min 40 s"] == [
         line for line in result.stdout.splitlines() if line.startswith(("Interr", "Downtime:"))]
     assert "Per target:    - (1000 targets; shown for at most 100)" in result.stdout.splitlines()
+
+
+def test_an_interruption_dated_before_downtime_already_counted_is_said_to_be_left_out(utc):
+    # a Raspberry Pi restarted after a power cut, its clock not set: the second run is dated an
+    # hour before the first one's interruption, and its own was left out without a word
+    log = Log().start(T0)
+    log.outage(T0 + 110 * 60, T0 + 112 * 60)
+    log.start(T0 + H)
+    log.outage(T0 + 80 * 60, T0 + 85 * 60)
+    log.stop(T0 + 100 * 60)
+    summary = pnm.summarize_events(log.events)
+    assert (summary.interruptions, summary.overlapped) == (1, [1, 300.0])
+    assert "\nLeft out:      1 interruption (5 min) dated before downtime already counted (a " \
+           "clock behind at a start)\n" in pnm.format_summary(summary, "x")
+    assert '<th>Left out</th><td id="left_out">1 interruption (5 min) dated before' in \
+        pnm.render_report(summary, "x", made=T0)
+    assert "Left out" not in pnm.format_summary(pnm.summarize_events(
+        Log().start(T0).outage(T0 + 60, T0 + 70).stop(T0 + H).events), "x")
