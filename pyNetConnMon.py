@@ -8460,18 +8460,67 @@ def _target_table(summary):
     return "".join(out)
 
 
-def _write_atomically(path, what, write):
-    """Writes a new file at `path` through write(stream) on a temporary file beside it, then
-    puts it in place: a failure leaves any old file as it was and no half-written one."""
-    folder = os.path.dirname(os.path.abspath(path))
+# An open descriptor's name (/dev/stdout, /dev/fd/N and /proc/self/fd/N lead there): a link
+# in /proc to whatever the descriptor holds, be it a pipe, a terminal or a file
+_DESCRIPTOR_FOLDER = re.compile(r"/proc/([0-9]+)(?:/task/[0-9]+)?/fd")
+
+
+def _own_descriptor(path):
+    """The number of this process's open descriptor that `path` leads to through its links
+    (--csv /dev/stdout), or None."""
+    for _ in range(40):                  # as many links as the system follows (ELOOP)
+        folder = os.path.realpath(os.path.dirname(path))
+        found = _DESCRIPTOR_FOLDER.fullmatch(folder)
+        name = os.path.basename(path)
+        if found and int(found.group(1)) == os.getpid() and name.isdigit():
+            return int(name)
+        try:
+            path = os.path.join(folder, os.readlink(path))
+        except OSError:                  # not a link, or not there
+            return None
+    return None
+
+
+def _write_report_file(path, what, write):
+    """Writes --html or --csv FILE through write(stream). A regular file (or a new one) is
+    replaced atomically, at the end of its links, which stay; a descriptor (/dev/stdout) is
+    written where it stands, with what else goes there, and so is a FIFO or character device,
+    which a rename would only push aside."""
+    def cannot(reason):
+        return MonitorError("cannot write %s %s: %s" % (what, path, reason))
+    encoding = "utf-8-sig" if what == "CSV" else "utf-8"
+    descriptor = _own_descriptor(path)
     try:
-        descriptor, temporary = tempfile.mkstemp(prefix=".pyNetConnMon-", dir=folder)
+        if descriptor is not None:
+            stream = os.fdopen(os.dup(descriptor), "w", encoding=encoding, newline="")
+        else:
+            try:
+                mode = os.stat(path).st_mode
+            except FileNotFoundError:    # a new file, or a link to one still to be made
+                mode = stat.S_IFREG
+            if stat.S_ISREG(mode):
+                return _write_atomically(os.path.realpath(path), encoding, write, cannot)
+            if not (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)):
+                raise cannot("it is a %s, not a file" % (
+                    "folder" if stat.S_ISDIR(mode) else "socket" if stat.S_ISSOCK(mode)
+                    else "block device" if stat.S_ISBLK(mode) else "special file"))
+            stream = open(path, "w", encoding=encoding, newline="")
+        with stream:
+            write(stream)
     except OSError as error:
-        raise MonitorError("cannot write %s %s: %s" % (what, path, error.strerror or
-                                                       _one_line(error)))
+        raise cannot(error.strerror or _one_line(error))
+
+
+def _write_atomically(path, encoding, write, cannot):
+    """A new regular file at `path` through write(stream) on a temporary file beside it, then
+    put in place: a failure leaves any old file as it was and no half-written one."""
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8-sig" if what == "CSV" else "utf-8",
-                       newline="") as stream:
+        descriptor, temporary = tempfile.mkstemp(prefix=".pyNetConnMon-",
+                                                 dir=os.path.dirname(path))
+    except OSError as error:
+        raise cannot(error.strerror or _one_line(error))
+    try:
+        with os.fdopen(descriptor, "w", encoding=encoding, newline="") as stream:
             write(stream)
         os.chmod(temporary, 0o644 & ~_umask())
         os.replace(temporary, path)
@@ -8481,8 +8530,7 @@ def _write_atomically(path, what, write):
         except OSError:
             pass
         if isinstance(error, OSError):
-            raise MonitorError("cannot write %s %s: %s" % (what, path, error.strerror or
-                                                           _one_line(error)))
+            raise cannot(error.strerror or _one_line(error))
         raise
 
 
@@ -8513,7 +8561,7 @@ class ReportFiles:
             writer.writerow(CSV_COLUMNS)
             found.append(self._replay(lines, since, until,
                                       lambda row: writer.writerow(csv_fields(row)), files))
-        _write_atomically(self.csv_path, "CSV", write)
+        _write_report_file(self.csv_path, "CSV", write)
         return found[0]
 
     @staticmethod
@@ -8530,7 +8578,8 @@ class ReportFiles:
         if self.html_path is not None:
             page = render_report(history, files.source,    # once read: the files that could be
                                  problems=files.warnings)
-            _write_atomically(self.html_path, "HTML report", lambda stream: stream.write(page))
+            _write_report_file(self.html_path, "HTML report",
+                               lambda stream: stream.write(page))
         return history
 
 

@@ -7,14 +7,19 @@ is UTC here, as in test_summary.py.
 import csv
 import io
 import json
+import os
 import re
+import shutil
+import socket
+import stat
+import subprocess
 import time
 import xml.etree.ElementTree as ElementTree
 
 import pytest
 
 import pyNetConnMon as pnm
-from harness import run_program
+from harness import child_env, python_command, run_main, run_program
 from reportlog import TARGETS, make_log
 from eventlogs import (D, FIELDS, FUZZ, H, NAMES, T0, ZONES, Log, iso, json_values, local_zone,
                        near_times, times)
@@ -332,6 +337,91 @@ def test_cli_a_file_that_cannot_be_written_is_one_error_line_and_nothing_left(tm
     assert re.fullmatch(r"\S+ \S+ ERROR cannot write HTML report .*missing/r\.html: No such file "
                         r"or directory\n", result.stderr)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["events.jsonl"]
+
+
+# -- where the files go: a link is followed, a pipe or device is written in place ----------------
+
+CSV_HEAD = b"\xef\xbb\xbfstart,end,duration_s,kind,cause,reason,targets\r\n"
+
+
+def test_cli_a_report_file_named_by_a_link_is_written_where_it_points_and_the_link_stays(
+        tmp_path):
+    log = write_log(tmp_path / "events.jsonl", Log().start(T0).stop(T0 + 60).events)
+    (tmp_path / "www").mkdir()
+    for name in ("report.html", "rows.csv"):
+        (tmp_path / "www" / name).write_text("old")
+        (tmp_path / name).symlink_to(os.path.join("www", name))
+    result = run_program("--summary", "--log-file", log, "--html", tmp_path / "report.html",
+                         "--csv", tmp_path / "rows.csv")
+    assert result.returncode == 0, result.stderr
+    assert os.readlink(tmp_path / "report.html") == os.path.join("www", "report.html")
+    assert os.readlink(tmp_path / "rows.csv") == os.path.join("www", "rows.csv")
+    assert (tmp_path / "www" / "report.html").read_text().startswith("<!DOCTYPE html>")
+    assert (tmp_path / "www" / "rows.csv").read_bytes().startswith(CSV_HEAD)
+    assert sorted(path.name for path in (tmp_path / "www").iterdir()) == ["report.html",
+                                                                          "rows.csv"]
+
+
+def test_cli_a_fifo_given_as_csv_gets_the_rows_and_stays_a_fifo(tmp_path):
+    log = write_log(tmp_path / "events.jsonl", Log().start(T0).outage(T0 + H, T0 + H + 60)
+                    .stop(T0 + D).events)
+    fifo = tmp_path / "rows.csv"
+    os.mkfifo(fifo)
+    # the reader is there before the writer comes (the pipe holds the few rows): no thread
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        status, _, err = run_main("--summary", "--log-file", log, "--csv", fifo)
+        data = os.read(reader, 65536)
+    finally:
+        os.close(reader)
+    assert (status, err) == (0, "")
+    assert data.startswith(CSV_HEAD) and b",interruption," in data
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_cli_csv_to_a_link_to_standard_output_prints_the_rows_before_the_summary(tmp_path):
+    log = write_log(tmp_path / "events.jsonl", Log().start(T0).stop(T0 + 60).events)
+    link = tmp_path / "stdout"
+    link.symlink_to("/proc/self/fd/1")       # as /dev/stdout is made
+    result = subprocess.run([*python_command(), "--summary", "--log-file", log, "--csv", link],
+                            capture_output=True, env=child_env({"TZ": "UTC"}),
+                            stdin=subprocess.DEVNULL, timeout=15)
+    assert result.returncode == 0, result.stderr
+    plain = run_program("--summary", "--log-file", log, env={"TZ": "UTC"})
+    assert result.stdout == CSV_HEAD + plain.stdout.encode("utf-8")
+    assert os.readlink(link) == "/proc/self/fd/1"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="needs root and unshare for a /dev of its own")
+def test_cli_csv_dev_stdout_prints_the_rows_and_leaves_dev_stdout_a_link(tmp_path):
+    # in a mount namespace with /dev a tmpfs of its own: a /dev/stdout replaced by a file (as
+    # root can) would stay replaced until the next boot
+    log = write_log(tmp_path / "events.jsonl", Log().start(T0).stop(T0 + 60).events)
+    script = ('mount -t tmpfs tmpfs /dev && ln -s /proc/self/fd/1 /dev/stdout && "$@"; '
+              'status=$?; test -L /dev/stdout || echo "/dev/stdout is no longer a link" >&2; '
+              'exit $status')
+    result = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script,
+                             "sh", *python_command(), "--summary", "--log-file", log,
+                             "--csv", "/dev/stdout"],
+                            capture_output=True, env=child_env({"TZ": "UTC"}),
+                            stdin=subprocess.DEVNULL, timeout=15)
+    assert (result.returncode, result.stderr) == (0, b"")
+    assert result.stdout.startswith(CSV_HEAD + b"pyNetConnMon summary of ")
+
+
+def test_cli_a_folder_or_socket_as_report_file_is_one_error_line(tmp_path):
+    log = write_log(tmp_path / "events.jsonl", Log().start(T0).stop(T0 + 60).events)
+    (tmp_path / "folder").mkdir()
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(os.fspath(tmp_path / "socket"))
+        for option, name, kind in (("--csv", "folder", "folder"), ("--html", "socket", "socket")):
+            result = run_program("--summary", "--log-file", log, option, tmp_path / name)
+            what = "CSV" if option == "--csv" else "HTML report"
+            assert (result.returncode, result.stdout) == (1, "")
+            assert re.fullmatch(r"\S+ \S+ ERROR cannot write %s .*/%s: it is a %s, not a file\n"
+                                % (what, name, kind), result.stderr)
+    assert stat.S_ISSOCK(os.lstat(tmp_path / "socket").st_mode)
 
 
 def test_cli_help_tells_of_the_report_files():
