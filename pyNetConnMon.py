@@ -9205,7 +9205,8 @@ def _unrecognized(extra):
 
 
 def parse_arguments(argv):
-    """Parses and checks everything before anything runs; raises UsageError."""
+    """Parses and checks everything before anything runs; raises UsageError, or MonitorError
+    when a relative path is given and the current folder is gone."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
@@ -9246,6 +9247,7 @@ def parse_arguments(argv):
     if args.no_mail and (args.test_mail or args.notify_command):
         raise UsageError("--no-mail cannot be combined with --test-mail or --notify-command")
     _check_paths_and_command(args)
+    _check_current_folder(args)
     args.ping_url_source = "--ping-url"
     if args.ping_url is None and os.environ.get(PING_URL_VARIABLE) and not (
             args.summary or args.once or args.test_mail or args.discard_pending):
@@ -9285,6 +9287,25 @@ def _check_paths_and_command(args):
         raise UsageError("--notify-command: empty command")
     if args.notify_command is not None and "\0" in args.notify_command:
         raise UsageError("--notify-command: the command contains a NUL character")
+
+
+def _check_current_folder(args):
+    """A relative path needs the current folder, which may have been deleted under a shell that
+    still stands in it: then the path names nothing (and os.path.abspath raises)."""
+    relative = [(option, path) for option, path in [("--log-file", path) for path in
+                                                    args.log_files] + [
+        ("--state-file", args.state_file), ("--pysendmail", args.pysendmail),
+        ("--html", args.html), ("--csv", args.csv)] if path and not os.path.isabs(path)]
+    if not relative:
+        return
+    try:
+        os.getcwd()
+    except OSError as error:
+        option, path = relative[0]
+        raise MonitorError("%s %s is a relative path, and the current folder %s: give an "
+                           "absolute path, or start from a folder that exists" % (
+                               option, path, "no longer exists" if error.errno == errno.ENOENT
+                               else "cannot be told (%s)" % (error.strerror or error)))
 
 
 def _parse_targets(values, default_port):

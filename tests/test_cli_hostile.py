@@ -559,3 +559,33 @@ def test_a_hostile_date_is_refused_in_one_line(tmp_path, value, message):
     log.write_text("")
     assert run_main("--summary", "--log-file", str(log), "--until", value) == (
         2, "", "pyNetConnMon.py: error: --until: %r %s\n" % (value, message))
+
+
+GONE_FOLDER_RUNS = [
+    (["--summary", "--log-file", "{log}", "--html", "r.html"], "--html r.html"),
+    (["--summary", "--log-file", "{log}", "--csv", "r.csv"], "--csv r.csv"),
+    (["--summary", "--log-file", "rel.jsonl"], "--log-file rel.jsonl"),
+    (["--discard-pending", "--state-file", "r.json"], "--state-file r.json"),
+    (["-a", "127.0.0.1:{port}", "--gateway", "none", "--log-file", "{log}", "--state-file",
+      "rel.json"], "--state-file rel.json"),
+    (["-a", "127.0.0.1:{port}", "--gateway", "none", "--log-file", "{log}", "--state-file",
+      "{state}", "--pysendmail", "pySendMail"], "--pysendmail pySendMail"),
+]
+
+
+@pytest.mark.parametrize("args, named", GONE_FOLDER_RUNS, ids=[named for _, named in
+                                                                GONE_FOLDER_RUNS])
+def test_a_relative_path_in_a_deleted_current_folder_is_one_error_line(tmp_path, args, named):
+    log = tmp_path / "base.jsonl"
+    log.write_text("")
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    # the shell stands in the folder as it is deleted, as `cd W/g && rmdir W/g` leaves one
+    result = run(*[arg.format(log=log, port=closed_port(), state=tmp_path / "state.json")
+                   for arg in args],
+                 prefix=["sh", "-c", 'cd "$0" && rmdir "$0" && exec "$@"', gone])
+    assert (result.returncode, result.stdout) == (1, "")
+    assert re.fullmatch(r"\S+ \S+ ERROR %s is a relative path, and the current folder no "
+                        r"longer exists: give an absolute path, or start from a folder that "
+                        r"exists\n" % re.escape(named), result.stderr)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["base.jsonl"]
