@@ -3278,6 +3278,14 @@ def describe_send_error(error, server=None, tls=None):
     return "%s: %s" % (where, text)
 
 
+def _utf8_open(file, mode="r", *args, **kwargs):
+    """open() as pySendMail gets it: text in UTF-8, not in the locale's encoding, which in an
+    ISO-8859-1 or ASCII locale garbles a "from" like Jürgen Müller, or refuses the config."""
+    if "b" not in mode:
+        kwargs.setdefault("encoding", "utf-8")
+    return open(file, mode, *args, **kwargs)
+
+
 class MailDeliverer:
     """Sends through pySendMail's sendInternal(), which raises instead of swallowing errors.
     The smtplib it uses is watched: a report the server took (its answer to the mail) counts
@@ -3303,6 +3311,7 @@ class MailDeliverer:
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
             module.smtplib = self._watched_smtplib()
+            module.open = _utf8_open    # its config read as check_mail_setup reads it
             self._module = module
         return self._module
 

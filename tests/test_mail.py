@@ -309,6 +309,39 @@ def test_a_host_name_with_a_line_break_does_not_break_the_report(program_dir, sm
     assert "on pi\\x0aBcc: x." in msg.get_content()
 
 
+@pytest.fixture
+def latin1_locale(tmp_path):
+    """LOCPATH and LC_ALL of a de_DE.ISO-8859-1 locale built for the test (localedef)."""
+    if not shutil.which('localedef'):
+        pytest.skip('needs localedef to build an ISO-8859-1 locale')
+    folder = tmp_path / 'locales'
+    folder.mkdir()
+    built = subprocess.run(['localedef', '-i', 'de_DE', '-f', 'ISO-8859-1',
+                            folder / 'de_DE.ISO-8859-1'], capture_output=True, timeout=60)
+    if built.returncode not in (0, 1):     # 1: built, with warnings
+        pytest.skip('localedef could not build de_DE.ISO-8859-1: %r' % built.stderr)
+    return {'LOCPATH': folder, 'LC_ALL': 'de_DE.ISO-8859-1', 'PYTHONUTF8': None}
+
+
+ASCII_LOCALE = {'LC_ALL': 'C', 'LANG': 'C', 'PYTHONCOERCECLOCALE': '0', 'PYTHONUTF8': '0'}
+
+
+@pytest.mark.parametrize('where', ['C locale, UTF-8 mode off', 'ISO-8859-1 locale'])
+def test_a_sender_name_beyond_ascii_arrives_whatever_the_locale(lab, program_dir, smtp_server,
+                                                                 request, where):
+    # pySendMail reads its config as the program does (UTF-8), not in the locale's encoding
+    env = ASCII_LOCALE if where.startswith('C ') else request.getfixturevalue('latin1_locale')
+    config = mail_config(smtp_server.port)
+    config['mail']['from'] = 'Jürgen Müller <monitor@test.invalid>'
+    write_config(program_dir.config, json.dumps(config, ensure_ascii=False))
+    monitor = lab.start_monitor(program_dir, '--test-mail', fast=False, files=False,
+                                env={'XDG_STATE_HOME': lab.tmp / 'xdg', **env})
+    assert monitor.wait(20) == 0, monitor.output()
+    (msg,) = smtp_server.wait_for_messages(1, timeout=5)
+    (sender,) = msg['From'].addresses
+    assert (sender.display_name, sender.addr_spec) == ('Jürgen Müller', 'monitor@test.invalid')
+
+
 def test_test_mail_with_smtp_stopped_exits_1_with_one_line(lab, program_dir, smtp_server):
     smtp_server.stop()
     code, run = lab.run(program_dir, '--test-mail')

@@ -3,8 +3,9 @@
 Written for pyNetConnMon's tests from a description of the behaviour pyNetConnMon relies on; it
 holds none of pySendMail's code. Only the module interface is mirrored, not its command line.
 
-- `pySendMail()` reads `sendMailConfig.json` from the folder holding this file; on any failure it
-  prints `Could not parse config file: <error>` and calls `sys.exit(1)`.
+- `pySendMail()` reads `sendMailConfig.json` from the folder holding this file, in the locale's
+  encoding (open() with none named, as the original does); on any failure it prints
+  `Could not parse config file: <error>` and calls `sys.exit(1)`.
 - `sendInternal()` raises on every failure (smtplib.SMTPException, OSError, KeyError).
 - `send()` swallows every failure and returns None; when `retry` is true it retries every second
   (the original retries forever; this stand-in stops after RETRY_LIMIT tries so no test can hang).
@@ -30,7 +31,7 @@ class pySendMail:  # noqa: N801 (the original class name)
         self.retry = False
         path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'sendMailConfig.json')
         try:
-            with open(path, encoding='utf-8') as f:
+            with open(path) as f:   # in the locale's encoding, as the original
                 self.config = json.load(f)
         except Exception as e:
             print('Could not parse config file: %s' % e)
