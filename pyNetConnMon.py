@@ -114,6 +114,7 @@ import json
 import math
 import operator
 import os
+import pwd
 import re
 import resource
 import select
@@ -3663,8 +3664,21 @@ class Reporter:
 def default_state_path():
     base = os.environ.get("XDG_STATE_HOME", "")
     if not os.path.isabs(base):        # the XDG spec: a relative one is invalid, and ignored
-        base = os.path.join(os.path.expanduser("~"), ".local", "state")
+        base = os.path.join(home_folder(), ".local", "state")
     return os.path.join(base, "pyNetConnMon", "state.json")
+
+
+def home_folder():
+    """$HOME; when it is unset or relative ("~", "x": a folder under the current one, which the
+    start line would show as if it were the home), the user database's, as Python's
+    os.path.expanduser has it for an unset HOME ("~" for a user not in the database)."""
+    home = os.environ.get("HOME", "")
+    if os.path.isabs(home):
+        return home
+    try:
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:
+        return "~"
 
 
 STATE_SIZE_LIMIT = 16 * 1024 * 1024  # bytes; a bounded pending list needs far less (older

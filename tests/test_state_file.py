@@ -2,6 +2,7 @@
 hangs nor renames what is not its own, and a file it cannot read is an error, not corruption."""
 import json
 import os
+import pwd
 import re
 import resource
 import shutil
@@ -172,6 +173,17 @@ def test_an_empty_or_relative_xdg_state_home_is_ignored(monkeypatch, tmp_path, s
     assert pyNetConnMon.default_state_path() == str(
         tmp_path / ".local" / "state" / "pyNetConnMon" / "state.json")
 
+
+
+@pytest.mark.parametrize("home", ["~", "x", ""])
+def test_a_relative_home_counts_as_unset_not_as_a_folder_under_the_current_one(monkeypatch,
+                                                                                 home):
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    monkeypatch.delenv("HOME")
+    unset = pyNetConnMon.default_state_path()
+    monkeypatch.setenv("HOME", home)
+    assert pyNetConnMon.default_state_path() == unset == os.path.join(
+        pwd.getpwuid(os.getuid()).pw_dir, ".local", "state", "pyNetConnMon", "state.json")
 
 def test_a_lock_file_removed_while_running_is_made_again_at_the_heartbeat(tmp_path):
     path = str(tmp_path / "state.json")
