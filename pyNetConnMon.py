@@ -3681,6 +3681,10 @@ def home_folder():
         return "~"
 
 
+# The state file, the event log, --html and --csv: others may read them, as under the usual
+# umask 022, but even under umask 000 not write them (erase pending reports, forge events);
+# umask 077 still makes them 0600
+FILE_MODE = 0o644
 STATE_SIZE_LIMIT = 16 * 1024 * 1024  # bytes; a bounded pending list needs far less (older
                                      # versions kept every interruption: those files are folded)
 _LATEST_TIME = 253402300799.0        # 9999-12-31 23:59:59 UTC: later instants have no date
@@ -3984,7 +3988,8 @@ class StateFile:
         """Atomically: a temporary file, fsync, rename, fsync of the folder."""
         temporary = "%s.tmp-%d" % (self.file, os.getpid())
         try:
-            with open(temporary, "w", encoding="utf-8") as stream:
+            with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                              FILE_MODE), "w", encoding="utf-8") as stream:
                 json.dump(data, stream, indent=1, sort_keys=True)
                 stream.flush()
                 os.fsync(stream.fileno())
@@ -4065,7 +4070,7 @@ class EventLog:
         one whose reader stalls refuses lines (they wait in `unwritten`) instead of a round."""
         try:
             descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT
-                                 | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+                                 | os.O_NONBLOCK | os.O_CLOEXEC, FILE_MODE)
         except OSError as error:
             if error.errno == errno.ENXIO:     # a FIFO without a reader, or a socket
                 raise OSError(_unopenable_kind(self.path)) from None
@@ -8545,7 +8550,7 @@ def _write_atomically(path, encoding, write, cannot):
     try:
         with os.fdopen(descriptor, "w", encoding=encoding, newline="") as stream:
             write(stream)
-        os.chmod(temporary, 0o644 & ~_umask())
+        os.chmod(temporary, FILE_MODE & ~_umask())
         os.replace(temporary, path)
     except BaseException as error:
         try:

@@ -1,5 +1,6 @@
 """The table of events is the one list: every event the program writes is in it, with its fields."""
 import ast
+import os
 
 import pytest
 
@@ -41,3 +42,17 @@ def test_writing_an_event_or_a_field_not_in_the_table_is_refused(tmp_path):
 def test_old_names_are_read_as_the_new_ones():
     for old, new in pyNetConnMon.RENAMED_EVENTS.items():
         assert old not in EVENTS and new in EVENTS
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o000, 0o644)],
+                         ids=["022", "077", "000"])
+def test_the_event_log_has_the_usual_mode_but_never_lets_others_write(tmp_path, umask, mode):
+    # at umask 000 any local user could forge events
+    previous = os.umask(umask)
+    try:
+        log = EventLog(str(tmp_path / "events.jsonl"))
+    finally:
+        os.umask(previous)
+    log.write("log_reopened", 1.0)
+    log.close()
+    assert os.stat(tmp_path / "events.jsonl").st_mode & 0o777 == mode

@@ -175,6 +175,23 @@ def test_an_empty_or_relative_xdg_state_home_is_ignored(monkeypatch, tmp_path, s
 
 
 
+
+UMASK_MODES = [(0o022, 0o644), (0o077, 0o600), (0o000, 0o644)]
+
+
+@pytest.mark.parametrize("umask, mode", UMASK_MODES, ids=["022", "077", "000"])
+def test_the_state_file_has_the_usual_mode_but_never_lets_others_write(tmp_path, umask, mode):
+    # at umask 000 any local user could erase the pending reports
+    state = StateFile(str(tmp_path / "state.json"))
+    previous = os.umask(umask)
+    try:
+        state.lock()
+        state.save(VALID)
+    finally:
+        state.unlock()
+        os.umask(previous)
+    assert os.stat(tmp_path / "state.json").st_mode & 0o777 == mode
+
 @pytest.mark.parametrize("home", ["~", "x", ""])
 def test_a_relative_home_counts_as_unset_not_as_a_folder_under_the_current_one(monkeypatch,
                                                                                  home):
