@@ -9303,7 +9303,8 @@ def parse_arguments(argv):
 
 def _check_paths_and_command(args):
     """An empty path would quietly mean "none" or the default; a NUL character cannot reach the
-    system at all. The command is never quoted: it may hold a token."""
+    system at all, nor can what the locale's encoding cannot write. The command is never
+    quoted: it may hold a token."""
     for option, value in ([("--log-file", path) for path in args.log_files] + [
             ("--state-file", args.state_file), ("--pysendmail", args.pysendmail),
             ("--html", args.html), ("--csv", args.csv)]):
@@ -9311,10 +9312,25 @@ def _check_paths_and_command(args):
             raise UsageError("%s: empty path" % option)
         if value is not None and "\0" in value:
             raise UsageError("%s: the path contains a NUL character" % option)
+        _check_encodable(value, option, "path")
     if args.notify_command is not None and not args.notify_command.strip():
         raise UsageError("--notify-command: empty command")
     if args.notify_command is not None and "\0" in args.notify_command:
         raise UsageError("--notify-command: the command contains a NUL character")
+    _check_encodable(args.notify_command, "--notify-command", "command")
+
+
+def _check_encodable(value, option, what):
+    """Python reads the command line with the C library, but hands names to the system with
+    its own codec; in some locales (EUC-JP) a UTF-8 name read by one cannot be written by the
+    other, and every use of it would fail."""
+    try:
+        if value is not None:
+            os.fsencode(value)
+    except UnicodeEncodeError:
+        raise UsageError("%s: the %s cannot be handed to the system in this locale's encoding "
+                         "(%s): run in a UTF-8 locale (LC_ALL=C.UTF-8) or with PYTHONUTF8=1"
+                         % (option, what, sys.getfilesystemencoding())) from None
 
 
 def _check_current_folder(args):

@@ -3,6 +3,7 @@ import fcntl
 import os
 import shutil
 import signal
+import subprocess
 import sys
 
 import pytest
@@ -95,3 +96,22 @@ def pids(tmp_path):
                 os.kill(int(pid), signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+@pytest.fixture
+def make_locale(tmp_path):
+    """make_locale("ja_JP", "EUC-JP"): the environment (LOCPATH, LC_ALL, no PYTHONUTF8) of that
+    locale, built by localedef in a folder of the test's; the test is skipped where it cannot be."""
+    folder = tmp_path / "locales"
+
+    def make(source, charmap):
+        if not shutil.which("localedef"):
+            pytest.skip("needs localedef to build a %s locale" % charmap)
+        folder.mkdir(exist_ok=True)
+        name = "%s.%s" % (source, charmap)
+        built = subprocess.run(["localedef", "-i", source, "-f", charmap, folder / name],
+                               capture_output=True, timeout=60)
+        if built.returncode not in (0, 1):     # 1: built, with warnings
+            pytest.skip("localedef could not build %s: %r" % (name, built.stderr))
+        return {"LOCPATH": folder, "LC_ALL": name, "PYTHONUTF8": None}
+    return make

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 import pyNetConnMon as program
-from harness import (RAN, MonitorProcess, closed_port, listening_socket, python_command,
-                     read_events, run_main, wait_for_event, wait_until)
+from harness import (RAN, MonitorProcess, child_env, closed_port, listening_socket,
+                     python_command, read_events, run_main, wait_for_event, wait_until)
 from names import private_names_prefix
 
 SECRET = "s3cret"
@@ -589,3 +589,26 @@ def test_a_relative_path_in_a_deleted_current_folder_is_one_error_line(tmp_path,
                         r"longer exists: give an absolute path, or start from a folder that "
                         r"exists\n" % re.escape(named), result.stderr)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["base.jsonl"]
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--summary", "--log-file", "{odd}/l.jsonl"], "--log-file"),
+    (["--summary", "--log-file", "{log}", "--csv", "{odd}/r.csv"], "--csv"),
+    (["--discard-pending", "--state-file", "{odd}/s.json"], "--state-file"),
+])
+def test_a_utf8_path_that_an_euc_jp_locale_cannot_write_is_one_error_line(tmp_path, make_locale,
+                                                                          args, option):
+    # Python reads the command line with the C library's EUC-JP, and writes names with its
+    # own euc_jp codec, which cannot write what the first made of these UTF-8 bytes
+    odd = tmp_path / "ünï-😀"
+    odd.mkdir()
+    (odd / "l.jsonl").write_text("")
+    (tmp_path / "base.jsonl").write_text("")
+    result = subprocess.run(
+        [*python_command(), *[arg.format(odd=odd, log=tmp_path / "base.jsonl") for arg in args]],
+        capture_output=True, text=True, errors="replace", timeout=15, stdin=subprocess.DEVNULL,
+        env=child_env(make_locale("ja_JP", "EUC-JP")))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == ("pyNetConnMon.py: error: %s: the path cannot be handed to the "
+                             "system in this locale's encoding (euc_jp): run in a UTF-8 locale "
+                             "(LC_ALL=C.UTF-8) or with PYTHONUTF8=1\n" % option)

@@ -309,28 +309,14 @@ def test_a_host_name_with_a_line_break_does_not_break_the_report(program_dir, sm
     assert "on pi\\x0aBcc: x." in msg.get_content()
 
 
-@pytest.fixture
-def latin1_locale(tmp_path):
-    """LOCPATH and LC_ALL of a de_DE.ISO-8859-1 locale built for the test (localedef)."""
-    if not shutil.which('localedef'):
-        pytest.skip('needs localedef to build an ISO-8859-1 locale')
-    folder = tmp_path / 'locales'
-    folder.mkdir()
-    built = subprocess.run(['localedef', '-i', 'de_DE', '-f', 'ISO-8859-1',
-                            folder / 'de_DE.ISO-8859-1'], capture_output=True, timeout=60)
-    if built.returncode not in (0, 1):     # 1: built, with warnings
-        pytest.skip('localedef could not build de_DE.ISO-8859-1: %r' % built.stderr)
-    return {'LOCPATH': folder, 'LC_ALL': 'de_DE.ISO-8859-1', 'PYTHONUTF8': None}
-
-
 ASCII_LOCALE = {'LC_ALL': 'C', 'LANG': 'C', 'PYTHONCOERCECLOCALE': '0', 'PYTHONUTF8': '0'}
 
 
 @pytest.mark.parametrize('where', ['C locale, UTF-8 mode off', 'ISO-8859-1 locale'])
 def test_a_sender_name_beyond_ascii_arrives_whatever_the_locale(lab, program_dir, smtp_server,
-                                                                 request, where):
+                                                                 make_locale, where):
     # pySendMail reads its config as the program does (UTF-8), not in the locale's encoding
-    env = ASCII_LOCALE if where.startswith('C ') else request.getfixturevalue('latin1_locale')
+    env = ASCII_LOCALE if where.startswith('C ') else make_locale('de_DE', 'ISO-8859-1')
     config = mail_config(smtp_server.port)
     config['mail']['from'] = 'Jürgen Müller <monitor@test.invalid>'
     write_config(program_dir.config, json.dumps(config, ensure_ascii=False))
