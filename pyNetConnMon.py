@@ -8512,8 +8512,8 @@ def _own_descriptor(path):
 def _write_report_file(path, what, write):
     """Writes --html or --csv FILE through write(stream). A regular file (or a new one) is
     replaced atomically, at the end of its links, which stay; a descriptor (/dev/stdout) is
-    written where it stands, with what else goes there, and so is a FIFO or character device,
-    which a rename would only push aside."""
+    written where it stands, with what else goes there, and so is a FIFO (that a process
+    reads) or character device, which a rename would only push aside."""
     def cannot(reason):
         return MonitorError("cannot write %s %s: %s" % (what, path, reason))
     encoding = "utf-8-sig" if what == "CSV" else "utf-8"
@@ -8532,7 +8532,15 @@ def _write_report_file(path, what, write):
                 raise cannot("it is a %s, not a file" % (
                     "folder" if stat.S_ISDIR(mode) else "socket" if stat.S_ISSOCK(mode)
                     else "block device" if stat.S_ISBLK(mode) else "special file"))
-            stream = open(path, "w", encoding=encoding, newline="")
+            # without waiting, as the event log: a FIFO that no process reads is an error
+            try:
+                opened = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError as error:
+                if error.errno == errno.ENXIO:
+                    raise cannot(_unopenable_kind(path)) from None
+                raise
+            os.set_blocking(opened, True)      # ... but a slow reader gets every line
+            stream = open(opened, "w", encoding=encoding, newline="")
         with stream:
             write(stream)
     except OSError as error:

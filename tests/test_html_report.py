@@ -379,6 +379,16 @@ def test_cli_a_fifo_given_as_csv_gets_the_rows_and_stays_a_fifo(tmp_path):
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
+
+def test_cli_a_fifo_that_no_process_reads_is_one_error_line_not_a_wait(tmp_path):
+    log = write_log(tmp_path / "events.jsonl", Log().start(T0).stop(T0 + 60).events)
+    os.mkfifo(tmp_path / "rows.csv")
+    result = run_program("--summary", "--log-file", log, "--csv", tmp_path / "rows.csv")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert re.fullmatch(r"\S+ \S+ ERROR cannot write CSV .*/rows\.csv: a FIFO that no process "
+                        r"reads\n", result.stderr)
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "rows.csv").st_mode)
+
 def test_cli_csv_to_a_link_to_standard_output_prints_the_rows_before_the_summary(tmp_path):
     log = write_log(tmp_path / "events.jsonl", Log().start(T0).stop(T0 + 60).events)
     link = tmp_path / "stdout"
