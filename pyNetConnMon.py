@@ -9313,9 +9313,7 @@ def _check_paths_and_command(args):
     """An empty path would quietly mean "none" or the default; a NUL character cannot reach the
     system at all, nor can what the locale's encoding cannot write. The command is never
     quoted: it may hold a token."""
-    for option, value in ([("--log-file", path) for path in args.log_files] + [
-            ("--state-file", args.state_file), ("--pysendmail", args.pysendmail),
-            ("--html", args.html), ("--csv", args.csv)]):
+    for option, value in _path_options(args):
         if value is not None and not value:
             raise UsageError("%s: empty path" % option)
         if value is not None and "\0" in value:
@@ -9326,6 +9324,13 @@ def _check_paths_and_command(args):
     if args.notify_command is not None and "\0" in args.notify_command:
         raise UsageError("--notify-command: the command contains a NUL character")
     _check_encodable(args.notify_command, "--notify-command", "command")
+
+
+def _path_options(args):
+    """(option, path as given or None) of every option that names a file or folder."""
+    return [("--log-file", path) for path in args.log_files] + [
+        ("--state-file", args.state_file), ("--pysendmail", args.pysendmail),
+        ("--html", args.html), ("--csv", args.csv)]
 
 
 def _check_encodable(value, option, what):
@@ -9344,10 +9349,8 @@ def _check_encodable(value, option, what):
 def _check_current_folder(args):
     """A relative path needs the current folder, which may have been deleted under a shell that
     still stands in it: then the path names nothing (and os.path.abspath raises)."""
-    relative = [(option, path) for option, path in [("--log-file", path) for path in
-                                                    args.log_files] + [
-        ("--state-file", args.state_file), ("--pysendmail", args.pysendmail),
-        ("--html", args.html), ("--csv", args.csv)] if path and not os.path.isabs(path)]
+    relative = [(option, path) for option, path in _path_options(args)
+                if path and not os.path.isabs(path)]
     if not relative:
         return
     try:
