@@ -408,14 +408,16 @@ def test_cli_csv_dev_stdout_prints_the_rows_and_leaves_dev_stdout_a_link(tmp_pat
     # in a mount namespace with /dev a tmpfs of its own: a /dev/stdout replaced by a file (as
     # root can) would stay replaced until the next boot
     log = write_log(tmp_path / "events.jsonl", Log().start(T0).stop(T0 + 60).events)
-    script = ('mount -t tmpfs tmpfs /dev && ln -s /proc/self/fd/1 /dev/stdout && "$@"; '
-              'status=$?; test -L /dev/stdout || echo "/dev/stdout is no longer a link" >&2; '
-              'exit $status')
+    script = ('mount -t tmpfs tmpfs /dev && ln -s /proc/self/fd/1 /dev/stdout || exit 77; '
+              '"$@"; status=$?; '
+              'test -L /dev/stdout || echo "/dev/stdout is no longer a link" >&2; exit $status')
     result = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script,
                              "sh", *python_command(), "--summary", "--log-file", log,
                              "--csv", "/dev/stdout"],
                             capture_output=True, env=child_env({"TZ": "UTC"}),
                             stdin=subprocess.DEVNULL, timeout=15)
+    if result.returncode == 77 or result.stderr.startswith(b"unshare: "):
+        pytest.skip("no mount namespace with a /dev of its own here: %r" % result.stderr)
     assert (result.returncode, result.stderr) == (0, b"")
     assert result.stdout.startswith(CSV_HEAD + b"pyNetConnMon summary of ")
 
