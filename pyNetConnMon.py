@@ -4682,16 +4682,16 @@ def check_free_descriptors(needed, what):
     return soft - in_use
 
 
-def check_descriptors_for_probes(targets):
-    """Raises MonitorError unless a round's connects (one per target, two for a name: one per
-    IP family; one to the router) and PROBE_FD_RESERVE files besides fit under RLIMIT_NOFILE:
-    a connect refused its socket (EMFILE) would read as its target failing. Returns how many
+def check_descriptors_for_probes(targets, gateway, reserve=PROBE_FD_RESERVE):
+    """Raises MonitorError unless a round's connects (one per target at least; one to the
+    router unless --gateway none) and `reserve` files besides fit under RLIMIT_NOFILE: a
+    connect refused its socket (EMFILE) would read as its target failing. Returns how many
     connects may be in flight while the network is down (see Prober)."""
-    sockets = sum(1 if target.is_literal else 2 for target in targets) + 1
-    free = check_free_descriptors(sockets + PROBE_FD_RESERVE, "cannot watch %s" % plural(
+    sockets = len(targets) + (gateway != "none")
+    free = check_free_descriptors(sockets + reserve, "cannot watch %s" % plural(
         len(targets), "target"))
     return DOWN_CONNECTS_LIMIT if free is None else max(
-        sockets, min(DOWN_CONNECTS_LIMIT, free - PROBE_FD_RESERVE))
+        sockets, min(DOWN_CONNECTS_LIMIT, free - reserve))
 
 
 def start_metrics_server(address, port, board, request_timeout=METRICS_REQUEST_TIMEOUT):
@@ -5380,8 +5380,10 @@ class RoundInterpreter:
         # else the usual round: nothing to see
         partial_changes = (self.partials.observe(results, mono, wall)
                            if target_reasons or self.partials.open else ())
-        if self.syns is not None:
-            for change in partial_changes:     # a partial outage that counts is not loss
+        # a partial outage that counts is not loss too, unless the line is lossy already: there
+        # a target's SYNs lost in a row are as likely as any, and left out they bias the loss
+        if self.syns is not None and self.loss.lossy is None:
+            for change in partial_changes:
                 if change.kind == "up" and not change.ignored:
                     self.syns.forget(self.partials.labels(change.key))
         save = self._measure(results, mono, wall)
@@ -5402,6 +5404,10 @@ class RoundInterpreter:
             mono, wall = mono + back, wall + back
         transition = self.tracker.observe(network_up, mono, wall, first_reason, target_reasons,
                                           cause)
+        outage = self.tracker.outage
+        if outage is not None and counts_as_interruption(self.tracker.ongoing_duration(mono),
+                                                         self.settings.min_interruption):
+            save = self._interrupted(outage, wall) or save
         loss = self.loss
         if loss is not None and not (   # a usual round in a window of usual rounds: no change
                 transition is None and self.round_syns is self.clean_syns and loss.settled):
@@ -5413,8 +5419,8 @@ class RoundInterpreter:
             self.say.down(wall, outage, detail)
         elif transition.kind == "up":
             duration, ignored = transition.duration, transition.ignored
-            if not ignored:              # a blip is part of a slow stretch, as of a lossy one
-                self._slow_into_outage(outage)
+            if not ignored:              # if it came to count between the last two rounds
+                self._interrupted(outage, wall)
             self.counters.interruption_ended(duration, ignored, outage.cause)
             self.say.up(wall, outage, duration, ignored, outage.duration_bounds(mono))
             if not ignored:
@@ -5485,7 +5491,7 @@ class RoundInterpreter:
         if mono >= self.usual.next_sample and (self.slow_rule or syns):
             self.usual.add(results, mono)
         if self.slow is None or first is None or down:
-            return False        # a round in which no target answered: see _slow_into_outage
+            return False        # a round in which no target answered: see _interrupted
         fastest = first if times is None else min(
             seconds for seconds in times if seconds is not None)
         rule = self.slow_rule
@@ -5519,10 +5525,9 @@ class RoundInterpreter:
         if transition is not None and transition.kind == "up":
             if transition.ignored:
                 return False
-            outage = transition.outage
-            self.syns.clear()
-            ended = self.loss.interrupted(outage.start_mono, outage.start_wall)
-            return ended is not None and self._lossy_ended(ended, wall, by_interruption=True)
+            self.syns.clear()       # the window starts afresh after it (_interrupted ended it)
+            self.loss.interrupted(transition.outage.start_mono, transition.outage.start_wall)
+            return False
         if self.round_syns is None or not network_up:
             return False
         change = self.loss.add(mono, wall, *self.round_syns)
@@ -5545,13 +5550,19 @@ class RoundInterpreter:
                         loss_percent=ended.loss_percent, sent=ended.sent, lost=ended.lost)
         return not ended.ignored
 
-    def _slow_into_outage(self, outage):
-        """A slow stretch that turns into an interruption ends where the interruption begins
-        (the middle of its start window), never before it began itself."""
+    def _interrupted(self, outage, wall):
+        """An interruption that counts (it lasted -m) ends what was slow or lossy where it began
+        (the middle of its start window), never before that began itself; a blip does not.
+        Returns whether a period that counts ended."""
+        counted = False
         if self.slow is not None and self.slow.is_slow:
             began = self.slow.ongoing
             end = max((outage.start_mono, outage.start_wall), (began.start_mono, began.start_wall))
-            self._slow_ended(self.slow.end(*end, by_interruption=True))
+            counted = self._slow_ended(self.slow.end(*end, by_interruption=True))
+        if self.loss is not None and self.loss.lossy is not None:
+            ended = self.loss.end(outage.start_mono, outage.start_wall)
+            counted = self._lossy_ended(ended, wall, by_interruption=True) or counted
+        return counted
 
     def _slow_ended(self, ended, cut_short=False):
         """Tells of it; a slow period that counts waits for a report. Returns whether it counts."""
@@ -5575,18 +5586,13 @@ class RoundInterpreter:
             if ended is not None:
                 self.say.stats(*ended)
         outage = self.tracker.outage
-        # an interruption that counts already ended what was slow or lossy where it began
-        interrupted = outage is not None and counts_as_interruption(
-            self.tracker.ongoing_duration(mono), self.settings.min_interruption)
+        if outage is not None and counts_as_interruption(self.tracker.ongoing_duration(mono),
+                                                         self.settings.min_interruption):
+            self._interrupted(outage, wall)
         if self.slow is not None and self.slow.is_slow:
-            if interrupted:
-                self._slow_into_outage(outage)
-            else:
-                self._slow_ended(self.slow.end(mono, wall), cut_short=True)
+            self._slow_ended(self.slow.end(mono, wall), cut_short=True)
         if self.loss is not None and self.loss.lossy is not None:
-            at = (outage.start_mono, outage.start_wall) if interrupted else (mono, wall)
-            self._lossy_ended(self.loss.end(*at), wall, by_interruption=interrupted,
-                              cut_short=not interrupted)
+            self._lossy_ended(self.loss.end(mono, wall), wall, cut_short=True)
         self.tracker.outage = None
         going_on = [(outage, dict(cause=outage.cause))] if outage is not None else []
         going_on += [(partial, dict(kind="partial", part=partial_what(key)))
@@ -5622,15 +5628,18 @@ class RoundInterpreter:
         """The metrics snapshot as of the last round."""
         mono, wall = self.last_round or (None, None)
         ongoing = self.tracker.ongoing_duration(mono) if mono is not None else 0.0
+        # while down, the seconds slow or lossy stop where the outage began: if it comes to
+        # count, the period ends there, and a counter must never go back
+        until = mono if self.tracker.outage is None else self.tracker.outage.start_mono
         slow, loss = self.slow, self.loss
         return self.counters.snapshot(
             self.last_results, ongoing, self.settings.min_interruption, unreported, wall,
             self.last_gateway, slow=None if slow is None else slow.is_slow,
-            ongoing_slow=slow.ongoing_duration(mono) if slow and mono is not None else 0.0,
-            # a blip does not end a lossy period (an interruption that counts does): on a
-            # very lossy line, blips are frequent, and each 0 would restart an alert's wait
+            ongoing_slow=slow.ongoing_duration(until) if slow and mono is not None else 0.0,
+            # a blip does not end a slow or lossy period (an interruption that counts does):
+            # on a bad line blips are frequent, and each 0 would restart an alert's wait
             lossy=None if loss is None else loss.lossy is not None,
-            ongoing_lossy=loss.ongoing_duration(mono) if loss and mono is not None else 0.0,
+            ongoing_lossy=loss.ongoing_duration(until) if loss and mono is not None else 0.0,
             loss_ratio=None if loss is None else loss.ratio, jitter=self.jitter)
 
 
@@ -7174,20 +7183,21 @@ class Replay:
         may not be over yet."""
         self.closing = (run, at_end or ("stopped" if self.stopping else "crash"))
         end = max(run.start, end)
-        long_enough = (lambda since: at_end == "now" or
-                       end - since >= run.min_interruption)
-        if run.slow_since is not None:
-            slow = max(run.start, run.slow_since)
-            if long_enough(slow):
-                self._slow(slow, end, False)
-            elif not at_end:
-                self._slow(slow, end, True)
-        if run.lossy_since is not None:
-            lossy = max(run.start, run.lossy_since)
-            if long_enough(lossy):
-                self._lossy(lossy, end, False)
-            elif not at_end:
-                self._lossy(lossy, end, True)
+        long_enough = (lambda since, until=end: at_end == "now" or
+                       until - since >= run.min_interruption)
+        # an interruption that counts ended what was slow or lossy where it began, as the
+        # monitor says once it counts: a crash or the log's end may come before it could
+        interrupted = None
+        if down is not None and end - max(run.start, down) >= run.min_interruption:
+            interrupted = max(run.start, down)
+        for since, count in ((run.slow_since, self._slow), (run.lossy_since, self._lossy)):
+            if since is not None:
+                since = max(run.start, since)
+                until = end if interrupted is None else max(since, interrupted)
+                if long_enough(since, until):
+                    count(since, until, False)
+                elif not at_end:
+                    count(since, until, True)
         if down is not None:
             down = max(run.start, down)
             if long_enough(down):
@@ -7675,8 +7685,8 @@ def summary_figures(summary):
     left_out, seconds = summary.overlapped
     if left_out:
         figures["left_out"] = "%s (%s) dated before downtime already counted (a clock behind " \
-                              "at a start)" % (plural(left_out, "interruption"),
-                                               human_duration(seconds))
+                              "at a start, or lines written twice)" % (
+                                  plural(left_out, "interruption"), human_duration(seconds))
     return figures
 
 
@@ -8293,8 +8303,9 @@ def _explanation(summary):
            "<li>A <b>lossy period</b>: the connection stayed up, but lost the monitor's --loss "
            "share of its connect attempts or more (SYNs it had to send again, or that got no "
            "answer), over its last rounds.</li>" if summary.row_counts["lossy"] else "",
-           escape(time_zones([summary.start] + [day.start for day in summary.days]
-                             + [summary.end]))))
+           escape(time_zones([summary.start] + [day.start for day in summary.days
+                                                 if summary.start < day.start < summary.end]
+                             + [max(summary.start, summary.end - 1.0)]))))
 
 
 REPORT_PROBLEMS_SHOWN = 5        # files the report names as not read in full; the rest counted
@@ -9525,7 +9536,8 @@ def run_once(args, console_out, console=None):
     target that the router probably answers for is warned about on `console`."""
     if len(args.targets) > 200:
         _raise_file_limit()      # as the monitor does: else a low soft limit reads as EMFILE
-    prober = Prober(args.timeout, limit=check_descriptors_for_probes(args.targets))
+    prober = Prober(args.timeout, limit=check_descriptors_for_probes(    # no log, no state
+        args.targets, args.gateway, reserve=2))
     gateway = Surroundings(args.gateway, loopback_only=all(
         target.is_loopback for target in args.targets)).gateway()      # as the monitor does
     results = prober.probe_round(args.targets, gateway=gateway)
@@ -9683,7 +9695,7 @@ def run_monitor(args, console):
         rounds = RoundInterpreter(args, announcer, record_for(reporter), surroundings,
                                   read_syn_schedule())
         prober = Prober(args.timeout, waker.read_fd, limit=check_descriptors_for_probes(
-            args.targets))
+            args.targets, args.gateway))
         monitor = Monitor(args, announcer, waker, prober, rounds,
                           reporter=reporter, state=state, pinger=make_pinger(args, waker, console),
                           metrics_board=metrics_board)

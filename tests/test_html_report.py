@@ -629,4 +629,9 @@ def test_the_page_names_the_time_zones_of_its_period_not_of_when_it_was_made():
         summary, _ = evidence_of(log.events)
         page = pnm.render_report(summary, "x", made=start + 60 * D)
     assert "made this report (CEST, UTC+02:00 and CET, UTC+01:00)." in page
+    with local_zone("Europe/Berlin"):       # from 12:00 on the day summer time began: CEST only
+        spring = 1774778400.0                               # 2026-03-29 12:00 CEST
+        summary, _ = evidence_of(Log().start(spring - 12 * H).stop(spring + H).events,
+                                 since=spring)
+        assert "made this report (CEST, UTC+02:00)." in pnm.render_report(summary, "x")
     assert "Every interruption<" in page and "lossy period" not in page

@@ -427,6 +427,27 @@ def test_a_stop_during_an_interruption_that_counts_ends_the_slow_stretch_where_i
     assert (waiting.reason, waiting.cut_short) == ("an interruption followed", False)
 
 
+def test_while_an_interruption_counts_the_metrics_are_not_slow_and_the_seconds_never_go_back(
+        tmp_path, utc):
+    # congestion, then 20 s down: the slow gauge stayed 1 and its seconds ran on through the
+    # outage (an alert on pynetconnmon_slow fired on any long outage), then fell back at its end
+    run = LatencyRun(tmp_path, congested((10.5, 50.5), outages=[(30.5, 50.5)]), stop_at=70)
+    seen = []                      # (instant, network up, slow, slow seconds) of each snapshot
+    publish = run.board.publish
+    run.board.publish = lambda snapshot: (seen.append((
+        run.clock.now, snapshot.network_up, snapshot.slow, snapshot.slow_seconds)),
+        publish(snapshot))
+    run.run()
+    seconds = [value for _, _, _, value in seen]
+    assert seconds == sorted(seconds), seen
+    down = [(now, slow) for now, up, slow, _ in seen if up is False]
+    assert down and not any(slow for now, slow in down if now >= 30.5 + 5.5), down
+    assert any(slow for now, slow in down if now < 30.5 + 4.5), down     # may be a blip yet
+    [first, *_] = run.events("slow_end")
+    [outage] = [event for event in run.events("up") if not event["ignored"]]
+    assert first["end"] == outage["start"] and not first["ignored"]
+
+
 def test_a_crash_during_an_interruption_that_counts_reports_the_slow_period_up_to_it():
     state = dict(heartbeat=1000.0, clean_stop=False, targets=["198.18.0.2:53"],
                  down={"start": 970.0, "reason": "timeout", "cause": "lan", "duration": 30.0},

@@ -322,8 +322,25 @@ def test_an_interruption_dated_before_downtime_already_counted_is_said_to_be_lef
     summary = pnm.summarize_events(log.events)
     assert (summary.interruptions, summary.overlapped) == (1, [1, 300.0])
     assert "\nLeft out:      1 interruption (5 min) dated before downtime already counted (a " \
-           "clock behind at a start)\n" in pnm.format_summary(summary, "x")
+           "clock behind at a start, or lines written twice)\n" in pnm.format_summary(summary, "x")
     assert '<th>Left out</th><td id="left_out">1 interruption (5 min) dated before' in \
         pnm.render_report(summary, "x", made=T0)
     assert "Left out" not in pnm.format_summary(pnm.summarize_events(
         Log().start(T0).outage(T0 + 60, T0 + 70).stop(T0 + H).events), "x")
+
+
+@pytest.mark.parametrize("ending", ["crash", "log ends"])
+def test_a_slow_stretch_open_when_a_counted_interruption_began_ends_where_it_began(utc, ending):
+    # the monitor logs slow_end once the interruption counts (-m): a crash or the log's end may
+    # come first, and the summary counted the slow stretch on through the downtime
+    log = Log().start(T0)
+    log.add(T0 + 10, "slow", start=iso(T0 + 10), connect_ms=1500.0)
+    log.down(T0 + 40)
+    log.add(T0 + 100, "report_failed", interruptions=1, via="mail", reason="refused")
+    if ending == "crash":
+        log.start(T0 + 200).gap(T0 + 100, T0 + 200, T0 + 200).stop(T0 + 300)
+    summary = pnm.summarize_events(log.events)
+    assert (summary.slow, summary.slow_periods) == (30.0, 1)
+    blip = Log().start(T0).add(T0 + 10, "slow", start=iso(T0 + 10), connect_ms=1500.0)
+    blip.down(T0 + 40).add(T0 + 43, "report_sent", interruptions=1, via="mail", next_wait=60.0)
+    assert pnm.summarize_events(blip.events).slow == 33.0       # a blip so far: slow on
