@@ -754,9 +754,9 @@ def gateway_answered(result):
 class CauseJudge:
     """Where the way out broke, for a round in which no target answered (see CAUSES):
     `local` when this machine shows no link or route; `unknown` without a gateway, or with one
-    that has not answered since the start (or since it changed); `lan` when it did not answer
-    in this round; `dns` when it did and every target failed only in its name lookup; else
-    `provider`. Returns (cause, plain words for the console).
+    that is no witness (see gateway_probed); `lan` when it did not answer in this round; `dns`
+    when it did and every target failed only in its name lookup; else `provider`. Returns
+    (cause, plain words for the console).
 
     While an interruption lasts (`ongoing`), one missed router probe is not enough to make it
     `lan`: a lost SYN or a busy router misses one now and then, and the closer cause would win
@@ -765,17 +765,31 @@ class CauseJudge:
 
     def __init__(self, no_router="no router known to check"):
         self.no_router = no_router   # why there is no gateway to tell by (see no_router_words)
-        self.gateway = None          # the label of the gateway probed last
-        self.answered = False        # has it answered since the start or since it changed?
+        self.gateway = None          # the label of the gateway to judge by
+        self.had_gateway = False     # has there been one since the start?
+        self.unheard = "has not answered since the start"   # why it is no witness (None: it is)
         self.misses = 0              # probes it missed in a row
 
-    def gateway_probed(self, label, answered):
-        """Every round, with the gateway probed in it (None: none). True when it changed."""
+    def gateway_probed(self, label, answered, targets_answered=False):
+        """Every round, with the gateway to judge by (None: none), whether it answered (None:
+        no outcome of it in this round, which tells nothing) and whether a target did. True when
+        the gateway changed.
+
+        A gateway is a witness once it has answered, and stays one until it fails in a round in
+        which a target answered: a router that drops connects to itself while it still forwards
+        (a firewall change) would otherwise read as `lan` at the next outage of the line."""
         changed = label != self.gateway
         if changed:
-            self.gateway, self.answered = label, False
-        self.answered = self.answered or bool(answered)
-        self.misses = 0 if answered else self.misses + 1
+            self.unheard = ("has not answered since it became the gateway" if self.had_gateway
+                            else "has not answered since the start")
+            self.gateway, self.misses = label, 0
+            self.had_gateway = self.had_gateway or label is not None
+        if answered:
+            self.unheard, self.misses = None, 0
+        elif answered is not None:
+            self.misses += 1
+            if targets_answered and self.unheard is None:
+                self.unheard = "stopped answering while the targets still did"
         return changed
 
     def judge(self, local, gateway_answered_now, target_reasons, ongoing=False):
@@ -783,8 +797,8 @@ class CauseJudge:
             return "local", local
         if self.gateway is None:
             return "unknown", self.no_router
-        if not self.answered:
-            return "unknown", "the router %s has not answered since the start" % self.gateway
+        if self.unheard:
+            return "unknown", "the router %s %s" % (self.gateway, self.unheard)
         if not gateway_answered_now and ongoing and self.misses < LAN_MISSES:
             return "unknown", "the router %s missed one probe" % self.gateway
         if not gateway_answered_now:
@@ -5434,7 +5448,7 @@ class RoundInterpreter:
         Tells the judge every round whether the gateway answered, and says when it changed."""
         self.last_gateway = gateway
         label = gateway.target.label if gateway is not None else None
-        if self.judge.gateway_probed(label, gateway_answered(gateway)):
+        if self.judge.gateway_probed(label, gateway_answered(gateway), network_up):
             self.say.gateway_changed(wall, label)
         if network_up:
             return None, None

@@ -62,6 +62,28 @@ def test_a_new_gateway_must_answer_before_it_can_tell_lan():
     assert judge.judge(None, False, {"x": "timeout"})[0] == "unknown"
 
 
+def test_a_router_that_fails_while_the_targets_answer_is_no_witness_until_it_answers():
+    # a firewall change: the router drops connects to itself, and still forwards
+    judge = CauseJudge()
+    judge.gateway_probed("198.18.0.1:53", True, targets_answered=True)
+    judge.gateway_probed("198.18.0.1:53", False, targets_answered=True)
+    judge.gateway_probed("198.18.0.1:53", False)            # then the line fails
+    assert judge.judge(None, False, {"x": "unreachable"}) == (
+        "unknown", "the router 198.18.0.1:53 stopped answering while the targets still did")
+    judge.gateway_probed("198.18.0.1:53", True, targets_answered=True)
+    judge.gateway_probed("198.18.0.1:53", False)
+    assert judge.judge(None, False, {"x": "timeout"})[0] == "lan"
+
+
+def test_a_router_that_stops_answering_before_an_outage_of_the_line_is_not_lan(tmp_path):
+    fails = dict(outage(A.label, "unreachable"), gateway=[(5.5, 1e9, "timeout")])
+    run = ScriptedRun(tmp_path, [A], fails).run()
+    down, up = run.events("down", "up")
+    assert (down["cause"], up["cause"]) == ("unknown", "unknown")
+    assert run.lines("DOWN") == ["DOWN 198.18.1.2:80 unreachable (unknown: the router "
+                                 "198.18.0.1:53 stopped answering while the targets still did)"]
+
+
 @pytest.mark.parametrize("first, second, closer", [
     ("provider", "lan", "lan"), ("lan", "provider", "lan"), ("local", "lan", "local"),
     ("dns", "provider", "provider"), ("unknown", "dns", "dns"), ("lan", "unknown", "lan"),
