@@ -709,9 +709,23 @@ def parse_ipv6_routes(text):
     return routes
 
 
+def route_families(targets):
+    """The IP families (4, 6) whose default routes lead to the targets: the family of each one
+    given by address, both for a name (it may resolve to either). A loopback target needs no
+    route; with none but those, both."""
+    families = set()
+    for target in targets:
+        if not target.is_loopback:
+            family = target_family(target)
+            families.update((4, 6) if family is None else (int(family[-1]),))
+    return tuple(sorted(families)) or (4, 6)
+
+
 def choose_gateway(routes):
     """The gateway to probe: the one of the IPv4 default route with the lowest metric, else the
-    IPv6 one's; None when no default route has a gateway."""
+    IPv6 one's; None when no default route has a gateway. Given the routes of the targets'
+    families only (see Surroundings), a router of the other family is never probed: it tells
+    nothing about the way to the targets."""
     candidates = [route for route in routes if route.gateway]
     if not candidates:
         return None
@@ -732,12 +746,16 @@ def link_is_up(operstate, carrier):
     return (carrier or "").strip() != "0"
 
 
-def local_trouble(routes, had_routes, down_interfaces):
+def local_trouble(routes, had_routes, down_interfaces, families=(4, 6)):
     """Why this machine itself has no way out, as its own routing table and interfaces show it,
-    or None. No default route counts only after one was seen (a monitor that watches its own
-    LAN may never have one); every default route's interface without link counts at once."""
+    or None. `routes`: the default routes of the targets' `families`. No default route counts
+    only after one was seen (a monitor that watches its own LAN may never have one); every
+    default route's interface without link counts at once."""
     if not routes:
-        return "this machine has no default route" if had_routes else None
+        if not had_routes:
+            return None
+        return "this machine has no %sdefault route" % (
+            "" if len(families) > 1 else "IPv%d " % families[0])
     interfaces = sorted({route.interface for route in routes})
     if all(interface in down_interfaces for interface in interfaces):
         return "%s %s no link" % (" and ".join(interfaces),
@@ -3075,31 +3093,38 @@ class Surroundings:
     """This machine's own view of its way out (Linux): its default routes, whether their
     interfaces have a link, and the gateway to probe. Reads a few small files (the routing table
     for the gateway at most every ROUTES_RECHECK seconds); sends nothing. Elsewhere the files are
-    missing: no gateway is found (--gateway sets one) and `local` is never seen."""
+    missing: no gateway is found (--gateway sets one) and `local` is never seen.
+
+    Only the default routes of the targets' `families` count (see route_families): a
+    dual-stack machine that lost its IPv4 route has no way to IPv4 targets, whatever its IPv6
+    route says, and the router to probe is the one on their way."""
 
     def __init__(self, gateway="auto", route_files=ROUTE_FILES, sys_net=SYS_NET,
-                 clock=time.monotonic, loopback_only=False):
+                 clock=time.monotonic, loopback_only=False, families=(4, 6)):
         self.setting = gateway       # "auto" (the routing table's), "none", or a Target
         # every target is a loopback address: a router found in the table would never be
         # probed (see Prober.probe_round), so the table is not read for one
         self.loopback_only = loopback_only
+        self.families = families
         self.route_files = route_files
         self.sys_net = sys_net
         self.clock = clock
-        self.had_routes = False      # has a default route been seen since the start?
+        self.had_routes = False      # has one (of the families) been seen since the start?
         self.found = None            # the gateway Target found, kept while its address stays
         self.looked = None           # when the routing table was last read
         self.default_routes = []     # what it said then
 
     def routes(self):
-        """This machine's default routes, read again when ROUTES_RECHECK seconds have passed
-        (while down too: every round asks)."""
+        """This machine's default routes of the targets' families, read again when
+        ROUTES_RECHECK seconds have passed (while down too: every round asks)."""
         now = self.clock()
         if self.looked is None or now - self.looked >= ROUTES_RECHECK:
             self.looked = now
             ipv4, ipv6 = self.route_files
-            self.default_routes = (parse_ipv4_routes(read_default_route_lines(ipv4) or "")
-                                   + read_ipv6_default_routes(ipv6))
+            self.default_routes = (
+                (parse_ipv4_routes(read_default_route_lines(ipv4) or "")
+                 if 4 in self.families else [])
+                + (read_ipv6_default_routes(ipv6) if 6 in self.families else []))
             self.had_routes = self.had_routes or bool(self.default_routes)
             if self.setting == "auto":
                 address = choose_gateway(self.default_routes)
@@ -3131,7 +3156,7 @@ class Surroundings:
             return None
         routes = self.routes()
         down = {route.interface for route in routes if not self.link_is_up(route.interface)}
-        return local_trouble(routes, self.had_routes, down)
+        return local_trouble(routes, self.had_routes, down, self.families)
 
 
 def _drain(fd):
@@ -9553,7 +9578,8 @@ def run_once(args, console_out, console=None):
     prober = Prober(args.timeout, limit=check_descriptors_for_probes(    # no log, no state
         args.targets, args.gateway, reserve=2))
     gateway = Surroundings(args.gateway, loopback_only=all(
-        target.is_loopback for target in args.targets)).gateway()      # as the monitor does
+        target.is_loopback for target in args.targets),
+        families=route_families(args.targets)).gateway()               # as the monitor does
     results = prober.probe_round(args.targets, gateway=gateway)
     prober.close()
     lines = []
@@ -9705,7 +9731,8 @@ def run_monitor(args, console):
             args, console, recent, reporter.pending if reporter is not None else None)
         announcer = Announcer(console, event_log, args)
         surroundings = Surroundings(args.gateway, loopback_only=all(
-            target.is_loopback for target in args.targets))
+            target.is_loopback for target in args.targets),
+            families=route_families(args.targets))
         rounds = RoundInterpreter(args, announcer, record_for(reporter), surroundings,
                                   read_syn_schedule())
         prober = Prober(args.timeout, waker.read_fd, limit=check_descriptors_for_probes(

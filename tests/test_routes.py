@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pyNetConnMon import (GATEWAY_PORT, Route, Surroundings, choose_gateway, link_is_up,
-                          local_trouble, parse_ipv4_routes, parse_ipv6_routes)
+                          local_trouble, parse_ipv4_routes, parse_ipv6_routes, parse_target,
+                          route_families)
 
 ROUTES = Path(__file__).resolve().parent / "data" / "routes"
 
@@ -143,10 +144,11 @@ class Files:
         (folder / "operstate").write_text(operstate)
         (folder / "carrier").write_text(carrier)
 
-    def surroundings(self, gateway="auto", loopback_only=False):
+    def surroundings(self, gateway="auto", loopback_only=False, families=(4, 6)):
         self.now = 0.0
         return Surroundings(gateway, (str(self.ipv4), str(self.ipv6)), str(self.sys_net),
-                            clock=lambda: self.now, loopback_only=loopback_only)
+                            clock=lambda: self.now, loopback_only=loopback_only,
+                            families=families)
 
 
 def test_the_gateway_follows_the_routing_table_while_running(tmp_path):
@@ -187,6 +189,39 @@ def test_local_trouble_from_the_files(tmp_path):
     files.set(DOWN_IPV4, DOWN_IPV6)                    # the link down: no route at all
     files.now += 1.0                                   # the table is read once a second
     assert surroundings.local_trouble() == "this machine has no default route"
+
+
+@pytest.mark.parametrize("targets, families", [
+    (["198.18.1.2:80"], (4,)), (["[2001:db8:0:2::2]:80"], (6,)),
+    (["198.18.1.2:80", "[2001:db8:0:2::2]:80"], (4, 6)),
+    (["target.lab.test:80"], (4, 6)),                   # a name may resolve to either
+    (["127.0.0.1:80", "[2001:db8:0:2::2]:80"], (6,)),   # loopback needs no route
+    (["127.0.0.1:80"], (4, 6)),
+])
+def test_the_route_families_the_targets_need(targets, families):
+    assert route_families([parse_target(value, 53) for value in targets]) == families
+
+
+def test_a_dual_stack_machine_without_its_ipv4_route_has_no_way_to_ipv4_targets(tmp_path):
+    # the DHCPv4 lease lost: the IPv4 default route is gone, the IPv6 one (from router
+    # advertisements) stays; the kernel says "Network is unreachable" to IPv4 connects
+    files = Files(tmp_path)
+    ipv4_targets, both = files.surroundings(families=(4,)), files.surroundings()
+    assert ipv4_targets.local_trouble() is None and both.local_trouble() is None
+    files.set(DOWN_IPV4, HOME_IPV6)
+    files.now += 1.0
+    assert ipv4_targets.local_trouble() == "this machine has no IPv4 default route"
+    assert ipv4_targets.gateway() is None           # not the IPv6 router: not on their way
+    assert both.local_trouble() is None             # IPv6 targets still have a way
+    assert both.gateway().label == "[2001:db8:0:1::1]:53"
+
+
+def test_the_gateway_probed_is_the_one_on_the_way_to_the_targets(tmp_path):
+    files = Files(tmp_path)
+    assert files.surroundings(families=(6,)).gateway().label == "[2001:db8:0:1::1]:53"
+    assert files.surroundings(families=(4,)).gateway().label == "198.18.0.1:53"
+    # targets of both families (or names): IPv4's, as the one most routers answer on
+    assert files.surroundings(families=(4, 6)).gateway().label == "198.18.0.1:53"
 
 
 def test_with_only_loopback_targets_no_router_is_looked_for_and_no_link_blamed(tmp_path):
