@@ -817,6 +817,8 @@ class CauseJudge:
             return "unknown", self.no_router
         if self.unheard:
             return "unknown", "the router %s %s" % (self.gateway, self.unheard)
+        if gateway_answered_now is None:
+            return "unknown", "no outcome of the router %s in this round" % self.gateway
         if not gateway_answered_now and ongoing and self.misses < LAN_MISSES:
             return "unknown", "the router %s missed one probe" % self.gateway
         if not gateway_answered_now:
@@ -2841,8 +2843,9 @@ class Prober:
         if gateway is not None and gateway not in results and self.gateway_result is not None \
                 and self.gateway_result.target is gateway:
             results[gateway] = self.gateway_result       # its connects still wait, or none went
-            if gateway not in probed:
-                probed.append(gateway)
+        if gateway is not None and gateway in results and gateway not in probed:
+            probed.append(gateway)    # a round that started none: its latest outcome, or one
+            #                           of an earlier round's connects that ended in this one
         for target in probed:
             result = results.setdefault(target, ProbeResult(target, False, "timeout"))
             if not admitted:
@@ -5470,16 +5473,30 @@ class RoundInterpreter:
 
     def _where_it_broke(self, network_up, gateway, target_reasons, wall):
         """(cause, plain words) for a round in which no target answered, else (None, None).
-        Tells the judge every round whether the gateway answered, and says when it changed."""
+        Tells the judge every round which gateway is in use and whether it answered, and says
+        when it changed."""
         self.last_gateway = gateway
-        label = gateway.target.label if gateway is not None else None
-        if self.judge.gateway_probed(label, gateway_answered(gateway), network_up):
+        label, answered = self._gateway_in_use(gateway)
+        if self.judge.gateway_probed(label, answered, network_up):
             self.say.gateway_changed(wall, label)
         if network_up:
             return None, None
         local = self.surroundings.local_trouble() if self.surroundings is not None else None
-        return self.judge.judge(local, gateway_answered(gateway), target_reasons,
-                                ongoing=self.tracker.is_down)
+        return self.judge.judge(local, answered, target_reasons, ongoing=self.tracker.is_down)
+
+    def _gateway_in_use(self, result):
+        """(the label of the gateway in use, whether it answered in this round: None when the
+        round has no outcome of it). The routing table tells which gateway is in use, not the
+        round: a round may have no outcome of it (its connects still wait, or the round started
+        none) while its route stays."""
+        if self.surroundings is None:
+            in_use = result.target.label if result is not None else self.judge.gateway
+        else:
+            found = self.surroundings.gateway()
+            in_use = found.label if found is not None else None
+        if result is None or result.target.label != in_use:
+            return in_use, None
+        return in_use, gateway_answered(result)
 
     def _partial_change(self, change, wall):
         names, key, outage = self.partials.names, change.key, change.outage

@@ -14,7 +14,8 @@ import select
 from pyNetConnMon import (Announcer, Console, DeliveryError, EventLog, Gateway, MetricsBoard,
                           MetricsSnapshot, Monitor, PendingReports, Pinger, PingSchedule,
                           PingSender, ProbeResult, Prober, ReportBackoff, Reporter,
-                          RoundInterpreter, RoundResults, Settings, StateFile, parse_target)
+                          ROUTES_RECHECK, RoundInterpreter, RoundResults, Settings, StateFile,
+                          parse_target)
 
 TARGET = parse_target("198.18.0.2:53", 53)
 WALL_OFFSET = 1_795_000_000.0     # wall clock = monotonic + this
@@ -265,6 +266,7 @@ class Run:
 # -- a scripted network: causes and partial outages ----------------------------------------
 
 ROUTER = Gateway("198.18.0.1", 53, found=True)
+NO_OUTCOME = "no outcome"       # a round with no outcome of the gateway: its connect still waits
 ALWAYS = (0.0, 1e9)
 
 
@@ -273,9 +275,12 @@ def result(target, reason=None, connect_time=0.001):
 
 
 class ScriptedNetwork:
-    """Prober and surroundings at once. `fails`: {label or "gateway": [(start, end, reason)]};
-    `local`: [(start, end)] while this machine shows no way out; `router`: the gateway found
-    in the routing table (None: none)."""
+    """Prober and surroundings at once. `fails`: {label or "gateway": [(start, end, reason)]}
+    ("gateway": any gateway not given by its label),
+    where the gateway's reason NO_OUTCOME makes a round with no outcome of it; `local`:
+    [(start, end)] while this machine shows no way out; `router`: the gateway found in the
+    routing table (None: none), or [(since, gateway or None)] as DHCP changes it, read as
+    Surroundings does (at most every ROUTES_RECHECK seconds, unless `fresh`)."""
 
     beyond_loopback = True
 
@@ -283,10 +288,15 @@ class ScriptedNetwork:
         self.clock = clock
         self.fails = fails
         self.local = local
-        self.router = router
+        self.table = router if isinstance(router, list) else [(0.0, router)]
+        self.router, self.looked = None, None
         self.rounds = []
 
-    def gateway(self):
+    def gateway(self, fresh=False):
+        now = self.clock.now
+        if fresh or self.looked is None or now - self.looked >= ROUTES_RECHECK:
+            self.looked = now
+            self.router = [router for since, router in self.table if since <= now][-1]
         return self.router
 
     def local_trouble(self):
@@ -298,14 +308,16 @@ class ScriptedNetwork:
         now = self.clock.now
         self.rounds.append((now, gateway))
         self.clock.now += 0.01
+        router = None if gateway is None else self._failure(gateway, now)
         return RoundResults([result(target, self._failure(target, now)) for target in targets],
-                            None if gateway is None else result(gateway,
-                                                                self._failure(gateway, now)))
+                            None if gateway is None or router == NO_OUTCOME
+                            else result(gateway, router))
 
     def _failure(self, target, now):
-        key = "gateway" if isinstance(target, Gateway) else target.label
-        return next((reason for start, end, reason in self.fails.get(key, ())
-                     if start <= now < end), None)
+        spans = self.fails.get(target.label, ())
+        if isinstance(target, Gateway):
+            spans = spans or self.fails.get("gateway", ())     # any gateway, unless by label
+        return next((reason for start, end, reason in spans if start <= now < end), None)
 
     def close(self):
         pass

@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from fakes import ALWAYS, ROUTER, WALL_OFFSET, Crash, ScriptedRun, outage, result
+from fakes import (ALWAYS, NO_OUTCOME, ROUTER, WALL_OFFSET, Crash, ScriptedRun, outage,
+                   result)
 from pyNetConnMon import (CauseJudge, Gateway, InterruptionTracker, PartialOutages,
                           closer_cause, parse_target)
 
@@ -294,6 +295,15 @@ def test_a_gateway_that_answers_late_in_the_outage_makes_unknown_precise(tmp_pat
     run = ScriptedRun(tmp_path, [A], fails).run()
     down, up = run.events("down", "up")
     assert (down["cause"], up["cause"]) == ("unknown", "provider")
+
+
+def test_a_round_without_an_outcome_of_the_gateway_is_no_change_of_gateway(tmp_path):
+    # while the router is down, fast rounds may end before any connect to it does
+    fails = dict(outage(A.label), gateway=[(10.5, 12.5, "timeout"), (12.5, 20.5, NO_OUTCOME)])
+    run = ScriptedRun(tmp_path, [A], fails).run()
+    assert [event["gateway"] for event in run.events("gateway_changed")] == ["198.18.0.1:53"]
+    assert run.lines("gateway now") == ["gateway now 198.18.0.1:53"]
+    assert [event["cause"] for event in run.events("down", "up")] == ["lan", "lan"]
 
 
 def test_a_stop_while_down_keeps_the_cause_in_the_state_file_and_the_report(tmp_path, utc):

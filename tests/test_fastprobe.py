@@ -187,3 +187,18 @@ def test_the_gateway_keeps_its_latest_outcome_while_its_connect_waits():
     # the router's first unanswered connect (begun at 1.0) times out at 2.0
     assert seen == [("timeout", True, 2), ("timeout", True, 4), ("timeout", True, 6),
                     ("timeout", True, 8), ("timeout", "timeout", 8)]
+
+
+def test_a_fast_round_that_starts_no_connect_still_has_an_outcome_of_the_gateway():
+    """A round over the in-flight limit starts no connect, but one of the router's from an
+    earlier round may end in it: that is the router's outcome, not "no router"."""
+    with listening_socket() as port:
+        target = parse_target("127.0.0.1:%d" % port, 53)
+        router = Gateway("127.0.0.1", port)
+        prober, clock = scripted_prober(limit=4, timeout=1.0)
+        outcomes = []
+        for _ in range(6):          # a round every 0.3 s, from 0.6 on over the limit; the
+            results = prober.probe_round([target], gateway=router, wait=0.3)    # round at 0.9
+            outcomes.append(results.gateway and results.gateway.reason)   # sees 0's time out
+        prober.close()
+    assert outcomes == ["timeout"] * 6
