@@ -220,6 +220,7 @@ ROUTE_FILE_LIMIT = 128 * 1024 * 1024   # bytes read of a routing table file: a r
 ROUTES_RECHECK = 1.0             # seconds: the routing table is read at most this often, up or
                                  # down (read in every round at -i 0.05, it doubled a round's CPU;
                                  # with 20,000 routes, every round while down took 63 % of a core)
+                                 # and once more at the first failed round of an interruption
 
 # Prometheus metrics and the ping URL (dead man's switch)
 DEFAULT_METRICS_ADDRESS = "127.0.0.1"
@@ -3137,11 +3138,14 @@ class Surroundings:
                     self.found = Gateway(address, GATEWAY_PORT, found=True)
         return self.default_routes
 
-    def gateway(self):
+    def gateway(self, fresh=False):
         """The gateway to probe now (a Target), or None; reads the routing table again (when
-        ROUTES_RECHECK seconds have passed), so a new router (DHCP) is followed."""
+        ROUTES_RECHECK seconds have passed, or at once when `fresh`), so a new router (DHCP) is
+        followed."""
         if self.setting == "auto" and self.loopback_only:
             return None
+        if fresh:
+            self.looked = None
         self.routes()
         if self.setting != "auto":
             return None if self.setting == "none" else self.setting
@@ -5476,7 +5480,8 @@ class RoundInterpreter:
         Tells the judge every round which gateway is in use and whether it answered, and says
         when it changed."""
         self.last_gateway = gateway
-        label, answered = self._gateway_in_use(gateway)
+        label, answered = self._gateway_in_use(
+            gateway, fresh=not network_up and not self.tracker.is_down)
         if self.judge.gateway_probed(label, answered, network_up):
             self.say.gateway_changed(wall, label)
         if network_up:
@@ -5484,15 +5489,17 @@ class RoundInterpreter:
         local = self.surroundings.local_trouble() if self.surroundings is not None else None
         return self.judge.judge(local, answered, target_reasons, ongoing=self.tracker.is_down)
 
-    def _gateway_in_use(self, result):
+    def _gateway_in_use(self, result, fresh):
         """(the label of the gateway in use, whether it answered in this round: None when the
         round has no outcome of it). The routing table tells which gateway is in use, not the
         round: a round may have no outcome of it (its connects still wait, or the round started
-        none) while its route stays."""
+        none) while its route stays. `fresh` (the first failed round): the table is read again
+        first, since DHCP may have named another router after the round chose its own, and the
+        old one's answer tells nothing of the new."""
         if self.surroundings is None:
             in_use = result.target.label if result is not None else self.judge.gateway
         else:
-            found = self.surroundings.gateway()
+            found = self.surroundings.gateway(fresh)
             in_use = found.label if found is not None else None
         if result is None or result.target.label != in_use:
             return in_use, None

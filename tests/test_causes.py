@@ -297,6 +297,22 @@ def test_a_gateway_that_answers_late_in_the_outage_makes_unknown_precise(tmp_pat
     assert (down["cause"], up["cause"]) == ("unknown", "provider")
 
 
+def test_a_round_that_fails_just_after_dhcp_named_a_dead_router_is_not_judged_by_the_old(
+        tmp_path):
+    # the table is read once a second: at -i 0.5 the first failed round would probe the old
+    # router, which still answers; it is read again before that round is judged
+    new = Gateway("198.18.0.254", 53, found=True)
+    fails = dict(outage(A.label, start=10.3, end=20.3), **{new.label: [ALWAYS + ("timeout",)]})
+    run = ScriptedRun(tmp_path, [A], fails, router=[(0.0, ROUTER), (10.3, new), (20.3, ROUTER)],
+                      interval=0.5).run()
+    down, up = run.events("down", "up")
+    assert (down["cause"], up["cause"]) == ("unknown", "unknown")
+    assert run.lines("DOWN", "gateway now") == [
+        "gateway now 198.18.0.1:53", "gateway now 198.18.0.254:53",
+        "DOWN 198.18.1.2:80 timeout (unknown: the router 198.18.0.254:53 has not answered "
+        "since it became the gateway)", "gateway now 198.18.0.1:53"]
+
+
 def test_a_round_without_an_outcome_of_the_gateway_is_no_change_of_gateway(tmp_path):
     # while the router is down, fast rounds may end before any connect to it does
     fails = dict(outage(A.label), gateway=[(10.5, 12.5, "timeout"), (12.5, 20.5, NO_OUTCOME)])

@@ -180,6 +180,17 @@ def test_the_routing_table_is_read_for_the_gateway_at_most_once_a_second(tmp_pat
     assert surroundings.gateway().label == "198.18.0.254:53"
 
 
+def test_a_fresh_read_of_the_routing_table_follows_dhcp_at_once(tmp_path):
+    # the first failed round asks for one: a new router may not wait for the next second
+    files = Files(tmp_path)
+    surroundings = files.surroundings()
+    first = surroundings.gateway()
+    files.set(HOME_IPV4.replace("010012C6", "FE0012C6"), HOME_IPV6)     # DHCP: a new router
+    files.now += 0.5
+    assert surroundings.gateway() is first
+    assert surroundings.gateway(fresh=True).label == "198.18.0.254:53"
+
+
 def test_local_trouble_from_the_files(tmp_path):
     files = Files(tmp_path)
     surroundings = files.surroundings()
