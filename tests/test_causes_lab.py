@@ -109,6 +109,15 @@ def test_a_router_that_drops_connects_to_itself_gives_unknown_never_lan(homelab,
     check_duration(homelab, "uplink_down", "uplink_up", up["duration"])
 
 
+def test_a_dual_stack_machine_without_its_ipv4_route_is_local_for_ipv4_targets(homelab,
+                                                                               tmp_path):
+    # a DHCPv4 lease lost: the IPv6 route and router are still there, and answer
+    down, up, report = one_interruption(homelab, tmp_path, [V4], lambda lab: lab.ipv4_route_gone(),
+                                        lambda lab: lab.ipv4_route_back())
+    assert (down["cause"], up["cause"]) == ("local", "local")
+    check_duration(homelab, "ipv4_route_gone", "ipv4_route_back", up["duration"])
+
+
 def one_partial_outage(lab, tmp_path, targets, fault, undo, kind):
     """The `kind`_up event and the report of a partial outage a fault held for HOLD seconds."""
     with monitor_in(lab, tmp_path, targets) as monitor:

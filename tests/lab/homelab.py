@@ -36,6 +36,9 @@ fault / undo                              what a connect (or lookup) from pm-<sf
 ``own_link_down()`` / ``own_link_up()``   ENETUNREACH at once (under 1 ms), both families, the
                                           router's addresses too; no default route in
                                           /proc/net/route and ipv6_route; the undo re-adds them
+``ipv4_route_gone()`` /                   IPv4: ENETUNREACH at once (3 of 3, under 10 ms); IPv6
+``ipv4_route_back()``                     target: accepted as before; no IPv4 default route in
+                                          /proc/net/route, the IPv6 one stays
 ``router_gone()`` / ``router_back()``     everything times out (1.004 s with a 1 s timeout), the
                                           router's addresses too; a lookup fails with EAI_AGAIN
                                           after 2.0 s (resolv.conf "timeout:2"); the routes stay
@@ -374,6 +377,16 @@ class HomeLab(NetLab):
         self._wait_operational(self._lan())
         self._add_monitor_routes()
         self._record("own_link_up")
+
+    def ipv4_route_gone(self):
+        """The monitor's IPv4 default route goes (a DHCPv4 lease lost); its IPv6 one stays."""
+        _ip("-n", self.monitor_ns, "route", "del", "default")
+        self._record("ipv4_route_gone")
+
+    def ipv4_route_back(self):
+        _ip("-n", self.monitor_ns, "route", "replace", "default", "via", ROUTER_IP,
+            "dev", self.monitor_if)
+        self._record("ipv4_route_back")
 
     def router_gone(self):
         """The router vanishes from the LAN: everything through it, and it, times out."""
