@@ -717,8 +717,7 @@ def route_families(targets):
     families = set()
     for target in targets:
         if not target.is_loopback:
-            family = target_family(target)
-            families.update((4, 6) if family is None else (int(family[-1]),))
+            families.update({"ipv4": (4,), "ipv6": (6,), None: (4, 6)}[target_family(target)])
     return tuple(sorted(families)) or (4, 6)
 
 
