@@ -3180,7 +3180,14 @@ def _drain(fd):
 
 def check_mail_setup(pysendmail_dir):
     """Returns None when pySendMail can send, else a one-line problem that names the fix."""
-    if not os.path.isfile(os.path.join(pysendmail_dir, "sendMail.py")):
+    script = os.path.join(pysendmail_dir, "sendMail.py")
+    try:
+        os.stat(script)
+    except PermissionError as error:    # there, maybe, but not for this user to see
+        return "cannot read %s: %s" % (script, error.strerror)
+    except OSError:
+        pass
+    if not os.path.isfile(script):
         if is_submodule_path(pysendmail_dir):
             return ("the pySendMail submodule in %s is empty or missing: run "
                     "`git submodule update --init` in %s" % (
@@ -3402,7 +3409,14 @@ class MailDeliverer:
         self.taken = self.cut = False
         try:
             with contextlib.redirect_stdout(captured):
-                mail = self._load().pySendMail()
+                module = self._load()
+        except Exception as error:  # noqa: BLE001 - its file, not the mail server, failed
+            raise DeliveryError("cannot load pySendMail from %s: %s" % (
+                os.path.join(self.pysendmail_dir, "sendMail.py"),
+                _one_line(getattr(error, "strerror", None) or error)))
+        try:
+            with contextlib.redirect_stdout(captured):
+                mail = module.pySendMail()
                 mail.subject = subject
                 mail.content = body
                 mail.sendInternal()

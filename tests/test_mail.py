@@ -349,6 +349,20 @@ def test_test_mail_without_config_exits_1_naming_the_fix(lab, tmp_path):
     assert 'Traceback' not in run.output()
 
 
+def test_a_pysendmail_that_cannot_be_loaded_is_named_not_the_mail_server(lab, tmp_path):
+    # a checkout cut short (or a file this user may not read) was told as the mail server's
+    # fault: "mail server 127.0.0.1:25: Permission denied"
+    app = make_program_dir(tmp_path / 'app')
+    script = app.config.parent / 'sendMail.py'
+    script.write_text("def send(:\n")
+    code, run = lab.run(app, '--test-mail')
+    assert code == 1 and run.stdout_lines == []
+    (line,) = run.stderr_lines
+    assert re.search(r" ERROR test report not delivered: cannot load pySendMail from %s: "
+                     r"invalid syntax" % re.escape(str(script)), line), line
+    assert 'mail server' not in line and 'Traceback' not in run.output()
+
+
 # -- --notify-command instead of mail ----------------------------------------------------------
 NOTIFY_SCRIPT = ('if [ -e "$1/fail" ]; then echo "ntfy server unreachable" >&2; exit 3; fi; '
                  'f=$(mktemp "$1/report-XXXXXX") && cat > "$f" '
