@@ -2108,7 +2108,8 @@ CAUSE_EXPLAINED = {
            "DNS server failed (addresses may have worked).",
     "unknown": "unknown: where it broke cannot be told: no router was probed (every target is "
                "on this machine, --gateway none, or none in the routing table), or it had not "
-               "answered a probe since the monitor started (see --gateway).",
+               "answered a probe since the monitor started or since it became the router, or "
+               "it had stopped answering while the targets still did (see --gateway).",
 }
 
 
