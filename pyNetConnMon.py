@@ -199,6 +199,8 @@ STATE_FORMAT = 1
 # answer too. The connect is closed at once: no query is sent, nothing is logged.
 GATEWAY_PORT = 53
 LAN_MISSES = 2                   # router probes missed in a row that make an ongoing outage `lan`
+ROUTER_SILENT_ROUNDS = 3         # rounds in a row the router misses while a target answers that
+#                                  make it no witness (a lost SYN must not cost an outage its cause)
 # A router that redirects DNS to itself (Pi-hole set-ups, some providers' routers) accepts a
 # connect to ANY address on port 53, also while the line is down: such a target watches the router.
 # Its sign: a target beyond the router connects about as fast as the router. The line's own first
@@ -787,27 +789,31 @@ class CauseJudge:
         self.had_gateway = False     # has there been one since the start?
         self.unheard = "has not answered since the start"   # why it is no witness (None: it is)
         self.misses = 0              # probes it missed in a row
+        self.silent_while_up = 0     # ... in rounds in which a target answered
 
     def gateway_probed(self, label, answered, targets_answered=False):
         """Every round, with the gateway to judge by (None: none), whether it answered (None:
         no outcome of it in this round, which tells nothing) and whether a target did. True when
         the gateway changed.
 
-        A gateway is a witness once it has answered, and stays one until it fails in a round in
-        which a target answered: a router that drops connects to itself while it still forwards
-        (a firewall change) would otherwise read as `lan` at the next outage of the line."""
+        A gateway is a witness once it has answered, and stays one until it fails in
+        ROUTER_SILENT_ROUNDS rounds in a row in which a target answered: a router that drops
+        connects to itself while it still forwards (a firewall change) would otherwise read as
+        `lan` at the next outage of the line."""
         changed = label != self.gateway
         if changed:
             self.unheard = ("has not answered since it became the gateway" if self.had_gateway
                             else "has not answered since the start")
-            self.gateway, self.misses = label, 0
+            self.gateway, self.misses, self.silent_while_up = label, 0, 0
             self.had_gateway = self.had_gateway or label is not None
         if answered:
-            self.unheard, self.misses = None, 0
+            self.unheard, self.misses, self.silent_while_up = None, 0, 0
         elif answered is not None:
             self.misses += 1
-            if targets_answered and self.unheard is None:
-                self.unheard = "stopped answering while the targets still did"
+            if targets_answered:
+                self.silent_while_up += 1
+                if self.silent_while_up >= ROUTER_SILENT_ROUNDS and self.unheard is None:
+                    self.unheard = "stopped answering while the targets still did"
         return changed
 
     def judge(self, local, gateway_answered_now, target_reasons, ongoing=False):
@@ -923,7 +929,11 @@ def target_family(target):
     """"ipv4" or "ipv6" for a target given by address, None for one given by name."""
     if not target.is_literal:
         return None
-    return "ipv6" if ":" in target.host else "ipv4"
+    if ":" not in target.host:
+        return "ipv4"
+    # [::ffff:198.51.100.1] is an IPv4 address, and its connects take the IPv4 routes
+    mapped = ipaddress.ip_address(target.host.partition("%")[0]).ipv4_mapped
+    return "ipv6" if mapped is None else "ipv4"
 
 
 class PartialOutages:
@@ -3731,14 +3741,19 @@ def default_state_path():
 def home_folder():
     """$HOME; when it is unset or relative ("~", "x": a folder under the current one, which the
     start line would show as if it were the home), the user database's, as Python's
-    os.path.expanduser has it for an unset HOME ("~" for a user not in the database)."""
+    os.path.expanduser has it for an unset HOME. UsageError when neither is absolute."""
     home = os.environ.get("HOME", "")
     if os.path.isabs(home):
         return home
     try:
-        return pwd.getpwuid(os.getuid()).pw_dir
+        home = pwd.getpwuid(os.getuid()).pw_dir
     except KeyError:
-        return "~"
+        home = ""
+    if not os.path.isabs(home):      # else a "./~" folder, another in each folder started from
+        raise UsageError("cannot tell the home folder for the state file (HOME is not an "
+                         "absolute path and user %d has none in the user database): give "
+                         "--state-file" % os.getuid())
+    return home
 
 
 # The state file, the event log, --html and --csv: others may read them, as under the usual
@@ -4743,11 +4758,12 @@ def check_free_descriptors(needed, what):
 
 
 def check_descriptors_for_probes(targets, gateway, reserve=PROBE_FD_RESERVE):
-    """Raises MonitorError unless a round's connects (one per target at least; one to the
-    router unless --gateway none) and `reserve` files besides fit under RLIMIT_NOFILE: a
-    connect refused its socket (EMFILE) would read as its target failing. Returns how many
-    connects may be in flight while the network is down (see Prober)."""
-    sockets = len(targets) + (gateway != "none")
+    """Raises MonitorError unless a round's connects (one per target given by address, two for
+    a name: a dual-stack host's usual two addresses; one to the router unless --gateway none)
+    and `reserve` files besides fit under RLIMIT_NOFILE: a connect refused its socket (EMFILE)
+    would read as its target failing. Returns how many connects may be in flight while the
+    network is down (see Prober)."""
+    sockets = sum(1 if target.is_literal else 2 for target in targets) + (gateway != "none")
     free = check_free_descriptors(sockets + reserve, "cannot watch %s" % plural(
         len(targets), "target"))
     return DOWN_CONNECTS_LIMIT if free is None else max(

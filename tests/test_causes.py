@@ -11,8 +11,8 @@ import pytest
 
 from fakes import (ALWAYS, NO_OUTCOME, ROUTER, WALL_OFFSET, Crash, ScriptedRun, outage,
                    result)
-from pyNetConnMon import (CauseJudge, Gateway, InterruptionTracker, PartialOutages,
-                          closer_cause, parse_target)
+from pyNetConnMon import (LAN_MISSES, ROUTER_SILENT_ROUNDS, CauseJudge, Gateway,
+                          InterruptionTracker, PartialOutages, closer_cause, parse_target)
 
 A = parse_target("198.18.1.2:80", 53)
 B = parse_target("198.18.1.3:80", 53)
@@ -67,13 +67,26 @@ def test_a_router_that_fails_while_the_targets_answer_is_no_witness_until_it_ans
     # a firewall change: the router drops connects to itself, and still forwards
     judge = CauseJudge()
     judge.gateway_probed("198.18.0.1:53", True, targets_answered=True)
-    judge.gateway_probed("198.18.0.1:53", False, targets_answered=True)
+    for _ in range(ROUTER_SILENT_ROUNDS):
+        judge.gateway_probed("198.18.0.1:53", False, targets_answered=True)
     judge.gateway_probed("198.18.0.1:53", False)            # then the line fails
     assert judge.judge(None, False, {"x": "unreachable"}) == (
         "unknown", "the router 198.18.0.1:53 stopped answering while the targets still did")
     judge.gateway_probed("198.18.0.1:53", True, targets_answered=True)
     judge.gateway_probed("198.18.0.1:53", False)
     assert judge.judge(None, False, {"x": "timeout"})[0] == "lan"
+
+
+def test_one_probe_the_router_missed_just_before_it_failed_leaves_it_a_witness():
+    # a lost SYN in the round before the router went down made the whole outage `unknown`
+    judge = CauseJudge()
+    judge.gateway_probed("198.18.0.1:53", True, targets_answered=True)
+    for _ in range(ROUTER_SILENT_ROUNDS - 1):
+        judge.gateway_probed("198.18.0.1:53", False, targets_answered=True)
+    for _ in range(LAN_MISSES):             # then the router goes, and the line
+        judge.gateway_probed("198.18.0.1:53", False)
+    assert judge.judge(None, False, {"x": "timeout"}, ongoing=True) == (
+        "lan", "the router 198.18.0.1:53 did not answer either")
 
 
 def test_a_router_that_stops_answering_before_an_outage_of_the_line_is_not_lan(tmp_path):

@@ -59,7 +59,10 @@ class MisbehavingServer:
                 if self.mode == "silent":
                     self.stopped.wait(10)
                     return
-                self._converse(conn, lines)
+                try:
+                    self._converse(conn, lines)
+                except OSError:             # the client cut the connection: the session ends
+                    return
 
     def _converse(self, conn, lines):
         conn.sendall(b"220 test ESMTP\r\n")

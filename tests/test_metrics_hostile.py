@@ -391,6 +391,22 @@ def test_a_file_limit_too_low_for_the_targets_is_a_one_line_error_not_their_fail
     assert lines[1:14] == ["127.0.0.%d:%d down refused" % (number, port) for number in range(2, 15)]
 
 
+@pytest.mark.parametrize("targets, gateway, needed", [
+    (["198.18.1.2", "[2001:db8::2]"], "auto", 2 + 1 + 8),
+    (["198.18.1.2", "[2001:db8::2]"], "none", 2 + 8),
+    (["a.example.test", "b.example.test", "198.18.1.2"], "none", 2 * 2 + 1 + 8)])
+def test_the_files_a_round_needs_count_two_connects_for_a_name(monkeypatch, targets, gateway,
+                                                                needed):
+    # 40 names of two addresses each under ulimit -n 64 started, then told EMFILE as partial
+    # outages; a name is taken at its usual two addresses (IPv4 and IPv6), at most four
+    asked = []
+    monkeypatch.setattr(program, "check_free_descriptors",
+                        lambda count, what: asked.append((count, what)) or 1000)
+    parsed = [program.parse_target(value, 53) for value in targets]
+    assert program.check_descriptors_for_probes(parsed, gateway) == program.DOWN_CONNECTS_LIMIT
+    assert asked == [(needed, "cannot watch %d targets" % len(targets))]
+
+
 def test_a_low_soft_file_limit_is_raised_to_the_hard_one_for_the_endpoint(tmp_path):
     port = closed_port()
     with Listener() as target, start_monitor(tmp_path, target, port,

@@ -208,6 +208,7 @@ def test_local_trouble_from_the_files(tmp_path):
     (["target.lab.test:80"], (4, 6)),                   # a name may resolve to either
     (["127.0.0.1:80", "[2001:db8:0:2::2]:80"], (6,)),   # loopback needs no route
     (["127.0.0.1:80"], (4, 6)),
+    (["[::ffff:198.18.1.2]:80"], (4,)),                 # an IPv4 address, on the IPv4 routes
 ])
 def test_the_route_families_the_targets_need(targets, families):
     assert route_families([parse_target(value, 53) for value in targets]) == families

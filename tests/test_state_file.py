@@ -202,6 +202,20 @@ def test_a_relative_home_counts_as_unset_not_as_a_folder_under_the_current_one(m
     assert pyNetConnMon.default_state_path() == unset == os.path.join(
         pwd.getpwuid(os.getuid()).pw_dir, ".local", "state", "pyNetConnMon", "state.json")
 
+
+@pytest.mark.parametrize("home", ["", "~"])
+def test_no_home_anywhere_asks_for_a_state_file(monkeypatch, home):
+    # a user the user database does not know (a container's uid): "~" was taken as a folder
+    # under the current one, another in each folder the monitor was started from
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    monkeypatch.setenv("HOME", home)
+    monkeypatch.setattr(pwd, "getpwuid", lambda uid: (_ for _ in ()).throw(KeyError(uid)))
+    with pytest.raises(pyNetConnMon.UsageError, match=r"^cannot tell the home folder for the "
+                       r"state file \(HOME is not an absolute path and user \d+ has none in the "
+                       r"user database\): give --state-file$"):
+        pyNetConnMon.default_state_path()
+
+
 def test_a_lock_file_removed_while_running_is_made_again_at_the_heartbeat(tmp_path):
     path = str(tmp_path / "state.json")
     first = StateFile(path)
