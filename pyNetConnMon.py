@@ -2743,13 +2743,15 @@ SOCK_NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
 
 class RoundResults:
     """One round: each target's ProbeResult, in the order of the targets, and the gateway's
-    apart (None when it was not probed)."""
+    apart (None when it was not probed); `router_needed` False when the gateway found in the
+    routing table was left out because every target's address is on this machine."""
 
-    __slots__ = ("targets", "gateway")
+    __slots__ = ("targets", "gateway", "router_needed")
 
-    def __init__(self, targets, gateway=None):
+    def __init__(self, targets, gateway=None, router_needed=True):
         self.targets = targets
         self.gateway = gateway
+        self.router_needed = router_needed
 
 
 class Prober:
@@ -2848,7 +2850,9 @@ class Prober:
             if in_flight and (wait is None or any(results[target].up for target in targets
                                                   if target in results)):
                 self._drop(list(in_flight))
-        return self._round_results(probed, gateway, results, admitted)
+        found = self._round_results(probed, gateway, results, admitted)
+        found.router_needed = gateway is None or self.beyond_loopback or not gateway.found
+        return found
 
     def _round_results(self, probed, gateway, results, admitted=True):
         if gateway is not None and gateway not in results and self.gateway_result is not None \
@@ -5436,7 +5440,7 @@ class RoundInterpreter:
             self.stats.start = _moved(self.stats.start, step)
         self.last_round = _moved(self.last_round, step)
 
-    def round(self, results, mono, wall, gateway=None, completed=None):
+    def round(self, results, mono, wall, gateway=None, completed=None, router_needed=True):
         """Takes one round's results (the targets', and `gateway`: its ProbeResult or None);
         whether something happened that the state file must keep."""
         self.last_results = results
@@ -5468,8 +5472,8 @@ class RoundInterpreter:
                 self.say.router_echo(wall, suspect, gateway.target.label)
         first_reason = next(iter(target_reasons.values())) if target_reasons else None
         network_up = first_answer is not None
-        cause, detail = self._where_it_broke(network_up, gateway,
-                                             target_reasons, wall)
+        cause, detail = self._where_it_broke(network_up, gateway, target_reasons, wall,
+                                             router_needed)
         for change in partial_changes:
             self._partial_change(change, wall)
         if network_up:
@@ -5505,13 +5509,15 @@ class RoundInterpreter:
                             cause=outage.cause)
         return True
 
-    def _where_it_broke(self, network_up, gateway, target_reasons, wall):
+    def _where_it_broke(self, network_up, gateway, target_reasons, wall, router_needed=True):
         """(cause, plain words) for a round in which no target answered, else (None, None).
         Tells the judge every round which gateway is in use and whether it answered, and says
-        when it changed."""
+        when it changed. None is in use while every target's address is on this machine (a
+        name such as localhost): the prober leaves the router out then."""
         self.last_gateway = gateway
         label, answered = self._gateway_in_use(
-            gateway, fresh=not network_up and not self.tracker.is_down)
+            gateway, fresh=not network_up and not self.tracker.is_down) if router_needed \
+            else (None, None)
         if self.judge.gateway_probed(label, answered, network_up):
             self.say.gateway_changed(wall, label)
         if network_up:
@@ -5806,7 +5812,8 @@ class Monitor:
             if self.waker.stop_signal is not None:
                 break
             if self.rounds.round(results.targets, now, wall, results.gateway,
-                                 completed=self.clock.wall()):
+                                 completed=self.clock.wall(),
+                                 router_needed=results.router_needed):
                 self._save_state()
             self._after_round()
             self.hold_ups.round_ended(self.clock.monotonic())

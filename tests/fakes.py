@@ -280,9 +280,12 @@ class ScriptedNetwork:
     where the gateway's reason NO_OUTCOME makes a round with no outcome of it; `local`:
     [(start, end)] while this machine shows no way out; `router`: the gateway found in the
     routing table (None: none), or [(since, gateway or None)] as DHCP changes it, read as
-    Surroundings does (at most every ROUTES_RECHECK seconds, unless `fresh`)."""
+    Surroundings does (at most every ROUTES_RECHECK seconds, unless `fresh`). With
+    `router_needed` False it leaves the router out, as the Prober does while every target's
+    address is on this machine."""
 
     beyond_loopback = True
+    router_needed = True
 
     def __init__(self, clock, fails, local=(), router=ROUTER):
         self.clock = clock
@@ -310,8 +313,9 @@ class ScriptedNetwork:
         self.clock.now += 0.01
         router = None if gateway is None else self._failure(gateway, now)
         return RoundResults([result(target, self._failure(target, now)) for target in targets],
-                            None if gateway is None or router == NO_OUTCOME
-                            else result(gateway, router))
+                            None if gateway is None or router == NO_OUTCOME or
+                            not self.router_needed else result(gateway, router),
+                            router_needed=self.router_needed)
 
     def _failure(self, target, now):
         spans = self.fails.get(target.label, ())

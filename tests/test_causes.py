@@ -335,6 +335,16 @@ def test_a_round_without_an_outcome_of_the_gateway_is_no_change_of_gateway(tmp_p
     assert [event["cause"] for event in run.events("down", "up")] == ["lan", "lan"]
 
 
+def test_a_router_the_prober_leaves_out_is_neither_named_nor_judged_by(tmp_path):
+    # a name such as localhost: every address on this machine, the router never probed; it was
+    # named ("gateway now ...") and judged as one that had not answered since the start
+    run = ScriptedRun(tmp_path, [A], outage(A.label, "refused"))
+    run.network.router_needed = False
+    run.run()
+    assert run.events("gateway_changed") == [] and run.lines("gateway now") == []
+    assert run.lines("DOWN") == ["DOWN 198.18.1.2:80 refused (unknown: no router known to check)"]
+
+
 def test_a_stop_while_down_keeps_the_cause_in_the_state_file_and_the_report(tmp_path, utc):
     fails = dict(outage(A.label, start=10.5, end=1e9), gateway=[(15.5, 1e9, "timeout")])
     run = ScriptedRun(tmp_path, [A], fails, stop_at=30).run()

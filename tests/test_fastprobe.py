@@ -8,7 +8,7 @@ to them. No sleeping; every instant is exact.
 
 from fakes import WALL_OFFSET, Run, scripted_prober
 from harness import listening_socket
-from pyNetConnMon import Gateway, Settings, iso_time, local_time, parse_target
+from pyNetConnMon import Gateway, Prober, Settings, iso_time, local_time, parse_target
 
 
 def wall(mono):
@@ -202,3 +202,14 @@ def test_a_fast_round_that_starts_no_connect_still_has_an_outcome_of_the_gateway
             outcomes.append(results.gateway and results.gateway.reason)   # sees 0's time out
         prober.close()
     assert outcomes == ["timeout"] * 6
+
+
+def test_a_router_is_left_out_while_every_address_of_the_targets_is_on_this_machine():
+    # localhost is a name: only its addresses tell that no router is on its way
+    with listening_socket() as port:
+        prober = Prober(1.0)
+        router = Gateway("127.0.0.9", port, found=True)      # as the routing table gives it
+        results = prober.probe_round([parse_target("localhost:%d" % port, 53)], gateway=router)
+        prober.close()
+    assert (results.gateway, results.router_needed) == (None, False)
+    assert results.targets[0].up, results.targets[0].reason
