@@ -104,8 +104,13 @@ def test_a_router_that_redirects_port_53_to_itself_is_warned_about(homelab, tmp_
         assert monitor.terminate() == 0
     assert WARNING.match(warning), warning
     assert sum(" WARNING " in line for line in monitor.stderr_lines) == 1
-    once = run_program("-a", "%s:53" % TARGET_IP, "--once", prefix=homelab.prefix)
-    assert once.returncode == 0
+    # --once judges by one round: a millisecond of a busy machine between the two connects can
+    # hide the echo (seen once in CI beside a tester's load), so it gets three tries
+    for _ in range(3):
+        once = run_program("-a", "%s:53" % TARGET_IP, "--once", prefix=homelab.prefix)
+        assert once.returncode == 0 and "Traceback" not in once.stderr
+        if once.stderr:
+            break
     (line,) = once.stderr.splitlines()
     assert WARNING.match(line), once.stdout + once.stderr
     assert len(read_accepts(accept_log)) == before
