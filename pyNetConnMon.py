@@ -1769,6 +1769,19 @@ class PendingReports:
         self.slow_items = []
         self.lossy_items = []
         self.next_id = 1
+        self.shared_targets = {}    # the latest entries' lists of labels, which later entries
+        #                             of the same share: 1000 labels in each of 4000 entries
+
+    def _shared(self, item):
+        key = tuple(item.targets)
+        shared = self.shared_targets.get(key)
+        if shared is not None:
+            item.targets = shared
+        else:
+            if len(self.shared_targets) >= 8:
+                self.shared_targets.clear()
+            self.shared_targets[key] = item.targets
+        return item
 
     def __len__(self):
         return len(self.items) + len(self.partials) + len(self.slow_items) + len(self.lossy_items)
@@ -1798,10 +1811,10 @@ class PendingReports:
             lost=None):
         entries = (self.slow_items if kind == "slow" else self.lossy_items if kind == "lossy"
                    else self.items if part is None else self.partials)
-        entries.append(Interruption(self.next_id, start, end, duration, reason, kind, cut_short,
-                                    targets, cause=cause, part=part, median_ms=median_ms,
-                                    max_ms=max_ms, loss_percent=loss_percent, sent=sent,
-                                    lost=lost))
+        entries.append(self._shared(Interruption(
+            self.next_id, start, end, duration, reason, kind, cut_short, targets, cause=cause,
+            part=part, median_ms=median_ms, max_ms=max_ms, loss_percent=loss_percent, sent=sent,
+            lost=lost)))
         self.next_id += 1
         if len(entries) > self.limit:
             self._fold(entries, self.limit // 2)
@@ -1826,8 +1839,10 @@ class PendingReports:
         into.end = max(into.end, item.end)
         into.duration += item.duration
         into.count += item.count
-        into.targets = into.targets + [label for label in item.targets
-                                       if label not in into.targets]
+        if item.targets != into.targets:         # a new list: the old may be shared
+            known = set(into.targets)
+            into.targets = into.targets + [label for label in item.targets
+                                           if label not in known]
         if into.kind == "slow":
             into.max_ms = max(into.max_ms or 0.0, item.max_ms or 0.0)
         if into.kind == "lossy":
@@ -1877,11 +1892,13 @@ class PendingReports:
 
     def restore(self, state, mono, wall):
         """Takes over a checked state (see check_state)."""
-        entries = [Interruption.from_dict(item) for item in state["pending"]]
+        def read(entries):
+            return [self._shared(Interruption.from_dict(item)) for item in entries]
+        entries = read(state["pending"])
         self.items = [item for item in entries if item.part is None]
         self.partials = [item for item in entries if item.part is not None]
-        self.slow_items = [Interruption.from_dict(item) for item in state["slow_pending"]]
-        self.lossy_items = [Interruption.from_dict(item) for item in state["lossy_pending"]]
+        self.slow_items = read(state["slow_pending"])
+        self.lossy_items = read(state["lossy_pending"])
         self.next_id = max([state["next_id"]] + [
             item.id + 1 for item in entries + self.slow_items + self.lossy_items])
         for kept in (self.items, self.partials, self.slow_items, self.lossy_items):
