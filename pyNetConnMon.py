@@ -2701,7 +2701,7 @@ class NameLookups:
     def start(self, target, now, stale):
         """(thread, box) of the lookup of `target` that a round started at `now` waits for: the
         newest under way, unless it is older than `stale` seconds and there is room for one
-        more; else one started now."""
+        more; else one started now (no thread, and "dns" in the box, when none can start)."""
         key = (target.host, target.port)
         lookups = [item for item in self.running.get(key, ()) if item[1].is_alive()]
         self.running[key] = lookups
@@ -2709,8 +2709,12 @@ class NameLookups:
             return lookups[-1][1:]
         box = {}
         thread = threading.Thread(target=self._lookup, args=(target, box), daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:        # no thread to be had (a small machine's memory): the
+            box["result"] = "dns"   # name is not looked up this round, and the monitor goes on
+            return None, box
         lookups.append((now, thread, box))
-        thread.start()
         return thread, box
 
     @staticmethod
@@ -2749,7 +2753,8 @@ def resolve_all(targets, deadline, clock=time.monotonic, lookups=None):
         else:
             waiting.append((target, lookups.start(target, now, deadline - now)))
     for target, (thread, box) in waiting:
-        thread.join(max(0.0, deadline - clock()))
+        if thread is not None:
+            thread.join(max(0.0, deadline - clock()))
         results[target] = box.get("result", "dns")    # "dns": the lookup outlived the deadline
     return results
 

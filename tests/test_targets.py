@@ -1,6 +1,10 @@
 """Target syntax: HOST, HOST:PORT, [IPV6]:PORT, bare IPv6; -p for the ones without a port."""
+import threading
+import time
+
 import pytest
 
+import pyNetConnMon
 from pyNetConnMon import UsageError, parse_target
 
 
@@ -100,3 +104,16 @@ def test_at_most_a_thousand_targets():
     assert run_main(*many) == (
         2, "", "pyNetConnMon.py: error: -a/--address: at most 1000 targets, 1001 given\n")
     assert run_main(*many[:2000])[0] == 99
+
+
+def test_a_lookup_that_gets_no_thread_fails_as_dns_and_the_round_goes_on(monkeypatch):
+    # a small machine out of threads (1000 names with hanging lookups, 4 each): the uncaught
+    # "can't start new thread" ended the monitor with a traceback. No lookup runs here at all.
+    def no_thread(self):
+        raise RuntimeError("can't start new thread")
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    name = pyNetConnMon.parse_target("unresolved.example.test:53", 53)
+    lookups = pyNetConnMon.NameLookups()
+    assert pyNetConnMon.resolve_all([name], time.monotonic() + 1.0, lookups=lookups) == {
+        name: "dns"}
+    assert lookups.running == {("unresolved.example.test", 53): []}
