@@ -5479,7 +5479,7 @@ class RoundInterpreter:
                         else mono + (result.connect_time or 0.0))
             if first_answer is None or answered < first_answer:
                 first_answer = answered
-        # else the usual round: nothing to see
+        # what failed alone: nothing in the usual round, where every target answered
         partial_changes = (self.partials.observe(results, mono, wall)
                            if target_reasons or self.partials.open else ())
         # a partial outage that counts is not loss too, unless the line is lossy already: there
