@@ -9,7 +9,9 @@ monitor namespace, so a name lookup there never leaves the namespace.
 
 Each fault has an undo, and every fault or undo is recorded in ``NetLab.log`` as
 ``(name, time.monotonic())``, taken just after the change took effect, so a test can compare
-the injected outage with the one the monitor reports (``NetLab.durations``).
+the injected outage with the one the monitor reports (``NetLab.durations``). The change took
+effect somewhere while its command ran, which on a loaded machine can take most of a second:
+``NetLab.changes`` also gives when each command began, as ``(name, began, ended)``.
 
 What a connect from the monitor namespace to the target sees (measured, see test_netlab.py):
 
@@ -204,6 +206,7 @@ class NetLab:
         self.hosts_path = os.path.join(self.etc_dir, "hosts")
         self.hosts = {}                 # name -> address, as written after the localhost lines
         self.log = []
+        self.changes = []               # (name, monotonic time its command began, ended)
         self.listener = None
         self.listener_ports = (TARGET_PORT,)
         self.accept_log = None          # where the listener notes accepted connections
@@ -273,8 +276,10 @@ class NetLab:
 
     # ---- timeline --------------------------------------------------------------------------
 
-    def _record(self, name):
-        self.log.append((name, time.monotonic()))
+    def _record(self, name, began=None):
+        ended = time.monotonic()
+        self.log.append((name, ended))
+        self.changes.append((name, ended if began is None else began, ended))
 
     def durations(self, fault, undo):
         """Seconds between each *fault* record and the next *undo* record, in order."""
@@ -351,6 +356,7 @@ class NetLab:
             cmd += ["--also", address]
         if self.accept_log is not None:
             cmd += ["--accept-log", self.accept_log]
+        began = time.monotonic()
         proc = self.popen_target(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
         self.listener = proc
@@ -360,7 +366,7 @@ class NetLab:
             _close_pipes(proc)
             self.listener = None
             raise NetLabError("listener did not get ready: %s" % err.strip()[-2000:])
-        self._record("start_listener")
+        self._record("start_listener", began)
         return proc
 
     def add_target_address(self, address=TARGET_IP2):
@@ -373,40 +379,47 @@ class NetLab:
 
     def stop_listener(self):
         """Kill the listener: connects are refused."""
+        began = time.monotonic()
         if self.listener is not None:
             _stop_process(self.listener)
             self.listener = None
-        self._record("stop_listener")
+        self._record("stop_listener", began)
 
     # ---- faults ------------------------------------------------------------------------------
 
     def vanish(self):
         """Packets to the target vanish: a permanent neighbour entry with a MAC nobody owns."""
+        began = time.monotonic()
         _ip("-n", self.monitor_ns, "neigh", "replace", TARGET_IP, "lladdr", BOGUS_MAC,
             "dev", self.monitor_if, "nud", "permanent")
-        self._record("vanish")
+        self._record("vanish", began)
 
     def unvanish(self):
+        began = time.monotonic()
         _ip("-n", self.monitor_ns, "neigh", "del", TARGET_IP, "dev", self.monitor_if)
-        self._record("unvanish")
+        self._record("unvanish", began)
 
     def far_end_down(self):
         """The target's end of the link goes down (the monitor's end loses carrier)."""
+        began = time.monotonic()
         _ip("-n", self.target_ns, "link", "set", self.target_if, "down")
-        self._record("far_end_down")
+        self._record("far_end_down", began)
 
     def far_end_up(self):
+        began = time.monotonic()
         _ip("-n", self.target_ns, "link", "set", self.target_if, "up")
-        self._record("far_end_up")
+        self._record("far_end_up", began)
 
     def link_down(self):
         """The monitor's own link goes down: its route goes, connects are unreachable at once."""
+        began = time.monotonic()
         _ip("-n", self.monitor_ns, "link", "set", self.monitor_if, "down")
-        self._record("link_down")
+        self._record("link_down", began)
 
     def link_up(self):
+        began = time.monotonic()
         _ip("-n", self.monitor_ns, "link", "set", self.monitor_if, "up")
-        self._record("link_up")
+        self._record("link_up", began)
 
     # ---- names -------------------------------------------------------------------------------
 
