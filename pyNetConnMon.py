@@ -3659,14 +3659,15 @@ class ReportContents:
     """What one report tells of: its interruptions, partial outages, slow and lossy periods, and
     the ids of the pending entries it carries (accepted together)."""
 
-    __slots__ = ("interruptions", "partial", "slow", "lossy", "ids")
+    __slots__ = ("interruptions", "gaps", "partial", "slow", "lossy", "ids")
 
     def __init__(self, batch):
         def count(keep):
             return sum(item.count for item in batch if keep(item))
 
-        self.interruptions = count(lambda item: item.part is None
+        self.interruptions = count(lambda item: item.part is None     # gaps included
                                    and item.kind not in ("slow", "lossy"))
+        self.gaps = count(lambda item: item.kind == "gap")
         self.partial = count(lambda item: item.part is not None)
         self.slow = count(lambda item: item.kind == "slow")
         self.lossy = count(lambda item: item.kind == "lossy")
@@ -5159,12 +5160,11 @@ class Announcer:
                                   GATEWAY_PORT if settings.gateway == "auto"
                                   else settings.gateway.port), wall)
         if settings.slow is None and not settings.slow_ms:
-            self.console.info("slow periods only against the usual (%gx): a connect of %s (the "
-                              "default --slow) is a timeout with -t %g; give a longer -t, or "
-                              "--slow below %g" % (settings.slow_times,
-                                                   milliseconds(DEFAULT_SLOW_MS),
-                                                   settings.timeout, settings.timeout * 1000),
-                              wall)
+            self.console.info("slow periods: a connect %gx slower than usual counts as slow; "
+                              "the default --slow of %s does not apply with -t %g, where such "
+                              "a connect is a timeout (give a longer -t, or --slow below %g)"
+                              % (settings.slow_times, milliseconds(DEFAULT_SLOW_MS),
+                                 settings.timeout, settings.timeout * 1000), wall)
 
     @staticmethod
     def _window(outage):
@@ -5309,6 +5309,12 @@ class Announcer:
         self.console.info("%s from the previous run still to report"
                           % pending_text(count, partial, slow, lossy), wall)
 
+    def kept_for_later(self, wall, count, partial=0, slow=0, lossy=0):
+        """--no-mail with reports left by earlier runs: they stay in the state file."""
+        self.console.warning("%s from earlier runs still to report: not sent with --no-mail, "
+                             "kept for the next run that sends reports (--discard-pending drops "
+                             "them)" % pending_text(count, partial, slow, lossy), wall)
+
     def report_not_set_up(self, problem):
         self.console.warning("report pending, but %s" % problem)
 
@@ -5316,13 +5322,13 @@ class Announcer:
         self.log.write("report_sent", wall, interruptions=contents.interruptions,
                        partial_outages=contents.partial, slow_periods=contents.slow,
                        lossy_periods=contents.lossy, via=via, next_wait=next_wait)
-        slow, lossy, partial = contents.slow, contents.lossy, contents.partial
-        self.console.info("report sent (%s%s%s%s) by %s; next report no sooner than in %s" % (
-            plural(contents.interruptions, "interruption"),
-            ", %s" % plural(slow, "slow period") if slow else "",
-            ", %s" % plural(lossy, "lossy period") if lossy else "",
-            ", %s" % plural(partial, "partial outage") if partial else "", via,
-            human_duration(next_wait)), wall)
+        told = [(contents.interruptions - contents.gaps, "interruption"),
+                (contents.gaps, "gap"),
+                (contents.slow, "slow period"), (contents.lossy, "lossy period"),
+                (contents.partial, "partial outage")]
+        self.console.info("report sent (%s) by %s; next report no sooner than in %s" % (
+            ", ".join(plural(count, what) for count, what in told if count) or
+            plural(0, "interruption"), via, human_duration(next_wait)), wall)
 
     def report_failed(self, wall, contents, via, reason, stopping=False):
         """A delivery failed; at a stop (cut short by it) the retry is at the next start."""
@@ -5791,6 +5797,8 @@ class Monitor:
         self.gap_waiting = None         # (last heartbeat, monotonic start, targets): a gap to
         #                                 measure once the clock is set (recover_previous_run)
         self.stopping = False           # stop() is settling the delivery in flight
+        self.kept_reports = None        # --no-mail: the PendingReports earlier runs left, kept
+        #                                 in the state file as they were for a run that reports
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self):
@@ -5899,8 +5907,9 @@ class Monitor:
         if boot is not None:
             data["boot"] = {"id": boot[0], "seconds": boot[1]}
         data.update(self.rounds.state(mono))
-        if self.reporter is not None:
-            data.update(self.reporter.pending.to_dict(mono, wall, self.settings.target_labels))
+        pending = self.reporter.pending if self.reporter is not None else self.kept_reports
+        if pending is not None:
+            data.update(pending.to_dict(mono, wall, self.settings.target_labels))
         self.last_heartbeat = mono      # also after a failure: try again at the next heartbeat
         lock_warning = self.state.keep_lock()
         if lock_warning:
@@ -5925,6 +5934,13 @@ class Monitor:
             self.reporter.pending.restore(state, mono, wall)
             if self.reporter.pending:
                 self.say.still_to_report(wall, *self._pending())
+        else:
+            kept = PendingReports(make_backoff(self.settings))
+            kept.restore(state, mono, wall)
+            if kept:
+                self.kept_reports = kept
+                self.say.kept_for_later(wall, kept.count, kept.partial_count, kept.slow_count,
+                                        kept.lossy_count)
         self.rounds.usual.restore(state["usual"], self.settings.target_labels)
         cut_short, gap, behind = recover_previous_run(state, wall, self.settings.min_interruption,
                                                       self.clock.boot())

@@ -27,7 +27,7 @@ README_MAX_LINES = 400
 RUN_AS_PRINTED = {
     "./pyNetConnMon.py --version": "test_version_command",
     "./pyNetConnMon.py --discard-pending": "test_discard_pending_command",
-    "./pyNetConnMon.py -a 192.0.2.1 -i 1 -t 1 -m 1":
+    "./pyNetConnMon.py -a 192.0.2.1 -m 1 --no-mail":
         "test_docs_lab.py::test_the_trial_interruption_command",
     "./pyNetConnMon.py --test-mail": "test_test_mail_command",
     "python3 -I -m py_compile pyNetConnMon.py": "test_py_compile_command",

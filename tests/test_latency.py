@@ -301,7 +301,7 @@ def test_a_slow_stretch_is_one_slow_period_told_reported_and_served(tmp_path, ut
     assert run.lines()[:3] == [
         "SLOW the fastest connect took 1500 ms (198.18.0.2:53)",
         "SLOW ENDED after 19.5 s (slow since 2026-11-18 11:06:51, median 1500 ms, max 1500 ms)",
-        "report sent (0 interruptions, 1 slow period) by mail; next report no sooner than in "
+        "report sent (1 slow period) by mail; next report no sooner than in "
         "1 min"]
     _, subject, body = run.deliverer.sent[0]
     assert subject == "pyNetConnMon on pi: 1 slow period, 19.5 s slow"
@@ -533,9 +533,9 @@ def test_slow_periods_are_not_watched_with_slow_0_and_only_relatively_when_1000_
     start, = off.events("start")
     assert (start["slow_ms"], start["stats_interval"]) == (0.0, 60.0)
     default = LatencyRun(tmp_path, congested(), stop_at=1, slow=None, timeout=1.0).run()
-    assert ("slow periods only against the usual (4x): a connect of 1000 ms (the default --slow) "
-            "is a timeout with -t 1; give a longer -t, or --slow below 1000"
-            ) in default.console_lines()
+    assert ("slow periods: a connect 4x slower than usual counts as slow; the default --slow of "
+            "1000 ms does not apply with -t 1, where such a connect is a timeout (give a longer "
+            "-t, or --slow below 1000)") in default.console_lines()
 
 
 def test_the_metrics_follow_a_slow_period_while_it_lasts(tmp_path):

@@ -311,6 +311,9 @@ def test_a_monitor_that_died_leaves_a_gap_from_its_last_heartbeat_to_the_restart
     assert ("GAP: the previous run did not stop cleanly; the monitor was not running for 9 min "
             "since 2026-11-18 11:07:40") in second.console_lines()
     assert second.sent_at() == [0.01]
+    # the console says what the report tells of: a gap, not an interruption
+    assert "report sent (1 gap) by mail; next report no sooner than in 1 min" in \
+        second.console_lines()
     _, subject, body = second.deliverer.sent[0]
     assert subject == "pyNetConnMon on pi: 1 gap (9 min) when the monitor was not running"
     assert ("Total: no interruption while the monitor ran.\n"

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import pyNetConnMon
 from harness import (PROGRAM, Listener, closed_port, python_command, run_program,
-                     start_monitor)
+                     start_monitor, wait_until)
 from pyNetConnMon import PendingReports, ReportBackoff, StateFile, check_state
 
 WALL = 1_795_000_000.0
@@ -345,6 +345,27 @@ def test_discard_pending_forgets_them_says_how_many_and_logs_it(tmp_path):
     assert (saved["pending"], saved["clean_stop"], saved["down"]) == ([], True, None)
     event, = [json.loads(line) for line in log.read_text().splitlines()]
     assert (event["event"], event["interruptions"]) == ("pending_discarded", 1)
+
+
+def test_no_mail_keeps_what_earlier_runs_left_to_report(tmp_path):
+    """--no-mail sends no report and throws none away: what earlier runs left waits in the state
+    file for the next run that reports (its first save used to write an empty list)."""
+    state = tmp_path / "state" / "state.json"
+    state.parent.mkdir()
+    state.write_text(json.dumps(dict(VALID, clean_stop=True)))
+    with Listener() as target, start_monitor(tmp_path, "-a", target.address, "--gateway",
+                                             "none", "--no-mail", "-i", "0.2", "--heartbeat",
+                                             "1") as monitor:
+        monitor.wait_for_line(r" WARNING 1 interruption from earlier runs still to report: not "
+                              r"sent with --no-mail, kept for the next run that sends reports "
+                              r"\(--discard-pending drops them\)$")
+        wait_until(lambda: json.loads(state.read_text())["heartbeat"] > WALL + 1000, 5,
+                   "a heartbeat's save")
+        assert monitor.terminate() == 0
+    saved = json.loads(state.read_text())
+    assert [(item["id"], item["start"], item["duration"], item["targets"])
+            for item in saved["pending"]] == [(1, WALL - 900, 20.0, ["198.18.0.2:53"])]
+    assert (saved["next_id"], saved["backoff"]["last_sent"]) == (3, pytest.approx(WALL - 100))
 
 
 def test_a_thousand_targets_in_every_pending_entry_still_fit_the_state_file(tmp_path):
