@@ -1878,17 +1878,30 @@ class PendingReports:
 
     def to_dict(self, mono, wall, targets=None):
         """The state file's part. An entry measured on `targets` (the run's, which the file
-        keeps once) leaves its own out: a thousand targets in each of thousands of entries
-        would make a file too large to read back."""
+        keeps once) leaves its own out; one measured on other targets (an earlier run's) gives
+        the index of its list in target_lists, which the entries of the same targets share: a
+        thousand targets in each of thousands of entries would make a file too large to read
+        back."""
+        lists, numbers = [], {}        # id() of an entry's list (shared, see _shared) -> index
+
         def entry(item):
             data = item.to_dict()
             if targets is not None and (item.targets is targets or item.targets == targets):
                 del data["targets"]
+            else:
+                number = numbers.get(id(item.targets))
+                if number is None:
+                    number = numbers[id(item.targets)] = len(lists)
+                    lists.append(item.targets)
+                data["targets"] = number
             return data
-        return {"pending": [entry(item) for item in self.items + self.partials],
+        data = {"pending": [entry(item) for item in self.items + self.partials],
                 "slow_pending": [entry(item) for item in self.slow_items],
                 "lossy_pending": [entry(item) for item in self.lossy_items],
                 "next_id": self.next_id, "backoff": self.backoff.to_dict(mono, wall)}
+        if lists:
+            data["target_lists"] = lists
+        return data
 
     def restore(self, state, mono, wall):
         """Takes over a checked state (see check_state)."""
@@ -3833,7 +3846,17 @@ def _state_labels(value, what):
     return [_state_text(label, what, 300) for label in _state_list(value, what, 10000)]
 
 
-def _check_interruption(data, what):
+def _state_targets(value, what, lists):
+    """An entry's targets: its own labels, or (newer files) the index of a list in the state's
+    target_lists, which entries of the same targets share."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value < len(lists):
+            raise ValueError("%s is not in target_lists" % what)
+        return lists[value]
+    return _state_labels(value, what)
+
+
+def _check_interruption(data, what, lists=()):
     data = _state_object(data, what)
     kind = data.get("kind", "outage")
     if kind not in _STATE_KINDS:
@@ -3846,8 +3869,8 @@ def _check_interruption(data, what):
         "reason": _state_text(data.get("reason"), what + " reason"),
         "kind": kind,
         "cut_short": _state_flag(data.get("cut_short", False), what + " cut_short"),
-        "targets": (_state_labels(data["targets"], what + " targets") if "targets" in data
-                    else None),         # None: the state's own targets (PendingReports.to_dict)
+        "targets": (_state_targets(data["targets"], what + " targets", lists)
+                    if "targets" in data else None),    # None: the state's own targets
         "count": int(_state_number(data.get("count", 1), what + " count", 1, 2 ** 53)),
         "cause": _state_cause(data.get("cause"), what + " cause"),
         "part": (None if data.get("part") is None
@@ -3861,11 +3884,11 @@ def _state_cause(value, what):
     return value
 
 
-def _check_lossy_period(data, what):
+def _check_lossy_period(data, what, lists=()):
     data = _state_object(data, what)
     if data.get("kind") != "lossy":
         raise ValueError("%s is not a lossy period" % what)
-    checked = _check_interruption(dict(data, kind="outage"), what)
+    checked = _check_interruption(dict(data, kind="outage"), what, lists)
     checked.update(kind="lossy",
                    loss_percent=_state_number(data.get("loss_percent"), what + " loss_percent",
                                               0.0, 100.0, True),
@@ -3884,11 +3907,11 @@ def _check_usual(data):
         for ms in _state_list(kept, "usual times", USUAL_SLOTS)] for label, kept in data.items()}
 
 
-def _check_slow_period(data, what):
+def _check_slow_period(data, what, lists=()):
     data = _state_object(data, what)
     if data.get("kind") != "slow":
         raise ValueError("%s is not a slow period" % what)
-    checked = _check_interruption(dict(data, kind="outage"), what)
+    checked = _check_interruption(dict(data, kind="outage"), what, lists)
     checked.update(kind="slow",
                    median_ms=_state_number(data.get("median_ms"), what + " median_ms", 0.0,
                                            _SLOWEST, True),
@@ -3933,6 +3956,8 @@ def check_state(data):
     slow_pending = _state_list(data.get("slow_pending", []), "slow_pending", 100 * PENDING_LIMIT)
     lossy_pending = _state_list(data.get("lossy_pending", []), "lossy_pending",
                                 100 * PENDING_LIMIT)
+    lists = [_state_labels(labels, "target_lists entry") for labels in _state_list(
+        data.get("target_lists", []), "target_lists", 300 * PENDING_LIMIT)]
     checked = {
         "format": STATE_FORMAT,
         "heartbeat": _state_number(data.get("heartbeat"), "heartbeat", 0.0, _LATEST_TIME, True),
@@ -3941,10 +3966,10 @@ def check_state(data):
         "targets": _state_labels(data.get("targets", []), "targets"),
         "down": down,
         "next_id": int(_state_number(data.get("next_id", 1), "next_id", 0, 2 ** 53)),
-        "pending": [_check_interruption(item, "pending entry %d" % number)
+        "pending": [_check_interruption(item, "pending entry %d" % number, lists)
                     for number, item in enumerate(pending, 1)],
         "slow": slow,
-        "slow_pending": [_check_slow_period(item, "slow_pending entry %d" % number)
+        "slow_pending": [_check_slow_period(item, "slow_pending entry %d" % number, lists)
                          for number, item in enumerate(slow_pending, 1)],
         "lossy": lossy,
         "partials": [{"part": _state_text(item.get("part"), "partial part", 300),
@@ -3953,7 +3978,7 @@ def check_state(data):
                       "reason": _state_text(item.get("reason"), "partial reason"),
                       "duration": _state_number(item.get("duration"), "partial duration", 0.0,
                                                 _LONGEST)} for item in partials],
-        "lossy_pending": [_check_lossy_period(item, "lossy_pending entry %d" % number)
+        "lossy_pending": [_check_lossy_period(item, "lossy_pending entry %d" % number, lists)
                           for number, item in enumerate(lossy_pending, 1)],
         "usual": _check_usual(data.get("usual") or {}),
         "backoff": {

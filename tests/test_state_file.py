@@ -363,7 +363,7 @@ def test_no_mail_keeps_what_earlier_runs_left_to_report(tmp_path):
                    "a heartbeat's save")
         assert monitor.terminate() == 0
     saved = json.loads(state.read_text())
-    assert [(item["id"], item["start"], item["duration"], item["targets"])
+    assert [(item["id"], item["start"], item["duration"], saved["target_lists"][item["targets"]])
             for item in saved["pending"]] == [(1, WALL - 900, 20.0, ["198.18.0.2:53"])]
     assert (saved["next_id"], saved["backoff"]["last_sent"]) == (3, pytest.approx(WALL - 100))
 
@@ -392,6 +392,44 @@ def test_a_thousand_targets_in_every_pending_entry_still_fit_the_state_file(tmp_
     assert (restored.count, restored.slow_count, restored.partial_count) == (1000, 1000, 1)
     assert all(item.targets == labels for item in restored.items + restored.slow_items)
     assert restored.partials[0].targets == labels[:1]
+
+
+def test_entries_of_an_earlier_runs_targets_keep_them_once(tmp_path):
+    """A restart with one target of a thousand changed: each of 4000 entries wrote the earlier
+    run's thousand labels (83 MB), and the next start moved the file aside with every report
+    it held (over 16 MB). The lists are kept once, and the entries name them."""
+    before = ["198.18.%d.%d:53" % divmod(number, 250) for number in range(1000)]
+    now = before[:-1] + ["198.18.9.9:53"]
+    pending = PendingReports(ReportBackoff(60, 3600, 300))
+    for number in range(4000):
+        start = WALL + 100 * number
+        pending.add(start, start + 10, 10.0, "timeout", before, kind="slow" if number % 2 else
+                    "outage", **({"median_ms": 1500.0, "max_ms": 1900.0} if number % 2 else {}))
+    pending.add(WALL, WALL + 30, 30.0, "refused", before[:1], part="target")
+    pending.add(WALL + 10, WALL + 40, 30.0, "timeout", now)
+    state = StateFile(str(tmp_path / "state.json"))
+    data = {"format": 1, "heartbeat": WALL, "clean_stop": True, "targets": now}
+    data.update(pending.to_dict(0.0, WALL, now))
+    state.save(data)
+    assert (tmp_path / "state.json").stat().st_size < 2 * 1024 * 1024
+    loaded, warning = state.load()
+    assert warning is None
+    restored = PendingReports(ReportBackoff(60, 3600, 300))
+    restored.restore(loaded, 0.0, WALL)
+    assert (restored.count, restored.slow_count, restored.partial_count) == (2001, 2000, 1)
+    assert [item.targets for item in restored.items[-1:]] == [now]
+    assert all(item.targets == before for item in restored.items[:-1] + restored.slow_items)
+    assert restored.partials[0].targets == before[:1]
+
+
+@pytest.mark.parametrize("targets", [3, -1, True, "0"])
+def test_an_entry_naming_no_list_of_targets_makes_the_state_unusable(targets):
+    data = dict(VALID, target_lists=[["198.18.0.2:53"]],
+                pending=[dict(VALID["pending"][0], targets=targets)])
+    with pytest.raises(ValueError):
+        check_state(data)
+    assert check_state(dict(data, pending=[dict(VALID["pending"][0], targets=0)]))[
+        "pending"][0]["targets"] == ["198.18.0.2:53"]
 
 
 def test_pending_entries_of_the_same_targets_share_one_list_of_them():
