@@ -368,6 +368,21 @@ def test_no_mail_keeps_what_earlier_runs_left_to_report(tmp_path):
     assert (saved["next_id"], saved["backoff"]["last_sent"]) == (3, pytest.approx(WALL - 100))
 
 
+def saved_and_restored(pending, targets, path):
+    """`pending` saved in a state file of a run of `targets`, which must stay under 2 MB, and
+    read back as the next start does."""
+    state = StateFile(str(path))
+    data = {"format": 1, "heartbeat": WALL, "clean_stop": True, "targets": targets}
+    data.update(pending.to_dict(0.0, WALL, targets))
+    state.save(data)
+    assert path.stat().st_size < 2 * 1024 * 1024
+    loaded, warning = state.load()
+    assert warning is None
+    restored = PendingReports(ReportBackoff(60, 3600, 300))
+    restored.restore(loaded, 0.0, WALL)
+    return restored
+
+
 def test_a_thousand_targets_in_every_pending_entry_still_fit_the_state_file(tmp_path):
     """The run's targets are kept once, not in each entry: before, 1000 targets in 1000 pending
     interruptions made a 24 MB file, which the next start refused (over 16 MB) and moved aside
@@ -380,15 +395,7 @@ def test_a_thousand_targets_in_every_pending_entry_still_fit_the_state_file(tmp_
         pending.add(start, start + 20, 20.0, "", labels, kind="slow", median_ms=1500.0,
                     max_ms=1900.0)
     pending.add(WALL, WALL + 30, 30.0, "refused", labels[:1], part="target")
-    state = StateFile(str(tmp_path / "state.json"))
-    data = {"format": 1, "heartbeat": WALL, "clean_stop": True, "targets": labels}
-    data.update(pending.to_dict(0.0, WALL, labels))
-    state.save(data)
-    assert (tmp_path / "state.json").stat().st_size < 2 * 1024 * 1024
-    loaded, warning = state.load()
-    assert warning is None
-    restored = PendingReports(ReportBackoff(60, 3600, 300))
-    restored.restore(loaded, 0.0, WALL)
+    restored = saved_and_restored(pending, labels, tmp_path / "state.json")
     assert (restored.count, restored.slow_count, restored.partial_count) == (1000, 1000, 1)
     assert all(item.targets == labels for item in restored.items + restored.slow_items)
     assert restored.partials[0].targets == labels[:1]
@@ -407,15 +414,7 @@ def test_entries_of_an_earlier_runs_targets_keep_them_once(tmp_path):
                     "outage", **({"median_ms": 1500.0, "max_ms": 1900.0} if number % 2 else {}))
     pending.add(WALL, WALL + 30, 30.0, "refused", before[:1], part="target")
     pending.add(WALL + 10, WALL + 40, 30.0, "timeout", now)
-    state = StateFile(str(tmp_path / "state.json"))
-    data = {"format": 1, "heartbeat": WALL, "clean_stop": True, "targets": now}
-    data.update(pending.to_dict(0.0, WALL, now))
-    state.save(data)
-    assert (tmp_path / "state.json").stat().st_size < 2 * 1024 * 1024
-    loaded, warning = state.load()
-    assert warning is None
-    restored = PendingReports(ReportBackoff(60, 3600, 300))
-    restored.restore(loaded, 0.0, WALL)
+    restored = saved_and_restored(pending, now, tmp_path / "state.json")
     assert (restored.count, restored.slow_count, restored.partial_count) == (2001, 2000, 1)
     assert [item.targets for item in restored.items[-1:]] == [now]
     assert all(item.targets == before for item in restored.items[:-1] + restored.slow_items)
