@@ -505,11 +505,12 @@ class Interruption:
     """One stretch of downtime: wall-clock start for people, a monotonic-clock duration."""
 
     __slots__ = ("id", "start", "end", "duration", "reason", "kind", "cut_short", "targets",
-                 "count", "cause", "part", "median_ms", "max_ms", "loss_percent", "sent", "lost")
+                 "count", "cause", "part", "median_ms", "max_ms", "loss_percent", "sent", "lost",
+                 "gaps", "gap_duration")
 
     def __init__(self, id, start, end, duration, reason, kind="outage", cut_short=False,
                  targets=(), count=1, cause=None, part=None, median_ms=None, max_ms=None,
-                 loss_percent=None, sent=None, lost=None):
+                 loss_percent=None, sent=None, lost=None, gaps=0, gap_duration=0.0):
         self.id = id
         self.start = start          # wall-clock epoch seconds of the first failed round
         self.end = end              # wall-clock epoch seconds of the first good round
@@ -530,6 +531,13 @@ class Interruption:
         self.loss_percent = loss_percent    # a lossy period's SYNs lost, in % of those sent
         self.sent = sent
         self.lost = lost
+        self.gaps = gaps            # "many": how many of its `count` were gaps, and their
+        self.gap_duration = gap_duration    # seconds, of its `duration`
+
+    def gap_part(self):
+        """(gaps, their seconds) of this entry: all of it for a gap."""
+        return (self.count, self.duration) if self.kind == "gap" else (self.gaps,
+                                                                      self.gap_duration)
 
     def to_dict(self):
         data = {name: getattr(self, name) for name in self.__slots__}
@@ -537,6 +545,8 @@ class Interruption:
             del data["median_ms"], data["max_ms"]
         if self.kind != "lossy":
             del data["loss_percent"], data["sent"], data["lost"]
+        if not self.gaps:
+            del data["gaps"], data["gap_duration"]
         return data
 
     @classmethod
@@ -1831,14 +1841,19 @@ class PendingReports:
                                               "lossy", targets=into.targets, sent=into.sent,
                                               lost=into.lost)
         elif into.kind not in ("many", "slow", "lossy"):
+            gaps, gap_duration = into.gap_part()
             into = entries[at] = Interruption(
                 into.id, into.start, into.end, into.duration, "", "many", targets=into.targets,
                 count=into.count, cause=into.cause,
-                part=None if into.part is None else "several")
+                part=None if into.part is None else "several", gaps=gaps,
+                gap_duration=gap_duration)
         into.cause = into.cause if into.cause == item.cause else None    # told only if shared
         into.end = max(into.end, item.end)
         into.duration += item.duration
         into.count += item.count
+        gaps, gap_duration = item.gap_part()     # a gap stays a gap, folded or not
+        into.gaps += gaps
+        into.gap_duration += gap_duration
         if item.targets != into.targets:         # a new list: the old may be shared
             known = set(into.targets)
             into.targets = into.targets + [label for label in item.targets
@@ -2193,8 +2208,9 @@ def describe_interruption(item, with_targets=False):
     if item.kind == "gap":
         reason = "gap: the monitor was not running (no clean stop)"
     elif item.kind == "many":
-        reason = ("%s between these times, added up here (the event log has each)"
-                  % plural(item.count, what))
+        reason = ("%s%s between these times, added up here (the event log has each)"
+                  % (plural(item.count - item.gaps, what), " and %s (the monitor not running)"
+                     % plural(item.gaps, "gap") if item.gaps else ""))
     elif item.part is not None:
         reason = "%s (%s)" % (item.part, reason)
     if item.cut_short:
@@ -2302,14 +2318,16 @@ def format_report(entries, hostname, slow_ms=None, slow_times=0.0):
     partials = [item for item in entries if item.part is not None]
     # a gap (the monitor was not running: a crash, a power cut) is listed with the
     # interruptions but counted apart: nothing shows the connection was down then
-    gaps = [item for item in interruptions if item.kind == "gap"]
-    gap_total = sum(gap.duration for gap in gaps)
-    gap_words = "%s (%s) when the monitor was not running" % (plural(len(gaps), "gap"),
+    gap_parts = [item.gap_part() for item in interruptions]
+    gaps = sum(count for count, _ in gap_parts)
+    gap_total = sum(seconds for _, seconds in gap_parts)
+    gap_words = "%s (%s) when the monitor was not running" % (plural(gaps, "gap"),
                                                               human_duration(gap_total))
-    count = sum(item.count for item in interruptions if item.kind != "gap")
+    count = sum(item.count - item.gaps for item in interruptions if item.kind != "gap")
     partial_count = sum(item.count for item in partials)
     slow_count = sum(item.count for item in slow)
-    total = sum(item.duration for item in interruptions if item.kind != "gap")
+    total = sum(item.duration - item.gap_duration for item in interruptions
+                if item.kind != "gap")
     slowness = "%s, %s slow" % (plural(slow_count, "slow period"),
                                 human_duration(sum(item.duration for item in slow)))
     targets = _targets_of(entries)
@@ -2360,8 +2378,8 @@ def format_report(entries, hostname, slow_ms=None, slow_times=0.0):
         if gaps:
             lines.append("Besides, %s (%s) %s the monitor itself was not running, e.g. a "
                          "crash or a power cut: the connection may or may not have been up then."
-                         % (plural(len(gaps), "gap"), human_duration(gap_total),
-                            "was a time" if len(gaps) == 1 else "were times"))
+                         % (plural(gaps, "gap"), human_duration(gap_total),
+                            "was a time" if gaps == 1 else "were times"))
     if slow:
         lines += ["", "Slow periods: the connection was up, but even the fastest target took %s "
                   "to connect, in every round; median and max of those connects:"
@@ -3680,7 +3698,7 @@ class ReportContents:
 
         self.interruptions = count(lambda item: item.part is None     # gaps included
                                    and item.kind not in ("slow", "lossy"))
-        self.gaps = count(lambda item: item.kind == "gap")
+        self.gaps = sum(item.gap_part()[0] for item in batch)
         self.partial = count(lambda item: item.part is not None)
         self.slow = count(lambda item: item.kind == "slow")
         self.lossy = count(lambda item: item.kind == "lossy")
@@ -3875,6 +3893,10 @@ def _check_interruption(data, what, lists=()):
         "cause": _state_cause(data.get("cause"), what + " cause"),
         "part": (None if data.get("part") is None
                  else _state_text(data["part"], what + " part", 300)),
+        # of a "many" entry's count and duration, those of gaps (newer files)
+        "gaps": int(_state_number(data.get("gaps", 0), what + " gaps", 0, 2 ** 53)),
+        "gap_duration": _state_number(data.get("gap_duration", 0.0), what + " gap_duration",
+                                      0.0, _LONGEST),
     }
 
 

@@ -331,6 +331,25 @@ def test_the_pending_list_stays_bounded_however_many_interruptions_come():
     assert [item.start for item in pending.items[6:]] == [WALL + 100 * n for n in range(996, 1000)]
 
 
+def test_a_gap_folded_with_interruptions_is_still_told_as_a_gap(tmp_path):
+    """Past the limit, entries in the middle are folded into one; two 8 h gaps among them were
+    told as one interruption and 8 h of downtime (and the other as a gap)."""
+    pending = PendingReports(ReportBackoff(60, 3600, 300), limit=10)
+    for number in range(30):
+        start = WALL + 100 * number
+        if number in (12, 15):
+            pending.add(start, start + 8 * 3600, 8 * 3600.0, "", ["198.18.0.2:53"], kind="gap")
+        pending.add(start, start + 30, 30.0, "timeout", ["198.18.0.2:53"])
+    restored = saved_and_restored(pending, ["198.18.0.2:53"], tmp_path / "state.json")
+    for entries in (pending.items, restored.items):
+        subject, body = pyNetConnMon.format_report(entries, "pi")
+        assert subject == ("pyNetConnMon on pi: 30 interruptions, 15 min of downtime; 2 gaps "
+                           "(16 h) when the monitor was not running")
+        assert ("  16 h 10 min 30 s  -         21 interruptions and 2 gaps (the monitor not "
+                "running) between these times, added up here (the event log has each)\n") in body
+        assert pyNetConnMon.ReportContents(entries).gaps == 2
+
+
 # -- discarding ------------------------------------------------------------------------------
 def test_discard_pending_forgets_them_says_how_many_and_logs_it(tmp_path):
     path = tmp_path / "state.json"
