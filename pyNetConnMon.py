@@ -7128,7 +7128,8 @@ class Replay:
         key = self._partial_key(kind, record)
         if key is None or key in self.partials:
             return
-        covered = [self.alone.setdefault(name, _AloneFailing()) for name in self._covered(key)]
+        covered = [] if self.history.targets_changed else [       # no per-target figures
+            self.alone.setdefault(name, _AloneFailing()) for name in self._covered(key)]
         self.partials[key] = (moment, covered, _log_text(record.get("reason")))
         for alone in covered:
             if alone.covers == 0:
@@ -7198,7 +7199,8 @@ class Replay:
         return max(0.0, min(end, timeline.until) - max(start, timeline.since))
 
     def _watching(self, targets):
-        """A run's targets: per-target figures only while every run watches the same ones."""
+        """A run's targets: its partial outages are told whatever the other runs watched;
+        per-target figures only while every run watches the same ones."""
         labels = ([label for label in targets if isinstance(label, str)]
                   if isinstance(targets, list) else [])
         history = self.history
@@ -7206,8 +7208,7 @@ class Replay:
             history.targets_changed = True
         if not history.targets_changed and not history.targets:
             history.targets = labels
-        many = len(labels) > SUMMARY_TARGETS_KEPT
-        self.run.targets = labels if not (history.targets_changed or many) else []
+        self.run.targets = labels if len(labels) <= SUMMARY_TARGETS_KEPT else []
 
     def _interruption(self, start, end, cause):
         """Downtime: the interruption's time is no part of what failed alone meanwhile."""

@@ -104,6 +104,20 @@ def test_targets_that_changed_between_runs_have_no_per_target_figures(utc):
     assert summary_lines(events)[3:] == ["Per target:    - (the targets changed between runs)"]
 
 
+def test_partial_outages_of_a_run_with_other_targets_are_told_with_their_targets(utc):
+    # a run watched only A first: the second run's partial outages were dropped (of a target)
+    # or told without their targets (of a family)
+    events = [event(-120, "start", targets=[A], min_interruption=5.0),
+              event(-60, "stop", signal="SIGTERM")] + six_hours()
+    summary = pnm.summarize_events(events)
+    assert summary.partial == {"target": [1, 100.0], "family": [1, 1200.0]}
+    assert [(row.kind, row.targets) for row in summary.rows if row.kind == "partial"] == [
+        ("partial", [V6]), ("partial", [A])]
+    assert summary_lines(events)[2:] == [
+        "Partial:       2 outages while the connection stayed up (21 min 40 s): 1 of one target, "
+        "1 of one IP family", "Per target:    - (the targets changed between runs)"]
+
+
 def test_a_log_from_before_causes_shows_no_cause_lines(utc):
     events = [event(0, "start", targets=[A], min_interruption=5.0), event(60, "down"),
               ended(100, "up", 60), event(200, "stop", signal="SIGTERM")]
