@@ -4512,7 +4512,8 @@ HTTP_PAGE_HEADERS = ("Content-Security-Policy: default-src 'none'; style-src 'un
                      "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
                      "\r\nX-Frame-Options: DENY\r\n")
 HTTP_BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
-             b"Retry-After: %d\r\n\r\n" % int(METRICS_REQUEST_TIMEOUT))
+             b"Retry-After: %d\r\n%s\r\n" % (int(METRICS_REQUEST_TIMEOUT),
+                                              HTTP_HEADERS.encode("ascii")))
 
 
 def http_request_head(received, limit=METRICS_REQUEST_LIMIT, max_headers=METRICS_HEADER_LIMIT):
@@ -6288,6 +6289,8 @@ class DayLatency:
 # -- the model: what one reading of the event log found -----------------------------------
 
 REPORT_ROWS_KEPT = 20000         # rows of the HTML's table and spans drawn: the first and last half
+REPORT_HOSTS_KEPT = 16          # hosts named in the HTML report; the others are counted
+OTHER_HOSTS_COUNTED = 10000
 REPORT_TARGETS_KEPT = 64         # targets with their own figures; a log with more counts the rest
 REPORT_WINDOWS_PER_HOUR = 3600   # statistics windows taken per target and hour
 REPORT_WINDOWS_KEPT = 3000       # windows kept as they are, per target, for a short period
@@ -6607,7 +6610,8 @@ class History:
         self.rows = _Kept(REPORT_ROWS_KEPT)               # EvidenceRows, in the log's order
         self.monitored_spans = _Kept(REPORT_ROWS_KEPT)    # (start, end) of the time monitored
         self.row_counts = dict.fromkeys(ROW_KINDS, 0)
-        self.hosts = []
+        self.hosts = []             # the first REPORT_HOSTS_KEPT hosts named ...
+        self.other_hosts = set()    # ... and the others, counted up to OTHER_HOSTS_COUNTED
         self.all_targets = []       # every target label of every run, in order of appearance
         self.local = LocalHours()      # the local date and hour of an instant, read once
         self.hourly = HourlyConnectTimes(local=self.local)
@@ -6663,8 +6667,11 @@ class History:
             self.unknown_others += 1
 
     def saw_run(self, host, labels):
-        if host and host not in self.hosts and len(self.hosts) < 16:
-            self.hosts.append(host)
+        if host and host not in self.hosts:
+            if len(self.hosts) < REPORT_HOSTS_KEPT:
+                self.hosts.append(host)
+            elif len(self.other_hosts) < OTHER_HOSTS_COUNTED:
+                self.other_hosts.add(host)
         self.all_targets += [label for label in labels if label not in self.all_targets
                              ][:max(0, REPORT_TARGETS_KEPT - len(self.all_targets))]
 
@@ -8501,9 +8508,12 @@ def render_report(summary, source, made=None, problems=()):
     """The HTML report of a History: one self-contained page. `problems`: what could not be
     read of the log's files (EventLogFiles.warnings), which the page says too."""
     made = time.time() if made is None else made
-    hosts = ", ".join(summary.hosts) or "not in the log (this report was made on %s)" % (
+    others = len(summary.other_hosts)
+    named = ", ".join(summary.hosts) + (" and %s%s more" % (
+        others, " or" if others >= OTHER_HOSTS_COUNTED else "") if others else "")
+    hosts = named or "not in the log (this report was made on %s)" % (
         printable(socket.gethostname()))
-    title = "Internet connection report: %s" % (", ".join(summary.hosts) or "pyNetConnMon")
+    title = "Internet connection report: %s" % (named or "pyNetConnMon")
     body = ["<h1>%s</h1>" % escape(title),
             '<p class="muted">Made by pyNetConnMon %s on %s from the event log %s.</p>'
             % (VERSION, local_time(made), escape(printable(source)))]
@@ -8670,7 +8680,7 @@ def _target_table(summary):
     if not rows:
         return ""
     out = ["<h2>Each target</h2>",
-           '<table id="targets"><thead><tr><th>target or IP family</th><th class="n">available'
+           '<table id="each-target"><thead><tr><th>target or IP family</th><th class="n">available'
            '</th><th class="n">failed alone</th></tr></thead><tbody>']
     for shown, key in rows:
         alone = summary.partial_only.get(key, 0.0)

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import pathlib
 import re
 import shutil
 import socket
@@ -635,3 +636,25 @@ def test_the_page_names_the_time_zones_of_its_period_not_of_when_it_was_made():
                                  since=spring)
         assert "made this report (CEST, UTC+02:00)." in pnm.render_report(summary, "x")
     assert "Every interruption<" in page and "lossy period" not in page
+
+
+@pytest.mark.parametrize("page", sorted(
+    (pathlib.Path(__file__).parent / "golden").glob("*.html")), ids=lambda path: path.name)
+def test_no_id_is_given_twice_in_a_page(page):
+    # the table of each target's availability and the Targets line both had id="targets"
+    ids = re.findall(r'\sid="([^"]*)"', page.read_text(encoding="utf-8"))
+    assert ids and sorted(set(ids)) == sorted(ids)
+
+
+def test_the_hosts_past_the_sixteenth_are_counted(utc):
+    # 20 hosts' logs read together: the report named 16 of them, and said nothing of the others
+    events = []
+    for number in range(20):
+        start = T0 + 100 * number
+        events += [{"time": iso(start), "event": "start", "host": "site%02d" % number,
+                    "targets": ["198.18.0.2:53"]},
+                   {"time": iso(start + 50), "event": "stop", "signal": "SIGTERM"}]
+    page = pnm.render_report(pnm.summarize_events(events), "sites.jsonl", made=T0)
+    hosts = ", ".join("site%02d" % number for number in range(16)) + " and 4 more"
+    assert '<td id="host">%s</td>' % hosts in page
+    assert "<h1>Internet connection report: %s</h1>" % hosts in page

@@ -255,6 +255,7 @@ def test_the_client_beyond_the_cap_is_told_503_at_once_while_every_other_is_sent
             answer = read_to_end(extra)
         assert time.monotonic() - started < 1.0
         assert status_of(answer) == 503
+        assert b"\r\nX-Content-Type-Options: nosniff\r\n" in answer    # as every answer
     finally:
         for client in held:
             client.close()
