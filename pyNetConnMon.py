@@ -5550,7 +5550,10 @@ class RoundInterpreter:
         network_up = first_answer is not None
         cause, detail = self._where_it_broke(network_up, gateway, target_reasons, wall,
                                              router_needed)
-        for change in partial_changes:
+        # a round that ends an interruption tells it first: what still fails then fails while
+        # the connection is up again
+        told_after = partial_changes if network_up and self.tracker.is_down else ()
+        for change in partial_changes if not told_after else ():
             self._partial_change(change, wall)
         if network_up:
             # The connect that shows the network up may have got through only on a SYN the
@@ -5568,8 +5571,16 @@ class RoundInterpreter:
         if loss is not None and not (   # a usual round in a window of usual rounds: no change
                 transition is None and self.round_syns is self.clean_syns and loss.settled):
             save = self._lossy(network_up, transition, round_mono, round_wall) or save
-        if transition is None:
-            return save
+        if transition is not None:
+            self._transition(transition, mono, wall, detail)
+            save = True
+        for change in told_after:
+            self._partial_change(change, round_wall)
+        return save
+
+    def _transition(self, transition, mono, wall, detail):
+        """Tells and records the interruption that began or ended in this round (`detail`: the
+        plain words of where it broke)."""
         outage = transition.outage
         if transition.kind == "down":
             self.say.down(wall, outage, detail)
@@ -5583,7 +5594,6 @@ class RoundInterpreter:
                 self.record(start=outage.start_wall, end=wall, duration=duration,
                             reason=outage.reason, targets=self.settings.target_labels,
                             cause=outage.cause)
-        return True
 
     def _where_it_broke(self, network_up, gateway, target_reasons, wall, router_needed=True):
         """(cause, plain words) for a round in which no target answered, else (None, None).

@@ -434,6 +434,19 @@ def test_the_loop_logs_and_reports_a_dns_partial_outage(tmp_path):
     assert "        10.0 s  every target given by name (dns)\n" in body
 
 
+def test_what_still_fails_when_the_connection_is_back_is_told_after_it(tmp_path):
+    # everything down 10.5-15.5; IPv4 stays down to 30.5: "the connection stays up" came before
+    # the UP that ended the interruption
+    fails = dict(outage(A.label, "refused", end=30.5), **outage(V6.label, "refused", end=15.5))
+    fails["gateway"] = [ALWAYS + ("refused",)]
+    run = ScriptedRun(tmp_path, [A, V6], fails).run()
+    told = run.lines("DOWN", "UP", "PARTIAL")
+    assert [line.split(" (")[0].split(";")[0] for line in told] == [
+        "DOWN 198.18.1.2:80 refused, [2001:db8:0:2::2]:80 refused", "UP after 5.0 s",
+        "PARTIAL DOWN every IPv4 target", "PARTIAL UP every IPv4 target after 15.5 s"]
+    assert [event["event"] for event in run.events("up", "family_down")] == ["up", "family_down"]
+
+
 def test_a_report_with_both_lists_interruptions_first(tmp_path, utc):
     fails = dict(outage(A.label, start=10.5, end=20.5), **outage(B.label, start=5.5, end=20.5))
     fails["gateway"] = [ALWAYS + ("refused",)]
