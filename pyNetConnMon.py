@@ -3346,6 +3346,22 @@ PLAIN_RELAY_WAY = ('deliver with --notify-command and msmtp instead (README.md: 
                    'without TLS or login")')
 
 
+# smtplib's steps after the server's greeting, as a failure's traceback names them
+SMTP_STEPS = (("starttls", "STARTTLS"), ("login", "the login"), ("send_message", "sending"),
+              ("sendmail", "sending"), ("quit", "the goodbye"))
+
+
+def _smtp_step(error):
+    """The step after the greeting in which `error` was raised, in words, or None."""
+    names, frame = set(), getattr(error, "__traceback__", None)
+    for _ in range(200):
+        if frame is None:
+            break
+        names.add(frame.tb_frame.f_code.co_name)
+        frame = frame.tb_next
+    return next((words for name, words in SMTP_STEPS if name in names), None)
+
+
 def describe_send_error(error, server=None, tls=None):
     """One line for a failed delivery: what went wrong, and for a server that lacks what
     pySendMail needs, what it lacks and the way out; never an exception's class name. `server`
@@ -3382,6 +3398,9 @@ def describe_send_error(error, server=None, tls=None):
                 '"tls": false if it offers STARTTLS; if it offers no TLS at all, %s'
                 % (where, PYSENDMAIL_CONFIG, PLAIN_RELAY_WAY))
     timed_out = isinstance(error, socket.timeout) or text.endswith("timed out")
+    step = _smtp_step(error)
+    if timed_out and step is not None:      # it answered at first: no question of its port
+        return "%s timed out during %s" % (where, step)
     if timed_out and tls is False:          # a server on a TLS port waits for TLS in silence
         return ('%s timed out; if it speaks TLS from the first byte (as on port 465), set '
                 '"tls": true in %s' % (where, PYSENDMAIL_CONFIG))

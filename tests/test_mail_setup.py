@@ -69,6 +69,29 @@ def test_other_failures_name_the_server_and_no_exception_class():
     assert describe(ValueError('bad port'), '127.0.0.1:25') == 'mail server 127.0.0.1:25: bad port'
 
 
+def timed_out_in(step):
+    """A timeout raised in a function named `step`, as smtplib's steps raise it."""
+    def raise_it():
+        raise TimeoutError('timed out')
+    raise_it.__code__ = raise_it.__code__.replace(co_name=step)
+    try:
+        raise_it()
+    except TimeoutError as error:
+        return error
+
+
+def test_a_timeout_after_the_greeting_says_where_and_not_to_change_the_port():
+    # a server that went silent after STARTTLS was told it might speak TLS from the first byte
+    describe = pyNetConnMon.describe_send_error
+    assert describe(timed_out_in('login'), '127.0.0.1:2587', tls=False) == (
+        'mail server 127.0.0.1:2587 timed out during the login')
+    assert describe(timed_out_in('send_message'), '127.0.0.1:2587', tls=False) == (
+        'mail server 127.0.0.1:2587 timed out during sending')
+    assert describe(timed_out_in('getreply'), '127.0.0.1:2587', tls=False) == (
+        'mail server 127.0.0.1:2587 timed out; if it speaks TLS from the first byte (as on port '
+        '465), set "tls": true in sendMailConfig.json')
+
+
 def test_mail_server_address_is_read_from_the_config(tmp_path):
     app = make_program_dir(tmp_path / 'app')
     cases = [(dict(port=2525), '127.0.0.1:2525'),
