@@ -2,6 +2,7 @@
 version, and every command they print is run here exactly as printed or marked as an example.
 The recipes that need root (msmtp against a relay, logrotate, the systemd unit) are in
 test_docs_lab.py."""
+import datetime
 import gzip
 import json
 import os
@@ -15,6 +16,7 @@ import pytest
 import docs_text
 from docs_text import REPO, command
 from harness import child_env, shebang_env
+import pyNetConnMon
 from pyNetConnMon import VERSION
 from reportlog import make_log
 from smtp_lab import copy_pysendmail, make_program_dir
@@ -238,3 +240,19 @@ def test_the_tests_that_run_the_printed_commands_exist():
         elif where.startswith("test_"):
             assert where in here or where.startswith("test_repository"), where
     assert os.path.exists(REPO / "tests" / "test_repository.py")
+
+
+def test_the_sample_report_is_what_the_monitor_writes(utc):
+    # the sample had lost two parts the report has had for a while: Times and the reasons
+    def at(clock):
+        return datetime.datetime.fromisoformat("2026-11-24 %s+00:00" % clock).timestamp()
+    targets = ["198.18.1.2:5353", "[2001:db8:0:2::2]:5353"]
+    pending = pyNetConnMon.PendingReports(pyNetConnMon.ReportBackoff(60, 3600, 300))
+    pending.add(at("09:32:10"), at("09:32:22"), 12.0, "unreachable", targets, cause="provider")
+    pending.add(at("09:32:52"), at("09:32:59"), 7.0, "unreachable", targets, cause="local")
+    pending.add(at("09:32:27"), at("09:32:47"), 20.0, "timeout", targets, kind="partial",
+                part=pyNetConnMon.partial_what(("family", "ipv6")))
+    subject, body = pyNetConnMon.format_report(pending.items + pending.partials, "vm")
+    samples = [text for info, text in docs_text.blocks(REPO / "docs" / "reports.md")
+               if text.startswith("Subject: ")]
+    assert samples == ["Subject: %s\n\n%s" % (subject, body)]
