@@ -5194,6 +5194,7 @@ class Announcer:
         self.console = console
         self.log = log
         self.settings = settings
+        self.gateway_told = False   # a gateway now line was printed (or needed none)
 
     def started(self, wall, state_path):
         settings = self.settings
@@ -5247,6 +5248,11 @@ class Announcer:
 
     def gateway_changed(self, wall, label):
         self.log.write("gateway_changed", wall, gateway=label)
+        given = self.settings.gateway
+        if isinstance(given, Target) and given.label == label and not self.gateway_told:
+            self.gateway_told = True     # the start line named it already
+            return
+        self.gateway_told = True
         self.console.info("gateway now %s" % (label or "none (no default route with a gateway)"),
                           wall)
 
@@ -9796,7 +9802,7 @@ def describe_gateway_once(setting, gateway, result, not_needed=False):
     if not_needed:
         return "gateway not probed: every target is on this machine\n"
     if gateway is None:
-        return "gateway none found in the routing table\n"
+        return "gateway: none in the routing table, so not probed\n"
     if result is None:
         return "gateway %s not probed: every target is on this machine\n" % gateway.label
     if result.up:

@@ -335,6 +335,16 @@ def test_a_round_without_an_outcome_of_the_gateway_is_no_change_of_gateway(tmp_p
     assert [event["cause"] for event in run.events("down", "up")] == ["lan", "lan"]
 
 
+def test_a_gateway_given_is_not_named_again_once_it_is_probed(tmp_path):
+    # the start line names a --gateway; "gateway now" repeated it at the first round
+    given = Gateway("198.18.0.254", 53)
+    run = ScriptedRun(tmp_path, [A], outage(A.label), router=given, gateway=given).run()
+    assert [event["gateway"] for event in run.events("gateway_changed")] == ["198.18.0.254:53"]
+    assert run.lines("gateway") == [
+        "gateway (router) 198.18.0.254:53, probed on TCP port 53 in every round to tell where an "
+        "interruption broke"]
+
+
 def test_a_router_the_prober_leaves_out_is_neither_named_nor_judged_by(tmp_path):
     # a name such as localhost: every address on this machine, the router never probed; it was
     # named ("gateway now ...") and judged as one that had not answered since the start

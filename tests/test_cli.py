@@ -184,7 +184,7 @@ def test_defaults_probe_8_8_8_8_port_53_and_fail_at_once_without_a_route():
     result = run_program("--once", prefix=["unshare", "--net", "--"])
     assert time.monotonic() - started < 5
     assert (result.returncode, result.stdout) == (
-        1, "8.8.8.8:53 down unreachable\ngateway none found in the routing table\n")
+        1, "8.8.8.8:53 down unreachable\ngateway: none in the routing table, so not probed\n")
 
 
 # -- the running monitor: signals end it promptly, with a last line and a stop event --------------
