@@ -4847,7 +4847,9 @@ def check_free_descriptors(needed, what):
         return None
     if soft - in_use < needed:
         raise MonitorError("%s: the open-file limit (ulimit -n) is %d and %d files are open; %d "
-                           "more are needed" % (what, soft, in_use, needed))
+                           "more are needed: raise the limit to at least %d (ulimit -n %d, or "
+                           "LimitNOFILE= in a systemd unit)" % (what, soft, in_use, needed,
+                                                              in_use + needed, in_use + needed))
     return soft - in_use
 
 
@@ -9444,7 +9446,8 @@ def build_parser():
                         help="forget the interruptions waiting for a report in the state file "
                              "(e.g. after trial runs), say how many, and exit")
     parser.add_argument("--once", action="store_true",
-                        help="probe every target once, print the results; exit 0 if up, 1 if down")
+                        help="probe every target once, print the results; exit 0 if up, 1 if "
+                        "down, 3 if it cannot probe")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="print only warnings and errors (with --once: nothing but them)")
     summary = parser.add_argument_group(
@@ -9762,13 +9765,23 @@ def make_deliverer(args):
     return MailDeliverer(args.pysendmail)
 
 
+ONCE_CANNOT_TELL = 3     # --once's exit status when it cannot probe at all (0: up, 1: down)
+
+
 def run_once(args, console_out, console=None):
-    """--once: one line per target on stdout (none with -q); exit 0 if any is up, else 1. A
-    target that the router probably answers for is warned about on `console`."""
+    """--once: one line per target on stdout (none with -q); exit 0 if any is up, else 1, and
+    ONCE_CANNOT_TELL when it cannot probe them. A target that the router probably answers for
+    is warned about on `console`."""
     if len(args.targets) > 200:
         _raise_file_limit()      # as the monitor does: else a low soft limit reads as EMFILE
-    prober = Prober(args.timeout, limit=check_descriptors_for_probes(    # no log, no state
-        args.targets, args.gateway, reserve=2))
+    try:
+        limit = check_descriptors_for_probes(args.targets, args.gateway, reserve=2)  # no log,
+    except MonitorError as error:                                                    # no state
+        if console is None:
+            raise
+        console.error(str(error))
+        return ONCE_CANNOT_TELL
+    prober = Prober(args.timeout, limit=limit)
     gateway = Surroundings(args.gateway, loopback_only=all(
         target.is_loopback for target in args.targets),
         families=route_families(args.targets)).gateway()               # as the monitor does
