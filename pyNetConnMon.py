@@ -8108,6 +8108,11 @@ def run_summary(settings, out, console):
     if lines.repeated:
         console.warning("read once %s at the start of a file that repeat the last lines of the "
                         "file before it" % plural(lines.repeated, "line"))
+    if summary.start is None and (lines.not_json or lines.too_long or summary.invalid or
+                                  summary.unknown):
+        console.error("%s is not an event log of pyNetConnMon: none of its lines is an event "
+                      "it writes" % printable(path))
+        return 1
     return 0
 
 

@@ -86,6 +86,20 @@ def test_a_huge_line_is_skipped_without_being_held(tmp_path):
                             % (path, LIMIT // 1024))
 
 
+def test_a_file_that_is_no_event_log_is_an_error(tmp_path):
+    # --summary --log-file README.md: "Nothing to summarize" and exit status 0, as for a new log
+    path = tmp_path / "README.md"
+    path.write_text("# pyNetConnMon\n\nWatch a connection.\n")
+    result = run("--summary", "--log-file", path)
+    assert result.returncode == 1
+    assert "Nothing to summarize: no monitored time in the log." in result.stdout
+    assert result.stderr.splitlines()[-1].endswith(
+        " ERROR %s is not an event log of pyNetConnMon: none of its lines is an event it writes"
+        % path)
+    path.write_text("")
+    assert run("--summary", "--log-file", path).returncode == 0     # a log nothing was written to
+
+
 @pytest.mark.parametrize("length, kept", [(LIMIT - 1, True), (LIMIT, True), (LIMIT + 1, False)])
 def test_the_line_limit_counts_the_bytes_before_the_newline(length, kept):
     data = b"a" * length + b"\nnext\n"
@@ -245,9 +259,16 @@ def test_fuzz_any_lines_give_a_summary_and_at_most_one_warning(lines):
         out, err = io.StringIO(), io.StringIO()
         status = pnm.run_summary(pnm.Settings(summary=True, log_file=path), out,
                                  pnm.Console(out=io.StringIO(), err=err))
-    assert status == 0
     assert out.getvalue().startswith("pyNetConnMon summary of %s\n" % path)
     warnings = err.getvalue().splitlines()
+    # lines of which none is an event: a summary, a warning and one error line, status 1
+    not_a_log = [line for line in warnings if line.endswith(
+        " ERROR %s is not an event log of pyNetConnMon: none of its lines is an event it writes"
+        % path)]
+    assert (status, len(not_a_log)) in ((0, 0), (1, 1))
+    if not_a_log:
+        assert "Nothing to summarize: no monitored time" in out.getvalue()
+        warnings.remove(not_a_log[0])
     too_long = sum(len(line) > LIMIT for line in lines)
     assert len(warnings) <= 1
     if too_long:
