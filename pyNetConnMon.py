@@ -5244,6 +5244,11 @@ class Announcer:
                     start_after=outage.after and iso_time(outage.after[1]),
                     start_before=iso_time(outage.before[1]))
 
+    def name_unresolved(self, wall, host):
+        self.console.warning("the name %s has not resolved since the start: check how it is "
+                             "spelled, or that DNS works here (it is probed every round all "
+                             "the same)" % printable(host), wall)
+
     def router_echo(self, wall, suspect, router_label):
         label, median, router_median = suspect
         self.console.warning(router_echo_warning(label, median, router_label, router_median), wall)
@@ -5517,6 +5522,9 @@ class RoundInterpreter:
         # per-target connect counts feed only /metrics: not kept when nothing serves them
         self.count_connects = settings.metrics_port is not None
         self.last_results = ()
+        self.names_unseen = {target.label for target in settings.targets
+                             if not target.is_literal}   # names not resolved since the start:
+        #                                  the first failure of one says how it is spelled
         self.last_gateway = None         # the gateway's ProbeResult in the last round, or None
         self.last_round = None           # (monotonic start, wall clock at its end)
 
@@ -5552,6 +5560,8 @@ class RoundInterpreter:
             self.counters.rounds_not_started += 1
         round_mono, round_wall = mono, wall
         first_answer, target_reasons = None, {}
+        if self.names_unseen:
+            self._names_seen(results, wall)
         for result in results:
             if not result.up:
                 target_reasons[result.target.label] = result.reason
@@ -5621,6 +5631,17 @@ class RoundInterpreter:
                 self.record(start=outage.start_wall, end=wall, duration=duration,
                             reason=outage.reason, targets=self.settings.target_labels,
                             cause=outage.cause)
+
+    def _names_seen(self, results, wall):
+        """A name that has not resolved since the start may be misspelled: its first failure
+        to resolve says so, once; one that resolved (or failed otherwise) is known good."""
+        for result in results:
+            label = result.target.label
+            if label in self.names_unseen and (result.up or result.reason != "dns"):
+                self.names_unseen.discard(label)
+            elif label in self.names_unseen:
+                self.names_unseen.discard(label)
+                self.say.name_unresolved(wall, result.target.host)
 
     def _where_it_broke(self, network_up, gateway, target_reasons, wall, router_needed=True):
         """(cause, plain words) for a round in which no target answered, else (None, None).

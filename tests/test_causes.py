@@ -457,6 +457,17 @@ def test_what_still_fails_when_the_connection_is_back_is_told_after_it(tmp_path)
     assert [event["event"] for event in run.events("up", "family_down")] == ["up", "family_down"]
 
 
+def test_a_name_that_never_resolved_asks_once_how_it_is_spelled(tmp_path):
+    # "-a 127.0.0.l" (a typo) was told as DOWN ... dns every round, and nothing more
+    run = ScriptedRun(tmp_path, [NAME, A], outage(NAME.label, "dns", start=0.0, end=1e9)).run()
+    assert run.lines("WARNING the name") == [
+        "WARNING the name target.lab.test has not resolved since the start: check how it is "
+        "spelled, or that DNS works here (it is probed every round all the same)"]
+    (tmp_path / "again").mkdir()
+    resolved_first = ScriptedRun(tmp_path / "again", [NAME, A], outage(NAME.label, "dns")).run()
+    assert resolved_first.lines("WARNING the name") == []
+
+
 def test_a_report_with_both_lists_interruptions_first(tmp_path, utc):
     fails = dict(outage(A.label, start=10.5, end=20.5), **outage(B.label, start=5.5, end=20.5))
     fails["gateway"] = [ALWAYS + ("refused",)]
