@@ -189,6 +189,7 @@ LOG_PIPE_WAIT = 0.2              # s a line waits at most for the reader of a FI
 UNWRITTEN_EVENTS_KEPT = 1000     # events held while the event log cannot be written: the latest
 PYSENDMAIL_CONFIG = "sendMailConfig.json"
 PYSENDMAIL_URL = "https://github.com/scaidermern/pySendMail.git"
+PYSENDMAIL_COMMIT = "96729e66a3f4398480d651717935ec5c12102903"   # the one tested (README)
 PYSENDMAIL_KEYS = ("mail.from", "mail.to", "mail.smtp.server", "mail.smtp.port", "mail.smtp.user",
                    "mail.smtp.password", "mail.smtp.tls", "mail.smtp.timeout")
 STATE_FORMAT = 1
@@ -3260,8 +3261,10 @@ def check_mail_setup(pysendmail_dir):
             return ("the pySendMail submodule in %s is empty or missing: run "
                     "`git submodule update --init` in %s" % (
                         pysendmail_dir, os.path.dirname(pysendmail_dir)))
-        return ("pySendMail is not in %s: put it there (`git clone %s %s`) or name its folder "
-                "with --pysendmail DIR" % (pysendmail_dir, PYSENDMAIL_URL, pysendmail_dir))
+        return ("pySendMail is not in %s: put it there (`git clone %s %s && git -C %s checkout "
+                "%s`) or name its folder with --pysendmail DIR" % (
+                    pysendmail_dir, PYSENDMAIL_URL, pysendmail_dir, pysendmail_dir,
+                    PYSENDMAIL_COMMIT))
     config_path = os.path.join(pysendmail_dir, PYSENDMAIL_CONFIG)
     if not os.path.isfile(config_path):
         return ("%s does not exist: copy sendMailConfig.json.example to sendMailConfig.json there "

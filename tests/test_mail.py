@@ -223,8 +223,9 @@ def test_a_missing_pysendmail_outside_a_checkout_is_not_sent_to_git_submodule(la
     warning = monitor.wait_for_line(r'WARNING mail cannot work yet: ').string
     folder = app.root / 'pySendMail'
     assert ('pySendMail is not in %s: put it there (`git clone '
-            'https://github.com/scaidermern/pySendMail.git %s`) or name its folder with '
-            '--pysendmail DIR. Monitoring anyway' % (folder, folder)) in warning
+            'https://github.com/scaidermern/pySendMail.git %s && git -C %s checkout '
+            '96729e66a3f4398480d651717935ec5c12102903`) or name its folder with '
+            '--pysendmail DIR. Monitoring anyway' % (folder, folder, folder)) in warning
     assert 'submodule' not in warning
     assert monitor.terminate() == 0
 

@@ -54,6 +54,7 @@ def test_the_first_screen_says_how_to_run_and_how_to_test():
 
 def test_readme_names_the_pinned_pysendmail_commit():
     assert PYSENDMAIL_COMMIT in readme()
+    assert pyNetConnMon.PYSENDMAIL_COMMIT == PYSENDMAIL_COMMIT     # its hint for a missing one
 
 
 def test_pysendmail_is_a_submodule_pinned_at_the_known_commit():
