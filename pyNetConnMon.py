@@ -1855,10 +1855,10 @@ class PendingReports:
         gaps, gap_duration = item.gap_part()     # a gap stays a gap, folded or not
         into.gaps += gaps
         into.gap_duration += gap_duration
-        if item.targets != into.targets:         # a new list: the old may be shared
-            known = set(into.targets)
-            into.targets = into.targets + [label for label in item.targets
-                                           if label not in known]
+        if item.targets != into.targets and len(into.targets) < MAX_TARGETS:
+            known = set(into.targets)            # a new list: the old may be shared. Bounded:
+            into.targets = (into.targets + [     # a state file refuses a list of over 10000
+                label for label in item.targets if label not in known])[:MAX_TARGETS]
         if into.kind == "slow":
             into.max_ms = max(into.max_ms or 0.0, item.max_ms or 0.0)
         if into.kind == "lossy":
@@ -2209,9 +2209,10 @@ def describe_interruption(item, with_targets=False):
     if item.kind == "gap":
         reason = "gap: the monitor was not running (no clean stop)"
     elif item.kind == "many":
-        reason = ("%s%s between these times, added up here (the event log has each)"
-                  % (plural(item.count - item.gaps, what), " and %s (the monitor not running)"
-                     % plural(item.gaps, "gap") if item.gaps else ""))
+        told = [plural(item.count - item.gaps, what)] if item.count > item.gaps else []
+        told += ["%s (the monitor not running)" % plural(item.gaps, "gap")] if item.gaps else []
+        reason = ("%s between these times, added up here (the event log has each)"
+                  % " and ".join(told))
     elif item.part is not None:
         reason = "%s (%s)" % (item.part, reason)
     if item.cut_short:
@@ -3901,7 +3902,7 @@ def _check_interruption(data, what, lists=()):
     kind = data.get("kind", "outage")
     if kind not in _STATE_KINDS:
         raise ValueError("%s has an unknown kind" % what)
-    return {
+    checked = {
         "id": _state_number(data.get("id"), what + " id", 0, 2 ** 53),
         "start": _state_number(data.get("start"), what + " start", 0.0, _LATEST_TIME),
         "end": _state_number(data.get("end"), what + " end", 0.0, _LATEST_TIME),
@@ -3915,11 +3916,17 @@ def _check_interruption(data, what, lists=()):
         "cause": _state_cause(data.get("cause"), what + " cause"),
         "part": (None if data.get("part") is None
                  else _state_text(data["part"], what + " part", 300)),
-        # of a "many" entry's count and duration, those of gaps (newer files)
-        "gaps": int(_state_number(data.get("gaps", 0), what + " gaps", 0, 2 ** 53)),
-        "gap_duration": _state_number(data.get("gap_duration", 0.0), what + " gap_duration",
-                                      0.0, _LONGEST),
     }
+    # of a "many" entry's count and duration, those of gaps (newer files)
+    gaps = data.get("gaps", 0)
+    if kind != "many" and gaps != 0 or not (
+            type(gaps) is int and 0 <= gaps <= checked["count"]):
+        raise ValueError("%s gaps is not a whole number from 0 to its count, of a many "
+                         "entry" % what)
+    checked["gaps"] = gaps
+    checked["gap_duration"] = _state_number(data.get("gap_duration", 0.0), what + " gap_duration",
+                                            0.0, checked["duration"] * (1 + 1e-9) + 1e-6)
+    return checked
 
 
 def _state_cause(value, what):
@@ -6044,12 +6051,8 @@ class Monitor:
             if self.reporter.pending:
                 self.say.still_to_report(wall, *self._pending())
         else:
-            kept = PendingReports(make_backoff(self.settings))
-            kept.restore(state, mono, wall)
-            if kept:
-                self.kept_reports = kept
-                self.say.kept_for_later(wall, kept.count, kept.partial_count, kept.slow_count,
-                                        kept.lossy_count)
+            self.kept_reports = PendingReports(make_backoff(self.settings))
+            self.kept_reports.restore(state, mono, wall)
         self.rounds.usual.restore(state["usual"], self.settings.target_labels)
         cut_short, gap, behind = recover_previous_run(state, wall, self.settings.min_interruption,
                                                       self.clock.boot())
@@ -6058,9 +6061,13 @@ class Monitor:
         for item in [cut_short, slow, lossy] + recover_partial_outages(
                 state, self.settings.min_interruption):
             if item:
-                self.rounds.record(**item)
+                self._record_earlier(**item)
         if gap is not None:
             self._gap(wall, gap, state["targets"])
+        kept = self.kept_reports
+        if kept:
+            self.say.kept_for_later(wall, kept.count, kept.partial_count, kept.slow_count,
+                                    kept.lossy_count)
         if behind is not None:
             self.gap_waiting = (behind, mono, state["targets"])
             self.say.gap_waiting(wall, behind)
@@ -6069,8 +6076,16 @@ class Monitor:
         start, end, duration, ignored = gap
         self.say.gap(wall, start, end, duration, ignored)
         if not ignored:
-            self.rounds.record(start=start, end=end, duration=duration, kind="gap",
-                               reason="monitor not running", targets=targets)
+            self._record_earlier(start=start, end=end, duration=duration, kind="gap",
+                                 reason="monitor not running", targets=targets)
+
+    def _record_earlier(self, **item):
+        """What an earlier run left to report (a gap, what a crash cut short): with --no-mail
+        it is kept for a run that reports, as what it had waiting is."""
+        if self.kept_reports is not None:
+            self.kept_reports.add(**item)
+        else:
+            self.rounds.record(**item)
 
     def _measure_waiting_gap(self, mono, wall):
         """The clock was set: the gap since the last heartbeat ends where this run began, on the
@@ -6646,6 +6661,8 @@ class History:
         self.days = []              # DaySummary rows from the period's first day to its last, in
         #                             order; days in a row without any change share one row
         self.invalid = 0            # records without a valid "time" and "event"
+        self.any_event = False      # the log held an event the monitor writes (in the period
+        #                             or not): it is an event log
         self.unknown = {}           # unknown event name -> how many were skipped
         self.unknown_others = 0     # unknown events beyond UNKNOWN_NAMES_KEPT names
         self.by_cause = {}          # cause (or "not recorded") -> [interruptions, downtime]
@@ -6915,7 +6932,8 @@ class _Run:
     """A run of the monitor as the replay sees it: from its start to its latest sign of life."""
 
     __slots__ = ("start", "seen", "down_since", "down_text", "down_cause", "min_interruption",
-                 "targets", "slow_since", "slow_connect_ms", "lossy_since", "lossy_percent")
+                 "targets", "known", "slow_since", "slow_connect_ms", "lossy_since",
+                 "lossy_percent")
 
     def __init__(self, start, min_interruption, targets=()):
         self.start = self.seen = start
@@ -6923,7 +6941,8 @@ class _Run:
         self.down_text = None        # ... as the `down` line wrote it: its `up` repeats it as start
         self.down_cause = None       # ... and the cause its `down` gave
         self.min_interruption = min_interruption
-        self.targets = targets       # the labels its start names (at most SUMMARY_TARGETS_KEPT)
+        self.targets = targets       # the labels its start names
+        self.known = frozenset(targets)   # ... as a set, to tell a target_down of its own
         self.slow_since = None       # the connection has been slow since then (None: not slow)
         self.slow_connect_ms = None  # ... and the fastest connect of its first slow round
         self.lossy_since = None      # the connection has been lossy since then (None: not lossy)
@@ -7081,6 +7100,7 @@ class Replay:
             start, end = max(self.first, timeline.since), min(self.last, timeline.until)
             if end > start:
                 history.start, history.end = start, end
+        history.any_event = self.last is not None
         history.days = timeline.rows(history.start, history.end)
         history.partial_only = {key: alone.seconds for key, alone in self.alone.items()}
         history.hourly.finish()
@@ -7196,8 +7216,10 @@ class Replay:
         key = self._partial_key(kind, record)
         if key is None or key in self.partials:
             return
-        covered = [] if self.history.targets_changed else [       # no per-target figures
-            self.alone.setdefault(name, _AloneFailing()) for name in self._covered(key)]
+        per_target = not self.history.targets_changed and len(
+            self.run.targets) <= SUMMARY_TARGETS_KEPT            # else no per-target figures
+        covered = [self.alone.setdefault(name, _AloneFailing())
+                   for name in self._covered(key)] if per_target else []
         self.partials[key] = (moment, covered, _log_text(record.get("reason")))
         for alone in covered:
             if alone.covers == 0:
@@ -7238,14 +7260,15 @@ class Replay:
         span = self.timeline.clip(start, moment)
         if span is not None:
             self._add_row(EvidenceRow("partial", *span, reason=reason,
-                                      targets=[_log_text(label, 100) for label in labels],
+                                      targets=[_log_text(label, 100)
+                                               for label in labels[:REPORT_TARGETS_KEPT]],
                                       **self._still("still down")))
 
     def _partial_key(self, kind, record):
         run = self.run
         if kind == "target":
             label = record.get("target")
-            return ("target", label) if run is not None and label in run.targets else None
+            return ("target", label) if run is not None and label in run.known else None
         if kind == "family":
             family = record.get("family")
             return ("family", family) if family in ("ipv4", "ipv6") else None
@@ -7276,7 +7299,7 @@ class Replay:
             history.targets_changed = True
         if not history.targets_changed and not history.targets:
             history.targets = labels
-        self.run.targets = labels if len(labels) <= SUMMARY_TARGETS_KEPT else []
+        self.run.targets, self.run.known = labels, frozenset(labels)
 
     def _interruption(self, start, end, cause):
         """Downtime: the interruption's time is no part of what failed alone meanwhile."""
@@ -8132,8 +8155,8 @@ def run_summary(settings, out, console):
     if lines.repeated:
         console.warning("read once %s at the start of a file that repeat the last lines of the "
                         "file before it" % plural(lines.repeated, "line"))
-    if summary.start is None and (lines.not_json or lines.too_long or summary.invalid or
-                                  summary.unknown):
+    if not summary.any_event and (lines.not_json or lines.too_long or summary.invalid or
+                                  summary.unknown or summary.unknown_others):
         console.error("%s is not an event log of pyNetConnMon: none of its lines is an event "
                       "it writes" % printable(path))
         return 1

@@ -348,6 +348,24 @@ def test_a_gap_folded_with_interruptions_is_still_told_as_a_gap(tmp_path):
         assert ("  16 h 10 min 30 s  -         21 interruptions and 2 gaps (the monitor not "
                 "running) between these times, added up here (the event log has each)\n") in body
         assert pyNetConnMon.ReportContents(entries).gaps == 2
+    gaps_only = pyNetConnMon.Interruption(1, WALL, WALL + 60, 60.0, "", "many", count=3, gaps=3,
+                                          gap_duration=60.0)
+    assert pyNetConnMon.describe_interruption(gaps_only).endswith(
+        "  3 gaps (the monitor not running) between these times, added up here (the event log "
+        "has each)")
+
+
+def test_a_folded_entry_names_at_most_max_targets(tmp_path):
+    # runs with other targets each: the folded entry's list grew past the 10000 labels a state
+    # file may hold, and the next start moved the file aside with every report in it
+    pending = PendingReports(ReportBackoff(60, 3600, 300), limit=4)
+    for number in range(30):
+        labels = ["198.%d.%d.%d:53" % (number, low // 250, low % 250) for low in range(500)]
+        pending.add(WALL + 100 * number, WALL + 100 * number + 10, 10.0, "timeout", labels)
+    folded = [item for item in pending.items if item.kind == "many"]
+    assert [len(item.targets) for item in folded] == [pyNetConnMon.MAX_TARGETS]
+    restored = saved_and_restored(pending, [], tmp_path / "state.json")
+    assert restored.count == 30
 
 
 # -- discarding ------------------------------------------------------------------------------
@@ -385,6 +403,35 @@ def test_no_mail_keeps_what_earlier_runs_left_to_report(tmp_path):
     assert [(item["id"], item["start"], item["duration"], saved["target_lists"][item["targets"]])
             for item in saved["pending"]] == [(1, WALL - 900, 20.0, ["198.18.0.2:53"])]
     assert (saved["next_id"], saved["backoff"]["last_sent"]) == (3, pytest.approx(WALL - 100))
+
+
+def test_no_mail_after_a_crash_keeps_the_gap_and_the_outage_it_cut_short(tmp_path):
+    # the crash's outage and gap went to --no-mail's nowhere: lost for good
+    state = tmp_path / "state" / "state.json"
+    state.parent.mkdir()
+    state.write_text(json.dumps(dict(VALID, partials=[])))       # down, no clean stop
+    with Listener() as target, start_monitor(tmp_path, "-a", target.address, "--gateway",
+                                             "none", "--no-mail", "-i", "0.2") as monitor:
+        # the one waiting, the outage the crash cut short, and the gap since
+        monitor.wait_for_line(r" WARNING 3 interruptions from earlier runs still to report: ")
+        assert monitor.terminate() == 0
+    saved = json.loads(state.read_text())
+    assert [(item["kind"], item["cut_short"]) for item in saved["pending"]] == [
+        ("outage", False), ("outage", True), ("gap", False)]
+    assert saved["pending"][1]["start"] == WALL - 30
+
+
+@pytest.mark.parametrize("fields", [
+    {"kind": "outage", "gaps": 1}, {"kind": "many", "count": 3, "gaps": 4},
+    {"kind": "many", "count": 3, "gaps": 1.5}, {"kind": "many", "count": 3, "gaps": True},
+    {"kind": "many", "count": 3, "gaps": -1},
+    {"kind": "many", "count": 3, "gaps": 1, "duration": 20.0, "gap_duration": 30.0}])
+def test_gaps_a_folded_entry_cannot_hold_make_the_state_unusable(fields):
+    # they read as "-3 interruptions, -8750.0 s of downtime" in a report
+    with pytest.raises(ValueError):
+        check_state(dict(VALID, pending=[dict(VALID["pending"][0], **fields)]))
+    many = dict(VALID["pending"][0], kind="many", count=3, gaps=3, gap_duration=20.0)
+    assert check_state(dict(VALID, pending=[many]))["pending"][0]["gaps"] == 3
 
 
 def saved_and_restored(pending, targets, path):

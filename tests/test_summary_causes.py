@@ -118,6 +118,18 @@ def test_partial_outages_of_a_run_with_other_targets_are_told_with_their_targets
         "1 of one IP family", "Per target:    - (the targets changed between runs)"]
 
 
+def test_a_target_of_a_run_of_many_targets_is_told_when_it_fails_alone(utc):
+    # past SUMMARY_TARGETS_KEPT targets, a target's partial outage was dropped
+    many = ["198.18.%d.%d:80" % divmod(number, 250) for number in range(151)]
+    events = [event(0, "start", targets=many, min_interruption=5.0),
+              event(60, "target_down", target=many[150], reason="timeout"),
+              ended(160, "target_up", 60, target=many[150]),
+              event(200, "stop", signal="SIGTERM")]
+    summary = pnm.summarize_events(events)
+    assert summary.partial == {"target": [1, 100.0]} and summary.partial_only == {}
+    assert [row.targets for row in summary.rows] == [[many[150]]]
+
+
 def test_a_log_from_before_causes_shows_no_cause_lines(utc):
     events = [event(0, "start", targets=[A], min_interruption=5.0), event(60, "down"),
               ended(100, "up", 60), event(200, "stop", signal="SIGTERM")]

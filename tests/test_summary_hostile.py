@@ -98,6 +98,9 @@ def test_a_file_that_is_no_event_log_is_an_error(tmp_path):
         % path)
     path.write_text("")
     assert run("--summary", "--log-file", path).returncode == 0     # a log nothing was written to
+    # an event log with a damaged line, of which the period asked for holds nothing
+    path.write_text(record(iso(T0), "start") + "\n" + record(iso(T0 + H), "stop") + "\n{\"ti\n")
+    assert run("--summary", "--log-file", path, "--since", "2030-01-01").returncode == 0
 
 
 @pytest.mark.parametrize("length, kept", [(LIMIT - 1, True), (LIMIT, True), (LIMIT + 1, False)])
