@@ -1803,6 +1803,11 @@ class PendingReports:
         return sum(item.count for item in self.items)
 
     @property
+    def gap_count(self):
+        """How many of `count` were gaps (the monitor not running), the folded ones included."""
+        return sum(item.gap_part()[0] for item in self.items)
+
+    @property
     def partial_count(self):
         """How many partial outages wait, the folded ones included."""
         return sum(item.count for item in self.partials)
@@ -2135,10 +2140,14 @@ def plural(count, word):
     return "%d %s%s" % (count, word, "" if count == 1 else "s")
 
 
-def pending_text(count, partial=0, slow=0, lossy=0):
+def pending_text(count, partial=0, slow=0, lossy=0, gaps=0):
     """'2 interruptions', '2 interruptions and 1 partial outage', '1 partial outage',
-    '1 interruption, 1 slow period and 2 partial outages'."""
-    parts = [plural(count, "interruption")] if count or not (partial or slow or lossy) else []
+    '1 interruption, 1 gap, 1 slow period and 2 partial outages': `count` interruptions, of
+    which `gaps` were gaps (the monitor not running)."""
+    interruptions = count - gaps
+    parts = ([plural(interruptions, "interruption")]
+             if interruptions or not (gaps or partial or slow or lossy) else [])
+    parts += ([plural(gaps, "gap")] if gaps else [])
     parts += ([plural(slow, "slow period")] if slow else [])
     parts += ([plural(lossy, "lossy period")] if lossy else [])
     parts += ([plural(partial, "partial outage")] if partial else [])
@@ -5395,15 +5404,15 @@ class Announcer:
                              "(%s): the time it was not running could not be measured"
                              % local_time(heartbeat), wall)
 
-    def still_to_report(self, wall, count, partial=0, slow=0, lossy=0):
+    def still_to_report(self, wall, count, partial=0, slow=0, lossy=0, gaps=0):
         self.console.info("%s from the previous run still to report"
-                          % pending_text(count, partial, slow, lossy), wall)
+                          % pending_text(count, partial, slow, lossy, gaps), wall)
 
-    def kept_for_later(self, wall, count, partial=0, slow=0, lossy=0):
+    def kept_for_later(self, wall, count, partial=0, slow=0, lossy=0, gaps=0):
         """--no-mail with reports left by earlier runs: they stay in the state file."""
         self.console.warning("%s from earlier runs still to report: not sent with --no-mail, "
                              "kept for the next run that sends reports (--discard-pending drops "
-                             "them)" % pending_text(count, partial, slow, lossy), wall)
+                             "them)" % pending_text(count, partial, slow, lossy, gaps), wall)
 
     def report_not_set_up(self, problem):
         self.console.warning("report pending, but %s" % problem)
@@ -5469,14 +5478,14 @@ class Announcer:
         self.console.warning("state file %s is writable again" % path)
 
     def stopped(self, wall, signal_name, down_since, pending, cause=None, partial=0, slow=0,
-                lossy=0):
+                lossy=0, gaps=0):
         fields = {"signal": signal_name}
         if down_since is not None:
             fields["down_since"] = iso_time(down_since)
             fields["cause"] = cause
         self.log.write("stop", wall, **fields)
         self.console.info("stopped (%s)%s" % (signal_name, (
-            "; %s still to report" % pending_text(pending, partial, slow, lossy))
+            "; %s still to report" % pending_text(pending, partial, slow, lossy, gaps))
             if pending or partial or slow or lossy else ""), wall)
 
 
@@ -6049,7 +6058,8 @@ class Monitor:
         if self.reporter is not None:
             self.reporter.pending.restore(state, mono, wall)
             if self.reporter.pending:
-                self.say.still_to_report(wall, *self._pending())
+                self.say.still_to_report(wall, *self._pending(),
+                                         gaps=self.reporter.pending.gap_count)
         else:
             self.kept_reports = PendingReports(make_backoff(self.settings))
             self.kept_reports.restore(state, mono, wall)
@@ -6067,7 +6077,7 @@ class Monitor:
         kept = self.kept_reports
         if kept:
             self.say.kept_for_later(wall, kept.count, kept.partial_count, kept.slow_count,
-                                    kept.lossy_count)
+                                    kept.lossy_count, kept.gap_count)
         if behind is not None:
             self.gap_waiting = (behind, mono, state["targets"])
             self.say.gap_waiting(wall, behind)
@@ -6132,8 +6142,10 @@ class Monitor:
         self._save_state(clean_stop=True)
         if self.gap_waiting is not None:
             self.say.gap_not_measured(wall, self.gap_waiting[0])
+        pending = self.reporter.pending if self.reporter is not None else self.kept_reports
         self.say.stopped(wall, self.waker.stop_signal, outage and outage.start_wall,
-                         self._pending()[0], outage and outage.cause, *self._pending()[1:])
+                         self._pending()[0], outage and outage.cause, *self._pending()[1:],
+                         gaps=0 if self.reporter is None else pending.gap_count)
         return self.waker.stop_signal
 
 
@@ -9924,6 +9936,7 @@ def run_discard_pending(settings, console):
             console.warning(warning)
         pending = data["pending"] if data else []
         count = sum(item["count"] for item in pending if item["part"] is None)
+        gaps = sum(item["count"] if item["kind"] == "gap" else item["gaps"] for item in pending)
         partial = sum(item["count"] for item in pending if item["part"] is not None)
         slow = sum(item["count"] for item in data["slow_pending"]) if data else 0
         lossy = sum(item["count"] for item in data["lossy_pending"]) if data else 0
@@ -9942,7 +9955,7 @@ def run_discard_pending(settings, console):
     finally:
         state.unlock()
     console.info("discarded %s waiting for a report (state file %s)"
-                 % (pending_text(count, partial, slow, lossy), settings.state_file))
+                 % (pending_text(count, partial, slow, lossy, gaps), settings.state_file))
     return 0
 
 

@@ -869,3 +869,6 @@ def test_what_waits_is_named_in_one_phrase():
         "2 interruptions", "1 partial outage", "1 slow period",
         "1 interruption and 2 slow periods", "1 interruption, 1 slow period and 2 partial outages",
         "1 slow period and 2 partial outages"]
+    # a gap is an interruption to the pending list, and told as a gap
+    assert [pyNetConnMon.pending_text(count, 0, 0, 0, gaps) for count, gaps in (
+        (1, 1), (3, 1), (2, 2))] == ["1 gap", "2 interruptions and 1 gap", "2 gaps"]
