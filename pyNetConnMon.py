@@ -4554,11 +4554,14 @@ HTTP_BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnecti
                                               HTTP_HEADERS.encode("ascii")))
 
 
+_MALFORMED_HEADER = re.compile(rb"[ \t]|[^:]*[ \t]+:|[^:]*\r?$")    # folded, space, no colon
+
+
 def http_request_head(received, limit=METRICS_REQUEST_LIMIT, max_headers=METRICS_HEADER_LIMIT):
     """(method, path, Host header or None) once `received` holds a whole request head, None
     while it may still come, or the status (int) that refuses it: 414 or 431 beyond `limit`
     bytes or `max_headers` header lines, 400 when the request line is not "METHOD TARGET
-    HTTP/1.x" or Host is given twice."""
+    HTTP/1.x", a header line is malformed, or Host is given twice (or not at all in 1.1)."""
     ends = [at for at in (received.find(b"\n\r\n"), received.find(b"\n\n")) if at >= 0]
     end = min(ends) if ends else len(received)
     if end >= limit:
@@ -4575,9 +4578,13 @@ def http_request_head(received, limit=METRICS_REQUEST_LIMIT, max_headers=METRICS
         method, target = words[0].decode("ascii"), words[1].decode("ascii")
     except UnicodeDecodeError:
         return 400
+    # a header's name ends at its colon (no space before it), and a line never continues the
+    # one before (obsolete folding): else a Host the check below does not see may be meant
+    if any(_MALFORMED_HEADER.match(line) for line in lines[1:]):
+        return 400
     hosts = [line.split(b":", 1)[1].strip() for line in lines[1:]
              if line[:5].lower() == b"host:"]
-    if len(hosts) > 1:
+    if len(hosts) > 1 or not hosts and words[2] == b"HTTP/1.1":    # 1.1 must say its Host
         return 400
     host = hosts[0].decode("latin-1") if hosts else None
     return method, target.split("?", 1)[0], host

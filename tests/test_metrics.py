@@ -384,6 +384,12 @@ def test_the_endpoint_answers_with_safe_headers_and_only_to_names_of_this_machin
                 assert (status, headers["X-Content-Type-Options"]) == (421, "nosniff")
                 assert b"pynetconnmon_" not in body and b"<html" not in body
             assert raw_request(port, "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n")[0] == 400
+            # a Host the check above would not see was served: a space before its colon, a
+            # folded line, none at all in HTTP/1.1 (which must name one)
+            for head in ("Host : rebind.example", " Host: rebind.example", "X-A: 1\r\n\tb", ""):
+                request = "GET / HTTP/1.1\r\n%s\r\n\r\n" % head if head else \
+                    "GET / HTTP/1.1\r\n\r\n"
+                assert raw_request(port, request)[0] == 400, head
             assert monitor.terminate() == 0
         assert monitor.stderr_lines == []
     finally:
