@@ -7853,8 +7853,14 @@ class EventLogFiles:
         """The logs, as the summary's first line names them once read: each log given, and
         the rotated files that could be read (all or in part)."""
         rotated = len([path for path in self.read if path not in self.given])
-        return ", ".join(self.given) + (" and %s" % plural(rotated, "rotated file")
-                                        if rotated else "")
+        named, seen = [], set()          # a log given twice (or by two names) is read once
+        for path in self.given:
+            key = _file_key(path)
+            if key not in seen:
+                seen.add(key)
+                named.append(path)
+        return ", ".join(named) + (" and %s" % plural(rotated, "rotated file")
+                                   if rotated else "")
 
 
 def _file_key(path):

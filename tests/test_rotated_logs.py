@@ -164,6 +164,15 @@ def test_lines_repeated_at_a_seam_and_a_file_given_twice_are_read_once(tmp_path)
                 str(whole))
 
 
+def test_a_log_given_twice_or_by_two_names_is_named_once(tmp_path):
+    # "summary of whole.jsonl, whole.jsonl, alias.jsonl", for one file read once
+    whole = tmp_path / 'whole.jsonl'
+    shutil.copy(GOLDEN_LOGS / 'bad-week.jsonl', whole)
+    (tmp_path / 'alias.jsonl').symlink_to(whole)
+    same_report(report(tmp_path, whole, whole, tmp_path / 'alias.jsonl'), report(tmp_path, whole),
+                str(whole), str(whole))
+
+
 def stats_lines(count):
     """A start, `count` statistics windows of a minute and a stop, as the monitor writes them."""
     def stamp(minute):
