@@ -182,6 +182,7 @@ MAIL_STOP_WAIT = 10.0            # s: at a stop, the wait for a mail server to a
                                  # flight (servers that scan mail answer late), so that it does
                                  # not stay pending and go out again after the restart
 REASON_LIMIT = 200               # characters: a failure reason from outside text stays this short
+NAMES_SHOWN = 5                  # names a warning lists; the others are counted
 REPORT_LIST_LIMIT = 100          # beyond this many interruptions a report lists the first and
 #                                  last half
 PENDING_LIMIT = 1000             # beyond this many pending interruptions the middle ones are folded
@@ -3928,13 +3929,16 @@ def _check_interruption(data, what, lists=()):
     }
     # of a "many" entry's count and duration, those of gaps (newer files)
     gaps = data.get("gaps", 0)
-    if kind != "many" and gaps != 0 or not (
+    if kind == "gap" and checked["part"] is not None:
+        raise ValueError("%s is a gap of a part" % what)
+    if (kind != "many" or checked["part"] is not None) and gaps != 0 or not (
             type(gaps) is int and 0 <= gaps <= checked["count"]):
         raise ValueError("%s gaps is not a whole number from 0 to its count, of a many "
                          "entry" % what)
     checked["gaps"] = gaps
     checked["gap_duration"] = _state_number(data.get("gap_duration", 0.0), what + " gap_duration",
-                                            0.0, checked["duration"] * (1 + 1e-9) + 1e-6)
+                                            0.0, checked["duration"] * (1 + 1e-9) + 1e-6
+                                            if gaps else 0.0)
     return checked
 
 
@@ -4554,7 +4558,8 @@ HTTP_BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnecti
                                               HTTP_HEADERS.encode("ascii")))
 
 
-_MALFORMED_HEADER = re.compile(rb"[ \t]|[^:]*[ \t]+:|[^:]*\r?$")    # folded, space, no colon
+_MALFORMED_HEADER = re.compile(rb"[ \t:]|[^:]*[ \t]+:|[^:]*\r?$")   # folded, no name, space,
+#                                                                    no colon
 
 
 def http_request_head(received, limit=METRICS_REQUEST_LIMIT, max_headers=METRICS_HEADER_LIMIT):
@@ -4584,8 +4589,8 @@ def http_request_head(received, limit=METRICS_REQUEST_LIMIT, max_headers=METRICS
         return 400
     hosts = [line.split(b":", 1)[1].strip() for line in lines[1:]
              if line[:5].lower() == b"host:"]
-    if len(hosts) > 1 or not hosts and words[2] == b"HTTP/1.1":    # 1.1 must say its Host
-        return 400
+    if len(hosts) > 1 or not hosts and words[2] != b"HTTP/1.0" or hosts == [b""]:
+        return 400                   # since 1.1 a request must name its Host
     host = hosts[0].decode("latin-1") if hosts else None
     return method, target.split("?", 1)[0], host
 
@@ -5270,10 +5275,16 @@ class Announcer:
                     start_after=outage.after and iso_time(outage.after[1]),
                     start_before=iso_time(outage.before[1]))
 
-    def name_unresolved(self, wall, host):
-        self.console.warning("the name %s has not resolved since the start: check how it is "
-                             "spelled, or that DNS works here (it is probed every round all "
-                             "the same)" % printable(host), wall)
+    def names_unresolved(self, wall, hosts):
+        shown = ", ".join(printable(host) for host in hosts[:NAMES_SHOWN])
+        if len(hosts) > NAMES_SHOWN:
+            shown += " and %d more" % (len(hosts) - NAMES_SHOWN)
+        self.console.warning("the name%s %s %s not resolved since the start: check how %s "
+                             "spelled, or that DNS works here (%s probed every round all the "
+                             "same)" % ("s" if len(hosts) > 1 else "", shown,
+                                        "have" if len(hosts) > 1 else "has",
+                                        "they are" if len(hosts) > 1 else "it is",
+                                        "they are" if len(hosts) > 1 else "it is"), wall)
 
     def router_echo(self, wall, suspect, router_label):
         label, median, router_median = suspect
@@ -5661,13 +5672,15 @@ class RoundInterpreter:
     def _names_seen(self, results, wall):
         """A name that has not resolved since the start may be misspelled: its first failure
         to resolve says so, once; one that resolved (or failed otherwise) is known good."""
+        unresolved = []
         for result in results:
             label = result.target.label
-            if label in self.names_unseen and (result.up or result.reason != "dns"):
+            if label in self.names_unseen:
                 self.names_unseen.discard(label)
-            elif label in self.names_unseen:
-                self.names_unseen.discard(label)
-                self.say.name_unresolved(wall, result.target.host)
+                if not result.up and result.reason == "dns":
+                    unresolved.append(result.target.host)
+        if unresolved:                   # one line: at boot, before the network, every name
+            self.say.names_unresolved(wall, unresolved)
 
     def _where_it_broke(self, network_up, gateway, target_reasons, wall, router_needed=True):
         """(cause, plain words) for a round in which no target answered, else (None, None).
@@ -6951,8 +6964,8 @@ class _Run:
     """A run of the monitor as the replay sees it: from its start to its latest sign of life."""
 
     __slots__ = ("start", "seen", "down_since", "down_text", "down_cause", "min_interruption",
-                 "targets", "known", "slow_since", "slow_connect_ms", "lossy_since",
-                 "lossy_percent")
+                 "targets", "known", "families", "slow_since", "slow_connect_ms",
+                 "lossy_since", "lossy_percent")
 
     def __init__(self, start, min_interruption, targets=()):
         self.start = self.seen = start
@@ -6962,6 +6975,7 @@ class _Run:
         self.min_interruption = min_interruption
         self.targets = targets       # the labels its start names
         self.known = frozenset(targets)   # ... as a set, to tell a target_down of its own
+        self.families = None         # ... by IP family (None: a name), once a partial needs it
         self.slow_since = None       # the connection has been slow since then (None: not slow)
         self.slow_connect_ms = None  # ... and the fastest connect of its first slow round
         self.lossy_since = None      # the connection has been lossy since then (None: not lossy)
@@ -7297,12 +7311,18 @@ class Replay:
         """What a partial outage makes fail: a target, or a family and its targets, or every
         target given by name."""
         kind, what = key
-        targets = self.run.targets if self.run is not None else ()
         if kind == "target":
             return [what]
+        run = self.run
+        if run is None:
+            return [what] if kind == "family" else []
+        if run.families is None:      # once a run: a thousand targets, thousands of outages
+            run.families = {}
+            for label in run.targets:
+                run.families.setdefault(_label_family(label), []).append(label)
         if kind == "family":
-            return [what] + [label for label in targets if _label_family(label) == what]
-        return [label for label in targets if _label_family(label) is None]
+            return [what] + run.families.get(what, [])
+        return list(run.families.get(None, []))
 
     def _clipped(self, start, end):
         timeline = self.timeline
@@ -7318,7 +7338,7 @@ class Replay:
             history.targets_changed = True
         if not history.targets_changed and not history.targets:
             history.targets = labels
-        self.run.targets, self.run.known = labels, frozenset(labels)
+        self.run.targets, self.run.known, self.run.families = labels, frozenset(labels), None
 
     def _interruption(self, start, end, cause):
         """Downtime: the interruption's time is no part of what failed alone meanwhile."""
@@ -9058,7 +9078,8 @@ class StatusSnapshot:
         self.metrics = metrics              # the MetricsSnapshot of the same round
         self.made = made                    # wall clock
         self.events = events                # StatusEvents to replay (RecentEvents.snapshot())
-        self.pending_count = pending_count  # (interruptions, partial outages); None: --no-mail
+        self.pending_count = pending_count  # (interruptions, partial outages[, of the
+        #                                     interruptions the gaps]); None: --no-mail
         self.pending = pending              # ((start, end, duration, cause, what), ...)
         self.host = host
         self.targets = targets
@@ -9106,7 +9127,8 @@ class StatusBoard(MetricsBoard):
                              _pending_words(item)) for item in latest[-STATUS_ROWS_SHOWN:])
         return StatusSnapshot(
             metrics, now, self.recent.snapshot(now),
-            None if pending is None else (pending.count, pending.partial_count), waiting,
+            None if pending is None else (pending.count, pending.partial_count,
+                                          pending.gap_count), waiting,
             self.host, tuple(self.settings.target_labels), self.settings.interval)
 
     def publish(self, snapshot):
@@ -9237,11 +9259,9 @@ def render_status(status, now=None):
     elif not any(status.pending_count):
         waiting = "Nothing."
     else:
-        count, partial = status.pending_count
-        waiting = "%s wait%s for a report." % (" and ".join(words for words in (
-            count and plural(count, "interruption"),
-            partial and plural(partial, "partial outage")) if words),
-            "s" if count + partial == 1 else "")
+        count, partial, gaps = (tuple(status.pending_count) + (0,))[:3]
+        waiting = "%s wait%s for a report." % (pending_text(count, partial, gaps=gaps),
+                                               "s" if count + partial == 1 else "")
     body.append('<h2>Waiting for a report</h2><p id="pending">%s</p>' % waiting)
     if status.pending:
         body.append('<table><thead><tr><th>start</th><th>end</th><th class="n">duration</th>'

@@ -466,6 +466,15 @@ def test_a_name_that_never_resolved_asks_once_how_it_is_spelled(tmp_path):
     (tmp_path / "again").mkdir()
     resolved_first = ScriptedRun(tmp_path / "again", [NAME, A], outage(NAME.label, "dns")).run()
     assert resolved_first.lines("WARNING the name") == []
+    # at boot, before the network, every name fails: one line, not one per name
+    names = [parse_target("n%d.lab.test:80" % number, 53) for number in range(7)]
+    (tmp_path / "boot").mkdir()
+    boot = ScriptedRun(tmp_path / "boot", names, {name.label: [(0.0, 5.5, "dns")]
+                                                  for name in names}).run()
+    assert boot.lines("WARNING the name") == [
+        "WARNING the names n0.lab.test, n1.lab.test, n2.lab.test, n3.lab.test, n4.lab.test and "
+        "2 more have not resolved since the start: check how they are spelled, or that DNS "
+        "works here (they are probed every round all the same)"]
 
 
 def test_a_report_with_both_lists_interruptions_first(tmp_path, utc):

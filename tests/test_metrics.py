@@ -386,10 +386,12 @@ def test_the_endpoint_answers_with_safe_headers_and_only_to_names_of_this_machin
             assert raw_request(port, "GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n")[0] == 400
             # a Host the check above would not see was served: a space before its colon, a
             # folded line, none at all in HTTP/1.1 (which must name one)
-            for head in ("Host : rebind.example", " Host: rebind.example", "X-A: 1\r\n\tb", ""):
+            for head in ("Host : rebind.example", " Host: rebind.example", "X-A: 1\r\n\tb", "",
+                         "Host:", "Host: 127.0.0.1\r\n: x"):
                 request = "GET / HTTP/1.1\r\n%s\r\n\r\n" % head if head else \
                     "GET / HTTP/1.1\r\n\r\n"
                 assert raw_request(port, request)[0] == 400, head
+            assert raw_request(port, "GET / HTTP/1.2\r\n\r\n")[0] == 400
             assert monitor.terminate() == 0
         assert monitor.stderr_lines == []
     finally:

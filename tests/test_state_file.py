@@ -426,7 +426,9 @@ def test_no_mail_after_a_crash_keeps_the_gap_and_the_outage_it_cut_short(tmp_pat
     {"kind": "outage", "gaps": 1}, {"kind": "many", "count": 3, "gaps": 4},
     {"kind": "many", "count": 3, "gaps": 1.5}, {"kind": "many", "count": 3, "gaps": True},
     {"kind": "many", "count": 3, "gaps": -1},
-    {"kind": "many", "count": 3, "gaps": 1, "duration": 20.0, "gap_duration": 30.0}])
+    {"kind": "many", "count": 3, "gaps": 1, "duration": 20.0, "gap_duration": 30.0},
+    {"kind": "many", "count": 3, "gap_duration": 5.0}, {"kind": "gap", "part": "target x"},
+    {"kind": "many", "part": "several", "count": 3, "gaps": 3}])
 def test_gaps_a_folded_entry_cannot_hold_make_the_state_unusable(fields):
     # they read as "-3 interruptions, -8750.0 s of downtime" in a report
     with pytest.raises(ValueError):

@@ -130,7 +130,7 @@ def test_the_monitor_publishes_the_status_with_each_round(tmp_path):
     assert [entry.name for entry in last.events if entry.name in pnm.STATUS_TRANSITIONS] == [
         "start", "down", "up"]
     waiting = [status.pending for status in seen if any(status.pending_count)]
-    assert [len(pending) for pending in waiting] == [1] and last.pending_count == (0, 0)
+    assert [len(pending) for pending in waiting] == [1] and last.pending_count == (0, 0, 0)
 
 
 # -- what the page says ---------------------------------------------------------------------------
@@ -179,6 +179,10 @@ def test_reports_waiting_are_listed_newest_first_and_counted():
                     [TARGET.label])
     page = pnm.render_status(board_with([start(NOW - 2000)], pending=pending).status())
     assert text_of(page, "pending") == "12 interruptions wait for a report."
+    # a gap waiting was "13 interruptions" here, where the console named it a gap
+    pending.add(NOW - 100, NOW - 50, 50.0, "monitor not running", [TARGET.label], kind="gap")
+    gap = pnm.render_status(board_with([start(NOW - 2000)], pending=pending).status())
+    assert text_of(gap, "pending") == "12 interruptions and 1 gap wait for a report."
     assert page.count("<td>-</td><td>timeout</td>") == 10
     assert page.index(pnm.local_time(NOW - 1000 + 60 * 11)) < page.index(
         pnm.local_time(NOW - 1000 + 60 * 2))

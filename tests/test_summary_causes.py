@@ -130,6 +130,22 @@ def test_a_target_of_a_run_of_many_targets_is_told_when_it_fails_alone(utc):
     assert [row.targets for row in summary.rows] == [[many[150]]]
 
 
+def test_the_targets_of_a_family_are_worked_out_once_a_run(utc, monkeypatch):
+    # each family outage's end read the family of all 1000 targets: 5000 of them took 19 s
+    many = ["198.18.%d.%d:80" % divmod(number, 250) for number in range(1000)]
+    events = [event(0, "start", targets=many, min_interruption=5.0)]
+    for number in range(300):
+        events += [event(10 + 20 * number, "family_down", family="ipv4", reason="timeout"),
+                   ended(20 + 20 * number, "family_up", 10 + 20 * number, family="ipv4")]
+    events.append(event(7000, "stop", signal="SIGTERM"))
+    read = []
+    monkeypatch.setattr(pnm, "_label_family", lambda label: read.append(label) or "ipv4")
+    summary = pnm.summarize_events(events)
+    assert summary.partial == {"family": [300, 3000.0]}
+    assert len(read) == 1000
+    assert [len(row.targets) for row in summary.rows] == [pnm.REPORT_TARGETS_KEPT] * 300
+
+
 def test_a_log_from_before_causes_shows_no_cause_lines(utc):
     events = [event(0, "start", targets=[A], min_interruption=5.0), event(60, "down"),
               ended(100, "up", 60), event(200, "stop", signal="SIGTERM")]
