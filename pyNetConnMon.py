@@ -6397,8 +6397,8 @@ class DayLatency:
 # -- the model: what one reading of the event log found -----------------------------------
 
 REPORT_ROWS_KEPT = 20000         # rows of the HTML's table and spans drawn: the first and last half
-REPORT_HOSTS_KEPT = 16          # hosts named in the HTML report; the others are counted
-OTHER_HOSTS_COUNTED = 10000
+REPORT_HOSTS_KEPT = 16           # hosts named in the HTML report; the others are counted
+OTHER_HOSTS_COUNTED = 10000      # ... up to this many
 REPORT_TARGETS_KEPT = 64         # targets with their own figures; a log with more counts the rest
 REPORT_WINDOWS_PER_HOUR = 3600   # statistics windows taken per target and hour
 REPORT_WINDOWS_KEPT = 3000       # windows kept as they are, per target, for a short period
