@@ -918,6 +918,19 @@ class RouterEcho:
         return router_answers_for(self.targets, self.router)
 
 
+def names_unresolved_warning(hosts, since_start=False):
+    """The warning for names that do not resolve (the monitor: since its start; --once)."""
+    shown = ", ".join(printable(host) for host in hosts[:NAMES_SHOWN])
+    if len(hosts) > NAMES_SHOWN:
+        shown += " and %d more" % (len(hosts) - NAMES_SHOWN)
+    many = len(hosts) > 1
+    return "the name%s %s %s: check how %s spelled, or that DNS works here%s" % (
+        "s" if many else "", shown, ("have" if many else "has") + " not resolved since the start"
+        if since_start else "did not resolve", "they are" if many else "it is",
+        " (%s probed every round all the same)" % ("they are" if many else "it is")
+        if since_start else "")
+
+
 def router_echo_warning(label, median, router_label, router_median):
     """The warning for a target that the router probably answers for (start and --once)."""
     return ("target %s connects about as fast as the router %s (median %s against %s): the "
@@ -5276,15 +5289,7 @@ class Announcer:
                     start_before=iso_time(outage.before[1]))
 
     def names_unresolved(self, wall, hosts):
-        shown = ", ".join(printable(host) for host in hosts[:NAMES_SHOWN])
-        if len(hosts) > NAMES_SHOWN:
-            shown += " and %d more" % (len(hosts) - NAMES_SHOWN)
-        self.console.warning("the name%s %s %s not resolved since the start: check how %s "
-                             "spelled, or that DNS works here (%s probed every round all the "
-                             "same)" % ("s" if len(hosts) > 1 else "", shown,
-                                        "have" if len(hosts) > 1 else "has",
-                                        "they are" if len(hosts) > 1 else "it is",
-                                        "they are" if len(hosts) > 1 else "it is"), wall)
+        self.console.warning(names_unresolved_warning(hosts, since_start=True), wall)
 
     def router_echo(self, wall, suspect, router_label):
         label, median, router_median = suspect
@@ -9894,6 +9899,10 @@ def run_once(args, console_out, console=None):
     router = results.gateway
     lines.append(describe_gateway_once(args.gateway, gateway, router,
                                        router_not_needed(args.gateway, args.targets)))
+    unresolved = [result.target.host for result in results.targets
+                  if not result.up and result.reason == "dns"]
+    if unresolved and console is not None:
+        console.warning(names_unresolved_warning(unresolved))
     for label, median, router_median in RouterEcho(rounds=1).observe(results.targets,
                                                                      router) or ():
         if console is not None:

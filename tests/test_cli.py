@@ -174,6 +174,9 @@ def test_once_names_resolve_from_the_hosts_file_and_a_missing_name_is_dns(tmp_pa
     lines = result.stdout.splitlines()
     assert lines[0].startswith("target.test:%d up " % port)
     assert lines[1] == "gone.test:%d down dns" % port
+    # a typo reads as "down dns" alone: the warning asks how it is spelled
+    assert result.stderr.endswith(" WARNING the name gone.test did not resolve: check how it is "
+                                  "spelled, or that DNS works here\n"), result.stderr
 
 
 def test_defaults_probe_8_8_8_8_port_53_and_fail_at_once_without_a_route():
