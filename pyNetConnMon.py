@@ -924,11 +924,13 @@ def names_unresolved_warning(hosts, since_start=False):
     if len(hosts) > NAMES_SHOWN:
         shown += " and %d more" % (len(hosts) - NAMES_SHOWN)
     many = len(hosts) > 1
-    return "the name%s %s %s: check how %s spelled, or that DNS works here%s" % (
-        "s" if many else "", shown, ("have" if many else "has") + " not resolved since the start"
-        if since_start else "did not resolve", "they are" if many else "it is",
-        " (%s probed every round all the same)" % ("they are" if many else "it is")
-        if since_start else "")
+    names, they = ("names", "they are") if many else ("name", "it is")
+    if not since_start:
+        return ("the %s %s did not resolve: check how %s spelled, or that DNS works here"
+                % (names, shown, they))
+    return ("the %s %s %s not resolved since the start: check how %s spelled, or that DNS "
+            "works here (%s probed every round all the same)"
+            % (names, shown, "have" if many else "has", they, they))
 
 
 def router_echo_warning(label, median, router_label, router_median):
@@ -5631,9 +5633,10 @@ class RoundInterpreter:
                                              router_needed)
         # a round that ends an interruption tells it first: what still fails then fails while
         # the connection is up again
-        told_after = partial_changes if network_up and self.tracker.is_down else ()
-        for change in partial_changes if not told_after else ():
-            self._partial_change(change, wall)
+        ends_outage = network_up and self.tracker.is_down
+        if not ends_outage:
+            for change in partial_changes:
+                self._partial_change(change, wall)
         if network_up:
             # The connect that shows the network up may have got through only on a SYN the
             # kernel resent (1 s, 3 s ... into the round), or in a later round than its own:
@@ -5653,8 +5656,9 @@ class RoundInterpreter:
         if transition is not None:
             self._transition(transition, mono, wall, detail)
             save = True
-        for change in told_after:
-            self._partial_change(change, round_wall)
+        if ends_outage:
+            for change in partial_changes:
+                self._partial_change(change, round_wall)
         return save
 
     def _transition(self, transition, mono, wall, detail):
@@ -6040,6 +6044,12 @@ class Monitor:
         if self.metrics_board is not None:
             self.metrics_board.publish(self.rounds.metrics(self._pending()[0]))
 
+    @property
+    def pending(self):
+        """The PendingReports the state file keeps: the reporter's, or with --no-mail what
+        earlier runs left (None before the state is read)."""
+        return self.reporter.pending if self.reporter is not None else self.kept_reports
+
     def _pending(self):
         """(interruptions, partial outages, slow periods, lossy periods) waiting for a report."""
         pending = self.reporter.pending if self.reporter is not None else None
@@ -6057,9 +6067,8 @@ class Monitor:
         if boot is not None:
             data["boot"] = {"id": boot[0], "seconds": boot[1]}
         data.update(self.rounds.state(mono))
-        pending = self.reporter.pending if self.reporter is not None else self.kept_reports
-        if pending is not None:
-            data.update(pending.to_dict(mono, wall, self.settings.target_labels))
+        if self.pending is not None:
+            data.update(self.pending.to_dict(mono, wall, self.settings.target_labels))
         self.last_heartbeat = mono      # also after a failure: try again at the next heartbeat
         lock_warning = self.state.keep_lock()
         if lock_warning:
@@ -6167,10 +6176,9 @@ class Monitor:
         self._save_state(clean_stop=True)
         if self.gap_waiting is not None:
             self.say.gap_not_measured(wall, self.gap_waiting[0])
-        pending = self.reporter.pending if self.reporter is not None else self.kept_reports
         self.say.stopped(wall, self.waker.stop_signal, outage and outage.start_wall,
                          self._pending()[0], outage and outage.cause, *self._pending()[1:],
-                         gaps=0 if self.reporter is None else pending.gap_count)
+                         gaps=0 if self.reporter is None else self.reporter.pending.gap_count)
         return self.waker.stop_signal
 
 
