@@ -6189,6 +6189,8 @@ class Monitor:
 
 HOUR_SHADES = "\u00b7\u2591\u2592\u2593\u2588"   # ·░▒▓█: no downtime, down <25, <50, <75 %, more
 HOUR_SHADES_ASCII = ".-+*#"                      # the same, for a terminal without those characters
+READ_BLOCK = 64 * 1024           # bytes of the event log read at a time: with their text, within
+#                                  the processor's cache
 EVENT_LINE_LIMIT = 1024 * 1024   # bytes; a longer line is skipped and counted, never held in
                                  # memory (a stats line of MAX_TARGETS targets with the longest
                                  # names is about 400 KB)
@@ -7606,38 +7608,62 @@ def open_event_log(path):
         raise
 
 
-def read_lines(stream, limit=EVENT_LINE_LIMIT):
-    """The lines of a binary stream, each at most `limit` bytes besides its newline; None in
-    place of a longer line, which is never held whole. The stream is read in blocks of at most
-    `limit` + 1 bytes, not a line at a time; read1() where there is one, so that the lines of a
+def read_blocks(stream, limit=EVENT_LINE_LIMIT, size=READ_BLOCK):
+    """The lines of a binary stream, many at a time: blocks of whole lines, each line at most
+    `limit` bytes besides its newline (the stream's last line may lack one); None in place of
+    each longer line, which is never held whole. The stream is read `size` bytes at a time (at
+    most `limit` + 1), not a line at a time; read1() where there is one, so that the lines of a
     damaged compressed file up to the damage are read before its error."""
     read = getattr(stream, "read1", stream.read)
-    rest, too_long = b"", False      # the line the block before ended in; already too long?
-    while True:
-        block = read(limit + 1)
+    size = min(size, limit + 1)
+    rest, held, too_long = [], 0, False  # the line the blocks before ended in: its pieces, its
+    while True:                          # bytes; already too long?
+        block = read(size)
         if not block:
             if too_long:
                 yield None
             elif rest:
-                yield rest
+                yield b"".join(rest)
             return
+        last = block.rfind(b"\n")
+        if last < 0:                     # the line goes on
+            held += len(block)
+            if too_long or held > limit:
+                rest, too_long = [], True
+            else:
+                rest.append(block)
+            continue
+        first = block.find(b"\n")
+        if too_long or held + first > limit:
+            yield None
+            if first < last:
+                yield block[first + 1:last + 1]
+        else:
+            rest.append(block[:last + 1])
+            yield b"".join(rest)
+        tail = block[last + 1:]          # within the limit: shorter than a block
+        rest, held, too_long = [tail] if tail else [], len(tail), False
+
+
+def read_lines(stream, limit=EVENT_LINE_LIMIT):
+    """The lines of a binary stream one at a time, each with its newline, as read_blocks()
+    reads them; None in place of a line longer than `limit` bytes."""
+    for block in read_blocks(stream, limit):
+        if block is None:
+            yield None
+            continue
         lines = block.split(b"\n")
         last = lines.pop()               # b"" when the block ends with a newline
         for line in lines:
-            if too_long or len(rest) + len(line) > limit:
-                yield None
-            else:
-                yield (rest + line if rest else line) + b"\n"
-            rest, too_long = b"", False
-        if too_long or len(rest) + len(last) > limit:
-            rest, too_long = b"", True
-        else:
-            rest += last
+            yield line + b"\n"
+        if last:
+            yield last
 
 
 class EventLines:
-    """Iterates the JSON values of an event log's lines (str or bytes); counts the lines that are
-    not JSON, and the lines too long to read (None from read_lines())."""
+    """Iterates the JSON values of an event log's lines; counts the lines that are not JSON, and
+    the lines too long to read. It reads texts (str or bytes) of one or more whole lines each,
+    as read_blocks() gives them (or a line at a time), and None for each line too long."""
 
     def __init__(self, lines):
         self.lines = lines
@@ -7646,27 +7672,46 @@ class EventLines:
 
     def __iter__(self):
         decoder = json.JSONDecoder()
-        scan, decode = decoder.scan_once, decoder.decode
-        for line in self.lines:
-            if line is None:
+        scan = decoder.scan_once
+        for text in self.lines:
+            if text is None:
                 self.too_long += 1
                 continue
-            if isinstance(line, bytes):
-                line = line.decode("utf-8", "replace")
-            try:
+            if isinstance(text, bytes):
+                text = text.decode("utf-8", "replace")     # line by line alike: "\n" is ASCII
+            start, size = 0, len(text)
+            while start < size:
+                newline = text.find("\n", start)
+                end = size if newline < 0 else newline
+                # the usual line, a value from its first character to its newline: a JSON
+                # string holds no newline, so the value is the line's alone
                 try:
-                    value, end = scan(line, 0)      # what decode() does, less its wrapping
-                except StopIteration:               # nothing at 0: blank, leading space, not JSON
-                    if not line.strip():
-                        continue
-                    value, end = decode(line), len(line)
-            except (ValueError, RecursionError):
-                self.not_json += 1
-                continue
-            if end != len(line) and line[end:].strip(" \t\n\r"):
-                self.not_json += 1                  # more after the value: as decode() says
-                continue
-            yield value
+                    value, value_end = scan(text, start)
+                except (StopIteration, ValueError, RecursionError):
+                    value_end = -1
+                if value_end == end:
+                    yield value
+                else:
+                    yield from self._line_values(text[start:end], decoder)
+                start = end + 1
+
+    def _line_values(self, line, decoder):
+        """The value of a line that is not simply one (blank, spaces around it, not JSON):
+        none for a blank line; none, counted, for one that holds no value or more than one."""
+        try:
+            try:
+                value, end = decoder.scan_once(line, 0)
+            except StopIteration:               # nothing at 0: blank, leading space, not JSON
+                if not line.strip():
+                    return
+                value, end = decoder.decode(line), len(line)
+        except (ValueError, RecursionError):
+            self.not_json += 1
+            return
+        if end != len(line) and line[end:].strip(" \t\n\r"):
+            self.not_json += 1                  # more after the value: as decode() says
+            return
+        yield value
 
 
 # -- the event log and its rotated files, read as one ------------------------------------------
@@ -7837,7 +7882,7 @@ class EventLogFiles:
         return None
 
     def _lines(self):
-        """The lines of every file in turn, as read_lines() gives them."""
+        """The lines of every file in turn, in blocks as read_blocks() gives them."""
         # the last lines read, whatever file they came from: a file that gave none (empty,
         # unreadable, or all of it a repeat) leaves the seam to be found against the one before
         tail = _LastLines(SEAM_LINES)
@@ -7856,17 +7901,18 @@ class EventLogFiles:
             seam, lines_read, damaged = bool(tail), 0, False
             try:
                 with stream:
-                    for line in read_lines(stream):
-                        lines_read += 1
-                        if line is not None:
-                            if seam:
-                                if line in tail:
-                                    self.repeated += 1
-                                    continue
-                                seam = False
-                            if last is not None:
-                                last.append(hash(line))
-                        yield line
+                    for block in read_blocks(stream):
+                        if block is None:
+                            lines_read += 1
+                            yield None
+                            continue
+                        lines_read += block.count(b"\n") + (not block.endswith(b"\n"))
+                        if seam:
+                            block, seam = self._after_repeats(block, tail)
+                        if last is not None:
+                            last.extend(map(hash, _block_lines(block)))
+                        if block:
+                            yield block
             except _read_errors() as error:
                 if len(self.paths) == 1 and not isinstance(error, (EOFError, ValueError)) \
                         and not lines_read:
@@ -7880,6 +7926,19 @@ class EventLogFiles:
         if not opened:
             raise MonitorError("cannot read event log %s: none of its files can be read"
                                % self.source)
+
+    def _after_repeats(self, block, tail):
+        """`block` less its first lines that are among the `tail` of the files read before (each
+        counted in `repeated`), and whether the seam goes on after it (all of them were)."""
+        start = 0
+        while start < len(block):
+            newline = block.find(b"\n", start)
+            end = len(block) if newline < 0 else newline
+            if block[start:end] not in tail:
+                return block[start:], False
+            self.repeated += 1
+            start = end + 1
+        return b"", True
 
     @property
     def source(self):
@@ -7906,8 +7965,17 @@ def _file_key(path):
         return None if isinstance(path, int) else ("missing", os.path.abspath(path))
 
 
+def _block_lines(block):
+    """The lines of a block from read_blocks(), without their newlines."""
+    lines = block.split(b"\n")
+    if not lines[-1]:
+        lines.pop()
+    return lines
+
+
 class _LastLines:
-    """Is a line one of the last `size` lines added? Known by its hash, in bounded memory."""
+    """Is a line (without its newline) one of the last `size` lines added? Known by its hash,
+    in bounded memory."""
 
     def __init__(self, size):
         self.size = size

@@ -148,6 +148,34 @@ def test_read_lines_keeps_short_lines_whole_and_never_reads_more_than_the_limit(
     assert 0 < stream.largest <= limit + 1
 
 
+
+def block_lines(blocks):
+    """The lines of read_blocks()' blocks, one at a time as read_lines() gives them."""
+    for block in blocks:
+        if block is None:
+            yield None
+            continue
+        assert block                             # never an empty block
+        pieces = block.split(b"\n")
+        last = pieces.pop()
+        yield from (piece + b"\n" for piece in pieces)
+        if last:
+            yield last
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(lines=st.lists(st.binary(max_size=40).map(lambda line: line.replace(b"\n", b" ")),
+                      max_size=10),
+       limit=st.integers(1, 30), size=st.integers(1, 12), last_newline=st.booleans())
+def test_blocks_smaller_than_a_line_give_the_same_lines(lines, limit, size, last_newline):
+    # the log is read 64 KB at a time and a line may be 1 MB: a line spans blocks, and is
+    # gathered whole (or counted as too long) as when a block holds it all
+    data = b"\n".join(lines) + (b"\n" if last_newline and lines else b"")
+    stream = RecordingStream(data)
+    assert list(block_lines(pnm.read_blocks(stream, limit, size))) == \
+        list(pnm.read_lines(io.BytesIO(data), limit))
+    assert 0 < stream.largest <= min(size, limit + 1)
+
 # ---- only regular files, and the output ------------------------------------------------------
 
 def not_regular_files(tmp_path):
