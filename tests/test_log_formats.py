@@ -149,13 +149,18 @@ def test_a_quantile_of_windows_that_weigh_alike_is_the_weighted_one(values, weig
 def test_a_stats_window_reads_the_same_the_short_way_and_the_long_way(median, p95, probes,
                                                                        failures):
     """The monitor's own types take a short way through stats_figures(); the same figures as
-    other types (counts as floats: exact up to 2**53) take the long one, with the same result."""
+    other types (counts as floats: exact up to 2**53), or beside a target the monitor would not
+    write, take the long one, with the same result."""
     def figures(**fields):
         record = {'targets': {'a:53': dict(median_ms=median, p95_ms=p95, **fields)}}
         return pyNetConnMon.stats_figures(record)
     short = figures(probes=probes, failures=failures)
     if probes < 2 ** 53:
         assert short == figures(probes=float(probes), failures=float(failures))
+    # a target beside it that is not as the monitor writes it sends the whole line the long way
+    mixed = {'targets': {'a:53': dict(median_ms=median, p95_ms=p95, probes=probes,
+                                      failures=failures), 'b:53': {'median_ms': 'fast'}}}
+    assert pyNetConnMon.stats_figures(mixed) == short
     if short:
         assert type(short[0][1].connects) is int
 
