@@ -105,6 +105,7 @@ import collections
 import contextlib
 import errno
 import fcntl
+import gc
 import heapq
 import importlib.util
 import io
@@ -6189,6 +6190,8 @@ class Monitor:
 
 HOUR_SHADES = "\u00b7\u2591\u2592\u2593\u2588"   # ·░▒▓█: no downtime, down <25, <50, <75 %, more
 HOUR_SHADES_ASCII = ".-+*#"                      # the same, for a terminal without those characters
+GC_THRESHOLD_SUMMARY = 20000      # objects made and not freed between two collections (700 by
+#                                  default): at most some MB of garbage in reference cycles
 READ_BLOCK = 64 * 1024           # bytes of the event log read at a time: with their text, within
 #                                  the processor's cache
 EVENT_LINE_LIMIT = 1024 * 1024   # bytes; a longer line is skipped and counted, never held in
@@ -7680,6 +7683,7 @@ class EventLines:
         self.lines = lines
         self.not_json = 0
         self.too_long = 0
+        self.seen = 0               # lines read to their end (each too long one too)
 
     def __iter__(self):
         decoder = json.JSONDecoder()
@@ -7687,11 +7691,14 @@ class EventLines:
         for text in self.lines:
             if text is None:
                 self.too_long += 1
+                self.seen += 1
                 continue
             if isinstance(text, bytes):
                 text = text.decode("utf-8", "replace")     # line by line alike: "\n" is ASCII
             start, size = 0, len(text)
+            lines = 0
             while start < size:
+                lines += 1
                 newline = text.find("\n", start)
                 end = size if newline < 0 else newline
                 # the usual line, a value from its first character to its newline: a JSON
@@ -7705,6 +7712,7 @@ class EventLines:
                 else:
                     yield from self._line_values(text[start:end], decoder)
                 start = end + 1
+            self.seen += lines
 
     def _line_values(self, line, decoder):
         """The value of a line that is not simply one (blank, spaces around it, not JSON):
@@ -7909,15 +7917,16 @@ class EventLogFiles:
             opened += 1
             # the last file has no seam after it
             last = collections.deque(maxlen=SEAM_LINES) if number + 1 < len(self.paths) else None
-            seam, lines_read, damaged = bool(tail), 0, False
+            seam, damaged = bool(tail), False
+            # the file's lines read: EventLines reads each block to its end before it asks for
+            # the next, and the repeats it never sees are counted here
+            seen_before = self.lines.seen + self.repeated
             try:
                 with stream:
                     for block in read_blocks(stream):
                         if block is None:
-                            lines_read += 1
                             yield None
                             continue
-                        lines_read += block.count(b"\n") + (not block.endswith(b"\n"))
                         if seam:
                             block, seam = self._after_repeats(block, tail)
                         if last is not None:
@@ -7925,12 +7934,13 @@ class EventLogFiles:
                         if block:
                             yield block
             except _read_errors() as error:
+                lines_read = self.lines.seen + self.repeated - seen_before
                 if len(self.paths) == 1 and not isinstance(error, (EOFError, ValueError)) \
                         and not lines_read:
                     raise _cannot_read(path, error)
                 self.warnings.append(str(_cannot_read(path, error, lines_read)))
                 damaged = True
-            if lines_read or not damaged:
+            if not damaged or self.lines.seen + self.repeated > seen_before:
                 self.read.append(path)
             if last:
                 tail.extend(last)
@@ -8266,16 +8276,32 @@ def latency_table(summary):
     return lines
 
 
+@contextlib.contextmanager
+def fewer_collections():
+    """Python's cycle collector, less often and without this program's own objects, while a
+    replay makes and frees millions of small objects and keeps few: its passes over the new ones
+    find next to nothing to free, and each full one walked the program's objects again."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD_SUMMARY)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+
+
 def run_summary(settings, out, console):
     """--summary: the I/O around summarize_events() and format_summary(); with --html or
     --csv, ReportFiles replays the log instead and writes those files as well."""
     lines = EventLogFiles(settings.log_files or [settings.log_file])
     files = ReportFiles(settings.html, settings.csv) if settings.html or settings.csv else None
     try:
-        if files is None:
-            summary = summarize_events(lines, settings.since, settings.until)
-        else:
-            summary = files.summarize(lines, settings.since, settings.until)
+        with fewer_collections():
+            if files is None:
+                summary = summarize_events(lines, settings.since, settings.until)
+            else:
+                summary = files.summarize(lines, settings.since, settings.until)
     finally:
         for warning in lines.warnings:
             console.warning(warning)

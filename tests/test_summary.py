@@ -571,6 +571,20 @@ def test_cli_one_warning_line_for_bad_lines(tmp_path):
     assert "Availability:  93.181 %" in result.stdout.splitlines()
 
 
+def test_a_summary_in_this_process_leaves_the_cycle_collector_as_it_found_it(tmp_path):
+    # --summary runs the collector less often and without the program's own objects; a caller
+    # in the same process (a test, the status page's replays) gets it back as it was
+    import gc
+    path = three_days().write(tmp_path / "events.jsonl")
+    before = gc.get_threshold()
+    for garbage in ("", "garbage"):                  # a log, then a file that is not one
+        if garbage:
+            path.write_text(garbage)
+        status, out, _ = run_main("--summary", "--log-file", path, "--html", tmp_path / "r.html")
+        assert (status, out.startswith("pyNetConnMon summary of ")) == (1 if garbage else 0, True)
+        assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0)
+
+
 def test_cli_missing_log_file_option_is_a_usage_error():
     assert run_main("--summary") == (
         2, "", "pyNetConnMon.py: error: --summary needs --log-file PATH, the event log to read\n")
