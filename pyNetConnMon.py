@@ -1202,11 +1202,12 @@ class ConnectTimes:
     def percentile(self, fraction):
         """The ms below which `fraction` of the times lie (nearest rank), or None when empty."""
         rank = max(1, math.ceil(fraction * self.count - 1e-9))
-        seen = 0
-        for ms, count in self.values():
+        seen, buckets = 0, self.buckets
+        for number in sorted(buckets):       # values(), less the mean of each bucket passed
+            count, total = buckets[number]
             seen += count
             if seen >= rank:
-                return ms
+                return total / count
         return None
 
 
@@ -8494,8 +8495,8 @@ def _day_text(day):
 
 
 def _ordinal(date_text):
-    datetime = _datetime().datetime
-    return datetime.strptime(date_text, "%Y-%m-%d").toordinal()
+    """The proleptic ordinal of a "YYYY-MM-DD" that _date_text() wrote."""
+    return _datetime().date.fromisoformat(date_text).toordinal()
 
 
 def _calendar(days):
