@@ -658,3 +658,27 @@ def test_the_hosts_past_the_sixteenth_are_counted(utc):
     hosts = ", ".join("site%02d" % number for number in range(16)) + " and 4 more"
     assert '<td id="host">%s</td>' % hosts in page
     assert "<h1>Internet connection report: %s</h1>" % hosts in page
+
+
+def test_a_chart_with_more_points_than_pixels_draws_each_columns_middle_and_highest():
+    """A year's hours are more points than the chart's 670 pixel columns: each column shows the
+    mean time, the middle median (the upper of two) and the highest 95th percentile of its
+    points; drawn as if those were the points given."""
+    import random
+    rng = random.Random(7)
+    start, step = T0, 600.0
+    points = sorted((start + number * step + rng.uniform(0, 300), rng.uniform(5, 50),
+                     rng.uniform(50, 400)) for number in range(3000))
+    end = start + 3000 * step
+    columns = {}
+    for point in points:
+        columns.setdefault(int((point[0] - start) / (end - start) * 670), []).append(point)
+    middles = []
+    for _, group in sorted(columns.items()):
+        middles.append((sum(point[0] for point in group) / len(group),
+                        sorted(point[1] for point in group)[len(group) // 2],
+                        max(point[2] for point in group)))
+    assert 600 < len(middles) <= 670
+    chart = pnm._connect_chart("a:53", points, step, start, end)
+    assert chart.count(" L") > 1000
+    assert chart == pnm._connect_chart("a:53", middles, step, start, end)

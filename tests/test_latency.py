@@ -103,6 +103,28 @@ def test_any_percentile_is_within_one_percent_of_its_sample(seconds, fraction):
     assert (times.minimum, times.maximum) == (min(seconds) * 1000, max(seconds) * 1000)
 
 
+@hypothesis_settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.tuples(st.one_of(st.sampled_from([0.001, 0.002, 0.005, 0.01, 0.03]),
+                                    st.floats(min_value=0.00001, max_value=100.0)),
+                          st.integers(1, 20)), max_size=60),
+       st.one_of(st.sampled_from([0.0, 0.05, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0]),
+                 st.floats(min_value=0.0, max_value=1.2)))
+def test_a_percentile_walked_from_either_end_is_the_nearest_rank_bucket(added, fraction):
+    # percentile() walks a 95th percentile from the slowest bucket down: the same bucket, and
+    # the same mean of it, as walking every bucket up from the fastest
+    times = ConnectTimes()
+    for seconds, count in added:
+        times.add(seconds, count)
+    rank = max(1, math.ceil(fraction * times.count - 1e-9))
+    seen, expected = 0, None
+    for ms, count in times.values():
+        seen += count
+        if seen >= rank:
+            expected = ms
+            break
+    assert times.percentile(fraction) == expected
+
+
 def test_memory_stays_bounded_at_i_0_05_over_a_long_window():
     """An hour's window at -i 0.05 (72,000 rounds, two targets) holds no more than its buckets,
     whatever the times; with times that repeat, no more than a few minutes' window does."""
