@@ -6,9 +6,12 @@
 # a short-lived child when the file is new, changed or its cache damaged, where the folder is
 # writable). Compiling the whole file in the monitor itself would more than double the monitor's
 # memory for as long as it runs: started as `python3 pyNetConnMon.py` (or `-m`), which compiles
-# it, the monitor moves onto the cache before its loop. The loader's code is LOADER below.
+# it, the monitor moves onto the cache before its loop. The loader's code is LOADER below. Python
+# runs without its `site` module (-S): the program needs only the standard library, so what is
+# installed in site-packages (a .pth file that imports a package at every start) neither slows
+# its start nor goes into its memory.
 """:"
-exec python3 -c '
+exec python3 -S -c '
 import sys
 if sys.version_info < (3, 9):
     sys.exit("pyNetConnMon needs Python 3.9 or newer; this is Python %d.%d" % sys.version_info[:2])

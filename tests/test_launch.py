@@ -5,6 +5,7 @@ import glob
 import importlib.util
 import marshal
 import os
+import shlex
 import shutil
 import struct
 import subprocess
@@ -157,9 +158,9 @@ def test_pythonsafepath_keeps_the_program_folder_off_the_module_path(app):
 
 
 def prologue_of(script):
-    """The Python code that the shell prologue of `script` runs with `python3 -c`."""
+    """The Python code that the shell prologue of `script` runs with `python3 -S -c`."""
     text = script.read_text()
-    start = text.index("exec python3 -c '\n") + len("exec python3 -c '\n")
+    start = text.index("exec python3 -S -c '\n") + len("exec python3 -S -c '\n")
     return text[start:text.index("' \"$0\" \"$@\"\n", start)]
 
 
@@ -215,16 +216,25 @@ OLD_PYTHON = "import sys\nsys.version_info = (3, 6, 15, 'final', 0)\n"
 @pytest.mark.parametrize("how", ["./pyNetConnMon.py", "python3 pyNetConnMon.py",
                                  "python3 -m pyNetConnMon"])
 def test_an_older_python_is_told_what_is_needed_in_one_line(app, tmp_path, how):
-    # a stand-in for Python 3.6: a sitecustomize that makes the interpreter say it is 3.6
+    # a stand-in for Python 3.6: a sitecustomize that makes the interpreter say it is 3.6; the
+    # program's own start skips `site` (-S), so there `python3` is a script that runs the
+    # interpreter without that option
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(OLD_PYTHON)
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    (folder / "python3").write_text('#!/bin/sh\n[ "$1" = -S ] && shift\nexec %s "$@"\n'
+                                    % shlex.quote(sys.executable))
+    (folder / "python3").chmod(0o755)
     command = {"./pyNetConnMon.py": [os.fspath(app)],
                "python3 pyNetConnMon.py": [sys.executable, app.name],
                "python3 -m pyNetConnMon": [sys.executable, "-m", "pyNetConnMon"]}[how]
+    env = shebang_env({"PYTHONPATH": site})
+    env["PATH"] = os.fspath(folder) + os.pathsep + env["PATH"]
     result = subprocess.run([*command, "-a", "127.0.0.1", "--once"], capture_output=True,
                             text=True, timeout=30, cwd=app.parent, stdin=subprocess.DEVNULL,
-                            env=child_env(shebang_env({"PYTHONPATH": site})))
+                            env=child_env(env))
     assert (result.returncode, result.stdout, result.stderr) == (
         1, "", "pyNetConnMon needs Python 3.9 or newer; this is Python 3.6\n")
 
