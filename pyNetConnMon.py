@@ -7676,10 +7676,10 @@ def read_blocks(stream, limit=EVENT_LINE_LIMIT, size=READ_BLOCK):
         rest, held, too_long = [tail] if tail else [], len(tail), False
 
 
-def read_lines(stream, limit=EVENT_LINE_LIMIT):
+def read_lines(stream, limit=EVENT_LINE_LIMIT, size=READ_BLOCK):
     """The lines of a binary stream one at a time, each with its newline, as read_blocks()
     reads them; None in place of a line longer than `limit` bytes."""
-    for block in read_blocks(stream, limit):
+    for block in read_blocks(stream, limit, size):
         if block is None:
             yield None
             continue
@@ -7713,20 +7713,26 @@ class EventLines:
             if isinstance(text, bytes):
                 text = text.decode("utf-8", "replace")     # line by line alike: "\n" is ASCII
             start, size = 0, len(text)
-            lines = 0
+            lines, whole = 0, True
             while start < size:
                 lines += 1
                 newline = text.find("\n", start)
                 end = size if newline < 0 else newline
                 # the usual line, a value from its first character to its newline: a JSON
-                # string holds no newline, so the value is the line's alone
-                try:
-                    value, value_end = scan(text, start)
-                except (StopIteration, ValueError, RecursionError):
-                    value_end = -1
+                # string holds no newline, so the value is the line's alone. Any other line
+                # may have had the scanner read on through the lines after it: the rest of
+                # the block is read a line at a time, so that a log of such lines costs at
+                # most one block's text more than reading every line alone
+                value_end = -1
+                if whole:
+                    try:
+                        value, value_end = scan(text, start)
+                    except (StopIteration, ValueError, RecursionError):
+                        pass
                 if value_end == end:
                     yield value
                 else:
+                    whole = False
                     yield from self._line_values(text[start:end], decoder)
                 start = end + 1
             self.seen += lines
@@ -7812,6 +7818,13 @@ def open_log_stream(path):
     except BaseException:
         stream.close()
         raise
+
+
+def _read_size(stream):
+    """How much of a log's stream to read at a time: READ_BLOCK of a file, but as much as a
+    line may be of a decompressor. In smaller reads bzip2 and xz hand over text they have not
+    yet checked, before the error that says the file is damaged."""
+    return READ_BLOCK if isinstance(stream, io.BufferedReader) else EVENT_LINE_LIMIT + 1
 
 
 def _read_errors():
@@ -7902,7 +7915,7 @@ class EventLogFiles:
     def _first_time(path):
         try:
             with open_log_stream(path) as stream:
-                for number, line in enumerate(read_lines(stream)):
+                for number, line in enumerate(read_lines(stream, size=_read_size(stream))):
                     if number >= PEEK_LINES:
                         break
                     try:
@@ -7940,14 +7953,14 @@ class EventLogFiles:
             seen_before = self.lines.seen + self.repeated
             try:
                 with stream:
-                    for block in read_blocks(stream):
+                    for block in read_blocks(stream, size=_read_size(stream)):
                         if block is None:
                             yield None
                             continue
                         if seam:
                             block, seam = self._after_repeats(block, tail)
                         if last is not None:
-                            last.extend(map(hash, _block_lines(block)))
+                            last.extend(map(hash, _line_keys(block)))
                         if block:
                             yield block
             except _read_errors() as error:
@@ -7971,11 +7984,11 @@ class EventLogFiles:
         start = 0
         while start < len(block):
             newline = block.find(b"\n", start)
-            end = len(block) if newline < 0 else newline
-            if block[start:end] not in tail:
+            line = (block[start:],) if newline < 0 else block[start:newline]
+            if line not in tail:
                 return block[start:], False
             self.repeated += 1
-            start = end + 1
+            start = len(block) if newline < 0 else newline + 1
         return b"", True
 
     @property
@@ -8003,17 +8016,20 @@ def _file_key(path):
         return None if isinstance(path, int) else ("missing", os.path.abspath(path))
 
 
-def _block_lines(block):
-    """The lines of a block from read_blocks(), without their newlines."""
+def _line_keys(block):
+    """The lines of a block from read_blocks() as _LastLines knows them: without their newline,
+    and a last line that has none (the end of a file cut short) as a tuple, so that it never
+    equals a whole line of the file after it."""
     lines = block.split(b"\n")
-    if not lines[-1]:
-        lines.pop()
+    last = lines.pop()               # b"" when the block ends with a newline
+    if last:
+        lines.append((last,))
     return lines
 
 
 class _LastLines:
-    """Is a line (without its newline) one of the last `size` lines added? Known by its hash,
-    in bounded memory."""
+    """Is a line (as _line_keys() gives it) one of the last `size` lines added? Known by its
+    hash, in bounded memory."""
 
     def __init__(self, size):
         self.size = size

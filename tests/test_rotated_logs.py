@@ -3,6 +3,7 @@
 one file; a missing or damaged file is a warning; several --log-file are read as one."""
 import gzip
 import html
+import importlib
 import json
 import os
 import re
@@ -162,6 +163,38 @@ def test_lines_repeated_at_a_seam_and_a_file_given_twice_are_read_once(tmp_path)
     same_report(without_last_line(split), report(tmp_path, whole),
                 '%s, %s' % (log, tmp_path / 'events.jsonl.1'),
                 str(whole))
+
+
+def test_a_last_line_without_its_newline_is_not_the_next_files_first_line(tmp_path):
+    # a file cut just before a newline, and a file that begins with that line whole: not a copy
+    # of the same lines, so both are read (as a summary of the two files end to end reads them)
+    lines = lines_of('quiet-week.jsonl')
+    log = tmp_path / 'events.jsonl'
+    (tmp_path / 'events.jsonl.1').write_bytes(b''.join(lines[:4]).rstrip(b'\n'))
+    log.write_bytes(b''.join(lines[3:8]))
+    joined = tmp_path / 'joined.jsonl'
+    joined.write_bytes(b''.join(lines[:4]) + b''.join(lines[3:8]))
+    split = report(tmp_path, log)
+    assert split[1] == ''
+    assert '(8 stats windows)' in split[0]
+    same_report(split, report(tmp_path, joined), '%s and 1 rotated file' % log, str(joined))
+
+
+@pytest.mark.parametrize('module', ['bz2', 'lzma'])
+def test_a_damaged_bzip2_or_xz_log_gives_nothing_it_has_not_checked(tmp_path, module):
+    # in small reads both decompressors hand over text they have not yet checked before the
+    # error that says the file is damaged (bzip2: a block of garbage); a compressed log is read
+    # as much as a line may be at a time, so this file of 1,000 lines is one read, refused whole
+    data = bytearray(importlib.import_module(module).compress(
+        (GOLDEN_LOGS / 'quiet-week.jsonl').read_bytes()))
+    data[len(data) * 3 // 10] ^= 0x55
+    log = tmp_path / 'events.jsonl'
+    log.write_bytes(bytes(data))
+    result = run_program('--summary', '--log-file', log, env=ENV)
+    assert (result.returncode, result.stdout) == (1, '')
+    [error] = result.stderr.splitlines()
+    assert error.endswith(' ERROR cannot read event log %s: %s' % (
+        log, {'bz2': 'Invalid data stream', 'lzma': 'Corrupt input data'}[module]))
 
 
 def test_a_log_given_twice_or_by_two_names_is_named_once(tmp_path):

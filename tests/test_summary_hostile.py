@@ -176,6 +176,35 @@ def test_blocks_smaller_than_a_line_give_the_same_lines(lines, limit, size, last
         list(pnm.read_lines(io.BytesIO(data), limit))
     assert 0 < stream.largest <= min(size, limit + 1)
 
+
+@pytest.mark.parametrize("line", [b"[" + b"1," * 31, b'{"a":', b"[", b'{"time": "x"} {}'])
+def test_lines_that_are_not_one_value_cost_at_most_a_block_more_than_read_alone(
+        monkeypatch, line):
+    # the scanner, handed a block's text at a line that opens a value and never closes it,
+    # reads on through the lines after it: past the first such line of a block the block is
+    # read a line at a time, so a log of such lines is not scanned a thousand times over
+    handed = []
+    decoder = json.JSONDecoder
+
+    class Counting(decoder):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            scan = self.scan_once
+
+            def counting_scan(text, start):
+                handed.append(len(text) - start)      # the most it can read from there
+                return scan(text, start)
+            self.scan_once = counting_scan
+
+    monkeypatch.setattr(pnm.json, "JSONDecoder", Counting)
+    data = (line + b"\n") * (512 * 1024 // (len(line) + 1))
+    values = pnm.EventLines(pnm.read_blocks(io.BytesIO(data)))
+    assert list(values) == []
+    assert (values.not_json, values.seen) == (data.count(b"\n"),) * 2
+    # each line alone is handed over at most twice (decode() again after a failed scan), as
+    # it was before blocks were scanned; each block's text, at most once more
+    assert sum(handed) <= 3 * len(data)
+
 # ---- only regular files, and the output ------------------------------------------------------
 
 def not_regular_files(tmp_path):
