@@ -7704,7 +7704,7 @@ class EventLines:
 
     def __iter__(self):
         decoder = json.JSONDecoder()
-        scan = decoder.scan_once
+        scan, decode = decoder.scan_once, decoder.decode
         for text in self.lines:
             if text is None:
                 self.too_long += 1
@@ -7723,37 +7723,34 @@ class EventLines:
                 # may have had the scanner read on through the lines after it: the rest of
                 # the block is read a line at a time, so that a log of such lines costs at
                 # most one block's text more than reading every line alone
-                value_end = -1
                 if whole:
                     try:
                         value, value_end = scan(text, start)
                     except (StopIteration, ValueError, RecursionError):
-                        pass
-                if value_end == end:
-                    yield value
-                else:
+                        value_end = -1
+                    if value_end == end:
+                        yield value
+                        start = end + 1
+                        continue
                     whole = False
-                    yield from self._line_values(text[start:end], decoder)
-                start = end + 1
+                # a line alone (blank, spaces around its value, not JSON), read in this frame:
+                # the scanner's nesting shares Python's recursion limit with its callers
+                line, start = text[start:end], end + 1
+                try:
+                    try:
+                        value, value_end = scan(line, 0)
+                    except StopIteration:       # nothing at 0: blank, leading space, not JSON
+                        if not line.strip():
+                            continue
+                        value, value_end = decode(line), len(line)
+                except (ValueError, RecursionError):
+                    self.not_json += 1
+                    continue
+                if value_end != len(line) and line[value_end:].strip(" \t\n\r"):
+                    self.not_json += 1          # more after the value: as decode() says
+                    continue
+                yield value
             self.seen += lines
-
-    def _line_values(self, line, decoder):
-        """The value of a line that is not simply one (blank, spaces around it, not JSON):
-        none for a blank line; none, counted, for one that holds no value or more than one."""
-        try:
-            try:
-                value, end = decoder.scan_once(line, 0)
-            except StopIteration:               # nothing at 0: blank, leading space, not JSON
-                if not line.strip():
-                    return
-                value, end = decoder.decode(line), len(line)
-        except (ValueError, RecursionError):
-            self.not_json += 1
-            return
-        if end != len(line) and line[end:].strip(" \t\n\r"):
-            self.not_json += 1                  # more after the value: as decode() says
-            return
-        yield value
 
 
 # -- the event log and its rotated files, read as one ------------------------------------------

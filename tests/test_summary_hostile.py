@@ -205,6 +205,17 @@ def test_lines_that_are_not_one_value_cost_at_most_a_block_more_than_read_alone(
     # it was before blocks were scanned; each block's text, at most once more
     assert sum(handed) <= 3 * len(data)
 
+
+def test_a_line_read_alone_may_nest_as_deep_as_one_read_in_its_block():
+    # the JSON scanner's nesting counts against Python's recursion limit: a line read alone
+    # (after one in its block that is not simply a value) is read at the depth of one read in
+    # the block, as every line was read before blocks, so both take the same nesting
+    import sys
+    for depth in range(1, sys.getrecursionlimit() + 50):
+        line = b"[" * depth + b"]" * depth + b"\n"
+        in_block, alone = pnm.EventLines([line]), pnm.EventLines([b"x\n" + line])
+        assert (list(alone), alone.not_json - 1) == (list(in_block), in_block.not_json), depth
+
 # ---- only regular files, and the output ------------------------------------------------------
 
 def not_regular_files(tmp_path):
