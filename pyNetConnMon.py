@@ -1856,6 +1856,12 @@ class PendingReports:
         """How many lossy periods wait, the folded ones included."""
         return sum(item.count for item in self.lossy_items)
 
+    def counts(self):
+        """(interruptions, partial outages, slow periods, lossy periods, of the interruptions
+        the gaps): what pending_text() and the console's lines tell."""
+        return (self.count, self.partial_count, self.slow_count, self.lossy_count,
+                self.gap_count)
+
     def add(self, start, end, duration, reason, targets, kind="outage", cut_short=False,
             cause=None, part=None, median_ms=None, max_ms=None, loss_percent=None, sent=None,
             lost=None):
@@ -6060,7 +6066,7 @@ class Monitor:
 
     def _publish_metrics(self):
         if self.metrics_board is not None:
-            self.metrics_board.publish(self.rounds.metrics(self._pending()[0]))
+            self.metrics_board.publish(self.rounds.metrics(self._report_counts()[0]))
 
     @property
     def pending(self):
@@ -6068,11 +6074,9 @@ class Monitor:
         earlier runs left (None before the state is read)."""
         return self.reporter.pending if self.reporter is not None else self.kept_reports
 
-    def _pending(self):
-        """(interruptions, partial outages, slow periods, lossy periods) waiting for a report."""
-        pending = self.reporter.pending if self.reporter is not None else None
-        return (0, 0, 0, 0) if pending is None else (pending.count, pending.partial_count,
-                                                     pending.slow_count, pending.lossy_count)
+    def _report_counts(self):
+        """PendingReports.counts() of what waits for this run's reports (none with --no-mail)."""
+        return (0,) * 5 if self.reporter is None else self.reporter.pending.counts()
 
     # -- state file and event log ------------------------------------------------------------
     def _save_state(self, clean_stop=False):
@@ -6110,8 +6114,7 @@ class Monitor:
         if self.reporter is not None:
             self.reporter.pending.restore(state, mono, wall)
             if self.reporter.pending:
-                self.say.still_to_report(wall, *self._pending(),
-                                         gaps=self.reporter.pending.gap_count)
+                self.say.still_to_report(wall, *self._report_counts())
         else:
             self.kept_reports = PendingReports(make_backoff(self.settings))
             self.kept_reports.restore(state, mono, wall)
@@ -6128,8 +6131,7 @@ class Monitor:
             self._gap(wall, gap, state["targets"])
         kept = self.kept_reports
         if kept:
-            self.say.kept_for_later(wall, kept.count, kept.partial_count, kept.slow_count,
-                                    kept.lossy_count, kept.gap_count)
+            self.say.kept_for_later(wall, *kept.counts())
         if behind is not None:
             self.gap_waiting = (behind, mono, state["targets"])
             self.say.gap_waiting(wall, behind)
@@ -6194,9 +6196,9 @@ class Monitor:
         self._save_state(clean_stop=True)
         if self.gap_waiting is not None:
             self.say.gap_not_measured(wall, self.gap_waiting[0])
-        self.say.stopped(wall, self.waker.stop_signal, outage and outage.start_wall,
-                         self._pending()[0], outage and outage.cause, *self._pending()[1:],
-                         gaps=0 if self.reporter is None else self.reporter.pending.gap_count)
+        count, *others = self._report_counts()
+        self.say.stopped(wall, self.waker.stop_signal, outage and outage.start_wall, count,
+                         outage and outage.cause, *others)
         return self.waker.stop_signal
 
 
@@ -9227,13 +9229,13 @@ class StatusSnapshot:
     __slots__ = ("metrics", "made", "events", "pending_count", "pending", "host", "targets",
                  "interval")
 
-    def __init__(self, metrics, made, events=(), pending_count=(0, 0), pending=(), host="",
+    def __init__(self, metrics, made, events=(), pending_count=(0, 0, 0), pending=(), host="",
                  targets=(), interval=None):
         self.metrics = metrics              # the MetricsSnapshot of the same round
         self.made = made                    # wall clock
         self.events = events                # StatusEvents to replay (RecentEvents.snapshot())
-        self.pending_count = pending_count  # (interruptions, partial outages[, of the
-        #                                     interruptions the gaps]); None: --no-mail
+        self.pending_count = pending_count  # (interruptions, partial outages, of the
+        #                                     interruptions the gaps); None: --no-mail
         self.pending = pending              # ((start, end, duration, cause, what), ...)
         self.host = host
         self.targets = targets
@@ -9413,7 +9415,7 @@ def render_status(status, now=None):
     elif not any(status.pending_count):
         waiting = "Nothing."
     else:
-        count, partial, gaps = (tuple(status.pending_count) + (0,))[:3]
+        count, partial, gaps = status.pending_count
         waiting = "%s wait%s for a report." % (pending_text(count, partial, gaps=gaps),
                                                "s" if count + partial == 1 else "")
     body.append('<h2>Waiting for a report</h2><p id="pending">%s</p>' % waiting)
